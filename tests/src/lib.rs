@@ -1,0 +1,1 @@
+//! Workspace-level tests. The library is empty; see `tests/tests/*.rs`.

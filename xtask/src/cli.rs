@@ -1,0 +1,51 @@
+//! Command-line flags of `cargo xtask`.
+
+use std::path::PathBuf;
+
+/// Build automation for the kvs-webrtc workspace.
+#[derive(Debug, clap::Parser)]
+#[command(name = "cargo xtask", bin_name = "cargo xtask")]
+pub struct Cli {
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands of `cargo xtask`.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Pull the Smithy model, run the smithy-rs generator and replace generated/.
+    Regen(RegenArgs),
+}
+
+/// Flags of `cargo xtask regen`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct RegenArgs {
+    /// Regenerate from the locked model and pinned generator into a scratch directory and fail,
+    /// with a diff, if generated/ differs. Changes nothing.
+    #[arg(long, conflicts_with_all = ["model_version", "model_url", "model_file"])]
+    pub check: bool,
+
+    /// Pull this version of the Maven artifact
+    /// software.amazon.api.models:kinesis-video-webrtc-storage (default: the newest).
+    #[arg(long, value_name = "VERSION", conflicts_with_all = ["model_url", "model_file"])]
+    pub model_version: Option<String>,
+
+    /// Pull the model from a URL instead of Maven: a Smithy JSON AST (e.g. the raw file in the
+    /// aws/api-models-aws repository) or a model jar.
+    #[arg(long, value_name = "URL", conflicts_with = "model_file")]
+    pub model_url: Option<String>,
+
+    /// Use a local Smithy JSON AST (or model jar) instead of pulling one.
+    #[arg(long, value_name = "PATH")]
+    pub model_file: Option<PathBuf>,
+
+    /// Maven repository to use instead of Maven Central, for the model and the generator; repeat
+    /// for several (tried in order). Accepts https://, http://, file:// URLs and directories.
+    #[arg(long = "maven-repo", value_name = "URL")]
+    pub maven_repos: Vec<String>,
+
+    /// Pass Gradle's output through while it runs (it is always shown when Gradle fails).
+    #[arg(long, short)]
+    pub verbose: bool,
+}

@@ -1,0 +1,54 @@
+//! Library half of `cargo xtask`, so that integration tests and the workspace tests can call the
+//! same checks the command runs. The binary (`main.rs`) only parses flags.
+
+pub mod api;
+pub mod cli;
+pub mod fetch;
+pub mod gradle;
+pub mod lock;
+pub mod maven;
+pub mod model;
+pub mod project;
+pub mod regen;
+pub mod stamp;
+pub mod toolchain;
+pub mod tree;
+
+/// The generator (or the model artifact) could not be obtained: its Maven artifacts did not
+/// resolve or the repository could not be reached. `cargo xtask` exits with
+/// [`EXIT_GENERATOR_UNAVAILABLE`] for it, so that CI can tell "could not run the generator here"
+/// apart from "the generated code is wrong".
+#[derive(Debug)]
+pub struct GeneratorUnavailable {
+    /// What could not be obtained, and what to do about it.
+    pub message: String,
+}
+
+impl std::fmt::Display for GeneratorUnavailable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for GeneratorUnavailable {}
+
+/// Exit code for every failure that is not [`GeneratorUnavailable`].
+pub const EXIT_FAILURE: u8 = 1;
+/// Exit code when the generator's artifacts cannot be resolved (see [`GeneratorUnavailable`]).
+pub const EXIT_GENERATOR_UNAVAILABLE: u8 = 3;
+
+/// Maps an error to the process exit code.
+pub fn exit_code(err: &anyhow::Error) -> u8 {
+    if err.chain().any(|cause| cause.is::<GeneratorUnavailable>()) {
+        EXIT_GENERATOR_UNAVAILABLE
+    } else {
+        EXIT_FAILURE
+    }
+}
+
+/// Runs one parsed command line.
+pub fn run(cli: cli::Cli) -> anyhow::Result<()> {
+    match cli.command {
+        cli::Command::Regen(args) => regen::run(&project::Project::locate()?, &args),
+    }
+}
