@@ -73,7 +73,6 @@ impl GradleRun<'_> {
         command
             .current_dir(self.codegen_dir)
             .arg("--console=plain")
-            .arg("--stacktrace")
             .arg(format!("-PmodelFile={}", self.model_file.display()))
             .arg("generateSdk");
         if !self.repos.is_default() {
@@ -157,23 +156,16 @@ pub fn classify_failure(output: &str, repos: &Repositories, log_path: &Path) -> 
              build plugin was found); check the codegen artifacts in codegen/build.gradle.\n{tail}"
         );
     }
-    if output.contains("ValidationEvent")
-        || output.contains("Smithy found")
-        || output.contains("[ERROR]")
-        || output.contains("[DANGER]")
-        || output.contains("ModelAssemblerException")
-        || output.contains("CodegenException")
-    {
-        let events: Vec<&str> = output
-            .lines()
-            .filter(|line| {
-                line.contains("[ERROR]") || line.contains("[DANGER]") || line.contains("Exception:")
-            })
-            .take(20)
-            .collect();
+    let events = validation_events(output);
+    if !events.is_empty() || output.contains("Smithy build projection(s) failed") {
+        let details = if events.is_empty() {
+            tail
+        } else {
+            events.join("\n")
+        };
         return anyhow::anyhow!(
-            "the generator rejected the model:\n  {}\nFull Gradle log: {}",
-            events.join("\n  "),
+            "the generator rejected the model ({} error event(s)):\n{details}\nFull Gradle log: {}",
+            events.len(),
             log_path.display()
         );
     }
@@ -181,6 +173,40 @@ pub fn classify_failure(output: &str, repos: &Repositories, log_path: &Path) -> 
         "gradle generateSdk failed; last lines of its output:\n{tail}\nFull log: {}",
         log_path.display()
     )
+}
+
+/// Smithy's ERROR/DANGER validation events in `output`, one line each:
+/// `EventId: message (shape id)`.
+///
+/// Smithy prints an event as a header (`──  projection  ERROR  ──── EventId`), `Shape:` and
+/// `File:` lines, a source snippet whose lines contain `|`, a blank line and the message.
+pub fn validation_events(output: &str) -> Vec<String> {
+    let mut events = Vec::new();
+    let mut lines = output.lines().peekable();
+    while let Some(line) = lines.next() {
+        let is_header =
+            line.starts_with("──") && (line.contains("  ERROR  ") || line.contains("  DANGER  "));
+        if !is_header {
+            continue;
+        }
+        let id = line.split_whitespace().last().unwrap_or("?").to_string();
+        let mut shape = None;
+        let mut message = Vec::new();
+        while let Some(next) = lines.peek() {
+            if next.starts_with("──") || (!message.is_empty() && next.trim().is_empty()) {
+                break;
+            }
+            let next = lines.next().expect("peeked");
+            if let Some(value) = next.strip_prefix("Shape:") {
+                shape = Some(value.trim().to_string());
+            } else if !(next.contains('|') || next.starts_with("File:") || next.trim().is_empty()) {
+                message.push(next.trim());
+            }
+        }
+        let shape = shape.map(|s| format!(" (shape {s})")).unwrap_or_default();
+        events.push(format!("  {id}: {}{shape}", message.join(" ")));
+    }
+    events
 }
 
 /// Fails unless the generator left a crate (a `Cargo.toml`) in `output_dir`.
@@ -195,8 +221,14 @@ pub fn ensure_output_exists(output_dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The last `lines` lines of `text`, without Java stack frames.
 fn tail(text: &str, lines: usize) -> String {
-    let all: Vec<&str> = text.lines().collect();
+    let all: Vec<&str> = text
+        .lines()
+        .filter(|line| {
+            !line.trim_start().starts_with("at ") && !line.trim_start().starts_with("... ")
+        })
+        .collect();
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
@@ -233,12 +265,30 @@ mod tests {
 
     #[test]
     fn validation_errors_mean_the_model_was_rejected() {
-        let output = "[ERROR] a#B: Shape not found `a#C` | Target\nSmithy found 1 error\n";
+        let output = "Validated model, now starting projections...\n\
+            ──  kinesisvideowebrtcstorage  ERROR  ─────────── Target.UnresolvedShape\n\
+            Shape: a#JoinStorageSession\n\
+            File:  build/codegen-inputs/model.json:760:67\n\
+            \n\
+            760|     \"a#JoinStorageSession\": {\n\
+            \x20  |                              ^\n\
+            \n\
+            operation shape has an `input` relationship to an unresolved shape\n\
+            `a#NoSuchShape`\n\
+            \n\
+            The following 1 Smithy build projection(s) failed: [kinesisvideowebrtcstorage]\n";
         let err = classify_failure(output, &repos(), Path::new("log"));
         assert_eq!(crate::exit_code(&err), crate::EXIT_FAILURE);
         let text = err.to_string();
         assert!(
-            text.contains("rejected the model") && text.contains("Shape not found"),
+            text.contains("rejected the model (1 error event(s))"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "Target.UnresolvedShape: operation shape has an `input` relationship to an \
+                 unresolved shape `a#NoSuchShape` (shape a#JoinStorageSession)"
+            ),
             "{text}"
         );
     }

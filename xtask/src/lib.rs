@@ -39,7 +39,10 @@ pub const EXIT_GENERATOR_UNAVAILABLE: u8 = 3;
 
 /// Maps an error to the process exit code.
 pub fn exit_code(err: &anyhow::Error) -> u8 {
-    if err.chain().any(|cause| cause.is::<GeneratorUnavailable>()) {
+    // `downcast_ref` also finds it where it was attached as context, which `chain()` does not.
+    if err.downcast_ref::<GeneratorUnavailable>().is_some()
+        || err.chain().any(|cause| cause.is::<GeneratorUnavailable>())
+    {
         EXIT_GENERATOR_UNAVAILABLE
     } else {
         EXIT_FAILURE

@@ -52,6 +52,8 @@ pub struct PulledModel {
     pub json: Vec<u8>,
     /// Where it came from.
     pub source: ModelSourceRecord,
+    /// What validation found in it.
+    pub summary: ModelSummary,
 }
 
 impl PulledModel {
@@ -67,7 +69,7 @@ pub fn pull(
     repos: &Repositories,
     locked: Option<(&Path, &ModelLock)>,
 ) -> anyhow::Result<PulledModel> {
-    let pulled = match source {
+    let (json, source) = match source {
         ModelSource::Maven { version } => {
             let (group, artifact) = MODEL_ARTIFACT;
             let version = match version {
@@ -78,34 +80,29 @@ pub fn pull(
             let json = model_from_jar(&jar).with_context(|| {
                 format!("{group}:{artifact}:{version} does not contain a usable Smithy model")
             })?;
-            PulledModel {
-                json,
-                source: ModelSourceRecord::Maven {
-                    repository,
-                    coordinates: format!("{group}:{artifact}:{version}"),
-                    version,
-                    jar_sha256: sha256_hex(&jar),
-                },
-            }
+            let source = ModelSourceRecord::Maven {
+                repository,
+                coordinates: format!("{group}:{artifact}:{version}"),
+                version,
+                jar_sha256: sha256_hex(&jar),
+            };
+            (json, source)
         }
         ModelSource::Url(url) => {
             let bytes =
                 fetch(url).with_context(|| format!("cannot download the model from {url}"))?;
-            PulledModel {
-                json: json_or_jar(bytes).with_context(|| format!("the model at {url}"))?,
-                source: ModelSourceRecord::Url { url: url.clone() },
-            }
+            let json = json_or_jar(bytes).with_context(|| format!("the model at {url}"))?;
+            (json, ModelSourceRecord::Url { url: url.clone() })
         }
         ModelSource::File(path) => {
             let bytes = std::fs::read(path)
                 .with_context(|| format!("cannot read the model file {}", path.display()))?;
-            PulledModel {
-                json: json_or_jar(bytes)
-                    .with_context(|| format!("the model file {}", path.display()))?,
-                source: ModelSourceRecord::File {
-                    path: path.display().to_string(),
-                },
-            }
+            let json =
+                json_or_jar(bytes).with_context(|| format!("the model file {}", path.display()))?;
+            let source = ModelSourceRecord::File {
+                path: path.display().to_string(),
+            };
+            (json, source)
         }
         ModelSource::Locked => {
             let (path, lock) = locked.context("no model is locked yet (model/model.lock.json is missing); run `cargo xtask regen` first")?;
@@ -114,14 +111,16 @@ pub fn pull(
             lock.verify(&json).with_context(|| {
                 format!("{} does not match model/model.lock.json", path.display())
             })?;
-            PulledModel {
-                json,
-                source: lock.source.clone(),
-            }
+            (json, lock.source.clone())
         }
     };
-    validate(&pulled.json)?;
-    Ok(pulled)
+    let summary =
+        validate(&json).with_context(|| format!("invalid model from {}", source.describe()))?;
+    Ok(PulledModel {
+        json,
+        source,
+        summary,
+    })
 }
 
 /// What [`validate`] learned about a model.

@@ -38,7 +38,6 @@ pub fn run(project: &Project, args: &RegenArgs) -> anyhow::Result<()> {
         &repos,
         lock.as_ref().map(|lock| (model_path.as_path(), lock)),
     )?;
-    let summary = model::validate(&pulled.json)?;
 
     let java = find_java()?;
     let gradle = find_gradle(&project.codegen_dir())?;
@@ -95,7 +94,7 @@ pub fn run(project: &Project, args: &RegenArgs) -> anyhow::Result<()> {
     );
     print_summary(&Summary {
         pulled: &pulled,
-        operations: &summary.operations,
+        operations: &pulled.summary.operations,
         pins: &pins,
         diff: &diff,
         files: regenerated.files().len(),
