@@ -50,8 +50,8 @@ impl ModelSourceRecord {
         }
     }
 
-    /// The model's version: the artifact version for Maven, otherwise what the lock's `note`
-    /// or source says.
+    /// The model's version: the artifact version for Maven sources; URLs and files carry none
+    /// (their provenance is the URL or path, and the sha256).
     pub fn version(&self) -> Option<&str> {
         match self {
             ModelSourceRecord::Maven { version, .. } => Some(version),

@@ -218,7 +218,23 @@ pub fn model_jar(model_json: &[u8]) -> Vec<u8> {
 pub fn fake_generator_repo() -> &'static Path {
     static REPO: OnceLock<PathBuf> = OnceLock::new();
     REPO.get_or_init(|| {
-        let work = tempfile::tempdir().unwrap().keep();
+        // Under target/, rebuilt once per test process; nothing is left in /tmp.
+        let work = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("fake-generator-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&work);
+        for stale in std::fs::read_dir(env!("CARGO_TARGET_TMPDIR"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if stale
+                .file_name()
+                .to_string_lossy()
+                .starts_with("fake-generator-")
+            {
+                let _ = std::fs::remove_dir_all(stale.path());
+            }
+        }
         let fixture = workspace_root().join("xtask/tests/fixtures/fake-generator");
         let build = work.join("fake-generator");
         copy_dir(&fixture, &build);
