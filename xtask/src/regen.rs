@@ -94,7 +94,6 @@ pub fn run(project: &Project, args: &RegenArgs) -> anyhow::Result<()> {
     );
     print_summary(&Summary {
         pulled: &pulled,
-        operations: &pulled.summary.operations,
         pins: &pins,
         diff: &diff,
         files: regenerated.files().len(),
@@ -244,7 +243,6 @@ fn short(sha: &str) -> &str {
 
 struct Summary<'a> {
     pulled: &'a PulledModel,
-    operations: &'a [String],
     pins: &'a GeneratorPins,
     diff: &'a TreeDiff,
     files: usize,
@@ -267,7 +265,10 @@ fn print_summary(s: &Summary<'_>) {
         lock.service_version
     );
     println!("              sha256 {}", lock.sha256);
-    println!("              operations: {}", s.operations.join(", "));
+    println!(
+        "              operations: {}",
+        s.pulled.summary.operations.join(", ")
+    );
     println!(
         "  codegen:    smithy-rs {} (software.amazon.smithy.rust), smithy {}, crate version {}",
         s.pins.smithy_rs_codegen_version, s.pins.smithy_version, s.pins.module_version
