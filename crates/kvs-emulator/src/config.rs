@@ -1,0 +1,207 @@
+//! Everything a user can tune: region, account, credentials, TLS, timings and limits.
+//!
+//! Defaults follow the real service (protocol notes §3.6, §4, §8); tests shorten the timings.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// An access key the emulator accepts.
+#[derive(Clone)]
+pub struct AccessKey {
+    /// The access key id, e.g. `AKIAEMULATOR...`.
+    pub access_key_id: String,
+    /// The secret access key.
+    pub secret_access_key: String,
+    /// A session token that requests signed with this key must carry (and sign), if any.
+    pub session_token: Option<String>,
+}
+
+impl AccessKey {
+    /// A key pair without a session token.
+    pub fn new(access_key_id: impl Into<String>, secret_access_key: impl Into<String>) -> Self {
+        Self {
+            access_key_id: access_key_id.into(),
+            secret_access_key: secret_access_key.into(),
+            session_token: None,
+        }
+    }
+
+    /// The same key, with a session token that requests must carry.
+    pub fn with_session_token(mut self, token: impl Into<String>) -> Self {
+        self.session_token = Some(token.into());
+        self
+    }
+
+    /// A fresh random key pair, printed at start when the user configures none.
+    pub fn random() -> Self {
+        const UPPER: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+        const SECRET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let id: String = (0..12)
+            .map(|_| UPPER[rand::random_range(0..UPPER.len())] as char)
+            .collect();
+        let secret: String = (0..40)
+            .map(|_| SECRET[rand::random_range(0..SECRET.len())] as char)
+            .collect();
+        Self::new(format!("AKIAEMU{id}"), secret)
+    }
+}
+
+impl std::fmt::Debug for AccessKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the secret or the token.
+        f.debug_struct("AccessKey")
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"** redacted **")
+            .field(
+                "session_token",
+                &self.session_token.as_ref().map(|_| "** redacted **"),
+            )
+            .finish()
+    }
+}
+
+/// How the emulator's listeners speak.
+#[derive(Debug, Clone)]
+pub enum TlsMode {
+    /// HTTPS and WSS with a CA kept in this directory: created on first start, reused after.
+    GeneratedCa {
+        /// Directory holding `ca.pem` and `ca.key`.
+        dir: PathBuf,
+    },
+    /// HTTPS and WSS with a CA the user gives (PEM certificate and PEM private key).
+    ProvidedCa {
+        /// The CA certificate.
+        cert_pem: PathBuf,
+        /// The CA private key.
+        key_pem: PathBuf,
+    },
+    /// Plain HTTP and WS. Only for clients that cannot trust a CA; never the default.
+    Plain,
+}
+
+/// Timings of the emulated service.
+#[derive(Debug, Clone)]
+pub struct Timings {
+    /// A signaling socket without frames for this long is closed (AWS: 10 minutes).
+    pub signaling_idle_timeout: Duration,
+    /// A signaling socket is closed after this long in any case (AWS: 1 hour).
+    pub signaling_max_lifetime: Duration,
+    /// After GO_AWAY the socket is closed after this grace (AWS: 1 minute).
+    pub go_away_grace: Duration,
+    /// Delay between an accepted JoinStorageSession and the storage peer's offer.
+    pub offer_delay: Duration,
+    /// A storage session ends after this long (AWS: 1 hour).
+    pub storage_session_max_duration: Duration,
+    /// A storage peer whose answer has not arrived after this long gives up.
+    pub answer_timeout: Duration,
+    /// A storage peer that cannot connect its ICE and DTLS in this long gives up.
+    pub connect_timeout: Duration,
+    /// A viewer may stay in a storage session without a master for this long (AWS: 3 minutes).
+    pub viewer_without_master: Duration,
+    /// A viewer's slot stays taken this long after it left (AWS: 1 minute).
+    pub viewer_slot_hold: Duration,
+    /// Largest accepted clock skew of SigV4 requests (AWS: 5 minutes).
+    pub max_clock_skew: Duration,
+}
+
+impl Default for Timings {
+    fn default() -> Self {
+        Self {
+            signaling_idle_timeout: Duration::from_secs(600),
+            signaling_max_lifetime: Duration::from_secs(3600),
+            go_away_grace: Duration::from_secs(60),
+            offer_delay: Duration::from_millis(200),
+            storage_session_max_duration: Duration::from_secs(3600),
+            answer_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(30),
+            viewer_without_master: Duration::from_secs(180),
+            viewer_slot_hold: Duration::from_secs(60),
+            max_clock_skew: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Limits of the emulated service and of the emulator's own buffers.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Viewer sockets per channel (AWS: 10).
+    pub viewers_per_channel: usize,
+    /// Viewers in one storage session (AWS: 3).
+    pub viewers_per_storage_session: usize,
+    /// Channels with media storage enabled per account (AWS: 100).
+    pub storage_enabled_channels: usize,
+    /// Largest `messagePayload`, in characters (AWS: 10 000).
+    pub max_message_payload: usize,
+    /// SDP offers and answers a socket may send per second (AWS: 5).
+    pub sdp_messages_per_second: u32,
+    /// ICE candidates a socket may send per second (AWS: 20).
+    pub ice_candidates_per_second: u32,
+    /// Frames waiting to be written to one signaling socket; more are dropped and counted.
+    pub signaling_outbound_queue: usize,
+    /// Messages waiting for one storage peer; more are dropped and counted.
+    pub storage_peer_inbound_queue: usize,
+    /// Largest accepted HTTP request body, in bytes.
+    pub max_request_body: usize,
+    /// Concurrent connections per listener; more wait for a free slot.
+    pub max_connections: usize,
+    /// Largest media frame the storage peer records; larger ones are dropped and counted.
+    pub max_media_frame: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            viewers_per_channel: 10,
+            viewers_per_storage_session: 3,
+            storage_enabled_channels: 100,
+            max_message_payload: 10_000,
+            sdp_messages_per_second: 5,
+            ice_candidates_per_second: 20,
+            signaling_outbound_queue: 256,
+            storage_peer_inbound_queue: 64,
+            max_request_body: 1024 * 1024,
+            max_connections: 1024,
+            max_media_frame: 4 * 1024 * 1024,
+        }
+    }
+}
+
+/// The whole configuration of one emulator.
+#[derive(Debug, Clone)]
+pub struct EmulatorConfig {
+    /// AWS region the emulator claims to be (default `us-west-2`).
+    pub region: String,
+    /// Account id used in ARNs (default `111122223333`).
+    pub account_id: String,
+    /// Accepted access keys. Empty means one random key, generated at start.
+    pub access_keys: Vec<AccessKey>,
+    /// How listeners speak (default: HTTPS with a CA generated in `./kvs-emulator-data/`).
+    pub tls: TlsMode,
+    /// Where storage sessions are recorded, one Matroska file per session.
+    pub recordings_dir: PathBuf,
+    /// Timings.
+    pub timings: Timings,
+    /// Limits.
+    pub limits: Limits,
+    /// Accept a viewer `clientId` on `/joinStorageSession`, as the C SDK sends it.
+    pub accept_viewer_on_join_storage_session: bool,
+    /// Optional TURN entries returned by GetIceServerConfig instead of the placeholder one.
+    pub turn_uris: Vec<String>,
+}
+
+impl Default for EmulatorConfig {
+    fn default() -> Self {
+        let data = PathBuf::from("kvs-emulator-data");
+        Self {
+            region: "us-west-2".to_owned(),
+            account_id: "111122223333".to_owned(),
+            access_keys: Vec::new(),
+            tls: TlsMode::GeneratedCa { dir: data.clone() },
+            recordings_dir: data.join("recordings"),
+            timings: Timings::default(),
+            limits: Limits::default(),
+            accept_viewer_on_join_storage_session: true,
+            turn_uris: Vec::new(),
+        }
+    }
+}

@@ -1,0 +1,351 @@
+//! The `kinesisvideo` control plane (restJson1): `POST /<operationName>` with a JSON body.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use http::Method;
+use hyper::body::Incoming;
+use hyper::Request;
+use serde_json::{json, Map, Value};
+
+use crate::api_error::{Api, ApiError};
+use crate::http_server::HttpResponse;
+use crate::http_util::{self, ReadRequest};
+use crate::registry::ResourceRef;
+use crate::shared::Shared;
+use crate::validate;
+
+/// Serve one request on the control-plane listener.
+pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> HttpResponse {
+    if req.uri().path().starts_with(crate::inspect::PREFIX) {
+        return crate::inspect::handle(shared, req).await;
+    }
+    if req.method() == Method::OPTIONS {
+        return http_util::preflight(req.headers());
+    }
+    let req = match http_util::read(req, shared.config.limits.max_request_body).await {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    if req.path == "/v1/get-ice-server-config" {
+        // AWS answers this on the control-plane host with an XML AccessDenied (§8.2).
+        return http_util::wrong_endpoint(&req.headers);
+    }
+    match dispatch(&shared, &req) {
+        Ok(value) => http_util::json(&value, &req.headers),
+        Err(err) => {
+            tracing::debug!(path = %req.path, code = err.code, message = %err.message, "control plane error");
+            http_util::error(Api::ControlPlane, &err, Some(&req.headers))
+        }
+    }
+}
+
+fn dispatch(shared: &Shared, req: &ReadRequest) -> Result<Value, ApiError> {
+    if req.method != Method::POST {
+        return Err(ApiError::new(
+            http::StatusCode::NOT_FOUND,
+            "UnknownOperationException",
+            "Unknown operation",
+        ));
+    }
+    let op = req.path.trim_start_matches('/');
+    if !OPERATIONS.contains(&op) {
+        return Err(ApiError::new(
+            http::StatusCode::NOT_FOUND,
+            "UnknownOperationException",
+            format!("The emulator does not implement /{op}."),
+        ));
+    }
+    http_util::authenticate(
+        req,
+        Api::ControlPlane,
+        &shared.expectation(SystemTime::now()),
+    )?;
+    let body = http_util::json_body(&req.body)?;
+    match op {
+        "createSignalingChannel" => create_signaling_channel(shared, &body),
+        "describeSignalingChannel" => describe_signaling_channel(shared, &body),
+        "deleteSignalingChannel" => delete_signaling_channel(shared, &body),
+        "createStream" => create_stream(shared, &body),
+        "describeStream" => describe_stream(shared, &body),
+        "updateMediaStorageConfiguration" => update_media_storage_configuration(shared, &body),
+        "describeMediaStorageConfiguration" => describe_media_storage_configuration(shared, &body),
+        "getSignalingChannelEndpoint" => get_signaling_channel_endpoint(shared, &body),
+        _ => unreachable!("checked against OPERATIONS"),
+    }
+}
+
+const OPERATIONS: &[&str] = &[
+    "createSignalingChannel",
+    "describeSignalingChannel",
+    "deleteSignalingChannel",
+    "createStream",
+    "describeStream",
+    "updateMediaStorageConfiguration",
+    "describeMediaStorageConfiguration",
+    "getSignalingChannelEndpoint",
+];
+
+/// `ChannelName` or `ChannelARN`, at least one.
+fn channel_ref<'a>(body: &'a Map<String, Value>) -> Result<ResourceRef<'a>, ApiError> {
+    if let Some(arn) = validate::optional(body, "ChannelARN")? {
+        validate::arn("ChannelARN", arn)?;
+        return Ok(ResourceRef::Arn(arn));
+    }
+    if let Some(name) = validate::optional(body, "ChannelName")? {
+        validate::name("ChannelName", name, 256)?;
+        return Ok(ResourceRef::Name(name));
+    }
+    Err(ApiError::invalid_argument(
+        "Either ChannelName or ChannelARN must be specified.",
+    ))
+}
+
+fn stream_ref<'a>(body: &'a Map<String, Value>) -> Result<ResourceRef<'a>, ApiError> {
+    if let Some(arn) = validate::optional(body, "StreamARN")? {
+        validate::arn("StreamARN", arn)?;
+        return Ok(ResourceRef::Arn(arn));
+    }
+    if let Some(name) = validate::optional(body, "StreamName")? {
+        validate::name("StreamName", name, 256)?;
+        return Ok(ResourceRef::Name(name));
+    }
+    Err(ApiError::invalid_argument(
+        "Either StreamName or StreamARN must be specified.",
+    ))
+}
+
+fn create_signaling_channel(shared: &Shared, body: &Map<String, Value>) -> Result<Value, ApiError> {
+    let name = validate::required(body, "ChannelName")?;
+    validate::name("ChannelName", name, 256)?;
+    let channel_type = validate::optional(body, "ChannelType")?.unwrap_or("SINGLE_MASTER");
+    if !matches!(channel_type, "SINGLE_MASTER" | "FULL_MESH") {
+        return Err(ApiError::invalid_argument(format!(
+            "Value '{channel_type}' at 'channelType' failed to satisfy constraint: Member must satisfy enum value set: [SINGLE_MASTER, FULL_MESH]"
+        )));
+    }
+    let ttl = match body.get("SingleMasterConfiguration").and_then(|c| c.get("MessageTtlSeconds")) {
+        None | Some(Value::Null) => 60,
+        Some(v) => match v.as_u64() {
+            Some(t) if (5..=120).contains(&t) => t as u32,
+            _ => {
+                return Err(ApiError::invalid_argument(
+                    "Value at 'singleMasterConfiguration.messageTtlSeconds' failed to satisfy constraint: Member must have value between 5 and 120",
+                ))
+            }
+        },
+    };
+    let cfg = &shared.config;
+    let channel = shared.registry().create_channel(
+        &cfg.region,
+        &cfg.account_id,
+        name,
+        channel_type,
+        ttl,
+        SystemTime::now(),
+    )?;
+    tracing::info!(channel = %channel.name, "created signaling channel");
+    Ok(json!({ "ChannelARN": channel.arn }))
+}
+
+fn describe_signaling_channel(
+    shared: &Shared,
+    body: &Map<String, Value>,
+) -> Result<Value, ApiError> {
+    let by = channel_ref(body)?;
+    let registry = shared.registry();
+    let c = registry.channel(by)?;
+    Ok(json!({
+        "ChannelInfo": {
+            "ChannelName": c.name,
+            "ChannelARN": c.arn,
+            "ChannelType": c.channel_type,
+            "ChannelStatus": "ACTIVE",
+            "CreationTime": c.creation_time,
+            "SingleMasterConfiguration": { "MessageTtlSeconds": c.message_ttl_seconds },
+            "Version": c.version,
+        }
+    }))
+}
+
+fn delete_signaling_channel(shared: &Shared, body: &Map<String, Value>) -> Result<Value, ApiError> {
+    let arn = validate::required(body, "ChannelARN")?;
+    validate::arn("ChannelARN", arn)?;
+    let current_version = validate::optional(body, "CurrentVersion")?;
+    let channel = shared.registry().delete_channel(arn, current_version)?;
+    shared.sessions.end_channel(&channel.arn, "channel deleted");
+    shared.faults.clear(&channel.arn);
+    shared.hub.close_channel(&channel.arn, "channel deleted");
+    tracing::info!(channel = %channel.name, "deleted signaling channel");
+    Ok(json!({}))
+}
+
+fn create_stream(shared: &Shared, body: &Map<String, Value>) -> Result<Value, ApiError> {
+    let name = validate::required(body, "StreamName")?;
+    validate::name("StreamName", name, 256)?;
+    let retention = match body.get("DataRetentionInHours") {
+        None | Some(Value::Null) => 0,
+        Some(v) => v.as_u64().filter(|h| *h <= 87_600).ok_or_else(|| {
+            ApiError::invalid_argument("DataRetentionInHours must be between 0 and 87600.")
+        })? as u32,
+    };
+    let device = validate::optional(body, "DeviceName")?.map(str::to_owned);
+    let media_type = validate::optional(body, "MediaType")?.map(str::to_owned);
+    let kms = validate::optional(body, "KmsKeyId")?.map(str::to_owned);
+    let cfg = &shared.config;
+    let stream = shared.registry().create_stream(
+        &cfg.region,
+        &cfg.account_id,
+        name,
+        device,
+        media_type,
+        kms,
+        retention,
+        SystemTime::now(),
+    )?;
+    tracing::info!(stream = %stream.name, "created stream");
+    Ok(json!({ "StreamARN": stream.arn }))
+}
+
+fn describe_stream(shared: &Shared, body: &Map<String, Value>) -> Result<Value, ApiError> {
+    let by = stream_ref(body)?;
+    let registry = shared.registry();
+    let s = registry.stream(by)?;
+    let mut info = json!({
+        "StreamName": s.name,
+        "StreamARN": s.arn,
+        "KmsKeyId": s.kms_key_id,
+        "Version": s.version,
+        "Status": "ACTIVE",
+        "CreationTime": s.creation_time,
+        "DataRetentionInHours": s.data_retention_in_hours,
+    });
+    if let Some(device) = &s.device_name {
+        info["DeviceName"] = json!(device);
+    }
+    if let Some(media_type) = &s.media_type {
+        info["MediaType"] = json!(media_type);
+    }
+    Ok(json!({ "StreamInfo": info }))
+}
+
+fn update_media_storage_configuration(
+    shared: &Shared,
+    body: &Map<String, Value>,
+) -> Result<Value, ApiError> {
+    let channel_arn = validate::required(body, "ChannelARN")?;
+    validate::arn("ChannelARN", channel_arn)?;
+    let config = match body.get("MediaStorageConfiguration") {
+        Some(Value::Object(c)) => c,
+        _ => {
+            return Err(ApiError::invalid_argument(
+                "1 validation error detected: Value null at 'mediaStorageConfiguration' failed to satisfy constraint: Member must not be null",
+            ))
+        }
+    };
+    let status = validate::required(config, "Status")?;
+    let stream_arn = validate::optional(config, "StreamARN")?;
+    if let Some(arn) = stream_arn {
+        validate::arn("StreamARN", arn)?;
+    }
+    let stream = match (status, stream_arn) {
+        ("ENABLED", Some(arn)) => Some(arn),
+        ("ENABLED", None) => {
+            return Err(ApiError::invalid_argument("StreamARN is required when Status is ENABLED."))
+        }
+        ("DISABLED", _) => None,
+        (other, _) => {
+            return Err(ApiError::invalid_argument(format!(
+                "Value '{other}' at 'mediaStorageConfiguration.status' failed to satisfy constraint: Member must satisfy enum value set: [ENABLED, DISABLED]"
+            )))
+        }
+    };
+    shared.registry().update_media_storage(
+        channel_arn,
+        stream,
+        shared.config.limits.storage_enabled_channels,
+    )?;
+    if stream.is_none() {
+        shared
+            .sessions
+            .end_channel(channel_arn, "media storage disabled");
+    }
+    tracing::info!(channel = %channel_arn, status, "updated media storage configuration");
+    Ok(json!({}))
+}
+
+fn describe_media_storage_configuration(
+    shared: &Shared,
+    body: &Map<String, Value>,
+) -> Result<Value, ApiError> {
+    let by = channel_ref(body)?;
+    let registry = shared.registry();
+    let c = registry.channel(by)?;
+    Ok(json!({
+        "MediaStorageConfiguration": {
+            "StreamARN": c.storage_stream_arn,
+            "Status": if c.storage_enabled() { "ENABLED" } else { "DISABLED" },
+        }
+    }))
+}
+
+fn get_signaling_channel_endpoint(
+    shared: &Shared,
+    body: &Map<String, Value>,
+) -> Result<Value, ApiError> {
+    let arn = validate::required(body, "ChannelARN")?;
+    validate::arn("ChannelARN", arn)?;
+    let config = body.get("SingleMasterChannelEndpointConfiguration");
+    let protocols: Vec<String> = match config.and_then(|c| c.get("Protocols")) {
+        None | Some(Value::Null) => vec!["WSS".into(), "HTTPS".into()],
+        Some(Value::Array(list)) => {
+            let names: Option<Vec<String>> =
+                list.iter().map(|p| p.as_str().map(str::to_owned)).collect();
+            names
+                .ok_or_else(|| ApiError::invalid_argument("Protocols must be a list of strings."))?
+        }
+        Some(_) => {
+            return Err(ApiError::invalid_argument(
+                "Protocols must be a list of strings.",
+            ))
+        }
+    };
+    if protocols.is_empty() || protocols.len() > 5 {
+        return Err(ApiError::invalid_argument(
+            "Value at 'singleMasterChannelEndpointConfiguration.protocols' failed to satisfy constraint: Member must have length between 1 and 5",
+        ));
+    }
+    let role = match config.and_then(|c| c.get("Role")) {
+        None | Some(Value::Null) => "MASTER",
+        Some(Value::String(r)) if r == "MASTER" || r == "VIEWER" => r.as_str(),
+        Some(other) => {
+            return Err(ApiError::invalid_argument(format!(
+                "Value {other} at 'singleMasterChannelEndpointConfiguration.role' failed to satisfy constraint: Member must satisfy enum value set: [MASTER, VIEWER]"
+            )))
+        }
+    };
+    let registry = shared.registry();
+    let channel = registry.channel(ResourceRef::Arn(arn))?;
+    let mut list = Vec::new();
+    for protocol in &protocols {
+        let endpoint = match protocol.as_str() {
+            "WSS" => &shared.endpoints.wss,
+            "HTTPS" => &shared.endpoints.https,
+            "WEBRTC" if channel.storage_enabled() => &shared.endpoints.webrtc,
+            "WEBRTC" => {
+                return Err(ApiError::invalid_argument(format!(
+                    "The WEBRTC protocol needs media storage; enable it on {} with UpdateMediaStorageConfiguration.",
+                    channel.name
+                )))
+            }
+            other => {
+                return Err(ApiError::invalid_argument(format!(
+                    "Value '{other}' at 'singleMasterChannelEndpointConfiguration.protocols' failed to satisfy constraint: Member must satisfy enum value set: [WSS, HTTPS, WEBRTC]"
+                )))
+            }
+        };
+        list.push(json!({ "Protocol": protocol, "ResourceEndpoint": endpoint }));
+    }
+    tracing::debug!(channel = %channel.name, role, "endpoints served");
+    Ok(json!({ "ResourceEndpointList": list }))
+}

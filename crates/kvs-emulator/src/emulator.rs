@@ -1,0 +1,281 @@
+//! Starting and stopping an emulator: [`Emulator::builder`] → [`EmulatorHandle`].
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{AccessKey, EmulatorConfig, Limits, Timings, TlsMode};
+use crate::error::{Error, ErrorKind};
+use crate::faults::Faults;
+use crate::http_server::{self, Handler};
+use crate::registry::Registry;
+use crate::shared::{Endpoints, Shared};
+use crate::signaling::hub::Hub;
+use crate::storage::{SessionInfo, Sessions};
+use crate::tls::{self, TlsMaterial};
+
+/// Entry point: `Emulator::builder().start().await`.
+#[derive(Debug)]
+pub struct Emulator;
+
+impl Emulator {
+    /// A builder with the defaults of [`EmulatorConfig`].
+    pub fn builder() -> EmulatorBuilder {
+        EmulatorBuilder {
+            config: EmulatorConfig::default(),
+            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            control_plane_port: 0,
+        }
+    }
+}
+
+/// Configures an emulator before it starts.
+#[derive(Debug, Clone)]
+pub struct EmulatorBuilder {
+    config: EmulatorConfig,
+    bind: IpAddr,
+    control_plane_port: u16,
+}
+
+impl EmulatorBuilder {
+    /// Replace the whole configuration.
+    pub fn config(mut self, config: EmulatorConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The region the emulator claims to be.
+    pub fn region(mut self, region: impl Into<String>) -> Self {
+        self.config.region = region.into();
+        self
+    }
+
+    /// Accept this key (call again for more). Without any, a random key is made at start.
+    pub fn access_key(mut self, key: AccessKey) -> Self {
+        self.config.access_keys.push(key);
+        self
+    }
+
+    /// How listeners speak.
+    pub fn tls(mut self, tls: TlsMode) -> Self {
+        self.config.tls = tls;
+        self
+    }
+
+    /// Where recordings go.
+    pub fn recordings_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.config.recordings_dir = dir.into();
+        self
+    }
+
+    /// Change timings (tests shorten them).
+    pub fn timings(mut self, change: impl FnOnce(&mut Timings)) -> Self {
+        change(&mut self.config.timings);
+        self
+    }
+
+    /// Change limits.
+    pub fn limits(mut self, change: impl FnOnce(&mut Limits)) -> Self {
+        change(&mut self.config.limits);
+        self
+    }
+
+    /// The address listeners bind (default 127.0.0.1).
+    pub fn bind(mut self, addr: IpAddr) -> Self {
+        self.bind = addr;
+        self
+    }
+
+    /// A fixed port for the control plane (default: any free port). Channel endpoints always use
+    /// free ports; clients learn them from GetSignalingChannelEndpoint.
+    pub fn control_plane_port(mut self, port: u16) -> Self {
+        self.control_plane_port = port;
+        self
+    }
+
+    /// Bind the listeners and start serving.
+    pub async fn start(self) -> Result<EmulatorHandle, Error> {
+        let mut config = self.config;
+        if config.access_keys.is_empty() {
+            config.access_keys.push(AccessKey::random());
+        }
+        let tls = match &config.tls {
+            TlsMode::GeneratedCa { dir } => Some(tls::generated_ca(dir)?),
+            TlsMode::ProvidedCa { cert_pem, key_pem } => Some(tls::provided_ca(cert_pem, key_pem)?),
+            TlsMode::Plain => None,
+        };
+        std::fs::create_dir_all(&config.recordings_dir).map_err(|e| {
+            Error::io(
+                ErrorKind::Recording,
+                format!("cannot create {}", config.recordings_dir.display()),
+                e,
+            )
+        })?;
+        let bind = |port: u16| {
+            let addr = SocketAddr::new(self.bind, port);
+            async move {
+                TcpListener::bind(addr).await.map_err(|e| {
+                    Error::io(ErrorKind::Listen, format!("cannot listen on {addr}"), e)
+                })
+            }
+        };
+        let control = bind(self.control_plane_port).await?;
+        let https = bind(0).await?;
+        let wss = bind(0).await?;
+        let webrtc = bind(0).await?;
+        let (http_scheme, ws_scheme) = if tls.is_some() {
+            ("https", "wss")
+        } else {
+            ("http", "ws")
+        };
+        let url = |scheme: &str, l: &TcpListener| -> Result<String, Error> {
+            let addr = l
+                .local_addr()
+                .map_err(|e| Error::io(ErrorKind::Listen, "listener has no address", e))?;
+            Ok(format!("{scheme}://{addr}"))
+        };
+        let endpoints = Endpoints {
+            control_plane: url(http_scheme, &control)?,
+            https: url(http_scheme, &https)?,
+            wss: url(ws_scheme, &wss)?,
+            webrtc: url(http_scheme, &webrtc)?,
+        };
+        let shutdown = CancellationToken::new();
+        let shared = Arc::new(Shared {
+            hub: Hub::new(
+                config.limits.signaling_outbound_queue,
+                config.limits.viewers_per_channel,
+            ),
+            sessions: Sessions::new(config.limits.storage_peer_inbound_queue),
+            faults: Faults::default(),
+            registry: Mutex::new(Registry::default()),
+            endpoints,
+            shutdown: shutdown.clone(),
+            peers: TaskTracker::new(),
+            config,
+        });
+
+        let mut servers = JoinSet::new();
+        let max = shared.config.limits.max_connections;
+        let acceptor = tls.as_ref().map(|t| t.acceptor.clone());
+        let listeners: [(TcpListener, &'static str, fn(Arc<Shared>) -> Handler); 4] = [
+            (control, "control-plane", |s| {
+                Arc::new(move |r| Box::pin(crate::control_plane::handle(s.clone(), r)))
+            }),
+            (https, "signaling-https", |s| {
+                Arc::new(move |r| Box::pin(crate::ice_config::handle(s.clone(), r)))
+            }),
+            (wss, "signaling-wss", |s| {
+                Arc::new(move |r| Box::pin(crate::signaling::socket::handle(s.clone(), r)))
+            }),
+            (webrtc, "storage-webrtc", |s| {
+                Arc::new(move |r| Box::pin(crate::storage::api::handle(s.clone(), r)))
+            }),
+        ];
+        for (listener, name, make) in listeners {
+            servers.spawn(http_server::serve(
+                listener,
+                acceptor.clone(),
+                make(shared.clone()),
+                shutdown.clone(),
+                max,
+                name,
+            ));
+        }
+        tracing::info!(control_plane = %shared.endpoints.control_plane, region = %shared.config.region, "kvs-emulator started");
+        Ok(EmulatorHandle {
+            shared,
+            servers,
+            tls,
+        })
+    }
+}
+
+/// A running emulator. Dropping it without [`EmulatorHandle::shutdown`] stops the listeners but
+/// does not wait for recordings to be finalized.
+pub struct EmulatorHandle {
+    shared: Arc<Shared>,
+    servers: JoinSet<()>,
+    tls: Option<TlsMaterial>,
+}
+
+impl std::fmt::Debug for EmulatorHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmulatorHandle")
+            .field("endpoints", &self.shared.endpoints)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EmulatorHandle {
+    /// The endpoints the emulator serves.
+    pub fn endpoints(&self) -> &Endpoints {
+        &self.shared.endpoints
+    }
+
+    /// The control-plane URL, for `endpoint_url` in AWS clients.
+    pub fn endpoint_url(&self) -> &str {
+        &self.shared.endpoints.control_plane
+    }
+
+    /// The region the emulator claims to be.
+    pub fn region(&self) -> &str {
+        &self.shared.config.region
+    }
+
+    /// The first accepted key (the generated one when none was configured).
+    pub fn access_key(&self) -> &AccessKey {
+        &self.shared.config.access_keys[0]
+    }
+
+    /// The CA certificate (PEM) clients must trust, when TLS is on.
+    pub fn ca_cert_pem(&self) -> Option<&str> {
+        self.tls.as_ref().map(|t| t.ca_cert_pem.as_str())
+    }
+
+    /// Where the CA certificate is, when TLS is on.
+    pub fn ca_cert_path(&self) -> Option<&std::path::Path> {
+        self.tls.as_ref().map(|t| t.ca_cert_path.as_path())
+    }
+
+    /// Storage sessions, live and ended.
+    pub fn sessions(&self) -> Vec<SessionInfo> {
+        self.shared.sessions.snapshot()
+    }
+
+    /// The one JSON line `kvs-emulator serve` prints: endpoint, region, CA and test credentials.
+    pub fn startup_info(&self) -> serde_json::Value {
+        let key = self.access_key();
+        serde_json::json!({
+            "endpoint": self.shared.endpoints.control_plane,
+            "region": self.shared.config.region,
+            "caCertPath": self.ca_cert_path().map(|p| p.display().to_string()),
+            "accessKeyId": key.access_key_id,
+            "secretAccessKey": key.secret_access_key,
+            "sessionToken": key.session_token,
+            "inspectionUrl": format!("{}{}", self.shared.endpoints.control_plane, crate::inspect::PREFIX),
+            "recordingsDir": self.shared.config.recordings_dir.display().to_string(),
+        })
+    }
+
+    /// Stop accepting, close sockets, end every storage session and wait until recordings are
+    /// finalized.
+    pub async fn shutdown(mut self) {
+        self.shared.shutdown.cancel();
+        while self.servers.join_next().await.is_some() {}
+        self.shared.peers.close();
+        self.shared.peers.wait().await;
+        tracing::info!("kvs-emulator stopped");
+    }
+}
+
+impl Drop for EmulatorHandle {
+    fn drop(&mut self) {
+        self.shared.shutdown.cancel();
+    }
+}

@@ -1,0 +1,204 @@
+//! What every emulated AWS endpoint does the same way: request ids, `Date`, CORS, error bodies,
+//! bounded body reads and SigV4 checks.
+
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use http::header::{HeaderValue, CONTENT_TYPE};
+use http::{HeaderMap, Method, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::Request;
+
+use crate::api_error::{Api, ApiError};
+use crate::http_server::HttpResponse;
+use crate::sigv4::{self, AuthFailure, Expectation, ReceivedRequest};
+
+/// A request read in full.
+pub(crate) struct ReadRequest {
+    pub method: Method,
+    pub path: String,
+    pub query: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl ReadRequest {
+    pub fn signed_view(&self) -> ReceivedRequest<'_> {
+        ReceivedRequest {
+            method: self.method.as_str(),
+            path: &self.path,
+            query: &self.query,
+            headers: &self.headers,
+            body: &self.body,
+        }
+    }
+}
+
+/// Read a request body of at most `limit` bytes.
+pub(crate) async fn read(
+    req: Request<Incoming>,
+    limit: usize,
+) -> Result<ReadRequest, HttpResponse> {
+    let (parts, body) = req.into_parts();
+    let body = match Limited::new(body, limit).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => {
+            return Err(plain(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &format!("request body larger than {limit} bytes"),
+            ))
+        }
+    };
+    Ok(ReadRequest {
+        method: parts.method,
+        path: parts.uri.path().to_owned(),
+        query: parts.uri.query().unwrap_or("").to_owned(),
+        headers: parts.headers,
+        body,
+    })
+}
+
+/// Check the request's SigV4 header signature; map failures to the API's error.
+pub(crate) fn authenticate(
+    req: &ReadRequest,
+    api: Api,
+    expect: &Expectation<'_>,
+) -> Result<(), ApiError> {
+    sigv4::verify_header(&req.signed_view(), expect)
+        .map(|_| ())
+        .map_err(|f| auth_error(api, &f))
+}
+
+/// The error AWS returns for an authentication failure: the API's AccessDenied, but always 403
+/// for clock errors, whose "Signature expired" text clients match on (protocol notes §8.2).
+pub(crate) fn auth_error(api: Api, failure: &AuthFailure) -> ApiError {
+    let mut err = ApiError::access_denied(api, failure.to_string());
+    if matches!(
+        failure,
+        AuthFailure::Expired { .. } | AuthFailure::NotYetCurrent { .. }
+    ) {
+        err.status = StatusCode::FORBIDDEN;
+    }
+    err
+}
+
+fn request_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+fn common_headers(resp: &mut HttpResponse, request_headers: Option<&HeaderMap>) {
+    let h = resp.headers_mut();
+    h.insert(
+        "x-amzn-RequestId",
+        HeaderValue::from_str(&request_id()).expect("uuid is ASCII"),
+    );
+    h.insert(
+        http::header::DATE,
+        HeaderValue::from_str(&httpdate::fmt_http_date(SystemTime::now()))
+            .expect("HTTP date is ASCII"),
+    );
+    cors(h, request_headers);
+}
+
+fn cors(h: &mut HeaderMap, request_headers: Option<&HeaderMap>) {
+    let origin = request_headers
+        .and_then(|r| r.get(http::header::ORIGIN).cloned())
+        .unwrap_or_else(|| HeaderValue::from_static("*"));
+    h.insert("access-control-allow-origin", origin);
+    h.insert(
+        "access-control-expose-headers",
+        HeaderValue::from_static("x-amzn-ErrorType,x-amzn-RequestId,x-amzn-ErrorMessage,Date"),
+    );
+}
+
+/// A CORS preflight answer that reflects the requested method and headers.
+pub(crate) fn preflight(headers: &HeaderMap) -> HttpResponse {
+    let mut resp = empty(StatusCode::OK);
+    let h = resp.headers_mut();
+    cors(h, Some(headers));
+    h.insert(
+        "access-control-allow-methods",
+        HeaderValue::from_static("GET,POST,OPTIONS"),
+    );
+    if let Some(requested) = headers.get("access-control-request-headers") {
+        h.insert("access-control-allow-headers", requested.clone());
+    }
+    h.insert("access-control-max-age", HeaderValue::from_static("600"));
+    resp
+}
+
+fn empty(status: StatusCode) -> HttpResponse {
+    let mut resp = HttpResponse::new(Full::new(Bytes::new()));
+    *resp.status_mut() = status;
+    resp
+}
+
+/// 200 with a JSON body.
+pub(crate) fn json(value: &serde_json::Value, request_headers: &HeaderMap) -> HttpResponse {
+    let mut resp = HttpResponse::new(Full::new(Bytes::from(value.to_string())));
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    common_headers(&mut resp, Some(request_headers));
+    resp
+}
+
+/// 200 with an empty body (JoinStorageSession).
+pub(crate) fn ok_empty(request_headers: &HeaderMap) -> HttpResponse {
+    let mut resp = empty(StatusCode::OK);
+    common_headers(&mut resp, Some(request_headers));
+    resp
+}
+
+/// An AWS error in the API's restJson1 form.
+pub(crate) fn error(api: Api, err: &ApiError, request_headers: Option<&HeaderMap>) -> HttpResponse {
+    let mut resp = HttpResponse::new(Full::new(Bytes::from(err.json_body(api))));
+    *resp.status_mut() = err.status;
+    let h = resp.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Ok(v) = HeaderValue::from_str(&err.error_type_header(api)) {
+        h.insert("x-amzn-ErrorType", v);
+    }
+    common_headers(&mut resp, request_headers);
+    resp
+}
+
+/// The XML AccessDenied AWS returns when an operation is sent to the wrong endpoint (§8.2).
+pub(crate) fn wrong_endpoint(request_headers: &HeaderMap) -> HttpResponse {
+    let body = "<AccessDeniedException>\n  <Message>Unable to determine service/operation name to be authorized</Message>\n</AccessDeniedException>\n";
+    let mut resp = HttpResponse::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = StatusCode::FORBIDDEN;
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/xml"));
+    common_headers(&mut resp, Some(request_headers));
+    resp
+}
+
+/// A plain-text answer for things outside any AWS API (e.g. a body that is too large).
+pub(crate) fn plain(status: StatusCode, text: &str) -> HttpResponse {
+    let mut resp = HttpResponse::new(Full::new(Bytes::from(text.to_owned())));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    common_headers(&mut resp, None);
+    resp
+}
+
+/// Parse a JSON object body; an unparsable body is a 400 `SerializationException`.
+pub(crate) fn json_body(
+    body: &[u8],
+) -> Result<serde_json::Map<String, serde_json::Value>, ApiError> {
+    let text = if body.is_empty() {
+        b"{}".as_slice()
+    } else {
+        body
+    };
+    match serde_json::from_slice::<serde_json::Value>(text) {
+        Ok(serde_json::Value::Object(map)) => Ok(map),
+        _ => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "SerializationException",
+            "Request body is not a JSON object.",
+        )),
+    }
+}

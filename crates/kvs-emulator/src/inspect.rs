@@ -1,0 +1,134 @@
+//! The inspection and fault API, under [`PREFIX`] on the control-plane listener. It is not an AWS
+//! API: no SigV4, plain JSON, for tests and for developers poking at the emulator.
+//!
+//! - `GET  /_emulator/v1/state`: everything below in one document.
+//! - `GET  /_emulator/v1/channels`, `/streams`, `/connections`, `/sessions`.
+//! - `POST /_emulator/v1/faults` with `{"channel": "<name or ARN>", "fault": "<KIND>", ...}` where
+//!   KIND is one of `DROP_NEXT_OFFER`, `DELAY_NEXT_OFFER` (`delayMs`), `CANDIDATES_BEFORE_OFFER`,
+//!   `REJECT_NEXT_ANSWER`, `CLIENT_LIMIT_EXCEEDED` (`count`, the next N joins), `GO_AWAY`,
+//!   `RECONNECT_ICE_SERVER`, `CLOSE_SOCKET`, `JUNK_FRAME`. The counted kinds take `count` (default
+//!   1). The socket kinds take `clientId` (absent: the master; `*`: every socket of the channel).
+
+use std::sync::Arc;
+
+use http::{Method, StatusCode};
+use hyper::body::Incoming;
+use hyper::Request;
+use serde_json::{json, Value};
+
+use crate::http_server::HttpResponse;
+use crate::http_util;
+use crate::registry::ResourceRef;
+use crate::shared::Shared;
+use crate::signaling::hub::Outbound;
+use crate::signaling::wire;
+
+/// Path prefix of the inspection API.
+pub const PREFIX: &str = "/_emulator/v1";
+
+fn reply(status: StatusCode, value: Value) -> HttpResponse {
+    let mut resp = http_util::json(&value, &Default::default());
+    *resp.status_mut() = status;
+    resp
+}
+
+fn bad_request(message: impl Into<String>) -> HttpResponse {
+    reply(StatusCode::BAD_REQUEST, json!({ "error": message.into() }))
+}
+
+/// Serve one inspection request.
+pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> HttpResponse {
+    let req = match http_util::read(req, 64 * 1024).await {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    let path = req.path.trim_start_matches(PREFIX);
+    match (&req.method, path) {
+        (&Method::GET, "/state") => reply(StatusCode::OK, state(&shared)),
+        (&Method::GET, "/channels") => reply(StatusCode::OK, json!(shared.registry().channels())),
+        (&Method::GET, "/streams") => reply(StatusCode::OK, json!(shared.registry().streams())),
+        (&Method::GET, "/connections") => reply(StatusCode::OK, json!(shared.hub.connections())),
+        (&Method::GET, "/sessions") => reply(StatusCode::OK, json!(shared.sessions.snapshot())),
+        (&Method::POST, "/faults") => match serde_json::from_slice::<Value>(&req.body) {
+            Ok(body) => fault(&shared, &body),
+            Err(e) => bad_request(format!("the body is not JSON: {e}")),
+        },
+        _ => reply(
+            StatusCode::NOT_FOUND,
+            json!({ "error": format!("no inspection resource {} {}", req.method, req.path) }),
+        ),
+    }
+}
+
+fn state(shared: &Shared) -> Value {
+    json!({
+        "region": shared.config.region,
+        "endpoints": shared.endpoints,
+        "channels": shared.registry().channels(),
+        "streams": shared.registry().streams(),
+        "connections": shared.hub.connections(),
+        "sessions": shared.sessions.snapshot(),
+        "faults": shared.faults.snapshot(),
+    })
+}
+
+fn fault(shared: &Shared, body: &Value) -> HttpResponse {
+    let Some(channel) = body.get("channel").and_then(Value::as_str) else {
+        return bad_request("`channel` (a channel name or ARN) is required");
+    };
+    let lookup = if channel.starts_with("arn:") {
+        ResourceRef::Arn(channel)
+    } else {
+        ResourceRef::Name(channel)
+    };
+    let arn = match shared.registry().channel(lookup) {
+        Ok(c) => c.arn.clone(),
+        Err(_) => {
+            return reply(
+                StatusCode::NOT_FOUND,
+                json!({ "error": format!("no channel {channel}") }),
+            )
+        }
+    };
+    let Some(kind) = body.get("fault").and_then(Value::as_str) else {
+        return bad_request("`fault` is required");
+    };
+    let count = body
+        .get("count")
+        .and_then(Value::as_u64)
+        .unwrap_or(1)
+        .min(u64::from(u32::MAX)) as u32;
+    let client_id = body.get("clientId").and_then(Value::as_str);
+    let socket_fault = |frame: Outbound| {
+        let sockets = shared.hub.broadcast(&arn, client_id, frame);
+        reply(
+            StatusCode::OK,
+            json!({ "channelArn": arn, "fault": kind, "sockets": sockets }),
+        )
+    };
+    let armed = |change: &dyn Fn(&mut crate::faults::ChannelFaults)| {
+        let now = shared.faults.update(&arn, change);
+        reply(
+            StatusCode::OK,
+            json!({ "channelArn": arn, "fault": kind, "pending": now }),
+        )
+    };
+    match kind {
+        "DROP_NEXT_OFFER" => armed(&|f| f.drop_offers += count),
+        "DELAY_NEXT_OFFER" => match body.get("delayMs").and_then(Value::as_u64) {
+            Some(ms) => armed(&|f| f.delay_next_offer_ms = Some(ms)),
+            None => bad_request("DELAY_NEXT_OFFER needs `delayMs`"),
+        },
+        "CANDIDATES_BEFORE_OFFER" => armed(&|f| f.candidates_before_offer += count),
+        "REJECT_NEXT_ANSWER" => armed(&|f| f.reject_answers += count),
+        "CLIENT_LIMIT_EXCEEDED" => armed(&|f| f.client_limit_joins += count),
+        "GO_AWAY" => socket_fault(Outbound::GoAway),
+        "RECONNECT_ICE_SERVER" => socket_fault(Outbound::Text(wire::control("RECONNECT_ICE_SERVER"))),
+        "CLOSE_SOCKET" => socket_fault(Outbound::Close("closed by a fault".into())),
+        "JUNK_FRAME" => socket_fault(Outbound::Text(
+            json!({ "message": "Endpoint request timed out", "connectionId": "emulator", "requestId": uuid::Uuid::new_v4().to_string() })
+                .to_string(),
+        )),
+        other => bad_request(format!("unknown fault {other}")),
+    }
+}

@@ -1,0 +1,118 @@
+//! `kvs-emulator serve`: run the emulator until Ctrl-C, printing one JSON line with the endpoint,
+//! region, CA path and test credentials on stdout.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use kvs_emulator::{AccessKey, Emulator, TlsMode};
+
+#[derive(Parser)]
+#[command(
+    name = "kvs-emulator",
+    version,
+    about = "A local stand-in for AWS Kinesis Video Streams WebRTC ingestion"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve until Ctrl-C.
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Region to claim.
+    #[arg(long, default_value = "us-west-2")]
+    region: String,
+    /// Control-plane port (0: any free port).
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// Directory for the generated CA and, by default, recordings.
+    #[arg(long, default_value = "kvs-emulator-data")]
+    data_dir: PathBuf,
+    /// Use this CA certificate (PEM) instead of generating one; needs --ca-key.
+    #[arg(long, requires = "ca_key")]
+    ca_cert: Option<PathBuf>,
+    /// The private key (PEM, PKCS#8) of --ca-cert.
+    #[arg(long, requires = "ca_cert")]
+    ca_key: Option<PathBuf>,
+    /// Serve plain http:// and ws:// instead of TLS. Only for clients that cannot trust a CA.
+    #[arg(long, conflicts_with_all = ["ca_cert", "ca_key"])]
+    plain_http: bool,
+    /// Where recordings go (default: <data-dir>/recordings).
+    #[arg(long)]
+    recordings_dir: Option<PathBuf>,
+    /// Accept this access key id (with --secret-access-key); default: a random key printed at start.
+    #[arg(
+        long,
+        requires = "secret_access_key",
+        env = "KVS_EMULATOR_ACCESS_KEY_ID"
+    )]
+    access_key_id: Option<String>,
+    /// The secret of --access-key-id.
+    #[arg(
+        long,
+        requires = "access_key_id",
+        env = "KVS_EMULATOR_SECRET_ACCESS_KEY",
+        hide_env_values = true
+    )]
+    secret_access_key: Option<String>,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "kvs_emulator=info".into()),
+        )
+        .init();
+    let Command::Serve(args) = Cli::parse().command;
+    let tls = match (&args.ca_cert, &args.ca_key, args.plain_http) {
+        (_, _, true) => TlsMode::Plain,
+        (Some(cert), Some(key), false) => TlsMode::ProvidedCa {
+            cert_pem: cert.clone(),
+            key_pem: key.clone(),
+        },
+        _ => TlsMode::GeneratedCa {
+            dir: args.data_dir.clone(),
+        },
+    };
+    let mut builder = Emulator::builder()
+        .region(args.region)
+        .tls(tls)
+        .control_plane_port(args.port)
+        .recordings_dir(
+            args.recordings_dir
+                .unwrap_or_else(|| args.data_dir.join("recordings")),
+        );
+    if let (Some(id), Some(secret)) = (args.access_key_id, args.secret_access_key) {
+        builder = builder.access_key(AccessKey::new(id, secret));
+    }
+    let emulator = match builder.start().await {
+        Ok(e) => e,
+        Err(e) => {
+            let mut text = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                text.push_str(&format!(": {s}"));
+                source = s.source();
+            }
+            eprintln!("kvs-emulator: {text}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("{}", emulator.startup_info());
+    if let Err(e) = tokio::signal::ctrl_c().await {
+        eprintln!("kvs-emulator: cannot wait for Ctrl-C: {e}");
+    }
+    eprintln!("kvs-emulator: shutting down; finalizing recordings");
+    emulator.shutdown().await;
+    ExitCode::SUCCESS
+}

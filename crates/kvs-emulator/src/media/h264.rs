@@ -1,0 +1,291 @@
+//! Just enough H.264 to check what the service checks: NAL unit types in Annex-B access units, and
+//! the profile and resolution in a sequence parameter set.
+
+/// NAL unit type of an IDR slice.
+pub(crate) const NAL_IDR: u8 = 5;
+/// NAL unit type of a sequence parameter set.
+pub(crate) const NAL_SPS: u8 = 7;
+/// NAL unit type of a picture parameter set.
+pub(crate) const NAL_PPS: u8 = 8;
+
+/// The NAL units of an Annex-B access unit (start codes removed).
+pub(crate) fn nal_units(annex_b: &[u8]) -> Vec<&[u8]> {
+    let mut units = Vec::new();
+    let mut starts = Vec::new();
+    let mut i = 0;
+    while i + 3 <= annex_b.len() {
+        if annex_b[i] == 0 && annex_b[i + 1] == 0 && annex_b[i + 2] == 1 {
+            starts.push((i, i + 3));
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    if starts.is_empty() {
+        if !annex_b.is_empty() {
+            units.push(annex_b);
+        }
+        return units;
+    }
+    for (n, &(_, payload_start)) in starts.iter().enumerate() {
+        let mut end = starts.get(n + 1).map(|&(s, _)| s).unwrap_or(annex_b.len());
+        // A 4-byte start code leaves a zero byte at the end of the previous unit.
+        while end > payload_start && annex_b[end - 1] == 0 && n + 1 < starts.len() {
+            end -= 1;
+        }
+        if end > payload_start {
+            units.push(&annex_b[payload_start..end]);
+        }
+    }
+    units
+}
+
+/// The type of a NAL unit (low five bits of its first byte).
+pub(crate) fn nal_type(unit: &[u8]) -> u8 {
+    unit.first().map(|b| b & 0x1f).unwrap_or(0)
+}
+
+/// What a sequence parameter set says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Sps {
+    pub profile_idc: u8,
+    pub constraint_flags: u8,
+    pub level_idc: u8,
+    pub width: u32,
+    pub height: u32,
+}
+
+impl Sps {
+    /// The profile's name as the service lists it, or `None` for a profile it does not accept.
+    pub fn allowed_profile(&self) -> Option<&'static str> {
+        profile_name(self.profile_idc, self.constraint_flags)
+    }
+}
+
+/// Map `profile_idc` and constraint flags to the names the service accepts (§5.1).
+pub(crate) fn profile_name(profile_idc: u8, constraints: u8) -> Option<&'static str> {
+    let set1 = constraints & 0x40 != 0;
+    let set4 = constraints & 0x08 != 0;
+    let set5 = constraints & 0x04 != 0;
+    match profile_idc {
+        66 if set1 => Some("constrained-baseline"),
+        66 => Some("baseline"),
+        77 if set1 => Some("constrained-baseline"),
+        77 => Some("main"),
+        100 if set4 && set5 => Some("constrained-high"),
+        100 if set4 => Some("progressive-high"),
+        100 => Some("high"),
+        _ => None,
+    }
+}
+
+struct BitReader {
+    data: Vec<u8>,
+    pos: usize,
+}
+
+impl BitReader {
+    fn bit(&mut self) -> Option<u32> {
+        let byte = *self.data.get(self.pos / 8)?;
+        let bit = (byte >> (7 - self.pos % 8)) & 1;
+        self.pos += 1;
+        Some(u32::from(bit))
+    }
+
+    fn bits(&mut self, n: u32) -> Option<u32> {
+        (0..n).try_fold(0u32, |acc, _| Some(acc << 1 | self.bit()?))
+    }
+
+    fn ue(&mut self) -> Option<u32> {
+        let mut zeros = 0;
+        while self.bit()? == 0 {
+            zeros += 1;
+            if zeros > 31 {
+                return None;
+            }
+        }
+        Some((1u32 << zeros) - 1 + self.bits(zeros)?)
+    }
+
+    fn se(&mut self) -> Option<i32> {
+        let k = self.ue()?;
+        Some(if k % 2 == 1 {
+            k.div_ceil(2) as i32
+        } else {
+            -((k / 2) as i32)
+        })
+    }
+}
+
+fn unescape(rbsp: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(rbsp.len());
+    let mut zeros = 0;
+    for &b in rbsp {
+        if zeros >= 2 && b == 3 {
+            zeros = 0;
+            continue;
+        }
+        zeros = if b == 0 { zeros + 1 } else { 0 };
+        out.push(b);
+    }
+    out
+}
+
+/// Parse a sequence parameter set NAL unit (including its one-byte header).
+pub(crate) fn parse_sps(unit: &[u8]) -> Option<Sps> {
+    if nal_type(unit) != NAL_SPS || unit.len() < 4 {
+        return None;
+    }
+    let mut r = BitReader {
+        data: unescape(&unit[1..]),
+        pos: 0,
+    };
+    let profile_idc = r.bits(8)? as u8;
+    let constraint_flags = r.bits(8)? as u8;
+    let level_idc = r.bits(8)? as u8;
+    r.ue()?; // seq_parameter_set_id
+    let mut chroma_format_idc = 1;
+    let mut separate_colour_plane = 0;
+    if matches!(
+        profile_idc,
+        100 | 110 | 122 | 244 | 44 | 83 | 86 | 118 | 128 | 138 | 139 | 134 | 135
+    ) {
+        chroma_format_idc = r.ue()?;
+        if chroma_format_idc == 3 {
+            separate_colour_plane = r.bit()?;
+        }
+        r.ue()?; // bit_depth_luma_minus8
+        r.ue()?; // bit_depth_chroma_minus8
+        r.bit()?; // qpprime_y_zero_transform_bypass_flag
+        if r.bit()? == 1 {
+            let lists = if chroma_format_idc == 3 { 12 } else { 8 };
+            for i in 0..lists {
+                if r.bit()? == 1 {
+                    let size = if i < 6 { 16 } else { 64 };
+                    let (mut last, mut next) = (8i32, 8i32);
+                    for _ in 0..size {
+                        if next != 0 {
+                            next = (last + r.se()? + 256) % 256;
+                        }
+                        if next != 0 {
+                            last = next;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    r.ue()?; // log2_max_frame_num_minus4
+    match r.ue()? {
+        0 => {
+            r.ue()?;
+        }
+        1 => {
+            r.bit()?;
+            r.se()?;
+            r.se()?;
+            let cycle = r.ue()?;
+            if cycle > 255 {
+                return None;
+            }
+            for _ in 0..cycle {
+                r.se()?;
+            }
+        }
+        _ => {}
+    }
+    r.ue()?; // max_num_ref_frames
+    r.bit()?; // gaps_in_frame_num_value_allowed_flag
+    let width_mbs = r.ue()? + 1;
+    let height_map_units = r.ue()? + 1;
+    let frame_mbs_only = r.bit()?;
+    if frame_mbs_only == 0 {
+        r.bit()?;
+    }
+    r.bit()?; // direct_8x8_inference_flag
+    let (mut crop_l, mut crop_r, mut crop_t, mut crop_b) = (0, 0, 0, 0);
+    if r.bit()? == 1 {
+        crop_l = r.ue()?;
+        crop_r = r.ue()?;
+        crop_t = r.ue()?;
+        crop_b = r.ue()?;
+    }
+    let chroma_array_type = if separate_colour_plane == 1 {
+        0
+    } else {
+        chroma_format_idc
+    };
+    let (sub_w, sub_h) = match chroma_array_type {
+        1 => (2, 2),
+        2 => (2, 1),
+        _ => (1, 1),
+    };
+    let crop_unit_x = if chroma_array_type == 0 { 1 } else { sub_w };
+    let crop_unit_y = if chroma_array_type == 0 {
+        2 - frame_mbs_only
+    } else {
+        sub_h * (2 - frame_mbs_only)
+    };
+    let width = (width_mbs * 16).checked_sub(crop_unit_x * (crop_l + crop_r))?;
+    let height = ((2 - frame_mbs_only) * height_map_units * 16)
+        .checked_sub(crop_unit_y * (crop_t + crop_b))?;
+    Some(Sps {
+        profile_idc,
+        constraint_flags,
+        level_idc,
+        width,
+        height,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // SPS of tests/fixtures/testsrc-320x240-25fps-3s.h264 (x264, constrained baseline 3.0), with
+    // its emulation-prevention bytes.
+    const SPS_320X240: [u8; 24] = [
+        0x67, 0x42, 0xc0, 0x1e, 0xd9, 0x01, 0x41, 0xfb, 0x01, 0x10, 0x00, 0x00, 0x03, 0x00, 0x10,
+        0x00, 0x00, 0x03, 0x03, 0x20, 0xf1, 0x62, 0xe4, 0x80,
+    ];
+
+    #[test]
+    fn splits_annex_b_with_3_and_4_byte_start_codes() {
+        let au = [
+            0, 0, 0, 1, 0x67, 1, 2, 0, 0, 1, 0x68, 3, 0, 0, 0, 1, 0x65, 4, 5,
+        ];
+        let units = nal_units(&au);
+        assert_eq!(
+            units,
+            vec![&[0x67, 1, 2][..], &[0x68, 3][..], &[0x65, 4, 5][..]]
+        );
+        assert_eq!(
+            units.iter().map(|u| nal_type(u)).collect::<Vec<_>>(),
+            vec![7, 8, 5]
+        );
+    }
+
+    #[test]
+    fn parses_profile_and_resolution() {
+        let sps = parse_sps(&SPS_320X240).expect("valid SPS");
+        assert_eq!((sps.width, sps.height), (320, 240));
+        assert_eq!(sps.allowed_profile(), Some("constrained-baseline"));
+        assert_eq!(sps.level_idc, 30);
+    }
+
+    #[test]
+    fn profile_names_follow_the_service_list() {
+        assert_eq!(profile_name(100, 0x0c), Some("constrained-high"));
+        assert_eq!(profile_name(100, 0x08), Some("progressive-high"));
+        assert_eq!(profile_name(100, 0), Some("high"));
+        assert_eq!(profile_name(110, 0), None, "High 10 is not accepted");
+        assert_eq!(profile_name(88, 0), None, "Extended is not accepted");
+    }
+
+    #[test]
+    fn truncated_sps_is_rejected_without_panicking() {
+        for n in 0..SPS_320X240.len() - 3 {
+            let _ = parse_sps(&SPS_320X240[..n]);
+        }
+    }
+}

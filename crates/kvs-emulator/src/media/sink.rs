@@ -1,0 +1,332 @@
+//! The "stored stream": checks the H.264 and Opus a storage session receives, keeps statistics and
+//! records the session into a Matroska file once the first decodable keyframe arrives.
+
+use std::path::PathBuf;
+use std::time::{Instant, SystemTime};
+
+use super::h264::{self, NAL_IDR, NAL_PPS, NAL_SPS};
+use super::mkv::{self, MkvWriter, VideoParams, AUDIO_TRACK, VIDEO_TRACK};
+
+const MAX_VIOLATIONS: usize = 32;
+const MAX_WIDTH: u32 = 1920;
+const MAX_HEIGHT: u32 = 1920;
+const OPUS_FRAME_MS: i64 = 20;
+
+/// Statistics of one received track.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TrackStats {
+    /// `H264` or `opus`, once media arrived.
+    pub codec: Option<String>,
+    /// Frames received.
+    pub frames: u64,
+    /// Keyframes (IDR access units) received; always 0 for audio.
+    pub keyframes: u64,
+    /// Payload bytes received.
+    pub bytes: u64,
+    /// Wall-clock arrival of the first frame, milliseconds since the epoch.
+    pub first_frame_unix_ms: Option<u64>,
+    /// Media time covered, from the first to the last frame.
+    pub duration_ms: u64,
+    /// Frames not recorded (before the first keyframe, oversize, or after a recording error).
+    pub frames_not_recorded: u64,
+}
+
+/// What a storage session received, as the inspection API reports it.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MediaStats {
+    /// The video track.
+    pub video: TrackStats,
+    /// The audio track.
+    pub audio: TrackStats,
+    /// Width from the first SPS.
+    pub width: Option<u32>,
+    /// Height from the first SPS.
+    pub height: Option<u32>,
+    /// H.264 profile name from the first SPS (e.g. `constrained-baseline`).
+    pub profile: Option<String>,
+    /// PLIs sent to the sender.
+    pub keyframe_requests: u64,
+    /// From the first PLI to the first IDR, in ms.
+    pub time_to_first_keyframe_ms: Option<u64>,
+    /// Every rule the media broke (what the service would refuse or not store).
+    pub violations: Vec<String>,
+    /// The recording file, once recording started.
+    pub recording: Option<PathBuf>,
+    /// Duration written into the finished recording, in ms.
+    pub recorded_duration_ms: Option<i64>,
+}
+
+struct TrackClock {
+    first_media_us: u64,
+    offset_ms: i64,
+}
+
+/// Receives frames from one storage session.
+pub(crate) struct MediaSink {
+    stats: MediaStats,
+    path: PathBuf,
+    max_frame: usize,
+    writer: Option<MkvWriter>,
+    recording_failed: bool,
+    sps: Option<Vec<u8>>,
+    pps: Option<Vec<u8>>,
+    seen_idr: bool,
+    first_pli: Option<Instant>,
+    record_start: Option<Instant>,
+    video_clock: Option<TrackClock>,
+    audio_clock: Option<TrackClock>,
+    video_first_us: Option<u64>,
+    audio_first_us: Option<u64>,
+    last_video_ms: Option<i64>,
+    last_video_gap_ms: i64,
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl MediaSink {
+    /// A sink that records into `path` once recording can start.
+    pub fn new(path: PathBuf, max_frame: usize) -> Self {
+        Self {
+            stats: MediaStats::default(),
+            path,
+            max_frame,
+            writer: None,
+            recording_failed: false,
+            sps: None,
+            pps: None,
+            seen_idr: false,
+            first_pli: None,
+            record_start: None,
+            video_clock: None,
+            audio_clock: None,
+            video_first_us: None,
+            audio_first_us: None,
+            last_video_ms: None,
+            last_video_gap_ms: 40,
+        }
+    }
+
+    /// The current statistics.
+    pub fn stats(&self) -> &MediaStats {
+        &self.stats
+    }
+
+    fn violation(&mut self, text: String) {
+        if !self.stats.violations.contains(&text) && self.stats.violations.len() < MAX_VIOLATIONS {
+            tracing::warn!(violation = %text, "storage session media rule broken");
+            self.stats.violations.push(text);
+        }
+    }
+
+    /// Note that a PLI was sent.
+    pub fn keyframe_requested(&mut self, now: Instant) {
+        self.stats.keyframe_requests += 1;
+        self.first_pli.get_or_insert(now);
+    }
+
+    /// One H.264 access unit (Annex-B). Returns true when a keyframe should be requested.
+    pub fn on_video(
+        &mut self,
+        data: &[u8],
+        media_time_us: u64,
+        arrival: Instant,
+        contiguous: bool,
+    ) -> bool {
+        let track = &mut self.stats.video;
+        track.codec.get_or_insert_with(|| "H264".to_owned());
+        track.frames += 1;
+        track.bytes += data.len() as u64;
+        track.first_frame_unix_ms.get_or_insert_with(unix_ms);
+        let first = *self.video_first_us.get_or_insert(media_time_us);
+        track.duration_ms = media_time_us.saturating_sub(first) / 1000;
+
+        let units = h264::nal_units(data);
+        let mut has_idr = false;
+        for unit in &units {
+            match h264::nal_type(unit) {
+                NAL_SPS => {
+                    if self.sps.is_none() {
+                        self.check_sps(unit);
+                    }
+                    self.sps = Some(unit.to_vec());
+                }
+                NAL_PPS => self.pps = Some(unit.to_vec()),
+                NAL_IDR => has_idr = true,
+                _ => {}
+            }
+        }
+        if has_idr {
+            self.stats.video.keyframes += 1;
+            if !self.seen_idr {
+                self.seen_idr = true;
+                if self.sps.is_none() || self.pps.is_none() {
+                    self.violation(
+                        "the first IDR frame arrived before an SPS and a PPS".to_owned(),
+                    );
+                }
+                if let Some(pli) = self.first_pli {
+                    self.stats.time_to_first_keyframe_ms =
+                        Some(arrival.saturating_duration_since(pli).as_millis() as u64);
+                }
+            }
+        }
+        if data.len() > self.max_frame {
+            self.stats.video.frames_not_recorded += 1;
+            self.violation(format!(
+                "a video frame of {} bytes exceeds the {} byte limit",
+                data.len(),
+                self.max_frame
+            ));
+            return false;
+        }
+        self.record_video(&units, has_idr, media_time_us, arrival);
+        // Ask for a keyframe after loss, and while nothing decodable has arrived yet.
+        !contiguous
+            || (!self.seen_idr && self.writer.is_none() && self.stats.video.frames % 30 == 1)
+    }
+
+    fn check_sps(&mut self, unit: &[u8]) {
+        let Some(sps) = h264::parse_sps(unit) else {
+            self.violation("the SPS could not be parsed".to_owned());
+            return;
+        };
+        self.stats.width = Some(sps.width);
+        self.stats.height = Some(sps.height);
+        match sps.allowed_profile() {
+            Some(name) => self.stats.profile = Some(name.to_owned()),
+            None => {
+                self.stats.profile = Some(format!("profile_idc {}", sps.profile_idc));
+                self.violation(format!(
+                    "H.264 profile_idc {} is not an accepted profile",
+                    sps.profile_idc
+                ));
+            }
+        }
+        if sps.width > MAX_WIDTH || sps.height > MAX_HEIGHT {
+            self.violation(format!(
+                "resolution {}x{} exceeds {MAX_WIDTH}x{MAX_HEIGHT}",
+                sps.width, sps.height
+            ));
+        }
+    }
+
+    fn media_ok(&self) -> bool {
+        self.stats.violations.is_empty()
+    }
+
+    fn record_video(
+        &mut self,
+        units: &[&[u8]],
+        keyframe: bool,
+        media_time_us: u64,
+        arrival: Instant,
+    ) {
+        if self.writer.is_none() && !self.recording_failed && keyframe && self.media_ok() {
+            if let (Some(sps), Some(pps), Some(w), Some(h)) =
+                (&self.sps, &self.pps, self.stats.width, self.stats.height)
+            {
+                let params = VideoParams {
+                    width: w,
+                    height: h,
+                    sps: sps.clone(),
+                    pps: pps.clone(),
+                };
+                match MkvWriter::create(&self.path, &params) {
+                    Ok(writer) => {
+                        tracing::info!(path = %self.path.display(), "recording started");
+                        self.writer = Some(writer);
+                        self.record_start = Some(arrival);
+                        self.video_clock = Some(TrackClock {
+                            first_media_us: media_time_us,
+                            offset_ms: 0,
+                        });
+                        self.stats.recording = Some(self.path.clone());
+                    }
+                    Err(e) => self.recording_error(&e),
+                }
+            }
+        }
+        let (Some(clock), Some(_)) = (&self.video_clock, &self.writer) else {
+            self.stats.video.frames_not_recorded += 1;
+            return;
+        };
+        let ts = clock.offset_ms + (media_time_us as i64 - clock.first_media_us as i64) / 1000;
+        if let Some(last) = self.last_video_ms {
+            if ts > last {
+                self.last_video_gap_ms = (ts - last).min(1000);
+            }
+        }
+        self.last_video_ms = Some(ts);
+        // Parameter sets travel in CodecPrivate; in-band copies stay, so each keyframe decodes alone.
+        let avcc = mkv::annex_b_to_avcc(units);
+        let end = ts + self.last_video_gap_ms;
+        if let Some(writer) = self.writer.as_mut() {
+            if let Err(e) = writer.write_frame(VIDEO_TRACK, ts, end, keyframe, &avcc) {
+                self.recording_error(&e);
+            }
+        }
+    }
+
+    /// One Opus packet.
+    pub fn on_audio(&mut self, data: &[u8], media_time_us: u64, arrival: Instant) {
+        let track = &mut self.stats.audio;
+        track.codec.get_or_insert_with(|| "opus".to_owned());
+        track.frames += 1;
+        track.bytes += data.len() as u64;
+        track.first_frame_unix_ms.get_or_insert_with(unix_ms);
+        let first = *self.audio_first_us.get_or_insert(media_time_us);
+        track.duration_ms = media_time_us.saturating_sub(first) / 1000;
+        let Some(start) = self.record_start else {
+            self.stats.audio.frames_not_recorded += 1;
+            return;
+        };
+        let clock = self.audio_clock.get_or_insert_with(|| TrackClock {
+            first_media_us: media_time_us,
+            offset_ms: arrival.saturating_duration_since(start).as_millis() as i64,
+        });
+        let ts = clock.offset_ms + (media_time_us as i64 - clock.first_media_us as i64) / 1000;
+        if ts < 0 || data.len() > self.max_frame {
+            self.stats.audio.frames_not_recorded += 1;
+            return;
+        }
+        if let Some(writer) = self.writer.as_mut() {
+            if let Err(e) = writer.write_frame(AUDIO_TRACK, ts, ts + OPUS_FRAME_MS, true, data) {
+                self.recording_error(&e);
+            }
+        }
+    }
+
+    fn recording_error(&mut self, e: &std::io::Error) {
+        tracing::error!(path = %self.path.display(), error = %e, "recording failed; media is still counted");
+        self.recording_failed = true;
+        self.writer = None;
+        self.violation(format!("recording to {} failed: {e}", self.path.display()));
+    }
+
+    /// Finalize the recording and return the final statistics.
+    pub fn finish(mut self) -> MediaStats {
+        if self.stats.video.frames > 0 && self.stats.audio.frames == 0 {
+            self.violation("no Opus audio was received; the service needs both tracks".to_owned());
+        }
+        if self.stats.audio.frames > 0 && self.stats.video.frames == 0 {
+            self.violation("no H.264 video was received; the service needs both tracks".to_owned());
+        }
+        if let Some(writer) = self.writer.take() {
+            match writer.finish() {
+                Ok(duration) => {
+                    tracing::info!(path = %self.path.display(), duration_ms = duration, "recording finalized");
+                    self.stats.recorded_duration_ms = Some(duration);
+                }
+                Err(e) => self.recording_error(&e),
+            }
+        }
+        self.stats
+    }
+}

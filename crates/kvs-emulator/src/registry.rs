@@ -1,0 +1,249 @@
+//! The control plane's resources: signaling channels, streams and the mapping between them.
+
+use std::collections::HashMap;
+use std::time::SystemTime;
+
+use crate::api_error::ApiError;
+
+/// One signaling channel.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Channel {
+    /// Channel name.
+    pub name: String,
+    /// Channel ARN.
+    pub arn: String,
+    /// `SINGLE_MASTER` or `FULL_MESH`.
+    pub channel_type: String,
+    /// Creation time, seconds since the epoch.
+    pub creation_time: f64,
+    /// Opaque version, changes on every update.
+    pub version: String,
+    /// `SingleMasterConfiguration.MessageTtlSeconds`.
+    pub message_ttl_seconds: u32,
+    /// The stream media is stored into, when storage is enabled.
+    pub storage_stream_arn: Option<String>,
+}
+
+impl Channel {
+    /// Whether `MediaStorageConfiguration.Status` is `ENABLED`.
+    pub fn storage_enabled(&self) -> bool {
+        self.storage_stream_arn.is_some()
+    }
+}
+
+/// One Kinesis video stream.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Stream {
+    /// Stream name.
+    pub name: String,
+    /// Stream ARN.
+    pub arn: String,
+    /// Device name given at creation.
+    pub device_name: Option<String>,
+    /// Media type given at creation.
+    pub media_type: Option<String>,
+    /// KMS key id (the AWS-managed default when none was given).
+    pub kms_key_id: String,
+    /// Retention; 0 means "no retention", which storage refuses.
+    pub data_retention_in_hours: u32,
+    /// Creation time, seconds since the epoch.
+    pub creation_time: f64,
+    /// Opaque version.
+    pub version: String,
+}
+
+/// All channels and streams of the emulated account.
+#[derive(Debug, Default)]
+pub struct Registry {
+    channels: HashMap<String, Channel>,
+    streams: HashMap<String, Stream>,
+}
+
+/// How a request names a resource.
+#[derive(Debug, Clone, Copy)]
+pub enum ResourceRef<'a> {
+    /// By name.
+    Name(&'a str),
+    /// By ARN.
+    Arn(&'a str),
+}
+
+fn epoch(now: SystemTime) -> (f64, u128) {
+    let d = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    ((d.as_millis() as f64) / 1000.0, d.as_millis())
+}
+
+fn new_version() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..20].to_owned()
+}
+
+impl Registry {
+    /// Create a channel; a name in use is `ResourceInUseException`.
+    pub fn create_channel(
+        &mut self,
+        region: &str,
+        account: &str,
+        name: &str,
+        channel_type: &str,
+        message_ttl_seconds: u32,
+        now: SystemTime,
+    ) -> Result<Channel, ApiError> {
+        if self.channels.values().any(|c| c.name == name) {
+            return Err(ApiError::in_use(format!(
+                "The signaling channel {name} already exists."
+            )));
+        }
+        let (secs, millis) = epoch(now);
+        let channel = Channel {
+            name: name.to_owned(),
+            arn: format!("arn:aws:kinesisvideo:{region}:{account}:channel/{name}/{millis}"),
+            channel_type: channel_type.to_owned(),
+            creation_time: secs,
+            version: new_version(),
+            message_ttl_seconds,
+            storage_stream_arn: None,
+        };
+        self.channels.insert(channel.arn.clone(), channel.clone());
+        Ok(channel)
+    }
+
+    /// Create a stream; a name in use is `ResourceInUseException`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn create_stream(
+        &mut self,
+        region: &str,
+        account: &str,
+        name: &str,
+        device_name: Option<String>,
+        media_type: Option<String>,
+        kms_key_id: Option<String>,
+        data_retention_in_hours: u32,
+        now: SystemTime,
+    ) -> Result<Stream, ApiError> {
+        if self.streams.values().any(|s| s.name == name) {
+            return Err(ApiError::in_use(format!(
+                "The stream {name} already exists."
+            )));
+        }
+        let (secs, millis) = epoch(now);
+        let stream = Stream {
+            name: name.to_owned(),
+            arn: format!("arn:aws:kinesisvideo:{region}:{account}:stream/{name}/{millis}"),
+            device_name,
+            media_type,
+            kms_key_id: kms_key_id.unwrap_or_else(|| {
+                format!("arn:aws:kms:{region}:{account}:alias/aws/kinesisvideo")
+            }),
+            data_retention_in_hours,
+            creation_time: secs,
+            version: new_version(),
+        };
+        self.streams.insert(stream.arn.clone(), stream.clone());
+        Ok(stream)
+    }
+
+    /// Find a channel by name or ARN.
+    pub fn channel(&self, by: ResourceRef<'_>) -> Result<&Channel, ApiError> {
+        let found = match by {
+            ResourceRef::Arn(arn) => self.channels.get(arn),
+            ResourceRef::Name(name) => self.channels.values().find(|c| c.name == name),
+        };
+        found
+            .ok_or_else(|| ApiError::not_found("The requested channel is not found or not active."))
+    }
+
+    /// Find a stream by name or ARN.
+    pub fn stream(&self, by: ResourceRef<'_>) -> Result<&Stream, ApiError> {
+        let found = match by {
+            ResourceRef::Arn(arn) => self.streams.get(arn),
+            ResourceRef::Name(name) => self.streams.values().find(|s| s.name == name),
+        };
+        found.ok_or_else(|| ApiError::not_found("The requested stream is not found or not active."))
+    }
+
+    /// Delete a channel, checking `CurrentVersion` when given.
+    pub fn delete_channel(
+        &mut self,
+        arn: &str,
+        current_version: Option<&str>,
+    ) -> Result<Channel, ApiError> {
+        let channel = self.channel(ResourceRef::Arn(arn))?;
+        if let Some(version) = current_version {
+            if version != channel.version {
+                return Err(ApiError::new(
+                    http::StatusCode::BAD_REQUEST,
+                    "VersionMismatchException",
+                    "The CurrentVersion does not match the channel's version.",
+                ));
+            }
+        }
+        Ok(self.channels.remove(arn).expect("looked up above"))
+    }
+
+    /// Enable storage of `channel_arn` into `stream_arn`, or disable it (`None`).
+    pub fn update_media_storage(
+        &mut self,
+        channel_arn: &str,
+        stream_arn: Option<&str>,
+        max_enabled: usize,
+    ) -> Result<(), ApiError> {
+        self.channel(ResourceRef::Arn(channel_arn))?;
+        if let Some(stream_arn) = stream_arn {
+            let stream = self.stream(ResourceRef::Arn(stream_arn))?;
+            if stream.data_retention_in_hours == 0 {
+                return Err(ApiError::new(
+                    http::StatusCode::BAD_REQUEST,
+                    "NoDataRetentionException",
+                    format!(
+                        "The stream {} has no data retention; set DataRetentionInHours above 0.",
+                        stream.name
+                    ),
+                ));
+            }
+            if let Some(other) = self.channels.values().find(|c| {
+                c.arn != channel_arn && c.storage_stream_arn.as_deref() == Some(stream_arn)
+            }) {
+                return Err(ApiError::in_use(format!(
+                    "The stream {} is already mapped to the signaling channel {}.",
+                    stream.name, other.name
+                )));
+            }
+            let enabled = self
+                .channels
+                .values()
+                .filter(|c| c.arn != channel_arn && c.storage_enabled())
+                .count();
+            if enabled >= max_enabled {
+                return Err(ApiError::new(
+                    http::StatusCode::BAD_REQUEST,
+                    "AccountChannelLimitExceededException",
+                    format!(
+                        "At most {max_enabled} signaling channels can have media storage enabled."
+                    ),
+                ));
+            }
+        }
+        let channel = self.channels.get_mut(channel_arn).expect("looked up above");
+        channel.storage_stream_arn = stream_arn.map(str::to_owned);
+        channel.version = new_version();
+        Ok(())
+    }
+
+    /// All channels, sorted by name.
+    pub fn channels(&self) -> Vec<Channel> {
+        let mut all: Vec<Channel> = self.channels.values().cloned().collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all
+    }
+
+    /// All streams, sorted by name.
+    pub fn streams(&self) -> Vec<Stream> {
+        let mut all: Vec<Stream> = self.streams.values().cloned().collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all
+    }
+}

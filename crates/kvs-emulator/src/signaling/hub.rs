@@ -1,0 +1,290 @@
+//! Who is connected to which channel, and delivery of frames to them.
+//!
+//! Each socket has a bounded outbound queue. A frame that does not fit is dropped and counted (the
+//! service does not deliver to clients that do not read either); a socket never blocks another.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::mpsc;
+
+use crate::api_error::ApiError;
+
+/// A connection's role.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum Role {
+    Master,
+    Viewer(String),
+}
+
+impl Role {
+    pub fn client_id(&self) -> Option<&str> {
+        match self {
+            Role::Master => None,
+            Role::Viewer(id) => Some(id),
+        }
+    }
+}
+
+/// What the socket task is asked to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Outbound {
+    /// Write this text frame.
+    Text(String),
+    /// Send GO_AWAY, then close after the grace period.
+    GoAway,
+    /// Close the socket now, with this reason.
+    Close(String),
+}
+
+/// One signaling socket as the rest of the emulator sees it.
+#[derive(Debug)]
+pub(crate) struct Connection {
+    pub id: u64,
+    pub channel_arn: String,
+    pub role: Role,
+    tx: mpsc::Sender<Outbound>,
+    dropped: AtomicU64,
+}
+
+impl Connection {
+    /// Queue a frame; false (and counted) when the queue is full or the socket is gone.
+    pub fn send(&self, frame: Outbound) -> bool {
+        match self.tx.try_send(frame) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                tracing::warn!(
+                    connection = self.id,
+                    dropped = n,
+                    "signaling outbound queue full; frame dropped"
+                );
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
+    /// Frames dropped because the queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+/// A snapshot of one connection, for the inspection API.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionInfo {
+    /// Emulator-wide connection id.
+    pub id: u64,
+    /// Channel ARN.
+    pub channel_arn: String,
+    /// `MASTER` or `VIEWER`.
+    pub role: &'static str,
+    /// Viewer client id.
+    pub client_id: Option<String>,
+    /// Frames dropped because the client did not read fast enough.
+    pub dropped_frames: u64,
+}
+
+#[derive(Default)]
+struct ChannelConnections {
+    master: Option<Arc<Connection>>,
+    viewers: HashMap<String, Arc<Connection>>,
+}
+
+/// All signaling sockets of the emulator.
+pub(crate) struct Hub {
+    channels: Mutex<HashMap<String, ChannelConnections>>,
+    next_id: AtomicU64,
+    queue: usize,
+    max_viewers: usize,
+}
+
+impl Hub {
+    pub fn new(queue: usize, max_viewers: usize) -> Self {
+        Self {
+            channels: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+            queue: queue.max(1),
+            max_viewers,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, ChannelConnections>> {
+        self.channels.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Register a socket. A new master replaces the old one, a viewer replaces its own id; both
+    /// close the replaced socket. Too many viewers is ClientLimitExceeded.
+    pub fn register(
+        &self,
+        channel_arn: &str,
+        role: Role,
+    ) -> Result<(Arc<Connection>, mpsc::Receiver<Outbound>), ApiError> {
+        let (tx, rx) = mpsc::channel(self.queue);
+        let conn = Arc::new(Connection {
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            channel_arn: channel_arn.to_owned(),
+            role: role.clone(),
+            tx,
+            dropped: AtomicU64::new(0),
+        });
+        let replaced = {
+            let mut channels = self.lock();
+            let entry = channels.entry(channel_arn.to_owned()).or_default();
+            match &role {
+                Role::Master => entry.master.replace(conn.clone()),
+                Role::Viewer(id) => {
+                    if !entry.viewers.contains_key(id) && entry.viewers.len() >= self.max_viewers {
+                        return Err(ApiError::client_limit(format!(
+                            "The number of viewers connected to the channel exceeds the maximum of {}.",
+                            self.max_viewers
+                        )));
+                    }
+                    entry.viewers.insert(id.clone(), conn.clone())
+                }
+            }
+        };
+        if let Some(old) = replaced {
+            tracing::info!(
+                old = old.id,
+                new = conn.id,
+                "a newer connection replaces this one"
+            );
+            old.send(Outbound::Close("replaced by a newer connection".into()));
+        }
+        Ok((conn, rx))
+    }
+
+    /// Forget a socket, unless a newer one already replaced it.
+    pub fn unregister(&self, conn: &Connection) {
+        let mut channels = self.lock();
+        if let Some(entry) = channels.get_mut(&conn.channel_arn) {
+            match &conn.role {
+                Role::Master => {
+                    if entry.master.as_ref().is_some_and(|m| m.id == conn.id) {
+                        entry.master = None;
+                    }
+                }
+                Role::Viewer(id) => {
+                    if entry.viewers.get(id).is_some_and(|v| v.id == conn.id) {
+                        entry.viewers.remove(id);
+                    }
+                }
+            }
+            if entry.master.is_none() && entry.viewers.is_empty() {
+                channels.remove(&conn.channel_arn);
+            }
+        }
+    }
+
+    /// The current socket of a role on a channel.
+    pub fn find(&self, channel_arn: &str, role: &Role) -> Option<Arc<Connection>> {
+        let channels = self.lock();
+        let entry = channels.get(channel_arn)?;
+        match role {
+            Role::Master => entry.master.clone(),
+            Role::Viewer(id) => entry.viewers.get(id).cloned(),
+        }
+    }
+
+    /// Close every socket of a channel.
+    pub fn close_channel(&self, channel_arn: &str, reason: &str) {
+        let entry = self.lock().remove(channel_arn);
+        if let Some(entry) = entry {
+            for conn in entry.master.iter().chain(entry.viewers.values()) {
+                conn.send(Outbound::Close(reason.to_owned()));
+            }
+        }
+    }
+
+    /// Send to the sockets of a channel that match `client_id` (None: the master; Some("*"): all).
+    pub fn broadcast(&self, channel_arn: &str, client_id: Option<&str>, frame: Outbound) -> usize {
+        let targets: Vec<Arc<Connection>> = {
+            let channels = self.lock();
+            let Some(entry) = channels.get(channel_arn) else {
+                return 0;
+            };
+            match client_id {
+                None => entry.master.iter().cloned().collect(),
+                Some("*") => entry
+                    .master
+                    .iter()
+                    .chain(entry.viewers.values())
+                    .cloned()
+                    .collect(),
+                Some(id) => entry.viewers.get(id).into_iter().cloned().collect(),
+            }
+        };
+        targets.iter().filter(|c| c.send(frame.clone())).count()
+    }
+
+    /// A snapshot of every connection.
+    pub fn connections(&self) -> Vec<ConnectionInfo> {
+        let channels = self.lock();
+        let mut all: Vec<ConnectionInfo> = channels
+            .values()
+            .flat_map(|e| e.master.iter().chain(e.viewers.values()))
+            .map(|c| ConnectionInfo {
+                id: c.id,
+                channel_arn: c.channel_arn.clone(),
+                role: if c.role == Role::Master {
+                    "MASTER"
+                } else {
+                    "VIEWER"
+                },
+                client_id: c.role.client_id().map(str::to_owned),
+                dropped_frames: c.dropped(),
+            })
+            .collect();
+        all.sort_by_key(|c| c.id);
+        all
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CH: &str = "arn:aws:kinesisvideo:us-west-2:1:channel/c/1";
+
+    #[test]
+    fn a_full_outbound_queue_drops_and_counts() {
+        let hub = Hub::new(2, 10);
+        let (conn, mut rx) = hub.register(CH, Role::Master).unwrap();
+        assert!(conn.send(Outbound::Text("1".into())));
+        assert!(conn.send(Outbound::Text("2".into())));
+        assert!(!conn.send(Outbound::Text("3".into())));
+        assert_eq!(conn.dropped(), 1);
+        assert_eq!(rx.try_recv().unwrap(), Outbound::Text("1".into()));
+        assert!(conn.send(Outbound::Text("4".into())));
+        assert_eq!(hub.connections()[0].dropped_frames, 1);
+    }
+
+    #[test]
+    fn newest_master_wins_and_the_old_one_is_closed() {
+        let hub = Hub::new(4, 10);
+        let (old, mut old_rx) = hub.register(CH, Role::Master).unwrap();
+        let (new, _new_rx) = hub.register(CH, Role::Master).unwrap();
+        assert!(matches!(old_rx.try_recv().unwrap(), Outbound::Close(_)));
+        assert_eq!(hub.find(CH, &Role::Master).unwrap().id, new.id);
+        hub.unregister(&old);
+        assert_eq!(
+            hub.find(CH, &Role::Master).unwrap().id,
+            new.id,
+            "old socket must not unregister the new one"
+        );
+    }
+
+    #[test]
+    fn viewer_cap_counts_distinct_ids() {
+        let hub = Hub::new(4, 2);
+        let _a = hub.register(CH, Role::Viewer("a".into())).unwrap();
+        let _b = hub.register(CH, Role::Viewer("b".into())).unwrap();
+        let _a2 = hub.register(CH, Role::Viewer("a".into())).unwrap();
+        let err = hub.register(CH, Role::Viewer("c".into())).unwrap_err();
+        assert_eq!(err.code, "ClientLimitExceededException");
+    }
+}

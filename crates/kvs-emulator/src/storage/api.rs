@@ -1,0 +1,107 @@
+//! The storage API on the WEBRTC endpoint: `POST /joinStorageSession` and
+//! `POST /joinStorageSessionAsViewer` (restJson1, errors with a lower-case `message`).
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use http::Method;
+use hyper::body::Incoming;
+use hyper::Request;
+
+use super::peer;
+use crate::api_error::{Api, ApiError};
+use crate::http_server::HttpResponse;
+use crate::http_util::{self, ReadRequest};
+use crate::registry::ResourceRef;
+use crate::shared::Shared;
+use crate::signaling::hub::Role;
+use crate::validate;
+
+/// Serve one request on the WEBRTC listener.
+pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> HttpResponse {
+    if req.method() == Method::OPTIONS {
+        return http_util::preflight(req.headers());
+    }
+    let req = match http_util::read(req, shared.config.limits.max_request_body).await {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    match join(&shared, &req) {
+        Ok(()) => http_util::ok_empty(&req.headers),
+        Err(err) => {
+            tracing::info!(path = %req.path, code = err.code, message = %err.message, "join refused");
+            http_util::error(Api::Storage, &err, Some(&req.headers))
+        }
+    }
+}
+
+fn join(shared: &Arc<Shared>, req: &ReadRequest) -> Result<(), ApiError> {
+    let as_viewer = match (req.method.as_str(), req.path.as_str()) {
+        ("POST", "/joinStorageSession") => false,
+        ("POST", "/joinStorageSessionAsViewer") => true,
+        _ => {
+            return Err(ApiError::new(
+                http::StatusCode::NOT_FOUND,
+                "UnknownOperationException",
+                format!("The storage API has no {} {}.", req.method, req.path),
+            ))
+        }
+    };
+    http_util::authenticate(req, Api::Storage, &shared.expectation(SystemTime::now()))?;
+    let body = http_util::json_body(&req.body)?;
+    let channel_arn = validate::required(&body, "channelArn")?;
+    validate::arn("channelArn", channel_arn)?;
+    if shared.faults.take_client_limit(channel_arn) {
+        return Err(ApiError::client_limit(
+            "Your request has been throttled (fault injected by the emulator).",
+        ));
+    }
+    let client_id = validate::optional(&body, "clientId")?;
+    let role = match (as_viewer, client_id) {
+        (true, None) => {
+            return Err(validate::required(&body, "clientId")
+                .map(|_| ())
+                .unwrap_err())
+        }
+        (false, Some(_)) if !shared.config.accept_viewer_on_join_storage_session => {
+            return Err(ApiError::invalid_argument(
+                "clientId is not a member of JoinStorageSession; use JoinStorageSessionAsViewer.",
+            ))
+        }
+        (_, Some(id)) => {
+            validate::name("clientId", id, 256)?;
+            Role::Viewer(id.to_owned())
+        }
+        (false, None) => Role::Master,
+    };
+    let stream_arn = {
+        let registry = shared.registry();
+        let channel = registry.channel(ResourceRef::Arn(channel_arn))?;
+        channel.storage_stream_arn.clone().ok_or_else(|| {
+            ApiError::invalid_argument(format!(
+                "The channel {} is not mapped to a stream; enable media storage with UpdateMediaStorageConfiguration.",
+                channel.name
+            ))
+        })?
+    };
+    if let Role::Viewer(id) = &role {
+        let in_use = shared
+            .sessions
+            .viewer_slots_in_use(channel_arn, id, Instant::now());
+        if in_use >= shared.config.limits.viewers_per_storage_session {
+            return Err(ApiError::client_limit(format!(
+                "The maximum number of viewers connected to the session ({}) has been reached.",
+                shared.config.limits.viewers_per_storage_session
+            )));
+        }
+    }
+    let (handle, inbound) = shared
+        .sessions
+        .begin(channel_arn, &stream_arn, role.clone());
+    tracing::info!(session = handle.id, channel = %channel_arn, ?role, "storage session joined");
+    let faults = shared.faults.take_offer_faults(channel_arn);
+    shared
+        .peers
+        .spawn(peer::run(shared.clone(), handle, role, inbound, faults));
+    Ok(())
+}
