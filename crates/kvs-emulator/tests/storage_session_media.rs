@@ -1,0 +1,152 @@
+//! A storage session end to end: presigned signaling, JoinStorageSession through the official
+//! Rust client, the storage offer, a str0m answer, real DTLS-SRTP media, and a recording that
+//! ffprobe reads with both streams and the right duration.
+
+mod support;
+
+use aws_sdk_kinesisvideo::types::ChannelRole;
+use support::peer::{answer_and_stream, VideoCodec};
+use support::TestEmulator;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h264_and_opus_are_checked_counted_and_recorded() {
+    let emu = TestEmulator::start().await;
+    let (channel_arn, _) = emu.storage_channel("media-cam").await;
+    let (wss, _, webrtc) = emu.endpoints(&channel_arn, ChannelRole::Master).await;
+    let mut ws = emu
+        .connect(&wss, &channel_arn, None)
+        .await
+        .expect("presigned connect");
+    emu.storage(&webrtc)
+        .join_storage_session()
+        .channel_arn(&channel_arn)
+        .send()
+        .await
+        .expect("join accepted");
+
+    let report = answer_and_stream(&mut ws, VideoCodec::H264, true).await;
+    assert!(report.connected, "ICE + DTLS connected: {report:?}");
+    assert!(report.offer_sdp.contains("H264/90000"), "offer lists H.264");
+    assert!(
+        report.offer_sdp.contains("a=ice-options:trickle"),
+        "the storage offer trickles"
+    );
+    assert!(
+        !report.offer_sdp.contains("a=candidate"),
+        "candidates come as ICE_CANDIDATE messages"
+    );
+    assert!(
+        report.offer_sdp.contains("a=recvonly"),
+        "the master's video is received, not sent"
+    );
+    let h264_at = report.offer_sdp.find("H264/90000").unwrap();
+    let vp8_at = report
+        .offer_sdp
+        .find("VP8/90000")
+        .expect("offer also lists VP8");
+    assert!(h264_at < vp8_at, "H.264 comes first in the offer");
+    assert_eq!(report.video_frames_sent, 75);
+    assert!(
+        report.keyframe_requests >= 1,
+        "the storage peer asks for a keyframe when it starts"
+    );
+
+    let sessions = emu
+        .wait_for_sessions("all frames counted", |s| {
+            s.first().is_some_and(|s| {
+                s["media"]["video"]["frames"].as_u64() >= Some(74)
+                    && s["media"]["audio"]["frames"].as_u64() >= Some(140)
+            })
+        })
+        .await;
+    let media = &sessions[0]["media"];
+    assert_eq!(media["video"]["codec"], "H264");
+    assert_eq!(media["audio"]["codec"], "opus");
+    assert_eq!(
+        (media["width"].as_u64(), media["height"].as_u64()),
+        (Some(320), Some(240))
+    );
+    assert_eq!(media["profile"], "constrained-baseline");
+    assert!(media["video"]["keyframes"].as_u64() >= Some(3), "{media}");
+    assert_eq!(media["violations"], serde_json::json!([]), "{media}");
+    assert_eq!(sessions[0]["state"], "CONNECTED");
+
+    let recordings = emu.dir.path().join("recordings");
+    emu.handle.shutdown().await;
+    let file = std::fs::read_dir(recordings.join("media-cam"))
+        .expect("recording dir")
+        .next()
+        .expect("one recording")
+        .unwrap()
+        .path();
+    let probe = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_name,width,height:format=duration",
+            "-of",
+            "json",
+        ])
+        .arg(&file)
+        .output()
+        .expect("ffprobe runs (apt-get install ffmpeg)");
+    assert!(
+        probe.status.success(),
+        "ffprobe failed: {}",
+        String::from_utf8_lossy(&probe.stderr)
+    );
+    let info: serde_json::Value = serde_json::from_slice(&probe.stdout).expect("ffprobe JSON");
+    let codecs: Vec<&str> = info["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["codec_name"].as_str())
+        .collect();
+    assert_eq!(codecs, vec!["h264", "opus"], "{info}");
+    let duration: f64 = info["format"]["duration"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (2.7..=3.3).contains(&duration),
+        "3 s of media recorded, ffprobe says {duration}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vp8_answer_is_rejected_with_status_response() {
+    let emu = TestEmulator::start().await;
+    let (channel_arn, _) = emu.storage_channel("vp8-cam").await;
+    let (wss, _, webrtc) = emu.endpoints(&channel_arn, ChannelRole::Master).await;
+    let mut ws = emu
+        .connect(&wss, &channel_arn, None)
+        .await
+        .expect("presigned connect");
+    emu.storage(&webrtc)
+        .join_storage_session()
+        .channel_arn(&channel_arn)
+        .send()
+        .await
+        .expect("join accepted");
+
+    let report = answer_and_stream(&mut ws, VideoCodec::Vp8, false).await;
+    assert!(!report.connected);
+    let status = &report.status_responses.first().expect("a STATUS_RESPONSE")["statusResponse"];
+    assert_eq!(status["errorType"], "InvalidArgumentException");
+    assert_eq!(status["statusCode"], "400");
+    assert!(
+        status["description"].as_str().unwrap().contains("vp8"),
+        "{status}"
+    );
+    let sessions = emu
+        .wait_for_sessions("session ended", |s| {
+            s.first().is_some_and(|s| s["state"] == "ENDED")
+        })
+        .await;
+    assert!(sessions[0]["answerRejected"]
+        .as_str()
+        .unwrap()
+        .contains("vp8"));
+}

@@ -1,0 +1,423 @@
+//! Shared helpers of the emulator's end-to-end tests: start an emulator on loopback, build the
+//! official AWS SDK clients against it (trusting its CA), presign and open signaling sockets.
+
+#![allow(dead_code)]
+
+pub mod peer;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use aws_credential_types::Credentials;
+use aws_sdk_kinesisvideo::types::{
+    ChannelProtocol, ChannelRole, MediaStorageConfiguration, MediaStorageConfigurationStatus,
+    SingleMasterChannelEndpointConfiguration,
+};
+use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
+use futures_util::{SinkExt, StreamExt};
+use kvs_emulator::{AccessKey, Emulator, EmulatorBuilder, EmulatorHandle, TlsMode};
+use serde_json::Value;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// How long any single wait in a test may take before it fails.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+pub struct TestEmulator {
+    pub handle: EmulatorHandle,
+    pub dir: tempfile::TempDir,
+}
+
+impl TestEmulator {
+    pub async fn start() -> Self {
+        Self::start_with(|b| b).await
+    }
+
+    pub async fn start_with(tweak: impl FnOnce(EmulatorBuilder) -> EmulatorBuilder) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let builder = Emulator::builder()
+            .tls(TlsMode::GeneratedCa {
+                dir: dir.path().join("ca"),
+            })
+            .recordings_dir(dir.path().join("recordings"))
+            .timings(|t| t.offer_delay = Duration::from_millis(50));
+        let handle = tweak(builder).start().await.expect("emulator starts");
+        Self { handle, dir }
+    }
+
+    pub fn key(&self) -> AccessKey {
+        self.handle.access_key().clone()
+    }
+
+    pub fn http_client(&self) -> SharedHttpClient {
+        let pem = self.handle.ca_cert_pem().expect("TLS is on");
+        let trust = TrustStore::empty().with_pem_certificate(pem.as_bytes());
+        aws_smithy_http_client::Builder::new()
+            .tls_provider(tls::Provider::Rustls(
+                tls::rustls_provider::CryptoMode::AwsLc,
+            ))
+            .tls_context(
+                TlsContext::builder()
+                    .with_trust_store(trust)
+                    .build()
+                    .expect("TLS context"),
+            )
+            .build_https()
+    }
+
+    pub fn control_plane(&self) -> aws_sdk_kinesisvideo::Client {
+        self.control_plane_as(&self.key())
+    }
+
+    pub fn control_plane_as(&self, key: &AccessKey) -> aws_sdk_kinesisvideo::Client {
+        let config = aws_sdk_kinesisvideo::Config::builder()
+            .behavior_version_latest()
+            .region(aws_sdk_kinesisvideo::config::Region::new(
+                self.handle.region().to_owned(),
+            ))
+            .endpoint_url(self.handle.endpoint_url())
+            .credentials_provider(credentials(key))
+            .http_client(self.http_client())
+            .build();
+        aws_sdk_kinesisvideo::Client::from_conf(config)
+    }
+
+    pub fn storage(&self, webrtc_endpoint: &str) -> aws_sdk_kinesisvideowebrtcstorage::Client {
+        self.storage_as(webrtc_endpoint, &self.key())
+    }
+
+    pub fn storage_as(
+        &self,
+        webrtc_endpoint: &str,
+        key: &AccessKey,
+    ) -> aws_sdk_kinesisvideowebrtcstorage::Client {
+        let config = aws_sdk_kinesisvideowebrtcstorage::Config::builder()
+            .behavior_version_latest()
+            .region(aws_sdk_kinesisvideowebrtcstorage::config::Region::new(
+                self.handle.region().to_owned(),
+            ))
+            .endpoint_url(webrtc_endpoint)
+            .credentials_provider(credentials(key))
+            .http_client(self.http_client())
+            .retry_config(aws_sdk_kinesisvideowebrtcstorage::config::retry::RetryConfig::disabled())
+            .build();
+        aws_sdk_kinesisvideowebrtcstorage::Client::from_conf(config)
+    }
+
+    /// A channel with storage enabled into a fresh stream. Returns (channel ARN, stream ARN).
+    pub async fn storage_channel(&self, name: &str) -> (String, String) {
+        let kv = self.control_plane();
+        let channel = kv
+            .create_signaling_channel()
+            .channel_name(name)
+            .send()
+            .await
+            .expect("create channel");
+        let channel_arn = channel.channel_arn().expect("channel ARN").to_owned();
+        let stream = kv
+            .create_stream()
+            .stream_name(format!("{name}-stream"))
+            .data_retention_in_hours(24)
+            .send()
+            .await
+            .expect("create stream");
+        let stream_arn = stream.stream_arn().expect("stream ARN").to_owned();
+        kv.update_media_storage_configuration()
+            .channel_arn(&channel_arn)
+            .media_storage_configuration(
+                MediaStorageConfiguration::builder()
+                    .stream_arn(&stream_arn)
+                    .status(MediaStorageConfigurationStatus::Enabled)
+                    .build()
+                    .expect("storage configuration"),
+            )
+            .send()
+            .await
+            .expect("enable storage");
+        (channel_arn, stream_arn)
+    }
+
+    /// (WSS, HTTPS, WEBRTC) endpoints for a role, as GetSignalingChannelEndpoint returns them.
+    pub async fn endpoints(
+        &self,
+        channel_arn: &str,
+        role: ChannelRole,
+    ) -> (String, String, String) {
+        let out = self
+            .control_plane()
+            .get_signaling_channel_endpoint()
+            .channel_arn(channel_arn)
+            .single_master_channel_endpoint_configuration(
+                SingleMasterChannelEndpointConfiguration::builder()
+                    .protocols(ChannelProtocol::Wss)
+                    .protocols(ChannelProtocol::Https)
+                    .protocols(ChannelProtocol::Webrtc)
+                    .role(role)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("get endpoints");
+        let find = |p: ChannelProtocol| {
+            out.resource_endpoint_list()
+                .iter()
+                .find(|e| e.protocol() == Some(&p))
+                .and_then(|e| e.resource_endpoint())
+                .expect("endpoint listed")
+                .to_owned()
+        };
+        (
+            find(ChannelProtocol::Wss),
+            find(ChannelProtocol::Https),
+            find(ChannelProtocol::Webrtc),
+        )
+    }
+
+    pub fn rustls_client_config(&self) -> Arc<rustls::ClientConfig> {
+        use rustls_pki_types::pem::PemObject;
+        let mut roots = rustls::RootCertStore::empty();
+        let pem = self.handle.ca_cert_pem().expect("TLS is on");
+        roots
+            .add(rustls_pki_types::CertificateDer::from_pem_slice(pem.as_bytes()).expect("CA PEM"))
+            .expect("CA accepted");
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        Arc::new(
+            rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .expect("TLS versions")
+                .with_root_certificates(roots)
+                .with_no_client_auth(),
+        )
+    }
+
+    /// Open a signaling socket with a URL presigned by `aws-sigv4`.
+    pub async fn connect(
+        &self,
+        wss: &str,
+        channel_arn: &str,
+        client_id: Option<&str>,
+    ) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
+        let url = presign(
+            wss,
+            channel_arn,
+            client_id,
+            &self.key(),
+            self.handle.region(),
+            SystemTime::now(),
+            Duration::from_secs(299),
+        );
+        self.connect_url(&url).await
+    }
+
+    pub async fn connect_url(
+        &self,
+        url: &str,
+    ) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
+        let connector = tokio_tungstenite::Connector::Rustls(self.rustls_client_config());
+        let (ws, _) =
+            tokio_tungstenite::connect_async_tls_with_config(url, None, false, Some(connector))
+                .await?;
+        Ok(ws)
+    }
+
+    pub async fn inspect(&self, resource: &str) -> Value {
+        let url = format!(
+            "{}{}/{resource}",
+            self.handle.endpoint_url(),
+            kvs_emulator::inspect::PREFIX
+        );
+        http_json(self, "GET", &url, None).await
+    }
+
+    pub async fn fault(&self, body: Value) -> Value {
+        let url = format!(
+            "{}{}/faults",
+            self.handle.endpoint_url(),
+            kvs_emulator::inspect::PREFIX
+        );
+        http_json(self, "POST", &url, Some(body)).await
+    }
+
+    /// Poll the inspection API until `pred` holds for the session list (bounded by [`WAIT`]).
+    pub async fn wait_for_sessions(
+        &self,
+        what: &str,
+        pred: impl Fn(&[Value]) -> bool,
+    ) -> Vec<Value> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let sessions = self
+                .inspect("sessions")
+                .await
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            if pred(&sessions) {
+                return sessions;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {what}: {sessions:#?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+pub fn credentials(key: &AccessKey) -> Credentials {
+    Credentials::new(
+        key.access_key_id.clone(),
+        key.secret_access_key.clone(),
+        key.session_token.clone(),
+        None,
+        "kvs-emulator-test",
+    )
+}
+
+/// A SigV4 presigned WSS URL, made by `aws-sigv4` (an implementation independent of the emulator).
+pub fn presign(
+    wss: &str,
+    channel_arn: &str,
+    client_id: Option<&str>,
+    key: &AccessKey,
+    region: &str,
+    time: SystemTime,
+    expires: Duration,
+) -> String {
+    use aws_sigv4::http_request::{
+        sign, SignableBody, SignableRequest, SignatureLocation, SigningSettings,
+    };
+    use aws_sigv4::sign::v4;
+    let mut url = format!("{wss}/?X-Amz-ChannelARN={}", urlencode(channel_arn));
+    if let Some(id) = client_id {
+        url.push_str(&format!("&X-Amz-ClientId={}", urlencode(id)));
+    }
+    let host = wss
+        .trim_start_matches("wss://")
+        .trim_start_matches("ws://")
+        .to_owned();
+    let identity = credentials(key).into();
+    let mut settings = SigningSettings::default();
+    settings.signature_location = SignatureLocation::QueryParams;
+    settings.expires_in = Some(expires);
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region(region)
+        .name("kinesisvideo")
+        .time(time)
+        .settings(settings)
+        .build()
+        .expect("signing params")
+        .into();
+    let signable = SignableRequest::new(
+        "GET",
+        &url,
+        std::iter::once(("host", host.as_str())),
+        SignableBody::Bytes(b""),
+    )
+    .expect("signable");
+    let (instructions, _) = sign(signable, &params).expect("signed").into_parts();
+    let mut request = http::Request::builder()
+        .method("GET")
+        .uri(&url)
+        .body(())
+        .expect("request");
+    instructions.apply_to_request_http1x(&mut request);
+    request.uri().to_string()
+}
+
+pub fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// A minimal HTTPS/1.1 request (Connection: close) to the inspection API.
+async fn http_json(emu: &TestEmulator, method: &str, url: &str, body: Option<Value>) -> Value {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("https://").expect("TLS endpoint");
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let tcp = TcpStream::connect(authority)
+        .await
+        .expect("connect to the emulator");
+    let connector = tokio_rustls::TlsConnector::from(emu.rustls_client_config());
+    let name = rustls_pki_types::ServerName::try_from("127.0.0.1").expect("server name");
+    let mut tls = connector.connect(name, tcp).await.expect("TLS handshake");
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    tls.write_all(request.as_bytes())
+        .await
+        .expect("write request");
+    let mut response = Vec::new();
+    let _ = tls.read_to_end(&mut response).await;
+    let text = String::from_utf8_lossy(&response);
+    let (_, json_body) = text.split_once("\r\n\r\n").expect("HTTP response");
+    serde_json::from_str(json_body).unwrap_or_else(|_| panic!("inspection answer is JSON: {text}"))
+}
+
+/// The next text frame as JSON, within [`WAIT`].
+pub async fn next_json(ws: &mut Ws) -> Value {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let frame = tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .expect("a frame arrives in time");
+        match frame {
+            Some(Ok(Message::Text(text))) => {
+                return serde_json::from_str(&text).expect("JSON frame")
+            }
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            other => panic!("expected a text frame, got {other:?}"),
+        }
+    }
+}
+
+/// Wait until the socket is closed by the server; returns the close reason.
+pub async fn closed(ws: &mut Ws) -> String {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        match tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .expect("socket closes in time")
+        {
+            Some(Ok(Message::Close(frame))) => {
+                return frame.map(|f| f.reason.to_string()).unwrap_or_default()
+            }
+            None | Some(Err(_)) => return String::new(),
+            Some(Ok(_)) => continue,
+        }
+    }
+}
+
+pub async fn send_json(ws: &mut Ws, value: &Value) {
+    ws.send(Message::text(value.to_string()))
+        .await
+        .expect("send frame");
+}
+
+pub fn decode_payload(event: &Value) -> Value {
+    use base64::Engine as _;
+    let b64 = event["messagePayload"].as_str().expect("messagePayload");
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .expect("base64 payload");
+    serde_json::from_slice(&bytes).expect("JSON payload")
+}
+
+pub fn encode_payload(value: &Value) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(value.to_string())
+}

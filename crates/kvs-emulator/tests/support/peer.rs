@@ -1,0 +1,246 @@
+//! A device-side WebRTC peer for tests: answers the storage offer with str0m and streams the
+//! fixture H.264 file plus Opus silence in real time.
+
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+use str0m::change::SdpOffer;
+use str0m::format::Codec;
+use str0m::media::{MediaKind, MediaTime, Mid};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
+use tokio::net::UdpSocket;
+use tokio_tungstenite::tungstenite::Message;
+
+use super::{decode_payload, encode_payload, send_json, Ws, WAIT};
+
+/// A 20 ms Opus frame of silence (TOC 0xF8: CELT fullband 20 ms, mono).
+const OPUS_SILENCE: [u8; 3] = [0xF8, 0xFF, 0xFE];
+
+/// The fixture's access units (Annex-B), one per frame at 25 fps.
+pub fn fixture_access_units() -> Vec<Vec<u8>> {
+    let data = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/testsrc-320x240-25fps-3s.h264"
+    ))
+    .expect("fixture");
+    let mut units: Vec<(usize, usize)> = Vec::new();
+    let mut i = 0;
+    while i + 3 <= data.len() {
+        if data[i..i + 3] == [0, 0, 1] {
+            units.push((i, data.get(i + 3).map(|b| b & 0x1f).unwrap_or(0) as usize));
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    // An access unit ends after each slice (types 1 and 5); parameter sets and SEI lead into the next.
+    let mut aus = Vec::new();
+    let mut start = 0;
+    for (n, &(pos, nal_type)) in units.iter().enumerate() {
+        if nal_type == 1 || nal_type == 5 {
+            let end = units.get(n + 1).map(|&(p, _)| p).unwrap_or(data.len());
+            let begin = if start == 0 { 0 } else { start };
+            let _ = pos;
+            aus.push(data[begin..end].to_vec());
+            start = end;
+        }
+    }
+    aus
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VideoCodec {
+    H264,
+    Vp8,
+}
+
+#[derive(Debug, Default)]
+pub struct Report {
+    pub offer_sdp: String,
+    pub candidates_before_offer: usize,
+    pub connected: bool,
+    pub video_frames_sent: usize,
+    pub audio_frames_sent: usize,
+    pub keyframe_requests: usize,
+    pub status_responses: Vec<Value>,
+}
+
+/// Wait for the storage offer on `ws`, answer it and (if it connects) stream `seconds` of media.
+pub async fn answer_and_stream(ws: &mut Ws, codec: VideoCodec, send_media: bool) -> Report {
+    let mut report = Report::default();
+    let mut early = Vec::new();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let offer = loop {
+        let frame = tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .expect("offer arrives in time");
+        let Some(Ok(Message::Text(text))) = frame else {
+            continue;
+        };
+        let event: Value = serde_json::from_str(&text).expect("JSON event");
+        assert!(
+            event.get("senderClientId").is_none(),
+            "storage messages carry no senderClientId: {event}"
+        );
+        match event["messageType"].as_str() {
+            Some("SDP_OFFER") => break decode_payload(&event),
+            Some("ICE_CANDIDATE") => early.push(decode_payload(&event)),
+            _ => {}
+        }
+    };
+    report.candidates_before_offer = early.len();
+    report.offer_sdp = offer["sdp"].as_str().expect("offer sdp").to_owned();
+
+    let mut config = RtcConfig::new().clear_codecs();
+    match codec {
+        VideoCodec::H264 => config = config.enable_h264(true),
+        VideoCodec::Vp8 => config = config.enable_vp8(true),
+    }
+    let mut rtc: Rtc = config.enable_opus(true, false).build(Instant::now());
+    let socket = UdpSocket::bind("127.0.0.1:0").await.expect("UDP socket");
+    let local = socket.local_addr().expect("local addr");
+    let candidate = Candidate::host(local, "udp").expect("host candidate");
+    let candidate_line = candidate.to_sdp_string();
+    rtc.add_local_candidate(candidate);
+    let offer = SdpOffer::from_sdp_string(&report.offer_sdp).expect("offer parses");
+    let answer = rtc.sdp_api().accept_offer(offer).expect("offer accepted");
+    let correlation = format!(
+        "{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+    );
+    send_json(ws, &json!({
+        "action": "SDP_ANSWER",
+        "messagePayload": encode_payload(&json!({"type": "answer", "sdp": answer.to_sdp_string()})),
+        "correlationId": correlation,
+    }))
+    .await;
+    send_json(ws, &json!({
+        "action": "ICE_CANDIDATE",
+        "messagePayload": encode_payload(&json!({"candidate": candidate_line, "sdpMid": "0", "sdpMLineIndex": 0})),
+    }))
+    .await;
+    for c in early {
+        if let Some(Ok(c)) = c["candidate"].as_str().map(Candidate::from_sdp_string) {
+            rtc.add_remote_candidate(c);
+        }
+    }
+
+    let aus = fixture_access_units();
+    let mut mids: (Option<Mid>, Option<Mid>) = (None, None);
+    let mut started: Option<Instant> = None;
+    let mut next_video = 0usize;
+    let mut next_audio = 0usize;
+    let mut buf = vec![0u8; 2048];
+    let overall = tokio::time::Instant::now() + WAIT;
+    loop {
+        let timeout = loop {
+            match rtc.poll_output().expect("poll") {
+                Output::Timeout(t) => break t,
+                Output::Transmit(t) => {
+                    let _ = socket.send_to(&t.contents, t.destination).await;
+                }
+                Output::Event(Event::Connected) => {
+                    report.connected = true;
+                    started.get_or_insert_with(Instant::now);
+                }
+                Output::Event(Event::MediaAdded(m)) => match m.kind {
+                    MediaKind::Video => mids.0 = Some(m.mid),
+                    MediaKind::Audio => mids.1 = Some(m.mid),
+                },
+                Output::Event(Event::KeyframeRequest(_)) => report.keyframe_requests += 1,
+                Output::Event(_) => {}
+            }
+        };
+        // Write whatever media is due (25 fps video, 50 fps audio), one frame per pass.
+        if let (true, Some(t0)) = (send_media, started) {
+            let elapsed = t0.elapsed();
+            if next_video < aus.len() && elapsed >= Duration::from_millis(40 * next_video as u64) {
+                if let Some(mid) = mids.0 {
+                    if let Some(writer) = rtc.writer(mid) {
+                        let pt = writer
+                            .payload_params()
+                            .find(|p| p.spec().codec == Codec::H264)
+                            .map(|p| p.pt());
+                        if let Some(pt) = pt {
+                            let time = MediaTime::from_90khz(3600 * next_video as u64);
+                            writer
+                                .write(pt, Instant::now(), time, aus[next_video].clone())
+                                .expect("video write");
+                            report.video_frames_sent += 1;
+                        }
+                    }
+                }
+                next_video += 1;
+                continue;
+            }
+            if next_audio < aus.len() * 2
+                && elapsed >= Duration::from_millis(20 * next_audio as u64)
+            {
+                if let Some(mid) = mids.1 {
+                    if let Some(writer) = rtc.writer(mid) {
+                        let pt = writer
+                            .payload_params()
+                            .find(|p| p.spec().codec == Codec::Opus)
+                            .map(|p| p.pt());
+                        if let Some(pt) = pt {
+                            let time = MediaTime::new(
+                                960 * next_audio as u64,
+                                str0m::media::Frequency::FORTY_EIGHT_KHZ,
+                            );
+                            writer
+                                .write(pt, Instant::now(), time, OPUS_SILENCE.to_vec())
+                                .expect("audio write");
+                            report.audio_frames_sent += 1;
+                        }
+                    }
+                }
+                next_audio += 1;
+                continue;
+            }
+            if next_video >= aus.len() && next_audio >= aus.len() * 2 {
+                break;
+            }
+        } else if report.connected || !report.status_responses.is_empty() {
+            break;
+        }
+        let media_tick = tokio::time::Instant::now() + Duration::from_millis(5);
+        let wake = tokio::time::Instant::from_std(timeout.max(Instant::now())).min(media_tick);
+        let input = tokio::select! {
+            _ = tokio::time::sleep_until(overall) => break,
+            _ = tokio::time::sleep_until(wake) => Input::Timeout(Instant::now()),
+            received = socket.recv_from(&mut buf) => {
+                let (n, source) = received.expect("UDP receive");
+                let Ok(contents) = buf[..n].try_into() else { continue };
+                Input::Receive(Instant::now(), Receive { proto: Protocol::Udp, source, destination: local, contents })
+            }
+            frame = ws.next() => {
+                match frame {
+                    Some(Ok(Message::Text(text))) => {
+                        let event: Value = serde_json::from_str(&text).expect("JSON event");
+                        match event["messageType"].as_str() {
+                            Some("ICE_CANDIDATE") => {
+                                let c = decode_payload(&event);
+                                if let Some(Ok(c)) = c["candidate"].as_str().map(Candidate::from_sdp_string) {
+                                    rtc.add_remote_candidate(c);
+                                }
+                            }
+                            Some("STATUS_RESPONSE") => report.status_responses.push(event),
+                            _ => {}
+                        }
+                    }
+                    Some(Ok(_)) => {}
+                    None | Some(Err(_)) => break,
+                }
+                continue;
+            }
+        };
+        rtc.handle_input(input).expect("input");
+    }
+    rtc.disconnect();
+    report
+}
