@@ -1,0 +1,359 @@
+//! The control plane through the official `aws-sdk-kinesisvideo` client: resources, mapping,
+//! endpoints, and errors deserialized to their typed variants.
+
+mod support;
+
+use aws_sdk_kinesisvideo::error::ProvideErrorMetadata;
+use aws_sdk_kinesisvideo::operation::describe_signaling_channel::DescribeSignalingChannelError;
+use aws_sdk_kinesisvideo::operation::get_signaling_channel_endpoint::GetSignalingChannelEndpointError;
+use aws_sdk_kinesisvideo::operation::update_media_storage_configuration::UpdateMediaStorageConfigurationError;
+use aws_sdk_kinesisvideo::types::{
+    ChannelProtocol, ChannelRole, MediaStorageConfiguration, MediaStorageConfigurationStatus,
+    SingleMasterChannelEndpointConfiguration,
+};
+use kvs_emulator::AccessKey;
+use support::TestEmulator;
+
+fn storage(
+    stream_arn: Option<&str>,
+    status: MediaStorageConfigurationStatus,
+) -> MediaStorageConfiguration {
+    MediaStorageConfiguration::builder()
+        .set_stream_arn(stream_arn.map(str::to_owned))
+        .status(status)
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn channels_streams_and_storage_mapping() {
+    let emu = TestEmulator::start().await;
+    let kv = emu.control_plane();
+    let arn = kv
+        .create_signaling_channel()
+        .channel_name("cam-1")
+        .send()
+        .await
+        .unwrap()
+        .channel_arn
+        .unwrap();
+    assert!(
+        arn.starts_with("arn:aws:kinesisvideo:us-west-2:111122223333:channel/cam-1/"),
+        "{arn}"
+    );
+
+    let by_name = kv
+        .describe_signaling_channel()
+        .channel_name("cam-1")
+        .send()
+        .await
+        .unwrap();
+    let by_arn = kv
+        .describe_signaling_channel()
+        .channel_arn(&arn)
+        .send()
+        .await
+        .unwrap();
+    let info = by_name.channel_info.unwrap();
+    assert_eq!(info.channel_arn(), Some(arn.as_str()));
+    assert_eq!(by_arn.channel_info.unwrap().channel_name(), Some("cam-1"));
+    assert_eq!(info.channel_status().map(|s| s.as_str()), Some("ACTIVE"));
+    assert_eq!(
+        info.single_master_configuration()
+            .and_then(|c| c.message_ttl_seconds()),
+        Some(60)
+    );
+
+    let off = kv
+        .describe_media_storage_configuration()
+        .channel_arn(&arn)
+        .send()
+        .await
+        .unwrap();
+    let off = off.media_storage_configuration.unwrap();
+    assert_eq!(off.status(), &MediaStorageConfigurationStatus::Disabled);
+    assert_eq!(off.stream_arn(), None);
+
+    let stream_arn = kv
+        .create_stream()
+        .stream_name("cam-1-stream")
+        .data_retention_in_hours(2)
+        .send()
+        .await
+        .unwrap()
+        .stream_arn
+        .unwrap();
+    let described = kv
+        .describe_stream()
+        .stream_arn(&stream_arn)
+        .send()
+        .await
+        .unwrap()
+        .stream_info
+        .unwrap();
+    assert_eq!(described.data_retention_in_hours(), Some(2));
+    kv.update_media_storage_configuration()
+        .channel_arn(&arn)
+        .media_storage_configuration(storage(
+            Some(&stream_arn),
+            MediaStorageConfigurationStatus::Enabled,
+        ))
+        .send()
+        .await
+        .unwrap();
+    let on = kv
+        .describe_media_storage_configuration()
+        .channel_name("cam-1")
+        .send()
+        .await
+        .unwrap();
+    let on = on.media_storage_configuration.unwrap();
+    assert_eq!(on.status(), &MediaStorageConfigurationStatus::Enabled);
+    assert_eq!(on.stream_arn(), Some(stream_arn.as_str()));
+
+    kv.update_media_storage_configuration()
+        .channel_arn(&arn)
+        .media_storage_configuration(storage(None, MediaStorageConfigurationStatus::Disabled))
+        .send()
+        .await
+        .unwrap();
+    let again = kv
+        .describe_media_storage_configuration()
+        .channel_arn(&arn)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        again.media_storage_configuration.unwrap().status(),
+        &MediaStorageConfigurationStatus::Disabled
+    );
+
+    kv.delete_signaling_channel()
+        .channel_arn(&arn)
+        .send()
+        .await
+        .unwrap();
+    let gone = kv
+        .describe_signaling_channel()
+        .channel_arn(&arn)
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert!(
+        matches!(
+            gone,
+            DescribeSignalingChannelError::ResourceNotFoundException(_)
+        ),
+        "{gone:?}"
+    );
+}
+
+#[tokio::test]
+async fn endpoints_per_role_and_protocol() {
+    let emu = TestEmulator::start().await;
+    let (arn, _) = emu.storage_channel("ep").await;
+    let (wss, https, webrtc) = emu.endpoints(&arn, ChannelRole::Master).await;
+    assert!(wss.starts_with("wss://127.0.0.1:"), "{wss}");
+    assert!(https.starts_with("https://127.0.0.1:"), "{https}");
+    assert!(webrtc.starts_with("https://127.0.0.1:"), "{webrtc}");
+    assert_eq!(
+        emu.endpoints(&arn, ChannelRole::Viewer).await,
+        (wss, https, webrtc)
+    );
+
+    let kv = emu.control_plane();
+    let plain = kv
+        .create_signaling_channel()
+        .channel_name("p2p")
+        .send()
+        .await
+        .unwrap()
+        .channel_arn
+        .unwrap();
+    let err = kv
+        .get_signaling_channel_endpoint()
+        .channel_arn(&plain)
+        .single_master_channel_endpoint_configuration(
+            SingleMasterChannelEndpointConfiguration::builder()
+                .protocols(ChannelProtocol::Webrtc)
+                .role(ChannelRole::Master)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert!(
+        matches!(
+            err,
+            GetSignalingChannelEndpointError::InvalidArgumentException(_)
+        ),
+        "{err:?}"
+    );
+    assert!(
+        err.message()
+            .unwrap()
+            .contains("UpdateMediaStorageConfiguration"),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn errors_are_the_typed_errors_aws_returns() {
+    let emu = TestEmulator::start().await;
+    let kv = emu.control_plane();
+
+    let missing = kv
+        .describe_signaling_channel()
+        .channel_name("nope")
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert!(
+        matches!(
+            missing,
+            DescribeSignalingChannelError::ResourceNotFoundException(_)
+        ),
+        "{missing:?}"
+    );
+    assert_eq!(
+        missing.message(),
+        Some("The requested channel is not found or not active.")
+    );
+    assert!(missing.meta().extra("aws_request_id").is_some() || missing.meta().code().is_some());
+
+    let bad_arn = kv
+        .describe_signaling_channel()
+        .channel_arn("arn:aws:s3:::bucket")
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert!(
+        matches!(
+            bad_arn,
+            DescribeSignalingChannelError::InvalidArgumentException(_)
+        ),
+        "{bad_arn:?}"
+    );
+
+    let mut wrong = emu.key();
+    wrong.secret_access_key.push('x');
+    let denied = emu
+        .control_plane_as(&wrong)
+        .describe_signaling_channel()
+        .channel_name("nope")
+        .send()
+        .await
+        .unwrap_err();
+    let raw_status = denied.raw_response().map(|r| r.status().as_u16());
+    let denied = denied.into_service_error();
+    assert!(
+        matches!(
+            denied,
+            DescribeSignalingChannelError::AccessDeniedException(_)
+        ),
+        "{denied:?}"
+    );
+    assert_eq!(raw_status, Some(401));
+
+    let stranger = AccessKey::new("AKIAUNKNOWN000000000", "secret");
+    let denied = emu
+        .control_plane_as(&stranger)
+        .describe_signaling_channel()
+        .channel_name("nope")
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert!(
+        matches!(
+            denied,
+            DescribeSignalingChannelError::AccessDeniedException(_)
+        ),
+        "{denied:?}"
+    );
+
+    let arn = kv
+        .create_signaling_channel()
+        .channel_name("c")
+        .send()
+        .await
+        .unwrap()
+        .channel_arn
+        .unwrap();
+    let dup = kv
+        .create_signaling_channel()
+        .channel_name("c")
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert_eq!(dup.code(), Some("ResourceInUseException"));
+
+    let no_retention = kv
+        .create_stream()
+        .stream_name("s0")
+        .send()
+        .await
+        .unwrap()
+        .stream_arn
+        .unwrap();
+    let err = kv
+        .update_media_storage_configuration()
+        .channel_arn(&arn)
+        .media_storage_configuration(storage(
+            Some(&no_retention),
+            MediaStorageConfigurationStatus::Enabled,
+        ))
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert!(
+        matches!(
+            err,
+            UpdateMediaStorageConfigurationError::NoDataRetentionException(_)
+        ),
+        "{err:?}"
+    );
+
+    let kept = kv
+        .create_stream()
+        .stream_name("s1")
+        .data_retention_in_hours(1)
+        .send()
+        .await
+        .unwrap()
+        .stream_arn
+        .unwrap();
+    let other = kv
+        .create_signaling_channel()
+        .channel_name("d")
+        .send()
+        .await
+        .unwrap()
+        .channel_arn
+        .unwrap();
+    for (channel, expect_ok) in [(&arn, true), (&other, false)] {
+        let result = kv
+            .update_media_storage_configuration()
+            .channel_arn(channel)
+            .media_storage_configuration(storage(
+                Some(&kept),
+                MediaStorageConfigurationStatus::Enabled,
+            ))
+            .send()
+            .await;
+        match (expect_ok, result) {
+            (true, Ok(_)) => {}
+            (false, Err(e)) => assert!(matches!(
+                e.into_service_error(),
+                UpdateMediaStorageConfigurationError::ResourceInUseException(_)
+            )),
+            (expect, got) => panic!("expected ok={expect}, got {got:?}"),
+        }
+    }
+}
