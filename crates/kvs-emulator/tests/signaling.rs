@@ -1,0 +1,347 @@
+//! The signaling WebSocket: presigned connect (URLs made by `aws-sigv4`), refusals at upgrade,
+//! the storage offer, STATUS_RESPONSE, lifetimes and injected faults.
+
+mod support;
+
+use std::time::{Duration, SystemTime};
+
+use aws_sdk_kinesisvideo::types::ChannelRole;
+use serde_json::json;
+use support::{closed, decode_payload, next_json, presign, send_json, TestEmulator};
+use tokio_tungstenite::tungstenite::Error as WsError;
+
+fn refused_status(result: Result<support::Ws, WsError>) -> u16 {
+    match result {
+        Err(WsError::Http(response)) => response.status().as_u16(),
+        Err(other) => panic!("expected an HTTP refusal, got {other:?}"),
+        Ok(_) => panic!("expected a refusal, the socket opened"),
+    }
+}
+
+#[tokio::test]
+async fn presigned_connect_is_verified() {
+    let emu = TestEmulator::start().await;
+    let (arn, _) = emu.storage_channel("sig").await;
+    let (wss, _, _) = emu.endpoints(&arn, ChannelRole::Master).await;
+    let region = emu.handle.region().to_owned();
+
+    emu.connect(&wss, &arn, None)
+        .await
+        .expect("master connects");
+    emu.connect(&wss, &arn, Some("viewer-1"))
+        .await
+        .expect("viewer connects");
+
+    let mut wrong = emu.key();
+    wrong.secret_access_key.push('x');
+    let url = presign(
+        &wss,
+        &arn,
+        None,
+        &wrong,
+        &region,
+        SystemTime::now(),
+        Duration::from_secs(299),
+    );
+    assert_eq!(
+        refused_status(emu.connect_url(&url).await),
+        403,
+        "bad signature"
+    );
+
+    let old = SystemTime::now() - Duration::from_secs(600);
+    let url = presign(
+        &wss,
+        &arn,
+        None,
+        &emu.key(),
+        &region,
+        old,
+        Duration::from_secs(299),
+    );
+    assert_eq!(
+        refused_status(emu.connect_url(&url).await),
+        403,
+        "expired URL"
+    );
+
+    let url = presign(
+        &wss,
+        &arn,
+        None,
+        &emu.key(),
+        "eu-west-1",
+        SystemTime::now(),
+        Duration::from_secs(299),
+    );
+    assert_eq!(
+        refused_status(emu.connect_url(&url).await),
+        403,
+        "wrong region in scope"
+    );
+
+    let unknown = arn.replace("channel/sig/", "channel/none/");
+    assert_eq!(refused_status(emu.connect(&wss, &unknown, None).await), 404);
+    assert_eq!(
+        refused_status(emu.connect(&wss, &arn, Some("AWS_reserved")).await),
+        400
+    );
+
+    let tampered = emu_url_with(
+        &presign(
+            &wss,
+            &arn,
+            None,
+            &emu.key(),
+            &region,
+            SystemTime::now(),
+            Duration::from_secs(299),
+        ),
+        "X-Amz-ChannelARN",
+        &arn.replace("/sig/", "/sig2/"),
+    );
+    assert_eq!(
+        refused_status(emu.connect_url(&tampered).await),
+        403,
+        "a changed signed parameter breaks the signature"
+    );
+}
+
+fn emu_url_with(url: &str, param: &str, value: &str) -> String {
+    let (base, query) = url.split_once('?').unwrap();
+    let query: Vec<String> = query
+        .split('&')
+        .map(|kv| {
+            if kv.starts_with(&format!("{param}=")) {
+                format!("{param}={}", support::urlencode(value))
+            } else {
+                kv.to_owned()
+            }
+        })
+        .collect();
+    format!("{base}?{}", query.join("&"))
+}
+
+#[tokio::test]
+async fn session_token_must_be_signed_and_match() {
+    let key = kvs_emulator::AccessKey::new("AKIATOKENTEST0000000", "tokensecret")
+        .with_session_token("the-token");
+    let emu = TestEmulator::start_with(|b| b.access_key(key.clone())).await;
+    let (arn, _) = emu.storage_channel("tok").await;
+    let (wss, _, _) = emu.endpoints(&arn, ChannelRole::Master).await;
+    let region = emu.handle.region().to_owned();
+    let url = presign(
+        &wss,
+        &arn,
+        None,
+        &key,
+        &region,
+        SystemTime::now(),
+        Duration::from_secs(60),
+    );
+    assert!(
+        url.contains("X-Amz-Security-Token=the-token"),
+        "aws-sigv4 puts the token in the query"
+    );
+    emu.connect_url(&url).await.expect("signed token accepted");
+
+    let other_token = key.clone().with_session_token("another-token");
+    let url = presign(
+        &wss,
+        &arn,
+        None,
+        &other_token,
+        &region,
+        SystemTime::now(),
+        Duration::from_secs(60),
+    );
+    assert_eq!(refused_status(emu.connect_url(&url).await), 403);
+    let without =
+        kvs_emulator::AccessKey::new(key.access_key_id.clone(), key.secret_access_key.clone());
+    let url = presign(
+        &wss,
+        &arn,
+        None,
+        &without,
+        &region,
+        SystemTime::now(),
+        Duration::from_secs(60),
+    );
+    assert_eq!(
+        refused_status(emu.connect_url(&url).await),
+        403,
+        "the key needs its token"
+    );
+}
+
+#[tokio::test]
+async fn storage_offer_and_candidate_arrive_without_sender() {
+    let emu = TestEmulator::start().await;
+    let (arn, _) = emu.storage_channel("offer").await;
+    let (wss, _, webrtc) = emu.endpoints(&arn, ChannelRole::Master).await;
+    let mut ws = emu.connect(&wss, &arn, None).await.unwrap();
+    emu.storage(&webrtc)
+        .join_storage_session()
+        .channel_arn(&arn)
+        .send()
+        .await
+        .unwrap();
+    let offer = next_json(&mut ws).await;
+    assert_eq!(offer["messageType"], "SDP_OFFER");
+    assert!(offer.get("senderClientId").is_none(), "{offer}");
+    let payload = decode_payload(&offer);
+    assert_eq!(payload["type"], "offer");
+    assert!(payload["sdp"].as_str().unwrap().starts_with("v=0\r\n"));
+    let candidate = next_json(&mut ws).await;
+    assert_eq!(candidate["messageType"], "ICE_CANDIDATE");
+    let c = decode_payload(&candidate);
+    assert!(
+        c["candidate"].as_str().unwrap().contains("127.0.0.1"),
+        "{c}"
+    );
+
+    emu.fault(json!({"channel": "offer", "fault": "CANDIDATES_BEFORE_OFFER"}))
+        .await;
+    emu.storage(&webrtc)
+        .join_storage_session()
+        .channel_arn(&arn)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(next_json(&mut ws).await["messageType"], "ICE_CANDIDATE");
+    assert_eq!(next_json(&mut ws).await["messageType"], "SDP_OFFER");
+
+    emu.fault(json!({"channel": "offer", "fault": "DROP_NEXT_OFFER"}))
+        .await;
+    emu.storage(&webrtc)
+        .join_storage_session()
+        .channel_arn(&arn)
+        .send()
+        .await
+        .unwrap();
+    emu.storage(&webrtc)
+        .join_storage_session()
+        .channel_arn(&arn)
+        .send()
+        .await
+        .unwrap();
+    let next = next_json(&mut ws).await;
+    assert_eq!(
+        next["messageType"], "SDP_OFFER",
+        "only the second join's offer arrives"
+    );
+    let sessions = emu.inspect("sessions").await;
+    let offers: Vec<u64> = sessions
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["offersSent"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        offers.iter().filter(|n| **n == 0).count(),
+        1,
+        "one session never sent its offer: {sessions:#}"
+    );
+}
+
+#[tokio::test]
+async fn invalid_messages_get_status_response_only_with_a_correlation_id() {
+    let emu = TestEmulator::start().await;
+    let (arn, _) = emu.storage_channel("status").await;
+    let (wss, _, _) = emu.endpoints(&arn, ChannelRole::Master).await;
+    let mut ws = emu.connect(&wss, &arn, None).await.unwrap();
+
+    send_json(
+        &mut ws,
+        &json!({"action": "SDP_ANSWER", "messagePayload": "not base64!", "correlationId": "c-1"}),
+    )
+    .await;
+    let status = next_json(&mut ws).await;
+    assert_eq!(status["messageType"], "STATUS_RESPONSE");
+    assert_eq!(status["statusResponse"]["correlationId"], "c-1");
+    assert_eq!(status["statusResponse"]["statusCode"], "400");
+    assert_eq!(
+        status["statusResponse"]["errorType"],
+        "InvalidArgumentException"
+    );
+
+    // No correlation id: dropped silently. The next reply must belong to the message after it.
+    send_json(
+        &mut ws,
+        &json!({"action": "BOGUS", "messagePayload": "eA=="}),
+    )
+    .await;
+    let big = "A".repeat(10_004);
+    send_json(
+        &mut ws,
+        &json!({"Action": "ICE_CANDIDATE", "MessagePayload": big, "CorrelationId": "c-2"}),
+    )
+    .await;
+    let status = next_json(&mut ws).await;
+    assert_eq!(
+        status["statusResponse"]["correlationId"], "c-2",
+        "C-SDK spelling is understood: {status}"
+    );
+
+    // Rate: SendIceCandidate is limited to 20 per second per connection.
+    for i in 0..25 {
+        send_json(&mut ws, &json!({"action": "ICE_CANDIDATE", "messagePayload": "eyJ9", "correlationId": format!("r{i}")})).await;
+    }
+    let status = next_json(&mut ws).await;
+    assert_eq!(
+        status["statusResponse"]["errorType"], "ClientLimitExceededException",
+        "{status}"
+    );
+}
+
+#[tokio::test]
+async fn lifetimes_and_socket_faults() {
+    let emu = TestEmulator::start_with(|b| {
+        b.timings(|t| {
+            t.signaling_idle_timeout = Duration::from_millis(400);
+            t.go_away_grace = Duration::from_millis(100);
+        })
+    })
+    .await;
+    let (arn, _) = emu.storage_channel("life").await;
+    let (wss, _, _) = emu.endpoints(&arn, ChannelRole::Master).await;
+
+    let mut idle = emu.connect(&wss, &arn, Some("idle-viewer")).await.unwrap();
+    assert_eq!(closed(&mut idle).await, "idle timeout");
+
+    let mut ws = emu.connect(&wss, &arn, None).await.unwrap();
+    let answer = emu
+        .fault(json!({"channel": "life", "fault": "JUNK_FRAME"}))
+        .await;
+    assert_eq!(answer["sockets"], 1);
+    let junk = next_json(&mut ws).await;
+    assert!(
+        junk.get("messageType").is_none() && junk["message"] == "Endpoint request timed out",
+        "{junk}"
+    );
+
+    emu.fault(json!({"channel": "life", "fault": "RECONNECT_ICE_SERVER"}))
+        .await;
+    assert_eq!(
+        next_json(&mut ws).await["messageType"],
+        "RECONNECT_ICE_SERVER"
+    );
+
+    emu.fault(json!({"channel": "life", "fault": "GO_AWAY"}))
+        .await;
+    assert_eq!(next_json(&mut ws).await["messageType"], "GO_AWAY");
+    assert_eq!(closed(&mut ws).await, "GO_AWAY grace period over");
+
+    let mut first = emu.connect(&wss, &arn, None).await.unwrap();
+    let _second = emu.connect(&wss, &arn, None).await.unwrap();
+    assert_eq!(
+        closed(&mut first).await,
+        "replaced by a newer connection",
+        "newest master wins"
+    );
+
+    let mut viewer = emu.connect(&wss, &arn, Some("v")).await.unwrap();
+    emu.fault(json!({"channel": "life", "fault": "CLOSE_SOCKET", "clientId": "v"}))
+        .await;
+    assert_eq!(closed(&mut viewer).await, "closed by a fault");
+}
