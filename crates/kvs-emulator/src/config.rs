@@ -36,7 +36,7 @@ impl AccessKey {
     pub fn random() -> Self {
         const UPPER: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
         const SECRET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        let id: String = (0..12)
+        let id: String = (0..13)
             .map(|_| UPPER[rand::random_range(0..UPPER.len())] as char)
             .collect();
         let secret: String = (0..40)

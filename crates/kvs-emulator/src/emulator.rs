@@ -19,6 +19,9 @@ use crate::signaling::hub::Hub;
 use crate::storage::{SessionInfo, Sessions};
 use crate::tls::{self, TlsMaterial};
 
+/// Builds the request handler of one listener.
+type MakeHandler = fn(Arc<Shared>) -> Handler;
+
 /// Entry point: `Emulator::builder().start().await`.
 #[derive(Debug)]
 pub struct Emulator;
@@ -163,7 +166,7 @@ impl EmulatorBuilder {
         let mut servers = JoinSet::new();
         let max = shared.config.limits.max_connections;
         let acceptor = tls.as_ref().map(|t| t.acceptor.clone());
-        let listeners: [(TcpListener, &'static str, fn(Arc<Shared>) -> Handler); 4] = [
+        let listeners: [(TcpListener, &'static str, MakeHandler); 4] = [
             (control, "control-plane", |s| {
                 Arc::new(move |r| Box::pin(crate::control_plane::handle(s.clone(), r)))
             }),
