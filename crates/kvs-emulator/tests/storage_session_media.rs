@@ -24,7 +24,7 @@ async fn h264_and_opus_are_checked_counted_and_recorded() {
         .await
         .expect("join accepted");
 
-    let report = answer_and_stream(&mut ws, VideoCodec::H264, true).await;
+    let report = answer_and_stream(&mut ws, VideoCodec::H264, 1).await;
     assert!(report.connected, "ICE + DTLS connected: {report:?}");
     assert!(report.offer_sdp.contains("H264/90000"), "offer lists H.264");
     assert!(
@@ -131,7 +131,7 @@ async fn a_vp8_answer_is_rejected_with_status_response() {
         .await
         .expect("join accepted");
 
-    let report = answer_and_stream(&mut ws, VideoCodec::Vp8, false).await;
+    let report = answer_and_stream(&mut ws, VideoCodec::Vp8, 0).await;
     assert!(!report.connected);
     let status = &report.status_responses.first().expect("a STATUS_RESPONSE")["statusResponse"];
     assert_eq!(status["errorType"], "InvalidArgumentException");

@@ -30,6 +30,23 @@ pub const WAIT: Duration = Duration::from_secs(20);
 pub struct TestEmulator {
     pub handle: EmulatorHandle,
     pub dir: tempfile::TempDir,
+    pub service: Service,
+}
+
+/// Where an emulator answers and how to talk to it (in-process or a `kvs-emulator serve` child).
+#[derive(Clone)]
+pub struct Service {
+    pub endpoint: String,
+    pub region: String,
+    pub key: AccessKey,
+    pub ca_pem: String,
+}
+
+impl std::ops::Deref for TestEmulator {
+    type Target = Service;
+    fn deref(&self) -> &Service {
+        &self.service
+    }
 }
 
 impl TestEmulator {
@@ -46,15 +63,27 @@ impl TestEmulator {
             .recordings_dir(dir.path().join("recordings"))
             .timings(|t| t.offer_delay = Duration::from_millis(50));
         let handle = tweak(builder).start().await.expect("emulator starts");
-        Self { handle, dir }
+        let service = Service {
+            endpoint: handle.endpoint_url().to_owned(),
+            region: handle.region().to_owned(),
+            key: handle.access_key().clone(),
+            ca_pem: handle.ca_cert_pem().expect("TLS is on").to_owned(),
+        };
+        Self {
+            handle,
+            dir,
+            service,
+        }
     }
+}
 
+impl Service {
     pub fn key(&self) -> AccessKey {
-        self.handle.access_key().clone()
+        self.key.clone()
     }
 
     pub fn http_client(&self) -> SharedHttpClient {
-        let pem = self.handle.ca_cert_pem().expect("TLS is on");
+        let pem = self.ca_pem.as_str();
         let trust = TrustStore::empty().with_pem_certificate(pem.as_bytes());
         aws_smithy_http_client::Builder::new()
             .tls_provider(tls::Provider::Rustls(
@@ -77,9 +106,9 @@ impl TestEmulator {
         let config = aws_sdk_kinesisvideo::Config::builder()
             .behavior_version_latest()
             .region(aws_sdk_kinesisvideo::config::Region::new(
-                self.handle.region().to_owned(),
+                self.region.clone(),
             ))
-            .endpoint_url(self.handle.endpoint_url())
+            .endpoint_url(&self.endpoint)
             .credentials_provider(credentials(key))
             .http_client(self.http_client())
             .build();
@@ -98,7 +127,7 @@ impl TestEmulator {
         let config = aws_sdk_kinesisvideowebrtcstorage::Config::builder()
             .behavior_version_latest()
             .region(aws_sdk_kinesisvideowebrtcstorage::config::Region::new(
-                self.handle.region().to_owned(),
+                self.region.clone(),
             ))
             .endpoint_url(webrtc_endpoint)
             .credentials_provider(credentials(key))
@@ -180,7 +209,7 @@ impl TestEmulator {
     pub fn rustls_client_config(&self) -> Arc<rustls::ClientConfig> {
         use rustls_pki_types::pem::PemObject;
         let mut roots = rustls::RootCertStore::empty();
-        let pem = self.handle.ca_cert_pem().expect("TLS is on");
+        let pem = self.ca_pem.as_str();
         roots
             .add(rustls_pki_types::CertificateDer::from_pem_slice(pem.as_bytes()).expect("CA PEM"))
             .expect("CA accepted");
@@ -206,7 +235,7 @@ impl TestEmulator {
             channel_arn,
             client_id,
             &self.key(),
-            self.handle.region(),
+            &self.region,
             SystemTime::now(),
             Duration::from_secs(299),
         );
@@ -227,18 +256,14 @@ impl TestEmulator {
     pub async fn inspect(&self, resource: &str) -> Value {
         let url = format!(
             "{}{}/{resource}",
-            self.handle.endpoint_url(),
+            &self.endpoint,
             kvs_emulator::inspect::PREFIX
         );
         http_json(self, "GET", &url, None).await
     }
 
     pub async fn fault(&self, body: Value) -> Value {
-        let url = format!(
-            "{}{}/faults",
-            self.handle.endpoint_url(),
-            kvs_emulator::inspect::PREFIX
-        );
+        let url = format!("{}{}/faults", &self.endpoint, kvs_emulator::inspect::PREFIX);
         http_json(self, "POST", &url, Some(body)).await
     }
 
@@ -343,7 +368,7 @@ pub fn urlencode(s: &str) -> String {
 }
 
 /// A minimal HTTPS/1.1 request (Connection: close) to the inspection API.
-async fn http_json(emu: &TestEmulator, method: &str, url: &str, body: Option<Value>) -> Value {
+async fn http_json(emu: &Service, method: &str, url: &str, body: Option<Value>) -> Value {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let rest = url.strip_prefix("https://").expect("TLS endpoint");
     let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));

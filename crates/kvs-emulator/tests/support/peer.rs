@@ -67,8 +67,10 @@ pub struct Report {
     pub status_responses: Vec<Value>,
 }
 
-/// Wait for the storage offer on `ws`, answer it and (if it connects) stream `seconds` of media.
-pub async fn answer_and_stream(ws: &mut Ws, codec: VideoCodec, send_media: bool) -> Report {
+/// Wait for the storage offer on `ws`, answer it and, if it connects, stream the 3 s fixture
+/// `loops` times in real time (0: send nothing, return once connected or refused).
+pub async fn answer_and_stream(ws: &mut Ws, codec: VideoCodec, loops: usize) -> Report {
+    let send_media = loops > 0;
     let mut report = Report::default();
     let mut early = Vec::new();
     let deadline = tokio::time::Instant::now() + WAIT;
@@ -130,13 +132,16 @@ pub async fn answer_and_stream(ws: &mut Ws, codec: VideoCodec, send_media: bool)
         }
     }
 
-    let aus = fixture_access_units();
+    let one_pass = fixture_access_units();
+    let aus: Vec<Vec<u8>> = (0..loops.max(1))
+        .flat_map(|_| one_pass.iter().cloned())
+        .collect();
     let mut mids: (Option<Mid>, Option<Mid>) = (None, None);
     let mut started: Option<Instant> = None;
     let mut next_video = 0usize;
     let mut next_audio = 0usize;
     let mut buf = vec![0u8; 2048];
-    let overall = tokio::time::Instant::now() + WAIT;
+    let overall = tokio::time::Instant::now() + WAIT + Duration::from_secs(3 * loops as u64);
     loop {
         let timeout = loop {
             match rtc.poll_output().expect("poll") {
