@@ -10,7 +10,6 @@
 //! Prints the emulator's CPU (% of one core) and RSS, in total and per session.
 
 #[path = "../tests/support/mod.rs"]
-#[allow(dead_code, unused_imports)]
 mod support;
 
 use std::io::BufRead;
@@ -29,7 +28,7 @@ fn env_usize(name: &str, default: usize) -> usize {
 }
 
 /// (CPU seconds, RSS bytes) of a process.
-fn usage(pid: u32) -> (f64, u64) {
+fn usage(pid: u32, ticks_per_second: f64) -> (f64, u64) {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc stat");
     let fields: Vec<&str> = stat
         .rsplit_once(')')
@@ -45,7 +44,7 @@ fn usage(pid: u32) -> (f64, u64) {
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
-    (ticks / clock_ticks(), rss_kb * 1024)
+    (ticks / ticks_per_second, rss_kb * 1024)
 }
 
 fn clock_ticks() -> f64 {
@@ -80,6 +79,7 @@ async fn run() {
         .spawn()
         .expect("kvs-emulator starts");
     let pid = child.id();
+    let hz = clock_ticks();
     let mut line = String::new();
     std::io::BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
@@ -94,7 +94,7 @@ async fn run() {
         ),
         ca_pem: std::fs::read_to_string(info["caCertPath"].as_str().unwrap()).unwrap(),
     };
-    let (_, rss_idle) = usage(pid);
+    let (_, rss_idle) = usage(pid, hz);
 
     let started = Instant::now();
     let mut peers = Vec::new();
@@ -125,14 +125,14 @@ async fn run() {
     assert_eq!(all_connected.len(), sessions);
 
     // Steady state: every session is receiving media. Sample over a fixed window.
-    let (cpu0, _) = usage(pid);
+    let (cpu0, _) = usage(pid, hz);
     let t0 = Instant::now();
     let mut rss_peak = 0;
     while t0.elapsed() < window {
         tokio::time::sleep(Duration::from_millis(250)).await;
-        rss_peak = rss_peak.max(usage(pid).1);
+        rss_peak = rss_peak.max(usage(pid, hz).1);
     }
-    let (cpu1, _) = usage(pid);
+    let (cpu1, _) = usage(pid, hz);
     let cpu_percent = (cpu1 - cpu0) / t0.elapsed().as_secs_f64() * 100.0;
 
     let reports: Vec<_> = futures_util::future::join_all(peers)
