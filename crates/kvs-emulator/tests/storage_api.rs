@@ -193,4 +193,35 @@ async fn viewer_joins_are_capped_at_three_slots() {
         ),
         "{err:?}"
     );
+
+    let unknown = arn.replace("channel/viewers/", "channel/nobody/");
+    let err = storage
+        .join_storage_session_as_viewer()
+        .channel_arn(&unknown)
+        .client_id("v1")
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert!(
+        matches!(
+            err,
+            JoinStorageSessionAsViewerError::ResourceNotFoundException(_)
+        ),
+        "{err:?}"
+    );
+    let mut wrong = emu.key();
+    wrong.secret_access_key.push('x');
+    let err = emu
+        .storage_as(&webrtc, &wrong)
+        .join_storage_session_as_viewer()
+        .channel_arn(&arn)
+        .client_id("v1")
+        .send()
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err.into_service_error(),
+        JoinStorageSessionAsViewerError::AccessDeniedException(_)
+    ));
 }
