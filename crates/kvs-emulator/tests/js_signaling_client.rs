@@ -1,6 +1,6 @@
 //! The AWS KVS WebRTC JS SDK's own `SignalingClient` (npm `amazon-kinesis-video-streams-webrtc`,
 //! run under Node) presigns its URL as the SDK does, connects to the emulator and receives the
-//! storage offer. The script is `tests/js/signaling_client.js`; `npm ci` in `tests/js` installs it.
+//! storage offer. The script is `tests/js/signaling_client.js`; `npm ci --legacy-peer-deps` in `tests/js` installs it.
 
 mod support;
 
@@ -21,7 +21,7 @@ async fn the_js_sdk_signaling_client_receives_the_storage_offer() {
         std::path::Path::new(dir)
             .join("node_modules/amazon-kinesis-video-streams-webrtc")
             .exists(),
-        "run `npm ci` in {dir} first (.ci/run does)"
+        "run `npm ci --legacy-peer-deps` in {dir} first (.ci/run does)"
     );
     let key = emu.key();
     let mut child = Command::new("node")
