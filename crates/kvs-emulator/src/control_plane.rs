@@ -86,33 +86,20 @@ const OPERATIONS: &[&str] = &[
     "getSignalingChannelEndpoint",
 ];
 
-/// `ChannelName` or `ChannelARN`, at least one.
-fn channel_ref<'a>(body: &'a Map<String, Value>) -> Result<ResourceRef<'a>, ApiError> {
-    if let Some(arn) = validate::optional(body, "ChannelARN")? {
-        validate::arn("ChannelARN", arn)?;
+/// `<kind>ARN` or `<kind>Name` (kind `Channel` or `Stream`), at least one; the ARN wins.
+fn resource_ref<'a>(body: &'a Map<String, Value>, kind: &str) -> Result<ResourceRef<'a>, ApiError> {
+    let (arn_field, name_field) = (format!("{kind}ARN"), format!("{kind}Name"));
+    if let Some(arn) = validate::optional(body, &arn_field)? {
+        validate::arn(&arn_field, arn)?;
         return Ok(ResourceRef::Arn(arn));
     }
-    if let Some(name) = validate::optional(body, "ChannelName")? {
-        validate::name("ChannelName", name, 256)?;
+    if let Some(name) = validate::optional(body, &name_field)? {
+        validate::name(&name_field, name, 256)?;
         return Ok(ResourceRef::Name(name));
     }
-    Err(ApiError::invalid_argument(
-        "Either ChannelName or ChannelARN must be specified.",
-    ))
-}
-
-fn stream_ref<'a>(body: &'a Map<String, Value>) -> Result<ResourceRef<'a>, ApiError> {
-    if let Some(arn) = validate::optional(body, "StreamARN")? {
-        validate::arn("StreamARN", arn)?;
-        return Ok(ResourceRef::Arn(arn));
-    }
-    if let Some(name) = validate::optional(body, "StreamName")? {
-        validate::name("StreamName", name, 256)?;
-        return Ok(ResourceRef::Name(name));
-    }
-    Err(ApiError::invalid_argument(
-        "Either StreamName or StreamARN must be specified.",
-    ))
+    Err(ApiError::invalid_argument(format!(
+        "Either {name_field} or {arn_field} must be specified."
+    )))
 }
 
 fn create_signaling_channel(shared: &Shared, body: &Map<String, Value>) -> Result<Value, ApiError> {
@@ -152,7 +139,7 @@ fn describe_signaling_channel(
     shared: &Shared,
     body: &Map<String, Value>,
 ) -> Result<Value, ApiError> {
-    let by = channel_ref(body)?;
+    let by = resource_ref(body, "Channel")?;
     let registry = shared.registry();
     let c = registry.channel(by)?;
     Ok(json!({
@@ -208,7 +195,7 @@ fn create_stream(shared: &Shared, body: &Map<String, Value>) -> Result<Value, Ap
 }
 
 fn describe_stream(shared: &Shared, body: &Map<String, Value>) -> Result<Value, ApiError> {
-    let by = stream_ref(body)?;
+    let by = resource_ref(body, "Stream")?;
     let registry = shared.registry();
     let s = registry.stream(by)?;
     let mut info = json!({
@@ -278,7 +265,7 @@ fn describe_media_storage_configuration(
     shared: &Shared,
     body: &Map<String, Value>,
 ) -> Result<Value, ApiError> {
-    let by = channel_ref(body)?;
+    let by = resource_ref(body, "Channel")?;
     let registry = shared.registry();
     let c = registry.channel(by)?;
     Ok(json!({

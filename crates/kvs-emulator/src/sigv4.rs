@@ -165,7 +165,7 @@ pub fn verify_header<'k>(
     };
     let canonical = canonical_request(
         req,
-        canonical_query(req.query, false),
+        canonical_query(&decode_query(req.query), false),
         &signed,
         &payload_hash,
     )?;
@@ -228,7 +228,7 @@ pub fn verify_query<'k>(
         ));
     }
     let empty_hash = hex::encode(Sha256::digest(b""));
-    let canonical = canonical_request(req, canonical_query(req.query, true), &signed, &empty_hash)?;
+    let canonical = canonical_request(req, canonical_query(&params, true), &signed, &empty_hash)?;
     check_signature(key, &scope, date, &canonical, signature)?;
     Ok(key)
 }
@@ -424,11 +424,11 @@ fn canonical_path(path: &str) -> String {
         .join("/")
 }
 
-fn canonical_query(raw: &str, drop_signature: bool) -> String {
-    let mut params: Vec<(String, String)> = decode_query(raw)
-        .into_iter()
+fn canonical_query(params: &[(String, String)], drop_signature: bool) -> String {
+    let mut params: Vec<(String, String)> = params
+        .iter()
         .filter(|(k, _)| !(drop_signature && k == "X-Amz-Signature"))
-        .map(|(k, v)| (uri_encode(&k), uri_encode(&v)))
+        .map(|(k, v)| (uri_encode(k), uri_encode(v)))
         .collect();
     params.sort();
     params

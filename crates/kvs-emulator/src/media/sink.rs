@@ -30,6 +30,20 @@ pub struct TrackStats {
     pub duration_ms: u64,
     /// Frames not recorded (before the first keyframe, oversize, or after a recording error).
     pub frames_not_recorded: u64,
+    #[serde(skip)]
+    first_media_us: Option<u64>,
+}
+
+impl TrackStats {
+    /// Count one received frame of `codec`.
+    fn count(&mut self, codec: &str, len: usize, media_time_us: u64) {
+        self.codec.get_or_insert_with(|| codec.to_owned());
+        self.frames += 1;
+        self.bytes += len as u64;
+        self.first_frame_unix_ms.get_or_insert_with(unix_ms);
+        let first = *self.first_media_us.get_or_insert(media_time_us);
+        self.duration_ms = media_time_us.saturating_sub(first) / 1000;
+    }
 }
 
 /// What a storage session received, as the inspection API reports it.
@@ -77,8 +91,6 @@ pub(crate) struct MediaSink {
     record_start: Option<Instant>,
     video_clock: Option<TrackClock>,
     audio_clock: Option<TrackClock>,
-    video_first_us: Option<u64>,
-    audio_first_us: Option<u64>,
     last_video_ms: Option<i64>,
     last_video_gap_ms: i64,
 }
@@ -106,8 +118,6 @@ impl MediaSink {
             record_start: None,
             video_clock: None,
             audio_clock: None,
-            video_first_us: None,
-            audio_first_us: None,
             last_video_ms: None,
             last_video_gap_ms: 40,
         }
@@ -139,13 +149,7 @@ impl MediaSink {
         arrival: Instant,
         contiguous: bool,
     ) -> bool {
-        let track = &mut self.stats.video;
-        track.codec.get_or_insert_with(|| "H264".to_owned());
-        track.frames += 1;
-        track.bytes += data.len() as u64;
-        track.first_frame_unix_ms.get_or_insert_with(unix_ms);
-        let first = *self.video_first_us.get_or_insert(media_time_us);
-        track.duration_ms = media_time_us.saturating_sub(first) / 1000;
+        self.stats.video.count("H264", data.len(), media_time_us);
 
         let units = h264::nal_units(data);
         let mut has_idr = false;
@@ -276,13 +280,7 @@ impl MediaSink {
 
     /// One Opus packet.
     pub fn on_audio(&mut self, data: &[u8], media_time_us: u64, arrival: Instant) {
-        let track = &mut self.stats.audio;
-        track.codec.get_or_insert_with(|| "opus".to_owned());
-        track.frames += 1;
-        track.bytes += data.len() as u64;
-        track.first_frame_unix_ms.get_or_insert_with(unix_ms);
-        let first = *self.audio_first_us.get_or_insert(media_time_us);
-        track.duration_ms = media_time_us.saturating_sub(first) / 1000;
+        self.stats.audio.count("opus", data.len(), media_time_us);
         let Some(start) = self.record_start else {
             self.stats.audio.frames_not_recorded += 1;
             return;

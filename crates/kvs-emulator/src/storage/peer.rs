@@ -206,14 +206,9 @@ impl Peer<'_> {
                         }
                     }
                     Output::Event(event) => {
-                        if let Some(end) = self.on_event(
-                            &mut rtc,
-                            event,
-                            video_mid,
-                            audio_mid,
-                            sink,
-                            &mut deadline,
-                        ) {
+                        if let Some(end) =
+                            self.on_event(event, video_mid, audio_mid, sink, &mut deadline)
+                        {
                             return Ok(end);
                         }
                     }
@@ -390,7 +385,6 @@ impl Peer<'_> {
 
     fn on_event(
         &mut self,
-        _rtc: &mut Rtc,
         event: Event,
         video_mid: Mid,
         audio_mid: Mid,

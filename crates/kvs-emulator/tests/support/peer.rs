@@ -38,12 +38,10 @@ pub fn fixture_access_units() -> Vec<Vec<u8>> {
     // An access unit ends after each slice (types 1 and 5); parameter sets and SEI lead into the next.
     let mut aus = Vec::new();
     let mut start = 0;
-    for (n, &(pos, nal_type)) in units.iter().enumerate() {
+    for (n, &(_, nal_type)) in units.iter().enumerate() {
         if nal_type == 1 || nal_type == 5 {
             let end = units.get(n + 1).map(|&(p, _)| p).unwrap_or(data.len());
-            let begin = if start == 0 { 0 } else { start };
-            let _ = pos;
-            aus.push(data[begin..end].to_vec());
+            aus.push(data[start..end].to_vec());
             start = end;
         }
     }
