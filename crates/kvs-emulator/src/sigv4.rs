@@ -557,3 +557,83 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let y = yoe + era * 400 + i64::from(m <= 2);
     (y, m, d)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn expect(keys: &[AccessKey]) -> Expectation<'_> {
+        Expectation {
+            keys,
+            region: "us-west-2",
+            service: "kinesisvideo",
+            now: SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+            max_skew: Duration::from_secs(300),
+        }
+    }
+
+    fn request<'a>(headers: &'a HeaderMap, query: &'a str) -> ReceivedRequest<'a> {
+        ReceivedRequest {
+            method: "POST",
+            path: "/op",
+            query,
+            headers,
+            body: b"{}",
+        }
+    }
+
+    #[test]
+    fn garbage_authorization_is_refused_without_panicking() {
+        let keys = [AccessKey::new("AKIDEXAMPLE", "secret")];
+        let exp = expect(&keys);
+        let none = HeaderMap::new();
+        assert_eq!(
+            verify_header(&request(&none, ""), &exp).unwrap_err(),
+            AuthFailure::Missing
+        );
+        for garbage in [
+            "Bearer abc",
+            "AWS4-HMAC-SHA256",
+            "AWS4-HMAC-SHA256 Credential",
+            "AWS4-HMAC-SHA256 Credential=a/b, SignedHeaders=host, Signature=00",
+            "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20231114/us-west-2/kinesisvideo/aws4_request, SignedHeaders=host, Signature=00",
+        ] {
+            let mut headers = HeaderMap::new();
+            headers.insert(http::header::AUTHORIZATION, garbage.parse().unwrap());
+            headers.insert("x-amz-date", "not-a-date".parse().unwrap());
+            let err = verify_header(&request(&headers, ""), &exp).unwrap_err();
+            assert!(matches!(err, AuthFailure::Malformed(_)), "{garbage}: {err:?}");
+        }
+        for query in [
+            "%",
+            "X-Amz-Signature=%zz",
+            "X-Amz-Credential=&X-Amz-Algorithm=AWS4-HMAC-SHA256",
+            "==&&",
+        ] {
+            assert!(
+                verify_query(&request(&none, query), &exp).is_err(),
+                "{query}"
+            );
+        }
+    }
+
+    #[test]
+    fn amz_dates_round_trip_and_garbage_is_none() {
+        let t = parse_amz_date("20231114T221320Z").unwrap();
+        assert_eq!(
+            t,
+            SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000)
+        );
+        assert_eq!(format_amz_date(t), "20231114T221320Z");
+        for bad in [
+            "",
+            "20231114",
+            "20231314T000000Z",
+            "2023111xT221320Z",
+            "20231114T256000Z",
+            "ääää1114T221320Z",
+        ] {
+            assert!(parse_amz_date(bad).is_none(), "{bad}");
+        }
+    }
+}
