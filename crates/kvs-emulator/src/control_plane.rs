@@ -48,14 +48,15 @@ fn dispatch(shared: &Shared, req: &ReadRequest) -> Result<Value, ApiError> {
             "Unknown operation",
         ));
     }
-    let op = req.path.trim_start_matches('/');
-    if !OPERATIONS.contains(&op) {
+    let requested = req.path.trim_start_matches('/');
+    let Some(op) = OPERATIONS.iter().copied().find(|op| *op == requested) else {
         return Err(ApiError::new(
             http::StatusCode::NOT_FOUND,
             "UnknownOperationException",
-            format!("The emulator does not implement /{op}."),
+            format!("The emulator does not implement /{requested}."),
         ));
-    }
+    };
+    shared.calls.record(op);
     http_util::authenticate(
         req,
         Api::ControlPlane,
@@ -235,12 +236,12 @@ fn update_media_storage_configuration(
     if let Some(arn) = stream_arn {
         validate::arn("StreamARN", arn)?;
     }
-    let stream = match (status, stream_arn) {
-        ("ENABLED", Some(arn)) => Some(arn),
+    let enabled = match (status, stream_arn) {
+        ("ENABLED", Some(_)) => true,
         ("ENABLED", None) => {
             return Err(ApiError::invalid_argument("StreamARN is required when Status is ENABLED."))
         }
-        ("DISABLED", _) => None,
+        ("DISABLED", _) => false,
         (other, _) => {
             return Err(ApiError::invalid_argument(format!(
                 "Value '{other}' at 'mediaStorageConfiguration.status' failed to satisfy constraint: Member must satisfy enum value set: [ENABLED, DISABLED]"
@@ -249,10 +250,11 @@ fn update_media_storage_configuration(
     };
     shared.registry().update_media_storage(
         channel_arn,
-        stream,
+        stream_arn,
+        enabled,
         shared.config.limits.storage_enabled_channels,
     )?;
-    if stream.is_none() {
+    if !enabled {
         shared
             .sessions
             .end_channel(channel_arn, "media storage disabled");

@@ -160,6 +160,7 @@ impl EmulatorBuilder {
             endpoints,
             shutdown: shutdown.clone(),
             peers: TaskTracker::new(),
+            calls: Default::default(),
             config,
         });
 
@@ -244,6 +245,88 @@ impl EmulatorHandle {
     /// Where the CA certificate is, when TLS is on.
     pub fn ca_cert_path(&self) -> Option<&std::path::Path> {
         self.tls.as_ref().map(|t| t.ca_cert_path.as_path())
+    }
+
+    /// An [`aws_types::SdkConfig`] that points AWS SDK clients at this emulator: its region, its
+    /// first access key, the control-plane `endpoint_url` and an HTTPS client that trusts the
+    /// emulator's CA (and nothing else; verification stays on). Hand it to any `aws-sdk-*`
+    /// client or to our discovery crate.
+    ///
+    /// # Errors
+    /// Fails only if the CA certificate cannot be loaded into a trust store.
+    pub fn sdk_config(&self) -> Result<aws_types::SdkConfig, Error> {
+        use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
+        let key = self.access_key();
+        let credentials = aws_credential_types::Credentials::new(
+            &key.access_key_id,
+            &key.secret_access_key,
+            key.session_token.clone(),
+            None,
+            "kvs-emulator",
+        );
+        let http = match self.ca_cert_pem() {
+            Some(pem) => {
+                let context = TlsContext::builder()
+                    .with_trust_store(TrustStore::empty().with_pem_certificate(pem.as_bytes()))
+                    .build()
+                    .map_err(|e| {
+                        Error::with_source(ErrorKind::Tls, "the emulator CA cannot be trusted", e)
+                    })?;
+                aws_smithy_http_client::Builder::new()
+                    .tls_provider(tls::Provider::Rustls(
+                        tls::rustls_provider::CryptoMode::AwsLc,
+                    ))
+                    .tls_context(context)
+                    .build_https()
+            }
+            None => aws_smithy_http_client::Builder::new().build_http(),
+        };
+        Ok(aws_types::SdkConfig::builder()
+            .behavior_version(
+                aws_smithy_runtime_api::client::behavior_version::BehaviorVersion::latest(),
+            )
+            .region(aws_types::region::Region::new(
+                self.shared.config.region.clone(),
+            ))
+            .credentials_provider(
+                aws_credential_types::provider::SharedCredentialsProvider::new(credentials),
+            )
+            .endpoint_url(self.shared.endpoints.control_plane.clone())
+            .http_client(http)
+            .build())
+    }
+
+    /// Arm or fire a fault, exactly as `POST /_emulator/v1/faults` with this JSON body does
+    /// (see [`crate::inspect`]), and return the reply document.
+    ///
+    /// ```no_run
+    /// # async fn run(emulator: kvs_emulator::EmulatorHandle) {
+    /// emulator
+    ///     .inject_fault(serde_json::json!({ "channel": "front-door", "fault": "GO_AWAY" }))
+    ///     .expect("the channel exists");
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// The inspection API's refusal message (unknown channel or fault kind, missing field).
+    pub fn inject_fault(&self, body: serde_json::Value) -> Result<serde_json::Value, String> {
+        crate::inspect::apply_fault(&self.shared, &body).map_err(|(_, message)| message)
+    }
+
+    /// How many times each AWS operation was called, by its path name
+    /// (`getSignalingChannelEndpoint`, `getIceServerConfig`, `joinStorageSession`, ...).
+    pub fn calls(&self) -> std::collections::BTreeMap<String, u64> {
+        self.shared
+            .calls
+            .snapshot()
+            .into_iter()
+            .map(|(op, n)| (op.to_owned(), n))
+            .collect()
+    }
+
+    /// Live signaling connections, as `GET /_emulator/v1/connections` lists them.
+    pub fn connections(&self) -> serde_json::Value {
+        serde_json::json!(self.shared.hub.connections())
     }
 
     /// Storage sessions, live and ended.

@@ -30,6 +30,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> HttpR
     if req.path != "/v1/get-ice-server-config" || req.method != Method::POST {
         return http_util::wrong_endpoint(&req.headers);
     }
+    shared.calls.record("getIceServerConfig");
     let result = (|| {
         http_util::authenticate(
             &req,

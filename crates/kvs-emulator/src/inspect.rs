@@ -3,6 +3,8 @@
 //!
 //! - `GET  /_emulator/v1/state`: everything below in one document.
 //! - `GET  /_emulator/v1/channels`, `/streams`, `/connections`, `/sessions`.
+//! - `GET  /_emulator/v1/calls`: how many times each AWS operation was called (by its path name,
+//!   e.g. `getSignalingChannelEndpoint`, `getIceServerConfig`, `joinStorageSession`).
 //! - `POST /_emulator/v1/faults` with `{"channel": "<name or ARN>", "fault": "<KIND>", ...}` where
 //!   KIND is one of `DROP_NEXT_OFFER`, `DELAY_NEXT_OFFER` (`delayMs`), `CANDIDATES_BEFORE_OFFER`,
 //!   `REJECT_NEXT_ANSWER`, `CLIENT_LIMIT_EXCEEDED` (`count`, the next N joins), `GO_AWAY`,
@@ -49,6 +51,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> HttpR
         (&Method::GET, "/streams") => reply(StatusCode::OK, json!(shared.registry().streams())),
         (&Method::GET, "/connections") => reply(StatusCode::OK, json!(shared.hub.connections())),
         (&Method::GET, "/sessions") => reply(StatusCode::OK, json!(shared.sessions.snapshot())),
+        (&Method::GET, "/calls") => reply(StatusCode::OK, json!(shared.calls.snapshot())),
         (&Method::POST, "/faults") => match serde_json::from_slice::<Value>(&req.body) {
             Ok(body) => fault(&shared, &body),
             Err(e) => bad_request(format!("the body is not JSON: {e}")),
@@ -69,10 +72,21 @@ fn state(shared: &Shared) -> Value {
         "connections": shared.hub.connections(),
         "sessions": shared.sessions.snapshot(),
         "faults": shared.faults.snapshot(),
+        "calls": shared.calls.snapshot(),
     })
 }
 
 fn fault(shared: &Shared, body: &Value) -> HttpResponse {
+    match apply_fault(shared, body) {
+        Ok(value) => reply(StatusCode::OK, value),
+        Err((status, message)) => reply(status, json!({ "error": message })),
+    }
+}
+
+/// Arm or fire the fault `body` describes (see the module docs); the reply document or the
+/// HTTP status and message of the refusal.
+pub(crate) fn apply_fault(shared: &Shared, body: &Value) -> Result<Value, (StatusCode, String)> {
+    let bad_request = |message: &str| Err((StatusCode::BAD_REQUEST, message.to_owned()));
     let Some(channel) = body.get("channel").and_then(Value::as_str) else {
         return bad_request("`channel` (a channel name or ARN) is required");
     };
@@ -83,12 +97,7 @@ fn fault(shared: &Shared, body: &Value) -> HttpResponse {
     };
     let arn = match shared.registry().channel(lookup) {
         Ok(c) => c.arn.clone(),
-        Err(_) => {
-            return reply(
-                StatusCode::NOT_FOUND,
-                json!({ "error": format!("no channel {channel}") }),
-            )
-        }
+        Err(_) => return Err((StatusCode::NOT_FOUND, format!("no channel {channel}"))),
     };
     let Some(kind) = body.get("fault").and_then(Value::as_str) else {
         return bad_request("`fault` is required");
@@ -101,17 +110,11 @@ fn fault(shared: &Shared, body: &Value) -> HttpResponse {
     let client_id = body.get("clientId").and_then(Value::as_str);
     let socket_fault = |frame: Outbound| {
         let sockets = shared.hub.broadcast(&arn, client_id, frame);
-        reply(
-            StatusCode::OK,
-            json!({ "channelArn": arn, "fault": kind, "sockets": sockets }),
-        )
+        Ok(json!({ "channelArn": arn, "fault": kind, "sockets": sockets }))
     };
     let armed = |change: &dyn Fn(&mut crate::faults::ChannelFaults)| {
         let now = shared.faults.update(&arn, change);
-        reply(
-            StatusCode::OK,
-            json!({ "channelArn": arn, "fault": kind, "pending": now }),
-        )
+        Ok(json!({ "channelArn": arn, "fault": kind, "pending": now }))
     };
     match kind {
         "DROP_NEXT_OFFER" => armed(&|f| f.drop_offers += count),
@@ -129,6 +132,6 @@ fn fault(shared: &Shared, body: &Value) -> HttpResponse {
             json!({ "message": "Endpoint request timed out", "connectionId": "emulator", "requestId": uuid::Uuid::new_v4().to_string() })
                 .to_string(),
         )),
-        other => bad_request(format!("unknown fault {other}")),
+        other => bad_request(&format!("unknown fault {other}")),
     }
 }

@@ -21,14 +21,24 @@ pub struct Channel {
     pub version: String,
     /// `SingleMasterConfiguration.MessageTtlSeconds`.
     pub message_ttl_seconds: u32,
-    /// The stream media is stored into, when storage is enabled.
+    /// `MediaStorageConfiguration.StreamARN`: the stream media is stored into. A channel
+    /// disabled with a StreamARN keeps it (and its claim on the stream).
     pub storage_stream_arn: Option<String>,
+    /// Whether `MediaStorageConfiguration.Status` is `ENABLED`.
+    pub storage_status_enabled: bool,
 }
 
 impl Channel {
-    /// Whether `MediaStorageConfiguration.Status` is `ENABLED`.
+    /// Whether storage is on: status `ENABLED` (which implies a stream).
     pub fn storage_enabled(&self) -> bool {
-        self.storage_stream_arn.is_some()
+        self.storage_status_enabled && self.storage_stream_arn.is_some()
+    }
+
+    /// The stream to store into, when storage is enabled.
+    pub fn storage_stream(&self) -> Option<&str> {
+        self.storage_stream_arn
+            .as_deref()
+            .filter(|_| self.storage_status_enabled)
     }
 }
 
@@ -106,6 +116,7 @@ impl Registry {
             version: new_version(),
             message_ttl_seconds,
             storage_stream_arn: None,
+            storage_status_enabled: false,
         };
         self.channels.insert(channel.arn.clone(), channel.clone());
         Ok(channel)
@@ -189,6 +200,7 @@ impl Registry {
         &mut self,
         channel_arn: &str,
         stream_arn: Option<&str>,
+        enabled: bool,
         max_enabled: usize,
     ) -> Result<(), ApiError> {
         self.channel(ResourceRef::Arn(channel_arn))?;
@@ -212,12 +224,12 @@ impl Registry {
                     stream.name, other.name
                 )));
             }
-            let enabled = self
+            let already_enabled = self
                 .channels
                 .values()
                 .filter(|c| c.arn != channel_arn && c.storage_enabled())
                 .count();
-            if enabled >= max_enabled {
+            if enabled && already_enabled >= max_enabled {
                 return Err(ApiError::new(
                     http::StatusCode::BAD_REQUEST,
                     "AccountChannelLimitExceededException",
@@ -229,6 +241,7 @@ impl Registry {
         }
         let channel = self.channels.get_mut(channel_arn).expect("looked up above");
         channel.storage_stream_arn = stream_arn.map(str::to_owned);
+        channel.storage_status_enabled = enabled;
         channel.version = new_version();
         Ok(())
     }

@@ -1,5 +1,6 @@
 //! State shared by every listener and task of one emulator.
 
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::SystemTime;
 
@@ -37,6 +38,25 @@ pub(crate) struct Shared {
     pub shutdown: CancellationToken,
     /// Storage-peer tasks; shutdown waits for them so recordings are finalized.
     pub peers: TaskTracker,
+    /// How many times each AWS operation was called.
+    pub calls: CallCounts,
+}
+
+/// Calls per AWS operation (known operation names only, so the map stays small), counted once
+/// the request reached a known operation, whether it then succeeded or not. Tests use it to see
+/// what a client really sent (e.g. that a cache saved a lookup).
+#[derive(Default)]
+pub(crate) struct CallCounts(Mutex<BTreeMap<&'static str, u64>>);
+
+impl CallCounts {
+    pub fn record(&self, operation: &'static str) {
+        let mut calls = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        *calls.entry(operation).or_default() += 1;
+    }
+
+    pub fn snapshot(&self) -> BTreeMap<&'static str, u64> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
 }
 
 impl Shared {

@@ -37,8 +37,14 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> HttpR
 
 fn join(shared: &Arc<Shared>, req: &ReadRequest) -> Result<(), ApiError> {
     let as_viewer = match (req.method.as_str(), req.path.as_str()) {
-        ("POST", "/joinStorageSession") => false,
-        ("POST", "/joinStorageSessionAsViewer") => true,
+        ("POST", "/joinStorageSession") => {
+            shared.calls.record("joinStorageSession");
+            false
+        }
+        ("POST", "/joinStorageSessionAsViewer") => {
+            shared.calls.record("joinStorageSessionAsViewer");
+            true
+        }
         _ => {
             return Err(ApiError::new(
                 http::StatusCode::NOT_FOUND,
@@ -77,7 +83,7 @@ fn join(shared: &Arc<Shared>, req: &ReadRequest) -> Result<(), ApiError> {
     let stream_arn = {
         let registry = shared.registry();
         let channel = registry.channel(ResourceRef::Arn(channel_arn))?;
-        channel.storage_stream_arn.clone().ok_or_else(|| {
+        channel.storage_stream().map(str::to_owned).ok_or_else(|| {
             ApiError::invalid_argument(format!(
                 "The channel {} is not mapped to a stream; enable media storage with UpdateMediaStorageConfiguration.",
                 channel.name
