@@ -1,0 +1,168 @@
+//! The discovery client: cheap to clone, shares its caches between clones.
+
+use std::sync::Arc;
+
+use aws_types::SdkConfig;
+
+use crate::cache::{CacheStats, ExpiringCache};
+use crate::config::Config;
+use crate::input::{ChannelArn, ChannelId, Role};
+use crate::operation::discover::{DiscoverFluentBuilder, DiscoveryData};
+use crate::operation::ice_servers::{IceServers, IceServersFluentBuilder};
+use crate::operation::join_storage_session::{
+    JoinStorageSessionAsViewerFluentBuilder, JoinStorageSessionFluentBuilder,
+};
+
+/// Finds a channel's endpoints and ICE servers and joins its storage session.
+///
+/// Clones share one set of caches: endpoints per (channel, role) for
+/// [`Config::endpoint_ttl`], ICE servers until their TTL minus [`Config::ice_refresh_grace`].
+///
+/// ```no_run
+/// # async fn run() -> Result<(), kvs_webrtc_discovery::Error> {
+/// let sdk_config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+/// let client = kvs_webrtc_discovery::Client::new(&sdk_config);
+/// let found = client.discover().channel("front-door").send().await?;
+/// println!("signaling at {}", found.endpoints().wss());
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub(crate) handle: Arc<Handle>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct EndpointKey {
+    pub(crate) channel: ChannelId,
+    pub(crate) role: Role,
+    pub(crate) storage: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct IceKey {
+    pub(crate) channel: ChannelArn,
+    pub(crate) client_id: Option<String>,
+}
+
+pub(crate) struct Handle {
+    pub(crate) config: Config,
+    pub(crate) control_plane: aws_sdk_kinesisvideo::Client,
+    pub(crate) endpoints: ExpiringCache<EndpointKey, Arc<DiscoveryData>>,
+    pub(crate) ice_servers: ExpiringCache<IceKey, IceServers>,
+}
+
+impl std::fmt::Debug for Handle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handle")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// A client with default settings over `sdk_config` (region, credentials, retries,
+    /// timeouts, HTTP client, and `endpoint_url` for the control plane).
+    pub fn new(sdk_config: &SdkConfig) -> Self {
+        Self::from_conf(Config::new(sdk_config))
+    }
+
+    /// A client with explicit settings.
+    pub fn from_conf(config: Config) -> Self {
+        let control_plane = aws_sdk_kinesisvideo::Client::new(&config.sdk_config);
+        let max = config.max_cached_channels;
+        Self {
+            handle: Arc::new(Handle {
+                control_plane,
+                endpoints: ExpiringCache::new(max),
+                ice_servers: ExpiringCache::new(max),
+                config,
+            }),
+        }
+    }
+
+    /// The configuration this client was built with.
+    pub fn config(&self) -> &Config {
+        &self.handle.config
+    }
+
+    /// The `aws-sdk-kinesisvideo` control-plane client this client calls.
+    pub fn control_plane(&self) -> &aws_sdk_kinesisvideo::Client {
+        &self.handle.control_plane
+    }
+
+    /// Resolve a channel (by name or ARN), check its media storage configuration and get its
+    /// endpoints for a role; the result carries ready storage and signaling REST clients.
+    pub fn discover(&self) -> DiscoverFluentBuilder {
+        DiscoverFluentBuilder::new(self.handle.clone())
+    }
+
+    /// TURN servers for a channel (GetIceServerConfig on its HTTPS endpoint) plus the region's
+    /// STUN URL, cached until their TTL minus the grace period.
+    pub fn ice_servers(&self) -> IceServersFluentBuilder {
+        IceServersFluentBuilder::new(self.handle.clone())
+    }
+
+    /// JoinStorageSession on the channel's WEBRTC endpoint, found (or taken from the cache)
+    /// first. A cached endpoint that turns out stale is dropped and the call retried once.
+    pub fn join_storage_session(&self) -> JoinStorageSessionFluentBuilder {
+        JoinStorageSessionFluentBuilder::new(self.handle.clone())
+    }
+
+    /// JoinStorageSessionAsViewer, like [`Client::join_storage_session`].
+    pub fn join_storage_session_as_viewer(&self) -> JoinStorageSessionAsViewerFluentBuilder {
+        JoinStorageSessionAsViewerFluentBuilder::new(self.handle.clone())
+    }
+
+    /// Forget the cached endpoints of a channel (every role, whether it was looked up by name
+    /// or by ARN). Call it when something outside this crate shows they are stale.
+    pub fn invalidate_endpoints(&self, channel: &ChannelId) {
+        self.handle.invalidate_channel(channel);
+    }
+
+    /// Forget the cached ICE servers of a channel, e.g. on `RECONNECT_ICE_SERVER`.
+    pub fn invalidate_ice_servers(&self, channel: &ChannelArn) {
+        self.handle
+            .ice_servers
+            .invalidate_where(|key| &key.channel == channel);
+    }
+
+    /// Hits, misses and invalidations of the endpoint cache.
+    pub fn endpoint_cache_stats(&self) -> CacheStats {
+        self.handle.endpoints.stats()
+    }
+
+    /// Hits, misses and invalidations of the ICE-server cache.
+    pub fn ice_server_cache_stats(&self) -> CacheStats {
+        self.handle.ice_servers.stats()
+    }
+}
+
+impl Handle {
+    pub(crate) fn now(&self) -> std::time::SystemTime {
+        self.config.time_source.now()
+    }
+
+    /// Drop every entry for `channel`, matching a name against the ARN's name and vice versa.
+    pub(crate) fn invalidate_channel(&self, channel: &ChannelId) {
+        let name = match channel {
+            ChannelId::Name(name) => name.as_str(),
+            ChannelId::Arn(arn) => arn.name(),
+        };
+        let arn = channel.arn();
+        self.endpoints.invalidate_where(|key| match &key.channel {
+            ChannelId::Name(n) => n == name,
+            ChannelId::Arn(a) => Some(a) == arn || (arn.is_none() && a.name() == name),
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_is_send_sync_and_clone() {
+        fn check<T: Send + Sync + Clone + 'static>() {}
+        check::<Client>();
+    }
+}

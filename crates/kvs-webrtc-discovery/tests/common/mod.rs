@@ -1,0 +1,94 @@
+//! An in-process kvs-emulator and the one-time channel setup a device's owner does.
+
+#![allow(dead_code)]
+
+use aws_sdk_kinesisvideo::types::{MediaStorageConfiguration, MediaStorageConfigurationStatus};
+use kvs_emulator::{Emulator, EmulatorHandle, TlsMode};
+
+pub struct TestEmulator {
+    pub handle: EmulatorHandle,
+    pub sdk_config: aws_types::SdkConfig,
+    pub control_plane: aws_sdk_kinesisvideo::Client,
+    _dir: tempfile::TempDir,
+}
+
+pub async fn start() -> TestEmulator {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let handle = Emulator::builder()
+        .tls(TlsMode::GeneratedCa {
+            dir: dir.path().join("ca"),
+        })
+        .recordings_dir(dir.path().join("recordings"))
+        .start()
+        .await
+        .expect("emulator starts");
+    let sdk_config = handle.sdk_config().expect("sdk config");
+    let control_plane = aws_sdk_kinesisvideo::Client::new(&sdk_config);
+    TestEmulator {
+        handle,
+        sdk_config,
+        control_plane,
+        _dir: dir,
+    }
+}
+
+impl TestEmulator {
+    /// A channel (no storage). Returns its ARN.
+    pub async fn channel(&self, name: &str) -> String {
+        self.control_plane
+            .create_signaling_channel()
+            .channel_name(name)
+            .send()
+            .await
+            .expect("CreateSignalingChannel")
+            .channel_arn
+            .expect("ARN")
+    }
+
+    /// A stream with retention. Returns its ARN.
+    pub async fn stream(&self, name: &str) -> String {
+        self.control_plane
+            .create_stream()
+            .stream_name(name)
+            .data_retention_in_hours(24)
+            .send()
+            .await
+            .expect("CreateStream")
+            .stream_arn
+            .expect("ARN")
+    }
+
+    pub async fn set_storage(&self, channel_arn: &str, stream_arn: Option<&str>, enabled: bool) {
+        let status = if enabled {
+            MediaStorageConfigurationStatus::Enabled
+        } else {
+            MediaStorageConfigurationStatus::Disabled
+        };
+        self.control_plane
+            .update_media_storage_configuration()
+            .channel_arn(channel_arn)
+            .media_storage_configuration(
+                MediaStorageConfiguration::builder()
+                    .set_stream_arn(stream_arn.map(str::to_owned))
+                    .status(status)
+                    .build()
+                    .expect("configuration"),
+            )
+            .send()
+            .await
+            .expect("UpdateMediaStorageConfiguration");
+    }
+
+    /// A channel storing into its own stream. Returns the channel ARN.
+    pub async fn storage_channel(&self, name: &str) -> String {
+        let channel = self.channel(name).await;
+        let stream = self.stream(&format!("{name}-stream")).await;
+        self.set_storage(&channel, Some(&stream), true).await;
+        channel
+    }
+
+    /// How many times the emulator saw each AWS operation.
+    pub fn calls(&self, operation: &str) -> u64 {
+        self.handle.calls().get(operation).copied().unwrap_or(0)
+    }
+}
