@@ -296,6 +296,47 @@ impl EmulatorHandle {
             .build())
     }
 
+    /// Seed what a device's owner sets up once: a `SINGLE_MASTER` channel `name`, a stream
+    /// `<name>-stream` with 24 h retention, and media storage ENABLED between them. Returns the
+    /// channel ARN. For tests and demos that are about what happens after setup; the control
+    /// plane API does the same over the wire.
+    ///
+    /// # Errors
+    /// The service error message, e.g. when the channel or stream name is taken.
+    pub fn create_storage_channel(&self, name: &str) -> Result<String, String> {
+        let config = &self.shared.config;
+        let now = std::time::SystemTime::now();
+        let mut registry = self.shared.registry();
+        let seed = |registry: &mut Registry| {
+            let channel = registry.create_channel(
+                &config.region,
+                &config.account_id,
+                name,
+                "SINGLE_MASTER",
+                60,
+                now,
+            )?;
+            let stream = registry.create_stream(
+                &config.region,
+                &config.account_id,
+                &format!("{name}-stream"),
+                None,
+                None,
+                None,
+                24,
+                now,
+            )?;
+            registry.update_media_storage(
+                &channel.arn,
+                Some(&stream.arn),
+                true,
+                config.limits.storage_enabled_channels,
+            )?;
+            Ok::<_, crate::api_error::ApiError>(channel.arn)
+        };
+        seed(&mut registry).map_err(|e| e.message)
+    }
+
     /// Arm or fire a fault, exactly as `POST /_emulator/v1/faults` with this JSON body does
     /// (see [`crate::inspect`]), and return the reply document.
     ///

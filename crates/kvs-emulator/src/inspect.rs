@@ -4,7 +4,8 @@
 //! - `GET  /_emulator/v1/state`: everything below in one document.
 //! - `GET  /_emulator/v1/channels`, `/streams`, `/connections`, `/sessions`.
 //! - `GET  /_emulator/v1/calls`: how many times each AWS operation was called (by its path name,
-//!   e.g. `getSignalingChannelEndpoint`, `getIceServerConfig`, `joinStorageSession`).
+//!   e.g. `getSignalingChannelEndpoint`, `getIceServerConfig`, `joinStorageSession`, and
+//!   `connectAsMaster`/`connectAsViewer` for signaling upgrade requests).
 //! - `POST /_emulator/v1/faults` with `{"channel": "<name or ARN>", "fault": "<KIND>", ...}` where
 //!   KIND is one of `DROP_NEXT_OFFER`, `DELAY_NEXT_OFFER` (`delayMs`), `CANDIDATES_BEFORE_OFFER`,
 //!   `REJECT_NEXT_ANSWER`, `CLIENT_LIMIT_EXCEEDED` (`count`, the next N joins), `GO_AWAY`,

@@ -43,6 +43,12 @@ pub(crate) async fn handle(shared: Arc<Shared>, mut req: Request<Incoming>) -> H
             "Expected a WebSocket upgrade request.",
         ));
     };
+    // ConnectAsMaster / ConnectAsViewer, told apart by the client id in the query.
+    shared.calls.record(if query.contains("X-Amz-ClientId=") {
+        "connectAsViewer"
+    } else {
+        "connectAsMaster"
+    });
     let signed = ReceivedRequest {
         method: parts.method.as_str(),
         path: parts.uri.path(),
