@@ -92,23 +92,107 @@ impl Client {
 
     /// Resolve a channel (by name or ARN), check its media storage configuration and get its
     /// endpoints for a role; the result carries ready storage and signaling REST clients.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let emulator = kvs_emulator::Emulator::builder()
+    /// #     .tls(kvs_emulator::TlsMode::GeneratedCa { dir: dir.path().join("ca") })
+    /// #     .recordings_dir(dir.path().join("recordings"))
+    /// #     .start()
+    /// #     .await?;
+    /// # emulator.create_storage_channel("front-door")?;
+    /// # // Against AWS: aws_config::load_defaults(BehaviorVersion::latest()).await
+    /// # let sdk_config = emulator.sdk_config()?;
+    /// let client = kvs_webrtc_discovery::Client::new(&sdk_config);
+    /// let found = client.discover().channel("front-door").send().await?;
+    /// println!("WSS {} WEBRTC {:?}", found.endpoints().wss(), found.endpoints().webrtc());
+    /// assert!(found.storage_client().is_some());
+    /// // The second lookup comes from the cache.
+    /// assert!(client.discover().channel("front-door").send().await?.from_cache());
+    /// # Ok(()) }
+    /// ```
     pub fn discover(&self) -> DiscoverFluentBuilder {
         DiscoverFluentBuilder::new(self.handle.clone())
     }
 
     /// TURN servers for a channel (GetIceServerConfig on its HTTPS endpoint) plus the region's
     /// STUN URL, cached until their TTL minus the grace period.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let emulator = kvs_emulator::Emulator::builder()
+    /// #     .tls(kvs_emulator::TlsMode::GeneratedCa { dir: dir.path().join("ca") })
+    /// #     .recordings_dir(dir.path().join("recordings"))
+    /// #     .start()
+    /// #     .await?;
+    /// # emulator.create_storage_channel("front-door")?;
+    /// # // Against AWS: aws_config::load_defaults(BehaviorVersion::latest()).await
+    /// # let sdk_config = emulator.sdk_config()?;
+    /// let client = kvs_webrtc_discovery::Client::new(&sdk_config);
+    /// let ice = client.ice_servers().channel("front-door").client_id("camera-1").send().await?;
+    /// for server in ice.turn_servers() {
+    ///     println!("{:?} valid for {:?}", server.uris(), server.ttl());
+    /// }
+    /// println!("STUN {}", ice.stun_url());
+    /// # Ok(()) }
+    /// ```
     pub fn ice_servers(&self) -> IceServersFluentBuilder {
         IceServersFluentBuilder::new(self.handle.clone())
     }
 
     /// JoinStorageSession on the channel's WEBRTC endpoint, found (or taken from the cache)
     /// first. A cached endpoint that turns out stale is dropped and the call retried once.
+    /// Open the master's signaling socket first: the offer arrives on it.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let emulator = kvs_emulator::Emulator::builder()
+    /// #     .tls(kvs_emulator::TlsMode::GeneratedCa { dir: dir.path().join("ca") })
+    /// #     .recordings_dir(dir.path().join("recordings"))
+    /// #     .start()
+    /// #     .await?;
+    /// # emulator.create_storage_channel("front-door")?;
+    /// # // Against AWS: aws_config::load_defaults(BehaviorVersion::latest()).await
+    /// # let sdk_config = emulator.sdk_config()?;
+    /// let client = kvs_webrtc_discovery::Client::new(&sdk_config);
+    /// let joined = client.join_storage_session().channel("front-door").send().await?;
+    /// println!("joined {}", joined.discovery().channel().arn());
+    /// # Ok(()) }
+    /// ```
     pub fn join_storage_session(&self) -> JoinStorageSessionFluentBuilder {
         JoinStorageSessionFluentBuilder::new(self.handle.clone())
     }
 
-    /// JoinStorageSessionAsViewer, like [`Client::join_storage_session`].
+    /// JoinStorageSessionAsViewer, like [`Client::join_storage_session`]; the viewer's signaling
+    /// socket uses the same client id.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let emulator = kvs_emulator::Emulator::builder()
+    /// #     .tls(kvs_emulator::TlsMode::GeneratedCa { dir: dir.path().join("ca") })
+    /// #     .recordings_dir(dir.path().join("recordings"))
+    /// #     .start()
+    /// #     .await?;
+    /// # emulator.create_storage_channel("front-door")?;
+    /// # // Against AWS: aws_config::load_defaults(BehaviorVersion::latest()).await
+    /// # let sdk_config = emulator.sdk_config()?;
+    /// let client = kvs_webrtc_discovery::Client::new(&sdk_config);
+    /// client
+    ///     .join_storage_session_as_viewer()
+    ///     .channel("front-door")
+    ///     .client_id("kitchen-display")
+    ///     .send()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
     pub fn join_storage_session_as_viewer(&self) -> JoinStorageSessionAsViewerFluentBuilder {
         JoinStorageSessionAsViewerFluentBuilder::new(self.handle.clone())
     }

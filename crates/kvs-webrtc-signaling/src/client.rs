@@ -59,6 +59,40 @@ impl Client {
     }
 
     /// Connect to a channel's signaling socket as master or viewer.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let emulator = kvs_emulator::Emulator::builder()
+    /// #     .tls(kvs_emulator::TlsMode::GeneratedCa { dir: dir.path().join("ca") })
+    /// #     .recordings_dir(dir.path().join("recordings"))
+    /// #     .start()
+    /// #     .await?;
+    /// # emulator.create_storage_channel("front-door")?;
+    /// # // Against AWS: aws_config::load_defaults(BehaviorVersion::latest()).await
+    /// # let sdk_config = emulator.sdk_config()?;
+    /// use kvs_webrtc_signaling::{Event, SignalingMessage};
+    ///
+    /// let discovery = kvs_webrtc_discovery::Client::new(&sdk_config);
+    /// let signaling = kvs_webrtc_signaling::Client::from_conf(
+    ///     kvs_webrtc_signaling::Config::builder(discovery.clone())
+    ///         // Only for the emulator's CA; AWS endpoints use the system's roots.
+    ///         .trust_root_certificate_pem(emulator.ca_cert_pem().unwrap())
+    ///         .build()?,
+    /// );
+    /// let mut connection = signaling.connect().channel("front-door").send().await?;
+    /// discovery.join_storage_session().channel("front-door").send().await?;
+    /// while let Some(event) = connection.next_event().await {
+    ///     if let Event::Message(SignalingMessage::Offer { sender, description }) = event {
+    ///         assert_eq!(sender, None); // the storage session
+    ///         assert!(description.sdp.contains("H264"));
+    ///         break;
+    ///     }
+    /// }
+    /// connection.close().await;
+    /// # Ok(()) }
+    /// ```
     pub fn connect(&self) -> ConnectFluentBuilder {
         ConnectFluentBuilder {
             config: self.config.clone(),
