@@ -9,7 +9,9 @@
 //! - `POST /_emulator/v1/faults` with `{"channel": "<name or ARN>", "fault": "<KIND>", ...}` where
 //!   KIND is one of `DROP_NEXT_OFFER`, `DELAY_NEXT_OFFER` (`delayMs`), `CANDIDATES_BEFORE_OFFER`,
 //!   `REJECT_NEXT_ANSWER`, `CLIENT_LIMIT_EXCEEDED` (`count`, the next N joins), `GO_AWAY`,
-//!   `RECONNECT_ICE_SERVER`, `CLOSE_SOCKET`, `JUNK_FRAME`. The counted kinds take `count` (default
+//!   `RECONNECT_ICE_SERVER`, `CLOSE_SOCKET`, `FREEZE_SOCKET` (the socket stops reading and
+//!   writing, pongs included, like a half-open connection), `JUNK_FRAME`. The counted kinds
+//!   take `count` (default
 //!   1). The socket kinds take `clientId` (absent: the master; `*`: every socket of the channel).
 
 use std::sync::Arc;
@@ -129,6 +131,7 @@ pub(crate) fn apply_fault(shared: &Shared, body: &Value) -> Result<Value, (Statu
         "GO_AWAY" => socket_fault(Outbound::GoAway),
         "RECONNECT_ICE_SERVER" => socket_fault(Outbound::Text(wire::control("RECONNECT_ICE_SERVER"))),
         "CLOSE_SOCKET" => socket_fault(Outbound::Close("closed by a fault".into())),
+        "FREEZE_SOCKET" => socket_fault(Outbound::Freeze),
         "JUNK_FRAME" => socket_fault(Outbound::Text(
             json!({ "message": "Endpoint request timed out", "connectionId": "emulator", "requestId": uuid::Uuid::new_v4().to_string() })
                 .to_string(),

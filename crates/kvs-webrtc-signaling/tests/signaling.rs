@@ -548,3 +548,30 @@ async fn close_ends_the_connection_and_later_sends_fail() {
     let err = sender.send_answer("v=0").await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Closed, "{err}");
 }
+
+#[tokio::test]
+async fn a_socket_that_stops_answering_pings_is_replaced() {
+    let setup =
+        start_with(|b| b.keep_alive(Duration::from_millis(200), Duration::from_millis(300))).await;
+    setup.emulator.create_storage_channel("cam-frozen").unwrap();
+    let mut connection = setup.master("cam-frozen").await;
+
+    setup.fault("cam-frozen", "FREEZE_SOCKET");
+    let ((), skipped) = wait_for(&mut connection, "reconnection", |e| {
+        is_connected(e, 1).then_some(())
+    })
+    .await;
+    let reason = skipped
+        .iter()
+        .find_map(|e| match e {
+            Event::StateChanged(ConnectionState::Reconnecting { reason, .. }) => {
+                Some(reason.clone())
+            }
+            _ => None,
+        })
+        .expect("a reconnecting state");
+    assert!(reason.contains("keep-alive"), "{reason}");
+    assert_eq!(setup.calls("connectAsMaster"), 2);
+    setup.join("cam-frozen").await;
+    wait_for_offer(&mut connection).await;
+}

@@ -36,6 +36,8 @@ pub(crate) enum Outbound {
     GoAway,
     /// Close the socket now, with this reason.
     Close(String),
+    /// Stop reading and writing (no pong either) until closed: a half-open connection.
+    Freeze,
 }
 
 /// One signaling socket as the rest of the emulator sees it.

@@ -187,6 +187,10 @@ async fn run<S>(
                     go_away_deadline = Some(tokio::time::Instant::now() + timings.go_away_grace);
                 }
                 Some(Outbound::Close(reason)) => break Some(reason),
+                Some(Outbound::Freeze) => {
+                    tracing::info!(connection = conn.id, "socket frozen by a fault");
+                    break frozen(&shared, &mut outbound, hard_stop).await;
+                }
                 None => break Some("emulator shutting down".to_owned()),
             },
             frame = ws.next() => {
@@ -216,6 +220,25 @@ async fn run<S>(
         };
         let _ =
             tokio::time::timeout(std::time::Duration::from_secs(2), ws.close(Some(frame))).await;
+    }
+}
+
+/// A frozen socket neither reads nor writes (so pings go unanswered) until it is closed, replaced,
+/// or the emulator stops; then it is dropped without a close frame.
+async fn frozen(
+    shared: &Shared,
+    outbound: &mut tokio::sync::mpsc::Receiver<Outbound>,
+    hard_stop: tokio::time::Instant,
+) -> Option<String> {
+    loop {
+        tokio::select! {
+            _ = shared.shutdown.cancelled() => return None,
+            _ = tokio::time::sleep_until(hard_stop) => return None,
+            out = outbound.recv() => match out {
+                Some(Outbound::Close(_)) | None => return None,
+                Some(_) => {} // still frozen
+            },
+        }
     }
 }
 
