@@ -11,8 +11,8 @@
 //!   `REJECT_NEXT_ANSWER`, `CLIENT_LIMIT_EXCEEDED` (`count`, the next N joins), `GO_AWAY`,
 //!   `RECONNECT_ICE_SERVER`, `CLOSE_SOCKET`, `FREEZE_SOCKET` (the socket stops reading and
 //!   writing, pongs included, like a half-open connection), `JUNK_FRAME`. The counted kinds
-//!   take `count` (default
-//!   1). The socket kinds take `clientId` (absent: the master; `*`: every socket of the channel).
+//!   take `count` (default 1). The socket kinds take `clientId` (absent: the master; `*`: every
+//!   socket of the channel).
 
 use std::sync::Arc;
 
