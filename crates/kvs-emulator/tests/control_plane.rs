@@ -357,3 +357,15 @@ async fn errors_are_the_typed_errors_aws_returns() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_request_body_over_the_limit_is_refused_with_413() {
+    let emu = TestEmulator::start_with(|b| b.limits(|l| l.max_request_body = 4096)).await;
+    let url = format!("{}/describeSignalingChannel", emu.endpoint);
+    let (status, body) = support::http_raw(&emu, "POST", &url, &vec![b' '; 10_000]).await;
+    assert_eq!(status, 413, "{body}");
+    assert!(body.contains("4096"), "{body}");
+    // Under the limit the request goes on to authentication (unsigned: refused as such).
+    let (status, _) = support::http_raw(&emu, "POST", &url, b"{}").await;
+    assert_ne!(status, 413);
+}

@@ -337,4 +337,17 @@ mod tests {
         }
         assert_eq!(h.snapshot().dropped_inputs, 2);
     }
+
+    #[test]
+    fn the_ended_session_history_is_capped() {
+        let sessions = Sessions::new(1);
+        for n in 0..ENDED_HISTORY + 5 {
+            let (h, _rx) = sessions.begin(CH, &format!("s{n}"), Role::Master);
+            sessions.finished(&h, &Role::Master, Duration::ZERO);
+        }
+        let kept = sessions.snapshot();
+        assert_eq!(kept.len(), ENDED_HISTORY);
+        // The oldest went first.
+        assert_eq!(kept[0].stream_arn, "s5");
+    }
 }

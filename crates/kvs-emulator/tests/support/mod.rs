@@ -369,6 +369,13 @@ pub fn urlencode(s: &str) -> String {
 
 /// A minimal HTTPS/1.1 request (Connection: close) to the inspection API.
 async fn http_json(emu: &Service, method: &str, url: &str, body: Option<Value>) -> Value {
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let (_, text) = http_raw(emu, method, url, body.as_bytes()).await;
+    serde_json::from_str(&text).unwrap_or_else(|_| panic!("inspection answer is JSON: {text}"))
+}
+
+/// One HTTP/1.1 request over TLS, unsigned: the status code and the body.
+pub async fn http_raw(emu: &Service, method: &str, url: &str, body: &[u8]) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let rest = url.strip_prefix("https://").expect("TLS endpoint");
     let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
@@ -378,19 +385,23 @@ async fn http_json(emu: &Service, method: &str, url: &str, body: Option<Value>) 
     let connector = tokio_rustls::TlsConnector::from(emu.rustls_client_config());
     let name = rustls_pki_types::ServerName::try_from("127.0.0.1").expect("server name");
     let mut tls = connector.connect(name, tcp).await.expect("TLS handshake");
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );
-    tls.write_all(request.as_bytes())
-        .await
-        .expect("write request");
+    tls.write_all(head.as_bytes()).await.expect("write request");
+    // The server may answer (and close) before reading a body it refuses.
+    let _ = tls.write_all(body).await;
     let mut response = Vec::new();
     let _ = tls.read_to_end(&mut response).await;
     let text = String::from_utf8_lossy(&response);
-    let (_, json_body) = text.split_once("\r\n\r\n").expect("HTTP response");
-    serde_json::from_str(json_body).unwrap_or_else(|_| panic!("inspection answer is JSON: {text}"))
+    let (head, body) = text.split_once("\r\n\r\n").expect("HTTP response");
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status code");
+    (status, body.to_owned())
 }
 
 /// The next text frame as JSON, within [`WAIT`].
