@@ -255,30 +255,8 @@ impl EmulatorHandle {
     /// # Errors
     /// Fails only if the CA certificate cannot be loaded into a trust store.
     pub fn sdk_config(&self) -> Result<aws_types::SdkConfig, Error> {
-        use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
-        let key = self.access_key();
-        let credentials = aws_credential_types::Credentials::new(
-            &key.access_key_id,
-            &key.secret_access_key,
-            key.session_token.clone(),
-            None,
-            "kvs-emulator",
-        );
         let http = match self.ca_cert_pem() {
-            Some(pem) => {
-                let context = TlsContext::builder()
-                    .with_trust_store(TrustStore::empty().with_pem_certificate(pem.as_bytes()))
-                    .build()
-                    .map_err(|e| {
-                        Error::with_source(ErrorKind::Tls, "the emulator CA cannot be trusted", e)
-                    })?;
-                aws_smithy_http_client::Builder::new()
-                    .tls_provider(tls::Provider::Rustls(
-                        tls::rustls_provider::CryptoMode::AwsLc,
-                    ))
-                    .tls_context(context)
-                    .build_https()
-            }
+            Some(pem) => crate::sdk_client::https_client_trusting(pem)?,
             None => aws_smithy_http_client::Builder::new().build_http(),
         };
         Ok(aws_types::SdkConfig::builder()
@@ -289,7 +267,9 @@ impl EmulatorHandle {
                 self.shared.config.region.clone(),
             ))
             .credentials_provider(
-                aws_credential_types::provider::SharedCredentialsProvider::new(credentials),
+                aws_credential_types::provider::SharedCredentialsProvider::new(
+                    self.access_key().credentials(),
+                ),
             )
             .endpoint_url(self.shared.endpoints.control_plane.clone())
             .http_client(http)

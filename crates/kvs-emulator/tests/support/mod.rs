@@ -8,12 +8,10 @@ pub mod peer;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use aws_credential_types::Credentials;
 use aws_sdk_kinesisvideo::types::{
     ChannelProtocol, ChannelRole, MediaStorageConfiguration, MediaStorageConfigurationStatus,
     SingleMasterChannelEndpointConfiguration,
 };
-use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use futures_util::{SinkExt, StreamExt};
 use kvs_emulator::{AccessKey, Emulator, EmulatorBuilder, EmulatorHandle, TlsMode};
@@ -83,19 +81,7 @@ impl Service {
     }
 
     pub fn http_client(&self) -> SharedHttpClient {
-        let pem = self.ca_pem.as_str();
-        let trust = TrustStore::empty().with_pem_certificate(pem.as_bytes());
-        aws_smithy_http_client::Builder::new()
-            .tls_provider(tls::Provider::Rustls(
-                tls::rustls_provider::CryptoMode::AwsLc,
-            ))
-            .tls_context(
-                TlsContext::builder()
-                    .with_trust_store(trust)
-                    .build()
-                    .expect("TLS context"),
-            )
-            .build_https()
+        kvs_emulator::https_client_trusting(&self.ca_pem).expect("the emulator CA loads")
     }
 
     pub fn control_plane(&self) -> aws_sdk_kinesisvideo::Client {
@@ -109,7 +95,7 @@ impl Service {
                 self.region.clone(),
             ))
             .endpoint_url(&self.endpoint)
-            .credentials_provider(credentials(key))
+            .credentials_provider(key.credentials())
             .http_client(self.http_client())
             .build();
         aws_sdk_kinesisvideo::Client::from_conf(config)
@@ -130,7 +116,7 @@ impl Service {
                 self.region.clone(),
             ))
             .endpoint_url(webrtc_endpoint)
-            .credentials_provider(credentials(key))
+            .credentials_provider(key.credentials())
             .http_client(self.http_client())
             .retry_config(aws_sdk_kinesisvideowebrtcstorage::config::retry::RetryConfig::disabled())
             .build();
@@ -293,16 +279,6 @@ impl Service {
     }
 }
 
-pub fn credentials(key: &AccessKey) -> Credentials {
-    Credentials::new(
-        key.access_key_id.clone(),
-        key.secret_access_key.clone(),
-        key.session_token.clone(),
-        None,
-        "kvs-emulator-test",
-    )
-}
-
 /// A SigV4 presigned WSS URL, made by `aws-sigv4` (an implementation independent of the emulator).
 pub fn presign(
     wss: &str,
@@ -325,7 +301,7 @@ pub fn presign(
         .trim_start_matches("wss://")
         .trim_start_matches("ws://")
         .to_owned();
-    let identity = credentials(key).into();
+    let identity = key.credentials().into();
     let mut settings = SigningSettings::default();
     settings.signature_location = SignatureLocation::QueryParams;
     settings.expires_in = Some(expires);
