@@ -22,7 +22,7 @@ fn client_with_clock(emu: &common::TestEmulator) -> (Client, ManualTimeSource) {
 #[tokio::test]
 async fn a_channel_resolves_by_name_and_by_arn_to_the_same_endpoints() {
     let emu = common::start().await;
-    let arn = emu.storage_channel("cam-1").await;
+    let arn = emu.storage_channel("cam-1");
     let client = Client::new(&emu.sdk_config);
 
     let by_name = client.discover().channel("cam-1").send().await.unwrap();
@@ -50,7 +50,7 @@ async fn a_channel_resolves_by_name_and_by_arn_to_the_same_endpoints() {
 #[tokio::test]
 async fn master_and_viewer_endpoints_are_separate_lookups() {
     let emu = common::start().await;
-    emu.storage_channel("cam-roles").await;
+    emu.storage_channel("cam-roles");
     let client = Client::new(&emu.sdk_config);
 
     let master = client.discover().channel("cam-roles").send().await.unwrap();
@@ -189,7 +189,7 @@ async fn bad_input_is_refused_before_any_call() {
 #[tokio::test]
 async fn wrong_credentials_are_access_denied() {
     let emu = common::start().await;
-    emu.storage_channel("cam-creds").await;
+    emu.storage_channel("cam-creds");
     let wrong = aws_credential_types::Credentials::new(
         &emu.handle.access_key().access_key_id,
         "not-the-secret",
@@ -214,7 +214,7 @@ async fn wrong_credentials_are_access_denied() {
 #[tokio::test]
 async fn lookups_are_cached_until_the_ttl_and_invalidated_on_request() {
     let emu = common::start().await;
-    let arn = emu.storage_channel("cam-cache").await;
+    let arn = emu.storage_channel("cam-cache");
     let (client, clock) = client_with_clock(&emu);
 
     let first = client.discover().channel("cam-cache").send().await.unwrap();
@@ -248,7 +248,7 @@ async fn lookups_are_cached_until_the_ttl_and_invalidated_on_request() {
 #[tokio::test]
 async fn concurrent_callers_share_one_lookup() {
     let emu = common::start().await;
-    emu.storage_channel("cam-many").await;
+    emu.storage_channel("cam-many");
     let client = Client::new(&emu.sdk_config);
     let lookups: Vec<_> = (0..16)
         .map(|_| {
@@ -267,7 +267,7 @@ async fn concurrent_callers_share_one_lookup() {
 #[tokio::test]
 async fn joins_use_the_webrtc_endpoint_and_map_throttling() {
     let emu = common::start().await;
-    let arn = emu.storage_channel("cam-join").await;
+    let arn = emu.storage_channel("cam-join");
     let client = Client::new(&emu.sdk_config);
 
     let joined = client
@@ -307,7 +307,7 @@ async fn joins_use_the_webrtc_endpoint_and_map_throttling() {
 #[tokio::test]
 async fn a_stale_entry_is_dropped_and_the_join_retried_once() {
     let emu = common::start().await;
-    let old_arn = emu.storage_channel("cam-stale").await;
+    let old_arn = emu.storage_channel("cam-stale");
     let client = Client::new(&emu.sdk_config);
     client.discover().channel("cam-stale").send().await.unwrap();
 
@@ -352,7 +352,7 @@ async fn a_stale_entry_is_dropped_and_the_join_retried_once() {
 #[tokio::test]
 async fn ice_servers_are_cached_until_ttl_minus_grace_and_refreshable() {
     let emu = common::start().await;
-    let arn = emu.storage_channel("cam-ice").await;
+    let arn = emu.storage_channel("cam-ice");
     let (client, clock) = client_with_clock(&emu);
 
     let ice = client

@@ -146,6 +146,19 @@ async fn wait_for_offer(connection: &mut SignalingConnection) -> (Option<String>
     .0
 }
 
+/// Why the first reconnect attempt among `events` happened.
+fn first_reconnect_reason(events: &[Event]) -> String {
+    events
+        .iter()
+        .find_map(|e| match e {
+            Event::StateChanged(ConnectionState::Reconnecting {
+                attempt: 1, reason, ..
+            }) => Some(reason.clone()),
+            _ => None,
+        })
+        .expect("a first reconnect attempt")
+}
+
 fn is_connected(event: &Event, expected_reconnects: u32) -> bool {
     matches!(event, Event::StateChanged(ConnectionState::Connected { reconnects }) if *reconnects == expected_reconnects)
 }
@@ -372,15 +385,7 @@ async fn a_dropped_socket_is_reconnected() {
         is_connected(e, 1).then_some(())
     })
     .await;
-    let reason = skipped
-        .iter()
-        .find_map(|e| match e {
-            Event::StateChanged(ConnectionState::Reconnecting {
-                attempt: 1, reason, ..
-            }) => Some(reason.clone()),
-            _ => None,
-        })
-        .expect("a reconnecting state");
+    let reason = first_reconnect_reason(&skipped);
     assert!(reason.contains("closed"), "{reason}");
     assert_eq!(setup.calls("connectAsMaster"), 2);
 
@@ -561,15 +566,7 @@ async fn a_socket_that_stops_answering_pings_is_replaced() {
         is_connected(e, 1).then_some(())
     })
     .await;
-    let reason = skipped
-        .iter()
-        .find_map(|e| match e {
-            Event::StateChanged(ConnectionState::Reconnecting { reason, .. }) => {
-                Some(reason.clone())
-            }
-            _ => None,
-        })
-        .expect("a reconnecting state");
+    let reason = first_reconnect_reason(&skipped);
     assert!(reason.contains("keep-alive"), "{reason}");
     assert_eq!(setup.calls("connectAsMaster"), 2);
     setup.join("cam-frozen").await;

@@ -79,12 +79,11 @@ impl TestEmulator {
             .expect("UpdateMediaStorageConfiguration");
     }
 
-    /// A channel storing into its own stream. Returns the channel ARN.
-    pub async fn storage_channel(&self, name: &str) -> String {
-        let channel = self.channel(name).await;
-        let stream = self.stream(&format!("{name}-stream")).await;
-        self.set_storage(&channel, Some(&stream), true).await;
-        channel
+    /// A channel storing into its own stream `<name>-stream`. Returns the channel ARN.
+    pub fn storage_channel(&self, name: &str) -> String {
+        self.handle
+            .create_storage_channel(name)
+            .expect("storage channel")
     }
 
     /// How many times the emulator saw each AWS operation.
