@@ -363,6 +363,9 @@ async fn ice_servers_are_cached_until_ttl_minus_grace_and_refreshable() {
         .await
         .unwrap();
     assert!(!ice.turn_servers().is_empty());
+    // The endpoint lookup it made is the one discover() reuses.
+    assert!(cached(&client, "cam-ice").await);
+    assert_eq!(emu.calls("getSignalingChannelEndpoint"), 1);
     let turn = &ice.turn_servers()[0];
     assert_eq!(turn.ttl(), Duration::from_secs(300));
     assert!(!turn.uris().is_empty() && !turn.username().is_empty());

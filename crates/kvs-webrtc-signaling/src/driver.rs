@@ -242,26 +242,13 @@ impl Driver {
     }
 
     async fn refresh_ice_servers(&mut self) {
-        let discovery = &self.config.discovery;
-        let arn = match discovery
-            .discover()
+        let mut request = self
+            .config
+            .discovery
+            .ice_servers()
             .channel(self.target.channel.to_string())
             .role(self.target.role)
             .require_storage(self.target.require_storage)
-            .send()
-            .await
-        {
-            Ok(found) => found.channel().arn().clone(),
-            Err(err) => {
-                self.emit(Event::IceServersRefreshFailed(err)).await;
-                return;
-            }
-        };
-        discovery.invalidate_ice_servers(&arn);
-        let mut request = discovery
-            .ice_servers()
-            .channel(arn.as_str())
-            .role(self.target.role)
             .force_refresh(true);
         if let Some(id) = &self.target.client_id {
             request = request.client_id(id.as_str());

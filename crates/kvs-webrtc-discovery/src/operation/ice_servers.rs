@@ -21,6 +21,7 @@ pub struct IceServersFluentBuilder {
     channel: Option<String>,
     role: Role,
     client_id: Option<String>,
+    require_storage: bool,
     force_refresh: bool,
 }
 
@@ -31,6 +32,7 @@ impl IceServersFluentBuilder {
             channel: None,
             role: Role::Master,
             client_id: None,
+            require_storage: true,
             force_refresh: false,
         }
     }
@@ -53,6 +55,14 @@ impl IceServersFluentBuilder {
         self
     }
 
+    /// Whether the channel must have media storage enabled (default `true`, as for
+    /// [`discover`](crate::Client::discover), whose cached endpoints this lookup then reuses);
+    /// `false` for a peer-to-peer channel.
+    pub fn require_storage(mut self, require: bool) -> Self {
+        self.require_storage = require;
+        self
+    }
+
     /// Ask the service even if the cached servers are still valid (after
     /// `RECONNECT_ICE_SERVER`).
     pub fn force_refresh(mut self, refresh: bool) -> Self {
@@ -70,8 +80,7 @@ impl IceServersFluentBuilder {
         let channel = required_channel(self.channel, "ice_servers()")?;
         let client_id = self.client_id.map(ClientId::new).transpose()?;
         let handle = &self.handle;
-        // ICE servers do not depend on storage, and a P2P channel has them too.
-        let found = discover(handle, channel, self.role, false, false).await?;
+        let found = discover(handle, channel, self.role, self.require_storage, false).await?;
         let key = IceKey {
             channel: found.channel().arn().clone(),
             client_id: client_id.as_ref().map(|c| c.as_str().to_owned()),
