@@ -55,12 +55,7 @@ async fn the_js_sdk_signaling_client_receives_the_storage_offer() {
             .await;
         panic!("expected `open`, got {first:?}; stderr: {stderr}");
     }
-    emu.storage(&webrtc)
-        .join_storage_session()
-        .channel_arn(&arn)
-        .send()
-        .await
-        .expect("join");
+    emu.join_master(&webrtc, &arn).await;
     let line = tokio::time::timeout_at(deadline, lines.next_line())
         .await
         .expect("offer in time")

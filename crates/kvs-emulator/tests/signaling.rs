@@ -180,12 +180,7 @@ async fn storage_offer_and_candidate_arrive_without_sender() {
     let (arn, _) = emu.storage_channel("offer").await;
     let (wss, _, webrtc) = emu.endpoints(&arn, ChannelRole::Master).await;
     let mut ws = emu.connect(&wss, &arn, None).await.unwrap();
-    emu.storage(&webrtc)
-        .join_storage_session()
-        .channel_arn(&arn)
-        .send()
-        .await
-        .unwrap();
+    emu.join_master(&webrtc, &arn).await;
     let offer = next_json(&mut ws).await;
     assert_eq!(offer["messageType"], "SDP_OFFER");
     assert!(offer.get("senderClientId").is_none(), "{offer}");
@@ -202,29 +197,14 @@ async fn storage_offer_and_candidate_arrive_without_sender() {
 
     emu.fault(json!({"channel": "offer", "fault": "CANDIDATES_BEFORE_OFFER"}))
         .await;
-    emu.storage(&webrtc)
-        .join_storage_session()
-        .channel_arn(&arn)
-        .send()
-        .await
-        .unwrap();
+    emu.join_master(&webrtc, &arn).await;
     assert_eq!(next_json(&mut ws).await["messageType"], "ICE_CANDIDATE");
     assert_eq!(next_json(&mut ws).await["messageType"], "SDP_OFFER");
 
     emu.fault(json!({"channel": "offer", "fault": "DROP_NEXT_OFFER"}))
         .await;
-    emu.storage(&webrtc)
-        .join_storage_session()
-        .channel_arn(&arn)
-        .send()
-        .await
-        .unwrap();
-    emu.storage(&webrtc)
-        .join_storage_session()
-        .channel_arn(&arn)
-        .send()
-        .await
-        .unwrap();
+    emu.join_master(&webrtc, &arn).await;
+    emu.join_master(&webrtc, &arn).await;
     let next = next_json(&mut ws).await;
     assert_eq!(
         next["messageType"], "SDP_OFFER",

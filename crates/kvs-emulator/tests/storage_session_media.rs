@@ -17,12 +17,7 @@ async fn h264_and_opus_are_checked_counted_and_recorded() {
         .connect(&wss, &channel_arn, None)
         .await
         .expect("presigned connect");
-    emu.storage(&webrtc)
-        .join_storage_session()
-        .channel_arn(&channel_arn)
-        .send()
-        .await
-        .expect("join accepted");
+    emu.join_master(&webrtc, &channel_arn).await;
 
     let report = answer_and_stream(&mut ws, VideoCodec::H264, 1).await;
     assert!(report.connected, "ICE + DTLS connected: {report:?}");
@@ -124,12 +119,7 @@ async fn a_vp8_answer_is_rejected_with_status_response() {
         .connect(&wss, &channel_arn, None)
         .await
         .expect("presigned connect");
-    emu.storage(&webrtc)
-        .join_storage_session()
-        .channel_arn(&channel_arn)
-        .send()
-        .await
-        .expect("join accepted");
+    emu.join_master(&webrtc, &channel_arn).await;
 
     let report = answer_and_stream(&mut ws, VideoCodec::Vp8, 0).await;
     assert!(!report.connected);

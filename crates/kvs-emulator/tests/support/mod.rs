@@ -101,6 +101,16 @@ impl Service {
         aws_sdk_kinesisvideo::Client::from_conf(config)
     }
 
+    /// JoinStorageSession as the master through the official client; the join must be accepted.
+    pub async fn join_master(&self, webrtc_endpoint: &str, channel_arn: &str) {
+        self.storage(webrtc_endpoint)
+            .join_storage_session()
+            .channel_arn(channel_arn)
+            .send()
+            .await
+            .expect("JoinStorageSession accepted");
+    }
+
     pub fn storage(&self, webrtc_endpoint: &str) -> aws_sdk_kinesisvideowebrtcstorage::Client {
         self.storage_as(webrtc_endpoint, &self.key())
     }
