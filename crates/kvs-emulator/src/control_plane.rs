@@ -163,6 +163,7 @@ fn delete_signaling_channel(shared: &Shared, body: &Map<String, Value>) -> Resul
     let channel = shared.registry().delete_channel(arn, current_version)?;
     shared.sessions.end_channel(&channel.arn, "channel deleted");
     shared.faults.clear(&channel.arn);
+    shared.relays.remove(&channel.arn);
     shared.hub.close_channel(&channel.arn, "channel deleted");
     tracing::info!(channel = %channel.name, "deleted signaling channel");
     Ok(json!({}))

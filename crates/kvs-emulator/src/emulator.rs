@@ -155,6 +155,7 @@ impl EmulatorBuilder {
                 config.limits.viewers_per_channel,
             ),
             sessions: Sessions::new(config.limits.storage_peer_inbound_queue),
+            relays: Default::default(),
             faults: Faults::default(),
             registry: Mutex::new(Registry::default()),
             endpoints,

@@ -12,6 +12,7 @@ use crate::faults::Faults;
 use crate::registry::Registry;
 use crate::signaling::hub::Hub;
 use crate::sigv4::Expectation;
+use crate::storage::relay::Relays;
 use crate::storage::Sessions;
 
 /// The base URLs of the emulated endpoints.
@@ -34,6 +35,8 @@ pub(crate) struct Shared {
     pub registry: Mutex<Registry>,
     pub hub: Hub,
     pub sessions: Sessions,
+    /// Media relays between a channel's master and viewers.
+    pub relays: Relays,
     pub faults: Faults,
     pub shutdown: CancellationToken,
     /// Storage-peer tasks; shutdown waits for them so recordings are finalized.

@@ -5,7 +5,7 @@
 mod support;
 
 use aws_sdk_kinesisvideo::types::ChannelRole;
-use support::peer::{answer_and_stream, VideoCodec};
+use support::peer::{answer_and_run, answer_and_stream, Plan, VideoCodec};
 use support::TestEmulator;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -139,4 +139,75 @@ async fn a_vp8_answer_is_rejected_with_status_response() {
         .as_str()
         .unwrap()
         .contains("vp8"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_gets_the_masters_media_and_the_master_hears_the_viewer() {
+    let emu = TestEmulator::start().await;
+    let (channel_arn, _) = emu.storage_channel("relay-cam").await;
+    let (wss, _, webrtc) = emu.endpoints(&channel_arn, ChannelRole::Master).await;
+    let mut master_ws = emu
+        .connect(&wss, &channel_arn, None)
+        .await
+        .expect("master connects");
+    emu.join_master(&webrtc, &channel_arn).await;
+    // The master streams 9 s; the viewer joins once the master's session is connected.
+    let master =
+        tokio::spawn(async move { answer_and_stream(&mut master_ws, VideoCodec::H264, 3).await });
+    emu.wait_for_sessions("master connected", |s| {
+        s.iter()
+            .any(|s| s["role"] == "MASTER" && s["state"] == "CONNECTED")
+    })
+    .await;
+
+    let (viewer_wss, _, viewer_webrtc) = emu.endpoints(&channel_arn, ChannelRole::Viewer).await;
+    let mut viewer_ws = emu
+        .connect(&viewer_wss, &channel_arn, Some("viewer-1"))
+        .await
+        .expect("viewer connects");
+    emu.storage(&viewer_webrtc)
+        .join_storage_session_as_viewer()
+        .channel_arn(&channel_arn)
+        .client_id("viewer-1")
+        .send()
+        .await
+        .expect("viewer join");
+    let viewer = answer_and_run(
+        &mut viewer_ws,
+        Plan {
+            codec: VideoCodec::H264,
+            loops: 1,
+            send_video: false,
+        },
+    )
+    .await;
+    assert!(viewer.connected, "{viewer:?}");
+    assert_eq!(viewer.video_frames_sent, 0, "a viewer sends no video");
+    assert!(
+        viewer.video_frames_received >= 25,
+        "about 3 s of the master's 25 fps video reach the viewer: {viewer:?}"
+    );
+    assert!(
+        viewer.keyframes_received >= 1,
+        "the viewer gets a keyframe: {viewer:?}"
+    );
+    assert!(
+        viewer.audio_frames_received >= 50,
+        "the master's audio reaches the viewer: {viewer:?}"
+    );
+
+    let master = master.await.expect("master task");
+    assert_eq!(master.video_frames_sent, 225);
+    assert!(
+        master.audio_frames_received >= 50,
+        "the viewer's audio reaches the master: {master:?}"
+    );
+    assert!(
+        master.keyframe_requests >= 2,
+        "one PLI when the master's session starts, one for the viewer: {master:?}"
+    );
+    assert_eq!(
+        master.video_frames_received, 0,
+        "nothing is sent back on the master's recvonly video"
+    );
 }

@@ -4,6 +4,7 @@
 pub(crate) mod answer;
 pub(crate) mod api;
 pub(crate) mod peer;
+pub(crate) mod relay;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -4,19 +4,23 @@
 //! receives to the [`MediaSink`].
 //!
 //! str0m is sans-IO; this task is its driver: one UDP socket on 127.0.0.1, the session's inbound
-//! signaling queue and str0m's timeouts, with the drain-to-timeout rule of str0m's run loop.
+//! signaling queue, the channel's media relay and str0m's timeouts, with the drain-to-timeout
+//! rule of str0m's run loop.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use str0m::change::{SdpAnswer, SdpPendingOffer};
+use str0m::format::Codec;
 use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
 use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::{broadcast, mpsc};
 
 use super::answer::{self, Answerer};
+use super::relay::{ChannelRelay, FrameKind, RelayedFrame, SpeakerSelector};
 use super::{PeerInput, SessionHandle, SessionState};
 use crate::faults::OfferFaults;
 use crate::media::sink::MediaSink;
@@ -64,6 +68,9 @@ pub(crate) async fn run(
         pending_candidates: Vec::new(),
         want_keyframe: false,
         last_stats: Instant::now(),
+        relay: shared.relays.channel(&channel_arn),
+        connected: false,
+        speaker: SpeakerSelector::default(),
     };
     let reason = match peer.drive(inbound, &mut sink).await {
         Ok(reason) => reason,
@@ -90,6 +97,21 @@ struct Peer<'a> {
     pending_candidates: Vec<Candidate>,
     want_keyframe: bool,
     last_stats: Instant,
+    /// The channel's relay: the master's media to viewers, viewer audio to the master.
+    relay: Arc<ChannelRelay>,
+    connected: bool,
+    /// For the master: which viewer's audio it hears.
+    speaker: SpeakerSelector,
+}
+
+/// The next relayed frame, or never when this peer does not listen (yet).
+async fn next_relayed(
+    feed: &mut Option<broadcast::Receiver<RelayedFrame>>,
+) -> Result<RelayedFrame, RecvError> {
+    match feed {
+        Some(feed) => feed.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 fn storage_rtc(now: Instant) -> Rtc {
@@ -195,6 +217,10 @@ impl Peer<'_> {
         let mut viewer_alone_since: Option<tokio::time::Instant> = None;
         let mut viewer_tick = tokio::time::interval(VIEWER_CHECK);
         let mut buf = vec![0u8; 2048];
+        let relay = self.relay.clone();
+        let is_master = matches!(self.role, Role::Master);
+        // Subscribed once connected: media written before that would be dropped by str0m.
+        let mut feed: Option<broadcast::Receiver<RelayedFrame>> = None;
         loop {
             // Drain str0m to its next timeout (the single-mutation rule).
             let timeout = loop {
@@ -220,6 +246,15 @@ impl Peer<'_> {
                     sink.keyframe_requested(Instant::now());
                     self.want_keyframe = false;
                     continue;
+                }
+            }
+            if self.connected && feed.is_none() {
+                if is_master {
+                    feed = Some(relay.master_feed());
+                } else {
+                    feed = Some(relay.viewer_feed());
+                    // A viewer starts with a keyframe of the master's video.
+                    relay.request_keyframe();
                 }
             }
             if self.last_stats.elapsed() >= STATS_REFRESH {
@@ -252,7 +287,15 @@ impl Peer<'_> {
                     }
                     continue;
                 }
-                _ = viewer_tick.tick(), if matches!(self.role, Role::Viewer(_)) => {
+                relayed = next_relayed(&mut feed) => {
+                    self.forward(&mut rtc, relayed, video_mid, audio_mid);
+                    continue;
+                }
+                _ = relay.keyframe_requested(), if is_master && self.connected => {
+                    self.want_keyframe = true;
+                    continue;
+                }
+                _ = viewer_tick.tick(), if !is_master => {
                     if self.shared.sessions.has_master(self.channel_arn) {
                         viewer_alone_since = None;
                     } else {
@@ -383,6 +426,53 @@ impl Peer<'_> {
         }
     }
 
+    /// Write a frame from another participant to this peer's client.
+    fn forward(
+        &mut self,
+        rtc: &mut Rtc,
+        relayed: Result<RelayedFrame, RecvError>,
+        video_mid: Mid,
+        audio_mid: Mid,
+    ) {
+        let frame = match relayed {
+            Ok(frame) => frame,
+            Err(RecvError::Lagged(missed)) => {
+                tracing::debug!(
+                    session = self.handle.id,
+                    missed,
+                    "relay lagged; frames skipped"
+                );
+                if !matches!(self.role, Role::Master) {
+                    self.relay.request_keyframe();
+                }
+                return;
+            }
+            Err(RecvError::Closed) => return,
+        };
+        let (mid, codec, time) = match (self.role, frame.kind) {
+            (Role::Viewer(_), FrameKind::Video) => (video_mid, Codec::H264, frame.time),
+            (Role::Viewer(_), FrameKind::Audio) => (audio_mid, Codec::Opus, frame.time),
+            (Role::Master, FrameKind::Audio) => match self.speaker.admit(&frame, Instant::now()) {
+                Some(time) => (audio_mid, Codec::Opus, time),
+                None => return,
+            },
+            (Role::Master, FrameKind::Video) => return,
+        };
+        let Some(writer) = rtc.writer(mid) else {
+            return;
+        };
+        let Some(pt) = writer
+            .payload_params()
+            .find(|p| p.spec().codec == codec)
+            .map(|p| p.pt())
+        else {
+            return;
+        };
+        if let Err(e) = writer.write(pt, Instant::now(), time, frame.data.to_vec()) {
+            tracing::debug!(session = self.handle.id, error = %e, "relayed frame not written");
+        }
+    }
+
     fn on_event(
         &mut self,
         event: Event,
@@ -401,21 +491,42 @@ impl Peer<'_> {
                         + self.shared.config.timings.storage_session_max_duration,
                     "maximum session duration reached",
                 );
+                self.connected = true;
                 if matches!(self.role, Role::Master) {
                     self.want_keyframe = true;
                 }
+            }
+            Event::KeyframeRequest(_) => {
+                // A viewer's client asks for a keyframe of the video it gets from the master.
+                self.relay.request_keyframe();
             }
             Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
                 return Some("ICE disconnected".into());
             }
             Event::MediaData(data) => {
                 let time_us = data.time.as_micros();
-                if data.mid == video_mid {
+                let kind = if data.mid == video_mid {
                     if sink.on_video(&data.data, time_us, data.network_time, data.contiguous) {
                         self.want_keyframe = true;
                     }
+                    FrameKind::Video
                 } else if data.mid == audio_mid {
                     sink.on_audio(&data.data, time_us, data.network_time);
+                    FrameKind::Audio
+                } else {
+                    return None;
+                };
+                let frame = RelayedFrame {
+                    kind,
+                    source: self.handle.id,
+                    time: data.time,
+                    data: data.data,
+                };
+                match self.role {
+                    Role::Master => self.relay.send_to_viewers(frame),
+                    // Viewers send no video (the answer check refuses it); their audio goes up.
+                    Role::Viewer(_) if kind == FrameKind::Audio => self.relay.send_to_master(frame),
+                    Role::Viewer(_) => {}
                 }
             }
             _ => {}

@@ -54,6 +54,16 @@ pub enum VideoCodec {
     Vp8,
 }
 
+/// What the test peer does once connected.
+#[derive(Debug, Clone, Copy)]
+pub struct Plan {
+    pub codec: VideoCodec,
+    /// How many times the 3 s fixture plays (0: return once connected or refused).
+    pub loops: usize,
+    /// Send the fixture's video (a master) or only audio (a viewer).
+    pub send_video: bool,
+}
+
 #[derive(Debug, Default)]
 pub struct Report {
     pub offer_sdp: String,
@@ -63,11 +73,40 @@ pub struct Report {
     pub audio_frames_sent: usize,
     pub keyframe_requests: usize,
     pub status_responses: Vec<Value>,
+    pub video_frames_received: usize,
+    /// Received access units holding an IDR slice.
+    pub keyframes_received: usize,
+    pub audio_frames_received: usize,
+}
+
+fn has_idr(annex_b: &[u8]) -> bool {
+    annex_b
+        .windows(4)
+        .any(|w| w[..3] == [0, 0, 1] && w[3] & 0x1f == 5)
 }
 
 /// Wait for the storage offer on `ws`, answer it and, if it connects, stream the 3 s fixture
 /// `loops` times in real time (0: send nothing, return once connected or refused).
 pub async fn answer_and_stream(ws: &mut Ws, codec: VideoCodec, loops: usize) -> Report {
+    answer_and_run(
+        ws,
+        Plan {
+            codec,
+            loops,
+            send_video: true,
+        },
+    )
+    .await
+}
+
+/// Wait for the storage offer on `ws`, answer it and, once connected, follow `plan`, counting
+/// the media that arrives meanwhile.
+pub async fn answer_and_run(ws: &mut Ws, plan: Plan) -> Report {
+    let Plan {
+        codec,
+        loops,
+        send_video,
+    } = plan;
     let send_media = loops > 0;
     let mut report = Report::default();
     let mut early = Vec::new();
@@ -156,6 +195,14 @@ pub async fn answer_and_stream(ws: &mut Ws, codec: VideoCodec, loops: usize) -> 
                     MediaKind::Audio => mids.1 = Some(m.mid),
                 },
                 Output::Event(Event::KeyframeRequest(_)) => report.keyframe_requests += 1,
+                Output::Event(Event::MediaData(data)) => {
+                    if Some(data.mid) == mids.0 {
+                        report.video_frames_received += 1;
+                        report.keyframes_received += usize::from(has_idr(&data.data));
+                    } else if Some(data.mid) == mids.1 {
+                        report.audio_frames_received += 1;
+                    }
+                }
                 Output::Event(_) => {}
             }
         };
@@ -163,7 +210,7 @@ pub async fn answer_and_stream(ws: &mut Ws, codec: VideoCodec, loops: usize) -> 
         if let (true, Some(t0)) = (send_media, started) {
             let elapsed = t0.elapsed();
             if next_video < aus.len() && elapsed >= Duration::from_millis(40 * next_video as u64) {
-                if let Some(mid) = mids.0 {
+                if let Some(mid) = mids.0.filter(|_| send_video) {
                     if let Some(writer) = rtc.writer(mid) {
                         let pt = writer
                             .payload_params()
