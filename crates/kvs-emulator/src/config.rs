@@ -185,8 +185,47 @@ pub struct EmulatorConfig {
     pub limits: Limits,
     /// Accept a viewer `clientId` on `/joinStorageSession`, as the C SDK sends it.
     pub accept_viewer_on_join_storage_session: bool,
-    /// Optional TURN entries returned by GetIceServerConfig instead of the placeholder one.
-    pub turn_uris: Vec<String>,
+    /// The TURN server GetIceServerConfig hands out (default: an embedded one on any free port).
+    pub turn: TurnMode,
+}
+
+/// Which TURN server GetIceServerConfig returns. Its credentials are always time-limited TURN
+/// REST API credentials (draft-uberti-rtcweb-turn-rest, the scheme AWS documents): the username
+/// is `<expiry unix seconds>:<user>` and the password `base64(HMAC-SHA1(secret, username))`,
+/// valid for the 300 s TTL the response carries.
+#[derive(Clone, PartialEq, Eq)]
+pub enum TurnMode {
+    /// Serve TURN over UDP on the bind address, on this port (0: any free port), with relay
+    /// addresses on the bind address too. Clients that force relay-only ICE connect through it.
+    Embedded {
+        /// UDP port of the TURN listener.
+        port: u16,
+    },
+    /// Point clients at a TURN server run elsewhere that checks TURN REST API credentials with
+    /// this shared secret (coturn: `use-auth-secret` + `static-auth-secret`).
+    External {
+        /// The URIs to return (`turn:host:port?transport=udp`, `turns:...`), at most 4.
+        uris: Vec<String>,
+        /// The secret shared with that server.
+        shared_secret: String,
+    },
+    /// No TURN server: a syntactically valid entry pointing at `127.0.0.1:3478`, for clients
+    /// that only need the list to be non-empty (loopback ICE works without a relay).
+    Placeholder,
+}
+
+impl std::fmt::Debug for TurnMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Embedded { port } => f.debug_struct("Embedded").field("port", port).finish(),
+            Self::External { uris, .. } => f
+                .debug_struct("External")
+                .field("uris", uris)
+                .field("shared_secret", &"** redacted **")
+                .finish(),
+            Self::Placeholder => f.write_str("Placeholder"),
+        }
+    }
 }
 
 impl Default for EmulatorConfig {
@@ -201,7 +240,7 @@ impl Default for EmulatorConfig {
             timings: Timings::default(),
             limits: Limits::default(),
             accept_viewer_on_join_storage_session: true,
-            turn_uris: Vec::new(),
+            turn: TurnMode::Embedded { port: 0 },
         }
     }
 }

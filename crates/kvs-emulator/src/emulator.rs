@@ -9,7 +9,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{AccessKey, EmulatorConfig, Limits, Timings, TlsMode};
+use crate::config::{AccessKey, EmulatorConfig, Limits, Timings, TlsMode, TurnMode};
 use crate::error::{Error, ErrorKind};
 use crate::faults::Faults;
 use crate::http_server::{self, Handler};
@@ -18,6 +18,7 @@ use crate::shared::{Endpoints, Shared};
 use crate::signaling::hub::Hub;
 use crate::storage::{SessionInfo, Sessions};
 use crate::tls::{self, TlsMaterial};
+use crate::turn_server::TurnService;
 
 /// Builds the request handler of one listener.
 type MakeHandler = fn(Arc<Shared>) -> Handler;
@@ -88,6 +89,13 @@ impl EmulatorBuilder {
         self
     }
 
+    /// Which TURN server GetIceServerConfig returns (default: an embedded one on a free UDP
+    /// port). See [`TurnMode`].
+    pub fn turn(mut self, turn: TurnMode) -> Self {
+        self.config.turn = turn;
+        self
+    }
+
     /// The address listeners bind (default 127.0.0.1).
     pub fn bind(mut self, addr: IpAddr) -> Self {
         self.bind = addr;
@@ -149,7 +157,9 @@ impl EmulatorBuilder {
             webrtc: url(http_scheme, &webrtc)?,
         };
         let shutdown = CancellationToken::new();
+        let turn = TurnService::start(&config.turn, self.bind, shutdown.clone()).await?;
         let shared = Arc::new(Shared {
+            turn,
             hub: Hub::new(
                 config.limits.signaling_outbound_queue,
                 config.limits.viewers_per_channel,
@@ -368,6 +378,7 @@ impl EmulatorHandle {
             "sessionToken": key.session_token,
             "inspectionUrl": format!("{}{}", self.shared.endpoints.control_plane, crate::inspect::PREFIX),
             "recordingsDir": self.shared.config.recordings_dir.display().to_string(),
+            "turnUris": self.shared.turn.uris(),
         })
     }
 

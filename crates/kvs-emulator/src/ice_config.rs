@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 use http::Method;
 use hyper::body::Incoming;
 use hyper::Request;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::api_error::{Api, ApiError};
 use crate::http_server::HttpResponse;
@@ -15,7 +15,7 @@ use crate::registry::ResourceRef;
 use crate::shared::Shared;
 use crate::validate;
 
-/// The TTL AWS documents as fixed (§6.1). Clients refresh `grace` seconds before it.
+/// The TTL AWS documents as fixed (§6.1). Clients refresh a grace period before it.
 pub(crate) const ICE_TTL_SECONDS: u64 = 300;
 
 /// Serve one request on the channel HTTPS listener.
@@ -40,7 +40,8 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> HttpR
         let body = http_util::json_body(&req.body)?;
         let arn = validate::required(&body, "ChannelARN")?;
         validate::arn("ChannelARN", arn)?;
-        if let Some(client_id) = validate::optional(&body, "ClientId")? {
+        let client_id = validate::optional(&body, "ClientId")?;
+        if let Some(client_id) = client_id {
             validate::name("ClientId", client_id, 256)?;
         }
         match validate::optional(&body, "Service")? {
@@ -51,39 +52,24 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> HttpR
                 )))
             }
         }
-        shared.registry().channel(ResourceRef::Arn(arn))?;
-        Ok(ice_server_list(&shared.config.turn_uris))
+        let channel_name = shared
+            .registry()
+            .channel(ResourceRef::Arn(arn))?
+            .name
+            .clone();
+        // The TURN user names who asked, like AWS's opaque user part; it shows in the
+        // inspection API's TURN allocations.
+        let user = format!("{channel_name}.{}", client_id.unwrap_or("master"));
+        let entry = shared.turn.ice_server(
+            &user,
+            SystemTime::now(),
+            Duration::from_secs(ICE_TTL_SECONDS),
+        );
+        // Never empty, TTL above the clients' 30 s grace (protocol notes §6.1, §8.4).
+        Ok(json!({ "IceServerList": [entry] }))
     })();
     match result {
         Ok(value) => http_util::json(&value, &req.headers),
         Err(err) => http_util::error(Api::SignalingRest, &err, Some(&req.headers)),
     }
-}
-
-/// One ICE server entry in the form AWS returns: TURN REST credentials, TTL 300, never empty.
-pub(crate) fn ice_server_list(turn_uris: &[String]) -> Value {
-    let uris: Vec<String> = if turn_uris.is_empty() {
-        // A syntactically valid entry that points at nothing: loopback ICE needs no relay, but
-        // clients (the C SDK above all) refuse an empty list (§6.1, §8.4).
-        vec![
-            "turn:127.0.0.1:3478?transport=udp".to_owned(),
-            "turns:127.0.0.1:5349?transport=tcp".to_owned(),
-        ]
-    } else {
-        turn_uris.iter().take(4).cloned().collect()
-    };
-    let expiry = SystemTime::now()
-        .checked_add(Duration::from_secs(ICE_TTL_SECONDS))
-        .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let password: String = uuid::Uuid::new_v4().simple().to_string();
-    json!({
-        "IceServerList": [{
-            "Uris": uris,
-            "Username": format!("{expiry}-kvs-emulator"),
-            "Password": password,
-            "Ttl": ICE_TTL_SECONDS,
-        }]
-    })
 }

@@ -6,6 +6,8 @@
 //! - `GET  /_emulator/v1/calls`: how many times each AWS operation was called (by its path name,
 //!   e.g. `getSignalingChannelEndpoint`, `getIceServerConfig`, `joinStorageSession`, and
 //!   `connectAsMaster`/`connectAsViewer` for signaling upgrade requests).
+//! - `GET  /_emulator/v1/turn`: the TURN URIs handed out and the embedded TURN server's live
+//!   allocations (TURN username, client address, relay address, relayed bytes).
 //! - `POST /_emulator/v1/faults` with `{"channel": "<name or ARN>", "fault": "<KIND>", ...}` where
 //!   KIND is one of `DROP_NEXT_OFFER`, `DELAY_NEXT_OFFER` (`delayMs`), `CANDIDATES_BEFORE_OFFER`,
 //!   `REJECT_NEXT_ANSWER`, `CLIENT_LIMIT_EXCEEDED` (`count`, the next N joins), `GO_AWAY`,
@@ -55,6 +57,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> HttpR
         (&Method::GET, "/connections") => reply(StatusCode::OK, json!(shared.hub.connections())),
         (&Method::GET, "/sessions") => reply(StatusCode::OK, json!(shared.sessions.snapshot())),
         (&Method::GET, "/calls") => reply(StatusCode::OK, json!(shared.calls.snapshot())),
+        (&Method::GET, "/turn") => reply(StatusCode::OK, shared.turn.allocations().await),
         (&Method::POST, "/faults") => match serde_json::from_slice::<Value>(&req.body) {
             Ok(body) => fault(&shared, &body),
             Err(e) => bad_request(format!("the body is not JSON: {e}")),

@@ -56,9 +56,10 @@ mod signaling;
 mod sigv4;
 mod storage;
 mod tls;
+mod turn_server;
 mod validate;
 
-pub use config::{AccessKey, EmulatorConfig, Limits, Timings, TlsMode};
+pub use config::{AccessKey, EmulatorConfig, Limits, Timings, TlsMode, TurnMode};
 pub use emulator::{Emulator, EmulatorBuilder, EmulatorHandle};
 pub use error::{Error, ErrorKind};
 pub use faults::ChannelFaults;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use kvs_emulator::{AccessKey, Emulator, TlsMode};
+use kvs_emulator::{AccessKey, Emulator, TlsMode, TurnMode};
 
 #[derive(Parser)]
 #[command(
@@ -62,6 +62,24 @@ struct ServeArgs {
         hide_env_values = true
     )]
     secret_access_key: Option<String>,
+    /// UDP port of the embedded TURN server (0: any free port).
+    #[arg(long, default_value_t = 0, conflicts_with_all = ["no_turn", "turn_uri"])]
+    turn_port: u16,
+    /// Run no TURN server; GetIceServerConfig returns a placeholder entry.
+    #[arg(long, conflicts_with = "turn_uri")]
+    no_turn: bool,
+    /// Return this external TURN server instead of the embedded one (repeatable, at most 4);
+    /// it must check TURN REST credentials made with --turn-secret (coturn: use-auth-secret).
+    #[arg(long, requires = "turn_secret")]
+    turn_uri: Vec<String>,
+    /// The shared secret of the external TURN server.
+    #[arg(
+        long,
+        requires = "turn_uri",
+        env = "KVS_EMULATOR_TURN_SECRET",
+        hide_env_values = true
+    )]
+    turn_secret: Option<String>,
 }
 
 #[tokio::main]
@@ -92,6 +110,17 @@ async fn main() -> ExitCode {
             args.recordings_dir
                 .unwrap_or_else(|| args.data_dir.join("recordings")),
         );
+    let turn = match (args.no_turn, args.turn_secret) {
+        (true, _) => TurnMode::Placeholder,
+        (false, Some(shared_secret)) => TurnMode::External {
+            uris: args.turn_uri,
+            shared_secret,
+        },
+        (false, None) => TurnMode::Embedded {
+            port: args.turn_port,
+        },
+    };
+    builder = builder.turn(turn);
     if let (Some(id), Some(secret)) = (args.access_key_id, args.secret_access_key) {
         builder = builder.access_key(AccessKey::new(id, secret));
     }

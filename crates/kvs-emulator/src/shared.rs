@@ -14,6 +14,7 @@ use crate::signaling::hub::Hub;
 use crate::sigv4::Expectation;
 use crate::storage::relay::Relays;
 use crate::storage::Sessions;
+use crate::turn_server::TurnService;
 
 /// The base URLs of the emulated endpoints.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -38,6 +39,8 @@ pub(crate) struct Shared {
     /// Media relays between a channel's master and viewers.
     pub relays: Relays,
     pub faults: Faults,
+    /// The TURN server GetIceServerConfig returns.
+    pub turn: TurnService,
     pub shutdown: CancellationToken,
     /// Storage-peer tasks; shutdown waits for them so recordings are finalized.
     pub peers: TaskTracker,

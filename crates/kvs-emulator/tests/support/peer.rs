@@ -1,6 +1,7 @@
 //! A device-side WebRTC peer for tests: answers the storage offer with str0m and streams the
 //! fixture H.264 file plus Opus silence in real time.
 
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -99,9 +100,85 @@ pub async fn answer_and_stream(ws: &mut Ws, codec: VideoCodec, loops: usize) -> 
     .await
 }
 
+/// How the test peer's packets travel.
+pub enum Transport {
+    /// A UDP socket on 127.0.0.1 (a host candidate).
+    Direct,
+    /// Only through a TURN allocation (a relayed candidate): relay-only ICE.
+    Turn {
+        client: turn::client::Client,
+        relay: Box<dyn webrtc_util::Conn + Send + Sync>,
+        /// The local socket the allocation was made from.
+        local: SocketAddr,
+    },
+}
+
+impl Transport {
+    /// Allocate a relay on the TURN server at `uri` (`turn:host:port?transport=udp`).
+    pub async fn turn(uri: &str, username: &str, password: &str) -> Result<Self, turn::Error> {
+        let server = uri
+            .trim_start_matches("turn:")
+            .split('?')
+            .next()
+            .unwrap()
+            .to_owned();
+        let socket = UdpSocket::bind("127.0.0.1:0").await.expect("UDP socket");
+        let local = socket.local_addr().expect("local addr");
+        let client = turn::client::Client::new(turn::client::ClientConfig {
+            stun_serv_addr: server.clone(),
+            turn_serv_addr: server,
+            username: username.to_owned(),
+            password: password.to_owned(),
+            realm: String::new(),
+            software: String::new(),
+            rto_in_ms: 0,
+            conn: std::sync::Arc::new(socket),
+            vnet: None,
+        })
+        .await?;
+        client.listen().await?;
+        let relay = client.allocate().await?;
+        Ok(Self::Turn {
+            client,
+            relay: Box::new(relay),
+            local,
+        })
+    }
+}
+
+enum Io {
+    Udp(UdpSocket),
+    Relay(Box<dyn webrtc_util::Conn + Send + Sync>),
+}
+
+impl Io {
+    async fn send_to(&self, data: &[u8], to: SocketAddr) {
+        match self {
+            Io::Udp(s) => {
+                let _ = s.send_to(data, to).await;
+            }
+            Io::Relay(r) => {
+                let _ = r.send_to(data, to).await;
+            }
+        }
+    }
+
+    async fn recv_from(&self, buf: &mut [u8]) -> (usize, SocketAddr) {
+        match self {
+            Io::Udp(s) => s.recv_from(buf).await.expect("UDP receive"),
+            Io::Relay(r) => r.recv_from(buf).await.expect("relay receive"),
+        }
+    }
+}
+
 /// Wait for the storage offer on `ws`, answer it and, once connected, follow `plan`, counting
 /// the media that arrives meanwhile.
 pub async fn answer_and_run(ws: &mut Ws, plan: Plan) -> Report {
+    answer_and_run_over(ws, plan, Transport::Direct).await
+}
+
+/// [`answer_and_run`] with the peer's packets going over `transport`.
+pub async fn answer_and_run_over(ws: &mut Ws, plan: Plan, transport: Transport) -> Report {
     let Plan {
         codec,
         loops,
@@ -138,9 +215,23 @@ pub async fn answer_and_run(ws: &mut Ws, plan: Plan) -> Report {
         VideoCodec::Vp8 => config = config.enable_vp8(true),
     }
     let mut rtc: Rtc = config.enable_opus(true, false).build(Instant::now());
-    let socket = UdpSocket::bind("127.0.0.1:0").await.expect("UDP socket");
-    let local = socket.local_addr().expect("local addr");
-    let candidate = Candidate::host(local, "udp").expect("host candidate");
+    let (io, local, candidate, turn_client) = match transport {
+        Transport::Direct => {
+            let socket = UdpSocket::bind("127.0.0.1:0").await.expect("UDP socket");
+            let local = socket.local_addr().expect("local addr");
+            let candidate = Candidate::host(local, "udp").expect("host candidate");
+            (Io::Udp(socket), local, candidate, None)
+        }
+        Transport::Turn {
+            client,
+            relay,
+            local,
+        } => {
+            let relayed = relay.local_addr().expect("relay address");
+            let candidate = Candidate::relayed(relayed, local, "udp").expect("relayed candidate");
+            (Io::Relay(relay), relayed, candidate, Some(client))
+        }
+    };
     let candidate_line = candidate.to_sdp_string();
     rtc.add_local_candidate(candidate);
     let offer = SdpOffer::from_sdp_string(&report.offer_sdp).expect("offer parses");
@@ -184,7 +275,7 @@ pub async fn answer_and_run(ws: &mut Ws, plan: Plan) -> Report {
             match rtc.poll_output().expect("poll") {
                 Output::Timeout(t) => break t,
                 Output::Transmit(t) => {
-                    let _ = socket.send_to(&t.contents, t.destination).await;
+                    io.send_to(&t.contents, t.destination).await;
                 }
                 Output::Event(Event::Connected) => {
                     report.connected = true;
@@ -263,8 +354,7 @@ pub async fn answer_and_run(ws: &mut Ws, plan: Plan) -> Report {
         let input = tokio::select! {
             _ = tokio::time::sleep_until(overall) => break,
             _ = tokio::time::sleep_until(wake) => Input::Timeout(Instant::now()),
-            received = socket.recv_from(&mut buf) => {
-                let (n, source) = received.expect("UDP receive");
+            (n, source) = io.recv_from(&mut buf) => {
                 let Ok(contents) = buf[..n].try_into() else { continue };
                 Input::Receive(Instant::now(), Receive { proto: Protocol::Udp, source, destination: local, contents })
             }
@@ -292,5 +382,8 @@ pub async fn answer_and_run(ws: &mut Ws, plan: Plan) -> Report {
         rtc.handle_input(input).expect("input");
     }
     rtc.disconnect();
+    if let Some(client) = turn_client {
+        let _ = client.close().await;
+    }
     report
 }
