@@ -5,6 +5,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::throttle::Throttling;
+
 /// An access key the emulator accepts.
 #[derive(Clone)]
 pub struct AccessKey {
@@ -187,6 +189,8 @@ pub struct EmulatorConfig {
     pub accept_viewer_on_join_storage_session: bool,
     /// The TURN server GetIceServerConfig hands out (default: an embedded one on any free port).
     pub turn: TurnMode,
+    /// Per-API request rates (default: the published AWS quotas).
+    pub throttling: Throttling,
 }
 
 /// Which TURN server GetIceServerConfig returns. Its credentials are always time-limited TURN
@@ -241,6 +245,7 @@ impl Default for EmulatorConfig {
             limits: Limits::default(),
             accept_viewer_on_join_storage_session: true,
             turn: TurnMode::Embedded { port: 0 },
+            throttling: Throttling::aws_defaults(),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The `kinesisvideo` control plane (restJson1): `POST /<operationName>` with a JSON body.
 
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use http::Method;
 use hyper::body::Incoming;
@@ -13,6 +13,7 @@ use crate::http_server::HttpResponse;
 use crate::http_util::{self, ReadRequest};
 use crate::registry::ResourceRef;
 use crate::shared::Shared;
+use crate::throttle;
 use crate::validate;
 
 /// Serve one request on the control-plane listener.
@@ -63,6 +64,11 @@ fn dispatch(shared: &Shared, req: &ReadRequest) -> Result<Value, ApiError> {
         &shared.expectation(SystemTime::now()),
     )?;
     let body = http_util::json_body(&req.body)?;
+    shared.throttle.admit(
+        &throttle::operation_name(op),
+        throttled_channel(shared, &body).as_deref(),
+        Instant::now(),
+    )?;
     match op {
         "createSignalingChannel" => create_signaling_channel(shared, &body),
         "describeSignalingChannel" => describe_signaling_channel(shared, &body),
@@ -86,6 +92,19 @@ const OPERATIONS: &[&str] = &[
     "describeMediaStorageConfiguration",
     "getSignalingChannelEndpoint",
 ];
+
+/// The channel a request is about, for per-channel rates: its ARN when it exists, else what the
+/// request named it.
+fn throttled_channel(shared: &Shared, body: &Map<String, Value>) -> Option<String> {
+    let named = |field: &str| body.get(field).and_then(Value::as_str);
+    let (by, raw) = match (named("ChannelARN"), named("ChannelName")) {
+        (Some(arn), _) => (ResourceRef::Arn(arn), arn),
+        (None, Some(name)) => (ResourceRef::Name(name), name),
+        (None, None) => return None,
+    };
+    let arn = shared.registry().channel(by).map(|c| c.arn.clone());
+    Some(arn.unwrap_or_else(|_| raw.to_owned()))
+}
 
 /// `<kind>ARN` or `<kind>Name` (kind `Channel` or `Stream`), at least one; the ARN wins.
 fn resource_ref<'a>(body: &'a Map<String, Value>, kind: &str) -> Result<ResourceRef<'a>, ApiError> {

@@ -17,6 +17,7 @@ use crate::registry::Registry;
 use crate::shared::{Endpoints, Shared};
 use crate::signaling::hub::Hub;
 use crate::storage::{SessionInfo, Sessions};
+use crate::throttle::{Throttle, Throttling};
 use crate::tls::{self, TlsMaterial};
 use crate::turn_server::TurnService;
 
@@ -96,6 +97,13 @@ impl EmulatorBuilder {
         self
     }
 
+    /// Per-API request rates (default: [`Throttling::aws_defaults`]; tests that hammer one
+    /// channel may want [`Throttling::disabled`]).
+    pub fn throttling(mut self, throttling: Throttling) -> Self {
+        self.config.throttling = throttling;
+        self
+    }
+
     /// The address listeners bind (default 127.0.0.1).
     pub fn bind(mut self, addr: IpAddr) -> Self {
         self.bind = addr;
@@ -160,6 +168,7 @@ impl EmulatorBuilder {
         let turn = TurnService::start(&config.turn, self.bind, shutdown.clone()).await?;
         let shared = Arc::new(Shared {
             turn,
+            throttle: Throttle::new(config.throttling.clone()),
             hub: Hub::new(
                 config.limits.signaling_outbound_queue,
                 config.limits.viewers_per_channel,

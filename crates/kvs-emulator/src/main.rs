@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use kvs_emulator::{AccessKey, Emulator, TlsMode, TurnMode};
+use kvs_emulator::{AccessKey, Emulator, Throttling, TlsMode, TpsLimit, TurnMode};
 
 #[derive(Parser)]
 #[command(
@@ -80,6 +80,17 @@ struct ServeArgs {
         hide_env_values = true
     )]
     turn_secret: Option<String>,
+    /// Change one API's rate limit: Operation=ACCOUNT/CHANNEL requests per second, `-` for none
+    /// (e.g. `--tps JoinStorageSession=-/1`). Repeatable; applied over the AWS defaults.
+    #[arg(long, value_parser = parse_tps_rule)]
+    tps: Vec<(String, TpsLimit)>,
+    /// Throttle nothing (by default the published AWS quotas apply).
+    #[arg(long, conflicts_with = "tps")]
+    no_throttling: bool,
+}
+
+fn parse_tps_rule(rule: &str) -> Result<(String, TpsLimit), String> {
+    Throttling::parse_rule(rule)
 }
 
 #[tokio::main]
@@ -121,6 +132,15 @@ async fn main() -> ExitCode {
         },
     };
     builder = builder.turn(turn);
+    let mut throttling = if args.no_throttling {
+        Throttling::disabled()
+    } else {
+        Throttling::aws_defaults()
+    };
+    for (operation, limit) in &args.tps {
+        throttling.set(operation, *limit);
+    }
+    builder = builder.throttling(throttling);
     if let (Some(id), Some(secret)) = (args.access_key_id, args.secret_access_key) {
         builder = builder.access_key(AccessKey::new(id, secret));
     }

@@ -14,6 +14,7 @@ use crate::signaling::hub::Hub;
 use crate::sigv4::Expectation;
 use crate::storage::relay::Relays;
 use crate::storage::Sessions;
+use crate::throttle::Throttle;
 use crate::turn_server::TurnService;
 
 /// The base URLs of the emulated endpoints.
@@ -39,6 +40,8 @@ pub(crate) struct Shared {
     /// Media relays between a channel's master and viewers.
     pub relays: Relays,
     pub faults: Faults,
+    /// Per-API rate limits.
+    pub throttle: Throttle,
     /// The TURN server GetIceServerConfig returns.
     pub turn: TurnService,
     pub shutdown: CancellationToken,

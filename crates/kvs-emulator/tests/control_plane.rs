@@ -369,3 +369,48 @@ async fn a_request_body_over_the_limit_is_refused_with_413() {
     let (status, _) = support::http_raw(&emu, "POST", &url, b"{}").await;
     assert_ne!(status, 413);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_channel_rates_refuse_with_client_limit_exceeded() {
+    let emu = TestEmulator::start().await;
+    let (arn, _) = emu.storage_channel("busy-cam").await;
+    let (quiet, _) = emu.storage_channel("quiet-cam").await;
+    // The SDK's standard retry does not retry ClientLimitExceededException, so each call is one
+    // request. 20 at once on a channel allowed 5/s: the burst of 5 passes, the rest are refused.
+    let kv = emu.control_plane();
+    let calls = (0..20).map(|_| kv.describe_signaling_channel().channel_arn(&arn).send());
+    let results = futures_util::future::join_all(calls).await;
+    let passed = results.iter().filter(|r| r.is_ok()).count();
+    let refused: Vec<_> = results.into_iter().filter_map(Result::err).collect();
+    assert!((5..=7).contains(&passed), "{passed} passed");
+    for err in &refused {
+        let err = err.as_service_error().expect("a service error");
+        assert!(err.is_client_limit_exceeded_exception(), "{err:?}");
+        assert!(err.message().unwrap_or_default().contains("throttled"));
+    }
+    // The channel named by name shares the ARN's bucket; another channel has its own.
+    let by_name = kv
+        .describe_signaling_channel()
+        .channel_name("busy-cam")
+        .send()
+        .await;
+    assert!(by_name.is_err(), "same channel, same bucket");
+    kv.describe_signaling_channel()
+        .channel_arn(&quiet)
+        .send()
+        .await
+        .expect("another channel is not throttled");
+    assert_eq!(emu.handle.calls()["describeSignalingChannel"], 22);
+}
+
+#[tokio::test]
+async fn throttling_can_be_turned_off() {
+    let emu =
+        TestEmulator::start_with(|b| b.throttling(kvs_emulator::Throttling::disabled())).await;
+    let (arn, _) = emu.storage_channel("free-cam").await;
+    let kv = emu.control_plane();
+    let calls = (0..20).map(|_| kv.describe_signaling_channel().channel_arn(&arn).send());
+    for result in futures_util::future::join_all(calls).await {
+        result.expect("no rate limit");
+    }
+}

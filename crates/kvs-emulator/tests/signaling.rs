@@ -325,3 +325,21 @@ async fn lifetimes_and_socket_faults() {
         .await;
     assert_eq!(closed(&mut viewer).await, "closed by a fault");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connects_are_rate_limited_per_channel() {
+    let emu = TestEmulator::start().await;
+    let (arn, _) = emu.storage_channel("rush").await;
+    let (wss, _, _) = emu.endpoints(&arn, ChannelRole::Viewer).await;
+    // ConnectAsViewer allows 3/s per channel: of 8 viewers connecting at once, the burst of 3
+    // gets in and the rest are refused at the upgrade with ClientLimitExceeded (400).
+    let ids: Vec<String> = (0..8).map(|n| format!("viewer-{n}")).collect();
+    let attempts = ids.iter().map(|id| emu.connect(&wss, &arn, Some(id)));
+    let results = futures_util::future::join_all(attempts).await;
+    let opened = results.iter().filter(|r| r.is_ok()).count();
+    assert!((3..=4).contains(&opened), "{opened} opened");
+    for result in results.into_iter().filter(Result::is_err) {
+        assert_eq!(refused_status(result), 400);
+    }
+    assert_eq!(emu.handle.calls()["connectAsViewer"], 8);
+}

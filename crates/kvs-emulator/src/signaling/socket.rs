@@ -76,6 +76,16 @@ pub(crate) async fn handle(shared: Arc<Shared>, mut req: Request<Incoming>) -> H
         Err(err) => return reject(err),
     };
     let channel_arn = param("X-Amz-ChannelARN").unwrap_or_default();
+    let operation = match role {
+        Role::Master => "ConnectAsMaster",
+        Role::Viewer(_) => "ConnectAsViewer",
+    };
+    if let Err(err) = shared
+        .throttle
+        .admit(operation, Some(&channel_arn), Instant::now())
+    {
+        return reject(err);
+    }
     let (conn, outbound) = match shared.hub.register(&channel_arn, role) {
         Ok(c) => c,
         Err(err) => return reject(err),

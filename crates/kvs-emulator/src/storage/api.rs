@@ -55,6 +55,16 @@ fn join(shared: &Arc<Shared>, req: &ReadRequest) -> Result<(), ApiError> {
     };
     http_util::authenticate(req, Api::Storage, &shared.expectation(SystemTime::now()))?;
     let body = http_util::json_body(&req.body)?;
+    // Auth, then throttling, then input (protocol notes §8.6).
+    let operation = if as_viewer {
+        "JoinStorageSessionAsViewer"
+    } else {
+        "JoinStorageSession"
+    };
+    let channel = body.get("channelArn").and_then(serde_json::Value::as_str);
+    shared
+        .throttle
+        .admit(operation, channel, std::time::Instant::now())?;
     let channel_arn = validate::required(&body, "channelArn")?;
     validate::arn("channelArn", channel_arn)?;
     if shared.faults.take_client_limit(channel_arn) {
