@@ -3,6 +3,8 @@
 
 mod support;
 
+use std::time::{Duration, SystemTime};
+
 use aws_sdk_kinesisvideo::error::ProvideErrorMetadata;
 use aws_sdk_kinesisvideo::operation::describe_signaling_channel::DescribeSignalingChannelError;
 use aws_sdk_kinesisvideo::operation::get_signaling_channel_endpoint::GetSignalingChannelEndpointError;
@@ -413,4 +415,96 @@ async fn throttling_can_be_turned_off() {
     for result in futures_util::future::join_all(calls).await {
         result.expect("no rate limit");
     }
+}
+
+/// A control-plane client whose clock is `offset` away from the emulator's.
+fn skewed_client(
+    emu: &TestEmulator,
+    ahead: bool,
+    offset: Duration,
+) -> aws_sdk_kinesisvideo::Client {
+    let now = SystemTime::now();
+    let then = if ahead { now + offset } else { now - offset };
+    let config = aws_sdk_kinesisvideo::Config::builder()
+        .behavior_version_latest()
+        .region(aws_sdk_kinesisvideo::config::Region::new(
+            emu.region.clone(),
+        ))
+        .endpoint_url(&emu.endpoint)
+        .credentials_provider(emu.key().credentials())
+        .http_client(emu.http_client())
+        .time_source(aws_smithy_async::time::StaticTimeSource::new(then))
+        .retry_config(aws_sdk_kinesisvideo::config::retry::RetryConfig::disabled())
+        .build();
+    aws_sdk_kinesisvideo::Client::from_conf(config)
+}
+
+#[tokio::test]
+async fn request_dates_must_be_within_five_minutes() {
+    let emu = TestEmulator::start().await;
+    let (arn, _) = emu.storage_channel("clock-cam").await;
+    let describe = |client: aws_sdk_kinesisvideo::Client| {
+        let arn = arn.clone();
+        async move {
+            client
+                .describe_signaling_channel()
+                .channel_arn(arn)
+                .send()
+                .await
+        }
+    };
+    for (ahead, minutes) in [(false, 4), (true, 4)] {
+        describe(skewed_client(
+            &emu,
+            ahead,
+            Duration::from_secs(minutes * 60),
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("{minutes} min skew (ahead: {ahead}) is accepted: {e:?}"));
+    }
+    for (ahead, text) in [
+        (false, "Signature expired"),
+        (true, "Signature not yet current"),
+    ] {
+        let err = describe(skewed_client(&emu, ahead, Duration::from_secs(10 * 60)))
+            .await
+            .expect_err("10 min skew is refused");
+        let raw = err.raw_response().expect("an HTTP response");
+        assert_eq!(raw.status().as_u16(), 403);
+        assert!(
+            raw.headers().get("date").is_some(),
+            "a Date header lets clients correct their clock"
+        );
+        let message = err
+            .as_service_error()
+            .and_then(|e| e.message())
+            .unwrap_or_default();
+        assert!(message.contains(text), "{message}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_serves_at_most_max_connections_at_once() {
+    let emu = TestEmulator::start_with(|b| b.limits(|l| l.max_connections = 2)).await;
+    let authority = emu.endpoint.trim_start_matches("https://").to_owned();
+    // Two clients that connect and say nothing hold both slots of the control-plane listener.
+    let idle_a = tokio::net::TcpStream::connect(&authority).await.unwrap();
+    let idle_b = tokio::net::TcpStream::connect(&authority).await.unwrap();
+    let service = emu.service.clone();
+    let url = format!("{}{}/calls", emu.endpoint, kvs_emulator::inspect::PREFIX);
+    let mut third =
+        tokio::spawn(async move { support::http_raw(&service, "GET", &url, b"").await });
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), &mut third)
+            .await
+            .is_err(),
+        "a third connection waits while both slots are taken"
+    );
+    drop(idle_a);
+    let (status, _) = tokio::time::timeout(support::WAIT, third)
+        .await
+        .expect("served once a slot is free")
+        .unwrap();
+    assert_eq!(status, 200);
+    drop(idle_b);
 }

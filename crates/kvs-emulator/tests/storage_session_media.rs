@@ -74,36 +74,8 @@ async fn h264_and_opus_are_checked_counted_and_recorded() {
         .expect("one recording")
         .unwrap()
         .path();
-    let probe = std::process::Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "stream=codec_name,width,height:format=duration",
-            "-of",
-            "json",
-        ])
-        .arg(&file)
-        .output()
-        .expect("ffprobe runs (apt-get install ffmpeg)");
-    assert!(
-        probe.status.success(),
-        "ffprobe failed: {}",
-        String::from_utf8_lossy(&probe.stderr)
-    );
-    let info: serde_json::Value = serde_json::from_slice(&probe.stdout).expect("ffprobe JSON");
-    let codecs: Vec<&str> = info["streams"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|s| s["codec_name"].as_str())
-        .collect();
-    assert_eq!(codecs, vec!["h264", "opus"], "{info}");
-    let duration: f64 = info["format"]["duration"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let (codecs, duration) = support::ffprobe(&file);
+    assert_eq!(codecs, vec!["h264", "opus"]);
     assert!(
         (2.7..=3.3).contains(&duration),
         "3 s of media recorded, ffprobe says {duration}"
@@ -209,5 +181,140 @@ async fn a_viewer_gets_the_masters_media_and_the_master_hears_the_viewer() {
     assert_eq!(
         master.video_frames_received, 0,
         "nothing is sent back on the master's recvonly video"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_injected_answer_rejection_ends_the_session_and_a_new_join_recovers() {
+    let emu = TestEmulator::start().await;
+    let (channel_arn, _) = emu.storage_channel("reject-cam").await;
+    let (wss, _, webrtc) = emu.endpoints(&channel_arn, ChannelRole::Master).await;
+    let mut ws = emu
+        .connect(&wss, &channel_arn, None)
+        .await
+        .expect("presigned connect");
+    let armed = emu
+        .fault(serde_json::json!({"channel": "reject-cam", "fault": "REJECT_NEXT_ANSWER"}))
+        .await;
+    assert_eq!(armed["pending"]["rejectAnswers"], 1, "{armed}");
+
+    emu.join_master(&webrtc, &channel_arn).await;
+    let refused = answer_and_stream(&mut ws, VideoCodec::H264, 0).await;
+    assert!(!refused.connected, "a rejected answer never connects");
+    let status = &refused.status_responses.first().expect("a STATUS_RESPONSE")["statusResponse"];
+    assert_eq!(status["errorType"], "InvalidArgumentException");
+    assert!(
+        status["description"].as_str().unwrap().contains("fault"),
+        "{status}"
+    );
+
+    // The fault is used up: the device's retry (a new join) connects.
+    emu.join_master(&webrtc, &channel_arn).await;
+    let retried = answer_and_stream(&mut ws, VideoCodec::H264, 0).await;
+    assert!(retried.connected, "{retried:?}");
+    assert!(retried.status_responses.is_empty());
+    let sessions = emu
+        .wait_for_sessions("one ended, one connected", |s| {
+            s.iter().any(|s| s["state"] == "CONNECTED") && s.iter().any(|s| s["state"] == "ENDED")
+        })
+        .await;
+    let ended = sessions.iter().find(|s| s["state"] == "ENDED").unwrap();
+    assert!(ended["answerRejected"].as_str().unwrap().contains("fault"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_injected_offer_delay_holds_the_offer_back() {
+    let emu = TestEmulator::start().await;
+    let (channel_arn, _) = emu.storage_channel("slow-cam").await;
+    let (wss, _, webrtc) = emu.endpoints(&channel_arn, ChannelRole::Master).await;
+    let mut ws = emu
+        .connect(&wss, &channel_arn, None)
+        .await
+        .expect("presigned connect");
+    emu.fault(
+        serde_json::json!({"channel": "slow-cam", "fault": "DELAY_NEXT_OFFER", "delayMs": 1500}),
+    )
+    .await;
+    let joined = std::time::Instant::now();
+    emu.join_master(&webrtc, &channel_arn).await;
+    let offer = support::next_json(&mut ws).await;
+    assert_eq!(offer["messageType"], "SDP_OFFER");
+    assert!(
+        joined.elapsed() >= std::time::Duration::from_millis(1500),
+        "the offer came {:?} after the join",
+        joined.elapsed()
+    );
+    // Only the next offer: the fault is used up.
+    let state = emu.inspect("state").await;
+    let pending = &state["faults"][channel_arn.as_str()];
+    assert!(
+        pending.is_object() && pending["delayNextOfferMs"].is_null(),
+        "{state}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_without_a_master_is_disconnected_after_the_limit() {
+    let emu = TestEmulator::start_with(|b| {
+        b.timings(|t| t.viewer_without_master = std::time::Duration::from_secs(2))
+    })
+    .await;
+    let (channel_arn, _) = emu.storage_channel("lonely-cam").await;
+    let (wss, _, webrtc) = emu.endpoints(&channel_arn, ChannelRole::Viewer).await;
+    let mut ws = emu
+        .connect(&wss, &channel_arn, Some("viewer-1"))
+        .await
+        .expect("viewer connects");
+    emu.storage(&webrtc)
+        .join_storage_session_as_viewer()
+        .channel_arn(&channel_arn)
+        .client_id("viewer-1")
+        .send()
+        .await
+        .expect("viewer join");
+    let report = answer_and_stream(&mut ws, VideoCodec::H264, 0).await;
+    assert!(report.connected, "{report:?}");
+    let sessions = emu
+        .wait_for_sessions("the lonely viewer ended", |s| {
+            s.first().is_some_and(|s| s["state"] == "ENDED")
+        })
+        .await;
+    assert_eq!(sessions[0]["role"], "VIEWER");
+    assert_eq!(
+        sessions[0]["endReason"],
+        "viewer without a master for too long"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frames_over_the_size_limit_are_counted_and_not_recorded() {
+    // The fixture's keyframes are 2.6 to 5 KB and its other frames at most 600 bytes.
+    let emu = TestEmulator::start_with(|b| b.limits(|l| l.max_media_frame = 2000)).await;
+    let (channel_arn, _) = emu.storage_channel("big-cam").await;
+    let (wss, _, webrtc) = emu.endpoints(&channel_arn, ChannelRole::Master).await;
+    let mut ws = emu
+        .connect(&wss, &channel_arn, None)
+        .await
+        .expect("presigned connect");
+    emu.join_master(&webrtc, &channel_arn).await;
+    let report = answer_and_stream(&mut ws, VideoCodec::H264, 1).await;
+    assert!(report.connected);
+    let sessions = emu
+        .wait_for_sessions("frames counted", |s| {
+            s.first()
+                .is_some_and(|s| s["media"]["video"]["frames"].as_u64() >= Some(74))
+        })
+        .await;
+    let media = &sessions[0]["media"];
+    let keyframes = media["video"]["keyframes"].as_u64().unwrap();
+    assert!(keyframes >= 3, "{media}");
+    assert!(
+        media["video"]["framesNotRecorded"].as_u64() >= Some(keyframes),
+        "every oversize keyframe is left out: {media}"
+    );
+    let violations = media["violations"].to_string();
+    assert!(
+        violations.contains("exceeds the 2000 byte limit"),
+        "{violations}"
     );
 }

@@ -443,3 +443,40 @@ pub fn encode_payload(value: &Value) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(value.to_string())
 }
+
+/// `ffprobe` on a recording: its streams' codec names and the container's duration (seconds).
+pub fn ffprobe(file: &std::path::Path) -> (Vec<String>, f64) {
+    let probe = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_name:format=duration",
+            "-of",
+            "json",
+        ])
+        .arg(file)
+        .output()
+        .expect("ffprobe runs (apt-get install ffmpeg)");
+    assert!(
+        probe.status.success(),
+        "ffprobe failed on {}: {}",
+        file.display(),
+        String::from_utf8_lossy(&probe.stderr)
+    );
+    let info: Value = serde_json::from_slice(&probe.stdout).expect("ffprobe JSON");
+    let codecs = info["streams"]
+        .as_array()
+        .map(|streams| {
+            streams
+                .iter()
+                .filter_map(|s| s["codec_name"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    let duration = info["format"]["duration"]
+        .as_str()
+        .and_then(|d| d.parse().ok())
+        .unwrap_or_else(|| panic!("ffprobe reports a duration: {info}"));
+    (codecs, duration)
+}

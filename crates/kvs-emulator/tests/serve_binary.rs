@@ -1,0 +1,100 @@
+//! `kvs-emulator serve` as users run it: a child process that prints one JSON line, serves a
+//! storage session, and on Ctrl-C (SIGINT) finalizes the recording so that ffprobe reads it.
+
+mod support;
+
+use std::process::Stdio;
+
+use aws_sdk_kinesisvideo::types::ChannelRole;
+use kvs_emulator::AccessKey;
+use serde_json::Value;
+use support::peer::{answer_and_stream, VideoCodec};
+use support::Service;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::process::Command;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_finalizes_the_recording_of_a_live_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kvs-emulator"))
+        .args(["serve", "--data-dir"])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("kvs-emulator starts");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    tokio::time::timeout(support::WAIT, stdout.read_line(&mut line))
+        .await
+        .expect("the startup line in time")
+        .expect("stdout readable");
+    let info: Value = serde_json::from_str(&line).expect("one JSON line on stdout");
+    let ca_path = info["caCertPath"].as_str().expect("caCertPath");
+    let service = Service {
+        endpoint: info["endpoint"].as_str().unwrap().to_owned(),
+        region: info["region"].as_str().unwrap().to_owned(),
+        key: AccessKey::new(
+            info["accessKeyId"].as_str().unwrap(),
+            info["secretAccessKey"].as_str().unwrap(),
+        ),
+        ca_pem: std::fs::read_to_string(ca_path).expect("the CA file exists"),
+    };
+    assert!(info["turnUris"][0]
+        .as_str()
+        .is_some_and(|u| u.starts_with("turn:127.0.0.1:")));
+
+    let (channel_arn, _) = service.storage_channel("ctrl-c-cam").await;
+    let (wss, _, webrtc) = service.endpoints(&channel_arn, ChannelRole::Master).await;
+    let mut ws = service
+        .connect(&wss, &channel_arn, None)
+        .await
+        .expect("presigned connect");
+    service.join_master(&webrtc, &channel_arn).await;
+    let report = answer_and_stream(&mut ws, VideoCodec::H264, 1).await;
+    assert!(report.connected);
+    service
+        .wait_for_sessions("all frames counted, session still live", |s| {
+            s.first().is_some_and(|s| {
+                s["state"] == "CONNECTED" && s["media"]["video"]["frames"].as_u64() >= Some(74)
+            })
+        })
+        .await;
+
+    // Ctrl-C, as a terminal sends it.
+    let pid = child.id().expect("running").to_string();
+    let signalled = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    assert!(signalled.success());
+    let exit = tokio::time::timeout(support::WAIT, child.wait())
+        .await
+        .expect("the emulator exits after Ctrl-C")
+        .unwrap();
+    let mut log = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .await
+        .unwrap();
+    assert!(exit.success(), "{exit:?}\n{log}");
+    assert!(log.contains("finalizing recordings"), "{log}");
+
+    let recordings = dir.path().join("recordings").join("ctrl-c-cam");
+    let file = std::fs::read_dir(&recordings)
+        .expect("recording dir")
+        .next()
+        .expect("one recording")
+        .unwrap()
+        .path();
+    let (codecs, duration) = support::ffprobe(&file);
+    assert_eq!(codecs, vec!["h264", "opus"]);
+    assert!(
+        (2.7..=3.3).contains(&duration),
+        "3 s of media recorded, ffprobe says {duration}"
+    );
+}
