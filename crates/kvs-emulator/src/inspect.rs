@@ -1,7 +1,8 @@
 //! The inspection and fault API, under [`PREFIX`] on the control-plane listener. It is not an AWS
 //! API: no SigV4, plain JSON, for tests and for developers poking at the emulator.
 //!
-//! - `GET  /_emulator/v1/state`: everything below in one document.
+//! - `GET  /_emulator/v1/state`: everything below in one document, plus `heldMessages`: per
+//!   channel, the peer-to-peer messages kept for a recipient that is not connected.
 //! - `GET  /_emulator/v1/channels`, `/streams`, `/connections`, `/sessions`.
 //! - `GET  /_emulator/v1/calls`: how many times each AWS operation was called (by its path name,
 //!   e.g. `getSignalingChannelEndpoint`, `getIceServerConfig`, `joinStorageSession`, and
@@ -76,6 +77,7 @@ fn state(shared: &Shared) -> Value {
         "channels": shared.registry().channels(),
         "streams": shared.registry().streams(),
         "connections": shared.hub.connections(),
+        "heldMessages": shared.hub.held_counts(),
         "sessions": shared.sessions.snapshot(),
         "faults": shared.faults.snapshot(),
         "calls": shared.calls.snapshot(),

@@ -343,3 +343,41 @@ async fn connects_are_rate_limited_per_channel() {
     }
     assert_eq!(emu.handle.calls()["connectAsViewer"], 8);
 }
+
+#[tokio::test]
+async fn peer_to_peer_messages_wait_for_an_offline_master_within_the_message_ttl() {
+    let emu = TestEmulator::start().await;
+    let arn = emu
+        .control_plane()
+        .create_signaling_channel()
+        .channel_name("p2p")
+        .send()
+        .await
+        .unwrap()
+        .channel_arn
+        .unwrap();
+    let wss = emu.handle.endpoints().wss.clone();
+    let mut viewer = emu.connect(&wss, &arn, Some("v1")).await.expect("viewer");
+    let offer = support::encode_payload(&json!({"type": "offer", "sdp": "v=0"}));
+    send_json(
+        &mut viewer,
+        &json!({"action": "SDP_OFFER", "recipientClientId": "ignored", "messagePayload": offer}),
+    )
+    .await;
+    let candidate = json!({"action": "ICE_CANDIDATE", "messagePayload": support::encode_payload(&json!({"candidate": ""}))});
+    send_json(&mut viewer, &candidate).await;
+    // Both are kept while nobody is there to receive them.
+    let deadline = tokio::time::Instant::now() + support::WAIT;
+    while emu.inspect("state").await["heldMessages"][arn.as_str()] != 2 {
+        assert!(tokio::time::Instant::now() < deadline, "messages held");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let mut master = emu.connect(&wss, &arn, None).await.expect("master");
+    let first = next_json(&mut master).await;
+    assert_eq!(first["messageType"], "SDP_OFFER");
+    assert_eq!(first["senderClientId"], "v1");
+    assert_eq!(first["messagePayload"], offer.as_str());
+    let second = next_json(&mut master).await;
+    assert_eq!(second["messageType"], "ICE_CANDIDATE", "in the order sent");
+}

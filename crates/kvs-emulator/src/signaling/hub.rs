@@ -2,10 +2,14 @@
 //!
 //! Each socket has a bounded outbound queue. A frame that does not fit is dropped and counted (the
 //! service does not deliver to clients that do not read either); a socket never blocks another.
+//!
+//! Peer-to-peer messages for a recipient that is not connected are kept for the channel's
+//! `MessageTtlSeconds` and delivered, in order, when it connects (protocol notes §8.5).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use tokio::sync::mpsc;
 
@@ -96,9 +100,18 @@ struct ChannelConnections {
     viewers: HashMap<String, Arc<Connection>>,
 }
 
+/// Messages held per offline recipient; the oldest go first beyond this.
+const HELD_PER_RECIPIENT: usize = 100;
+/// Offline recipients with held messages; beyond this, messages to new ones are dropped.
+const HELD_RECIPIENTS: usize = 10_000;
+
+/// Messages waiting for an offline recipient, with when each expires.
+type HeldMessages = HashMap<(String, Role), VecDeque<(Instant, String)>>;
+
 /// All signaling sockets of the emulator.
 pub(crate) struct Hub {
     channels: Mutex<HashMap<String, ChannelConnections>>,
+    held: Mutex<HeldMessages>,
     next_id: AtomicU64,
     queue: usize,
     max_viewers: usize,
@@ -108,6 +121,7 @@ impl Hub {
     pub fn new(queue: usize, max_viewers: usize) -> Self {
         Self {
             channels: Mutex::new(HashMap::new()),
+            held: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             queue: queue.max(1),
             max_viewers,
@@ -157,7 +171,64 @@ impl Hub {
             );
             old.send(Outbound::Close("replaced by a newer connection".into()));
         }
+        self.deliver_held(&conn, Instant::now());
         Ok((conn, rx))
+    }
+
+    /// Keep a frame for a recipient that is not connected, until `expires`.
+    pub fn hold(&self, channel_arn: &str, recipient: &Role, frame: String, expires: Instant) {
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        let key = (channel_arn.to_owned(), recipient.clone());
+        if held.len() >= HELD_RECIPIENTS && !held.contains_key(&key) {
+            let now = Instant::now();
+            held.retain(|_, queue| {
+                queue.retain(|(expires, _)| *expires > now);
+                !queue.is_empty()
+            });
+            if held.len() >= HELD_RECIPIENTS {
+                tracing::warn!(channel = %channel_arn, "too many offline recipients; message dropped");
+                return;
+            }
+        }
+        let queue = held.entry(key).or_default();
+        if queue.len() >= HELD_PER_RECIPIENT {
+            queue.pop_front();
+        }
+        queue.push_back((expires, frame));
+    }
+
+    /// Hand a newly connected socket what was kept for it and has not expired.
+    fn deliver_held(&self, conn: &Connection, now: Instant) {
+        let waiting = {
+            let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+            held.retain(|_, queue| {
+                queue.retain(|(expires, _)| *expires > now);
+                !queue.is_empty()
+            });
+            held.remove(&(conn.channel_arn.clone(), conn.role.clone()))
+        };
+        for (_, frame) in waiting.into_iter().flatten() {
+            conn.send(Outbound::Text(frame));
+        }
+    }
+
+    /// Messages kept for offline recipients, per channel ARN (expired ones included until the
+    /// next delivery prunes them).
+    pub fn held_counts(&self) -> std::collections::BTreeMap<String, usize> {
+        let held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        let mut counts = std::collections::BTreeMap::new();
+        for ((channel, _), queue) in held.iter() {
+            *counts.entry(channel.clone()).or_default() += queue.len();
+        }
+        counts
+    }
+
+    /// Forget what was kept for a deleted channel.
+    fn drop_held(&self, channel_arn: &str) {
+        self.held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|(channel, _), _| channel != channel_arn);
     }
 
     /// Forget a socket, unless a newer one already replaced it.
@@ -194,6 +265,7 @@ impl Hub {
 
     /// Close every socket of a channel.
     pub fn close_channel(&self, channel_arn: &str, reason: &str) {
+        self.drop_held(channel_arn);
         let entry = self.lock().remove(channel_arn);
         if let Some(entry) = entry {
             for conn in entry.master.iter().chain(entry.viewers.values()) {
@@ -277,6 +349,38 @@ mod tests {
             hub.find(CH, &Role::Master).unwrap().id,
             new.id,
             "old socket must not unregister the new one"
+        );
+    }
+
+    #[test]
+    fn held_messages_reach_a_late_recipient_until_they_expire() {
+        let hub = Hub::new(8, 10);
+        let now = Instant::now();
+        let later = now + std::time::Duration::from_secs(60);
+        let past = now
+            .checked_sub(std::time::Duration::from_millis(1))
+            .unwrap();
+        hub.hold(CH, &Role::Master, "offer".into(), later);
+        hub.hold(CH, &Role::Master, "expired".into(), past);
+        hub.hold(CH, &Role::Master, "candidate".into(), later);
+        hub.hold(CH, &Role::Viewer("v".into()), "for v".into(), later);
+        let (_conn, mut rx) = hub.register(CH, Role::Master).unwrap();
+        assert_eq!(rx.try_recv().unwrap(), Outbound::Text("offer".into()));
+        assert_eq!(rx.try_recv().unwrap(), Outbound::Text("candidate".into()));
+        assert!(
+            rx.try_recv().is_err(),
+            "expired and other recipients' messages stay out"
+        );
+        let (_again, mut rx2) = hub.register(CH, Role::Master).unwrap();
+        assert!(
+            !matches!(rx2.try_recv(), Ok(Outbound::Text(_))),
+            "delivered once"
+        );
+        hub.close_channel(CH, "deleted");
+        let (_v, mut v_rx) = hub.register(CH, Role::Viewer("v".into())).unwrap();
+        assert!(
+            v_rx.try_recv().is_err(),
+            "a deleted channel's messages are gone"
         );
     }
 

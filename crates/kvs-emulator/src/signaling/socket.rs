@@ -318,12 +318,21 @@ fn route(shared: &Shared, conn: &Arc<Connection>, msg: ClientMessage) -> Result<
         }
         Role::Viewer(id) => (Role::Master, Some(id.as_str())),
     };
-    if let Some(peer) = shared.hub.find(&conn.channel_arn, &target) {
-        peer.send(Outbound::Text(wire::event(
-            msg.action.as_str(),
-            sender,
-            &msg.payload,
-        )));
+    let frame = wire::event(msg.action.as_str(), sender, &msg.payload);
+    match shared.hub.find(&conn.channel_arn, &target) {
+        Some(peer) => {
+            peer.send(Outbound::Text(frame));
+        }
+        None => {
+            // Kept for the channel's MessageTtlSeconds in case the recipient connects.
+            let ttl = shared
+                .registry()
+                .channel(ResourceRef::Arn(&conn.channel_arn))
+                .map(|c| c.message_ttl_seconds)
+                .unwrap_or(60);
+            let expires = Instant::now() + std::time::Duration::from_secs(u64::from(ttl));
+            shared.hub.hold(&conn.channel_arn, &target, frame, expires);
+        }
     }
     Ok(())
 }
