@@ -508,3 +508,81 @@ async fn a_listener_serves_at_most_max_connections_at_once() {
     assert_eq!(status, 200);
     drop(idle_b);
 }
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+#[tokio::test]
+async fn browsers_get_cors_answers_on_every_https_listener() {
+    let emu = TestEmulator::start().await;
+    let (arn, _) = emu.storage_channel("web-cam").await;
+    let (_, https, webrtc) = emu.endpoints(&arn, ChannelRole::Master).await;
+    let origin = "http://localhost:8080";
+    // What the AWS SDK for JavaScript v3 in a browser asks before a signed POST.
+    let asked = "authorization,content-type,x-amz-date,x-amz-security-token,x-amz-user-agent,amz-sdk-invocation-id,amz-sdk-request";
+    for (url, what) in [
+        (
+            format!("{}/describeSignalingChannel", emu.endpoint),
+            "control plane",
+        ),
+        (
+            format!("{https}/v1/get-ice-server-config"),
+            "signaling REST",
+        ),
+        (format!("{webrtc}/joinStorageSession"), "storage API"),
+    ] {
+        let (status, headers, _) = support::http_raw_with(
+            &emu,
+            "OPTIONS",
+            &url,
+            &[
+                ("Origin", origin),
+                ("Access-Control-Request-Method", "POST"),
+                ("Access-Control-Request-Headers", asked),
+            ],
+            b"",
+        )
+        .await;
+        assert_eq!(status, 200, "{what}");
+        assert_eq!(
+            header(&headers, "access-control-allow-origin"),
+            Some(origin),
+            "{what}"
+        );
+        assert!(
+            header(&headers, "access-control-allow-methods").is_some_and(|m| m.contains("POST")),
+            "{what}"
+        );
+        assert_eq!(
+            header(&headers, "access-control-allow-headers"),
+            Some(asked),
+            "{what}: the requested headers are reflected"
+        );
+    }
+    // An error answer lets the browser read the error type and request id.
+    let (status, headers, body) = support::http_raw_with(
+        &emu,
+        "POST",
+        &format!("{}/describeSignalingChannel", emu.endpoint),
+        &[("Origin", origin)],
+        b"{}",
+    )
+    .await;
+    assert_eq!(status, 401, "unsigned: {body}");
+    assert_eq!(
+        header(&headers, "access-control-allow-origin"),
+        Some(origin)
+    );
+    let exposed = header(&headers, "access-control-expose-headers").unwrap_or_default();
+    for name in ["x-amzn-ErrorType", "x-amzn-RequestId"] {
+        assert!(exposed.contains(name), "{exposed}");
+        assert!(
+            header(&headers, &name.to_ascii_lowercase()).is_some(),
+            "{name} is sent"
+        );
+    }
+}

@@ -362,6 +362,19 @@ async fn http_json(emu: &Service, method: &str, url: &str, body: Option<Value>) 
 
 /// One HTTP/1.1 request over TLS, unsigned: the status code and the body.
 pub async fn http_raw(emu: &Service, method: &str, url: &str, body: &[u8]) -> (u16, String) {
+    let (status, _, body) = http_raw_with(emu, method, url, &[], body).await;
+    (status, body)
+}
+
+/// [`http_raw`] with extra request headers; also returns the response headers (lower-cased
+/// names).
+pub async fn http_raw_with(
+    emu: &Service,
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, Vec<(String, String)>, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let rest = url.strip_prefix("https://").expect("TLS endpoint");
     let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
@@ -371,8 +384,12 @@ pub async fn http_raw(emu: &Service, method: &str, url: &str, body: &[u8]) -> (u
     let connector = tokio_rustls::TlsConnector::from(emu.rustls_client_config());
     let name = rustls_pki_types::ServerName::try_from("127.0.0.1").expect("server name");
     let mut tls = connector.connect(name, tcp).await.expect("TLS handshake");
+    let extra: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
     let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{extra}Connection: close\r\n\r\n",
         body.len()
     );
     tls.write_all(head.as_bytes()).await.expect("write request");
@@ -382,12 +399,17 @@ pub async fn http_raw(emu: &Service, method: &str, url: &str, body: &[u8]) -> (u
     let _ = tls.read_to_end(&mut response).await;
     let text = String::from_utf8_lossy(&response);
     let (head, body) = text.split_once("\r\n\r\n").expect("HTTP response");
-    let status = head
-        .split(' ')
-        .nth(1)
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
         .and_then(|s| s.parse().ok())
         .expect("status code");
-    (status, body.to_owned())
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    (status, headers, body.to_owned())
 }
 
 /// The next text frame as JSON, within [`WAIT`].
