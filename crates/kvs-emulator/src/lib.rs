@@ -13,7 +13,10 @@
 //!
 //! Each accepted join starts a **storage peer**, a real WebRTC peer built on `str0m` that sends its
 //! offer over the signaling socket, checks the answer and the media (H.264 + Opus) as the service
-//! does, and records each session into a Matroska file that `ffprobe` and players read.
+//! does, and records each session into a Matroska file that `ffprobe` and players read. Viewers
+//! get the master's media through a relay (`storage::relay`); an embedded TURN server (UDP) backs
+//! the GetIceServerConfig entries ([`TurnMode`]); per-API rates are throttled like AWS
+//! ([`Throttling`]).
 //!
 //! An inspection and fault API lives under [`inspect::PREFIX`] on the control-plane listener.
 //!
@@ -36,7 +39,7 @@
 //! Written by hand, with reasons: SigV4 *verification* (crates only sign), a Matroska writer (no
 //! maintained Rust muxer writes H.264 into Matroska), and the H.264 SPS reader (a few dozen lines
 //! that the checks need). Everything else is well-kept crates: `hyper`, `rustls`, `rcgen`,
-//! `tokio-tungstenite` and `str0m`.
+//! `tokio-tungstenite`, `str0m` and the webrtc-rs `turn` server.
 
 mod api_error;
 mod config;
