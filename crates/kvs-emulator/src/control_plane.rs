@@ -13,7 +13,6 @@ use crate::http_server::HttpResponse;
 use crate::http_util::{self, ReadRequest};
 use crate::registry::ResourceRef;
 use crate::shared::Shared;
-use crate::throttle;
 use crate::validate;
 
 /// Serve one request on the control-plane listener.
@@ -65,7 +64,7 @@ fn dispatch(shared: &Shared, req: &ReadRequest) -> Result<Value, ApiError> {
     )?;
     let body = http_util::json_body(&req.body)?;
     shared.throttle.admit(
-        &throttle::operation_name(op),
+        op,
         throttled_channel(shared, &body).as_deref(),
         Instant::now(),
     )?;

@@ -41,7 +41,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> HttpR
         let channel = body.get("ChannelARN").and_then(serde_json::Value::as_str);
         shared
             .throttle
-            .admit("GetIceServerConfig", channel, std::time::Instant::now())?;
+            .admit("getIceServerConfig", channel, std::time::Instant::now())?;
         let arn = validate::required(&body, "ChannelARN")?;
         validate::arn("ChannelARN", arn)?;
         let client_id = validate::optional(&body, "ClientId")?;

@@ -161,21 +161,23 @@ impl Throttle {
         }
     }
 
-    /// Take one request of `operation` (on `channel`, when it names one) from its buckets, or
-    /// refuse it. A refused request consumes nothing.
+    /// Take one request of an operation (on `channel`, when it names one) from its buckets, or
+    /// refuse it. A refused request consumes nothing. The operation is named by its request path
+    /// (`describeSignalingChannel`, `connectAsViewer`), as the call counter names it.
     pub fn admit(
         &self,
-        operation: &str,
+        path_name: &str,
         channel: Option<&str>,
         now: Instant,
     ) -> Result<(), ApiError> {
-        let limit = self.config.get(operation);
+        let operation = operation_name(path_name);
+        let limit = self.config.get(&operation);
         let mut wanted = Vec::with_capacity(2);
         if let Some(rate) = limit.per_account {
-            wanted.push(((operation.to_owned(), None), rate));
+            wanted.push(((operation.clone(), None), rate));
         }
         if let (Some(rate), Some(channel)) = (limit.per_channel, channel) {
-            wanted.push(((operation.to_owned(), Some(channel.to_owned())), rate));
+            wanted.push(((operation.clone(), Some(channel.to_owned())), rate));
         }
         if wanted.is_empty() {
             return Ok(());
@@ -199,7 +201,7 @@ impl Throttle {
         }
         if !all_have_one {
             tracing::info!(
-                operation,
+                %operation,
                 channel = channel.unwrap_or("-"),
                 "throttled (ClientLimitExceededException)"
             );
@@ -214,8 +216,8 @@ impl Throttle {
     }
 }
 
-/// The AWS operation name of a restJson1 path name (`describeSignalingChannel`).
-pub(crate) fn operation_name(path_name: &str) -> String {
+/// The AWS operation name of a request path name (`describeSignalingChannel`).
+fn operation_name(path_name: &str) -> String {
     let mut chars = path_name.chars();
     chars
         .next()
@@ -233,20 +235,20 @@ mod tests {
         let throttle = Throttle::new(Throttling::aws_defaults());
         let t0 = Instant::now();
         for _ in 0..3 {
-            throttle.admit("ConnectAsMaster", Some("a"), t0).unwrap();
+            throttle.admit("connectAsMaster", Some("a"), t0).unwrap();
         }
         let refused = throttle
-            .admit("ConnectAsMaster", Some("a"), t0)
+            .admit("connectAsMaster", Some("a"), t0)
             .unwrap_err();
         assert_eq!(refused.code, "ClientLimitExceededException");
         assert_eq!(refused.status, http::StatusCode::BAD_REQUEST);
         // Other channels and other operations have their own buckets.
-        throttle.admit("ConnectAsMaster", Some("b"), t0).unwrap();
-        throttle.admit("ConnectAsViewer", Some("a"), t0).unwrap();
+        throttle.admit("connectAsMaster", Some("b"), t0).unwrap();
+        throttle.admit("connectAsViewer", Some("a"), t0).unwrap();
         // A third of a second brings one token back (3/s).
         let later = t0 + Duration::from_millis(340);
-        throttle.admit("ConnectAsMaster", Some("a"), later).unwrap();
-        assert!(throttle.admit("ConnectAsMaster", Some("a"), later).is_err());
+        throttle.admit("connectAsMaster", Some("a"), later).unwrap();
+        assert!(throttle.admit("connectAsMaster", Some("a"), later).is_err());
     }
 
     #[test]
@@ -262,32 +264,32 @@ mod tests {
         let throttle = Throttle::new(config);
         let t0 = Instant::now();
         throttle
-            .admit("DescribeSignalingChannel", Some("a"), t0)
+            .admit("describeSignalingChannel", Some("a"), t0)
             .unwrap();
         throttle
-            .admit("DescribeSignalingChannel", Some("a"), t0)
+            .admit("describeSignalingChannel", Some("a"), t0)
             .unwrap();
         // Channel a is out; its refusals must not drain the account bucket.
         for _ in 0..5 {
             assert!(throttle
-                .admit("DescribeSignalingChannel", Some("a"), t0)
+                .admit("describeSignalingChannel", Some("a"), t0)
                 .is_err());
         }
         throttle
-            .admit("DescribeSignalingChannel", Some("b"), t0)
+            .admit("describeSignalingChannel", Some("b"), t0)
             .unwrap();
         throttle
-            .admit("DescribeSignalingChannel", Some("c"), t0)
+            .admit("describeSignalingChannel", Some("c"), t0)
             .unwrap();
         assert!(
             throttle
-                .admit("DescribeSignalingChannel", Some("d"), t0)
+                .admit("describeSignalingChannel", Some("d"), t0)
                 .is_err(),
             "4/s for the account in all"
         );
         // Unlisted operations are never throttled.
         for _ in 0..100 {
-            throttle.admit("CreateStream", None, t0).unwrap();
+            throttle.admit("createStream", None, t0).unwrap();
         }
     }
 

@@ -44,11 +44,12 @@ pub(crate) async fn handle(shared: Arc<Shared>, mut req: Request<Incoming>) -> H
         ));
     };
     // ConnectAsMaster / ConnectAsViewer, told apart by the client id in the query.
-    shared.calls.record(if query.contains("X-Amz-ClientId=") {
+    let operation = if query.contains("X-Amz-ClientId=") {
         "connectAsViewer"
     } else {
         "connectAsMaster"
-    });
+    };
+    shared.calls.record(operation);
     let signed = ReceivedRequest {
         method: parts.method.as_str(),
         path: parts.uri.path(),
@@ -76,10 +77,6 @@ pub(crate) async fn handle(shared: Arc<Shared>, mut req: Request<Incoming>) -> H
         Err(err) => return reject(err),
     };
     let channel_arn = param("X-Amz-ChannelARN").unwrap_or_default();
-    let operation = match role {
-        Role::Master => "ConnectAsMaster",
-        Role::Viewer(_) => "ConnectAsViewer",
-    };
     if let Err(err) = shared
         .throttle
         .admit(operation, Some(&channel_arn), Instant::now())

@@ -36,15 +36,9 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> HttpR
 }
 
 fn join(shared: &Arc<Shared>, req: &ReadRequest) -> Result<(), ApiError> {
-    let as_viewer = match (req.method.as_str(), req.path.as_str()) {
-        ("POST", "/joinStorageSession") => {
-            shared.calls.record("joinStorageSession");
-            false
-        }
-        ("POST", "/joinStorageSessionAsViewer") => {
-            shared.calls.record("joinStorageSessionAsViewer");
-            true
-        }
+    let (operation, as_viewer) = match (req.method.as_str(), req.path.as_str()) {
+        ("POST", "/joinStorageSession") => ("joinStorageSession", false),
+        ("POST", "/joinStorageSessionAsViewer") => ("joinStorageSessionAsViewer", true),
         _ => {
             return Err(ApiError::new(
                 http::StatusCode::NOT_FOUND,
@@ -53,14 +47,10 @@ fn join(shared: &Arc<Shared>, req: &ReadRequest) -> Result<(), ApiError> {
             ))
         }
     };
+    shared.calls.record(operation);
     http_util::authenticate(req, Api::Storage, &shared.expectation(SystemTime::now()))?;
     let body = http_util::json_body(&req.body)?;
     // Auth, then throttling, then input (protocol notes §8.6).
-    let operation = if as_viewer {
-        "JoinStorageSessionAsViewer"
-    } else {
-        "JoinStorageSession"
-    };
     let channel = body.get("channelArn").and_then(serde_json::Value::as_str);
     shared
         .throttle
