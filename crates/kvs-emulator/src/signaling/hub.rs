@@ -199,21 +199,22 @@ impl Hub {
 
     /// Hand a newly connected socket what was kept for it and has not expired.
     fn deliver_held(&self, conn: &Connection, now: Instant) {
-        let waiting = {
-            let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
-            held.retain(|_, queue| {
-                queue.retain(|(expires, _)| *expires > now);
-                !queue.is_empty()
-            });
-            held.remove(&(conn.channel_arn.clone(), conn.role.clone()))
-        };
-        for (_, frame) in waiting.into_iter().flatten() {
-            conn.send(Outbound::Text(frame));
+        // Only this recipient's queue: other expired messages are pruned by `hold` when the
+        // store is full, not on every connect.
+        let waiting = self
+            .held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&(conn.channel_arn.clone(), conn.role.clone()));
+        for (expires, frame) in waiting.into_iter().flatten() {
+            if expires > now {
+                conn.send(Outbound::Text(frame));
+            }
         }
     }
 
-    /// Messages kept for offline recipients, per channel ARN (expired ones included until the
-    /// next delivery prunes them).
+    /// Messages kept for offline recipients, per channel ARN (expired ones included until their
+    /// recipient connects or a full store prunes them).
     pub fn held_counts(&self) -> std::collections::BTreeMap<String, usize> {
         let held = self.held.lock().unwrap_or_else(|e| e.into_inner());
         let mut counts = std::collections::BTreeMap::new();
