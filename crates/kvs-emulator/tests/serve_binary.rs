@@ -5,7 +5,6 @@ mod support;
 
 use std::process::Stdio;
 
-use aws_sdk_kinesisvideo::types::ChannelRole;
 use kvs_emulator::AccessKey;
 use serde_json::Value;
 use support::peer::{answer_and_stream, VideoCodec};
@@ -45,14 +44,11 @@ async fn ctrl_c_finalizes_the_recording_of_a_live_session() {
         .as_str()
         .is_some_and(|u| u.starts_with("turn:127.0.0.1:")));
 
-    let (channel_arn, _) = service.storage_channel("ctrl-c-cam").await;
-    let (wss, _, webrtc) = service.endpoints(&channel_arn, ChannelRole::Master).await;
-    let mut ws = service
-        .connect(&wss, &channel_arn, None)
-        .await
-        .expect("presigned connect");
-    service.join_master(&webrtc, &channel_arn).await;
-    let report = answer_and_stream(&mut ws, VideoCodec::H264, 1).await;
+    let mut master = service.storage_master("ctrl-c-cam").await;
+    service
+        .join_master(&master.webrtc, &master.channel_arn)
+        .await;
+    let report = answer_and_stream(&mut master.ws, VideoCodec::H264, 1).await;
     assert!(report.connected);
     service
         .wait_for_sessions("all frames counted, session still live", |s| {
@@ -84,17 +80,5 @@ async fn ctrl_c_finalizes_the_recording_of_a_live_session() {
     assert!(exit.success(), "{exit:?}\n{log}");
     assert!(log.contains("finalizing recordings"), "{log}");
 
-    let recordings = dir.path().join("recordings").join("ctrl-c-cam");
-    let file = std::fs::read_dir(&recordings)
-        .expect("recording dir")
-        .next()
-        .expect("one recording")
-        .unwrap()
-        .path();
-    let (codecs, duration) = support::ffprobe(&file);
-    assert_eq!(codecs, vec!["h264", "opus"]);
-    assert!(
-        (2.7..=3.3).contains(&duration),
-        "3 s of media recorded, ffprobe says {duration}"
-    );
+    support::assert_fixture_recording(&dir.path().join("recordings").join("ctrl-c-cam"));
 }

@@ -6,17 +6,17 @@ mod support;
 
 use aws_sdk_kinesisvideo::types::ChannelRole;
 use support::peer::{answer_and_run, answer_and_stream, Plan, VideoCodec};
-use support::TestEmulator;
+use support::{StorageMaster, TestEmulator};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn h264_and_opus_are_checked_counted_and_recorded() {
     let emu = TestEmulator::start().await;
-    let (channel_arn, _) = emu.storage_channel("media-cam").await;
-    let (wss, _, webrtc) = emu.endpoints(&channel_arn, ChannelRole::Master).await;
-    let mut ws = emu
-        .connect(&wss, &channel_arn, None)
-        .await
-        .expect("presigned connect");
+    let StorageMaster {
+        channel_arn,
+        webrtc,
+        mut ws,
+        ..
+    } = emu.storage_master("media-cam").await;
     emu.join_master(&webrtc, &channel_arn).await;
 
     let report = answer_and_stream(&mut ws, VideoCodec::H264, 1).await;
@@ -68,29 +68,18 @@ async fn h264_and_opus_are_checked_counted_and_recorded() {
 
     let recordings = emu.dir.path().join("recordings");
     emu.handle.shutdown().await;
-    let file = std::fs::read_dir(recordings.join("media-cam"))
-        .expect("recording dir")
-        .next()
-        .expect("one recording")
-        .unwrap()
-        .path();
-    let (codecs, duration) = support::ffprobe(&file);
-    assert_eq!(codecs, vec!["h264", "opus"]);
-    assert!(
-        (2.7..=3.3).contains(&duration),
-        "3 s of media recorded, ffprobe says {duration}"
-    );
+    support::assert_fixture_recording(&recordings.join("media-cam"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_vp8_answer_is_rejected_with_status_response() {
     let emu = TestEmulator::start().await;
-    let (channel_arn, _) = emu.storage_channel("vp8-cam").await;
-    let (wss, _, webrtc) = emu.endpoints(&channel_arn, ChannelRole::Master).await;
-    let mut ws = emu
-        .connect(&wss, &channel_arn, None)
-        .await
-        .expect("presigned connect");
+    let StorageMaster {
+        channel_arn,
+        webrtc,
+        mut ws,
+        ..
+    } = emu.storage_master("vp8-cam").await;
     emu.join_master(&webrtc, &channel_arn).await;
 
     let report = answer_and_stream(&mut ws, VideoCodec::Vp8, 0).await;
@@ -116,12 +105,12 @@ async fn a_vp8_answer_is_rejected_with_status_response() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_viewer_gets_the_masters_media_and_the_master_hears_the_viewer() {
     let emu = TestEmulator::start().await;
-    let (channel_arn, _) = emu.storage_channel("relay-cam").await;
-    let (wss, _, webrtc) = emu.endpoints(&channel_arn, ChannelRole::Master).await;
-    let mut master_ws = emu
-        .connect(&wss, &channel_arn, None)
-        .await
-        .expect("master connects");
+    let StorageMaster {
+        channel_arn,
+        webrtc,
+        ws: mut master_ws,
+        ..
+    } = emu.storage_master("relay-cam").await;
     emu.join_master(&webrtc, &channel_arn).await;
     // The master streams 9 s; the viewer joins once the master's session is connected.
     let master =
@@ -137,13 +126,8 @@ async fn a_viewer_gets_the_masters_media_and_the_master_hears_the_viewer() {
         .connect(&viewer_wss, &channel_arn, Some("viewer-1"))
         .await
         .expect("viewer connects");
-    emu.storage(&viewer_webrtc)
-        .join_storage_session_as_viewer()
-        .channel_arn(&channel_arn)
-        .client_id("viewer-1")
-        .send()
-        .await
-        .expect("viewer join");
+    emu.join_viewer(&viewer_webrtc, &channel_arn, "viewer-1")
+        .await;
     let viewer = answer_and_run(
         &mut viewer_ws,
         Plan {
@@ -187,12 +171,12 @@ async fn a_viewer_gets_the_masters_media_and_the_master_hears_the_viewer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_injected_answer_rejection_ends_the_session_and_a_new_join_recovers() {
     let emu = TestEmulator::start().await;
-    let (channel_arn, _) = emu.storage_channel("reject-cam").await;
-    let (wss, _, webrtc) = emu.endpoints(&channel_arn, ChannelRole::Master).await;
-    let mut ws = emu
-        .connect(&wss, &channel_arn, None)
-        .await
-        .expect("presigned connect");
+    let StorageMaster {
+        channel_arn,
+        webrtc,
+        mut ws,
+        ..
+    } = emu.storage_master("reject-cam").await;
     let armed = emu
         .fault(serde_json::json!({"channel": "reject-cam", "fault": "REJECT_NEXT_ANSWER"}))
         .await;
@@ -225,12 +209,12 @@ async fn an_injected_answer_rejection_ends_the_session_and_a_new_join_recovers()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_injected_offer_delay_holds_the_offer_back() {
     let emu = TestEmulator::start().await;
-    let (channel_arn, _) = emu.storage_channel("slow-cam").await;
-    let (wss, _, webrtc) = emu.endpoints(&channel_arn, ChannelRole::Master).await;
-    let mut ws = emu
-        .connect(&wss, &channel_arn, None)
-        .await
-        .expect("presigned connect");
+    let StorageMaster {
+        channel_arn,
+        webrtc,
+        mut ws,
+        ..
+    } = emu.storage_master("slow-cam").await;
     emu.fault(
         serde_json::json!({"channel": "slow-cam", "fault": "DELAY_NEXT_OFFER", "delayMs": 1500}),
     )
@@ -265,13 +249,7 @@ async fn a_viewer_without_a_master_is_disconnected_after_the_limit() {
         .connect(&wss, &channel_arn, Some("viewer-1"))
         .await
         .expect("viewer connects");
-    emu.storage(&webrtc)
-        .join_storage_session_as_viewer()
-        .channel_arn(&channel_arn)
-        .client_id("viewer-1")
-        .send()
-        .await
-        .expect("viewer join");
+    emu.join_viewer(&webrtc, &channel_arn, "viewer-1").await;
     let report = answer_and_stream(&mut ws, VideoCodec::H264, 0).await;
     assert!(report.connected, "{report:?}");
     let sessions = emu
@@ -290,12 +268,12 @@ async fn a_viewer_without_a_master_is_disconnected_after_the_limit() {
 async fn frames_over_the_size_limit_are_counted_and_not_recorded() {
     // The fixture's keyframes are 2.6 to 5 KB and its other frames at most 600 bytes.
     let emu = TestEmulator::start_with(|b| b.limits(|l| l.max_media_frame = 2000)).await;
-    let (channel_arn, _) = emu.storage_channel("big-cam").await;
-    let (wss, _, webrtc) = emu.endpoints(&channel_arn, ChannelRole::Master).await;
-    let mut ws = emu
-        .connect(&wss, &channel_arn, None)
-        .await
-        .expect("presigned connect");
+    let StorageMaster {
+        channel_arn,
+        webrtc,
+        mut ws,
+        ..
+    } = emu.storage_master("big-cam").await;
     emu.join_master(&webrtc, &channel_arn).await;
     let report = answer_and_stream(&mut ws, VideoCodec::H264, 1).await;
     assert!(report.connected);

@@ -38,9 +38,8 @@ fn turn_uri(server: &IceServer) -> &str {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_storage_session_connects_through_the_embedded_turn_relay_only() {
     let emu = TestEmulator::start().await;
-    let (channel_arn, _) = emu.storage_channel("turn-cam").await;
-    let (wss, https, webrtc) = emu.endpoints(&channel_arn, ChannelRole::Master).await;
-    let server = turn_server(&emu, &channel_arn, &https).await;
+    let mut master = emu.storage_master("turn-cam").await;
+    let server = turn_server(&emu, &master.channel_arn, &master.https).await;
     assert_eq!(server.ttl(), Some(300));
     let username = server.username().expect("username");
     let (expiry, user) = username.split_once(':').expect("<expiry>:<user>");
@@ -62,13 +61,9 @@ async fn a_storage_session_connects_through_the_embedded_turn_relay_only() {
     )
     .await
     .expect("TURN allocation with the GetIceServerConfig credentials");
-    let mut ws = emu
-        .connect(&wss, &channel_arn, None)
-        .await
-        .expect("presigned connect");
-    emu.join_master(&webrtc, &channel_arn).await;
+    emu.join_master(&master.webrtc, &master.channel_arn).await;
     let report = answer_and_run_over(
-        &mut ws,
+        &mut master.ws,
         Plan {
             codec: VideoCodec::H264,
             loops: 1,

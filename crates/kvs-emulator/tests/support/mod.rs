@@ -31,6 +31,16 @@ pub struct TestEmulator {
     pub service: Service,
 }
 
+/// A storage channel whose master's signaling socket is open.
+pub struct StorageMaster {
+    pub channel_arn: String,
+    /// The channel's HTTPS (signaling REST) endpoint.
+    pub https: String,
+    /// The channel's WEBRTC (storage API) endpoint.
+    pub webrtc: String,
+    pub ws: Ws,
+}
+
 /// Where an emulator answers and how to talk to it (in-process or a `kvs-emulator serve` child).
 #[derive(Clone)]
 pub struct Service {
@@ -109,6 +119,34 @@ impl Service {
             .send()
             .await
             .expect("JoinStorageSession accepted");
+    }
+
+    /// JoinStorageSessionAsViewer through the official client; the join must be accepted.
+    pub async fn join_viewer(&self, webrtc_endpoint: &str, channel_arn: &str, client_id: &str) {
+        self.storage(webrtc_endpoint)
+            .join_storage_session_as_viewer()
+            .channel_arn(channel_arn)
+            .client_id(client_id)
+            .send()
+            .await
+            .expect("JoinStorageSessionAsViewer accepted");
+    }
+
+    /// A storage channel `name` (see [`Service::storage_channel`]) with its master's signaling
+    /// socket open; not joined yet.
+    pub async fn storage_master(&self, name: &str) -> StorageMaster {
+        let (channel_arn, _) = self.storage_channel(name).await;
+        let (wss, https, webrtc) = self.endpoints(&channel_arn, ChannelRole::Master).await;
+        let ws = self
+            .connect(&wss, &channel_arn, None)
+            .await
+            .expect("the master's presigned connect");
+        StorageMaster {
+            channel_arn,
+            https,
+            webrtc,
+            ws,
+        }
     }
 
     pub fn storage(&self, webrtc_endpoint: &str) -> aws_sdk_kinesisvideowebrtcstorage::Client {
@@ -501,4 +539,21 @@ pub fn ffprobe(file: &std::path::Path) -> (Vec<String>, f64) {
         .and_then(|d| d.parse().ok())
         .unwrap_or_else(|| panic!("ffprobe reports a duration: {info}"));
     (codecs, duration)
+}
+
+/// The one recording in `channel_dir` holds the 3 s fixture: ffprobe finds H.264 and Opus and a
+/// duration of 3 s.
+pub fn assert_fixture_recording(channel_dir: &std::path::Path) {
+    let file = std::fs::read_dir(channel_dir)
+        .expect("recording dir")
+        .next()
+        .expect("one recording")
+        .unwrap()
+        .path();
+    let (codecs, duration) = ffprobe(&file);
+    assert_eq!(codecs, vec!["h264", "opus"]);
+    assert!(
+        (2.7..=3.3).contains(&duration),
+        "3 s of media recorded, ffprobe says {duration}"
+    );
 }
