@@ -82,16 +82,13 @@ struct ServeArgs {
     turn_secret: Option<String>,
     /// Change one API's rate limit: Operation=ACCOUNT/CHANNEL requests per second, `-` for none
     /// (e.g. `--tps JoinStorageSession=-/1`). Repeatable; applied over the AWS defaults.
-    #[arg(long, value_parser = parse_tps_rule)]
+    #[arg(long, value_parser = Throttling::parse_rule)]
     tps: Vec<(String, TpsLimit)>,
     /// Throttle nothing (by default the published AWS quotas apply).
     #[arg(long, conflicts_with = "tps")]
     no_throttling: bool,
 }
 
-fn parse_tps_rule(rule: &str) -> Result<(String, TpsLimit), String> {
-    Throttling::parse_rule(rule)
-}
 
 #[tokio::main]
 async fn main() -> ExitCode {
