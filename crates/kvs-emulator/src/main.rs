@@ -89,7 +89,6 @@ struct ServeArgs {
     no_throttling: bool,
 }
 
-
 #[tokio::main]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()

@@ -250,6 +250,38 @@ mod tests {
         assert_eq!(password, password_for("Jefe", &username));
     }
 
+    #[tokio::test]
+    async fn an_external_server_needs_one_to_four_turn_uris() {
+        let bind = IpAddr::from([127, 0, 0, 1]);
+        let external = |uris: &[&str]| TurnMode::External {
+            uris: uris.iter().map(|u| (*u).to_owned()).collect(),
+            shared_secret: "s".into(),
+        };
+        for (uris, expected) in [
+            (&[][..], "1 to 4 URIs"),
+            (
+                &["turn:a:1", "turn:b:1", "turn:c:1", "turn:d:1", "turn:e:1"][..],
+                "got 5",
+            ),
+            (&["stun:a:3478"][..], "must start with turn: or turns:"),
+        ] {
+            let err = TurnService::start(&external(uris), bind, CancellationToken::new())
+                .await
+                .err()
+                .unwrap_or_else(|| panic!("{uris:?} accepted"));
+            assert_eq!(err.kind(), ErrorKind::Config);
+            assert!(err.to_string().contains(expected), "{err}");
+        }
+        let ok = TurnService::start(
+            &external(&["turns:t:443?transport=tcp"]),
+            bind,
+            CancellationToken::new(),
+        )
+        .await
+        .expect("one turns: URI");
+        assert_eq!(ok.uris(), ["turns:t:443?transport=tcp"]);
+    }
+
     #[test]
     fn the_server_accepts_live_usernames_only() {
         let auth = RestAuth {
