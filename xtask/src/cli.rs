@@ -45,6 +45,18 @@ pub struct RegenArgs {
     #[arg(long = "maven-repo", value_name = "URL")]
     pub maven_repos: Vec<String>,
 
+    /// Build the smithy-rs generator from this source instead of resolving its published Maven
+    /// artifacts: a smithy-rs checkout or its release source archive (.tar.gz) of the release
+    /// pinned in codegen/gradle.properties. The built jars are cached per user, keyed by the
+    /// source's content, so later runs do not recompile.
+    #[arg(long, value_name = "PATH")]
+    pub generator_source: Option<PathBuf>,
+
+    /// The smithy-rs commit the --generator-source tree is (it becomes the generated crate's
+    /// codegen-version). Default: read from the archive's pax header or from `git rev-parse HEAD`.
+    #[arg(long, value_name = "SHA", requires = "generator_source")]
+    pub generator_commit: Option<String>,
+
     /// Pass Gradle's output through while it runs (it is always shown when Gradle fails).
     #[arg(long, short)]
     pub verbose: bool,

@@ -47,15 +47,17 @@ impl GeneratorPins {
     }
 }
 
-/// One run of `gradle generateSdk`.
+/// One run of a task of the Gradle build in `codegen/`.
 #[derive(Debug)]
 pub struct GradleRun<'a> {
     /// The Gradle executable.
     pub gradle: &'a Path,
     /// `codegen/`.
     pub codegen_dir: &'a Path,
-    /// The model to generate from.
-    pub model_file: &'a Path,
+    /// The task: `generateSdk` or `buildGenerator`.
+    pub task: &'a str,
+    /// `-Pname=value` properties.
+    pub properties: Vec<(&'static str, String)>,
     /// Repositories to resolve the generator from.
     pub repos: &'a Repositories,
     /// Pass output through while running.
@@ -63,18 +65,19 @@ pub struct GradleRun<'a> {
 }
 
 impl GradleRun<'_> {
-    /// Runs the build; on failure the error says what went wrong and shows Gradle's output.
-    pub fn run(&self) -> anyhow::Result<()> {
+    /// Runs the task; on failure the error says what went wrong and shows Gradle's output.
+    /// Returns what Gradle printed (empty with `verbose`, where it went to the terminal).
+    pub fn run(&self) -> anyhow::Result<String> {
         let log_dir = self.codegen_dir.join("build");
         std::fs::create_dir_all(&log_dir)
             .with_context(|| format!("cannot create {}", log_dir.display()))?;
-        let log_path = log_dir.join("xtask-gradle.log");
+        let log_path = log_dir.join(format!("xtask-gradle-{}.log", self.task));
         let mut command = Command::new(self.gradle);
-        command
-            .current_dir(self.codegen_dir)
-            .arg("--console=plain")
-            .arg(format!("-PmodelFile={}", self.model_file.display()))
-            .arg("generateSdk");
+        command.current_dir(self.codegen_dir).arg("--console=plain");
+        for (name, value) in &self.properties {
+            command.arg(format!("-P{name}={value}"));
+        }
+        command.arg(self.task);
         if !self.repos.is_default() {
             command.arg(format!("-PmavenRepos={}", self.repos.urls().join(",")));
         }
@@ -100,7 +103,7 @@ impl GradleRun<'_> {
         std::fs::write(&log_path, &text)
             .with_context(|| format!("cannot write {}", log_path.display()))?;
         if status.success() {
-            return Ok(());
+            return Ok(text);
         }
         Err(classify_failure(&text, self.repos, &log_path))
     }
@@ -139,7 +142,9 @@ pub fn classify_failure(output: &str, repos: &Repositories, log_path: &Path) -> 
         return anyhow::Error::new(GeneratorUnavailable {
             message: format!(
                 "the generator's artifacts could not be resolved from {} ({reason}): {}. \
-                 Pass --maven-repo with a repository that has them, or change the pins in \
+                 Build the generator from its source instead with --generator-source PATH (a \
+                 smithy-rs checkout or release source archive of the pinned release), pass \
+                 --maven-repo with a repository that has them, or change the pins in \
                  codegen/gradle.properties. Gradle log: {}",
                 repos.urls().join(", "),
                 unique.join(", "),
@@ -156,6 +161,23 @@ pub fn classify_failure(output: &str, repos: &Repositories, log_path: &Path) -> 
              build plugin was found); check the codegen artifacts in codegen/build.gradle.\n{tail}"
         );
     }
+    let compile_errors: Vec<&str> = output
+        .lines()
+        .filter(|line| line.contains(".kt:") && line.contains(": error: "))
+        .collect();
+    if !compile_errors.is_empty() {
+        return anyhow::anyhow!(
+            "the generator source does not compile ({} Kotlin error(s)):\n{}\nFull Gradle log: {}",
+            compile_errors.len(),
+            compile_errors
+                .iter()
+                .take(20)
+                .map(|line| format!("  {}", line.trim()))
+                .collect::<Vec<_>>()
+                .join("\n"),
+            log_path.display()
+        );
+    }
     let events = validation_events(output);
     if !events.is_empty() || output.contains("Smithy build projection(s) failed") {
         let details = if events.is_empty() {
@@ -170,7 +192,7 @@ pub fn classify_failure(output: &str, repos: &Repositories, log_path: &Path) -> 
         );
     }
     anyhow::anyhow!(
-        "gradle generateSdk failed; last lines of its output:\n{tail}\nFull log: {}",
+        "gradle failed; last lines of its output:\n{tail}\nFull log: {}",
         log_path.display()
     )
 }
@@ -253,6 +275,7 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("not published"), "{text}");
+        assert!(text.contains("--generator-source PATH"), "{text}");
     }
 
     #[test]
@@ -289,6 +312,21 @@ mod tests {
                 "Target.UnresolvedShape: operation shape has an `input` relationship to an \
                  unresolved shape `a#NoSuchShape` (shape a#JoinStorageSession)"
             ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn kotlin_errors_are_listed() {
+        let output = ":compile-codegen-core\n\
+            /src/codegen-core/src/main/kotlin/A.kt:3:1: warning: unused\n\
+            /src/codegen-core/src/main/kotlin/A.kt:7:5: error: expecting a top level declaration\n\
+            FAILURE: Build failed with an exception.\n";
+        let text = classify_failure(output, &repos(), Path::new("log")).to_string();
+        assert!(
+            text.contains("does not compile (1 Kotlin error(s))")
+                && text.contains("A.kt:7:5: error: expecting a top level declaration")
+                && !text.contains("warning"),
             "{text}"
         );
     }

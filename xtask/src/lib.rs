@@ -4,10 +4,14 @@
 pub mod api;
 pub mod cli;
 pub mod fetch;
+pub mod format;
+pub mod generator_build;
+pub mod generator_source;
 pub mod gradle;
 pub mod lock;
 pub mod maven;
 pub mod model;
+pub mod model_transform;
 pub mod project;
 pub mod regen;
 pub mod stamp;

@@ -6,6 +6,7 @@ use anyhow::{bail, Context as _};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
+use crate::model_transform::AppliedTransform;
 use crate::project::{SERVICE_SHAPE_ID, SERVICE_VERSION};
 
 /// Where a locked model came from.
@@ -75,6 +76,23 @@ pub struct ModelLock {
     /// Free text kept across regenerations when the source is the same (provenance details).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// What the generator reads instead of the model file, and why (absent in locks written
+    /// before transformations were recorded; `regen --check` then asks for a regeneration).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generator_input: Option<GeneratorInput>,
+}
+
+/// How the model the generator reads differs from the locked model file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GeneratorInput {
+    /// sha256 of the model the generator reads (equals the model's when nothing was changed).
+    pub sha256: String,
+    /// Changes xtask makes to the model file before Smithy reads it (see
+    /// `xtask/src/model_transform.rs`).
+    pub model_transforms: Vec<AppliedTransform>,
+    /// Smithy projection transforms in `codegen/smithy-build.json`, applied while building.
+    pub projection_transforms: Vec<String>,
 }
 
 impl ModelLock {
@@ -86,6 +104,7 @@ impl ModelLock {
             sha256: sha256_hex(json),
             source,
             note: None,
+            generator_input: None,
         }
     }
 

@@ -8,8 +8,9 @@ use serde_json::Value;
 
 use crate::cli::RegenArgs;
 use crate::fetch::fetch;
-use crate::lock::{sha256_hex, ModelLock, ModelSourceRecord};
+use crate::lock::{sha256_hex, GeneratorInput, ModelLock, ModelSourceRecord};
 use crate::maven::Repositories;
+use crate::model_transform::{self, GeneratorModel};
 use crate::project::{MODEL_ARTIFACT, SERVICE_SHAPE_ID, SERVICE_VERSION};
 
 /// Where `regen` takes the model from.
@@ -54,12 +55,21 @@ pub struct PulledModel {
     pub source: ModelSourceRecord,
     /// What validation found in it.
     pub summary: ModelSummary,
+    /// The model the generator reads, after the recorded transformations.
+    pub generator: GeneratorModel,
 }
 
 impl PulledModel {
-    /// The lock that records this model.
-    pub fn lock(&self) -> ModelLock {
-        ModelLock::new(&self.json, self.source.clone())
+    /// The lock that records this model, what the generator reads instead and why.
+    /// `projection_transforms` are those of `codegen/smithy-build.json`.
+    pub fn lock(&self, projection_transforms: &[String]) -> ModelLock {
+        let mut lock = ModelLock::new(&self.json, self.source.clone());
+        lock.generator_input = Some(GeneratorInput {
+            sha256: self.generator.sha256.clone(),
+            model_transforms: self.generator.applied.clone(),
+            projection_transforms: projection_transforms.to_vec(),
+        });
+        lock
     }
 }
 
@@ -99,8 +109,16 @@ pub fn pull(
                 .with_context(|| format!("cannot read the model file {}", path.display()))?;
             let json =
                 json_or_jar(bytes).with_context(|| format!("the model file {}", path.display()))?;
-            let source = ModelSourceRecord::File {
-                path: path.display().to_string(),
+            // Regenerating from the locked model file itself keeps its recorded provenance.
+            let source = match locked {
+                Some((locked_path, lock))
+                    if same_file(path, locked_path) && lock.verify(&json).is_ok() =>
+                {
+                    lock.source.clone()
+                }
+                _ => ModelSourceRecord::File {
+                    path: path.display().to_string(),
+                },
             };
             (json, source)
         }
@@ -116,11 +134,20 @@ pub fn pull(
     };
     let summary =
         validate(&json).with_context(|| format!("invalid model from {}", source.describe()))?;
+    let generator = model_transform::apply(&json)?;
     Ok(PulledModel {
         json,
         source,
         summary,
+        generator,
     })
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
 }
 
 /// What [`validate`] learned about a model.

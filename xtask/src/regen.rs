@@ -8,10 +8,14 @@ use anyhow::{bail, Context as _};
 
 use crate::api;
 use crate::cli::RegenArgs;
+use crate::format::ensure_formatted;
+use crate::generator_build::ensure_built;
+use crate::generator_source::GeneratorSource;
 use crate::gradle::{ensure_output_exists, GeneratorPins, GradleRun};
 use crate::lock::ModelLock;
 use crate::maven::Repositories;
 use crate::model::{self, ModelSource, PulledModel};
+use crate::model_transform::projection_transforms;
 use crate::project::{Project, CRATE_NAME};
 use crate::stamp::{Stamp, GENERATED_BY};
 use crate::toolchain::{find_gradle, find_java};
@@ -25,6 +29,10 @@ pub fn run(project: &Project, args: &RegenArgs) -> anyhow::Result<()> {
     if args.check {
         let committed = verify_committed(project)?;
         println!("regen --check: committed state is consistent ({committed})");
+        println!(
+            "regen --check: regenerating from the locked model into codegen/build and comparing \
+             with generated/{CRATE_NAME}"
+        );
     }
 
     let source = ModelSource::from_args(args);
@@ -42,30 +50,88 @@ pub fn run(project: &Project, args: &RegenArgs) -> anyhow::Result<()> {
     let java = find_java()?;
     let gradle = find_gradle(&project.codegen_dir())?;
     let pins = GeneratorPins::read(&project.codegen_dir())?;
+    let mut properties = Vec::new();
+    // Kept alive until the generator has run: an unpacked archive lives in it.
+    let source = match &args.generator_source {
+        Some(path) => {
+            let source = GeneratorSource::open(
+                path,
+                args.generator_commit.as_deref(),
+                &pins.smithy_rs_codegen_version,
+                &project.codegen_dir().join("build"),
+            )?;
+            println!(
+                "regen: smithy-rs {} source {} (commit {} from {})",
+                source.codegen_version,
+                path.display(),
+                source.commit,
+                source.commit_origin
+            );
+            let built = ensure_built(
+                &source,
+                &gradle,
+                &project.codegen_dir(),
+                &repos,
+                args.verbose,
+            )?;
+            if built.cached {
+                println!(
+                    "regen: using the generator built earlier from this source ({})",
+                    built.jars_dir.display()
+                );
+            } else {
+                println!(
+                    "regen: built the generator from source in {:.1} s (cached in {})",
+                    built.build_seconds,
+                    built.jars_dir.display()
+                );
+            }
+            properties.push(("generatorSource", source.root.display().to_string()));
+            properties.push(("generatorJars", built.jars_dir.display().to_string()));
+            Some(source)
+        }
+        None => None,
+    };
     println!(
-        "regen: running smithy-rs codegen {} (smithy {}) with {} on {}",
+        "regen: running smithy-rs codegen {} (smithy {}{}) with {} on {}",
         pins.smithy_rs_codegen_version,
         pins.smithy_version,
+        if source.is_some() {
+            ", built from source"
+        } else {
+            ", published artifacts"
+        },
         gradle.display(),
         java.version
     );
+    for transform in &pulled.generator.applied {
+        println!(
+            "regen: model transformation {}: removed {} endpoint test case(s)",
+            transform.name,
+            transform.removed_test_cases.len()
+        );
+    }
 
     // The Gradle build reads the model from a scratch file so that model/ only changes once the
-    // whole regeneration has succeeded.
+    // whole regeneration has succeeded; it is the model after the recorded transformations.
     let scratch_model = project.codegen_dir().join("build/xtask-model.json");
     std::fs::create_dir_all(scratch_model.parent().expect("has a parent"))
         .context("cannot create codegen/build")?;
-    std::fs::write(&scratch_model, &pulled.json)
+    std::fs::write(&scratch_model, &pulled.generator.json)
         .with_context(|| format!("cannot write {}", scratch_model.display()))?;
-    GradleRun {
+    properties.push(("modelFile", scratch_model.display().to_string()));
+    let gradle_output = GradleRun {
         gradle: &gradle,
         codegen_dir: &project.codegen_dir(),
-        model_file: &scratch_model,
+        task: "generateSdk",
+        properties,
         repos: &repos,
         verbose: args.verbose,
     }
     .run()?;
+    drop(source);
     ensure_output_exists(&project.codegen_output())?;
+    ensure_formatted(&project.codegen_output(), &gradle_output)?;
     let regenerated = Tree::read(&project.codegen_output())?;
     let previous = Tree::read(&project.generated_crate())?;
     let diff = TreeDiff::between(&previous, &regenerated);
@@ -87,13 +153,22 @@ pub fn run(project: &Project, args: &RegenArgs) -> anyhow::Result<()> {
         return Ok(());
     }
 
-    install(project, &regenerated, &pulled, lock.as_ref(), &pins)?;
+    let transforms = projection_transforms(&project.codegen_dir())?;
+    install(
+        project,
+        &regenerated,
+        &pulled.lock(&transforms),
+        &pulled,
+        lock.as_ref(),
+        &pins,
+    )?;
     let (api_added, api_removed) = api::diff(
         &api::public_items(&previous),
         &api::public_items(&regenerated),
     );
     print_summary(&Summary {
         pulled: &pulled,
+        lock: &pulled.lock(&transforms),
         pins: &pins,
         diff: &diff,
         files: regenerated.files().len(),
@@ -116,6 +191,20 @@ pub fn verify_committed(project: &Project) -> anyhow::Result<String> {
     lock.verify(&model)
         .context("model/ does not match its lock")?;
     model::validate(&model).context("the locked model is not valid")?;
+    let generator = crate::model_transform::apply(&model)?;
+    let expected = crate::lock::GeneratorInput {
+        sha256: generator.sha256,
+        model_transforms: generator.applied,
+        projection_transforms: projection_transforms(&project.codegen_dir())?,
+    };
+    if lock.generator_input.as_ref() != Some(&expected) {
+        bail!(
+            "model/model.lock.json does not record what the generator reads from this model \
+             (transformations or codegen/smithy-build.json transforms changed); run \
+             `cargo xtask regen --model-file model/{}` and commit",
+            crate::project::MODEL_FILE_NAME
+        );
+    }
     let stamp = Stamp::read(&project.stamp_file())?;
     let crate_tree = Tree::read(&project.generated_crate())?;
     match stamp {
@@ -153,6 +242,7 @@ pub fn verify_committed(project: &Project) -> anyhow::Result<String> {
 fn install(
     project: &Project,
     regenerated: &Tree,
+    new_lock: &ModelLock,
     pulled: &PulledModel,
     old_lock: Option<&ModelLock>,
     pins: &GeneratorPins,
@@ -178,7 +268,7 @@ fn install(
         )));
     }
 
-    let mut lock = pulled.lock();
+    let mut lock = new_lock.clone();
     if let Some(old) = old_lock.filter(|old| old.source == lock.source) {
         lock.note = old.note.clone();
     }
@@ -243,6 +333,7 @@ fn short(sha: &str) -> &str {
 
 struct Summary<'a> {
     pulled: &'a PulledModel,
+    lock: &'a ModelLock,
     pins: &'a GeneratorPins,
     diff: &'a TreeDiff,
     files: usize,
@@ -252,7 +343,7 @@ struct Summary<'a> {
 }
 
 fn print_summary(s: &Summary<'_>) {
-    let lock = s.pulled.lock();
+    let lock = s.lock;
     println!("regen summary");
     println!("  model:      {}", s.pulled.source.describe());
     println!(
@@ -265,6 +356,18 @@ fn print_summary(s: &Summary<'_>) {
         lock.service_version
     );
     println!("              sha256 {}", lock.sha256);
+    if let Some(input) = &lock.generator_input {
+        for transform in &input.model_transforms {
+            println!(
+                "              generator reads it after {} ({} test case(s) removed)",
+                transform.name,
+                transform.removed_test_cases.len()
+            );
+        }
+        for transform in &input.projection_transforms {
+            println!("              projection transform {transform}");
+        }
+    }
     println!(
         "              operations: {}",
         s.pulled.summary.operations.join(", ")

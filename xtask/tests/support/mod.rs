@@ -10,6 +10,26 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 
+/// The committed generated crate, relative to the workspace root.
+pub const GENERATED_CRATE: &str = "generated/aws-sdk-kinesisvideowebrtcstorage";
+
+/// The pinned smithy-rs source archive: `$KVS_SMITHY_RS_SOURCE`, else the copy in `../shared`
+/// beside the workspace (where CI and the project's machines have it).
+pub fn smithy_rs_source() -> PathBuf {
+    let path = match std::env::var_os("KVS_SMITHY_RS_SOURCE") {
+        Some(path) => PathBuf::from(path),
+        None => workspace_root()
+            .join("../shared/vendor/smithy-rs/smithy-rs-release-2026-08-21-codegen-src.tar.gz"),
+    };
+    assert!(
+        path.exists(),
+        "these tests need the pinned smithy-rs source archive (smithy-rs release-2026-08-21, \
+         commit 56ee88c5): {} does not exist; set KVS_SMITHY_RS_SOURCE to a copy of it",
+        path.display()
+    );
+    path
+}
+
 /// The real workspace root.
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -29,6 +49,7 @@ impl Scratch {
         let root = workspace_root();
         for file in [
             "build.gradle",
+            "generator-from-source.gradle",
             "settings.gradle",
             "gradle.properties",
             "smithy-build.json",
@@ -54,10 +75,35 @@ impl Scratch {
         );
         std::fs::write(
             dir.path().join("Cargo.toml"),
-            "[workspace]\nmembers = [\"generated/*\"]\nexclude = [\"generated/.staging\"]\nresolver = \"2\"\n",
+            "[workspace]\nmembers = [\"generated/*\"]\nexclude = [\"generated/.staging\", \"codegen/build\"]\nresolver = \"2\"\n",
         )
         .unwrap();
         Self { dir }
+    }
+
+    /// A scratch copy that also holds the committed generated crate and its stamp.
+    pub fn with_generated() -> Self {
+        let scratch = Self::new();
+        let root = workspace_root();
+        xtask::tree::Tree::read(&root.join(GENERATED_CRATE))
+            .unwrap()
+            .write(&scratch.path(GENERATED_CRATE))
+            .unwrap();
+        for file in ["generated/regen-stamp.json", "generated/rustfmt.toml"] {
+            copy(&root.join(file), &scratch.path(file));
+        }
+        scratch
+    }
+
+    /// Asserts that model/ and generated/ are as in the workspace this copy was made from.
+    pub fn assert_model_and_generated_untouched(&self) {
+        let root = workspace_root();
+        for dir in ["model", GENERATED_CRATE] {
+            let ours = xtask::tree::Tree::read(&self.path(dir)).unwrap();
+            let theirs = xtask::tree::Tree::read(&root.join(dir)).unwrap();
+            assert!(ours == theirs, "{dir} changed");
+        }
+        assert!(!self.path("generated/.staging").exists());
     }
 
     pub fn root(&self) -> &Path {
