@@ -16,6 +16,9 @@ pub struct Cli {
 pub enum Command {
     /// Pull the Smithy model, run the smithy-rs generator and replace generated/.
     Regen(RegenArgs),
+    /// Install what the tests need (apt packages as root, a Python virtualenv with boto3 and the
+    /// AWS CLI, the npm tree, the smithy-rs source), then run `cargo test --workspace`.
+    Test(crate::test_env::TestArgs),
 }
 
 /// Flags of `cargo xtask regen`.

@@ -15,6 +15,7 @@ pub mod model_transform;
 pub mod project;
 pub mod regen;
 pub mod stamp;
+pub mod test_env;
 pub mod toolchain;
 pub mod tree;
 
@@ -57,5 +58,6 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
 pub fn run(cli: cli::Cli) -> anyhow::Result<()> {
     match cli.command {
         cli::Command::Regen(args) => regen::run(&project::Project::locate()?, &args),
+        cli::Command::Test(args) => test_env::run(&project::Project::locate()?, &args),
     }
 }

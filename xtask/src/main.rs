@@ -1,10 +1,12 @@
 //! `cargo xtask`: build automation for this workspace, written in Rust (the
 //! [cargo-xtask](https://github.com/matklad/cargo-xtask) pattern).
 //!
-//! The only command today is `regen`: pull the Kinesis Video WebRTC Storage Smithy model, run the
+//! `regen`: pull the Kinesis Video WebRTC Storage Smithy model, run the
 //! official smithy-rs generator on it through the Gradle build in `codegen/`, and swap the result
 //! into `generated/`. `regen --check` proves that `generated/` is exactly what the locked model and
 //! the pinned generator produce. See `cargo xtask regen --help`.
+//!
+//! `test`: provision what the test suites need (see `xtask::test_env`) and run every test.
 
 use std::process::ExitCode;
 

@@ -1,0 +1,334 @@
+//! `cargo xtask test`: provision what the test suites need, then run every test.
+//!
+//! The suites use real outside peers and tools: ffprobe (recordings), the official AWS clients
+//! from PyPI (boto3, AWS CLI), the KVS WebRTC JS SDK from npm, Java + Gradle (the generator),
+//! and the pinned smithy-rs source archive (the generator built from source). This command makes
+//! each of them present, idempotently and quickly when they already are, then runs
+//! `cargo test --workspace`. What cannot be provisioned here stops it with an error that names
+//! the missing piece and how to get it; no test is skipped silently.
+//!
+//! * Debian packages: installed with apt-get when running as root, else listed for the user.
+//! * Python clients: a virtualenv under `target/test-env/python` (PEP 668 keeps pip out of the
+//!   system Python), put first on the tests' `PATH`.
+//! * npm: `npm ci` in `crates/kvs-emulator/tests/js`, redone only when its lock file changes.
+//! * smithy-rs source: `$KVS_SMITHY_RS_SOURCE`, else `../shared/vendor/...` beside the workspace,
+//!   else downloaded from GitHub into `target/test-env`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context as _};
+
+use crate::lock::sha256_hex;
+use crate::project::Project;
+use crate::toolchain::which;
+
+/// Python packages the tests run (the official AWS clients).
+const PYTHON_PACKAGES: &[&str] = &["boto3", "awscli"];
+
+/// The smithy-rs release whose source the generator tests build.
+const SMITHY_RS_TAG: &str = "release-2026-08-21";
+
+/// One command-line tool the tests run, and the Debian package that provides it.
+struct SystemTool {
+    command: &'static str,
+    package: &'static str,
+    why: &'static str,
+}
+
+const SYSTEM_TOOLS: &[SystemTool] = &[
+    SystemTool {
+        command: "java",
+        package: "openjdk-17-jdk-headless",
+        why: "runs the smithy-rs generator",
+    },
+    SystemTool {
+        command: "gradle",
+        package: "gradle",
+        why: "drives the generator build in codegen/",
+    },
+    SystemTool {
+        command: "ffprobe",
+        package: "ffmpeg",
+        why: "checks the emulator's recordings",
+    },
+    SystemTool {
+        command: "node",
+        package: "nodejs",
+        why: "runs the KVS WebRTC JS SDK",
+    },
+    SystemTool {
+        command: "npm",
+        package: "npm",
+        why: "installs the KVS WebRTC JS SDK",
+    },
+    SystemTool {
+        command: "python3",
+        package: "python3",
+        why: "runs boto3 and the AWS CLI",
+    },
+];
+
+/// Flags of `cargo xtask test`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct TestArgs {
+    /// Provision only; do not run the tests.
+    #[arg(long)]
+    pub provision_only: bool,
+
+    /// Arguments passed on to `cargo test --workspace` (after `--`).
+    #[arg(last = true)]
+    pub cargo_args: Vec<String>,
+}
+
+/// What the tests need in their environment once provisioned.
+#[derive(Debug)]
+pub struct TestEnv {
+    /// Directories to put first on `PATH` (the Python virtualenv's `bin`).
+    pub path_prefix: Vec<PathBuf>,
+    /// The smithy-rs source archive for the generator tests.
+    pub smithy_rs_source: PathBuf,
+}
+
+/// Runs `cargo xtask test`.
+pub fn run(project: &Project, args: &TestArgs) -> anyhow::Result<()> {
+    let env = provision(project)?;
+    if args.provision_only {
+        println!("test-env: ready");
+        return Ok(());
+    }
+    let path = std::env::join_paths(env.path_prefix.iter().cloned().chain(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    )))
+    .context("a PATH entry contains a ':'")?;
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    println!(
+        "test-env: cargo test --workspace {}",
+        args.cargo_args.join(" ")
+    );
+    let status = Command::new(cargo)
+        .current_dir(project.root())
+        .args(["test", "--workspace"])
+        .args(&args.cargo_args)
+        .env("PATH", path)
+        .env("KVS_SMITHY_RS_SOURCE", &env.smithy_rs_source)
+        // Tests must not leave Gradle daemons behind.
+        .env("GRADLE_OPTS", gradle_opts())
+        .status()
+        .context("cannot run cargo test")?;
+    if !status.success() {
+        bail!("cargo test --workspace failed ({status})");
+    }
+    Ok(())
+}
+
+/// Makes everything the tests need present; see the module docs.
+pub fn provision(project: &Project) -> anyhow::Result<TestEnv> {
+    ensure_system_tools()?;
+    let env_dir = project.root().join("target/test-env");
+    std::fs::create_dir_all(&env_dir)
+        .with_context(|| format!("cannot create {}", env_dir.display()))?;
+    let python_bin = ensure_python_clients(&env_dir.join("python"))?;
+    ensure_npm_tree(&project.root().join("crates/kvs-emulator/tests/js"))?;
+    let smithy_rs_source = ensure_smithy_rs_source(project, &env_dir)?;
+    Ok(TestEnv {
+        path_prefix: vec![python_bin],
+        smithy_rs_source,
+    })
+}
+
+fn gradle_opts() -> String {
+    let existing = std::env::var("GRADLE_OPTS").unwrap_or_default();
+    format!("{existing} -Dorg.gradle.daemon=false")
+        .trim()
+        .to_string()
+}
+
+/// Installs missing Debian packages as root; otherwise names them.
+fn ensure_system_tools() -> anyhow::Result<()> {
+    let mut packages: Vec<&str> = SYSTEM_TOOLS
+        .iter()
+        .filter(|tool| which(tool.command).is_none())
+        .map(|tool| tool.package)
+        .collect();
+    // Debian's python3 cannot make a virtualenv without python3-venv (ensurepip).
+    let python_ok = which("python3").is_some() && python_can_make_venvs();
+    if !python_ok {
+        packages.push("python3-venv");
+    }
+    packages.dedup();
+    if packages.is_empty() {
+        println!("test-env: system tools present (java, gradle, ffprobe, node, npm, python3)");
+        return Ok(());
+    }
+    let missing = SYSTEM_TOOLS
+        .iter()
+        .filter(|tool| which(tool.command).is_none())
+        .map(|tool| format!("{} ({}, {})", tool.command, tool.package, tool.why))
+        .collect::<Vec<_>>();
+    if !is_root() || which("apt-get").is_none() {
+        bail!(
+            "the tests need these tools: {}{}; install them with `sudo apt-get install -y {}` \
+             (or run this command as root on Debian/Ubuntu, which installs them)",
+            missing.join(", "),
+            if python_ok {
+                ""
+            } else {
+                ", python3-venv (virtualenvs for boto3 and the AWS CLI)"
+            },
+            packages.join(" ")
+        );
+    }
+    println!("test-env: apt-get install {}", packages.join(" "));
+    run_quiet(
+        Command::new("apt-get").args(["update", "-qq"]),
+        "apt-get update",
+    )?;
+    run_quiet(
+        Command::new("apt-get")
+            .args(["install", "-y", "-qq", "--no-install-recommends"])
+            .args(&packages)
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+        "apt-get install",
+    )?;
+    for tool in SYSTEM_TOOLS {
+        if which(tool.command).is_none() {
+            bail!(
+                "`{}` is still missing after installing {}; install it by hand",
+                tool.command,
+                tool.package
+            );
+        }
+    }
+    Ok(())
+}
+
+fn python_can_make_venvs() -> bool {
+    Command::new("python3")
+        .args(["-c", "import ensurepip, venv"])
+        .output()
+        .is_ok_and(|out| out.status.success())
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
+}
+
+/// A virtualenv with [`PYTHON_PACKAGES`]; returns its `bin` directory.
+fn ensure_python_clients(venv: &Path) -> anyhow::Result<PathBuf> {
+    let bin = venv.join("bin");
+    let stamp = venv.join("kvs-packages.txt");
+    let wanted = PYTHON_PACKAGES.join("\n");
+    if std::fs::read_to_string(&stamp).is_ok_and(|have| have == wanted)
+        && bin.join("python3").exists()
+        && bin.join("aws").exists()
+    {
+        println!("test-env: Python clients present ({})", venv.display());
+        return Ok(bin);
+    }
+    println!(
+        "test-env: installing {} into {}",
+        PYTHON_PACKAGES.join(", "),
+        venv.display()
+    );
+    run_quiet(
+        Command::new("python3").args(["-m", "venv"]).arg(venv),
+        "python3 -m venv",
+    )?;
+    run_quiet(
+        Command::new(bin.join("pip"))
+            .args(["install", "--quiet", "--disable-pip-version-check"])
+            .args(PYTHON_PACKAGES),
+        "pip install boto3 awscli (from PyPI)",
+    )?;
+    std::fs::write(&stamp, wanted).with_context(|| format!("cannot write {}", stamp.display()))?;
+    Ok(bin)
+}
+
+/// `npm ci` in `dir`, unless `node_modules` was installed from the same lock file.
+fn ensure_npm_tree(dir: &Path) -> anyhow::Result<()> {
+    let lock = std::fs::read(dir.join("package-lock.json"))
+        .with_context(|| format!("cannot read {}/package-lock.json", dir.display()))?;
+    let stamp = dir.join("node_modules/.kvs-package-lock.sha256");
+    let sha = sha256_hex(&lock);
+    if std::fs::read_to_string(&stamp).is_ok_and(|have| have == sha) {
+        println!("test-env: npm packages present ({})", dir.display());
+        return Ok(());
+    }
+    println!("test-env: npm ci in {}", dir.display());
+    // --legacy-peer-deps: isomorphic-webcrypto declares React Native (expo) peers that Node
+    // never loads.
+    run_quiet(
+        Command::new("npm").current_dir(dir).args([
+            "ci",
+            "--no-audit",
+            "--no-fund",
+            "--loglevel=error",
+            "--legacy-peer-deps",
+        ]),
+        "npm ci (from the npm registry)",
+    )?;
+    std::fs::write(&stamp, sha).with_context(|| format!("cannot write {}", stamp.display()))?;
+    Ok(())
+}
+
+/// The smithy-rs source archive the generator tests build from.
+fn ensure_smithy_rs_source(project: &Project, env_dir: &Path) -> anyhow::Result<PathBuf> {
+    if let Some(path) = std::env::var_os("KVS_SMITHY_RS_SOURCE").filter(|p| !p.is_empty()) {
+        let path = PathBuf::from(path);
+        if !path.exists() {
+            bail!(
+                "KVS_SMITHY_RS_SOURCE is {} but it does not exist",
+                path.display()
+            );
+        }
+        return Ok(path);
+    }
+    let name = format!("smithy-rs-{SMITHY_RS_TAG}-codegen-src.tar.gz");
+    let shared = project
+        .root()
+        .join("../shared/vendor/smithy-rs")
+        .join(&name);
+    if shared.is_file() {
+        println!("test-env: smithy-rs source {}", shared.display());
+        return Ok(shared);
+    }
+    let downloaded = env_dir.join(format!("smithy-rs-{SMITHY_RS_TAG}.tar.gz"));
+    if downloaded.is_file() {
+        return Ok(downloaded);
+    }
+    let url = format!(
+        "https://github.com/smithy-lang/smithy-rs/archive/refs/tags/{SMITHY_RS_TAG}.tar.gz"
+    );
+    println!("test-env: downloading {url}");
+    match crate::fetch::fetch(&url) {
+        Ok(bytes) => {
+            crate::tree::write_atomically(&downloaded, &bytes)?;
+            Ok(downloaded)
+        }
+        Err(err) => bail!(
+            "the generator tests need the smithy-rs {SMITHY_RS_TAG} source archive: none at {} \
+             and {url} could not be downloaded ({err:#}); set KVS_SMITHY_RS_SOURCE to a copy",
+            shared.display()
+        ),
+    }
+}
+
+/// Runs `command`, showing its output only when it fails.
+fn run_quiet(command: &mut Command, what: &str) -> anyhow::Result<()> {
+    let output = command
+        .output()
+        .with_context(|| format!("cannot run {what}"))?;
+    if !output.status.success() {
+        bail!(
+            "{what} failed ({}):\n{}{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(())
+}
