@@ -123,6 +123,15 @@ impl EmulatorBuilder {
         if config.access_keys.is_empty() {
             config.access_keys.push(AccessKey::random());
         }
+        // Absolute, so that the paths in `startup_info` work from any client's directory.
+        let absolute = |path: &std::path::Path, kind: ErrorKind| {
+            std::path::absolute(path)
+                .map_err(|e| Error::io(kind, format!("cannot resolve {}", path.display()), e))
+        };
+        if let TlsMode::GeneratedCa { dir } = &mut config.tls {
+            *dir = absolute(dir, ErrorKind::Tls)?;
+        }
+        config.recordings_dir = absolute(&config.recordings_dir, ErrorKind::Recording)?;
         let tls = match &config.tls {
             TlsMode::GeneratedCa { dir } => Some(tls::generated_ca(dir)?),
             TlsMode::ProvidedCa { cert_pem, key_pem } => Some(tls::provided_ca(cert_pem, key_pem)?),

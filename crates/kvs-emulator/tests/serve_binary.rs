@@ -82,3 +82,41 @@ async fn ctrl_c_finalizes_the_recording_of_a_live_session() {
 
     support::assert_fixture_recording(&dir.path().join("recordings").join("ctrl-c-cam"));
 }
+
+#[tokio::test]
+async fn the_startup_line_gives_absolute_paths_for_a_relative_data_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kvs-emulator"))
+        .current_dir(dir.path())
+        .args(["serve", "--data-dir", "relative-data"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("kvs-emulator starts");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    tokio::time::timeout(support::WAIT, stdout.read_line(&mut line))
+        .await
+        .expect("the startup line in time")
+        .expect("stdout readable");
+    let info: Value = serde_json::from_str(&line).expect("one JSON line on stdout");
+    let data = std::fs::canonicalize(dir.path().join("relative-data")).unwrap();
+    for key in ["caCertPath", "recordingsDir"] {
+        let path = std::path::PathBuf::from(info[key].as_str().expect(key));
+        assert!(path.is_absolute(), "{key} is {}", path.display());
+        // This test's working directory is not the emulator's: the path must still resolve.
+        assert!(
+            path.exists(),
+            "{key} {} does not exist from here",
+            path.display()
+        );
+        assert!(
+            std::fs::canonicalize(&path).unwrap().starts_with(&data),
+            "{key} {} is not under {}",
+            path.display(),
+            data.display()
+        );
+    }
+    child.kill().await.unwrap();
+}
