@@ -174,6 +174,23 @@ async fn session_token_must_be_signed_and_match() {
     );
 }
 
+/// The `a=mid` of each m-line of `sdp`, in order.
+fn offer_mids(sdp: &str) -> Vec<String> {
+    let mut mids = Vec::new();
+    let mut in_media = false;
+    for line in sdp.lines() {
+        if line.starts_with("m=") {
+            in_media = true;
+            mids.push(String::new());
+        } else if let Some(mid) = line.strip_prefix("a=mid:") {
+            if in_media {
+                *mids.last_mut().expect("inside an m-line") = mid.to_string();
+            }
+        }
+    }
+    mids
+}
+
 #[tokio::test]
 async fn storage_offer_and_candidate_arrive_without_sender() {
     let emu = TestEmulator::start().await;
@@ -193,6 +210,14 @@ async fn storage_offer_and_candidate_arrive_without_sender() {
     assert!(
         c["candidate"].as_str().unwrap().contains("127.0.0.1"),
         "{c}"
+    );
+    // The candidate names an m-line of the offer: its sdpMid is that m-line's a=mid.
+    let mids = offer_mids(payload["sdp"].as_str().unwrap());
+    let index = c["sdpMLineIndex"].as_u64().expect("sdpMLineIndex") as usize;
+    assert_eq!(
+        Some(c["sdpMid"].as_str().expect("sdpMid")),
+        mids.get(index).map(String::as_str),
+        "candidate {c} vs the offer's m-line mids {mids:?}"
     );
 
     emu.fault(json!({"channel": "offer", "fault": "CANDIDATES_BEFORE_OFFER"}))

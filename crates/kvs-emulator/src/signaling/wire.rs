@@ -183,10 +183,13 @@ pub(crate) fn encode_sdp(kind: &str, sdp: &str) -> String {
         .encode(json!({ "type": kind, "sdp": sdp }).to_string())
 }
 
-/// Base64 of the JSON of an ICE candidate.
-pub(crate) fn encode_candidate(candidate: &str) -> String {
-    base64::engine::general_purpose::STANDARD
-        .encode(json!({ "candidate": candidate, "sdpMid": "0", "sdpMLineIndex": 0 }).to_string())
+/// Base64 of the JSON of an ICE candidate for the m-line at `m_line_index` of the offer, whose
+/// `a=mid` is `mid` (strict peers such as browsers reject a candidate naming no m-line of the
+/// offer).
+pub(crate) fn encode_candidate(candidate: &str, mid: &str, m_line_index: u32) -> String {
+    base64::engine::general_purpose::STANDARD.encode(
+        json!({ "candidate": candidate, "sdpMid": mid, "sdpMLineIndex": m_line_index }).to_string(),
+    )
 }
 
 /// Decode a payload into its JSON object.

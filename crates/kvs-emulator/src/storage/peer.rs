@@ -188,7 +188,8 @@ impl Peer<'_> {
             let candidate_frame = wire::event(
                 "ICE_CANDIDATE",
                 None,
-                &wire::encode_candidate(&candidate_line),
+                // The video m-line comes first in the offer (added first above).
+                &wire::encode_candidate(&candidate_line, &video_mid.to_string(), 0),
             );
             let frames = if self.faults.candidates_first {
                 [candidate_frame, offer_frame]
