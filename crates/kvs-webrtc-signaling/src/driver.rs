@@ -2,22 +2,16 @@
 //! at the service's rates, pings, and reconnects (backoff with jitter, a fresh presigned URL
 //! each time) when the socket drops or the service says GO_AWAY or RECONNECT_ICE_SERVER.
 
-use std::collections::VecDeque;
-
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{mpsc, watch};
 use tokio::time::{sleep_until, Instant};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::config::Config;
-use crate::connection::{Command, ConnectionState, Event, Rejection};
+use crate::connection::{Command, ConnectionState, Event};
 use crate::error::ErrorKind;
-use crate::limits::SendRates;
-use crate::message::{parse_incoming, Action, Incoming, Outgoing};
+use crate::session::{Ended, Frame, Output, SocketSession};
 use crate::transport::{self, Socket, Target};
-
-/// How many sent messages are remembered to name the action of a STATUS_RESPONSE.
-const REMEMBERED_SENDS: usize = 256;
 
 pub(crate) struct Driver {
     pub(crate) config: Config,
@@ -25,23 +19,6 @@ pub(crate) struct Driver {
     pub(crate) commands: mpsc::Receiver<Command>,
     pub(crate) events: mpsc::Sender<Event>,
     pub(crate) state: watch::Sender<ConnectionState>,
-}
-
-/// Why a socket's run ended.
-enum Ended {
-    /// The caller closed or dropped the connection.
-    ByCaller,
-    /// GO_AWAY: reconnect at once.
-    GoAway,
-    /// RECONNECT_ICE_SERVER: refresh ICE servers, then reconnect at once.
-    ReconnectIceServer,
-    /// The socket broke or went silent: reconnect with backoff.
-    Dropped(String),
-}
-
-struct Queued {
-    message: Outgoing,
-    correlation_id: String,
 }
 
 impl Driver {
@@ -76,104 +53,57 @@ impl Driver {
         }
     }
 
-    /// Run one socket until it ends.
+    /// Run one socket until it ends: the protocol state is a [`SocketSession`]; this loop only
+    /// moves frames, commands and time between it and the socket.
     async fn serve(&mut self, socket: &mut Socket) -> Ended {
-        let mut queue: VecDeque<Queued> = VecDeque::new();
-        let mut rates = SendRates::new();
-        let mut sent: VecDeque<(String, Action)> = VecDeque::with_capacity(REMEMBERED_SENDS);
-        let mut send_at: Option<Instant> = None;
-        let mut last_heard = Instant::now();
-        let mut next_ping = last_heard + self.config.ping_interval;
-        let silence_limit = self.config.ping_interval + self.config.pong_timeout;
+        let mut session = SocketSession::new(
+            Instant::now().into_std(),
+            self.config.ping_interval,
+            self.config.pong_timeout,
+            self.config.outbound_queue,
+        );
         loop {
-            let ready = match send_at {
-                Some(at) => at,
-                None => Instant::now(),
+            // Drain the session after every input (see session.rs).
+            let deadline = loop {
+                match session.poll_output() {
+                    Output::Transmit(frame) => {
+                        if let Err(e) = socket.send(Message::text(frame)).await {
+                            session.handle_send_error(&e.to_string());
+                        }
+                    }
+                    Output::Ping => {
+                        if let Err(e) = socket.send(Message::Ping(Default::default())).await {
+                            session.handle_send_error(&format!("the keep-alive ping: {e}"));
+                        }
+                    }
+                    Output::Event(event) => {
+                        if !self.emit(event).await {
+                            session.handle_command(None);
+                        }
+                    }
+                    Output::EventIfRoom(event) => self.try_emit(event),
+                    Output::End(ended) => return ended,
+                    Output::Timeout(at) => break Instant::from_std(at),
+                }
             };
             tokio::select! {
-                command = self.commands.recv(), if queue.len() < self.config.outbound_queue => {
-                    match command {
-                        Some(Command::Send { message, correlation_id }) => {
-                            queue.push_back(Queued { message, correlation_id });
-                        }
-                        Some(Command::Close) | None => return Ended::ByCaller,
-                    }
+                command = self.commands.recv(), if session.accepts_command() => {
+                    session.handle_command(command);
                 }
                 frame = socket.next() => {
-                    last_heard = Instant::now();
-                    let text = match frame {
-                        Some(Ok(Message::Text(text))) => text,
-                        Some(Ok(Message::Close(close))) => {
-                            let why = close.map(|c| format!("{} {}", c.code, c.reason)).unwrap_or_default();
-                            return Ended::Dropped(format!("the service closed the socket ({why})"));
-                        }
-                        Some(Ok(Message::Binary(_))) => {
-                            if !self.emit(Event::UnknownFrame { reason: "a binary frame".into() }).await {
-                                return Ended::ByCaller;
-                            }
-                            continue;
-                        }
-                        Some(Ok(_)) => continue, // ping, pong: tungstenite answers pings itself
-                        Some(Err(e)) => return Ended::Dropped(format!("the socket failed: {e}")),
-                        None => return Ended::Dropped("the socket ended".into()),
+                    let frame = match frame {
+                        Some(Ok(Message::Text(text))) => Frame::Text(text.as_str().to_owned()),
+                        Some(Ok(Message::Close(close))) => Frame::Close(
+                            close.map(|c| format!("{} {}", c.code, c.reason)).unwrap_or_default(),
+                        ),
+                        Some(Ok(Message::Binary(_))) => Frame::Binary,
+                        Some(Ok(_)) => Frame::Control,
+                        Some(Err(e)) => Frame::Error(e.to_string()),
+                        None => Frame::End,
                     };
-                    let event = match parse_incoming(text.as_str()) {
-                        Incoming::Message(message) => Event::Message(message),
-                        Incoming::StatusResponse(status) => match status.correlation_id.clone() {
-                            Some(id) => {
-                                let action = sent.iter().find(|(sent_id, _)| *sent_id == id).map(|(_, a)| *a);
-                                Event::Rejected(Rejection { correlation_id: id, action, status })
-                            }
-                            None => Event::StatusResponse(status),
-                        },
-                        Incoming::GoAway => {
-                            self.emit(Event::GoAway).await;
-                            return Ended::GoAway;
-                        }
-                        Incoming::ReconnectIceServer => {
-                            self.emit(Event::ReconnectIceServer).await;
-                            return Ended::ReconnectIceServer;
-                        }
-                        Incoming::Unknown { reason } => {
-                            tracing::debug!(%reason, "ignoring a signaling frame");
-                            Event::UnknownFrame { reason }
-                        }
-                    };
-                    if !self.emit(event).await {
-                        return Ended::ByCaller;
-                    }
+                    session.handle_frame(Instant::now().into_std(), frame);
                 }
-                () = sleep_until(ready), if !queue.is_empty() => {
-                    let Some(head) = queue.front() else { continue };
-                    let now = Instant::now();
-                    if let Some(later) = rates.take(head.message.action(), now) {
-                        send_at = Some(later);
-                        continue;
-                    }
-                    send_at = None;
-                    let Some(Queued { message, correlation_id }) = queue.pop_front() else { continue };
-                    let frame = message.to_frame(&correlation_id);
-                    if let Err(e) = socket.send(Message::text(frame)).await {
-                        queue.push_front(Queued { message, correlation_id });
-                        self.fail(queue);
-                        return Ended::Dropped(format!("sending failed: {e}"));
-                    }
-                    if sent.len() == REMEMBERED_SENDS {
-                        sent.pop_front();
-                    }
-                    sent.push_back((correlation_id, message.action()));
-                }
-                () = sleep_until(next_ping) => {
-                    if last_heard.elapsed() >= silence_limit {
-                        self.fail(queue);
-                        return Ended::Dropped(format!("nothing heard for {silence_limit:?} (keep-alive)"));
-                    }
-                    next_ping = Instant::now() + self.config.ping_interval;
-                    if let Err(e) = socket.send(Message::Ping(Default::default())).await {
-                        self.fail(queue);
-                        return Ended::Dropped(format!("the keep-alive ping failed: {e}"));
-                    }
-                }
+                () = sleep_until(deadline) => session.handle_timeout(Instant::now().into_std()),
             }
         }
     }
@@ -273,15 +203,6 @@ impl Driver {
                     action: message.action(),
                 });
             }
-        }
-    }
-
-    fn fail(&self, queue: VecDeque<Queued>) {
-        for queued in queue {
-            self.try_emit(Event::SendFailed {
-                correlation_id: queued.correlation_id,
-                action: queued.message.action(),
-            });
         }
     }
 

@@ -62,6 +62,7 @@ mod error;
 pub mod limits;
 pub mod message;
 pub mod presign;
+mod session;
 mod transport;
 
 pub use backoff::Backoff;
