@@ -67,7 +67,9 @@ impl Error {
             D::Config => ErrorKind::Config,
             _ => ErrorKind::Discovery,
         };
-        Self::new(kind, err.to_string()).with_source(err)
+        // The discovery error's own message stays in `source()` only, so that a chain printer
+        // (`{:#}`, DisplayErrorContext) shows it once.
+        Self::new(kind, "finding the channel or its endpoints failed").with_source(err)
     }
 
     /// What kind of failure this is.
@@ -96,5 +98,27 @@ impl std::error::Error for Error {
         self.source
             .as_deref()
             .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wrapped_discovery_error_is_shown_once_in_the_chain() {
+        let inner = kvs_webrtc_discovery::ChannelId::parse("").unwrap_err();
+        let inner_text = inner.to_string();
+        let err = Error::discovery(inner);
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
+        let mut chain = vec![err.to_string()];
+        let mut source = std::error::Error::source(&err);
+        while let Some(cause) = source {
+            chain.push(cause.to_string());
+            source = cause.source();
+        }
+        let joined = chain.join(": ");
+        assert_eq!(joined.matches(inner_text.as_str()).count(), 1, "{joined}");
+        assert!(!err.to_string().contains(&inner_text), "{err}");
     }
 }
