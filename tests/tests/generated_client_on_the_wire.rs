@@ -13,13 +13,16 @@ use aws_smithy_http_client::test_util::infallible_client_fn;
 const CHANNEL_ARN: &str =
     "arn:aws:kinesisvideo:us-west-2:123456789012:channel/front-door/1234567890123";
 
+/// The requests a [`recording_client`] sent, with their bodies.
+type Recorded = Arc<Mutex<Vec<http::Request<Vec<u8>>>>>;
+
 /// A client whose HTTP layer records each request and answers with `status` and `body`.
 fn recording_client(
     region: &str,
     status: u16,
     error_type: Option<&'static str>,
     body: &'static str,
-) -> (Client, Arc<Mutex<Vec<http::Request<Vec<u8>>>>>) {
+) -> (Client, Recorded) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let record = seen.clone();
     let http_client = infallible_client_fn(move |request: http::Request<_>| {
