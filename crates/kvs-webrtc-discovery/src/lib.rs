@@ -49,16 +49,18 @@ mod cache;
 mod client;
 pub mod config;
 mod error;
+mod handle;
 mod input;
 pub mod operation;
+mod output;
 
 pub use cache::CacheStats;
 pub use client::Client;
 pub use config::Config;
 pub use error::{Error, ErrorKind};
 pub use input::{ChannelArn, ChannelId, ClientId, Role};
-pub use operation::discover::{ChannelDetails, Discovery, Endpoints};
-pub use operation::ice_servers::{region_stun_url, IceServer, IceServers};
+pub use operation::ice_servers::region_stun_url;
+pub use output::{ChannelDetails, Discovery, Endpoints, IceServer, IceServers};
 
 /// The AWS SDK crates this crate's public API exposes, re-exported so versions match.
 pub mod sdk {

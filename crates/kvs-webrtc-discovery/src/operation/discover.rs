@@ -2,7 +2,6 @@
 //! GetSignalingChannelEndpoint, cached per (channel, role).
 
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use aws_sdk_kinesisvideo::types::{
     ChannelProtocol, ChannelRole, ChannelType, MediaStorageConfigurationStatus,
@@ -11,9 +10,11 @@ use aws_sdk_kinesisvideo::types::{
 use aws_types::region::Region;
 
 use crate::cache::Source;
-use crate::client::{EndpointKey, Handle};
 use crate::error::{Error, ErrorKind};
+use crate::handle::{EndpointKey, Handle};
 use crate::input::{required_channel, ChannelArn, ChannelId, Role};
+use crate::output::DiscoveryData;
+pub use crate::output::{ChannelDetails, Discovery, Endpoints};
 
 /// Builder of a discovery; finish with [`send`](DiscoverFluentBuilder::send).
 #[derive(Debug)]
@@ -285,112 +286,5 @@ async fn check_storage(handle: &Handle, arn: &ChannelArn, name: &str) -> Result<
                  UpdateMediaStorageConfiguration and Status ENABLED"
             ),
         )),
-    }
-}
-
-/// A channel's identity and media storage target.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChannelDetails {
-    arn: ChannelArn,
-    name: String,
-    storage_stream_arn: Option<String>,
-}
-
-impl ChannelDetails {
-    /// The channel ARN.
-    pub fn arn(&self) -> &ChannelArn {
-        &self.arn
-    }
-
-    /// The channel name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// The stream media is stored into (known when storage was required).
-    pub fn storage_stream_arn(&self) -> Option<&str> {
-        self.storage_stream_arn.as_deref()
-    }
-}
-
-/// The channel's endpoints for one role.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Endpoints {
-    wss: String,
-    https: String,
-    webrtc: Option<String>,
-}
-
-impl Endpoints {
-    /// The signaling WebSocket (`wss://…`).
-    pub fn wss(&self) -> &str {
-        &self.wss
-    }
-
-    /// The signaling REST API (GetIceServerConfig).
-    pub fn https(&self) -> &str {
-        &self.https
-    }
-
-    /// The storage API (JoinStorageSession), present when storage was required.
-    pub fn webrtc(&self) -> Option<&str> {
-        self.webrtc.as_deref()
-    }
-}
-
-#[derive(Debug)]
-pub(crate) struct DiscoveryData {
-    pub(crate) channel: ChannelDetails,
-    pub(crate) role: Role,
-    pub(crate) endpoints: Endpoints,
-    pub(crate) storage: Option<aws_sdk_kinesisvideowebrtcstorage::Client>,
-    pub(crate) signaling: aws_sdk_kinesisvideosignaling::Client,
-    pub(crate) fetched_at: SystemTime,
-}
-
-/// What [`DiscoverFluentBuilder::send`] found: the channel, its endpoints for the role, and
-/// clients already pointed at them. Cheap to clone.
-#[derive(Debug, Clone)]
-pub struct Discovery {
-    data: Arc<DiscoveryData>,
-    from_cache: bool,
-}
-
-impl Discovery {
-    /// The channel.
-    pub fn channel(&self) -> &ChannelDetails {
-        &self.data.channel
-    }
-
-    /// The role the endpoints are for.
-    pub fn role(&self) -> Role {
-        self.data.role
-    }
-
-    /// The endpoints.
-    pub fn endpoints(&self) -> &Endpoints {
-        &self.data.endpoints
-    }
-
-    /// A storage client (`JoinStorageSession`, `JoinStorageSessionAsViewer`) whose endpoint is
-    /// the WEBRTC endpoint, with the channel's region and the user's credentials, retry and
-    /// timeout settings. `None` when storage was not required.
-    pub fn storage_client(&self) -> Option<&aws_sdk_kinesisvideowebrtcstorage::Client> {
-        self.data.storage.as_ref()
-    }
-
-    /// A signaling REST client (GetIceServerConfig) on the HTTPS endpoint.
-    pub fn signaling_client(&self) -> &aws_sdk_kinesisvideosignaling::Client {
-        &self.data.signaling
-    }
-
-    /// Whether this came from the cache rather than from the service.
-    pub fn from_cache(&self) -> bool {
-        self.from_cache
-    }
-
-    /// When the service was asked (by the client's clock).
-    pub fn fetched_at(&self) -> SystemTime {
-        self.data.fetched_at
     }
 }

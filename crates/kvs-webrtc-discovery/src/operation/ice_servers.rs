@@ -1,17 +1,17 @@
 //! `client.ice_servers()`: GetIceServerConfig on the channel's HTTPS endpoint plus the region's
 //! STUN URL, cached until the shortest TTL minus the grace period.
 
-use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use aws_sdk_kinesisvideosignaling::types::Service;
 
 use crate::cache::Source;
-use crate::client::{Handle, IceKey};
 use crate::error::Error;
+use crate::handle::{Handle, IceKey};
 use crate::input::{required_channel, ChannelArn, ClientId, Role};
 use crate::operation::discover::discover;
+pub use crate::output::{IceServer, IceServers};
 
 /// Builder of an ICE-server lookup; finish with [`send`](IceServersFluentBuilder::send).
 #[derive(Debug)]
@@ -172,79 +172,6 @@ pub fn region_stun_url(region: &str) -> String {
         "amazonaws.com"
     };
     format!("stun:stun.kinesisvideo.{region}.{suffix}:443")
-}
-
-/// The ICE servers for a channel.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IceServers {
-    servers: Vec<IceServer>,
-    stun_url: String,
-    expires_at: SystemTime,
-    from_cache: bool,
-}
-
-impl IceServers {
-    /// The TURN servers, as GetIceServerConfig returned them.
-    pub fn turn_servers(&self) -> &[IceServer] {
-        &self.servers
-    }
-
-    /// The STUN URL (the region's, or the configured one).
-    pub fn stun_url(&self) -> &str {
-        &self.stun_url
-    }
-
-    /// When these servers should be refreshed (the shortest TTL minus the grace period).
-    pub fn expires_at(&self) -> SystemTime {
-        self.expires_at
-    }
-
-    /// Whether this came from the cache.
-    pub fn from_cache(&self) -> bool {
-        self.from_cache
-    }
-}
-
-/// One TURN server entry. `Debug` hides the credential.
-#[derive(Clone, PartialEq, Eq)]
-pub struct IceServer {
-    uris: Vec<String>,
-    username: String,
-    credential: String,
-    ttl: Duration,
-}
-
-impl IceServer {
-    /// `turn:` / `turns:` URIs.
-    pub fn uris(&self) -> &[String] {
-        &self.uris
-    }
-
-    /// The TURN username (time-limited, per draft-uberti-rtcweb-turn-rest).
-    pub fn username(&self) -> &str {
-        &self.username
-    }
-
-    /// The TURN password. A secret: do not log it.
-    pub fn credential(&self) -> &str {
-        &self.credential
-    }
-
-    /// How long the credentials are valid from the time they were fetched.
-    pub fn ttl(&self) -> Duration {
-        self.ttl
-    }
-}
-
-impl fmt::Debug for IceServer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("IceServer")
-            .field("uris", &self.uris)
-            .field("username", &self.username)
-            .field("credential", &"** redacted **")
-            .field("ttl", &self.ttl)
-            .finish()
-    }
 }
 
 #[cfg(test)]

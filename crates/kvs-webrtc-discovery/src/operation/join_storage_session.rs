@@ -8,8 +8,8 @@
 
 use std::sync::Arc;
 
-use crate::client::Handle;
 use crate::error::{Error, ErrorKind};
+use crate::handle::Handle;
 use crate::input::{required_channel, ChannelId, ClientId, Role};
 use crate::operation::discover::{discover, Discovery};
 
