@@ -6,7 +6,6 @@ use anyhow::{bail, Context as _};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use crate::model_transform::AppliedTransform;
 use crate::project::{SERVICE_SHAPE_ID, SERVICE_VERSION};
 
 /// Where a locked model came from.
@@ -80,6 +79,18 @@ pub struct ModelLock {
     /// before transformations were recorded; `regen --check` then asks for a regeneration).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generator_input: Option<GeneratorInput>,
+}
+
+/// What was changed, as recorded in `model/model.lock.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppliedTransform {
+    /// Which transformation.
+    pub name: String,
+    /// Why.
+    pub why: String,
+    /// The `documentation` of every endpoint test case it removed.
+    pub removed_test_cases: Vec<String>,
 }
 
 /// How the model the generator reads differs from the locked model file.

@@ -15,10 +15,9 @@
 //! `regen --check` recomputes both, so `model/` never silently differs from its source.
 
 use anyhow::Context as _;
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::lock::sha256_hex;
+use crate::lock::{sha256_hex, AppliedTransform};
 use crate::project::SERVICE_SHAPE_ID;
 
 /// Name of the one transformation, as recorded in the lock.
@@ -29,18 +28,6 @@ pub const REMOVE_ISO_DUALSTACK_TESTS_WHY: &str =
     "Smithy 1.73's partitions give the ISO partitions dual-stack, so its validator rejects \
      endpoint tests that expect an error for us-iso(b) regions with UseDualStack; AWS removed \
      exactly these test cases from later revisions of the model";
-
-/// What was changed, as recorded in `model/model.lock.json`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AppliedTransform {
-    /// Which transformation.
-    pub name: String,
-    /// Why.
-    pub why: String,
-    /// The `documentation` of every endpoint test case it removed.
-    pub removed_test_cases: Vec<String>,
-}
 
 /// The model the generator reads.
 #[derive(Debug, Clone)]
