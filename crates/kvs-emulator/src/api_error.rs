@@ -8,7 +8,7 @@ use http::StatusCode;
 
 /// Which API answers, which decides the message member's spelling and the error namespace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Api {
+pub(crate) enum Api {
     /// `kinesisvideo` 2017-09-30: `Message`, AccessDenied is 401.
     ControlPlane,
     /// `kinesis-video-signaling` 2019-12-04: `Message`.
@@ -36,7 +36,7 @@ impl Api {
 
 /// One error answer of an emulated AWS API.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiError {
+pub(crate) struct ApiError {
     /// HTTP status.
     pub status: StatusCode,
     /// The error shape's name, e.g. `ResourceNotFoundException`.
@@ -47,7 +47,7 @@ pub struct ApiError {
 
 impl ApiError {
     /// An error with an explicit status.
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self {
             status,
             code,
@@ -56,17 +56,17 @@ impl ApiError {
     }
 
     /// 400 InvalidArgumentException.
-    pub fn invalid_argument(message: impl Into<String>) -> Self {
+    pub(crate) fn invalid_argument(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "InvalidArgumentException", message)
     }
 
     /// 404 ResourceNotFoundException.
-    pub fn not_found(message: impl Into<String>) -> Self {
+    pub(crate) fn not_found(message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "ResourceNotFoundException", message)
     }
 
     /// 400 ClientLimitExceededException.
-    pub fn client_limit(message: impl Into<String>) -> Self {
+    pub(crate) fn client_limit(message: impl Into<String>) -> Self {
         Self::new(
             StatusCode::BAD_REQUEST,
             "ClientLimitExceededException",
@@ -75,13 +75,13 @@ impl ApiError {
     }
 
     /// 400 ResourceInUseException.
-    pub fn in_use(message: impl Into<String>) -> Self {
+    pub(crate) fn in_use(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "ResourceInUseException", message)
     }
 
     /// The API's "not allowed" error: AccessDenied 401 (control plane), NotAuthorized 401
     /// (signaling REST) or AccessDenied 403 (storage).
-    pub fn access_denied(api: Api, message: impl Into<String>) -> Self {
+    pub(crate) fn access_denied(api: Api, message: impl Into<String>) -> Self {
         let (status, code) = match api {
             Api::ControlPlane => (StatusCode::UNAUTHORIZED, "AccessDeniedException"),
             Api::SignalingRest => (StatusCode::UNAUTHORIZED, "NotAuthorizedException"),
@@ -91,12 +91,12 @@ impl ApiError {
     }
 
     /// The value of the `x-amzn-ErrorType` header for this API.
-    pub fn error_type_header(&self, api: Api) -> String {
+    pub(crate) fn error_type_header(&self, api: Api) -> String {
         format!("{}:{}", self.code, api.namespace())
     }
 
     /// The JSON body for this API.
-    pub fn json_body(&self, api: Api) -> String {
+    pub(crate) fn json_body(&self, api: Api) -> String {
         let mut body = serde_json::Map::new();
         body.insert(api.message_member().to_owned(), self.message.clone().into());
         serde_json::Value::Object(body).to_string()

@@ -50,7 +50,7 @@ impl Faults {
     }
 
     /// Change the faults of a channel.
-    pub fn update(
+    pub(crate) fn update(
         &self,
         channel_arn: &str,
         change: impl FnOnce(&mut ChannelFaults),
@@ -62,7 +62,7 @@ impl Faults {
     }
 
     /// Consume the faults that apply to one offer.
-    pub fn take_offer_faults(&self, channel_arn: &str) -> OfferFaults {
+    pub(crate) fn take_offer_faults(&self, channel_arn: &str) -> OfferFaults {
         let mut channels = self.lock();
         let Some(f) = channels.get_mut(channel_arn) else {
             return OfferFaults::default();
@@ -76,19 +76,19 @@ impl Faults {
     }
 
     /// Consume one armed ClientLimitExceeded, if any.
-    pub fn take_client_limit(&self, channel_arn: &str) -> bool {
+    pub(crate) fn take_client_limit(&self, channel_arn: &str) -> bool {
         self.lock()
             .get_mut(channel_arn)
             .is_some_and(|f| take(&mut f.client_limit_joins))
     }
 
     /// Pending faults of every channel.
-    pub fn snapshot(&self) -> HashMap<String, ChannelFaults> {
+    pub(crate) fn snapshot(&self) -> HashMap<String, ChannelFaults> {
         self.lock().clone()
     }
 
     /// Forget a channel's faults.
-    pub fn clear(&self, channel_arn: &str) {
+    pub(crate) fn clear(&self, channel_arn: &str) {
         self.lock().remove(channel_arn);
     }
 }

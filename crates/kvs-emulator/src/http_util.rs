@@ -24,7 +24,7 @@ pub(crate) struct ReadRequest {
 }
 
 impl ReadRequest {
-    pub fn signed_view(&self) -> ReceivedRequest<'_> {
+    pub(crate) fn signed_view(&self) -> ReceivedRequest<'_> {
         ReceivedRequest {
             method: self.method.as_str(),
             path: &self.path,

@@ -66,14 +66,14 @@ pub struct Stream {
 
 /// All channels and streams of the emulated account.
 #[derive(Debug, Default)]
-pub struct Registry {
+pub(crate) struct Registry {
     channels: HashMap<String, Channel>,
     streams: HashMap<String, Stream>,
 }
 
 /// How a request names a resource.
 #[derive(Debug, Clone, Copy)]
-pub enum ResourceRef<'a> {
+pub(crate) enum ResourceRef<'a> {
     /// By name.
     Name(&'a str),
     /// By ARN.
@@ -93,7 +93,7 @@ fn new_version() -> String {
 
 impl Registry {
     /// Create a channel; a name in use is `ResourceInUseException`.
-    pub fn create_channel(
+    pub(crate) fn create_channel(
         &mut self,
         region: &str,
         account: &str,
@@ -124,7 +124,7 @@ impl Registry {
 
     /// Create a stream; a name in use is `ResourceInUseException`.
     #[allow(clippy::too_many_arguments)]
-    pub fn create_stream(
+    pub(crate) fn create_stream(
         &mut self,
         region: &str,
         account: &str,
@@ -158,7 +158,7 @@ impl Registry {
     }
 
     /// Find a channel by name or ARN.
-    pub fn channel(&self, by: ResourceRef<'_>) -> Result<&Channel, ApiError> {
+    pub(crate) fn channel(&self, by: ResourceRef<'_>) -> Result<&Channel, ApiError> {
         let found = match by {
             ResourceRef::Arn(arn) => self.channels.get(arn),
             ResourceRef::Name(name) => self.channels.values().find(|c| c.name == name),
@@ -168,7 +168,7 @@ impl Registry {
     }
 
     /// Find a stream by name or ARN.
-    pub fn stream(&self, by: ResourceRef<'_>) -> Result<&Stream, ApiError> {
+    pub(crate) fn stream(&self, by: ResourceRef<'_>) -> Result<&Stream, ApiError> {
         let found = match by {
             ResourceRef::Arn(arn) => self.streams.get(arn),
             ResourceRef::Name(name) => self.streams.values().find(|s| s.name == name),
@@ -177,7 +177,7 @@ impl Registry {
     }
 
     /// Delete a channel, checking `CurrentVersion` when given.
-    pub fn delete_channel(
+    pub(crate) fn delete_channel(
         &mut self,
         arn: &str,
         current_version: Option<&str>,
@@ -196,7 +196,7 @@ impl Registry {
     }
 
     /// Enable storage of `channel_arn` into `stream_arn`, or disable it (`None`).
-    pub fn update_media_storage(
+    pub(crate) fn update_media_storage(
         &mut self,
         channel_arn: &str,
         stream_arn: Option<&str>,
@@ -247,14 +247,14 @@ impl Registry {
     }
 
     /// All channels, sorted by name.
-    pub fn channels(&self) -> Vec<Channel> {
+    pub(crate) fn channels(&self) -> Vec<Channel> {
         let mut all: Vec<Channel> = self.channels.values().cloned().collect();
         all.sort_by(|a, b| a.name.cmp(&b.name));
         all
     }
 
     /// All streams, sorted by name.
-    pub fn streams(&self) -> Vec<Stream> {
+    pub(crate) fn streams(&self) -> Vec<Stream> {
         let mut all: Vec<Stream> = self.streams.values().cloned().collect();
         all.sort_by(|a, b| a.name.cmp(&b.name));
         all

@@ -58,18 +58,18 @@ pub(crate) struct Shared {
 pub(crate) struct CallCounts(Mutex<BTreeMap<&'static str, u64>>);
 
 impl CallCounts {
-    pub fn record(&self, operation: &'static str) {
+    pub(crate) fn record(&self, operation: &'static str) {
         let mut calls = self.0.lock().unwrap_or_else(|e| e.into_inner());
         *calls.entry(operation).or_default() += 1;
     }
 
-    pub fn snapshot(&self) -> BTreeMap<&'static str, u64> {
+    pub(crate) fn snapshot(&self) -> BTreeMap<&'static str, u64> {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
 
 impl Shared {
-    pub fn expectation(&self, now: SystemTime) -> Expectation<'_> {
+    pub(crate) fn expectation(&self, now: SystemTime) -> Expectation<'_> {
         Expectation {
             keys: &self.config.access_keys,
             region: &self.config.region,
@@ -79,7 +79,7 @@ impl Shared {
         }
     }
 
-    pub fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
+    pub(crate) fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
         // A panic while holding the lock is a bug; the data is still consistent enough to serve.
         self.registry.lock().unwrap_or_else(|e| e.into_inner())
     }

@@ -21,7 +21,7 @@ const LONGEST_PRESIGN: u64 = 604_800;
 
 /// The parts of a received request that SigV4 covers.
 #[derive(Debug, Clone, Copy)]
-pub struct ReceivedRequest<'a> {
+pub(crate) struct ReceivedRequest<'a> {
     /// HTTP method, e.g. `POST`.
     pub method: &'a str,
     /// The path as received (still percent-encoded).
@@ -36,7 +36,7 @@ pub struct ReceivedRequest<'a> {
 
 /// What the verifier expects besides the signature.
 #[derive(Debug, Clone, Copy)]
-pub struct Expectation<'a> {
+pub(crate) struct Expectation<'a> {
     /// Accepted keys.
     pub keys: &'a [AccessKey],
     /// Region in the credential scope.
@@ -51,7 +51,7 @@ pub struct Expectation<'a> {
 
 /// Why a request was not authenticated.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum AuthFailure {
+pub(crate) enum AuthFailure {
     /// No signature at all.
     #[error("request is missing Authentication Token")]
     Missing,
@@ -91,7 +91,7 @@ pub enum AuthFailure {
 }
 
 /// Verify a request signed with an `Authorization` header. Returns the key that signed it.
-pub fn verify_header<'k>(
+pub(crate) fn verify_header<'k>(
     req: &ReceivedRequest<'_>,
     expect: &Expectation<'k>,
 ) -> Result<&'k AccessKey, AuthFailure> {
@@ -174,7 +174,7 @@ pub fn verify_header<'k>(
 }
 
 /// Verify a presigned URL (SigV4 in the query string), as the signaling WebSocket uses.
-pub fn verify_query<'k>(
+pub(crate) fn verify_query<'k>(
     req: &ReceivedRequest<'_>,
     expect: &Expectation<'k>,
 ) -> Result<&'k AccessKey, AuthFailure> {

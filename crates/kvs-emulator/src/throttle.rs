@@ -17,7 +17,7 @@ use crate::api_error::ApiError;
 const THROTTLED: &str = "Your request has been throttled because you have exceeded the limit of allowed client calls. Try making the call later.";
 
 /// The operations the emulator serves, by AWS name: the ones a rate can be set for.
-pub const OPERATIONS: [&str; 13] = [
+pub(crate) const OPERATIONS: [&str; 13] = [
     "CreateSignalingChannel",
     "DescribeSignalingChannel",
     "DeleteSignalingChannel",
@@ -154,7 +154,7 @@ pub(crate) struct Throttle {
 }
 
 impl Throttle {
-    pub fn new(config: Throttling) -> Self {
+    pub(crate) fn new(config: Throttling) -> Self {
         Self {
             config,
             buckets: Mutex::new(HashMap::new()),
@@ -164,7 +164,7 @@ impl Throttle {
     /// Take one request of an operation (on `channel`, when it names one) from its buckets, or
     /// refuse it. A refused request consumes nothing. The operation is named by its request path
     /// (`describeSignalingChannel`, `connectAsViewer`), as the call counter names it.
-    pub fn admit(
+    pub(crate) fn admit(
         &self,
         path_name: &str,
         channel: Option<&str>,

@@ -18,7 +18,7 @@ use crate::error::{Error, ErrorKind};
 
 /// The CA and the server identity derived from it.
 #[derive(Clone)]
-pub struct TlsMaterial {
+pub(crate) struct TlsMaterial {
     /// Where the CA certificate is, for clients to trust.
     pub ca_cert_path: PathBuf,
     /// The CA certificate, PEM.
@@ -35,7 +35,7 @@ impl std::fmt::Debug for TlsMaterial {
 }
 
 /// Load the CA in `dir`, creating it on first use.
-pub fn generated_ca(dir: &Path) -> Result<TlsMaterial, Error> {
+pub(crate) fn generated_ca(dir: &Path) -> Result<TlsMaterial, Error> {
     let cert_path = dir.join("ca.pem");
     let key_path = dir.join("ca.key");
     if !cert_path.exists() || !key_path.exists() {
@@ -80,7 +80,7 @@ pub fn generated_ca(dir: &Path) -> Result<TlsMaterial, Error> {
 }
 
 /// Use a CA the user gives.
-pub fn provided_ca(cert_path: &Path, key_path: &Path) -> Result<TlsMaterial, Error> {
+pub(crate) fn provided_ca(cert_path: &Path, key_path: &Path) -> Result<TlsMaterial, Error> {
     let read = |p: &Path| {
         std::fs::read_to_string(p)
             .map_err(|e| Error::io(ErrorKind::Tls, format!("cannot read {}", p.display()), e))

@@ -97,7 +97,7 @@ pub(crate) struct TurnService {
 
 impl TurnService {
     /// Start the embedded server if the mode asks for one; it closes when `shutdown` fires.
-    pub async fn start(
+    pub(crate) async fn start(
         mode: &TurnMode,
         bind: IpAddr,
         shutdown: CancellationToken,
@@ -188,12 +188,12 @@ impl TurnService {
     }
 
     /// The URIs handed out.
-    pub fn uris(&self) -> &[String] {
+    pub(crate) fn uris(&self) -> &[String] {
         &self.uris
     }
 
     /// One `IceServerList` entry, valid for `ttl` from `now`.
-    pub fn ice_server(&self, user: &str, now: SystemTime, ttl: Duration) -> Value {
+    pub(crate) fn ice_server(&self, user: &str, now: SystemTime, ttl: Duration) -> Value {
         let (username, password) = rest_credentials(&self.secret, user, now + ttl);
         json!({
             "Uris": self.uris,
@@ -204,7 +204,7 @@ impl TurnService {
     }
 
     /// The embedded server's allocations, for the inspection API (empty for other modes).
-    pub async fn allocations(&self) -> Value {
+    pub(crate) async fn allocations(&self) -> Value {
         let Some(server) = &self.server else {
             return json!({ "embedded": false, "allocations": [] });
         };

@@ -51,8 +51,6 @@
 //! for the socket, and writes only the protocol: the message format, the limits and the
 //! reconnect policy of the AWS SDKs for C and JavaScript.
 
-#![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
-
 pub mod backoff;
 mod client;
 pub mod config;

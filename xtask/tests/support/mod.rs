@@ -11,11 +11,11 @@ use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 
 /// The committed generated crate, relative to the workspace root.
-pub const GENERATED_CRATE: &str = "generated/aws-sdk-kinesisvideowebrtcstorage";
+pub(crate) const GENERATED_CRATE: &str = "generated/aws-sdk-kinesisvideowebrtcstorage";
 
 /// The pinned smithy-rs source archive: `$KVS_SMITHY_RS_SOURCE`, else the copy in `../shared`
 /// beside the workspace (where CI and the project's machines have it).
-pub fn smithy_rs_source() -> PathBuf {
+pub(crate) fn smithy_rs_source() -> PathBuf {
     let path = match std::env::var_os("KVS_SMITHY_RS_SOURCE") {
         Some(path) => PathBuf::from(path),
         None => workspace_root()
@@ -31,7 +31,7 @@ pub fn smithy_rs_source() -> PathBuf {
 }
 
 /// The real workspace root.
-pub fn workspace_root() -> PathBuf {
+pub(crate) fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .unwrap()
@@ -39,12 +39,12 @@ pub fn workspace_root() -> PathBuf {
 }
 
 /// A scratch copy of the parts of the workspace that `regen` reads and writes.
-pub struct Scratch {
+pub(crate) struct Scratch {
     dir: tempfile::TempDir,
 }
 
 impl Scratch {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let root = workspace_root();
         for file in [
@@ -82,7 +82,7 @@ impl Scratch {
     }
 
     /// A scratch copy that also holds the committed generated crate and its stamp.
-    pub fn with_generated() -> Self {
+    pub(crate) fn with_generated() -> Self {
         let scratch = Self::new();
         let root = workspace_root();
         xtask::tree::Tree::read(&root.join(GENERATED_CRATE))
@@ -96,7 +96,7 @@ impl Scratch {
     }
 
     /// Asserts that model/ and generated/ are as in the workspace this copy was made from.
-    pub fn assert_model_and_generated_untouched(&self) {
+    pub(crate) fn assert_model_and_generated_untouched(&self) {
         let root = workspace_root();
         for dir in ["model", GENERATED_CRATE] {
             let ours = xtask::tree::Tree::read(&self.path(dir)).unwrap();
@@ -106,27 +106,27 @@ impl Scratch {
         assert!(!self.path("generated/.staging").exists());
     }
 
-    pub fn root(&self) -> &Path {
+    pub(crate) fn root(&self) -> &Path {
         self.dir.path()
     }
 
-    pub fn path(&self, relative: &str) -> PathBuf {
+    pub(crate) fn path(&self, relative: &str) -> PathBuf {
         self.dir.path().join(relative)
     }
 
-    pub fn read(&self, relative: &str) -> String {
+    pub(crate) fn read(&self, relative: &str) -> String {
         std::fs::read_to_string(self.path(relative))
             .unwrap_or_else(|err| panic!("{relative}: {err}"))
     }
 
-    pub fn write(&self, relative: &str, contents: &str) {
+    pub(crate) fn write(&self, relative: &str, contents: &str) {
         let path = self.path(relative);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, contents).unwrap();
     }
 
     /// Runs `cargo xtask regen ARGS` here with extra environment.
-    pub fn regen(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+    pub(crate) fn regen(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
         let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
         command
             .arg("regen")
@@ -143,7 +143,7 @@ impl Scratch {
 }
 
 /// What a run printed and how it ended.
-pub struct Run {
+pub(crate) struct Run {
     pub code: Option<i32>,
     pub stdout: String,
     pub stderr: String,
@@ -161,7 +161,7 @@ impl From<Output> for Run {
 
 impl Run {
     /// Asserts the exit code and that stderr contains every fragment.
-    pub fn expect_failure(&self, code: i32, fragments: &[&str]) {
+    pub(crate) fn expect_failure(&self, code: i32, fragments: &[&str]) {
         assert_eq!(
             self.code,
             Some(code),
@@ -178,7 +178,7 @@ impl Run {
         }
     }
 
-    pub fn expect_success(&self) {
+    pub(crate) fn expect_success(&self) {
         assert_eq!(
             self.code,
             Some(0),
@@ -195,7 +195,7 @@ fn copy(from: &Path, to: &Path) {
 }
 
 /// `group:artifact:version` → files, laid out as a Maven repository under `repo`.
-pub fn publish(repo: &Path, group: &str, artifact: &str, version: &str, jar: &[u8]) {
+pub(crate) fn publish(repo: &Path, group: &str, artifact: &str, version: &str, jar: &[u8]) {
     let dir = repo
         .join(group.replace('.', "/"))
         .join(artifact)
@@ -214,7 +214,7 @@ pub fn publish(repo: &Path, group: &str, artifact: &str, version: &str, jar: &[u
 }
 
 /// Writes `maven-metadata.xml` listing `versions` (the last is the release).
-pub fn metadata(repo: &Path, group: &str, artifact: &str, versions: &[&str]) {
+pub(crate) fn metadata(repo: &Path, group: &str, artifact: &str, versions: &[&str]) {
     let dir = repo.join(group.replace('.', "/")).join(artifact);
     std::fs::create_dir_all(&dir).unwrap();
     let listed: String = versions
@@ -233,7 +233,7 @@ pub fn metadata(repo: &Path, group: &str, artifact: &str, versions: &[&str]) {
 }
 
 /// A jar with the given entries.
-pub fn jar(entries: &[(&str, &[u8])]) -> Vec<u8> {
+pub(crate) fn jar(entries: &[(&str, &[u8])]) -> Vec<u8> {
     let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     let options = zip::write::SimpleFileOptions::default();
     writer.start_file("META-INF/MANIFEST.MF", options).unwrap();
@@ -246,7 +246,7 @@ pub fn jar(entries: &[(&str, &[u8])]) -> Vec<u8> {
 }
 
 /// A model jar as software.amazon.api.models publishes them.
-pub fn model_jar(model_json: &[u8]) -> Vec<u8> {
+pub(crate) fn model_jar(model_json: &[u8]) -> Vec<u8> {
     jar(&[
         (
             "META-INF/smithy/manifest",
@@ -261,7 +261,7 @@ pub fn model_jar(model_json: &[u8]) -> Vec<u8> {
 
 /// A local Maven repository holding the test stand-in generator under the smithy-rs
 /// coordinates pinned in codegen/gradle.properties. Built once per test process with Gradle.
-pub fn fake_generator_repo() -> &'static Path {
+pub(crate) fn fake_generator_repo() -> &'static Path {
     static REPO: OnceLock<PathBuf> = OnceLock::new();
     REPO.get_or_init(|| {
         // Under target/, rebuilt once per test process; nothing is left in /tmp.
@@ -351,14 +351,14 @@ fn copy_dir(from: &Path, to: &Path) {
 
 /// A minimal HTTP/1.1 file server on 127.0.0.1 for a local Maven repository. Serves until
 /// dropped; every request is answered and the connection closed.
-pub struct FileServer {
+pub(crate) struct FileServer {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl FileServer {
-    pub fn serve(root: PathBuf) -> Self {
+    pub(crate) fn serve(root: PathBuf) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let stop = Arc::new(AtomicBool::new(false));
@@ -380,7 +380,7 @@ impl FileServer {
         }
     }
 
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
 }

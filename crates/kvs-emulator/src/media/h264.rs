@@ -57,7 +57,7 @@ pub(crate) struct Sps {
 
 impl Sps {
     /// The profile's name as the service lists it, or `None` for a profile it does not accept.
-    pub fn allowed_profile(&self) -> Option<&'static str> {
+    pub(crate) fn allowed_profile(&self) -> Option<&'static str> {
         profile_name(self.profile_idc, self.constraint_flags)
     }
 }

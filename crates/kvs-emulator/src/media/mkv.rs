@@ -111,7 +111,7 @@ fn opus_head() -> Vec<u8> {
 
 impl MkvWriter {
     /// Create the file and write everything before the first cluster.
-    pub fn create(path: &Path, video: &VideoParams) -> io::Result<Self> {
+    pub(crate) fn create(path: &Path, video: &VideoParams) -> io::Result<Self> {
         let mut out = BufWriter::new(File::create(path)?);
         let header = [
             uint(0x4286, 1),
@@ -191,7 +191,7 @@ impl MkvWriter {
 
     /// Append one frame. Video frames are AVCC (4-byte length prefixes); `end_ms` is when the frame
     /// stops playing, used for the duration.
-    pub fn write_frame(
+    pub(crate) fn write_frame(
         &mut self,
         track: u64,
         timestamp_ms: i64,
@@ -226,7 +226,7 @@ impl MkvWriter {
     }
 
     /// Patch Duration and the Segment size, flush and sync. Returns the duration in ms.
-    pub fn finish(mut self) -> io::Result<i64> {
+    pub(crate) fn finish(mut self) -> io::Result<i64> {
         self.out.flush()?;
         let end = self.out.stream_position()?;
         let duration = self.last_end_ms.max(0);

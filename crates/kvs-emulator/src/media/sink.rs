@@ -104,7 +104,7 @@ fn unix_ms() -> u64 {
 
 impl MediaSink {
     /// A sink that records into `path` once recording can start.
-    pub fn new(path: PathBuf, max_frame: usize) -> Self {
+    pub(crate) fn new(path: PathBuf, max_frame: usize) -> Self {
         Self {
             stats: MediaStats::default(),
             path,
@@ -124,7 +124,7 @@ impl MediaSink {
     }
 
     /// The current statistics.
-    pub fn stats(&self) -> &MediaStats {
+    pub(crate) fn stats(&self) -> &MediaStats {
         &self.stats
     }
 
@@ -136,13 +136,13 @@ impl MediaSink {
     }
 
     /// Note that a PLI was sent.
-    pub fn keyframe_requested(&mut self, now: Instant) {
+    pub(crate) fn keyframe_requested(&mut self, now: Instant) {
         self.stats.keyframe_requests += 1;
         self.first_pli.get_or_insert(now);
     }
 
     /// One H.264 access unit (Annex-B). Returns true when a keyframe should be requested.
-    pub fn on_video(
+    pub(crate) fn on_video(
         &mut self,
         data: &[u8],
         media_time_us: u64,
@@ -279,7 +279,7 @@ impl MediaSink {
     }
 
     /// One Opus packet.
-    pub fn on_audio(&mut self, data: &[u8], media_time_us: u64, arrival: Instant) {
+    pub(crate) fn on_audio(&mut self, data: &[u8], media_time_us: u64, arrival: Instant) {
         self.stats.audio.count("opus", data.len(), media_time_us);
         let Some(start) = self.record_start else {
             self.stats.audio.frames_not_recorded += 1;
@@ -309,7 +309,7 @@ impl MediaSink {
     }
 
     /// Finalize the recording and return the final statistics.
-    pub fn finish(mut self) -> MediaStats {
+    pub(crate) fn finish(mut self) -> MediaStats {
         if self.stats.video.frames > 0 && self.stats.audio.frames == 0 {
             self.violation("no Opus audio was received; the service needs both tracks".to_owned());
         }

@@ -23,7 +23,7 @@ pub(crate) enum Role {
 }
 
 impl Role {
-    pub fn client_id(&self) -> Option<&str> {
+    pub(crate) fn client_id(&self) -> Option<&str> {
         match self {
             Role::Master => None,
             Role::Viewer(id) => Some(id),
@@ -56,7 +56,7 @@ pub(crate) struct Connection {
 
 impl Connection {
     /// Queue a frame; false (and counted) when the queue is full or the socket is gone.
-    pub fn send(&self, frame: Outbound) -> bool {
+    pub(crate) fn send(&self, frame: Outbound) -> bool {
         match self.tx.try_send(frame) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
@@ -73,7 +73,7 @@ impl Connection {
     }
 
     /// Frames dropped because the queue was full.
-    pub fn dropped(&self) -> u64 {
+    pub(crate) fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
 }
@@ -118,7 +118,7 @@ pub(crate) struct Hub {
 }
 
 impl Hub {
-    pub fn new(queue: usize, max_viewers: usize) -> Self {
+    pub(crate) fn new(queue: usize, max_viewers: usize) -> Self {
         Self {
             channels: Mutex::new(HashMap::new()),
             held: Mutex::new(HashMap::new()),
@@ -134,7 +134,7 @@ impl Hub {
 
     /// Register a socket. A new master replaces the old one, a viewer replaces its own id; both
     /// close the replaced socket. Too many viewers is ClientLimitExceeded.
-    pub fn register(
+    pub(crate) fn register(
         &self,
         channel_arn: &str,
         role: Role,
@@ -176,7 +176,13 @@ impl Hub {
     }
 
     /// Keep a frame for a recipient that is not connected, until `expires`.
-    pub fn hold(&self, channel_arn: &str, recipient: &Role, frame: String, expires: Instant) {
+    pub(crate) fn hold(
+        &self,
+        channel_arn: &str,
+        recipient: &Role,
+        frame: String,
+        expires: Instant,
+    ) {
         let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
         let key = (channel_arn.to_owned(), recipient.clone());
         if held.len() >= HELD_RECIPIENTS && !held.contains_key(&key) {
@@ -215,7 +221,7 @@ impl Hub {
 
     /// Messages kept for offline recipients, per channel ARN (expired ones included until their
     /// recipient connects or a full store prunes them).
-    pub fn held_counts(&self) -> std::collections::BTreeMap<String, usize> {
+    pub(crate) fn held_counts(&self) -> std::collections::BTreeMap<String, usize> {
         let held = self.held.lock().unwrap_or_else(|e| e.into_inner());
         let mut counts = std::collections::BTreeMap::new();
         for ((channel, _), queue) in held.iter() {
@@ -233,7 +239,7 @@ impl Hub {
     }
 
     /// Forget a socket, unless a newer one already replaced it.
-    pub fn unregister(&self, conn: &Connection) {
+    pub(crate) fn unregister(&self, conn: &Connection) {
         let mut channels = self.lock();
         if let Some(entry) = channels.get_mut(&conn.channel_arn) {
             match &conn.role {
@@ -255,7 +261,7 @@ impl Hub {
     }
 
     /// The current socket of a role on a channel.
-    pub fn find(&self, channel_arn: &str, role: &Role) -> Option<Arc<Connection>> {
+    pub(crate) fn find(&self, channel_arn: &str, role: &Role) -> Option<Arc<Connection>> {
         let channels = self.lock();
         let entry = channels.get(channel_arn)?;
         match role {
@@ -265,7 +271,7 @@ impl Hub {
     }
 
     /// Close every socket of a channel.
-    pub fn close_channel(&self, channel_arn: &str, reason: &str) {
+    pub(crate) fn close_channel(&self, channel_arn: &str, reason: &str) {
         self.drop_held(channel_arn);
         let entry = self.lock().remove(channel_arn);
         if let Some(entry) = entry {
@@ -276,7 +282,12 @@ impl Hub {
     }
 
     /// Send to the sockets of a channel that match `client_id` (None: the master; Some("*"): all).
-    pub fn broadcast(&self, channel_arn: &str, client_id: Option<&str>, frame: Outbound) -> usize {
+    pub(crate) fn broadcast(
+        &self,
+        channel_arn: &str,
+        client_id: Option<&str>,
+        frame: Outbound,
+    ) -> usize {
         let targets: Vec<Arc<Connection>> = {
             let channels = self.lock();
             let Some(entry) = channels.get(channel_arn) else {
@@ -297,7 +308,7 @@ impl Hub {
     }
 
     /// A snapshot of every connection.
-    pub fn connections(&self) -> Vec<ConnectionInfo> {
+    pub(crate) fn connections(&self) -> Vec<ConnectionInfo> {
         let channels = self.lock();
         let mut all: Vec<ConnectionInfo> = channels
             .values()

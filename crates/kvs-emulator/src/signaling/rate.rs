@@ -12,7 +12,7 @@ pub(crate) struct TokenBucket {
 }
 
 impl TokenBucket {
-    pub fn per_second(rate: u32) -> Self {
+    pub(crate) fn per_second(rate: u32) -> Self {
         Self {
             rate: f64::from(rate.max(1)),
             tokens: f64::from(rate.max(1)),
@@ -21,7 +21,7 @@ impl TokenBucket {
     }
 
     /// Take one token at `now`; false when the rate is exceeded.
-    pub fn try_take(&mut self, now: Instant) -> bool {
+    pub(crate) fn try_take(&mut self, now: Instant) -> bool {
         if let Some(last) = self.last {
             let elapsed = now.saturating_duration_since(last).as_secs_f64();
             self.tokens = (self.tokens + elapsed * self.rate).min(self.rate);

@@ -16,7 +16,7 @@ pub(crate) enum Action {
 }
 
 impl Action {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Action::SdpOffer => "SDP_OFFER",
             Action::SdpAnswer => "SDP_ANSWER",

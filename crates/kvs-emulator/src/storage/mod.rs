@@ -91,11 +91,11 @@ pub(crate) struct SessionHandle {
 }
 
 impl SessionHandle {
-    pub fn update(&self, f: impl FnOnce(&mut SessionInfo)) {
+    pub(crate) fn update(&self, f: impl FnOnce(&mut SessionInfo)) {
         f(&mut self.info.lock().unwrap_or_else(|e| e.into_inner()));
     }
 
-    pub fn snapshot(&self) -> SessionInfo {
+    pub(crate) fn snapshot(&self) -> SessionInfo {
         let mut info = self.info.lock().unwrap_or_else(|e| e.into_inner()).clone();
         info.dropped_inputs = self.dropped.load(Ordering::Relaxed);
         info
@@ -118,7 +118,7 @@ pub(crate) struct Sessions {
 }
 
 impl Sessions {
-    pub fn new(queue: usize) -> Self {
+    pub(crate) fn new(queue: usize) -> Self {
         Self {
             state: Mutex::new(State::default()),
             next_id: AtomicU64::new(1),
@@ -131,7 +131,7 @@ impl Sessions {
     }
 
     /// Register a new session for (channel, role); the one it replaces is told to end.
-    pub fn begin(
+    pub(crate) fn begin(
         &self,
         channel_arn: &str,
         stream_arn: &str,
@@ -184,7 +184,12 @@ impl Sessions {
     }
 
     /// A session task ended: move it to the history and, for a viewer, hold its slot.
-    pub fn finished(&self, handle: &SessionHandle, role: &Role, slot_hold: std::time::Duration) {
+    pub(crate) fn finished(
+        &self,
+        handle: &SessionHandle,
+        role: &Role,
+        slot_hold: std::time::Duration,
+    ) {
         let info = handle.snapshot();
         let mut state = self.lock();
         let key = (info.channel_arn.clone(), role.clone());
@@ -204,7 +209,12 @@ impl Sessions {
     }
 
     /// Viewer slots in use on a channel, not counting `client_id` (which would reuse its own).
-    pub fn viewer_slots_in_use(&self, channel_arn: &str, client_id: &str, now: Instant) -> usize {
+    pub(crate) fn viewer_slots_in_use(
+        &self,
+        channel_arn: &str,
+        client_id: &str,
+        now: Instant,
+    ) -> usize {
         let mut state = self.lock();
         state.held_slots.retain(|_, until| *until > now);
         let live = state
@@ -222,14 +232,14 @@ impl Sessions {
     }
 
     /// Whether the channel has a live master session.
-    pub fn has_master(&self, channel_arn: &str) -> bool {
+    pub(crate) fn has_master(&self, channel_arn: &str) -> bool {
         self.lock()
             .live
             .contains_key(&(channel_arn.to_owned(), Role::Master))
     }
 
     /// Hand a signaling message to the session serving (channel, role).
-    pub fn deliver(&self, channel_arn: &str, role: &Role, input: PeerInput) {
+    pub(crate) fn deliver(&self, channel_arn: &str, role: &Role, input: PeerInput) {
         let handle = self
             .lock()
             .live
@@ -250,7 +260,7 @@ impl Sessions {
     }
 
     /// End every session of a channel.
-    pub fn end_channel(&self, channel_arn: &str, reason: &str) {
+    pub(crate) fn end_channel(&self, channel_arn: &str, reason: &str) {
         let handles: Vec<Arc<SessionHandle>> = self
             .lock()
             .live
@@ -267,7 +277,7 @@ impl Sessions {
     }
 
     /// Live sessions first, then ended ones (oldest first).
-    pub fn snapshot(&self) -> Vec<SessionInfo> {
+    pub(crate) fn snapshot(&self) -> Vec<SessionInfo> {
         let state = self.lock();
         let mut live: Vec<SessionInfo> = state.live.values().map(|h| h.snapshot()).collect();
         live.sort_by_key(|s| s.id);

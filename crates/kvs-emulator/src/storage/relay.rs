@@ -58,33 +58,33 @@ impl ChannelRelay {
     }
 
     /// A frame the master sent, for every viewer. Dropped when no viewer listens.
-    pub fn send_to_viewers(&self, frame: RelayedFrame) {
+    pub(crate) fn send_to_viewers(&self, frame: RelayedFrame) {
         let _ = self.to_viewers.send(frame);
     }
 
     /// Audio a viewer sent, for the master. Dropped when no master listens.
-    pub fn send_to_master(&self, frame: RelayedFrame) {
+    pub(crate) fn send_to_master(&self, frame: RelayedFrame) {
         let _ = self.to_master.send(frame);
     }
 
     /// What a viewer receives from now on.
-    pub fn viewer_feed(&self) -> broadcast::Receiver<RelayedFrame> {
+    pub(crate) fn viewer_feed(&self) -> broadcast::Receiver<RelayedFrame> {
         self.to_viewers.subscribe()
     }
 
     /// What the master receives from now on.
-    pub fn master_feed(&self) -> broadcast::Receiver<RelayedFrame> {
+    pub(crate) fn master_feed(&self) -> broadcast::Receiver<RelayedFrame> {
         self.to_master.subscribe()
     }
 
     /// A viewer needs a keyframe: the master's storage peer sends a PLI. Requests made while
     /// none is pending collapse into one.
-    pub fn request_keyframe(&self) {
+    pub(crate) fn request_keyframe(&self) {
         self.keyframe_wanted.notify_one();
     }
 
     /// Resolves when a viewer asked for a keyframe.
-    pub async fn keyframe_requested(&self) {
+    pub(crate) async fn keyframe_requested(&self) {
         self.keyframe_wanted.notified().await;
     }
 }
@@ -95,7 +95,7 @@ pub(crate) struct Relays(Mutex<HashMap<String, Arc<ChannelRelay>>>);
 
 impl Relays {
     /// The relay of a channel.
-    pub fn channel(&self, channel_arn: &str) -> Arc<ChannelRelay> {
+    pub(crate) fn channel(&self, channel_arn: &str) -> Arc<ChannelRelay> {
         let mut relays = self.0.lock().unwrap_or_else(|e| e.into_inner());
         relays
             .entry(channel_arn.to_owned())
@@ -104,7 +104,7 @@ impl Relays {
     }
 
     /// Forget a deleted channel's relay (sessions still holding it keep their copy).
-    pub fn remove(&self, channel_arn: &str) {
+    pub(crate) fn remove(&self, channel_arn: &str) {
         self.0
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -134,7 +134,7 @@ const OPUS_FRAME_TICKS: u64 = 960;
 
 impl SpeakerSelector {
     /// The output time of a viewer's audio frame, or `None` when another viewer has the floor.
-    pub fn admit(&mut self, frame: &RelayedFrame, now: Instant) -> Option<MediaTime> {
+    pub(crate) fn admit(&mut self, frame: &RelayedFrame, now: Instant) -> Option<MediaTime> {
         let ticks = frame.time.rebase(Frequency::FORTY_EIGHT_KHZ).numer();
         let switch = match &self.current {
             Some(s) if s.source == frame.source => false,

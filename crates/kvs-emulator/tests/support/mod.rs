@@ -3,7 +3,7 @@
 
 #![allow(dead_code)]
 
-pub mod peer;
+pub(crate) mod peer;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -20,19 +20,19 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub(crate) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// How long any single wait in a test may take before it fails.
-pub const WAIT: Duration = Duration::from_secs(20);
+pub(crate) const WAIT: Duration = Duration::from_secs(20);
 
-pub struct TestEmulator {
+pub(crate) struct TestEmulator {
     pub handle: EmulatorHandle,
     pub dir: tempfile::TempDir,
     pub service: Service,
 }
 
 /// A storage channel whose master's signaling socket is open.
-pub struct StorageMaster {
+pub(crate) struct StorageMaster {
     pub channel_arn: String,
     /// The channel's HTTPS (signaling REST) endpoint.
     pub https: String,
@@ -43,7 +43,7 @@ pub struct StorageMaster {
 
 /// Where an emulator answers and how to talk to it (in-process or a `kvs-emulator serve` child).
 #[derive(Clone)]
-pub struct Service {
+pub(crate) struct Service {
     pub endpoint: String,
     pub region: String,
     pub key: AccessKey,
@@ -58,11 +58,11 @@ impl std::ops::Deref for TestEmulator {
 }
 
 impl TestEmulator {
-    pub async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         Self::start_with(|b| b).await
     }
 
-    pub async fn start_with(tweak: impl FnOnce(EmulatorBuilder) -> EmulatorBuilder) -> Self {
+    pub(crate) async fn start_with(tweak: impl FnOnce(EmulatorBuilder) -> EmulatorBuilder) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let builder = Emulator::builder()
             .tls(TlsMode::GeneratedCa {
@@ -86,19 +86,19 @@ impl TestEmulator {
 }
 
 impl Service {
-    pub fn key(&self) -> AccessKey {
+    pub(crate) fn key(&self) -> AccessKey {
         self.key.clone()
     }
 
-    pub fn http_client(&self) -> SharedHttpClient {
+    pub(crate) fn http_client(&self) -> SharedHttpClient {
         kvs_emulator::https_client_trusting(&self.ca_pem).expect("the emulator CA loads")
     }
 
-    pub fn control_plane(&self) -> aws_sdk_kinesisvideo::Client {
+    pub(crate) fn control_plane(&self) -> aws_sdk_kinesisvideo::Client {
         self.control_plane_as(&self.key())
     }
 
-    pub fn control_plane_as(&self, key: &AccessKey) -> aws_sdk_kinesisvideo::Client {
+    pub(crate) fn control_plane_as(&self, key: &AccessKey) -> aws_sdk_kinesisvideo::Client {
         let config = aws_sdk_kinesisvideo::Config::builder()
             .behavior_version_latest()
             .region(aws_sdk_kinesisvideo::config::Region::new(
@@ -112,7 +112,7 @@ impl Service {
     }
 
     /// JoinStorageSession as the master through the official client; the join must be accepted.
-    pub async fn join_master(&self, webrtc_endpoint: &str, channel_arn: &str) {
+    pub(crate) async fn join_master(&self, webrtc_endpoint: &str, channel_arn: &str) {
         self.storage(webrtc_endpoint)
             .join_storage_session()
             .channel_arn(channel_arn)
@@ -122,7 +122,12 @@ impl Service {
     }
 
     /// JoinStorageSessionAsViewer through the official client; the join must be accepted.
-    pub async fn join_viewer(&self, webrtc_endpoint: &str, channel_arn: &str, client_id: &str) {
+    pub(crate) async fn join_viewer(
+        &self,
+        webrtc_endpoint: &str,
+        channel_arn: &str,
+        client_id: &str,
+    ) {
         self.storage(webrtc_endpoint)
             .join_storage_session_as_viewer()
             .channel_arn(channel_arn)
@@ -134,7 +139,7 @@ impl Service {
 
     /// A storage channel `name` (see [`Service::storage_channel`]) with its master's signaling
     /// socket open; not joined yet.
-    pub async fn storage_master(&self, name: &str) -> StorageMaster {
+    pub(crate) async fn storage_master(&self, name: &str) -> StorageMaster {
         let (channel_arn, _) = self.storage_channel(name).await;
         let (wss, https, webrtc) = self.endpoints(&channel_arn, ChannelRole::Master).await;
         let ws = self
@@ -149,11 +154,14 @@ impl Service {
         }
     }
 
-    pub fn storage(&self, webrtc_endpoint: &str) -> aws_sdk_kinesisvideowebrtcstorage::Client {
+    pub(crate) fn storage(
+        &self,
+        webrtc_endpoint: &str,
+    ) -> aws_sdk_kinesisvideowebrtcstorage::Client {
         self.storage_as(webrtc_endpoint, &self.key())
     }
 
-    pub fn storage_as(
+    pub(crate) fn storage_as(
         &self,
         webrtc_endpoint: &str,
         key: &AccessKey,
@@ -172,7 +180,7 @@ impl Service {
     }
 
     /// A channel with storage enabled into a fresh stream. Returns (channel ARN, stream ARN).
-    pub async fn storage_channel(&self, name: &str) -> (String, String) {
+    pub(crate) async fn storage_channel(&self, name: &str) -> (String, String) {
         let kv = self.control_plane();
         let channel = kv
             .create_signaling_channel()
@@ -205,7 +213,7 @@ impl Service {
     }
 
     /// (WSS, HTTPS, WEBRTC) endpoints for a role, as GetSignalingChannelEndpoint returns them.
-    pub async fn endpoints(
+    pub(crate) async fn endpoints(
         &self,
         channel_arn: &str,
         role: ChannelRole,
@@ -240,7 +248,7 @@ impl Service {
         )
     }
 
-    pub fn rustls_client_config(&self) -> Arc<rustls::ClientConfig> {
+    pub(crate) fn rustls_client_config(&self) -> Arc<rustls::ClientConfig> {
         use rustls_pki_types::pem::PemObject;
         let mut roots = rustls::RootCertStore::empty();
         let pem = self.ca_pem.as_str();
@@ -258,7 +266,7 @@ impl Service {
     }
 
     /// Open a signaling socket with a URL presigned by `aws-sigv4`.
-    pub async fn connect(
+    pub(crate) async fn connect(
         &self,
         wss: &str,
         channel_arn: &str,
@@ -276,7 +284,7 @@ impl Service {
         self.connect_url(&url).await
     }
 
-    pub async fn connect_url(
+    pub(crate) async fn connect_url(
         &self,
         url: &str,
     ) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
@@ -287,7 +295,7 @@ impl Service {
         Ok(ws)
     }
 
-    pub async fn inspect(&self, resource: &str) -> Value {
+    pub(crate) async fn inspect(&self, resource: &str) -> Value {
         let url = format!(
             "{}{}/{resource}",
             &self.endpoint,
@@ -296,13 +304,13 @@ impl Service {
         http_json(self, "GET", &url, None).await
     }
 
-    pub async fn fault(&self, body: Value) -> Value {
+    pub(crate) async fn fault(&self, body: Value) -> Value {
         let url = format!("{}{}/faults", &self.endpoint, kvs_emulator::inspect::PREFIX);
         http_json(self, "POST", &url, Some(body)).await
     }
 
     /// Poll the inspection API until `pred` holds for the session list (bounded by [`WAIT`]).
-    pub async fn wait_for_sessions(
+    pub(crate) async fn wait_for_sessions(
         &self,
         what: &str,
         pred: impl Fn(&[Value]) -> bool,
@@ -328,7 +336,7 @@ impl Service {
 }
 
 /// A SigV4 presigned WSS URL, made by `aws-sigv4` (an implementation independent of the emulator).
-pub fn presign(
+pub(crate) fn presign(
     wss: &str,
     channel_arn: &str,
     client_id: Option<&str>,
@@ -379,7 +387,7 @@ pub fn presign(
     request.uri().to_string()
 }
 
-pub fn urlencode(s: &str) -> String {
+pub(crate) fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| {
             if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
@@ -399,14 +407,14 @@ async fn http_json(emu: &Service, method: &str, url: &str, body: Option<Value>) 
 }
 
 /// One HTTP/1.1 request over TLS, unsigned: the status code and the body.
-pub async fn http_raw(emu: &Service, method: &str, url: &str, body: &[u8]) -> (u16, String) {
+pub(crate) async fn http_raw(emu: &Service, method: &str, url: &str, body: &[u8]) -> (u16, String) {
     let (status, _, body) = http_raw_with(emu, method, url, &[], body).await;
     (status, body)
 }
 
 /// [`http_raw`] with extra request headers; also returns the response headers (lower-cased
 /// names).
-pub async fn http_raw_with(
+pub(crate) async fn http_raw_with(
     emu: &Service,
     method: &str,
     url: &str,
@@ -451,7 +459,7 @@ pub async fn http_raw_with(
 }
 
 /// The next text frame as JSON, within [`WAIT`].
-pub async fn next_json(ws: &mut Ws) -> Value {
+pub(crate) async fn next_json(ws: &mut Ws) -> Value {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let frame = tokio::time::timeout_at(deadline, ws.next())
@@ -468,7 +476,7 @@ pub async fn next_json(ws: &mut Ws) -> Value {
 }
 
 /// Wait until the socket is closed by the server; returns the close reason.
-pub async fn closed(ws: &mut Ws) -> String {
+pub(crate) async fn closed(ws: &mut Ws) -> String {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         match tokio::time::timeout_at(deadline, ws.next())
@@ -484,13 +492,13 @@ pub async fn closed(ws: &mut Ws) -> String {
     }
 }
 
-pub async fn send_json(ws: &mut Ws, value: &Value) {
+pub(crate) async fn send_json(ws: &mut Ws, value: &Value) {
     ws.send(Message::text(value.to_string()))
         .await
         .expect("send frame");
 }
 
-pub fn decode_payload(event: &Value) -> Value {
+pub(crate) fn decode_payload(event: &Value) -> Value {
     use base64::Engine as _;
     let b64 = event["messagePayload"].as_str().expect("messagePayload");
     let bytes = base64::engine::general_purpose::STANDARD
@@ -499,13 +507,13 @@ pub fn decode_payload(event: &Value) -> Value {
     serde_json::from_slice(&bytes).expect("JSON payload")
 }
 
-pub fn encode_payload(value: &Value) -> String {
+pub(crate) fn encode_payload(value: &Value) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(value.to_string())
 }
 
 /// `ffprobe` on a recording: its streams' codec names and the container's duration (seconds).
-pub fn ffprobe(file: &std::path::Path) -> (Vec<String>, f64) {
+pub(crate) fn ffprobe(file: &std::path::Path) -> (Vec<String>, f64) {
     let probe = std::process::Command::new("ffprobe")
         .args([
             "-v",
@@ -543,7 +551,7 @@ pub fn ffprobe(file: &std::path::Path) -> (Vec<String>, f64) {
 
 /// The one recording in `channel_dir` holds the 3 s fixture: ffprobe finds H.264 and Opus and a
 /// duration of 3 s.
-pub fn assert_fixture_recording(channel_dir: &std::path::Path) {
+pub(crate) fn assert_fixture_recording(channel_dir: &std::path::Path) {
     let file = std::fs::read_dir(channel_dir)
         .expect("recording dir")
         .next()

@@ -20,7 +20,7 @@ use super::{decode_payload, encode_payload, send_json, Ws, WAIT};
 const OPUS_SILENCE: [u8; 3] = [0xF8, 0xFF, 0xFE];
 
 /// The fixture's access units (Annex-B), one per frame at 25 fps.
-pub fn fixture_access_units() -> Vec<Vec<u8>> {
+pub(crate) fn fixture_access_units() -> Vec<Vec<u8>> {
     let data = std::fs::read(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/fixtures/testsrc-320x240-25fps-3s.h264"
@@ -50,14 +50,14 @@ pub fn fixture_access_units() -> Vec<Vec<u8>> {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum VideoCodec {
+pub(crate) enum VideoCodec {
     H264,
     Vp8,
 }
 
 /// What the test peer does once connected.
 #[derive(Debug, Clone, Copy)]
-pub struct Plan {
+pub(crate) struct Plan {
     pub codec: VideoCodec,
     /// How many times the 3 s fixture plays (0: return once connected or refused).
     pub loops: usize,
@@ -66,7 +66,7 @@ pub struct Plan {
 }
 
 #[derive(Debug, Default)]
-pub struct Report {
+pub(crate) struct Report {
     pub offer_sdp: String,
     pub candidates_before_offer: usize,
     pub connected: bool,
@@ -88,7 +88,7 @@ fn has_idr(annex_b: &[u8]) -> bool {
 
 /// Wait for the storage offer on `ws`, answer it and, if it connects, stream the 3 s fixture
 /// `loops` times in real time (0: send nothing, return once connected or refused).
-pub async fn answer_and_stream(ws: &mut Ws, codec: VideoCodec, loops: usize) -> Report {
+pub(crate) async fn answer_and_stream(ws: &mut Ws, codec: VideoCodec, loops: usize) -> Report {
     answer_and_run(
         ws,
         Plan {
@@ -101,7 +101,7 @@ pub async fn answer_and_stream(ws: &mut Ws, codec: VideoCodec, loops: usize) -> 
 }
 
 /// How the test peer's packets travel.
-pub enum Transport {
+pub(crate) enum Transport {
     /// A UDP socket on 127.0.0.1 (a host candidate).
     Direct,
     /// Only through a TURN allocation (a relayed candidate): relay-only ICE.
@@ -115,7 +115,11 @@ pub enum Transport {
 
 impl Transport {
     /// Allocate a relay on the TURN server at `uri` (`turn:host:port?transport=udp`).
-    pub async fn turn(uri: &str, username: &str, password: &str) -> Result<Self, turn::Error> {
+    pub(crate) async fn turn(
+        uri: &str,
+        username: &str,
+        password: &str,
+    ) -> Result<Self, turn::Error> {
         let server = uri
             .trim_start_matches("turn:")
             .split('?')
@@ -173,12 +177,12 @@ impl Io {
 
 /// Wait for the storage offer on `ws`, answer it and, once connected, follow `plan`, counting
 /// the media that arrives meanwhile.
-pub async fn answer_and_run(ws: &mut Ws, plan: Plan) -> Report {
+pub(crate) async fn answer_and_run(ws: &mut Ws, plan: Plan) -> Report {
     answer_and_run_over(ws, plan, Transport::Direct).await
 }
 
 /// [`answer_and_run`] with the peer's packets going over `transport`.
-pub async fn answer_and_run_over(ws: &mut Ws, plan: Plan, transport: Transport) -> Report {
+pub(crate) async fn answer_and_run_over(ws: &mut Ws, plan: Plan, transport: Transport) -> Report {
     let Plan {
         codec,
         loops,

@@ -5,14 +5,14 @@
 use aws_sdk_kinesisvideo::types::{MediaStorageConfiguration, MediaStorageConfigurationStatus};
 use kvs_emulator::{Emulator, EmulatorHandle, TlsMode};
 
-pub struct TestEmulator {
+pub(crate) struct TestEmulator {
     pub handle: EmulatorHandle,
     pub sdk_config: aws_types::SdkConfig,
     pub control_plane: aws_sdk_kinesisvideo::Client,
     _dir: tempfile::TempDir,
 }
 
-pub async fn start() -> TestEmulator {
+pub(crate) async fn start() -> TestEmulator {
     let dir = tempfile::tempdir().expect("temp dir");
     let handle = Emulator::builder()
         .tls(TlsMode::GeneratedCa {
@@ -34,7 +34,7 @@ pub async fn start() -> TestEmulator {
 
 impl TestEmulator {
     /// A channel (no storage). Returns its ARN.
-    pub async fn channel(&self, name: &str) -> String {
+    pub(crate) async fn channel(&self, name: &str) -> String {
         self.control_plane
             .create_signaling_channel()
             .channel_name(name)
@@ -46,7 +46,7 @@ impl TestEmulator {
     }
 
     /// A stream with retention. Returns its ARN.
-    pub async fn stream(&self, name: &str) -> String {
+    pub(crate) async fn stream(&self, name: &str) -> String {
         self.control_plane
             .create_stream()
             .stream_name(name)
@@ -58,7 +58,12 @@ impl TestEmulator {
             .expect("ARN")
     }
 
-    pub async fn set_storage(&self, channel_arn: &str, stream_arn: Option<&str>, enabled: bool) {
+    pub(crate) async fn set_storage(
+        &self,
+        channel_arn: &str,
+        stream_arn: Option<&str>,
+        enabled: bool,
+    ) {
         let status = if enabled {
             MediaStorageConfigurationStatus::Enabled
         } else {
@@ -80,14 +85,14 @@ impl TestEmulator {
     }
 
     /// A channel storing into its own stream `<name>-stream`. Returns the channel ARN.
-    pub fn storage_channel(&self, name: &str) -> String {
+    pub(crate) fn storage_channel(&self, name: &str) -> String {
         self.handle
             .create_storage_channel(name)
             .expect("storage channel")
     }
 
     /// How many times the emulator saw each AWS operation.
-    pub fn calls(&self, operation: &str) -> u64 {
+    pub(crate) fn calls(&self, operation: &str) -> u64 {
         self.handle.calls().get(operation).copied().unwrap_or(0)
     }
 }
