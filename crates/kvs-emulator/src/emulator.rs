@@ -13,10 +13,10 @@ use crate::config::{AccessKey, EmulatorConfig, Limits, Timings, TlsMode, TurnMod
 use crate::error::{Error, ErrorKind};
 use crate::faults::Faults;
 use crate::http_server::{self, Handler};
+use crate::hub::Hub;
 use crate::registry::Registry;
+use crate::sessions::{SessionInfo, Sessions};
 use crate::shared::{Endpoints, Shared};
-use crate::signaling::hub::Hub;
-use crate::storage::{SessionInfo, Sessions};
 use crate::throttle::{Throttle, Throttling};
 use crate::tls::{self, TlsMaterial};
 use crate::turn_server::TurnService;

@@ -26,10 +26,10 @@ use serde_json::{json, Value};
 
 use crate::http_server::HttpResponse;
 use crate::http_util;
+use crate::link::Outbound;
 use crate::registry::ResourceRef;
 use crate::shared::Shared;
-use crate::signaling::hub::Outbound;
-use crate::signaling::wire;
+use crate::wire;
 
 /// Path prefix of the inspection API.
 pub const PREFIX: &str = "/_emulator/v1";

@@ -14,7 +14,7 @@
 //! Each accepted join starts a **storage peer**, a real WebRTC peer built on `str0m` that sends its
 //! offer over the signaling socket, checks the answer and the media (H.264 + Opus) as the service
 //! does, and records each session into a Matroska file that `ffprobe` and players read. Viewers
-//! get the master's media through a relay (`storage::relay`); an embedded TURN server (UDP) backs
+//! get the master's media through a relay (`relay`); an embedded TURN server (UDP) backs
 //! the GetIceServerConfig entries ([`TurnMode`]); per-API rates are throttled like AWS
 //! ([`Throttling`]).
 //!
@@ -49,11 +49,15 @@ mod error;
 mod faults;
 mod http_server;
 mod http_util;
+mod hub;
 mod ice_config;
 pub mod inspect;
+mod link;
 mod media;
 mod registry;
+mod relay;
 mod sdk_client;
+mod sessions;
 mod shared;
 mod signaling;
 mod sigv4;
@@ -62,15 +66,16 @@ mod throttle;
 mod tls;
 mod turn_server;
 mod validate;
+mod wire;
 
 pub use config::{AccessKey, EmulatorConfig, Limits, Timings, TlsMode, TurnMode};
 pub use emulator::{Emulator, EmulatorBuilder, EmulatorHandle};
 pub use error::{Error, ErrorKind};
 pub use faults::ChannelFaults;
+pub use hub::ConnectionInfo;
 pub use media::sink::{MediaStats, TrackStats};
 pub use registry::{Channel, Stream};
 pub use sdk_client::https_client_trusting;
+pub use sessions::{SessionInfo, SessionState};
 pub use shared::Endpoints;
-pub use signaling::hub::ConnectionInfo;
-pub use storage::{SessionInfo, SessionState};
 pub use throttle::{Throttling, TpsLimit};

@@ -9,11 +9,11 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::EmulatorConfig;
 use crate::faults::Faults;
+use crate::hub::Hub;
 use crate::registry::Registry;
-use crate::signaling::hub::Hub;
+use crate::relay::Relays;
+use crate::sessions::Sessions;
 use crate::sigv4::Expectation;
-use crate::storage::relay::Relays;
-use crate::storage::Sessions;
 use crate::throttle::Throttle;
 use crate::turn_server::TurnService;
 

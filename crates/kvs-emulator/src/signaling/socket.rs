@@ -19,17 +19,16 @@ use tokio_tungstenite::tungstenite::protocol::{
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
-use super::hub::{Connection, Outbound, Role};
 use super::rate::TokenBucket;
-use super::wire::{self, Action, ClientMessage, Rejection};
 use crate::api_error::{Api, ApiError};
 use crate::http_server::HttpResponse;
 use crate::http_util;
+use crate::link::{Connection, Outbound, PeerInput, Role};
 use crate::registry::ResourceRef;
 use crate::shared::Shared;
 use crate::sigv4::{self, ReceivedRequest};
-use crate::storage::PeerInput;
 use crate::validate;
+use crate::wire::{self, Action, ClientMessage, Rejection};
 
 /// Serve one request on the WSS listener.
 pub(crate) async fn handle(shared: Arc<Shared>, mut req: Request<Incoming>) -> HttpResponse {

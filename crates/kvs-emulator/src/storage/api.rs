@@ -12,9 +12,9 @@ use super::peer;
 use crate::api_error::{Api, ApiError};
 use crate::http_server::HttpResponse;
 use crate::http_util::{self, ReadRequest};
+use crate::link::Role;
 use crate::registry::ResourceRef;
 use crate::shared::Shared;
-use crate::signaling::hub::Role;
 use crate::validate;
 
 /// Serve one request on the WEBRTC listener.

@@ -20,13 +20,13 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, mpsc};
 
 use super::answer::{self, Answerer};
-use super::relay::{ChannelRelay, FrameKind, RelayedFrame, SpeakerSelector};
-use super::{PeerInput, SessionHandle, SessionState};
 use crate::faults::OfferFaults;
+use crate::link::{Connection, Outbound, PeerInput, Role};
 use crate::media::sink::MediaSink;
+use crate::relay::{ChannelRelay, FrameKind, RelayedFrame, SpeakerSelector};
+use crate::sessions::{SessionHandle, SessionState};
 use crate::shared::Shared;
-use crate::signaling::hub::{Connection, Outbound, Role};
-use crate::signaling::wire::{self, Action, Rejection};
+use crate::wire::{self, Action, Rejection};
 
 /// How often the inspection snapshot of the media statistics is refreshed.
 const STATS_REFRESH: Duration = Duration::from_millis(250);

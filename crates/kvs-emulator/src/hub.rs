@@ -14,69 +14,7 @@ use std::time::Instant;
 use tokio::sync::mpsc;
 
 use crate::api_error::ApiError;
-
-/// A connection's role.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(crate) enum Role {
-    Master,
-    Viewer(String),
-}
-
-impl Role {
-    pub(crate) fn client_id(&self) -> Option<&str> {
-        match self {
-            Role::Master => None,
-            Role::Viewer(id) => Some(id),
-        }
-    }
-}
-
-/// What the socket task is asked to do.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Outbound {
-    /// Write this text frame.
-    Text(String),
-    /// Send GO_AWAY, then close after the grace period.
-    GoAway,
-    /// Close the socket now, with this reason.
-    Close(String),
-    /// Stop reading and writing (no pong either) until closed: a half-open connection.
-    Freeze,
-}
-
-/// One signaling socket as the rest of the emulator sees it.
-#[derive(Debug)]
-pub(crate) struct Connection {
-    pub id: u64,
-    pub channel_arn: String,
-    pub role: Role,
-    tx: mpsc::Sender<Outbound>,
-    dropped: AtomicU64,
-}
-
-impl Connection {
-    /// Queue a frame; false (and counted) when the queue is full or the socket is gone.
-    pub(crate) fn send(&self, frame: Outbound) -> bool {
-        match self.tx.try_send(frame) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-                tracing::warn!(
-                    connection = self.id,
-                    dropped = n,
-                    "signaling outbound queue full; frame dropped"
-                );
-                false
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
-        }
-    }
-
-    /// Frames dropped because the queue was full.
-    pub(crate) fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
-    }
-}
+use crate::link::{Connection, Outbound, Role};
 
 /// A snapshot of one connection, for the inspection API.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -140,13 +78,12 @@ impl Hub {
         role: Role,
     ) -> Result<(Arc<Connection>, mpsc::Receiver<Outbound>), ApiError> {
         let (tx, rx) = mpsc::channel(self.queue);
-        let conn = Arc::new(Connection {
-            id: self.next_id.fetch_add(1, Ordering::Relaxed),
-            channel_arn: channel_arn.to_owned(),
-            role: role.clone(),
+        let conn = Arc::new(Connection::new(
+            self.next_id.fetch_add(1, Ordering::Relaxed),
+            channel_arn,
+            role.clone(),
             tx,
-            dropped: AtomicU64::new(0),
-        });
+        ));
         let replaced = {
             let mut channels = self.lock();
             let entry = channels.entry(channel_arn.to_owned()).or_default();
