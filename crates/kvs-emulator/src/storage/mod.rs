@@ -5,3 +5,4 @@
 pub(crate) mod answer;
 pub(crate) mod api;
 pub(crate) mod peer;
+pub(crate) mod session;

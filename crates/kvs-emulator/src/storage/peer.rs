@@ -1,40 +1,30 @@
-//! The storage peer: a real WebRTC peer (str0m) that plays the service's side of a storage
-//! session. It is the controlling peer: it sends the offer (no `senderClientId`), trickles its
-//! candidate, checks the answer, connects ICE and DTLS-SRTP, asks for keyframes and feeds what it
-//! receives to the [`MediaSink`].
-//!
-//! str0m is sans-IO; this task is its driver: one UDP socket on 127.0.0.1, the session's inbound
-//! signaling queue, the channel's media relay and str0m's timeouts, with the drain-to-timeout
-//! rule of str0m's run loop.
+//! The storage peer's driver: a real WebRTC peer (str0m) that plays the service's side of a
+//! storage session. The protocol (offer timing, answer checks, deadlines, keyframe requests,
+//! media in and out) is the sans-IO [`StorageSession`]; this task only moves inputs and outputs
+//! between it and the world: one UDP socket on 127.0.0.1, the session's inbound signaling queue,
+//! the client's signaling socket, the channel's media relay, the recording ([`MediaSink`]) and
+//! the inspection record.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use str0m::change::{SdpAnswer, SdpPendingOffer};
-use str0m::format::Codec;
-use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid};
-use str0m::net::{Protocol, Receive};
-use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
 use tokio::net::UdpSocket;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, mpsc};
 
-use super::answer::{self, Answerer};
+use super::session::{EndReason, PeerOutput, ReceivedMedia, SessionUpdate, StorageSession};
 use crate::faults::OfferFaults;
 use crate::link::{Connection, Outbound, PeerInput, Role};
 use crate::media::sink::MediaSink;
-use crate::relay::{ChannelRelay, FrameKind, RelayedFrame, SpeakerSelector};
+use crate::relay::{ChannelRelay, FrameKind, RelayedFrame};
 use crate::sessions::{SessionHandle, SessionState};
 use crate::shared::Shared;
-use crate::wire::{self, Action, Rejection};
+use crate::wire::{self, Rejection};
 
 /// How often the inspection snapshot of the media statistics is refreshed.
 const STATS_REFRESH: Duration = Duration::from_millis(250);
 /// How often a viewer checks that the master is still in the session.
 const VIEWER_CHECK: Duration = Duration::from_secs(1);
-
-/// Why a session ended (shown by the inspection API).
-type EndReason = String;
 
 /// Run one storage session to its end; never panics on peer input.
 pub(crate) async fn run(
@@ -59,20 +49,17 @@ pub(crate) async fn run(
         tracing::error!(dir = %dir.display(), error = %e, "cannot create the recordings directory");
     }
     let mut sink = MediaSink::new(dir.join(file), shared.config.limits.max_media_frame);
-    let mut peer = Peer {
+    let mut driver = Driver {
+        relay: shared.relays.channel(&channel_arn),
         shared: &shared,
         handle: &handle,
         role: &role,
         channel_arn: &channel_arn,
-        faults,
-        pending_candidates: Vec::new(),
-        want_keyframe: false,
+        sink: &mut sink,
+        last_sender: None,
         last_stats: Instant::now(),
-        relay: shared.relays.channel(&channel_arn),
-        connected: false,
-        speaker: SpeakerSelector::default(),
     };
-    let reason = match peer.drive(inbound, &mut sink).await {
+    let reason = match driver.drive(inbound, faults).await {
         Ok(reason) => reason,
         Err(e) => format!("storage peer failed: {e}"),
     };
@@ -88,20 +75,17 @@ pub(crate) async fn run(
         .finished(&handle, &role, shared.config.timings.viewer_slot_hold);
 }
 
-struct Peer<'a> {
+struct Driver<'a> {
     shared: &'a Shared,
     handle: &'a SessionHandle,
     role: &'a Role,
     channel_arn: &'a str,
-    faults: OfferFaults,
-    pending_candidates: Vec<Candidate>,
-    want_keyframe: bool,
-    last_stats: Instant,
+    sink: &'a mut MediaSink,
     /// The channel's relay: the master's media to viewers, viewer audio to the master.
     relay: Arc<ChannelRelay>,
-    connected: bool,
-    /// For the master: which viewer's audio it hears.
-    speaker: SpeakerSelector,
+    /// Where the last signal came from: rejections answer it.
+    last_sender: Option<Arc<Connection>>,
+    last_stats: Instant,
 }
 
 /// The next relayed frame, or never when this peer does not listen (yet).
@@ -114,21 +98,108 @@ async fn next_relayed(
     }
 }
 
-fn storage_rtc(now: Instant) -> Rtc {
-    // H.264 first (several profiles), then VP8 so that answerers must pick; Opus for audio
-    // (protocol notes §5.2, §8.6).
-    let mut config = RtcConfig::new().clear_codecs();
-    let codecs = config.codec_config();
-    codecs.add_h264(102.into(), Some(103.into()), true, 0x42e01f);
-    codecs.add_h264(104.into(), Some(105.into()), true, 0x42001f);
-    codecs.add_h264(106.into(), Some(107.into()), true, 0x4d001f);
-    codecs.add_h264(108.into(), Some(109.into()), true, 0x64001f);
-    codecs.enable_vp8(true);
-    codecs.enable_opus(true, false);
-    config.build(now)
-}
+impl Driver<'_> {
+    async fn drive(
+        &mut self,
+        mut inbound: mpsc::Receiver<PeerInput>,
+        faults: OfferFaults,
+    ) -> Result<EndReason, Box<dyn std::error::Error + Send + Sync>> {
+        let socket = UdpSocket::bind("127.0.0.1:0").await?;
+        let local = socket.local_addr()?;
+        let mut session = StorageSession::new(
+            Instant::now(),
+            self.role.clone(),
+            faults,
+            self.shared.config.timings.clone(),
+            local,
+        )?;
+        let is_master = matches!(self.role, Role::Master);
+        let relay = self.relay.clone();
+        // Subscribed once connected: media written before that would be dropped by str0m.
+        let mut feed: Option<broadcast::Receiver<RelayedFrame>> = None;
+        let mut viewer_tick = tokio::time::interval(VIEWER_CHECK);
+        let mut buf = vec![0u8; 2048];
+        loop {
+            // Drain the session to its next timeout (the single-mutation rule).
+            let timeout = loop {
+                match session.poll_output() {
+                    PeerOutput::Timeout(at) => break at,
+                    PeerOutput::End(reason) => return Ok(reason),
+                    PeerOutput::Transmit {
+                        destination,
+                        contents,
+                    } => {
+                        if let Err(e) = socket.send_to(&contents, destination).await {
+                            tracing::debug!(error = %e, "UDP send failed");
+                        }
+                    }
+                    PeerOutput::ToClient(frame) => {
+                        if !self.send_to_client(frame) {
+                            session.handle_client_gone();
+                        }
+                    }
+                    PeerOutput::Reject {
+                        correlation_id,
+                        description,
+                    } => self.reject(correlation_id, description),
+                    PeerOutput::Update(update) => self.record(update),
+                    PeerOutput::Media(media) => {
+                        if self.on_media(media) {
+                            session.request_keyframe();
+                        }
+                    }
+                    PeerOutput::KeyframeRequested => self.sink.keyframe_requested(Instant::now()),
+                    PeerOutput::RelayKeyframe => relay.request_keyframe(),
+                    PeerOutput::Connected => {
+                        tracing::info!(session = self.handle.id, "storage peer connected");
+                        feed = Some(if is_master {
+                            relay.master_feed()
+                        } else {
+                            relay.viewer_feed()
+                        });
+                    }
+                }
+            };
+            if self.last_stats.elapsed() >= STATS_REFRESH {
+                self.last_stats = Instant::now();
+                let stats = self.sink.stats().clone();
+                self.handle.update(|i| i.media = stats);
+            }
+            let wake = tokio::time::Instant::from_std(timeout.max(Instant::now()));
+            tokio::select! {
+                _ = self.handle.cancel.cancelled() => session.handle_stop("superseded by a newer join"),
+                _ = self.shared.shutdown.cancelled() => session.handle_stop("emulator shutting down"),
+                _ = tokio::time::sleep_until(wake) => session.handle_timeout(Instant::now()),
+                received = socket.recv_from(&mut buf) => {
+                    let (n, source) = received?;
+                    session.handle_datagram(Instant::now(), source, &buf[..n]);
+                }
+                message = inbound.recv(), if session.offer_sent() => match message {
+                    Some(PeerInput::Signal { action, payload, correlation_id, from }) => {
+                        self.last_sender = Some(from);
+                        session.handle_signal(action, &payload, correlation_id, Instant::now());
+                    }
+                    None => session.handle_stop("emulator shutting down"),
+                },
+                relayed = next_relayed(&mut feed) => match relayed {
+                    Ok(frame) => session.handle_relayed(Instant::now(), &frame),
+                    Err(RecvError::Lagged(missed)) => {
+                        tracing::debug!(session = self.handle.id, missed, "relay lagged; frames skipped");
+                        session.handle_relay_lagged();
+                    }
+                    Err(RecvError::Closed) => {}
+                },
+                _ = relay.keyframe_requested(), if is_master && session.is_connected() => {
+                    session.request_keyframe();
+                }
+                _ = viewer_tick.tick(), if !is_master => {
+                    let present = self.shared.sessions.has_master(self.channel_arn);
+                    session.handle_master_presence(Instant::now(), present);
+                }
+            }
+        }
+    }
 
-impl Peer<'_> {
     fn send_to_client(&self, frame: String) -> bool {
         match self.shared.hub.find(self.channel_arn, self.role) {
             Some(conn) => conn.send(Outbound::Text(frame)),
@@ -136,7 +207,10 @@ impl Peer<'_> {
         }
     }
 
-    fn reject(&self, from: &Connection, correlation_id: Option<String>, description: String) {
+    fn reject(&self, correlation_id: Option<String>, description: String) {
+        let Some(from) = &self.last_sender else {
+            return;
+        };
         let rejection = Rejection {
             correlation_id,
             error_type: "InvalidArgumentException",
@@ -148,390 +222,55 @@ impl Peer<'_> {
         }
     }
 
-    async fn drive(
-        &mut self,
-        mut inbound: mpsc::Receiver<PeerInput>,
-        sink: &mut MediaSink,
-    ) -> Result<EndReason, Box<dyn std::error::Error + Send + Sync>> {
-        let timings = &self.shared.config.timings;
-        let socket = UdpSocket::bind("127.0.0.1:0").await?;
-        let local = socket.local_addr()?;
-        let mut rtc = storage_rtc(Instant::now());
-        let mut change = rtc.sdp_api();
-        let video_direction = match self.role {
-            Role::Master => Direction::RecvOnly,
-            Role::Viewer(_) => Direction::SendOnly,
-        };
-        let video_mid = change.add_media(MediaKind::Video, video_direction, None, None, None);
-        let audio_mid = change.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
-        let (offer, pending) = change.apply().ok_or("the offer had no changes")?;
-        let mut pending: Option<SdpPendingOffer> = Some(pending);
-        let candidate = Candidate::host(local, "udp")?;
-        let candidate_line = candidate.to_sdp_string();
-        rtc.add_local_candidate(candidate);
-
-        // The service answers JoinStorageSession first and sends the offer a little later.
-        let delay = timings.offer_delay + self.faults.extra_delay.unwrap_or_default();
-        tokio::select! {
-            _ = self.handle.cancel.cancelled() => return Ok("superseded by a newer join".into()),
-            _ = self.shared.shutdown.cancelled() => return Ok("emulator shutting down".into()),
-            _ = tokio::time::sleep(delay) => {}
-        }
-        if self.faults.drop_offer {
-            tracing::info!(session = self.handle.id, "offer dropped (fault)");
-        } else {
-            let offer_frame = wire::event(
-                "SDP_OFFER",
-                None,
-                &wire::encode_sdp("offer", &offer.to_sdp_string()),
-            );
-            let candidate_frame = wire::event(
-                "ICE_CANDIDATE",
-                None,
-                // The video m-line comes first in the offer (added first above).
-                &wire::encode_candidate(&candidate_line, &video_mid.to_string(), 0),
-            );
-            let frames = if self.faults.candidates_first {
-                [candidate_frame, offer_frame]
-            } else {
-                [offer_frame, candidate_frame]
-            };
-            for frame in frames {
-                if !self.send_to_client(frame) {
-                    return Ok("no signaling socket was connected to receive the offer".into());
-                }
-            }
-            self.handle.update(|i| {
-                i.offers_sent += 1;
-                i.candidates_sent += 1;
-                i.state = SessionState::OfferSent;
-            });
-            tracing::info!(session = self.handle.id, "offer and candidate sent");
-        }
-
-        let started = tokio::time::Instant::now();
-        let max_end = started + timings.storage_session_max_duration;
-        let mut deadline = (
-            started + timings.answer_timeout,
-            "no answer arrived in time",
-        );
-        let mut viewer_alone_since: Option<tokio::time::Instant> = None;
-        let mut viewer_tick = tokio::time::interval(VIEWER_CHECK);
-        let mut buf = vec![0u8; 2048];
-        let relay = self.relay.clone();
-        let is_master = matches!(self.role, Role::Master);
-        // Subscribed once connected: media written before that would be dropped by str0m.
-        let mut feed: Option<broadcast::Receiver<RelayedFrame>> = None;
-        loop {
-            // Drain str0m to its next timeout (the single-mutation rule).
-            let timeout = loop {
-                match rtc.poll_output()? {
-                    Output::Timeout(t) => break t,
-                    Output::Transmit(t) => {
-                        if let Err(e) = socket.send_to(&t.contents, t.destination).await {
-                            tracing::debug!(error = %e, "UDP send failed");
-                        }
-                    }
-                    Output::Event(event) => {
-                        if let Some(end) =
-                            self.on_event(event, video_mid, audio_mid, sink, &mut deadline)
-                        {
-                            return Ok(end);
-                        }
-                    }
-                }
-            };
-            if self.want_keyframe {
-                if let Some(stream) = rtc.direct_api().stream_rx_by_mid(video_mid, None) {
-                    stream.request_keyframe(KeyframeRequestKind::Pli);
-                    sink.keyframe_requested(Instant::now());
-                    self.want_keyframe = false;
-                    continue;
-                }
-            }
-            if self.connected && feed.is_none() {
-                if is_master {
-                    feed = Some(relay.master_feed());
-                } else {
-                    feed = Some(relay.viewer_feed());
-                    // A viewer starts with a keyframe of the master's video.
-                    relay.request_keyframe();
-                }
-            }
-            if self.last_stats.elapsed() >= STATS_REFRESH {
-                self.last_stats = Instant::now();
-                let stats = sink.stats().clone();
-                self.handle.update(|i| i.media = stats);
-            }
-            let wake = tokio::time::Instant::from_std(timeout.max(Instant::now()));
-            let input = tokio::select! {
-                _ = self.handle.cancel.cancelled() => return Ok("superseded by a newer join".into()),
-                _ = self.shared.shutdown.cancelled() => return Ok("emulator shutting down".into()),
-                _ = tokio::time::sleep_until(deadline.0) => return Ok(deadline.1.into()),
-                _ = tokio::time::sleep_until(max_end) => return Ok("maximum session duration reached".into()),
-                _ = tokio::time::sleep_until(wake) => Input::Timeout(Instant::now()),
-                received = socket.recv_from(&mut buf) => {
-                    let (n, source) = received?;
-                    match buf[..n].try_into() {
-                        Ok(contents) => Input::Receive(Instant::now(), Receive { proto: Protocol::Udp, source, destination: local, contents }),
-                        Err(_) => continue,
-                    }
-                }
-                message = inbound.recv() => {
-                    let Some(PeerInput::Signal { action, payload, correlation_id, from }) = message else {
-                        return Ok("emulator shutting down".into());
-                    };
-                    match self.on_signal(&mut rtc, &mut pending, action, &payload, correlation_id, &from) {
-                        Ok(Some(new_deadline)) => deadline = new_deadline,
-                        Ok(None) => {}
-                        Err(end) => return Ok(end),
-                    }
-                    continue;
-                }
-                relayed = next_relayed(&mut feed) => {
-                    self.forward(&mut rtc, relayed, video_mid, audio_mid);
-                    continue;
-                }
-                _ = relay.keyframe_requested(), if is_master && self.connected => {
-                    self.want_keyframe = true;
-                    continue;
-                }
-                _ = viewer_tick.tick(), if !is_master => {
-                    if self.shared.sessions.has_master(self.channel_arn) {
-                        viewer_alone_since = None;
-                    } else {
-                        let since = *viewer_alone_since.get_or_insert_with(tokio::time::Instant::now);
-                        if since.elapsed() >= timings.viewer_without_master {
-                            return Ok("viewer without a master for too long".into());
-                        }
-                    }
-                    continue;
-                }
-            };
-            rtc.handle_input(input)?;
-        }
-    }
-
-    /// Handle a message from the client. Returns a new deadline, or the reason to end.
-    fn on_signal(
-        &mut self,
-        rtc: &mut Rtc,
-        pending: &mut Option<SdpPendingOffer>,
-        action: Action,
-        payload: &str,
-        correlation_id: Option<String>,
-        from: &Connection,
-    ) -> Result<Option<(tokio::time::Instant, &'static str)>, EndReason> {
-        let Some(body) = wire::decode_payload(payload) else {
-            self.reject(
-                from,
-                correlation_id,
-                "messagePayload is not base64 of a JSON object.".into(),
-            );
-            return Ok(None);
-        };
-        match action {
-            Action::SdpOffer => {
-                self.reject(
-                    from,
-                    correlation_id,
-                    "The storage session sends the offer; send an SDP_ANSWER.".into(),
-                );
-                Ok(None)
-            }
-            Action::IceCandidate => {
-                let line = body.get("candidate").and_then(|c| c.as_str()).unwrap_or("");
-                let line = line.trim().trim_start_matches("a=");
-                if line.is_empty() {
-                    return Ok(None); // end-of-candidates
-                }
-                match Candidate::from_sdp_string(line) {
-                    Ok(candidate) => {
-                        self.handle.update(|i| i.candidates_received += 1);
-                        if pending.is_some() {
-                            // Not answered yet: keep it until the answer sets the remote ICE credentials.
-                            self.pending_candidates.push(candidate);
-                        } else {
-                            rtc.add_remote_candidate(candidate);
-                        }
-                    }
-                    Err(e) => {
-                        self.reject(
-                            from,
-                            correlation_id,
-                            format!("The ICE candidate could not be parsed: {e}"),
-                        );
-                    }
-                }
-                Ok(None)
-            }
-            Action::SdpAnswer => {
-                let Some(offer) = pending.take() else {
-                    self.reject(
-                        from,
-                        correlation_id,
-                        "An answer was already accepted for this offer.".into(),
-                    );
-                    return Ok(None);
-                };
-                let sdp = match (
-                    body.get("type").and_then(|t| t.as_str()),
-                    body.get("sdp").and_then(|s| s.as_str()),
-                ) {
-                    (Some("answer"), Some(sdp)) => sdp.to_owned(),
-                    _ => {
-                        *pending = Some(offer);
-                        self.reject(
-                            from,
-                            correlation_id,
-                            "The payload must be {\"type\":\"answer\",\"sdp\":...}.".into(),
-                        );
-                        return Ok(None);
-                    }
-                };
-                let answerer = match self.role {
-                    Role::Master => Answerer::Master,
-                    Role::Viewer(_) => Answerer::Viewer,
-                };
-                let checked = if self.faults.reject_answer {
-                    Err(
-                        "The storage session rejected the answer (fault injected by the emulator)."
-                            .to_owned(),
-                    )
-                } else {
-                    answer::check(&sdp, answerer)
-                };
-                let accepted = checked.and_then(|()| {
-                    let parsed = SdpAnswer::from_sdp_string(&sdp)
-                        .map_err(|e| format!("The answer SDP could not be parsed: {e}"))?;
-                    rtc.sdp_api()
-                        .accept_answer(offer, parsed)
-                        .map_err(|e| format!("The answer does not match the offer: {e}"))
+    fn record(&self, update: SessionUpdate) {
+        match update {
+            SessionUpdate::OfferSent => {
+                tracing::info!(session = self.handle.id, "offer and candidate sent");
+                self.handle.update(|i| {
+                    i.offers_sent += 1;
+                    i.candidates_sent += 1;
                 });
-                if let Err(description) = accepted {
-                    tracing::info!(session = self.handle.id, reason = %description, "answer rejected");
-                    self.handle
-                        .update(|i| i.answer_rejected = Some(description.clone()));
-                    self.reject(from, correlation_id, description);
-                    return Err("the answer was rejected".into());
+            }
+            SessionUpdate::CandidateReceived => self.handle.update(|i| i.candidates_received += 1),
+            SessionUpdate::AnswerRejected(description) => {
+                tracing::info!(session = self.handle.id, reason = %description, "answer rejected");
+                self.handle
+                    .update(|i| i.answer_rejected = Some(description));
+            }
+            SessionUpdate::State(state) => {
+                if state == SessionState::Answered {
+                    tracing::info!(session = self.handle.id, "answer accepted");
                 }
-                for candidate in self.pending_candidates.drain(..) {
-                    rtc.add_remote_candidate(candidate);
-                }
-                self.handle.update(|i| i.state = SessionState::Answered);
-                tracing::info!(session = self.handle.id, "answer accepted");
-                let connect_by =
-                    tokio::time::Instant::now() + self.shared.config.timings.connect_timeout;
-                Ok(Some((connect_by, "ICE and DTLS did not connect in time")))
+                self.handle.update(|i| i.state = state);
             }
         }
     }
 
-    /// Write a frame from another participant to this peer's client.
-    fn forward(
-        &mut self,
-        rtc: &mut Rtc,
-        relayed: Result<RelayedFrame, RecvError>,
-        video_mid: Mid,
-        audio_mid: Mid,
-    ) {
-        let frame = match relayed {
-            Ok(frame) => frame,
-            Err(RecvError::Lagged(missed)) => {
-                tracing::debug!(
-                    session = self.handle.id,
-                    missed,
-                    "relay lagged; frames skipped"
-                );
-                if !matches!(self.role, Role::Master) {
-                    self.relay.request_keyframe();
-                }
-                return;
+    /// Records media and relays it; true when the recording wants a keyframe.
+    fn on_media(&mut self, media: ReceivedMedia) -> bool {
+        let time_us = media.time.as_micros();
+        let want_keyframe = match media.kind {
+            FrameKind::Video => {
+                self.sink
+                    .on_video(&media.data, time_us, media.network_time, media.contiguous)
             }
-            Err(RecvError::Closed) => return,
+            FrameKind::Audio => {
+                self.sink.on_audio(&media.data, time_us, media.network_time);
+                false
+            }
         };
-        let (mid, codec, time) = match (self.role, frame.kind) {
-            (Role::Viewer(_), FrameKind::Video) => (video_mid, Codec::H264, frame.time),
-            (Role::Viewer(_), FrameKind::Audio) => (audio_mid, Codec::Opus, frame.time),
-            (Role::Master, FrameKind::Audio) => match self.speaker.admit(&frame, Instant::now()) {
-                Some(time) => (audio_mid, Codec::Opus, time),
-                None => return,
-            },
-            (Role::Master, FrameKind::Video) => return,
+        let frame = RelayedFrame {
+            kind: media.kind,
+            source: self.handle.id,
+            time: media.time,
+            data: media.data,
         };
-        let Some(writer) = rtc.writer(mid) else {
-            return;
-        };
-        let Some(pt) = writer
-            .payload_params()
-            .find(|p| p.spec().codec == codec)
-            .map(|p| p.pt())
-        else {
-            return;
-        };
-        if let Err(e) = writer.write(pt, Instant::now(), time, frame.data.to_vec()) {
-            tracing::debug!(session = self.handle.id, error = %e, "relayed frame not written");
+        match self.role {
+            Role::Master => self.relay.send_to_viewers(frame),
+            // Viewers send no video (the answer check refuses it); their audio goes up.
+            Role::Viewer(_) if frame.kind == FrameKind::Audio => self.relay.send_to_master(frame),
+            Role::Viewer(_) => {}
         }
-    }
-
-    fn on_event(
-        &mut self,
-        event: Event,
-        video_mid: Mid,
-        audio_mid: Mid,
-        sink: &mut MediaSink,
-        deadline: &mut (tokio::time::Instant, &'static str),
-    ) -> Option<EndReason> {
-        match event {
-            Event::Connected => {
-                tracing::info!(session = self.handle.id, "storage peer connected");
-                self.handle.update(|i| i.state = SessionState::Connected);
-                // No connect deadline any more; the session may now last its full duration.
-                *deadline = (
-                    tokio::time::Instant::now()
-                        + self.shared.config.timings.storage_session_max_duration,
-                    "maximum session duration reached",
-                );
-                self.connected = true;
-                if matches!(self.role, Role::Master) {
-                    self.want_keyframe = true;
-                }
-            }
-            Event::KeyframeRequest(_) => {
-                // A viewer's client asks for a keyframe of the video it gets from the master.
-                self.relay.request_keyframe();
-            }
-            Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
-                return Some("ICE disconnected".into());
-            }
-            Event::MediaData(data) => {
-                let time_us = data.time.as_micros();
-                let kind = if data.mid == video_mid {
-                    if sink.on_video(&data.data, time_us, data.network_time, data.contiguous) {
-                        self.want_keyframe = true;
-                    }
-                    FrameKind::Video
-                } else if data.mid == audio_mid {
-                    sink.on_audio(&data.data, time_us, data.network_time);
-                    FrameKind::Audio
-                } else {
-                    return None;
-                };
-                let frame = RelayedFrame {
-                    kind,
-                    source: self.handle.id,
-                    time: data.time,
-                    data: data.data,
-                };
-                match self.role {
-                    Role::Master => self.relay.send_to_viewers(frame),
-                    // Viewers send no video (the answer check refuses it); their audio goes up.
-                    Role::Viewer(_) if kind == FrameKind::Audio => self.relay.send_to_master(frame),
-                    Role::Viewer(_) => {}
-                }
-            }
-            _ => {}
-        }
-        None
+        want_keyframe
     }
 }
