@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 use std::time::{Instant, SystemTime};
 
-use super::h264::{self, NAL_IDR, NAL_PPS, NAL_SPS};
-use super::mkv::{self, MkvWriter, VideoParams, AUDIO_TRACK, VIDEO_TRACK};
+use kvs_media::h264::{self, NAL_IDR, NAL_PPS, NAL_SPS};
+use kvs_media::mkv::{self, MkvWriter, VideoParams, AUDIO_TRACK, VIDEO_TRACK};
 
 const MAX_VIOLATIONS: usize = 32;
 const MAX_WIDTH: u32 = 1920;

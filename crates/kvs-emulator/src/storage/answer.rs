@@ -1,7 +1,7 @@
 //! The storage session's check of an SDP answer (protocol notes §5.1, §8.6): H.264 with an
 //! accepted profile on video and Opus on audio, in the directions the role allows.
 
-use crate::media::h264::profile_name;
+use kvs_media::h264::profile_name;
 
 /// Whose answer it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -26,27 +26,10 @@ pub(crate) fn fixture_access_units() -> Vec<Vec<u8>> {
         "/tests/fixtures/testsrc-320x240-25fps-3s.h264"
     ))
     .expect("fixture");
-    let mut units: Vec<(usize, usize)> = Vec::new();
-    let mut i = 0;
-    while i + 3 <= data.len() {
-        if data[i..i + 3] == [0, 0, 1] {
-            units.push((i, data.get(i + 3).map(|b| b & 0x1f).unwrap_or(0) as usize));
-            i += 3;
-        } else {
-            i += 1;
-        }
-    }
-    // An access unit ends after each slice (types 1 and 5); parameter sets and SEI lead into the next.
-    let mut aus = Vec::new();
-    let mut start = 0;
-    for (n, &(_, nal_type)) in units.iter().enumerate() {
-        if nal_type == 1 || nal_type == 5 {
-            let end = units.get(n + 1).map(|&(p, _)| p).unwrap_or(data.len());
-            aus.push(data[start..end].to_vec());
-            start = end;
-        }
-    }
-    aus
+    kvs_media::h264::access_units(&data)
+        .into_iter()
+        .map(<[u8]>::to_vec)
+        .collect()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,12 +61,6 @@ pub(crate) struct Report {
     /// Received access units holding an IDR slice.
     pub keyframes_received: usize,
     pub audio_frames_received: usize,
-}
-
-fn has_idr(annex_b: &[u8]) -> bool {
-    annex_b
-        .windows(4)
-        .any(|w| w[..3] == [0, 0, 1] && w[3] & 0x1f == 5)
 }
 
 /// Wait for the storage offer on `ws`, answer it and, if it connects, stream the 3 s fixture
@@ -293,7 +270,8 @@ pub(crate) async fn answer_and_run_over(ws: &mut Ws, plan: Plan, transport: Tran
                 Output::Event(Event::MediaData(data)) => {
                     if Some(data.mid) == mids.0 {
                         report.video_frames_received += 1;
-                        report.keyframes_received += usize::from(has_idr(&data.data));
+                        report.keyframes_received +=
+                            usize::from(kvs_media::h264::is_keyframe(&data.data));
                     } else if Some(data.mid) == mids.1 {
                         report.audio_frames_received += 1;
                     }

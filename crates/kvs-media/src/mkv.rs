@@ -20,20 +20,27 @@ const OPUS_PRE_SKIP: u16 = 312;
 /// A new cluster starts at each keyframe, or once the block offset would leave this range.
 const MAX_CLUSTER_SPAN_MS: i64 = 30_000;
 
-pub(crate) const VIDEO_TRACK: u64 = 1;
-pub(crate) const AUDIO_TRACK: u64 = 2;
+/// Track number of the H.264 track.
+pub const VIDEO_TRACK: u64 = 1;
+/// Track number of the Opus track.
+pub const AUDIO_TRACK: u64 = 2;
 
 /// What the Tracks element needs about the video.
 #[derive(Debug, Clone)]
-pub(crate) struct VideoParams {
+pub struct VideoParams {
+    /// Width in pixels.
     pub width: u32,
+    /// Height in pixels.
     pub height: u32,
+    /// The sequence parameter set (without start code), for the codec private data.
     pub sps: Vec<u8>,
+    /// The picture parameter set (without start code).
     pub pps: Vec<u8>,
 }
 
 /// Writes one recording.
-pub(crate) struct MkvWriter {
+#[derive(Debug)]
+pub struct MkvWriter {
     out: BufWriter<File>,
     segment_data_start: u64,
     duration_pos: u64,
@@ -111,7 +118,7 @@ fn opus_head() -> Vec<u8> {
 
 impl MkvWriter {
     /// Create the file and write everything before the first cluster.
-    pub(crate) fn create(path: &Path, video: &VideoParams) -> io::Result<Self> {
+    pub fn create(path: &Path, video: &VideoParams) -> io::Result<Self> {
         let mut out = BufWriter::new(File::create(path)?);
         let header = [
             uint(0x4286, 1),
@@ -191,7 +198,7 @@ impl MkvWriter {
 
     /// Append one frame. Video frames are AVCC (4-byte length prefixes); `end_ms` is when the frame
     /// stops playing, used for the duration.
-    pub(crate) fn write_frame(
+    pub fn write_frame(
         &mut self,
         track: u64,
         timestamp_ms: i64,
@@ -226,7 +233,7 @@ impl MkvWriter {
     }
 
     /// Patch Duration and the Segment size, flush and sync. Returns the duration in ms.
-    pub(crate) fn finish(mut self) -> io::Result<i64> {
+    pub fn finish(mut self) -> io::Result<i64> {
         self.out.flush()?;
         let end = self.out.stream_position()?;
         let duration = self.last_end_ms.max(0);
@@ -246,7 +253,7 @@ impl MkvWriter {
 }
 
 /// Annex-B access unit → AVCC (each NAL unit prefixed with its 4-byte length).
-pub(crate) fn annex_b_to_avcc(units: &[&[u8]]) -> Vec<u8> {
+pub fn annex_b_to_avcc(units: &[&[u8]]) -> Vec<u8> {
     let mut out = Vec::with_capacity(units.iter().map(|u| u.len() + 4).sum());
     for unit in units {
         out.extend((unit.len() as u32).to_be_bytes());

@@ -1,15 +1,15 @@
-//! Just enough H.264 to check what the service checks: NAL unit types in Annex-B access units, and
-//! the profile and resolution in a sequence parameter set.
+//! Just enough H.264 for ingestion: NAL units in Annex-B data, access-unit boundaries in a
+//! stream, and the profile and resolution in a sequence parameter set, as the service checks them.
 
 /// NAL unit type of an IDR slice.
-pub(crate) const NAL_IDR: u8 = 5;
+pub const NAL_IDR: u8 = 5;
 /// NAL unit type of a sequence parameter set.
-pub(crate) const NAL_SPS: u8 = 7;
+pub const NAL_SPS: u8 = 7;
 /// NAL unit type of a picture parameter set.
-pub(crate) const NAL_PPS: u8 = 8;
+pub const NAL_PPS: u8 = 8;
 
 /// The NAL units of an Annex-B access unit (start codes removed).
-pub(crate) fn nal_units(annex_b: &[u8]) -> Vec<&[u8]> {
+pub fn nal_units(annex_b: &[u8]) -> Vec<&[u8]> {
     let mut units = Vec::new();
     let mut starts = Vec::new();
     let mut i = 0;
@@ -40,30 +40,99 @@ pub(crate) fn nal_units(annex_b: &[u8]) -> Vec<&[u8]> {
     units
 }
 
+/// NAL unit type of a non-IDR slice.
+pub const NAL_SLICE: u8 = 1;
+/// NAL unit type of supplemental enhancement information.
+pub const NAL_SEI: u8 = 6;
+/// NAL unit type of an access unit delimiter.
+pub const NAL_AUD: u8 = 9;
+
+/// Splits an Annex-B byte stream (a `.h264` file, an encoder's output) into access units, each
+/// with its start codes, as a WebRTC sender takes them: one picture per unit, with the parameter
+/// sets, SEI or delimiter in front of it.
+///
+/// A new access unit starts at an access unit delimiter, SPS, PPS or SEI that follows a slice,
+/// and at a slice whose `first_mb_in_slice` is 0 after another slice (H.264 §7.4.1.2.3, for
+/// streams without arbitrary slice order). Data before the first start code is ignored.
+pub fn access_units(stream: &[u8]) -> Vec<&[u8]> {
+    let mut units = Vec::new();
+    let mut start = None::<usize>;
+    let mut seen_slice = false;
+    let mut i = 0;
+    while i + 3 <= stream.len() {
+        if stream[i] != 0 || stream[i + 1] != 0 || stream[i + 2] != 1 {
+            i += 1;
+            continue;
+        }
+        // Include the leading zero of a 4-byte start code in the unit it starts.
+        let code_start = if i > 0 && stream[i - 1] == 0 {
+            i - 1
+        } else {
+            i
+        };
+        let header = stream.get(i + 3).copied();
+        let kind = header.map(|b| b & 0x1f).unwrap_or(0);
+        let is_slice = kind == NAL_SLICE || kind == NAL_IDR;
+        let begins_picture = match kind {
+            NAL_AUD | NAL_SPS | NAL_PPS | NAL_SEI => seen_slice,
+            // first_mb_in_slice is ue(v); 0 is coded as a single 1 bit.
+            _ if is_slice => seen_slice && stream.get(i + 4).is_some_and(|b| b & 0x80 != 0),
+            _ => false,
+        };
+        match start {
+            None => start = Some(code_start),
+            Some(s) if begins_picture => {
+                units.push(&stream[s..code_start]);
+                start = Some(code_start);
+                seen_slice = false;
+            }
+            Some(_) => {}
+        }
+        seen_slice |= is_slice;
+        i += 3;
+    }
+    if let Some(s) = start {
+        units.push(&stream[s..]);
+    }
+    units
+}
+
+/// Whether an Annex-B access unit holds an IDR slice (a decoder can start there).
+pub fn is_keyframe(access_unit: &[u8]) -> bool {
+    nal_units(access_unit)
+        .iter()
+        .any(|unit| nal_type(unit) == NAL_IDR)
+}
+
 /// The type of a NAL unit (low five bits of its first byte).
-pub(crate) fn nal_type(unit: &[u8]) -> u8 {
+pub fn nal_type(unit: &[u8]) -> u8 {
     unit.first().map(|b| b & 0x1f).unwrap_or(0)
 }
 
 /// What a sequence parameter set says.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Sps {
+pub struct Sps {
+    /// `profile_idc` (66 Baseline, 77 Main, 100 High, ...).
     pub profile_idc: u8,
+    /// The `constraint_set0..5` flags byte (bit 7 = constraint_set0).
     pub constraint_flags: u8,
+    /// `level_idc` (31 = level 3.1).
     pub level_idc: u8,
+    /// Width in pixels, after cropping.
     pub width: u32,
+    /// Height in pixels, after cropping.
     pub height: u32,
 }
 
 impl Sps {
     /// The profile's name as the service lists it, or `None` for a profile it does not accept.
-    pub(crate) fn allowed_profile(&self) -> Option<&'static str> {
+    pub fn allowed_profile(&self) -> Option<&'static str> {
         profile_name(self.profile_idc, self.constraint_flags)
     }
 }
 
 /// Map `profile_idc` and constraint flags to the names the service accepts (§5.1).
-pub(crate) fn profile_name(profile_idc: u8, constraints: u8) -> Option<&'static str> {
+pub fn profile_name(profile_idc: u8, constraints: u8) -> Option<&'static str> {
     let set1 = constraints & 0x40 != 0;
     let set4 = constraints & 0x08 != 0;
     let set5 = constraints & 0x04 != 0;
@@ -132,7 +201,7 @@ fn unescape(rbsp: &[u8]) -> Vec<u8> {
 }
 
 /// Parse a sequence parameter set NAL unit (including its one-byte header).
-pub(crate) fn parse_sps(unit: &[u8]) -> Option<Sps> {
+pub fn parse_sps(unit: &[u8]) -> Option<Sps> {
     if nal_type(unit) != NAL_SPS || unit.len() < 4 {
         return None;
     }
@@ -241,6 +310,84 @@ pub(crate) fn parse_sps(unit: &[u8]) -> Option<Sps> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const SPS: &[u8] = &[0x67, 0x42, 0xe0, 0x1f];
+    const PPS: &[u8] = &[0x68, 0xce];
+
+    fn nal(code4: bool, unit: &[u8]) -> Vec<u8> {
+        let mut out = if code4 {
+            vec![0, 0, 0, 1]
+        } else {
+            vec![0, 0, 1]
+        };
+        out.extend_from_slice(unit);
+        out
+    }
+
+    #[test]
+    fn access_units_follow_pictures_not_nal_units() {
+        // (NAL units end in a non-zero byte, as rbsp_trailing_bits guarantee.)
+        // AU 1: SPS PPS IDR(two slices: first_mb 0, then first_mb != 0); AU 2: P slice;
+        // AU 3: AUD + P slice; AU 4: SEI + IDR.
+        let parts = [
+            nal(true, SPS),
+            nal(true, PPS),
+            nal(false, &[0x65, 0x88, 0x80]),
+            nal(false, &[0x65, 0x40, 0x80]), // first_mb_in_slice = 1: same picture
+            nal(false, &[0x41, 0x9a, 0x80]),
+            nal(true, &[0x09, 0xf0]),
+            nal(false, &[0x41, 0x9b, 0x80]),
+            nal(false, &[0x06, 0x05, 0x01]),
+            nal(false, &[0x65, 0x88, 0x11]),
+        ];
+        let stream: Vec<u8> = parts.concat();
+        let units = access_units(&stream);
+        let expected: Vec<Vec<u8>> = vec![
+            parts[..4].concat(),
+            parts[4].clone(),
+            parts[5..7].concat(),
+            parts[7..].concat(),
+        ];
+        assert_eq!(
+            units,
+            expected.iter().map(Vec::as_slice).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            units.iter().map(|u| is_keyframe(u)).collect::<Vec<_>>(),
+            [true, false, false, true]
+        );
+        // Together they are the whole stream: nothing lost between units.
+        assert_eq!(units.concat(), stream);
+    }
+
+    #[test]
+    fn garbage_and_truncation_do_not_panic() {
+        assert!(access_units(&[]).is_empty());
+        assert!(
+            access_units(&[1, 2, 3]).is_empty(),
+            "no start code, no unit"
+        );
+        assert_eq!(access_units(&[0, 0, 1]), [&[0u8, 0, 1][..]]);
+        for len in 0..40 {
+            let data: Vec<u8> = (0..len).map(|i| (i * 37 % 5) as u8).collect();
+            let _ = access_units(&data);
+            let _ = nal_units(&data);
+            let _ = parse_sps(&data);
+        }
+    }
+
+    #[test]
+    fn the_emulators_fixture_splits_into_its_75_frames() {
+        let data = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../kvs-emulator/tests/fixtures/testsrc-320x240-25fps-3s.h264"
+        ))
+        .unwrap();
+        let units = access_units(&data);
+        assert_eq!(units.len(), 75, "3 s at 25 fps");
+        assert!(is_keyframe(units[0]));
+        assert_eq!(units.concat(), data);
+    }
 
     // SPS of tests/fixtures/testsrc-320x240-25fps-3s.h264 (x264, constrained baseline 3.0), with
     // its emulation-prevention bytes.
