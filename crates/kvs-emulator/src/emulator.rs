@@ -35,6 +35,7 @@ impl Emulator {
             config: EmulatorConfig::default(),
             bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
             control_plane_port: 0,
+            temporary: false,
         }
     }
 }
@@ -45,6 +46,7 @@ pub struct EmulatorBuilder {
     config: EmulatorConfig,
     bind: IpAddr,
     control_plane_port: u16,
+    temporary: bool,
 }
 
 impl EmulatorBuilder {
@@ -75,6 +77,26 @@ impl EmulatorBuilder {
     /// Where recordings go.
     pub fn recordings_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.config.recordings_dir = dir.into();
+        self
+    }
+
+    /// Keep the generated CA and the recordings in a fresh temporary directory that is deleted
+    /// when the handle is dropped: one call for tests, examples and benchmarks. Overrides
+    /// [`EmulatorBuilder::recordings_dir`] and a [`TlsMode::GeneratedCa`] directory (a provided
+    /// CA or plain HTTP stay as set).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), kvs_emulator::Error> {
+    /// let emulator = kvs_emulator::Emulator::builder().temporary().start().await?;
+    /// let recordings = emulator.recordings_dir().to_path_buf();
+    /// assert!(recordings.is_dir());
+    /// drop(emulator);
+    /// assert!(!recordings.exists());
+    /// # Ok(()) }
+    /// ```
+    pub fn temporary(mut self) -> Self {
+        self.temporary = true;
         self
     }
 
@@ -120,6 +142,25 @@ impl EmulatorBuilder {
     /// Bind the listeners and start serving.
     pub async fn start(self) -> Result<EmulatorHandle, Error> {
         let mut config = self.config;
+        let temporary_dir = if self.temporary {
+            let dir = tempfile::Builder::new()
+                .prefix("kvs-emulator-")
+                .tempdir()
+                .map_err(|e| {
+                    Error::io(
+                        ErrorKind::Recording,
+                        "cannot create a temporary directory",
+                        e,
+                    )
+                })?;
+            if let TlsMode::GeneratedCa { dir: ca } = &mut config.tls {
+                *ca = dir.path().join("ca");
+            }
+            config.recordings_dir = dir.path().join("recordings");
+            Some(dir)
+        } else {
+            None
+        };
         if config.access_keys.is_empty() {
             config.access_keys.push(AccessKey::random());
         }
@@ -225,6 +266,7 @@ impl EmulatorBuilder {
             shared,
             servers,
             tls,
+            _temporary_dir: temporary_dir,
         })
     }
 }
@@ -235,6 +277,9 @@ pub struct EmulatorHandle {
     shared: Arc<Shared>,
     servers: JoinSet<()>,
     tls: Option<TlsMaterial>,
+    /// With [`EmulatorBuilder::temporary`]: removed when the handle is dropped (after
+    /// [`EmulatorHandle::shutdown`] has finalized the recordings).
+    _temporary_dir: Option<tempfile::TempDir>,
 }
 
 impl std::fmt::Debug for EmulatorHandle {
@@ -246,6 +291,11 @@ impl std::fmt::Debug for EmulatorHandle {
 }
 
 impl EmulatorHandle {
+    /// Where recordings are written (`<dir>/<channel>/session-<id>-<role>.mkv`), absolute.
+    pub fn recordings_dir(&self) -> &std::path::Path {
+        &self.shared.config.recordings_dir
+    }
+
     /// The endpoints the emulator serves.
     pub fn endpoints(&self) -> &Endpoints {
         &self.shared.endpoints
@@ -402,12 +452,34 @@ impl EmulatorHandle {
 
     /// Stop accepting, close sockets, end every storage session and wait until recordings are
     /// finalized.
-    pub async fn shutdown(mut self) {
+    ///
+    /// Returns where the finalized recordings are; with [`EmulatorBuilder::temporary`] they stay
+    /// until the returned [`Stopped`] is dropped.
+    pub async fn shutdown(mut self) -> Stopped {
         self.shared.shutdown.cancel();
         while self.servers.join_next().await.is_some() {}
         self.shared.peers.close();
         self.shared.peers.wait().await;
         tracing::info!("kvs-emulator stopped");
+        Stopped {
+            recordings_dir: self.shared.config.recordings_dir.clone(),
+            _temporary_dir: self._temporary_dir.take(),
+        }
+    }
+}
+
+/// A stopped emulator's finalized recordings (see [`EmulatorHandle::shutdown`]).
+#[derive(Debug)]
+pub struct Stopped {
+    recordings_dir: PathBuf,
+    _temporary_dir: Option<tempfile::TempDir>,
+}
+
+impl Stopped {
+    /// Where the recordings are (`<dir>/<channel>/session-<id>-<role>.mkv`). With
+    /// [`EmulatorBuilder::temporary`] the directory is removed when `self` is dropped.
+    pub fn recordings_dir(&self) -> &std::path::Path {
+        &self.recordings_dir
     }
 }
 

@@ -69,7 +69,7 @@ mod validate;
 mod wire;
 
 pub use config::{AccessKey, EmulatorConfig, Limits, Timings, TlsMode, TurnMode};
-pub use emulator::{Emulator, EmulatorBuilder, EmulatorHandle};
+pub use emulator::{Emulator, EmulatorBuilder, EmulatorHandle, Stopped};
 pub use error::{Error, ErrorKind};
 pub use faults::ChannelFaults;
 pub use hub::ConnectionInfo;

@@ -12,12 +12,9 @@ use support::Service;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::Command;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ctrl_c_finalizes_the_recording_of_a_live_session() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kvs-emulator"))
-        .args(["serve", "--data-dir"])
-        .arg(dir.path())
+/// Starts `kvs-emulator serve` (as `command` says) and reads its startup line.
+async fn serve(mut command: Command) -> (tokio::process::Child, Value) {
+    let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
@@ -29,7 +26,16 @@ async fn ctrl_c_finalizes_the_recording_of_a_live_session() {
         .await
         .expect("the startup line in time")
         .expect("stdout readable");
-    let info: Value = serde_json::from_str(&line).expect("one JSON line on stdout");
+    let info = serde_json::from_str(&line).expect("one JSON line on stdout");
+    (child, info)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_finalizes_the_recording_of_a_live_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kvs-emulator"));
+    command.args(["serve", "--data-dir"]).arg(dir.path());
+    let (mut child, info) = serve(command).await;
     let ca_path = info["caCertPath"].as_str().expect("caCertPath");
     let service = Service {
         endpoint: info["endpoint"].as_str().unwrap().to_owned(),
@@ -86,21 +92,11 @@ async fn ctrl_c_finalizes_the_recording_of_a_live_session() {
 #[tokio::test]
 async fn the_startup_line_gives_absolute_paths_for_a_relative_data_dir() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kvs-emulator"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kvs-emulator"));
+    command
         .current_dir(dir.path())
-        .args(["serve", "--data-dir", "relative-data"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("kvs-emulator starts");
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    tokio::time::timeout(support::WAIT, stdout.read_line(&mut line))
-        .await
-        .expect("the startup line in time")
-        .expect("stdout readable");
-    let info: Value = serde_json::from_str(&line).expect("one JSON line on stdout");
+        .args(["serve", "--data-dir", "relative-data"]);
+    let (mut child, info) = serve(command).await;
     let data = std::fs::canonicalize(dir.path().join("relative-data")).unwrap();
     for key in ["caCertPath", "recordingsDir"] {
         let path = std::path::PathBuf::from(info[key].as_str().expect(key));

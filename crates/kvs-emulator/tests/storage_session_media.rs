@@ -66,9 +66,8 @@ async fn h264_and_opus_are_checked_counted_and_recorded() {
     assert_eq!(media["violations"], serde_json::json!([]), "{media}");
     assert_eq!(sessions[0]["state"], "CONNECTED");
 
-    let recordings = emu.dir.path().join("recordings");
-    emu.handle.shutdown().await;
-    support::assert_fixture_recording(&recordings.join("media-cam"));
+    let stopped = emu.handle.shutdown().await;
+    support::assert_fixture_recording(&stopped.recordings_dir().join("media-cam"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,7 +13,7 @@
 use std::time::Duration;
 
 use aws_sdk_kinesisvideo::types::{MediaStorageConfiguration, MediaStorageConfigurationStatus};
-use kvs_emulator::{Emulator, TlsMode};
+use kvs_emulator::Emulator;
 use kvs_webrtc_signaling::{ConnectionState, Event, SignalingMessage};
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
@@ -22,14 +22,8 @@ const CHANNEL: &str = "demo-camera";
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    let data = tempfile::tempdir()?;
-    let emulator = Emulator::builder()
-        .tls(TlsMode::GeneratedCa {
-            dir: data.path().join("ca"),
-        })
-        .recordings_dir(data.path().join("recordings"))
-        .start()
-        .await?;
+    // The CA and recordings live in a temporary directory removed on exit.
+    let emulator = Emulator::builder().temporary().start().await?;
     println!("emulator: {}", emulator.endpoint_url());
     // Region, test credentials, control-plane endpoint_url and an HTTPS client that trusts the
     // emulator's CA (verification stays on).

@@ -63,12 +63,7 @@ impl Client {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// # let dir = tempfile::tempdir()?;
-    /// # let emulator = kvs_emulator::Emulator::builder()
-    /// #     .tls(kvs_emulator::TlsMode::GeneratedCa { dir: dir.path().join("ca") })
-    /// #     .recordings_dir(dir.path().join("recordings"))
-    /// #     .start()
-    /// #     .await?;
+    /// # let emulator = kvs_emulator::Emulator::builder().temporary().start().await?;
     /// # emulator.create_storage_channel("front-door")?;
     /// # // Against AWS: aws_config::load_defaults(BehaviorVersion::latest()).await
     /// # let sdk_config = emulator.sdk_config()?;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use aws_credential_types::provider::{future, ProvideCredentials, SharedCredentialsProvider};
 use aws_credential_types::Credentials;
-use kvs_emulator::{Emulator, EmulatorHandle, TlsMode};
+use kvs_emulator::{Emulator, EmulatorHandle};
 use kvs_webrtc_discovery::Role;
 use kvs_webrtc_signaling::{
     Action, Backoff, Client, Config, ConnectionState, ErrorKind, Event, IceCandidate, Outgoing,
@@ -24,7 +24,6 @@ struct Setup {
     emulator: EmulatorHandle,
     discovery: kvs_webrtc_discovery::Client,
     signaling: Client,
-    _dir: tempfile::TempDir,
 }
 
 async fn start() -> Setup {
@@ -36,22 +35,13 @@ async fn start_with(
         kvs_webrtc_signaling::config::Builder,
     ) -> kvs_webrtc_signaling::config::Builder,
 ) -> Setup {
-    let dir = tempfile::tempdir().unwrap();
-    let emulator = Emulator::builder()
-        .tls(TlsMode::GeneratedCa {
-            dir: dir.path().join("ca"),
-        })
-        .recordings_dir(dir.path().join("recordings"))
-        .start()
-        .await
-        .unwrap();
+    let emulator = Emulator::builder().temporary().start().await.unwrap();
     let discovery = kvs_webrtc_discovery::Client::new(&emulator.sdk_config().unwrap());
     let signaling = signaling_client(&emulator, discovery.clone(), configure);
     Setup {
         emulator,
         discovery,
         signaling,
-        _dir: dir,
     }
 }
 

@@ -14,7 +14,7 @@ use aws_sdk_kinesisvideo::types::{
 };
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use futures_util::{SinkExt, StreamExt};
-use kvs_emulator::{AccessKey, Emulator, EmulatorBuilder, EmulatorHandle, TlsMode};
+use kvs_emulator::{AccessKey, Emulator, EmulatorBuilder, EmulatorHandle};
 use serde_json::Value;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -65,10 +65,7 @@ impl TestEmulator {
     pub(crate) async fn start_with(tweak: impl FnOnce(EmulatorBuilder) -> EmulatorBuilder) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let builder = Emulator::builder()
-            .tls(TlsMode::GeneratedCa {
-                dir: dir.path().join("ca"),
-            })
-            .recordings_dir(dir.path().join("recordings"))
+            .temporary()
             .timings(|t| t.offer_delay = Duration::from_millis(50));
         let handle = tweak(builder).start().await.expect("emulator starts");
         let service = Service {

@@ -3,22 +3,17 @@
 #![allow(dead_code)]
 
 use aws_sdk_kinesisvideo::types::{MediaStorageConfiguration, MediaStorageConfigurationStatus};
-use kvs_emulator::{Emulator, EmulatorHandle, TlsMode};
+use kvs_emulator::{Emulator, EmulatorHandle};
 
 pub(crate) struct TestEmulator {
     pub handle: EmulatorHandle,
     pub sdk_config: aws_types::SdkConfig,
     pub control_plane: aws_sdk_kinesisvideo::Client,
-    _dir: tempfile::TempDir,
 }
 
 pub(crate) async fn start() -> TestEmulator {
-    let dir = tempfile::tempdir().expect("temp dir");
     let handle = Emulator::builder()
-        .tls(TlsMode::GeneratedCa {
-            dir: dir.path().join("ca"),
-        })
-        .recordings_dir(dir.path().join("recordings"))
+        .temporary()
         .start()
         .await
         .expect("emulator starts");
@@ -28,7 +23,6 @@ pub(crate) async fn start() -> TestEmulator {
         handle,
         sdk_config,
         control_plane,
-        _dir: dir,
     }
 }
 
