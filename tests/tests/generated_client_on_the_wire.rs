@@ -117,21 +117,30 @@ async fn the_viewer_join_carries_its_client_id() {
     );
 }
 
-#[tokio::test]
-async fn service_errors_come_back_typed() {
-    let (storage, _) = recording_client(
-        "us-west-2",
-        404,
-        Some("ResourceNotFoundException"),
-        r#"{"message":"The channel does not exist"}"#,
-    );
-    let err = storage
+/// JoinStorageSession answered with `status` and `x-amzn-errortype: error_type`.
+async fn join_error(
+    status: u16,
+    error_type: &'static str,
+    body: &'static str,
+) -> JoinStorageSessionError {
+    let (storage, _) = recording_client("us-west-2", status, Some(error_type), body);
+    storage
         .join_storage_session()
         .channel_arn(CHANNEL_ARN)
         .send()
         .await
         .unwrap_err()
-        .into_service_error();
+        .into_service_error()
+}
+
+#[tokio::test]
+async fn service_errors_come_back_typed() {
+    let err = join_error(
+        404,
+        "ResourceNotFoundException",
+        r#"{"message":"The channel does not exist"}"#,
+    )
+    .await;
     assert!(
         matches!(err, JoinStorageSessionError::ResourceNotFoundException(_)),
         "{err:?}"
@@ -140,19 +149,13 @@ async fn service_errors_come_back_typed() {
         aws_sdk_kinesisvideowebrtcstorage::error::ProvideErrorMetadata::message(&err),
         Some("The channel does not exist")
     );
-
-    let (storage, _) = recording_client(
-        "us-west-2",
+    let err = join_error(
         400,
-        Some("ClientLimitExceededException"),
+        "ClientLimitExceededException",
         r#"{"message":"slow down"}"#,
-    );
-    let err = storage
-        .join_storage_session()
-        .channel_arn(CHANNEL_ARN)
-        .send()
-        .await
-        .unwrap_err()
-        .into_service_error();
+    )
+    .await;
     assert!(err.is_client_limit_exceeded_exception(), "{err:?}");
+    let err = join_error(403, "AccessDeniedException", r#"{"message":"no"}"#).await;
+    assert!(err.is_access_denied_exception(), "{err:?}");
 }
