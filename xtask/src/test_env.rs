@@ -76,7 +76,8 @@ pub struct TestArgs {
     #[arg(long)]
     pub provision_only: bool,
 
-    /// Arguments passed on to `cargo test --workspace` (after `--`).
+    /// Arguments passed on to `cargo test` (after `--`); `-p NAME` narrows the run to those
+    /// packages, otherwise the whole workspace is tested.
     #[arg(last = true)]
     pub cargo_args: Vec<String>,
 }
@@ -102,13 +103,26 @@ pub fn run(project: &Project, args: &TestArgs) -> anyhow::Result<()> {
     )))
     .context("a PATH entry contains a ':'")?;
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    println!(
-        "test-env: cargo test --workspace {}",
-        args.cargo_args.join(" ")
-    );
+    // `-p NAME` narrows the run; without it, every package of the workspace is tested.
+    let selects_packages = args
+        .cargo_args
+        .iter()
+        .any(|arg| arg.starts_with("-p") || arg.starts_with("--package"));
+    let scope: &[&str] = if selects_packages {
+        &[]
+    } else {
+        &["--workspace"]
+    };
+    let shown: Vec<&str> = scope
+        .iter()
+        .copied()
+        .chain(args.cargo_args.iter().map(String::as_str))
+        .collect();
+    println!("test-env: cargo test {}", shown.join(" "));
     let status = Command::new(cargo)
         .current_dir(project.root())
-        .args(["test", "--workspace"])
+        .arg("test")
+        .args(scope)
         .args(&args.cargo_args)
         .env("PATH", path)
         .env("KVS_SMITHY_RS_SOURCE", &env.smithy_rs_source)
@@ -117,7 +131,7 @@ pub fn run(project: &Project, args: &TestArgs) -> anyhow::Result<()> {
         .status()
         .context("cannot run cargo test")?;
     if !status.success() {
-        bail!("cargo test --workspace failed ({status})");
+        bail!("cargo test failed ({status})");
     }
     Ok(())
 }
