@@ -8,7 +8,7 @@
 //! Clusters are written with "unknown size", so a file cut short by a crash is still playable.
 //! [`MkvWriter::finish`] then patches the Segment size and the Duration in place.
 
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Seek, SeekFrom, Write};
 use std::path::Path;
 
@@ -118,8 +118,12 @@ fn opus_head() -> Vec<u8> {
 
 impl MkvWriter {
     /// Create the file and write everything before the first cluster.
+    ///
+    /// # Errors
+    /// I/O errors; `AlreadyExists` when `path` exists (a recording is never overwritten).
     pub fn create(path: &Path, video: &VideoParams) -> io::Result<Self> {
-        let mut out = BufWriter::new(File::create(path)?);
+        // Never overwrite: an existing file is an earlier recording (io::ErrorKind::AlreadyExists).
+        let mut out = BufWriter::new(OpenOptions::new().write(true).create_new(true).open(path)?);
         let header = [
             uint(0x4286, 1),
             uint(0x42F7, 1),
@@ -265,6 +269,22 @@ pub fn annex_b_to_avcc(units: &[&[u8]]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_existing_file_is_never_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("session-1-master.mkv");
+        std::fs::write(&path, b"an earlier recording").unwrap();
+        let video = VideoParams {
+            width: 320,
+            height: 240,
+            sps: vec![0x67, 0x42, 0xe0, 0x1f],
+            pps: vec![0x68, 0xce],
+        };
+        let err = MkvWriter::create(&path, &video).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(std::fs::read(&path).unwrap(), b"an earlier recording");
+    }
 
     #[test]
     fn sizes_use_the_shortest_vint() {

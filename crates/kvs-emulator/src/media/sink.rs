@@ -1,7 +1,7 @@
 //! The "stored stream": checks the H.264 and Opus a storage session receives, keeps statistics and
 //! records the session into a Matroska file once the first decodable keyframe arrives.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
 
 use kvs_media::h264::{self, NAL_IDR, NAL_PPS, NAL_SPS};
@@ -242,8 +242,9 @@ impl MediaSink {
                     sps: sps.clone(),
                     pps: pps.clone(),
                 };
-                match MkvWriter::create(&self.path, &params) {
-                    Ok(writer) => {
+                match create_recording(&self.path, &params) {
+                    Ok((writer, path)) => {
+                        self.path = path;
                         tracing::info!(path = %self.path.display(), "recording started");
                         self.writer = Some(writer);
                         self.record_start = Some(arrival);
@@ -326,5 +327,54 @@ impl MediaSink {
             }
         }
         self.stats
+    }
+}
+
+/// Creates the recording at `path`, or, when that file exists (an earlier run of the emulator
+/// in the same data directory), at the first free `<stem>-<n>.mkv`: recordings are never
+/// overwritten. Returns the writer and the path it writes.
+fn create_recording(path: &Path, params: &VideoParams) -> std::io::Result<(MkvWriter, PathBuf)> {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut candidate = path.to_path_buf();
+    for n in 2..=10_000u32 {
+        match MkvWriter::create(&candidate, params) {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                candidate = path.with_file_name(format!("{stem}-{n}.mkv"));
+            }
+            result => return result.map(|writer| (writer, candidate)),
+        }
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::AlreadyExists,
+        format!("{} and 9 999 numbered variants exist", path.display()),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params() -> VideoParams {
+        VideoParams {
+            width: 320,
+            height: 240,
+            sps: vec![0x67, 0x42, 0xe0, 0x1f],
+            pps: vec![0x68, 0xce],
+        }
+    }
+
+    #[test]
+    fn a_restart_never_overwrites_an_earlier_recording() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("session-1-master.mkv");
+        std::fs::write(&path, b"first run").unwrap();
+        let (_, second) = create_recording(&path, &params()).unwrap();
+        assert_eq!(second, dir.path().join("session-1-master-2.mkv"));
+        let (_, third) = create_recording(&path, &params()).unwrap();
+        assert_eq!(third, dir.path().join("session-1-master-3.mkv"));
+        assert_eq!(std::fs::read(&path).unwrap(), b"first run");
     }
 }

@@ -35,12 +35,11 @@ pub(crate) async fn run(
     faults: OfferFaults,
 ) {
     let channel_arn = handle.snapshot().channel_arn;
-    let channel_name = channel_arn
-        .split('/')
-        .nth(1)
-        .unwrap_or("channel")
-        .to_owned();
-    let dir = shared.config.recordings_dir.join(&channel_name);
+    let channel_name = channel_arn.split('/').nth(1).unwrap_or("channel");
+    let dir = shared
+        .config
+        .recordings_dir
+        .join(recording_dir_name(channel_name));
     let file = match &role {
         Role::Master => format!("session-{}-master.mkv", handle.id),
         Role::Viewer(id) => format!("session-{}-viewer-{id}.mkv", handle.id),
@@ -73,6 +72,17 @@ pub(crate) async fn run(
     shared
         .sessions
         .finished(&handle, &role, shared.config.timings.viewer_slot_hold);
+}
+
+/// The directory (one path component) that holds a channel's recordings. Channel names match
+/// `[a-zA-Z0-9_.-]+`, so only `.` and `..` could leave the recordings directory; their dots are
+/// written as `%2E`.
+fn recording_dir_name(channel_name: &str) -> String {
+    if channel_name.bytes().all(|b| b == b'.') {
+        channel_name.replace('.', "%2E")
+    } else {
+        channel_name.to_owned()
+    }
 }
 
 struct Driver<'a> {
@@ -272,5 +282,25 @@ impl Driver<'_> {
             Role::Viewer(_) => {}
         }
         want_keyframe
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::recording_dir_name;
+    use std::path::{Component, Path};
+
+    #[test]
+    fn every_valid_channel_name_stays_inside_the_recordings_directory() {
+        for name in [".", "..", "...", "front-door", "a.b", "_"] {
+            let dir = recording_dir_name(name);
+            let components: Vec<_> = Path::new(&dir).components().collect();
+            assert!(
+                matches!(components[..], [Component::Normal(_)]),
+                "{name} -> {dir}"
+            );
+        }
+        assert_eq!(recording_dir_name(".."), "%2E%2E");
+        assert_eq!(recording_dir_name("front-door"), "front-door");
     }
 }
