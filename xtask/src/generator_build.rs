@@ -11,7 +11,6 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest as _, Sha256};
 
 use crate::generator_source::GeneratorSource;
 use crate::gradle::GradleRun;
@@ -150,21 +149,17 @@ pub fn ensure_built(
 }
 
 fn cache_key(record: &CacheRecord) -> String {
-    let mut hasher = Sha256::new();
+    let mut parts = Vec::new();
     for part in [
         &record.codegen_version,
         &record.commit,
         &record.inputs_sha256,
         &record.build_script_sha256,
     ] {
-        hasher.update(part.as_bytes());
-        hasher.update([0]);
+        parts.extend_from_slice(part.as_bytes());
+        parts.push(0);
     }
-    hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::lock::sha256_hex(&parts)
 }
 
 fn is_complete(dir: &Path) -> bool {

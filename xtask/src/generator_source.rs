@@ -5,12 +5,11 @@
 //! `codegen/generator-from-source.gradle`; this module only prepares its inputs.
 
 use std::collections::BTreeMap;
-use std::io::Read as _;
+use std::io::{Read as _, Seek as _};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context as _};
-use sha2::{Digest as _, Sha256};
 
 use crate::lock::sha256_hex;
 
@@ -154,18 +153,18 @@ fn git_head(dir: &Path) -> Option<String> {
 /// Unpacks a `.tar.gz` into `into`; returns the commit from its pax global header (`comment=`,
 /// as `git archive` and GitHub's source archives write it), if any.
 fn unpack_tar_gz(archive: &Path, into: &Path) -> anyhow::Result<Option<String>> {
-    let file = std::fs::File::open(archive)
+    let mut file = std::fs::File::open(archive)
         .with_context(|| format!("cannot open {}", archive.display()))?;
     let mut magic = [0u8; 2];
-    let mut probe = std::fs::File::open(archive)
-        .with_context(|| format!("cannot open {}", archive.display()))?;
-    if probe.read_exact(&mut magic).is_err() || magic != [0x1f, 0x8b] {
+    if file.read_exact(&mut magic).is_err() || magic != [0x1f, 0x8b] {
         bail!(
             "{} is neither a directory nor a gzip file; pass a smithy-rs checkout or its release \
              source archive (.tar.gz)",
             archive.display()
         );
     }
+    file.seek(std::io::SeekFrom::Start(0))
+        .with_context(|| format!("cannot read {}", archive.display()))?;
     let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(file));
     let mut commit = None;
     let damaged = |archive: &Path| {
@@ -238,18 +237,14 @@ fn hash_build_inputs(root: &Path) -> anyhow::Result<String> {
             }
         }
     }
-    let mut hasher = Sha256::new();
+    let mut listing = Vec::new();
     for (relative, sha) in &files {
-        hasher.update(relative.as_bytes());
-        hasher.update([0]);
-        hasher.update(sha.as_bytes());
-        hasher.update([b'\n']);
+        listing.extend_from_slice(relative.as_bytes());
+        listing.push(0);
+        listing.extend_from_slice(sha.as_bytes());
+        listing.push(b'\n');
     }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
+    Ok(sha256_hex(&listing))
 }
 
 fn collect_files(

@@ -153,11 +153,11 @@ pub fn run(project: &Project, args: &RegenArgs) -> anyhow::Result<()> {
         return Ok(());
     }
 
-    let transforms = projection_transforms(&project.codegen_dir())?;
+    let new_lock = pulled.lock(&projection_transforms(&project.codegen_dir())?);
     install(
         project,
         &regenerated,
-        &pulled.lock(&transforms),
+        &new_lock,
         &pulled,
         lock.as_ref(),
         &pins,
@@ -168,7 +168,7 @@ pub fn run(project: &Project, args: &RegenArgs) -> anyhow::Result<()> {
     );
     print_summary(&Summary {
         pulled: &pulled,
-        lock: &pulled.lock(&transforms),
+        lock: &new_lock,
         pins: &pins,
         diff: &diff,
         files: regenerated.files().len(),
