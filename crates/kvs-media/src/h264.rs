@@ -377,19 +377,15 @@ mod tests {
     }
 
     #[test]
-    fn the_emulators_fixture_splits_into_its_75_frames() {
-        let data = std::fs::read(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../kvs-emulator/tests/fixtures/testsrc-320x240-25fps-3s.h264"
-        ))
-        .unwrap();
-        let units = access_units(&data);
+    fn the_sample_clip_splits_into_its_75_frames() {
+        let data = crate::sample::H264;
+        let units = access_units(data);
         assert_eq!(units.len(), 75, "3 s at 25 fps");
         assert!(is_keyframe(units[0]));
         assert_eq!(units.concat(), data);
     }
 
-    // SPS of tests/fixtures/testsrc-320x240-25fps-3s.h264 (x264, constrained baseline 3.0), with
+    // SPS of the sample clip (sample/testsrc-320x240-25fps-3s.h264 (x264, constrained baseline 3.0), with
     // its emulation-prevention bytes.
     const SPS_320X240: [u8; 24] = [
         0x67, 0x42, 0xc0, 0x1e, 0xd9, 0x01, 0x41, 0xfb, 0x01, 0x10, 0x00, 0x00, 0x03, 0x00, 0x10,

@@ -4,10 +4,17 @@
 //!
 //! * [`h264`]: NAL units of Annex-B data, access-unit boundaries in a stream, and what a sequence
 //!   parameter set says (profile, level, resolution), with the profiles the service accepts.
+//! * [`annexb`]: access units read incrementally from an Annex-B file or pipe, checked and
+//!   stamped from a frame rate.
+//! * [`ogg`] and [`opus`]: Opus packets read incrementally from an Ogg Opus file or pipe, with
+//!   their durations from the TOC byte.
 //! * [`mkv`]: a Matroska writer for one H.264 track and one Opus track.
+//! * [`sample`]: the project's 3 s sample clip (H.264, Ogg Opus, Matroska).
 //!
 //! # Why this is hand-written
-//! The subset needed is small and sits on hot paths of both crates. `h264-reader` parses far
+//! The subset needed is small and sits on hot paths of both crates. The Ogg reader is ours
+//! because the `ogg` crate's packet reader needs `Seek`, which a pipe from a live encoder does
+//! not have. `h264-reader` parses far
 //! more of H.264 than needed (and would be the choice if slice headers or SEI had to be read);
 //! no well-kept Rust crate muxes H.264 + Opus into Matroska (`webm` wraps libwebm and is
 //! limited to WebM's codecs, the pure-Rust Matroska crates are readers or unfinished).
@@ -27,5 +34,12 @@
 //! assert!(!h264::is_keyframe(units[1]));
 //! ```
 
+pub mod annexb;
+mod error;
 pub mod h264;
 pub mod mkv;
+pub mod ogg;
+pub mod opus;
+pub mod sample;
+
+pub use error::MediaError;

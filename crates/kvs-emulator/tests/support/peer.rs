@@ -21,12 +21,7 @@ const OPUS_SILENCE: [u8; 3] = [0xF8, 0xFF, 0xFE];
 
 /// The fixture's access units (Annex-B), one per frame at 25 fps.
 pub(crate) fn fixture_access_units() -> Vec<Vec<u8>> {
-    let data = std::fs::read(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/testsrc-320x240-25fps-3s.h264"
-    ))
-    .expect("fixture");
-    kvs_media::h264::access_units(&data)
+    kvs_media::h264::access_units(kvs_media::sample::H264)
         .into_iter()
         .map(<[u8]>::to_vec)
         .collect()

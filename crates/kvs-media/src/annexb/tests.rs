@@ -1,0 +1,132 @@
+use std::io::Read;
+use std::time::Duration;
+
+use super::*;
+use crate::sample;
+
+/// A reader that hands out at most `step` bytes per call, like a pipe.
+struct Trickle<'a> {
+    data: &'a [u8],
+    step: usize,
+}
+
+impl Read for Trickle<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.step.min(buf.len()).min(self.data.len());
+        buf[..n].copy_from_slice(&self.data[..n]);
+        self.data = &self.data[n..];
+        Ok(n)
+    }
+}
+
+fn read_all(data: &[u8], step: usize) -> Result<Vec<AccessUnit>, MediaError> {
+    let mut reader = AnnexBReader::new(Trickle { data, step }, 25);
+    let mut out = Vec::new();
+    while let Some(unit) = reader.next_access_unit()? {
+        out.push(unit);
+    }
+    Ok(out)
+}
+
+#[test]
+fn the_sample_reads_as_its_75_access_units_however_it_is_chunked() {
+    let expected = h264::access_units(sample::H264);
+    for step in [1, 7, 4096, usize::MAX] {
+        let units = read_all(sample::H264, step).unwrap();
+        assert_eq!(units.len(), 75, "step {step}");
+        for (i, (got, want)) in units.iter().zip(&expected).enumerate() {
+            assert_eq!(got.data, *want, "unit {i}, step {step}");
+            assert_eq!(got.timestamp, Duration::from_millis(40 * i as u64));
+            assert_eq!(got.keyframe, i % 25 == 0, "unit {i}");
+        }
+    }
+}
+
+fn expect_err(data: &[u8]) -> MediaError {
+    read_all(data, 3).expect_err("bad input is refused")
+}
+
+#[test]
+fn an_empty_input_is_refused() {
+    let e = expect_err(&[]);
+    assert!(matches!(e, MediaError::Empty { .. }), "{e:?}");
+    assert!(e.to_string().contains("empty"), "{e}");
+}
+
+#[test]
+fn other_formats_are_named() {
+    let e = expect_err(sample::OPUS);
+    assert!(matches!(e, MediaError::WrongFormat { .. }), "{e:?}");
+    assert!(e.to_string().contains("found an Ogg file"), "{e}");
+    let e = expect_err(sample::MKV);
+    assert!(e.to_string().contains("Matroska"), "{e}");
+    let e = expect_err(b"hello, world, this is text");
+    assert!(e.to_string().contains("data starting with"), "{e}");
+}
+
+#[test]
+fn h265_is_recognised() {
+    // VPS, SPS of an HEVC stream.
+    let e = expect_err(&[
+        0, 0, 0, 1, 0x40, 0x01, 0x0c, 0x01, 0, 0, 0, 1, 0x42, 0x01, 0x01,
+    ]);
+    assert!(e.to_string().contains("H.265"), "{e}");
+}
+
+#[test]
+fn a_forbidden_bit_is_refused() {
+    let e = expect_err(&[0, 0, 0, 1, 0xe5, 0x88, 0x80, 0, 0, 1, 0x41, 0x9a]);
+    assert!(e.to_string().contains("forbidden bit"), "{e}");
+}
+
+#[test]
+fn a_truncated_nal_unit_is_refused() {
+    // The sample, cut right after the header byte of a slice NAL unit.
+    let units = h264::access_units(sample::H264);
+    let mut data = units[..3].concat();
+    data.extend_from_slice(&[0, 0, 0, 1, 0x41]);
+    let mut reader = AnnexBReader::new(&data[..], 25);
+    for _ in 0..2 {
+        reader.next_access_unit().unwrap().unwrap();
+    }
+    // Without the byte after its header the cut slice cannot start a picture: it ends the
+    // third access unit, which is refused.
+    let e = reader.next_access_unit().unwrap_err();
+    assert!(matches!(e, MediaError::Truncated { .. }), "{e:?}");
+    assert!(e.to_string().contains("no data"), "{e}");
+}
+
+#[test]
+fn parameter_sets_without_a_picture_at_the_end_are_a_truncation() {
+    let mut data = h264::access_units(sample::H264)[1].to_vec();
+    data.extend_from_slice(&[0, 0, 0, 1, 0x67, 0x42, 0xc0, 0x1e, 0, 0, 0, 1, 0x68, 0xce]);
+    let e = read_all(&data, 5).unwrap_err();
+    assert!(matches!(e, MediaError::Truncated { .. }), "{e:?}");
+}
+
+#[test]
+fn no_boundary_within_the_limit_is_refused_without_reading_everything() {
+    let mut data = vec![0, 0, 0, 1, 0x65, 0x88];
+    data.extend(std::iter::repeat_n(0xff, 1 << 20));
+    let mut reader = AnnexBReader::new(&data[..], 25).with_max_access_unit(256 << 10);
+    let e = reader.next_access_unit().unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("no access unit boundary within 262144 bytes"),
+        "{e}"
+    );
+}
+
+#[test]
+fn read_errors_surface() {
+    struct Broken;
+    impl Read for Broken {
+        fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+            Err(std::io::Error::new(std::io::ErrorKind::BrokenPipe, "gone"))
+        }
+    }
+    let e = AnnexBReader::new(Broken, 25)
+        .next_access_unit()
+        .unwrap_err();
+    assert!(matches!(e, MediaError::Io(_)), "{e:?}");
+}

@@ -1,0 +1,15 @@
+//! The project's sample clip (3 s, made with ffmpeg; `sample/README.md` has the commands), for
+//! demos and tests: the same media as raw H.264, as Ogg Opus, and muxed into Matroska.
+
+/// 3 s of ffmpeg's test pattern: H.264 constrained baseline 3.0, 320×240, 25 fps, Annex-B, a
+/// keyframe with SPS and PPS every 25 frames (75 access units).
+pub const H264: &[u8] = include_bytes!("../sample/testsrc-320x240-25fps-3s.h264");
+
+/// The frame rate of [`H264`] (raw H.264 carries no timestamps).
+pub const H264_FPS: u32 = 25;
+
+/// 3 s of a 440 Hz tone: Ogg Opus, 48 kHz mono, 20 ms packets.
+pub const OPUS: &[u8] = include_bytes!("../sample/sine-440hz-48k-mono-3s.opus");
+
+/// [`H264`] and [`OPUS`] in one Matroska file, as `ffmpeg -c copy` muxes them.
+pub const MKV: &[u8] = include_bytes!("../sample/testsrc-and-sine-3s.mkv");
