@@ -5,8 +5,13 @@
 //! unfinished. The subset needed is small: an EBML header, a Segment, Info, Tracks and Clusters of
 //! SimpleBlocks.
 //!
-//! Clusters are written with "unknown size", so a file cut short by a crash is still playable.
-//! [`MkvWriter::finish`] then patches the Segment size and the Duration in place.
+//! Each cluster (one group of pictures, at most 30 s) is assembled in memory and written whole,
+//! with its real size, when the next one starts; the file is flushed then. The Segment's size
+//! stays "unknown" until [`MkvWriter::finish`], so a file cut short by a crash or `kill -9` is
+//! playable up to its last complete cluster. `finish` writes the last cluster, Cues (one per
+//! cluster, for seeking), a SeekHead pointing at Info, Tracks and Cues (into space reserved at
+//! the start), and patches the Segment size and the Duration in place: the finished file has no
+//! unknown-sized element.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Seek, SeekFrom, Write};
@@ -38,13 +43,25 @@ pub struct VideoParams {
     pub pps: Vec<u8>,
 }
 
+/// Bytes reserved after the Segment header for the SeekHead (three entries fit in 60).
+const SEEK_HEAD_SPACE: usize = 80;
+
 /// Writes one recording.
 #[derive(Debug)]
 pub struct MkvWriter {
     out: BufWriter<File>,
     segment_data_start: u64,
     duration_pos: u64,
+    /// Info and Tracks, relative to the segment data.
+    info_offset: u64,
+    tracks_offset: u64,
     cluster_start_ms: Option<i64>,
+    /// The open cluster's children (its Timestamp and blocks), written when it closes.
+    cluster: Vec<u8>,
+    /// Where the open cluster will be written, relative to the segment data.
+    cluster_offset: u64,
+    /// (time, cluster offset) of every written cluster, for Cues.
+    cues: Vec<(u64, u64)>,
     last_end_ms: i64,
 }
 
@@ -138,6 +155,7 @@ impl MkvWriter {
         out.write_all(&id_bytes(0x1853_8067))?;
         out.write_all(&UNKNOWN_SIZE)?;
         let segment_data_start = out.stream_position()?;
+        out.write_all(&void(SEEK_HEAD_SPACE))?;
 
         let info_prefix = [
             uint(0x2A_D7B1, TIMESTAMP_SCALE_NS),
@@ -150,6 +168,7 @@ impl MkvWriter {
         let info_element = element(0x1549_A966, &info);
         let info_header_len = info_element.len() - info.len();
         let info_pos = out.stream_position()?;
+        let info_offset = info_pos - segment_data_start;
         out.write_all(&info_element)?;
         // Position of the 8 float bytes of Duration.
         let duration_pos =
@@ -190,12 +209,20 @@ impl MkvWriter {
             ]
             .concat(),
         );
+        let tracks_offset = out.stream_position()? - segment_data_start;
         out.write_all(&element(0x1654_AE6B, &[video_entry, audio_entry].concat()))?;
+        out.flush()?;
+        let cluster_offset = out.stream_position()? - segment_data_start;
         Ok(Self {
             out,
             segment_data_start,
             duration_pos,
+            info_offset,
+            tracks_offset,
             cluster_start_ms: None,
+            cluster: Vec::new(),
+            cluster_offset,
+            cues: Vec::new(),
             last_end_ms: 0,
         })
     }
@@ -219,10 +246,9 @@ impl MkvWriter {
             }
         };
         if needs_cluster {
+            self.close_cluster()?;
             let start = timestamp_ms.max(0);
-            self.out.write_all(&id_bytes(0x1F43_B675))?;
-            self.out.write_all(&UNKNOWN_SIZE)?;
-            self.out.write_all(&uint(0xE7, start as u64))?;
+            self.cluster.extend(uint(0xE7, start as u64));
             self.cluster_start_ms = Some(start);
         }
         let relative = (timestamp_ms - self.cluster_start_ms.unwrap_or(0)) as i16;
@@ -231,17 +257,64 @@ impl MkvWriter {
         block.extend(relative.to_be_bytes());
         block.push(if keyframe { 0x80 } else { 0x00 });
         block.extend_from_slice(data);
-        self.out.write_all(&element(0xA3, &block))?;
+        self.cluster.extend(element(0xA3, &block));
         self.last_end_ms = self.last_end_ms.max(end_ms);
         Ok(())
     }
 
-    /// Patch Duration and the Segment size, flush and sync. Returns the duration in ms.
+    /// Write the open cluster with its size, remember it for Cues, and flush.
+    fn close_cluster(&mut self) -> io::Result<()> {
+        let Some(start) = self.cluster_start_ms else {
+            return Ok(());
+        };
+        let cluster = element(0x1F43_B675, &self.cluster);
+        self.out.write_all(&cluster)?;
+        self.out.flush()?;
+        self.cues.push((start as u64, self.cluster_offset));
+        self.cluster_offset += cluster.len() as u64;
+        self.cluster.clear();
+        self.cluster_start_ms = None;
+        Ok(())
+    }
+
+    /// Write the last cluster, Cues and the SeekHead, patch Duration and the Segment size,
+    /// flush and sync. Returns the duration in ms.
     pub fn finish(mut self) -> io::Result<i64> {
+        self.close_cluster()?;
+        let cues_offset = self.cluster_offset;
+        let points: Vec<u8> = self
+            .cues
+            .iter()
+            .flat_map(|&(time, offset)| {
+                element(
+                    0xBB,
+                    &[
+                        uint(0xB3, time),
+                        element(
+                            0xB7,
+                            &[uint(0xF7, VIDEO_TRACK), uint(0xF1, offset)].concat(),
+                        ),
+                    ]
+                    .concat(),
+                )
+            })
+            .collect();
+        let mut seeks = vec![
+            seek_entry(0x1549_A966, self.info_offset),
+            seek_entry(0x1654_AE6B, self.tracks_offset),
+        ];
+        if !points.is_empty() {
+            self.out.write_all(&element(0x1C53_BB6B, &points))?;
+            seeks.push(seek_entry(0x1C53_BB6B, cues_offset));
+        }
         self.out.flush()?;
         let end = self.out.stream_position()?;
+        let mut seek_head = element(0x114D_9B74, &seeks.concat());
+        seek_head.extend(void(SEEK_HEAD_SPACE - seek_head.len()));
         let duration = self.last_end_ms.max(0);
         let file = self.out.get_mut();
+        file.seek(SeekFrom::Start(self.segment_data_start))?;
+        file.write_all(&seek_head)?;
         file.seek(SeekFrom::Start(self.duration_pos))?;
         file.write_all(&(duration as f64).to_be_bytes())?;
         let segment_size = end - self.segment_data_start;
@@ -254,6 +327,24 @@ impl MkvWriter {
         file.sync_all()?;
         Ok(duration)
     }
+}
+
+/// A Void element of exactly `total` bytes (at least 2), filling reserved space.
+fn void(total: usize) -> Vec<u8> {
+    // ID (1 byte) + an 8-byte size, so the payload length is simply total - 9.
+    let payload = total.saturating_sub(9);
+    let mut out = vec![0xEC, 0x01];
+    out.extend_from_slice(&(payload as u64).to_be_bytes()[1..]);
+    out.resize(9 + payload, 0);
+    out
+}
+
+/// A SeekHead entry: element `id` at `offset` from the segment data.
+fn seek_entry(id: u32, offset: u64) -> Vec<u8> {
+    element(
+        0x4DBB,
+        &[element(0x53AB, &id_bytes(id)), uint(0x53AC, offset)].concat(),
+    )
 }
 
 /// Annex-B access unit → AVCC (each NAL unit prefixed with its 4-byte length).
@@ -302,5 +393,128 @@ mod tests {
             vec![0x2A, 0xD7, 0xB1, 0x83, 0x0F, 0x42, 0x40]
         );
         assert_eq!(uint(0x9C, 0), vec![0x9C, 0x81, 0x00]);
+    }
+
+    /// (id, payload start, payload size or None for unknown) of each element in `data`.
+    fn children(data: &[u8]) -> Vec<(u32, usize, Option<usize>)> {
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < data.len() {
+            let id_len = data[i].leading_zeros() as usize + 1;
+            let id = data[i..i + id_len]
+                .iter()
+                .fold(0u32, |a, &b| a << 8 | u32::from(b));
+            i += id_len;
+            let size_len = data[i].leading_zeros() as usize + 1;
+            let mask = 0xffu64 >> size_len;
+            let mut size = u64::from(data[i]) & mask;
+            let mut all_ones = size == mask;
+            for &b in &data[i + 1..i + size_len] {
+                size = size << 8 | u64::from(b);
+                all_ones &= b == 0xff;
+            }
+            i += size_len;
+            let size = (!all_ones).then_some(size as usize);
+            out.push((id, i, size));
+            match size {
+                Some(n) => i += n,
+                None => break,
+            }
+        }
+        out
+    }
+
+    fn sample_recording(dir: &Path, finish: bool) -> Vec<u8> {
+        let path = dir.join("r.mkv");
+        let aus = crate::h264::access_units(crate::sample::H264);
+        let units = crate::h264::nal_units(aus[0]);
+        let video = VideoParams {
+            width: 320,
+            height: 240,
+            sps: units[0].to_vec(),
+            pps: units[1].to_vec(),
+        };
+        let mut writer = MkvWriter::create(&path, &video).unwrap();
+        for (i, au) in aus.iter().enumerate() {
+            let ts = 40 * i as i64;
+            let avcc = annex_b_to_avcc(&crate::h264::nal_units(au));
+            writer
+                .write_frame(
+                    VIDEO_TRACK,
+                    ts,
+                    ts + 40,
+                    crate::h264::is_keyframe(au),
+                    &avcc,
+                )
+                .unwrap();
+            writer
+                .write_frame(AUDIO_TRACK, ts, ts + 20, true, &[0xF8, 0xFF, 0xFE])
+                .unwrap();
+        }
+        if finish {
+            writer.finish().unwrap();
+        } else {
+            drop(writer); // as after kill -9: no finish
+        }
+        std::fs::read(&path).unwrap()
+    }
+
+    #[test]
+    fn a_finished_file_has_sizes_everywhere_and_cues_the_seek_head_points_to() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = sample_recording(dir.path(), true);
+        let top = children(&data);
+        assert_eq!(top.len(), 2, "EBML header and Segment");
+        let (id, start, size) = top[1];
+        assert_eq!(id, 0x1853_8067);
+        let segment = &data[start..start + size.expect("the Segment has a size")];
+        let parts = children(segment);
+        let ids: Vec<u32> = parts.iter().map(|p| p.0).collect();
+        assert!(
+            parts.iter().all(|p| p.2.is_some()),
+            "no unknown sizes: {parts:x?}"
+        );
+        assert_eq!(
+            ids.iter().filter(|&&i| i == 0x1F43_B675).count(),
+            3,
+            "one cluster per GOP"
+        );
+        let cues_at = parts.iter().find(|p| p.0 == 0x1C53_BB6B).expect("Cues").1;
+        // The SeekHead is the first child; its Cues entry points at the Cues element.
+        assert_eq!(ids[0], 0x114D_9B74);
+        let seek_head = &segment[parts[0].1..parts[0].1 + parts[0].2.unwrap()];
+        let value = |data: &[u8], (_, s, n): (u32, usize, Option<usize>)| {
+            data[s..s + n.unwrap()]
+                .iter()
+                .fold(0usize, |a, &b| a << 8 | usize::from(b))
+        };
+        let position = children(seek_head)
+            .into_iter()
+            .map(|(_, s, n)| &seek_head[s..s + n.unwrap()])
+            .find_map(|entry| {
+                let fields = children(entry);
+                (value(entry, fields[0]) == 0x1C53_BB6B).then(|| value(entry, fields[1]))
+            })
+            .expect("a Cues entry");
+        let id_len = 4;
+        let size_len = segment[position + id_len].leading_zeros() as usize + 1;
+        assert_eq!(position + id_len + size_len, cues_at);
+    }
+
+    #[test]
+    fn an_unfinished_file_holds_every_complete_cluster() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = sample_recording(dir.path(), false);
+        let top = children(&data);
+        let (_, start, size) = top[1];
+        assert_eq!(size, None, "the Segment size is unknown until finish");
+        let clusters = children(&data[start..])
+            .into_iter()
+            .filter(|p| p.0 == 0x1F43_B675)
+            .count();
+        assert_eq!(
+            clusters, 2,
+            "the first two GOPs are on disk; the open one is lost"
+        );
     }
 }
