@@ -1,0 +1,541 @@
+//! The tokio side: sockets, the signaling connection, join calls, sources and pacing, all fed
+//! into the sans-IO [`IngestCore`] and its outputs carried out. Nothing here decides anything
+//! about the protocol.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kvs_webrtc_signaling::{
+    Action, ConnectionState, Event as SignalingEvent, IceCandidate, SignalingConnection,
+    SignalingMessage, SignalingSender,
+};
+use tokio::sync::{mpsc, watch};
+use tracing::Instrument as _;
+
+use crate::config::Config;
+use crate::error::{Error, ErrorKind};
+use crate::event::{IngestEvent, JoinReason, Stats, Track};
+use crate::handle::IngestSession;
+use crate::net::{self, HostSockets};
+use crate::session::{CoreConfig, IngestCore, JoinOutcome, Output, Side};
+use crate::source::{AudioPacket, OpenedSource, SourceItem, VideoFrame};
+
+/// Everything a session starts from.
+pub(crate) struct Start {
+    pub(crate) config: Arc<Config>,
+    pub(crate) connection: SignalingConnection,
+    pub(crate) viewer_id: Option<String>,
+    pub(crate) video: Option<OpenedSource<VideoFrame>>,
+    pub(crate) audio: Option<OpenedSource<AudioPacket>>,
+}
+
+/// Bind the sockets and start the session task.
+pub(crate) async fn start(start: Start) -> Result<IngestSession, Error> {
+    let discovery = start.connection.discovery().clone();
+    let channel_arn = discovery.channel().arn().to_string();
+    let sockets = HostSockets::bind(net::is_local_url(discovery.endpoints().wss())).await?;
+    let now = Instant::now();
+    let mut core = IngestCore::new(
+        now,
+        CoreConfig {
+            side: if start.viewer_id.is_some() {
+                Side::Viewer
+            } else {
+                Side::Master
+            },
+            timings: start.config.timings,
+            sends_video: start.video.is_some(),
+            sends_audio: start.audio.is_some(),
+            jitter_seed: rand::random(),
+        },
+    );
+    for candidate in sockets.candidates() {
+        core.add_local_candidate(candidate);
+    }
+    if let Some(first) = start.video.as_ref().and_then(|v| v.first.as_ref()) {
+        core.observe_video(&first.data);
+    }
+    let (events_tx, events) = mpsc::channel(256);
+    let (stats_tx, stats) = watch::channel(Stats::default());
+    let (stop, stop_rx) = watch::channel(false);
+    let (join_tx, join_rx) = mpsc::channel(8);
+    let span = tracing::info_span!("ingest", channel = %channel_arn);
+    let driver = Driver {
+        core,
+        sender: start.connection.sender(),
+        connection: start.connection,
+        discovery: start.config.discovery().clone(),
+        channel_arn: channel_arn.clone(),
+        viewer_id: start.viewer_id,
+        sockets,
+        video: start.video.map(TrackInput::new),
+        audio: start.audio.map(TrackInput::new),
+        epoch: None,
+        max_lateness: start.config.timings.max_lateness,
+        events: events_tx,
+        stats: stats_tx,
+        stop: stop_rx,
+        join_tx,
+        join_rx,
+        failure: None,
+        stopping: false,
+    };
+    let task = tokio::spawn(driver.run().instrument(span));
+    Ok(IngestSession {
+        events,
+        stats,
+        stop,
+        task: Some(task),
+        channel_arn,
+    })
+}
+
+/// One track's source and the frame waiting for its time.
+struct TrackInput<T> {
+    source: OpenedSource<T>,
+    next: Option<T>,
+    ended: bool,
+}
+
+impl<T> TrackInput<T> {
+    fn new(mut source: OpenedSource<T>) -> Self {
+        let next = source.first.take();
+        Self {
+            source,
+            next,
+            ended: false,
+        }
+    }
+
+    fn done(&self) -> bool {
+        self.ended && self.next.is_none()
+    }
+}
+
+trait Timed {
+    fn timestamp(&self) -> Duration;
+}
+impl Timed for VideoFrame {
+    fn timestamp(&self) -> Duration {
+        self.timestamp
+    }
+}
+impl Timed for AudioPacket {
+    fn timestamp(&self) -> Duration {
+        self.timestamp
+    }
+}
+
+struct Driver {
+    core: IngestCore,
+    connection: SignalingConnection,
+    sender: SignalingSender,
+    discovery: kvs_webrtc_discovery::Client,
+    channel_arn: String,
+    viewer_id: Option<String>,
+    sockets: HostSockets,
+    video: Option<TrackInput<VideoFrame>>,
+    audio: Option<TrackInput<AudioPacket>>,
+    /// The media clock: this instant plays this source time (set at the first frame sent).
+    epoch: Option<(Instant, Duration)>,
+    max_lateness: Duration,
+    events: mpsc::Sender<IngestEvent>,
+    stats: watch::Sender<Stats>,
+    stop: watch::Receiver<bool>,
+    join_tx: mpsc::Sender<Result<(), kvs_webrtc_discovery::Error>>,
+    join_rx: mpsc::Receiver<Result<(), kvs_webrtc_discovery::Error>>,
+    /// The error that ends the session, when it is more precise than the core's reason.
+    failure: Option<Error>,
+    /// The sources ended and the core was told to stop.
+    stopping: bool,
+}
+
+enum Wake {
+    Stop,
+    Timer,
+    Datagram(net::Datagram),
+    Signaling(Option<SignalingEvent>),
+    Joined(Result<(), kvs_webrtc_discovery::Error>),
+    Video(Option<SourceItem<VideoFrame>>),
+    Audio(Option<SourceItem<AudioPacket>>),
+}
+
+impl Driver {
+    async fn run(mut self) -> Result<Stats, Error> {
+        let result = loop {
+            let deadline = match self.drain().await {
+                Ok(deadline) => deadline,
+                Err(ended) => break ended,
+            };
+            self.stats.send_replace(self.core.stats().clone());
+            let wake_at = self.media_due().map_or(deadline, |due| due.min(deadline));
+            let wants_video = self
+                .video
+                .as_ref()
+                .is_some_and(|t| t.next.is_none() && !t.ended);
+            let wants_audio = self
+                .audio
+                .as_ref()
+                .is_some_and(|t| t.next.is_none() && !t.ended);
+            let wake = tokio::select! {
+                biased;
+                _ = self.stop.changed() => Wake::Stop,
+                _ = tokio::time::sleep_until(wake_at.into()) => Wake::Timer,
+                Some(d) = self.sockets.recv() => Wake::Datagram(d),
+                e = self.connection.next_event() => Wake::Signaling(e),
+                Some(r) = self.join_rx.recv() => Wake::Joined(r),
+                v = recv(&mut self.video), if wants_video => Wake::Video(v),
+                a = recv(&mut self.audio), if wants_audio => Wake::Audio(a),
+            };
+            let now = Instant::now();
+            match wake {
+                Wake::Stop => self.core.stop("stopped by the application"),
+                Wake::Timer => self.core.handle_timeout(now),
+                Wake::Datagram(d) => self
+                    .core
+                    .handle_datagram(now, d.source, d.local, &d.contents),
+                Wake::Signaling(event) => self.on_signaling(now, event),
+                Wake::Joined(result) => self.on_join_result(now, result),
+                Wake::Video(item) => self.on_source_item(Track::Video, item),
+                Wake::Audio(item) => self.on_source_item(Track::Audio, item),
+            }
+            self.pump_media(Instant::now());
+            self.stop_if_sources_done();
+        };
+        // Whatever the core still had to send (DTLS close) goes out; then close signaling.
+        let stats = self.core.stats().clone();
+        self.stats.send_replace(stats.clone());
+        self.connection.close().await;
+        match (result, self.failure.take()) {
+            (_, Some(failure)) => Err(failure),
+            (Ok(()), None) => Ok(stats),
+            (Err(reason), None) => Err(Error::new(ErrorKind::GaveUp, reason)),
+        }
+    }
+
+    /// Carry out the core's outputs until it waits; `Err` when it ended (`Ok(())` inside for a
+    /// clean stop, `Err(reason)` for a failure).
+    async fn drain(&mut self) -> Result<Instant, Result<(), String>> {
+        loop {
+            match self.core.poll_output() {
+                Output::Timeout(at) => return Ok(at),
+                Output::Join => self.spawn_join(),
+                Output::SendAnswer(sdp) => {
+                    if let Err(e) = self.sender.send_answer(sdp).await {
+                        self.emit(IngestEvent::Warning(format!(
+                            "the answer was not sent: {e}"
+                        )));
+                    }
+                }
+                Output::SendCandidate { candidate, mid } => {
+                    let candidate = IceCandidate {
+                        candidate,
+                        sdp_mid: Some(mid),
+                        sdp_m_line_index: Some(0),
+                        username_fragment: None,
+                    };
+                    if let Err(e) = self.sender.send_ice_candidate(&candidate).await {
+                        tracing::debug!(error = %e, "a candidate was not sent");
+                    }
+                }
+                Output::Transmit {
+                    source,
+                    destination,
+                    contents,
+                } => self.sockets.send(source, destination, &contents).await,
+                Output::Event(event) => self.emit(event),
+                Output::KeyframeWanted => {
+                    if let Some(tx) = self
+                        .video
+                        .as_ref()
+                        .and_then(|t| t.source.keyframes.as_ref())
+                    {
+                        tx.send_modify(|n| *n += 1);
+                    }
+                }
+                Output::Ended { reason, failed } => {
+                    tracing::info!(%reason, "ingestion ended");
+                    self.emit(IngestEvent::Stopped {
+                        reason: reason.clone(),
+                    });
+                    return Err(if failed { Err(reason) } else { Ok(()) });
+                }
+            }
+        }
+    }
+
+    fn emit(&mut self, event: IngestEvent) {
+        match &event {
+            IngestEvent::Warning(w) => tracing::warn!("{w}"),
+            IngestEvent::Joining { reason, attempt } => {
+                tracing::info!(%reason, attempt, "joining the storage session")
+            }
+            other => tracing::info!(event = ?other),
+        }
+        if self.events.try_send(event).is_err() {
+            tracing::debug!("event queue full or closed; event dropped");
+        }
+    }
+
+    fn spawn_join(&mut self) {
+        let discovery = self.discovery.clone();
+        let channel = self.channel_arn.clone();
+        let viewer = self.viewer_id.clone();
+        let tx = self.join_tx.clone();
+        tokio::spawn(
+            async move {
+                let result = match viewer {
+                    Some(id) => discovery
+                        .join_storage_session_as_viewer()
+                        .channel(channel)
+                        .client_id(id)
+                        .send()
+                        .await
+                        .map(drop),
+                    None => discovery
+                        .join_storage_session()
+                        .channel(channel)
+                        .send()
+                        .await
+                        .map(drop),
+                };
+                let _ = tx.send(result).await;
+            }
+            .in_current_span(),
+        );
+    }
+
+    fn on_join_result(&mut self, now: Instant, result: Result<(), kvs_webrtc_discovery::Error>) {
+        use kvs_webrtc_discovery::ErrorKind as D;
+        let outcome = match result {
+            Ok(()) => JoinOutcome::Accepted,
+            Err(e) if matches!(e.kind(), D::Throttled | D::Network | D::Service) => {
+                JoinOutcome::Retryable(e.to_string())
+            }
+            Err(e) => {
+                let message = e.to_string();
+                self.failure = Some(Error::from_discovery(
+                    "joining the storage session failed",
+                    e,
+                ));
+                JoinOutcome::Fatal(message)
+            }
+        };
+        self.core.handle_join_result(now, outcome);
+    }
+
+    fn on_signaling(&mut self, now: Instant, event: Option<SignalingEvent>) {
+        let Some(event) = event else {
+            self.failure = Some(Error::new(
+                ErrorKind::GaveUp,
+                "the signaling connection ended",
+            ));
+            self.core.stop("the signaling connection ended");
+            return;
+        };
+        match event {
+            SignalingEvent::StateChanged(ConnectionState::Connected { reconnects }) => {
+                self.core.handle_signaling_connected(now, reconnects)
+            }
+            SignalingEvent::StateChanged(ConnectionState::Reconnecting { reason, .. }) => {
+                tracing::info!(%reason, "signaling reconnecting");
+                self.core.handle_signaling_lost();
+            }
+            SignalingEvent::StateChanged(ConnectionState::Closed { reason }) => {
+                self.failure = Some(Error::new(
+                    ErrorKind::GaveUp,
+                    format!("the signaling connection closed: {reason}"),
+                ));
+                self.core.stop("the signaling connection closed");
+            }
+            SignalingEvent::Message(SignalingMessage::Offer { description, .. }) => {
+                self.core.handle_offer(now, &description.sdp)
+            }
+            SignalingEvent::Message(SignalingMessage::IceCandidate { candidate, .. }) => {
+                self.core.handle_remote_candidate(&candidate.candidate)
+            }
+            SignalingEvent::Rejected(rejection) if rejection.action == Some(Action::SdpAnswer) => {
+                let description = rejection
+                    .status
+                    .description
+                    .unwrap_or_else(|| "no description".into());
+                self.core.handle_answer_rejected(now, description);
+            }
+            SignalingEvent::Rejected(rejection) => self.emit(IngestEvent::Warning(format!(
+                "the service rejected a {:?} message: {}",
+                rejection.action,
+                rejection.status.description.unwrap_or_default()
+            ))),
+            SignalingEvent::GoAway => self.core.handle_service_notice(JoinReason::GoAway),
+            SignalingEvent::ReconnectIceServer => self
+                .core
+                .handle_service_notice(JoinReason::ReconnectIceServer),
+            SignalingEvent::IceServersRefreshed(servers) => {
+                // The TURN client takes these (relayed candidates); host candidates need none.
+                tracing::info!(
+                    turn_servers = servers.turn_servers().len(),
+                    "ICE servers refreshed"
+                );
+            }
+            other => tracing::debug!(event = ?other, "signaling event"),
+        }
+    }
+
+    fn on_source_item<T>(&mut self, track: Track, item: Option<SourceItem<T>>)
+    where
+        Driver: Slot<T>,
+    {
+        match item {
+            Some(SourceItem::Frame(frame)) => {
+                if let Some(t) = Slot::<T>::slot(self) {
+                    t.next = Some(frame);
+                }
+            }
+            Some(SourceItem::Failed(reason)) => {
+                if let Some(t) = Slot::<T>::slot(self) {
+                    t.ended = true;
+                }
+                self.failure = Some(Error::new(ErrorKind::InvalidInput, reason.clone()));
+                self.core.stop(&reason);
+            }
+            None => {
+                if let Some(t) = Slot::<T>::slot(self) {
+                    t.ended = true;
+                }
+                self.emit(IngestEvent::SourceEnded(track));
+            }
+        }
+    }
+
+    /// Once every source has ended and its last frame went out, the ingestion is over.
+    fn stop_if_sources_done(&mut self) {
+        if self.stopping {
+            return;
+        }
+        let video_done = self.video.as_ref().is_none_or(TrackInput::done);
+        let audio_done = self.audio.as_ref().is_none_or(TrackInput::done);
+        if video_done && audio_done {
+            self.stopping = true;
+            self.core.stop("the media sources ended");
+        }
+    }
+
+    /// When the next paced frame is due (now if the clock has yet to start and media flows).
+    fn media_due(&self) -> Option<Instant> {
+        let streaming = self.core.is_streaming();
+        let due = |ts: Option<Duration>, paced: bool| -> Option<Instant> {
+            let ts = ts?;
+            if !paced {
+                return Some(Instant::now());
+            }
+            match self.epoch {
+                Some((at, origin)) => Some(at + ts.saturating_sub(origin)),
+                None if streaming => Some(Instant::now()),
+                None => None,
+            }
+        };
+        let v = self
+            .video
+            .as_ref()
+            .and_then(|t| due(t.next.as_ref().map(Timed::timestamp), t.source.paced));
+        let a = self
+            .audio
+            .as_ref()
+            .and_then(|t| due(t.next.as_ref().map(Timed::timestamp), t.source.paced));
+        match (v, a) {
+            (Some(v), Some(a)) => Some(v.min(a)),
+            (x, None) | (None, x) => x,
+        }
+    }
+
+    /// Hand every frame whose time has come to the core.
+    fn pump_media(&mut self, now: Instant) {
+        if self.epoch.is_none() && self.core.is_streaming() {
+            let first = [
+                self.video
+                    .as_ref()
+                    .and_then(|t| t.next.as_ref().map(Timed::timestamp)),
+                self.audio
+                    .as_ref()
+                    .and_then(|t| t.next.as_ref().map(Timed::timestamp)),
+            ];
+            if let Some(origin) = first.into_iter().flatten().min() {
+                self.epoch = Some((now, origin));
+            }
+        }
+        loop {
+            let mut progressed = false;
+            if let Some(frame) = self.take_due(now, Track::Video) {
+                self.core.write_video(now, frame.timestamp, &frame.data);
+                progressed = true;
+            }
+            if let Some(packet) = self.take_due_audio(now) {
+                self.core.write_audio(now, packet.timestamp, &packet.data);
+                progressed = true;
+            }
+            if !progressed {
+                break;
+            }
+        }
+    }
+
+    fn due_at(&self, ts: Duration, paced: bool, now: Instant) -> Option<Instant> {
+        if !paced {
+            return Some(now);
+        }
+        self.epoch
+            .map(|(at, origin)| at + ts.saturating_sub(origin))
+    }
+
+    fn take_due(&mut self, now: Instant, track: Track) -> Option<VideoFrame> {
+        let t = self.video.as_ref()?;
+        let ts = t.next.as_ref()?.timestamp;
+        let due = self.due_at(ts, t.source.paced, now)?;
+        if due > now {
+            return None;
+        }
+        let frame = self.video.as_mut()?.next.take()?;
+        if now.saturating_duration_since(due) > self.max_lateness {
+            self.core.drop_late(track);
+            return None;
+        }
+        Some(frame)
+    }
+
+    fn take_due_audio(&mut self, now: Instant) -> Option<AudioPacket> {
+        let t = self.audio.as_ref()?;
+        let ts = t.next.as_ref()?.timestamp;
+        let due = self.due_at(ts, t.source.paced, now)?;
+        if due > now {
+            return None;
+        }
+        let packet = self.audio.as_mut()?.next.take()?;
+        if now.saturating_duration_since(due) > self.max_lateness {
+            self.core.drop_late(Track::Audio);
+            return None;
+        }
+        Some(packet)
+    }
+}
+
+/// Access to a track's slot by frame type.
+trait Slot<T> {
+    fn slot(&mut self) -> Option<&mut TrackInput<T>>;
+}
+impl Slot<VideoFrame> for Driver {
+    fn slot(&mut self) -> Option<&mut TrackInput<VideoFrame>> {
+        self.video.as_mut()
+    }
+}
+impl Slot<AudioPacket> for Driver {
+    fn slot(&mut self) -> Option<&mut TrackInput<AudioPacket>> {
+        self.audio.as_mut()
+    }
+}
+
+async fn recv<T>(track: &mut Option<TrackInput<T>>) -> Option<SourceItem<T>> {
+    match track {
+        Some(t) => t.source.frames.recv().await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,198 @@
+//! What a running ingestion tells its caller: events as they happen, statistics on demand.
+
+use std::time::Duration;
+
+/// Where the ingestion is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum IngestState {
+    /// Opening the signaling socket (or waiting for it to reconnect).
+    #[default]
+    ConnectingSignaling,
+    /// JoinStorageSession was called; waiting for its result and the storage peer's offer.
+    Joining,
+    /// Waiting before calling JoinStorageSession again (throttled or a server error).
+    BackingOff,
+    /// The offer was answered; ICE and DTLS are connecting.
+    ConnectingMedia,
+    /// Media is flowing to the storage peer.
+    Streaming,
+    /// Stopped for good.
+    Stopped,
+}
+
+impl IngestState {
+    /// A short lowercase name (`streaming`, `joining`, ...), for logs and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ConnectingSignaling => "connecting-signaling",
+            Self::Joining => "joining",
+            Self::BackingOff => "backing-off",
+            Self::ConnectingMedia => "connecting-media",
+            Self::Streaming => "streaming",
+            Self::Stopped => "stopped",
+        }
+    }
+}
+
+/// Why the storage session is joined (again).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum JoinReason {
+    /// The first join after the signaling socket opened.
+    Start,
+    /// No offer arrived within the offer timeout (6 s) after a join.
+    NoOffer,
+    /// JoinStorageSession failed with a retryable error (throttled, server error, network).
+    JoinFailed(String),
+    /// The storage session rejected our answer (STATUS_RESPONSE).
+    AnswerRejected(String),
+    /// ICE and DTLS did not connect within the connect timeout.
+    ConnectTimeout,
+    /// The media connection was lost (ICE disconnected, DTLS closed, the peer ended it).
+    MediaLost(String),
+    /// The signaling socket reconnected after a drop; a new join gets a new offer on it.
+    SignalingReconnected,
+    /// The service sent GO_AWAY; the signaling socket reconnected.
+    GoAway,
+    /// The service sent RECONNECT_ICE_SERVER; ICE servers were refreshed and the socket
+    /// reconnected.
+    ReconnectIceServer,
+    /// The session reached its maximum duration (1 hour at the service).
+    SessionLimit,
+}
+
+impl std::fmt::Display for JoinReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Start => f.write_str("start"),
+            Self::NoOffer => f.write_str("no offer arrived in time"),
+            Self::JoinFailed(e) => write!(f, "JoinStorageSession failed: {e}"),
+            Self::AnswerRejected(e) => write!(f, "the answer was rejected: {e}"),
+            Self::ConnectTimeout => f.write_str("ICE/DTLS did not connect in time"),
+            Self::MediaLost(e) => write!(f, "media connection lost: {e}"),
+            Self::SignalingReconnected => f.write_str("signaling reconnected"),
+            Self::GoAway => f.write_str("GO_AWAY"),
+            Self::ReconnectIceServer => f.write_str("RECONNECT_ICE_SERVER"),
+            Self::SessionLimit => f.write_str("session duration limit"),
+        }
+    }
+}
+
+/// A media track.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Track {
+    /// H.264 video.
+    Video,
+    /// Opus audio.
+    Audio,
+}
+
+impl Track {
+    /// `video` or `audio`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Video => "video",
+            Self::Audio => "audio",
+        }
+    }
+}
+
+/// Something that happened. Read them with
+/// [`IngestSession::next_event`](crate::IngestSession::next_event).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum IngestEvent {
+    /// The state changed.
+    StateChanged(IngestState),
+    /// JoinStorageSession (or ...AsViewer) is being called.
+    Joining {
+        /// Why.
+        reason: JoinReason,
+        /// Attempts since the last connected session (1 for the first).
+        attempt: u32,
+    },
+    /// The storage peer's offer arrived and was answered.
+    OfferAnswered {
+        /// Whether it replaced a running session.
+        replaced_session: bool,
+    },
+    /// ICE and DTLS connected; media flows from now on.
+    Connected {
+        /// From the offer to connected.
+        after_offer: Duration,
+    },
+    /// The first frame of a track went out in this session.
+    FirstFrameSent(Track),
+    /// The storage peer asked for a keyframe (PLI or FIR).
+    KeyframeRequested,
+    /// A media source ended (end of file without looping, a closed pipe).
+    SourceEnded(Track),
+    /// Something failed and was recovered from (or is about to be retried).
+    Warning(String),
+    /// Stopped for good; the handle's `wait`/`stop` returns the outcome.
+    Stopped {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Counters of one track.
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct TrackStats {
+    /// Frames (access units or Opus packets) handed to WebRTC.
+    pub frames_sent: u64,
+    /// Their bytes.
+    pub bytes_sent: u64,
+    /// Video keyframes sent.
+    pub keyframes_sent: u64,
+    /// Frames dropped while no session was streaming.
+    pub dropped_not_connected: u64,
+    /// Video frames dropped while waiting for a keyframe (session start, keyframe request).
+    pub dropped_waiting_for_keyframe: u64,
+    /// Frames dropped because they were too late to send (the sender fell behind).
+    pub dropped_late: u64,
+    /// RTP packets sent (from the WebRTC stack).
+    pub packets_sent: u64,
+    /// NACKs received: packets the storage peer asked to have retransmitted.
+    pub nacks_received: u64,
+    /// Keyframe requests received (PLI and FIR).
+    pub keyframe_requests: u64,
+    /// The storage peer's reported loss fraction (0..1), when known.
+    pub loss: Option<f32>,
+    /// Bits per second over the last statistics interval (1 s).
+    pub bitrate_bps: u64,
+}
+
+/// A snapshot of the ingestion's statistics.
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Where the ingestion is.
+    pub state: IngestState,
+    /// Video counters (all sessions together).
+    pub video: TrackStats,
+    /// Audio counters (all sessions together).
+    pub audio: TrackStats,
+    /// JoinStorageSession calls made.
+    pub joins: u64,
+    /// Sessions that connected.
+    pub sessions_connected: u64,
+    /// Joins after the first connected session (re-joins).
+    pub rejoins: u64,
+    /// Round-trip time to the storage peer, when measured.
+    pub rtt: Option<Duration>,
+    /// Audio frames received from the storage peer (viewers' audio, for a master).
+    pub audio_frames_received: u64,
+}
+
+impl Stats {
+    /// The counters of `track`.
+    pub fn track(&self, track: Track) -> &TrackStats {
+        match track {
+            Track::Video => &self.video,
+            Track::Audio => &self.audio,
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! What the caller holds while media flows.
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::error::{Error, ErrorKind};
+use crate::event::{IngestEvent, Stats};
+
+/// A running ingestion. Dropping it stops the session as [`stop`](IngestSession::stop) does,
+/// without waiting.
+#[derive(Debug)]
+pub struct IngestSession {
+    pub(crate) events: mpsc::Receiver<IngestEvent>,
+    pub(crate) stats: watch::Receiver<Stats>,
+    pub(crate) stop: watch::Sender<bool>,
+    pub(crate) task: Option<JoinHandle<Result<Stats, Error>>>,
+    pub(crate) channel_arn: String,
+}
+
+impl IngestSession {
+    /// The next event; `None` once the session has ended and every event was read. Events
+    /// that find the queue (256) full are dropped; [`stats`](Self::stats) stays exact.
+    pub async fn next_event(&mut self) -> Option<IngestEvent> {
+        self.events.recv().await
+    }
+
+    /// The statistics now.
+    pub fn stats(&self) -> Stats {
+        self.stats.borrow().clone()
+    }
+
+    /// A receiver that sees every statistics update (for a status line).
+    pub fn watch_stats(&self) -> watch::Receiver<Stats> {
+        self.stats.clone()
+    }
+
+    /// The channel's ARN.
+    pub fn channel_arn(&self) -> &str {
+        &self.channel_arn
+    }
+
+    /// A handle that can stop the session from another task.
+    pub fn stopper(&self) -> Stopper {
+        Stopper(self.stop.clone())
+    }
+
+    /// Stop: close the WebRTC session and the signaling socket, and return the final
+    /// statistics.
+    ///
+    /// # Errors
+    /// The error that had already ended the session, if one did.
+    pub async fn stop(mut self) -> Result<Stats, Error> {
+        let _ = self.stop.send(true);
+        self.finish().await
+    }
+
+    /// Wait until the session ends by itself: the sources ended (files without looping), it
+    /// gave up, or a [`Stopper`] stopped it.
+    ///
+    /// # Errors
+    /// Why it ended, when that was a failure ([`ErrorKind::GaveUp`], [`ErrorKind::AccessDenied`],
+    /// [`ErrorKind::InvalidInput`] for a source that broke mid-stream, ...).
+    pub async fn wait(mut self) -> Result<Stats, Error> {
+        self.finish().await
+    }
+
+    async fn finish(&mut self) -> Result<Stats, Error> {
+        self.events.close();
+        let task = self.task.take();
+        match task {
+            Some(task) => task
+                .await
+                .map_err(|e| Error::new(ErrorKind::Io, format!("the session task failed: {e}")))?,
+            None => Ok(self.stats()),
+        }
+    }
+}
+
+impl Drop for IngestSession {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+/// Stops an [`IngestSession`] from anywhere (a Ctrl-C handler, a timer). Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Stopper(watch::Sender<bool>);
+
+impl Stopper {
+    /// Ask the session to stop; [`IngestSession::wait`] then returns.
+    pub fn stop(&self) {
+        let _ = self.0.send(true);
+    }
+}

@@ -1,0 +1,175 @@
+//! The sockets media flows through: one UDP socket per local IPv4 address, each offered as a
+//! host candidate. The TURN client (relayed candidates) plugs in here: it adds a candidate to
+//! the core and carries the datagrams whose `source` is its relayed address.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+
+use str0m::Candidate;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::error::{Error, ErrorKind};
+
+/// The largest datagram read (str0m's receive limit is below this).
+const MAX_DATAGRAM: usize = 2048;
+
+/// A datagram that arrived on one of the sockets.
+#[derive(Debug)]
+pub(crate) struct Datagram {
+    /// The socket's address (the local candidate it arrived on).
+    pub(crate) local: SocketAddr,
+    /// Who sent it.
+    pub(crate) source: SocketAddr,
+    /// The bytes.
+    pub(crate) contents: Vec<u8>,
+}
+
+/// The host sockets and the datagrams they receive.
+#[derive(Debug)]
+pub(crate) struct HostSockets {
+    sockets: Vec<Arc<UdpSocket>>,
+    received: mpsc::Receiver<Datagram>,
+    readers: Vec<JoinHandle<()>>,
+}
+
+impl HostSockets {
+    /// Bind one socket per local address: loopback only when the service is on this machine
+    /// (the emulator), otherwise every non-loopback IPv4 address.
+    pub(crate) async fn bind(service_is_local: bool) -> Result<Self, Error> {
+        let addresses = local_addresses(service_is_local);
+        if addresses.is_empty() {
+            return Err(Error::new(
+                ErrorKind::Io,
+                "this machine has no IPv4 address to send media from",
+            ));
+        }
+        let (tx, received) = mpsc::channel(1024);
+        let mut sockets = Vec::new();
+        let mut readers = Vec::new();
+        for ip in addresses {
+            let socket = UdpSocket::bind(SocketAddr::new(ip, 0)).await.map_err(|e| {
+                Error::new(
+                    ErrorKind::Io,
+                    format!("cannot bind a UDP socket on {ip}: {e}"),
+                )
+                .with_source(e)
+            })?;
+            let socket = Arc::new(socket);
+            let local = socket.local_addr().map_err(|e| {
+                Error::new(ErrorKind::Io, format!("no local address: {e}")).with_source(e)
+            })?;
+            let reader = Arc::clone(&socket);
+            let tx = tx.clone();
+            readers.push(tokio::spawn(async move {
+                let mut buf = vec![0u8; MAX_DATAGRAM];
+                loop {
+                    match reader.recv_from(&mut buf).await {
+                        Ok((n, source)) => {
+                            let datagram = Datagram {
+                                local,
+                                source,
+                                contents: buf[..n].to_vec(),
+                            };
+                            if tx.send(datagram).await.is_err() {
+                                return;
+                            }
+                        }
+                        // ICMP port unreachable and the like: the next datagram may be fine.
+                        Err(e) => tracing::debug!(error = %e, %local, "UDP receive failed"),
+                    }
+                }
+            }));
+            sockets.push(socket);
+        }
+        Ok(Self {
+            sockets,
+            received,
+            readers,
+        })
+    }
+
+    /// A host candidate for each socket.
+    pub(crate) fn candidates(&self) -> Vec<Candidate> {
+        self.sockets
+            .iter()
+            .filter_map(|s| s.local_addr().ok())
+            .filter_map(|addr| Candidate::host(addr, "udp").ok())
+            .collect()
+    }
+
+    /// The next datagram from any socket.
+    pub(crate) async fn recv(&mut self) -> Option<Datagram> {
+        self.received.recv().await
+    }
+
+    /// Send from the socket bound to `source`. Failures are dropped datagrams, as on any
+    /// network: ICE and RTCP recover.
+    pub(crate) async fn send(&self, source: SocketAddr, destination: SocketAddr, contents: &[u8]) {
+        let socket = self
+            .sockets
+            .iter()
+            .find(|s| s.local_addr().is_ok_and(|a| a == source));
+        if let Some(socket) = socket {
+            if let Err(e) = socket.send_to(contents, destination).await {
+                tracing::debug!(error = %e, %destination, "UDP send failed");
+            }
+        }
+    }
+}
+
+impl Drop for HostSockets {
+    fn drop(&mut self) {
+        for reader in &self.readers {
+            reader.abort();
+        }
+    }
+}
+
+fn local_addresses(service_is_local: bool) -> Vec<IpAddr> {
+    if service_is_local {
+        return vec![IpAddr::V4(Ipv4Addr::LOCALHOST)];
+    }
+    match if_addrs::get_if_addrs() {
+        Ok(interfaces) => interfaces
+            .into_iter()
+            .filter(|i| !i.is_loopback())
+            .map(|i| i.ip())
+            .filter(IpAddr::is_ipv4)
+            .collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot list network interfaces");
+            Vec::new()
+        }
+    }
+}
+
+/// Whether an endpoint URL's host is this machine (`localhost`, `127.x`, `::1`).
+pub(crate) fn is_local_url(url: &str) -> bool {
+    let rest = url.split("://").nth(1).unwrap_or(url);
+    let authority = rest.split('/').next().unwrap_or("");
+    let host = if let Some(v6) = authority.strip_prefix('[') {
+        v6.split(']').next().unwrap_or("")
+    } else {
+        authority.rsplit_once(':').map_or(authority, |(h, _)| h)
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_urls_are_recognised() {
+        assert!(is_local_url("wss://127.0.0.1:4433/"));
+        assert!(is_local_url("wss://localhost:4433"));
+        assert!(is_local_url("https://[::1]:443/x"));
+        assert!(!is_local_url(
+            "wss://m-123.kinesisvideo.us-west-2.amazonaws.com"
+        ));
+        assert!(!is_local_url("https://10.0.0.1:443"));
+    }
+}

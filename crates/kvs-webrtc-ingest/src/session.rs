@@ -1,0 +1,900 @@
+//! The ingestion protocol, sans-IO: join → offer → answer → media → re-join, for as long as
+//! the caller wants media to flow. str0m's [`Rtc`] (itself sans-IO) is the WebRTC peer of the
+//! current storage session.
+//!
+//! No socket, task, channel or clock here. The driver (`driver.rs`) feeds inputs with the
+//! current time (`handle_*`), then drains [`IngestCore::poll_output`] until
+//! [`Output::Timeout`] (str0m's single-mutation rule, extended to this state machine), and
+//! sleeps until that deadline or the next input. The tests drive it with simulated time.
+//!
+//! The rules (protocol notes §1.2, §3.4, §4.1, §4.2):
+//! * join once the signaling socket is connected, and again after every reconnection (a new
+//!   join is the only way to get a new offer);
+//! * no offer within the offer timeout (6 s) → join again at once; a throttled or failed join
+//!   → join again after an exponential backoff; either way at most `max_join_attempts` in a
+//!   row without a connected session;
+//! * candidates that arrive before the offer are kept and added after it;
+//! * a new offer replaces the running session (the most recent join wins);
+//! * ICE/DTLS not connected in time, a lost media connection, a rejected answer and the
+//!   session-duration limit all lead to a new join;
+//! * every session starts its video at a keyframe.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use kvs_webrtc_signaling::Backoff;
+use str0m::change::SdpOffer;
+use str0m::format::Codec;
+use str0m::media::{Direction, KeyframeRequestKind, MediaKind, MediaTime, Mid, Pt};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, IceConnectionState, Input, Output as RtcOutput, Rtc, RtcConfig};
+
+use crate::event::{IngestEvent, IngestState, JoinReason, Stats, Track};
+use crate::media::{self, Prepared, VideoPrep};
+
+/// The H.264 profiles the storage session accepts (protocol notes §5.1), as SDP
+/// `profile-level-id`s at level 3.1: constrained baseline, baseline, main, high.
+const ALLOWED_H264: [u32; 4] = [0x42e01f, 0x42001f, 0x4d001f, 0x64001f];
+/// Candidates kept while no offer has arrived.
+const MAX_EARLY_CANDIDATES: usize = 64;
+
+/// How long things may take; the defaults are the AWS SDKs' values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Timings {
+    /// How long to wait for the storage peer's offer after a join (the C and JS SDKs: 6 s).
+    pub offer_timeout: Duration,
+    /// How long ICE and DTLS may take after the answer (the JS SDK: 30 s).
+    pub connect_timeout: Duration,
+    /// Join again after a session has been connected this long; the service ends storage
+    /// sessions after 1 hour.
+    pub session_refresh: Duration,
+    /// The backoff between joins after a throttled or failed join or a rejected answer.
+    pub join_backoff: Backoff,
+    /// Joins in a row without a connected session before giving up.
+    pub max_join_attempts: u32,
+    /// A keyframe request this soon after a keyframe went out is taken as asking for that
+    /// one (it is still on its way), and does not restart the video at the next keyframe.
+    pub keyframe_request_grace: Duration,
+    /// A frame due longer ago than this is dropped (with the rest of its group of pictures):
+    /// the sender fell behind and catches up instead of building a backlog.
+    pub max_lateness: Duration,
+}
+
+impl Default for Timings {
+    fn default() -> Self {
+        Self {
+            offer_timeout: Duration::from_secs(6),
+            connect_timeout: Duration::from_secs(30),
+            session_refresh: Duration::from_secs(59 * 60),
+            join_backoff: Backoff {
+                initial: Duration::from_secs(1),
+                max: Duration::from_secs(16),
+            },
+            max_join_attempts: 10,
+            keyframe_request_grace: Duration::from_millis(500),
+            max_lateness: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Which side of the storage session we are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Side {
+    /// The video producer: sends H.264 and Opus.
+    Master,
+    /// A viewer: sends Opus or nothing, never video.
+    Viewer,
+}
+
+/// Fixed facts of one ingestion.
+#[derive(Debug, Clone)]
+pub(crate) struct CoreConfig {
+    pub(crate) side: Side,
+    pub(crate) timings: Timings,
+    pub(crate) sends_video: bool,
+    pub(crate) sends_audio: bool,
+    /// Seed of the backoff jitter (tests fix it).
+    pub(crate) jitter_seed: u64,
+}
+
+/// How a join ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum JoinOutcome {
+    /// 200: the offer should follow on the signaling socket.
+    Accepted,
+    /// Throttled (ClientLimitExceeded), a server error or a network failure: retry later.
+    Retryable(String),
+    /// Anything else (access denied, unknown channel, storage disabled): give up.
+    Fatal(String),
+}
+
+/// What the core asks its driver to do.
+#[derive(Debug)]
+pub(crate) enum Output {
+    /// Call JoinStorageSession (or ...AsViewer) and report with
+    /// [`IngestCore::handle_join_result`].
+    Join,
+    /// Send this SDP answer on the signaling socket.
+    SendAnswer(String),
+    /// Send this local candidate (`candidate:` line) for the answer's first m-line.
+    SendCandidate {
+        /// The candidate line, without `a=`.
+        candidate: String,
+        /// The m-line's mid.
+        mid: String,
+    },
+    /// Send this datagram from `source` (one of the local candidates' sockets).
+    Transmit {
+        /// The local address to send from.
+        source: SocketAddr,
+        /// Where to.
+        destination: SocketAddr,
+        /// The bytes.
+        contents: Vec<u8>,
+    },
+    /// Tell the caller.
+    Event(IngestEvent),
+    /// A live video source should produce a keyframe soon.
+    KeyframeWanted,
+    /// Stopped for good, with this reason; the error is set when it gave up.
+    Ended {
+        /// Why.
+        reason: String,
+        /// Whether it gave up (or hit a fatal error) rather than being stopped.
+        failed: bool,
+    },
+    /// Nothing to do before this instant (or the next input).
+    Timeout(Instant),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// No signaling socket; join once it connects.
+    WaitingForSignaling,
+    /// A join is in flight.
+    Joining,
+    /// Join again at this instant.
+    BackingOff(Instant),
+    /// Joined; an offer is due before this instant.
+    AwaitingOffer(Instant),
+    /// Answered; connected is due before this instant.
+    Answered(Instant),
+    /// Connected; join again (for a fresh session) at this instant.
+    Streaming(Instant),
+}
+
+/// The WebRTC peer of one storage session.
+struct Peer {
+    rtc: Rtc,
+    video: Option<(Mid, Pt)>,
+    audio: Option<(Mid, Pt)>,
+    offered_at: Instant,
+    last_keyframe_sent: Option<Instant>,
+    first_video_sent: bool,
+    first_audio_sent: bool,
+}
+
+/// The state machine; see the module docs.
+pub(crate) struct IngestCore {
+    config: CoreConfig,
+    phase: Phase,
+    signaling_connected: bool,
+    /// Set by GO_AWAY / RECONNECT_ICE_SERVER: the reason of the join after the reconnect.
+    next_join_reason: Option<JoinReason>,
+    /// The reason of the join in flight or about to be made.
+    join_reason: JoinReason,
+    /// Joins since the last connected session.
+    attempts: u32,
+    early_candidates: Vec<Candidate>,
+    local_candidates: Vec<Candidate>,
+    peer: Option<Peer>,
+    video: VideoPrep,
+    stats: Stats,
+    /// Egress byte counters at the last statistics event, per track, for the bitrate.
+    last_egress: [(u64, Option<Instant>); 2],
+    outputs: VecDeque<Output>,
+    ended: bool,
+    rng: u64,
+    /// The time of the latest input: the core's clock (it never reads a real one).
+    now: Instant,
+}
+
+impl IngestCore {
+    /// A core that will join once the signaling socket is connected.
+    pub(crate) fn new(now: Instant, config: CoreConfig) -> Self {
+        let rng = config.jitter_seed | 1;
+        Self {
+            config,
+            phase: Phase::WaitingForSignaling,
+            signaling_connected: false,
+            next_join_reason: None,
+            join_reason: JoinReason::Start,
+            attempts: 0,
+            early_candidates: Vec::new(),
+            local_candidates: Vec::new(),
+            peer: None,
+            video: VideoPrep::default(),
+            stats: Stats::default(),
+            last_egress: [(0, None); 2],
+            outputs: VecDeque::new(),
+            ended: false,
+            rng,
+            now,
+        }
+    }
+
+    /// The statistics so far.
+    pub(crate) fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Whether media written now would be sent.
+    pub(crate) fn is_streaming(&self) -> bool {
+        matches!(self.phase, Phase::Streaming(_))
+    }
+
+    /// A local candidate (a host socket now; relayed ones with the TURN client) that every
+    /// session offers from now on.
+    pub(crate) fn add_local_candidate(&mut self, candidate: Candidate) {
+        self.local_candidates.push(candidate);
+    }
+
+    /// Remember an access unit's parameter sets (for the answer's H.264 profile) before any
+    /// session exists.
+    pub(crate) fn observe_video(&mut self, access_unit: &[u8]) {
+        self.video.observe(access_unit);
+    }
+
+    // ----- inputs -----
+
+    /// The signaling socket is (again) connected.
+    pub(crate) fn handle_signaling_connected(&mut self, now: Instant, reconnects: u32) {
+        self.tick(now);
+        if self.ended {
+            return;
+        }
+        self.signaling_connected = true;
+        let reason = self.next_join_reason.take().unwrap_or(if reconnects == 0 {
+            JoinReason::Start
+        } else {
+            JoinReason::SignalingReconnected
+        });
+        self.join(now, reason);
+    }
+
+    /// The signaling socket dropped; it reconnects by itself. Media keeps flowing meanwhile.
+    pub(crate) fn handle_signaling_lost(&mut self) {
+        self.signaling_connected = false;
+        if matches!(
+            self.phase,
+            Phase::Joining | Phase::BackingOff(_) | Phase::AwaitingOffer(_)
+        ) {
+            self.set_phase(Phase::WaitingForSignaling);
+        }
+    }
+
+    /// GO_AWAY or RECONNECT_ICE_SERVER: the socket reconnects, and the join after it says why.
+    pub(crate) fn handle_service_notice(&mut self, reason: JoinReason) {
+        self.next_join_reason = Some(reason);
+    }
+
+    /// The result of the join asked for by [`Output::Join`].
+    pub(crate) fn handle_join_result(&mut self, now: Instant, outcome: JoinOutcome) {
+        self.tick(now);
+        if self.ended {
+            return;
+        }
+        match outcome {
+            JoinOutcome::Accepted => {
+                if self.phase == Phase::Joining {
+                    self.set_phase(Phase::AwaitingOffer(
+                        now + self.config.timings.offer_timeout,
+                    ));
+                }
+            }
+            JoinOutcome::Retryable(e) => {
+                if self.phase == Phase::Joining {
+                    self.event(IngestEvent::Warning(format!(
+                        "joining failed, retrying: {e}"
+                    )));
+                    self.retry_later(now, JoinReason::JoinFailed(e));
+                }
+            }
+            JoinOutcome::Fatal(e) => self.end(e, true),
+        }
+    }
+
+    /// The storage peer's SDP offer.
+    pub(crate) fn handle_offer(&mut self, now: Instant, sdp: &str) {
+        self.tick(now);
+        if self.ended {
+            return;
+        }
+        let replaced_session = self.peer.is_some();
+        if let Some(mut old) = self.peer.take() {
+            old.rtc.disconnect();
+        }
+        match self.answer(now, sdp) {
+            Ok((peer, answer)) => {
+                let mid = peer
+                    .video
+                    .or(peer.audio)
+                    .map(|(mid, _)| mid.to_string())
+                    .unwrap_or_else(|| "0".into());
+                self.peer = Some(peer);
+                self.outputs.push_back(Output::SendAnswer(answer));
+                for candidate in &self.local_candidates {
+                    self.outputs.push_back(Output::SendCandidate {
+                        candidate: candidate.to_sdp_string(),
+                        mid: mid.clone(),
+                    });
+                }
+                let early = std::mem::take(&mut self.early_candidates);
+                if let Some(peer) = &mut self.peer {
+                    for candidate in early {
+                        peer.rtc.add_remote_candidate(candidate);
+                    }
+                }
+                self.video.wait_for_keyframe();
+                self.event(IngestEvent::OfferAnswered { replaced_session });
+                self.set_phase(Phase::Answered(now + self.config.timings.connect_timeout));
+            }
+            Err(e) => {
+                // An offer we cannot answer will not get better by joining again.
+                self.end(format!("the storage offer cannot be answered: {e}"), true);
+            }
+        }
+    }
+
+    /// A candidate from the storage peer (a `candidate:` line).
+    pub(crate) fn handle_remote_candidate(&mut self, line: &str) {
+        let line = line.trim().trim_start_matches("a=");
+        if line.is_empty() || self.ended {
+            return; // end-of-candidates
+        }
+        let candidate = match Candidate::from_sdp_string(line) {
+            Ok(c) => c,
+            Err(e) => {
+                self.event(IngestEvent::Warning(format!(
+                    "ignored a remote candidate that does not parse ({e})"
+                )));
+                return;
+            }
+        };
+        match &mut self.peer {
+            Some(peer) => peer.rtc.add_remote_candidate(candidate),
+            None if self.early_candidates.len() < MAX_EARLY_CANDIDATES => {
+                self.early_candidates.push(candidate)
+            }
+            None => {}
+        }
+    }
+
+    /// The storage session rejected our answer (STATUS_RESPONSE).
+    pub(crate) fn handle_answer_rejected(&mut self, now: Instant, description: String) {
+        self.tick(now);
+        if self.ended || self.peer.is_none() {
+            return;
+        }
+        self.drop_peer();
+        self.event(IngestEvent::Warning(format!(
+            "the storage session rejected the answer: {description}"
+        )));
+        self.retry_later(now, JoinReason::AnswerRejected(description));
+    }
+
+    /// A datagram arrived on the socket bound to `destination`.
+    pub(crate) fn handle_datagram(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        destination: SocketAddr,
+        contents: &[u8],
+    ) {
+        self.tick(now);
+        let Some(peer) = &mut self.peer else { return };
+        let Ok(contents) = contents.try_into() else {
+            return; // not STUN, DTLS or RTP
+        };
+        let input = Input::Receive(
+            now,
+            Receive {
+                proto: Protocol::Udp,
+                source,
+                destination,
+                contents,
+            },
+        );
+        if let Err(e) = peer.rtc.handle_input(input) {
+            self.media_lost(now, format!("WebRTC failed: {e}"));
+        }
+    }
+
+    /// Time reached the last [`Output::Timeout`] (or later).
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
+        self.tick(now);
+        if self.ended {
+            return;
+        }
+        match self.phase {
+            Phase::BackingOff(at) if now >= at => {
+                let reason = self.join_reason.clone();
+                self.join(now, reason);
+            }
+            Phase::AwaitingOffer(at) if now >= at => {
+                self.event(IngestEvent::Warning(format!(
+                    "no offer within {:?} of joining",
+                    self.config.timings.offer_timeout
+                )));
+                self.join(now, JoinReason::NoOffer);
+            }
+            Phase::Answered(at) if now >= at => {
+                self.drop_peer();
+                self.join(now, JoinReason::ConnectTimeout);
+            }
+            Phase::Streaming(at) if now >= at => {
+                self.join(now, JoinReason::SessionLimit);
+            }
+            _ => {}
+        }
+        if let Some(peer) = &mut self.peer {
+            if let Err(e) = peer.rtc.handle_input(Input::Timeout(now)) {
+                self.media_lost(now, format!("WebRTC failed: {e}"));
+            }
+        }
+    }
+
+    /// An access unit (Annex-B) to send now with this RTP time (90 kHz).
+    pub(crate) fn write_video(&mut self, now: Instant, time: Duration, access_unit: &[u8]) {
+        self.tick(now);
+        if !self.is_streaming() {
+            self.video.observe(access_unit);
+            self.stats.video.dropped_not_connected += 1;
+            return;
+        }
+        let (data, keyframe) = match self.video.prepare(access_unit) {
+            Prepared::WaitForKeyframe => {
+                self.stats.video.dropped_waiting_for_keyframe += 1;
+                return;
+            }
+            Prepared::Send { data, keyframe } => (data, keyframe),
+        };
+        let Some(peer) = &mut self.peer else { return };
+        let Some((mid, pt)) = peer.video else { return };
+        let Some(writer) = peer.rtc.writer(mid) else {
+            return;
+        };
+        let bytes = data.len() as u64;
+        let rtp_time = MediaTime::from_90khz(duration_in(time, 90_000));
+        if let Err(e) = writer.write(pt, now, rtp_time, data) {
+            self.event(IngestEvent::Warning(format!(
+                "a video frame was not sent: {e}"
+            )));
+            return;
+        }
+        let first = !std::mem::replace(&mut peer.first_video_sent, true);
+        if keyframe {
+            peer.last_keyframe_sent = Some(now);
+        }
+        let track = &mut self.stats.video;
+        track.frames_sent += 1;
+        track.bytes_sent += bytes;
+        track.keyframes_sent += u64::from(keyframe);
+        if first {
+            self.event(IngestEvent::FirstFrameSent(Track::Video));
+        }
+    }
+
+    /// An Opus packet to send now with this RTP time (48 kHz).
+    pub(crate) fn write_audio(&mut self, now: Instant, time: Duration, packet: &[u8]) {
+        self.tick(now);
+        if !self.is_streaming() {
+            self.stats.audio.dropped_not_connected += 1;
+            return;
+        }
+        let Some(peer) = &mut self.peer else { return };
+        let Some((mid, pt)) = peer.audio else { return };
+        let Some(writer) = peer.rtc.writer(mid) else {
+            return;
+        };
+        let rtp_time = MediaTime::new(
+            duration_in(time, 48_000),
+            str0m::media::Frequency::FORTY_EIGHT_KHZ,
+        );
+        if let Err(e) = writer.write(pt, now, rtp_time, packet.to_vec()) {
+            self.event(IngestEvent::Warning(format!(
+                "an audio packet was not sent: {e}"
+            )));
+            return;
+        }
+        let first = !std::mem::replace(&mut peer.first_audio_sent, true);
+        self.stats.audio.frames_sent += 1;
+        self.stats.audio.bytes_sent += packet.len() as u64;
+        if first {
+            self.event(IngestEvent::FirstFrameSent(Track::Audio));
+        }
+    }
+
+    /// A frame was too late to send; count it (video then waits for a keyframe).
+    pub(crate) fn drop_late(&mut self, track: Track) {
+        match track {
+            Track::Video => {
+                self.stats.video.dropped_late += 1;
+                self.video.wait_for_keyframe();
+            }
+            Track::Audio => self.stats.audio.dropped_late += 1,
+        }
+    }
+
+    /// Stop for good: send what is queued, close the session (a DTLS close goes out) and end.
+    pub(crate) fn stop(&mut self, reason: &str) {
+        if let Some(peer) = &mut self.peer {
+            let now = self.now;
+            let flush = |rtc: &mut Rtc, outputs: &mut VecDeque<Output>| {
+                // Bounded: str0m releases queued packets on timeouts that are already due.
+                for _ in 0..256 {
+                    match rtc.poll_output() {
+                        Ok(RtcOutput::Transmit(t)) => outputs.push_back(Output::Transmit {
+                            source: t.source,
+                            destination: t.destination,
+                            contents: t.contents.to_vec(),
+                        }),
+                        Ok(RtcOutput::Event(_)) => {}
+                        Ok(RtcOutput::Timeout(at)) if at <= now => {
+                            if rtc.handle_input(Input::Timeout(now)).is_err() {
+                                break;
+                            }
+                        }
+                        Ok(RtcOutput::Timeout(_)) | Err(_) => break,
+                    }
+                }
+            };
+            // Media already written goes out first, then the close.
+            flush(&mut peer.rtc, &mut self.outputs);
+            peer.rtc.disconnect();
+            flush(&mut peer.rtc, &mut self.outputs);
+        }
+        self.peer = None;
+        self.end(reason.to_owned(), false);
+    }
+
+    // ----- output -----
+
+    /// The next thing to do; drain until [`Output::Timeout`] after every input. After
+    /// [`Output::Ended`] only `Ended` follows.
+    pub(crate) fn poll_output(&mut self) -> Output {
+        loop {
+            if let Some(output) = self.outputs.pop_front() {
+                return output;
+            }
+            if self.ended {
+                return Output::Ended {
+                    reason: "stopped".into(),
+                    failed: false,
+                };
+            }
+            let rtc_timeout = match self.peer.as_mut().map(|p| p.rtc.poll_output()) {
+                None => None,
+                Some(Ok(RtcOutput::Timeout(at))) => Some(at),
+                Some(Ok(RtcOutput::Transmit(t))) => {
+                    return Output::Transmit {
+                        source: t.source,
+                        destination: t.destination,
+                        contents: t.contents.to_vec(),
+                    }
+                }
+                Some(Ok(RtcOutput::Event(event))) => {
+                    self.on_rtc_event(event);
+                    continue;
+                }
+                Some(Err(e)) => {
+                    self.media_lost(self.now, format!("WebRTC failed: {e}"));
+                    continue;
+                }
+            };
+            let phase_deadline = match self.phase {
+                Phase::BackingOff(at)
+                | Phase::AwaitingOffer(at)
+                | Phase::Answered(at)
+                | Phase::Streaming(at) => Some(at),
+                Phase::WaitingForSignaling | Phase::Joining => None,
+            };
+            let next = match (rtc_timeout, phase_deadline) {
+                (Some(a), Some(b)) => a.min(b),
+                (Some(a), None) | (None, Some(a)) => a,
+                // Nothing scheduled: wait for an input (an hour stands for "no deadline").
+                (None, None) => self.now + Duration::from_secs(3600),
+            };
+            return Output::Timeout(next);
+        }
+    }
+
+    // ----- internals -----
+
+    fn tick(&mut self, now: Instant) {
+        self.now = self.now.max(now);
+    }
+
+    fn answer(&mut self, now: Instant, sdp: &str) -> Result<(Peer, String), String> {
+        let offer =
+            SdpOffer::from_sdp_string(sdp).map_err(|e| format!("it does not parse ({e})"))?;
+        let profiles: Vec<u32> = match self.video.sps().and_then(media::profile_level_id) {
+            Some(id) => vec![id],
+            None => ALLOWED_H264.to_vec(),
+        };
+        let mut config = RtcConfig::new()
+            .clear_codecs()
+            .set_stats_interval(Some(Duration::from_secs(1)));
+        let codecs = config.codec_config();
+        for (i, id) in profiles.iter().enumerate() {
+            let pt = 96 + 2 * i as u8;
+            codecs.add_h264(pt.into(), Some((pt + 1).into()), true, *id);
+        }
+        codecs.enable_opus(true, false);
+        let mut rtc = config.build(now);
+        for candidate in &self.local_candidates {
+            rtc.add_local_candidate(candidate.clone());
+        }
+        let answer = rtc
+            .sdp_api()
+            .accept_offer(offer)
+            .map_err(|e| format!("str0m refused it ({e})"))?;
+        let mut video = None;
+        let mut audio = None;
+        let mids: Vec<(Mid, MediaKind, Direction)> = rtc_media(&rtc, sdp);
+        for (mid, kind, direction) in mids {
+            let sends = matches!(direction, Direction::SendOnly | Direction::SendRecv);
+            let codec = match kind {
+                MediaKind::Video => Codec::H264,
+                MediaKind::Audio => Codec::Opus,
+            };
+            let pt = rtc.writer(mid).and_then(|w| {
+                w.payload_params()
+                    .find(|p| p.spec().codec == codec)
+                    .map(|p| p.pt())
+            });
+            match (kind, pt) {
+                (MediaKind::Video, Some(pt)) if sends => video = Some((mid, pt)),
+                (MediaKind::Audio, Some(pt)) if sends => audio = Some((mid, pt)),
+                _ => {}
+            }
+        }
+        if self.config.sends_video && video.is_none() {
+            return Err(format!(
+                "it has no H.264 video we can send in the source's profile (profile-level-id {})",
+                profiles
+                    .iter()
+                    .map(|p| format!("{p:06x}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        if self.config.sends_audio && audio.is_none() {
+            return Err("it has no Opus audio we can send".into());
+        }
+        let peer = Peer {
+            rtc,
+            video: video.filter(|_| self.config.sends_video && self.config.side == Side::Master),
+            audio: audio.filter(|_| self.config.sends_audio),
+            offered_at: now,
+            last_keyframe_sent: None,
+            first_video_sent: false,
+            first_audio_sent: false,
+        };
+        Ok((peer, answer.to_sdp_string()))
+    }
+
+    fn on_rtc_event(&mut self, event: Event) {
+        match event {
+            Event::Connected => {
+                let Some(peer) = &self.peer else { return };
+                let after_offer = self.now.saturating_duration_since(peer.offered_at);
+                self.attempts = 0;
+                self.stats.sessions_connected += 1;
+                self.video.wait_for_keyframe();
+                self.outputs.push_back(Output::KeyframeWanted);
+                self.event(IngestEvent::Connected { after_offer });
+                let refresh = self.now + self.config.timings.session_refresh;
+                self.set_phase(Phase::Streaming(refresh));
+            }
+            Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                self.media_lost(self.now, "ICE disconnected".into());
+            }
+            Event::KeyframeRequest(request) => {
+                let Some(peer) = &self.peer else { return };
+                let is_video = peer.video.is_some_and(|(mid, _)| mid == request.mid);
+                let grace = self.config.timings.keyframe_request_grace;
+                let keyframe_in_flight = peer
+                    .last_keyframe_sent
+                    .is_some_and(|at| self.now.saturating_duration_since(at) < grace);
+                if is_video {
+                    self.stats.video.keyframe_requests += 1;
+                    let kind_ok = matches!(
+                        request.kind,
+                        KeyframeRequestKind::Pli | KeyframeRequestKind::Fir
+                    );
+                    if kind_ok && !keyframe_in_flight {
+                        self.video.wait_for_keyframe();
+                        self.outputs.push_back(Output::KeyframeWanted);
+                        self.event(IngestEvent::KeyframeRequested);
+                    }
+                }
+            }
+            Event::MediaEgressStats(s) => {
+                let Some(peer) = &self.peer else { return };
+                let (slot, track) = if peer.video.is_some_and(|(mid, _)| mid == s.mid) {
+                    (0, &mut self.stats.video)
+                } else if peer.audio.is_some_and(|(mid, _)| mid == s.mid) {
+                    (1, &mut self.stats.audio)
+                } else {
+                    return;
+                };
+                let (last_bytes, last_at) = self.last_egress[slot];
+                if let Some(at) = last_at {
+                    let dt = s.timestamp.saturating_duration_since(at).as_secs_f64();
+                    if dt > 0.0 && s.bytes >= last_bytes {
+                        track.bitrate_bps = ((s.bytes - last_bytes) as f64 * 8.0 / dt) as u64;
+                    }
+                }
+                self.last_egress[slot] = (s.bytes, Some(s.timestamp));
+                track.packets_sent = s.packets;
+                track.nacks_received = s.nacks;
+                track.loss = s.loss;
+                if s.rtt.is_some() {
+                    self.stats.rtt = s.rtt;
+                }
+            }
+            Event::PeerStats(s) if s.rtt.is_some() => self.stats.rtt = s.rtt,
+            Event::MediaData(data) => {
+                let is_audio = self
+                    .peer
+                    .as_ref()
+                    .is_some_and(|p| p.audio.is_none_or(|(mid, _)| mid == data.mid));
+                if is_audio {
+                    self.stats.audio_frames_received += 1;
+                }
+            }
+            Event::Closed => {
+                self.media_lost(self.now, "the storage peer closed the connection".into());
+            }
+            _ => {}
+        }
+    }
+
+    /// The current session's media connection is gone: join again.
+    fn media_lost(&mut self, now: Instant, why: String) {
+        if self.peer.is_none() {
+            return;
+        }
+        self.drop_peer();
+        self.event(IngestEvent::Warning(why.clone()));
+        self.join(now, JoinReason::MediaLost(why));
+    }
+
+    fn drop_peer(&mut self) {
+        if let Some(mut peer) = self.peer.take() {
+            peer.rtc.disconnect();
+        }
+        self.last_egress = [(0, None); 2];
+    }
+
+    /// Join now if the signaling socket is up (else once it is).
+    fn join(&mut self, now: Instant, reason: JoinReason) {
+        if self.ended {
+            return;
+        }
+        self.join_reason = reason.clone();
+        if !self.signaling_connected {
+            self.set_phase(Phase::WaitingForSignaling);
+            return;
+        }
+        if self.attempts >= self.config.timings.max_join_attempts {
+            let why = format!(
+                "gave up after {} joins without a connected session (last: {reason})",
+                self.attempts
+            );
+            return self.end(why, true);
+        }
+        self.attempts += 1;
+        self.stats.joins += 1;
+        if self.stats.sessions_connected > 0 {
+            self.stats.rejoins += 1;
+        }
+        // Candidates from an earlier offer belong to a session that is over.
+        self.early_candidates.clear();
+        self.outputs.push_back(Output::Join);
+        self.event(IngestEvent::Joining {
+            reason,
+            attempt: self.attempts,
+        });
+        self.tick(now);
+        self.set_phase(Phase::Joining);
+    }
+
+    /// Join again after the backoff.
+    fn retry_later(&mut self, now: Instant, reason: JoinReason) {
+        if self.attempts >= self.config.timings.max_join_attempts {
+            let why = format!(
+                "gave up after {} joins without a connected session (last: {reason})",
+                self.attempts
+            );
+            return self.end(why, true);
+        }
+        self.join_reason = reason;
+        let jitter = self.next_jitter();
+        let delay = self
+            .config
+            .timings
+            .join_backoff
+            .delay(self.attempts.saturating_sub(1), jitter);
+        self.set_phase(Phase::BackingOff(now + delay));
+    }
+
+    fn next_jitter(&mut self) -> f64 {
+        // xorshift64: deterministic for a seed, good enough to spread retries.
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        // Full jitter in [0.5, 1]: never retry at once.
+        0.5 + (self.rng >> 11) as f64 / (1u64 << 53) as f64 / 2.0
+    }
+
+    fn set_phase(&mut self, phase: Phase) {
+        let before = state_of(self.phase);
+        self.phase = phase;
+        let after = state_of(phase);
+        if before != after {
+            self.stats.state = after;
+            self.event(IngestEvent::StateChanged(after));
+        }
+    }
+
+    fn event(&mut self, event: IngestEvent) {
+        self.outputs.push_back(Output::Event(event));
+    }
+
+    fn end(&mut self, reason: String, failed: bool) {
+        if self.ended {
+            return;
+        }
+        if let Some(mut peer) = self.peer.take() {
+            peer.rtc.disconnect();
+        }
+        self.stats.state = IngestState::Stopped;
+        self.outputs
+            .push_back(Output::Event(IngestEvent::StateChanged(
+                IngestState::Stopped,
+            )));
+        self.outputs.push_back(Output::Ended { reason, failed });
+        self.ended = true;
+    }
+}
+
+fn state_of(phase: Phase) -> IngestState {
+    match phase {
+        Phase::WaitingForSignaling => IngestState::ConnectingSignaling,
+        Phase::Joining | Phase::AwaitingOffer(_) => IngestState::Joining,
+        Phase::BackingOff(_) => IngestState::BackingOff,
+        Phase::Answered(_) => IngestState::ConnectingMedia,
+        Phase::Streaming(_) => IngestState::Streaming,
+    }
+}
+
+/// The m-lines of the answer, with the direction we have in each, in the offer's order.
+fn rtc_media(rtc: &Rtc, offer_sdp: &str) -> Vec<(Mid, MediaKind, Direction)> {
+    offer_sdp
+        .lines()
+        .filter_map(|l| l.trim_end().strip_prefix("a=mid:"))
+        .filter_map(|mid| {
+            let mid = Mid::from(mid);
+            rtc.media(mid).map(|m| (mid, m.kind(), m.direction()))
+        })
+        .collect()
+}
+
+/// `time` in units of `rate` per second.
+fn duration_in(time: Duration, rate: u64) -> u64 {
+    (time.as_micros() * u128::from(rate) / 1_000_000) as u64
+}

@@ -1,0 +1,218 @@
+//! Master ingestion of files into the emulator, end to end: discovery, presigned signaling,
+//! JoinStorageSession through the generated client, the storage peer's offer, our str0m answer,
+//! DTLS-SRTP over real UDP sockets, and the storage peer's recording.
+
+mod support;
+
+use std::time::Duration;
+
+use kvs_webrtc_ingest::{AudioSource, IngestEvent, IngestState, Track, VideoSource};
+use support::{ffmpeg_decode_errors, ffprobe_codecs, opus_packets, Setup, WAIT};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_arrive_frame_for_frame_and_the_recording_decodes() {
+    let setup = Setup::start("file-cam").await;
+    let mut session = setup
+        .client()
+        .ingest()
+        .channel("file-cam")
+        .video(VideoSource::annex_b_file(setup.file("clip.h264")))
+        .audio(AudioSource::ogg_opus_file(setup.file("clip.opus")))
+        .send()
+        .await
+        .expect("ingestion starts");
+    assert_eq!(session.channel_arn(), setup.channel_arn);
+
+    let mut events = Vec::new();
+    let stats = tokio::time::timeout(WAIT, async {
+        while let Some(event) = session.next_event().await {
+            let stopped = matches!(event, IngestEvent::Stopped { .. });
+            events.push(event);
+            if stopped {
+                break;
+            }
+        }
+        session.wait().await
+    })
+    .await
+    .expect("the files end within the wait")
+    .expect("ends cleanly when the sources end");
+
+    // Sent: every frame of the files, video starting at the first keyframe.
+    assert_eq!(stats.video.frames_sent, 75, "{stats:#?}");
+    assert_eq!(stats.video.keyframes_sent, 3);
+    assert_eq!(
+        stats.audio.frames_sent,
+        opus_packets(kvs_media::sample::OPUS)
+    );
+    assert_eq!(
+        stats.video.dropped_not_connected + stats.video.dropped_late,
+        0
+    );
+    assert_eq!(stats.joins, 1);
+    assert_eq!(stats.state, IngestState::Stopped);
+    assert!(
+        events.contains(&IngestEvent::FirstFrameSent(Track::Video)),
+        "{events:#?}"
+    );
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, IngestEvent::Connected { .. })));
+    assert!(events.contains(&IngestEvent::SourceEnded(Track::Video)));
+
+    eprintln!("sent: {stats:#?}");
+    // Received by the storage peer: the same counts, H.264 in an accepted profile.
+    let sessions = setup
+        .wait_for_sessions("every frame received", |s| {
+            s.first().is_some_and(|s| {
+                s.media.video.frames == stats.video.frames_sent
+                    && s.media.audio.frames == stats.audio.frames_sent
+            })
+        })
+        .await;
+    let media = &sessions[0].media;
+    assert_eq!(media.video.keyframes, 3);
+    assert_eq!(media.profile.as_deref(), Some("constrained-baseline"));
+    assert!(media.violations.is_empty(), "{:?}", media.violations);
+    assert!(media.time_to_first_keyframe_ms.is_some());
+
+    let stopped = setup.emulator.shutdown().await;
+    let dir = stopped.recordings_dir().join("file-cam");
+    let recording = std::fs::read_dir(&dir)
+        .expect("a recordings directory")
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "mkv"))
+        .expect("a recording");
+    assert_eq!(ffprobe_codecs(&recording), ["h264", "opus"]);
+    assert_eq!(
+        ffmpeg_decode_errors(&recording),
+        "",
+        "the recording decodes cleanly"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_cut_inside_a_nal_unit_ends_the_session_with_a_clear_error_after_its_good_part() {
+    let setup = Setup::start("cut-cam").await;
+    // Two seconds of the clip, then a slice NAL unit cut right after its header byte.
+    let mut cut = kvs_media::h264::access_units(kvs_media::sample::H264)[..50].concat();
+    cut.extend_from_slice(&[0, 0, 0, 1, 0x41]);
+    std::fs::write(setup.file("cut.h264"), &cut).unwrap();
+    let session = setup
+        .client()
+        .ingest()
+        .channel("cut-cam")
+        .video(VideoSource::annex_b_file(setup.file("cut.h264")))
+        .audio(AudioSource::ogg_opus_file(setup.file("clip.opus")))
+        .send()
+        .await
+        .expect("the start of the file is fine");
+    let error = tokio::time::timeout(WAIT, session.wait())
+        .await
+        .expect("ends within the wait")
+        .expect_err("the cut is an error");
+    assert_eq!(error.kind(), kvs_webrtc_ingest::ErrorKind::InvalidInput);
+    assert!(error.to_string().contains("cut.h264"), "{error}");
+    assert!(
+        error.to_string().contains("ends inside a slice NAL unit"),
+        "{error}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_refused_before_connecting() {
+    let setup = Setup::start("bad-cam").await;
+    std::fs::write(setup.file("empty"), b"").unwrap();
+    let client = setup.client();
+    let cases = [
+        (
+            setup.file("clip.opus"),
+            setup.file("clip.opus"),
+            "found an Ogg file",
+        ),
+        (
+            setup.file("empty"),
+            setup.file("clip.opus"),
+            "the input is empty",
+        ),
+        (
+            setup.file("clip.h264"),
+            setup.file("clip.h264"),
+            "expected an Ogg Opus stream",
+        ),
+        (
+            setup.file("clip.h264"),
+            setup.file("missing.opus"),
+            "cannot open",
+        ),
+    ];
+    for (video, audio, expected) in cases {
+        let error = client
+            .ingest()
+            .channel("bad-cam")
+            .video(VideoSource::annex_b_file(&video))
+            .audio(AudioSource::ogg_opus_file(&audio))
+            .send()
+            .await
+            .expect_err("refused");
+        assert_eq!(
+            error.kind(),
+            kvs_webrtc_ingest::ErrorKind::InvalidInput,
+            "{error}"
+        );
+        assert!(error.to_string().contains(expected), "{expected}: {error}");
+    }
+    // A master needs both tracks; a viewer sends no video.
+    let error = client
+        .ingest()
+        .channel("bad-cam")
+        .video(VideoSource::annex_b_file(setup.file("clip.h264")))
+        .send()
+        .await
+        .expect_err("no audio");
+    assert!(error.to_string().contains("needs both tracks"), "{error}");
+    let error = client
+        .ingest()
+        .channel("bad-cam")
+        .viewer("v1")
+        .video(VideoSource::annex_b_file(setup.file("clip.h264")))
+        .send()
+        .await
+        .expect_err("viewer with video");
+    assert!(error.to_string().contains("sends no video"), "{error}");
+    // Nothing was joined.
+    assert_eq!(setup.emulator.calls().get("joinStorageSession"), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_channel_and_a_channel_without_storage_are_not_usable() {
+    let setup = Setup::start("known-cam").await;
+    let client = setup.client();
+    let error = client
+        .ingest()
+        .channel("no-such-channel")
+        .video(VideoSource::annex_b_file(setup.file("clip.h264")))
+        .audio(AudioSource::ogg_opus_file(setup.file("clip.opus")))
+        .send()
+        .await
+        .expect_err("unknown channel");
+    assert_eq!(
+        error.kind(),
+        kvs_webrtc_ingest::ErrorKind::ChannelNotUsable,
+        "{error}"
+    );
+    let error = client
+        .ingest()
+        .channel("arn:aws:kinesisvideo:us-west-2:1:bogus")
+        .video(VideoSource::annex_b_file(setup.file("clip.h264")))
+        .audio(AudioSource::ogg_opus_file(setup.file("clip.opus")))
+        .send()
+        .await
+        .expect_err("malformed ARN");
+    assert_eq!(
+        error.kind(),
+        kvs_webrtc_ingest::ErrorKind::InvalidInput,
+        "{error}"
+    );
+    let _ = Duration::ZERO;
+}

@@ -1,0 +1,137 @@
+//! The ingestion tests' harness: an emulator on loopback with a storage channel, an ingest
+//! client that trusts its CA, the sample clip as files, and what the storage peer recorded.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use kvs_emulator::{Emulator, EmulatorHandle, SessionInfo};
+use kvs_webrtc_ingest::{Client, Config, Timings};
+
+/// The longest any single wait in these tests may take.
+pub const WAIT: Duration = Duration::from_secs(30);
+
+/// An emulator with one storage channel, and the sample clip written to files.
+pub struct Setup {
+    pub emulator: EmulatorHandle,
+    pub channel: String,
+    pub channel_arn: String,
+    pub files: tempfile::TempDir,
+}
+
+impl Setup {
+    pub async fn start(channel: &str) -> Self {
+        let emulator = Emulator::builder()
+            .temporary()
+            .timings(|t| t.offer_delay = Duration::from_millis(50))
+            .start()
+            .await
+            .expect("emulator starts");
+        let channel_arn = emulator
+            .create_storage_channel(channel)
+            .expect("channel created");
+        let files = tempfile::tempdir().expect("temp dir");
+        std::fs::write(files.path().join("clip.h264"), kvs_media::sample::H264).unwrap();
+        std::fs::write(files.path().join("clip.opus"), kvs_media::sample::OPUS).unwrap();
+        Self {
+            emulator,
+            channel: channel.to_owned(),
+            channel_arn,
+            files,
+        }
+    }
+
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.files.path().join(name)
+    }
+
+    /// An ingest client for this emulator (its CA trusted, TLS verification on).
+    pub fn client(&self) -> Client {
+        self.client_with(Timings::default())
+    }
+
+    pub fn client_with(&self, timings: Timings) -> Client {
+        let sdk_config = self.emulator.sdk_config().expect("SDK config");
+        let discovery = kvs_webrtc_discovery::Client::new(&sdk_config);
+        let signaling = kvs_webrtc_signaling::Client::from_conf(
+            kvs_webrtc_signaling::Config::builder(discovery)
+                .trust_root_certificate_pem(self.emulator.ca_cert_pem().expect("TLS is on"))
+                .build()
+                .expect("signaling config"),
+        );
+        Client::from_conf(Config::builder(signaling).timings(timings).build())
+    }
+
+    /// Wait (bounded) until the emulator's sessions satisfy `done`.
+    pub async fn wait_for_sessions(
+        &self,
+        what: &str,
+        done: impl Fn(&[SessionInfo]) -> bool,
+    ) -> Vec<SessionInfo> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let sessions = self.emulator.sessions();
+            if done(&sessions) {
+                return sessions;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {what}: {sessions:#?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// Opus packets in an Ogg Opus file, counted by the media crate's reader.
+pub fn opus_packets(data: &[u8]) -> u64 {
+    let mut reader = kvs_media::ogg::OggOpusReader::new(data).expect("Ogg Opus");
+    let mut n = 0;
+    while reader.next_packet().expect("packet").is_some() {
+        n += 1;
+    }
+    n
+}
+
+/// `ffprobe`'s codec names of a recording's streams.
+pub fn ffprobe_codecs(path: &std::path::Path) -> Vec<String> {
+    let out = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_name",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(path)
+        .output()
+        .expect("ffprobe runs (cargo xtask test installs it)");
+    assert!(
+        out.status.success(),
+        "ffprobe: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.trim().to_owned())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+/// What `ffmpeg -v error` says when decoding a recording completely (empty: no error).
+pub fn ffmpeg_decode_errors(path: &std::path::Path) -> String {
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(path)
+        .args(["-f", "null", "-"])
+        .output()
+        .expect("ffmpeg runs");
+    assert!(
+        out.status.success(),
+        "ffmpeg: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
