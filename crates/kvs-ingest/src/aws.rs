@@ -1,0 +1,117 @@
+//! The AWS options every command shares, as the AWS CLI spells them, and the clients built
+//! from them.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::{Exit, Failed};
+
+/// `--region`, `--profile`, `--endpoint-url`, `--ca-file`, `--debug`.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct AwsArgs {
+    /// The region (default: the profile's or AWS_REGION).
+    #[arg(long)]
+    pub(crate) region: Option<String>,
+    /// The named profile from ~/.aws/config and ~/.aws/credentials.
+    #[arg(long)]
+    pub(crate) profile: Option<String>,
+    /// The Kinesis Video control-plane endpoint (an emulator); the channel's own endpoints are
+    /// still discovered.
+    #[arg(long)]
+    pub(crate) endpoint_url: Option<String>,
+    /// Trust this CA (PEM), e.g. the emulator's `ca.pem`, for the API calls and the signaling
+    /// socket; verification stays on.
+    #[arg(long)]
+    pub(crate) ca_file: Option<PathBuf>,
+    /// Log at debug level (secrets are never logged).
+    #[arg(long)]
+    pub(crate) debug: bool,
+}
+
+impl AwsArgs {
+    /// The SDK configuration, and the extra CA's PEM when one was given.
+    pub(crate) async fn sdk_config(
+        &self,
+    ) -> Result<(aws_types::SdkConfig, Option<Vec<u8>>), Failed> {
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        if let Some(region) = &self.region {
+            loader = loader.region(aws_config::Region::new(region.clone()));
+        }
+        if let Some(profile) = &self.profile {
+            loader = loader.profile_name(profile);
+        }
+        if let Some(url) = &self.endpoint_url {
+            loader = loader.endpoint_url(url);
+        }
+        let ca = match &self.ca_file {
+            Some(path) => {
+                let pem = std::fs::read(path).map_err(|e| {
+                    Failed::new(
+                        Exit::BadInput,
+                        format!("cannot read --ca-file {}: {e}", path.display()),
+                    )
+                })?;
+                let client = kvs_emulator::https_client_trusting(&String::from_utf8_lossy(&pem))
+                    .map_err(|e| {
+                        Failed::new(Exit::BadInput, format!("--ca-file {}: {e}", path.display()))
+                    })?;
+                loader = loader.http_client(client);
+                Some(pem)
+            }
+            None => None,
+        };
+        let config = loader.load().await;
+        if config.region().is_none() {
+            return Err(Failed::new(
+                Exit::BadInput,
+                "no region: pass --region, set AWS_REGION, or set one in the profile",
+            ));
+        }
+        Ok((config, ca))
+    }
+
+    /// An ingest client over this configuration.
+    pub(crate) async fn ingest_client(&self) -> Result<kvs_webrtc_ingest::Client, Failed> {
+        let (sdk_config, ca) = self.sdk_config().await?;
+        ingest_client(&sdk_config, ca, kvs_webrtc_ingest::Timings::default())
+    }
+}
+
+/// An ingest client, trusting `ca` (PEM) in addition to the system roots.
+pub(crate) fn ingest_client(
+    sdk_config: &aws_types::SdkConfig,
+    ca: Option<Vec<u8>>,
+    timings: kvs_webrtc_ingest::Timings,
+) -> Result<kvs_webrtc_ingest::Client, Failed> {
+    let discovery = kvs_webrtc_discovery::Client::new(sdk_config);
+    let mut builder = kvs_webrtc_signaling::Config::builder(discovery);
+    if let Some(pem) = ca {
+        builder = builder.trust_root_certificate_pem(pem);
+    }
+    let signaling = builder
+        .build()
+        .map_err(|e| Failed::new(Exit::BadInput, crate::chain(&e)))?;
+    Ok(kvs_webrtc_ingest::Client::from_conf(
+        kvs_webrtc_ingest::Config::builder(kvs_webrtc_signaling::Client::from_conf(signaling))
+            .timings(timings)
+            .build(),
+    ))
+}
+
+/// Logs to stderr: INFO (or DEBUG with --debug), `RUST_LOG` overrides.
+pub(crate) fn init_logging(debug: bool, quiet: bool) {
+    let default = if debug {
+        "info,kvs_webrtc_ingest=debug,kvs_webrtc_signaling=debug"
+    } else if quiet {
+        "warn"
+    } else {
+        "info"
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

@@ -1,0 +1,198 @@
+//! `kvs-ingest demo`: the whole path on one machine. The embedded emulator plays AWS (control
+//! plane, signaling, storage API and a WebRTC storage peer that records), a storage channel is
+//! created, and the bundled sample clip (H.264 + Opus, made by this project) is ingested.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use kvs_emulator::{Emulator, TlsMode};
+use kvs_webrtc_ingest::{AudioSource, VideoSource};
+
+use crate::aws::init_logging;
+use crate::report::{stats_json, Reporter};
+use crate::{Exit, Failed};
+
+const CHANNEL: &str = "demo-camera";
+
+/// Options of the demo.
+#[derive(Debug, Args)]
+pub(crate) struct DemoArgs {
+    /// How long to ingest (the 3 s clip loops).
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Where the emulator keeps its CA and the recordings (default: kvs-ingest-demo in the
+    /// system's temporary directory). Recordings are never overwritten.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// One JSON object per event on stdout, then the summary.
+    #[arg(long)]
+    json: bool,
+    /// Log the emulator and the client at debug level.
+    #[arg(long)]
+    debug: bool,
+}
+
+pub(crate) async fn run(args: DemoArgs) -> Result<(), Failed> {
+    init_logging(args.debug, true);
+    let duration = crate::run::parse_duration(Some(args.duration))?.unwrap_or_default();
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join("kvs-ingest-demo"));
+    let out = std::path::absolute(&out).unwrap_or(out);
+    let started = Instant::now();
+    let emulator = Emulator::builder()
+        .recordings_dir(out.join("recordings"))
+        .tls(TlsMode::GeneratedCa {
+            dir: out.join("ca"),
+        })
+        .start()
+        .await
+        .map_err(|e| {
+            Failed::new(
+                Exit::Failure,
+                format!("the emulator did not start: {}", crate::chain(&e)),
+            )
+        })?;
+    if !args.json {
+        eprintln!(
+            "emulator: {} (region {})",
+            emulator.endpoint_url(),
+            emulator.region()
+        );
+    }
+    let channel_arn = match emulator.create_storage_channel(CHANNEL) {
+        Ok(arn) => arn,
+        // A second demo in the same directory finds its channel again... in a fresh emulator
+        // the registry is empty, so this is a real failure.
+        Err(e) => {
+            return Err(Failed::new(
+                Exit::Failure,
+                format!("creating the channel failed: {e}"),
+            ))
+        }
+    };
+    let sdk_config = emulator
+        .sdk_config()
+        .map_err(|e| Failed::new(Exit::Failure, crate::chain(&e)))?;
+    let ca = emulator.ca_cert_pem().map(|pem| pem.as_bytes().to_vec());
+    let client = crate::aws::ingest_client(&sdk_config, ca, kvs_webrtc_ingest::Timings::default())?;
+
+    let clip = out.join("sample");
+    std::fs::create_dir_all(&clip)
+        .and_then(|()| std::fs::write(clip.join("clip.h264"), kvs_media::sample::H264))
+        .and_then(|()| std::fs::write(clip.join("clip.opus"), kvs_media::sample::OPUS))
+        .map_err(|e| {
+            Failed::new(
+                Exit::Failure,
+                format!("cannot write the sample clip under {}: {e}", clip.display()),
+            )
+        })?;
+    let mut session = client
+        .ingest()
+        .channel(CHANNEL)
+        .video(
+            VideoSource::annex_b_file(clip.join("clip.h264"))
+                .fps(kvs_media::sample::H264_FPS)
+                .looping(true),
+        )
+        .audio(AudioSource::ogg_opus_file(clip.join("clip.opus")).looping(true))
+        .send()
+        .await
+        .map_err(Failed::ingest)?;
+    let mut reporter = Reporter::new(args.json);
+    let _ = reporter
+        .follow(&mut session, Some(Instant::now() + duration))
+        .await;
+    let stats = session.stop().await.map_err(Failed::ingest)?;
+    reporter.finish();
+
+    // What the storage peer received (the last packets may still be in flight: wait, bounded,
+    // until it has counted what was sent), then the recording it finalized.
+    let ours = |emulator: &kvs_emulator::EmulatorHandle| {
+        emulator
+            .sessions()
+            .into_iter()
+            .filter(|s| s.channel_arn == channel_arn)
+            .collect::<Vec<_>>()
+    };
+    let settle = Instant::now() + Duration::from_secs(2);
+    let received = loop {
+        let sessions = ours(&emulator);
+        let video: u64 = sessions.iter().map(|s| s.media.video.frames).sum();
+        let audio: u64 = sessions.iter().map(|s| s.media.audio.frames).sum();
+        if (video >= stats.video.frames_sent && audio >= stats.audio.frames_sent)
+            || Instant::now() >= settle
+        {
+            break sessions;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let stopped = emulator.shutdown().await;
+    let recordings: Vec<PathBuf> = received
+        .iter()
+        .filter_map(|s| s.media.recording.clone())
+        .collect();
+    let first_frame_ms = received
+        .iter()
+        .find_map(|s| s.media.video.first_frame_unix_ms)
+        .map(|at| {
+            let started_unix_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0)
+                .saturating_sub(started.elapsed().as_millis() as u64);
+            at.saturating_sub(started_unix_ms)
+        });
+    let video_frames: u64 = received.iter().map(|s| s.media.video.frames).sum();
+    let video_bytes: u64 = received.iter().map(|s| s.media.video.bytes).sum();
+    let audio_frames: u64 = received.iter().map(|s| s.media.audio.frames).sum();
+    let audio_bytes: u64 = received.iter().map(|s| s.media.audio.bytes).sum();
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "event": "summary",
+                "timeToFirstFrameMs": first_frame_ms,
+                "received": {
+                    "video": { "frames": video_frames, "bytes": video_bytes },
+                    "audio": { "frames": audio_frames, "bytes": audio_bytes },
+                },
+                "recordings": recordings,
+                "sent": stats_json(&stats),
+            })
+        );
+    } else {
+        println!(
+            "kvs-ingest demo: {} s of the sample clip into channel {CHANNEL}",
+            args.duration
+        );
+        match first_frame_ms {
+            Some(ms) => println!("  first frame received by the storage peer {ms} ms after start"),
+            None => println!("  no frame reached the storage peer"),
+        }
+        println!(
+            "  video received: {video_frames} frames, {video_bytes} bytes (sent {})",
+            stats.video.frames_sent
+        );
+        println!(
+            "  audio received: {audio_frames} frames, {audio_bytes} bytes (sent {})",
+            stats.audio.frames_sent
+        );
+        for path in &recordings {
+            println!("  recording: {}", path.display());
+        }
+        println!(
+            "  (recordings are kept under {})",
+            stopped.recordings_dir().display()
+        );
+    }
+    if video_frames == 0 || audio_frames == 0 {
+        return Err(Failed::new(
+            Exit::GaveUp,
+            "no media reached the storage peer",
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,188 @@
+//! How a running ingestion is shown: a live status line on a terminal, plain log lines
+//! otherwise, or one JSON object per event with `--json`.
+
+use std::io::IsTerminal as _;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
+use kvs_webrtc_ingest::{IngestEvent, IngestSession, Stats};
+use serde_json::json;
+
+/// Where events go.
+pub(crate) struct Reporter {
+    json: bool,
+    bar: Option<ProgressBar>,
+    started: Instant,
+}
+
+impl Reporter {
+    pub(crate) fn new(json: bool) -> Self {
+        let bar = (!json && std::io::stderr().is_terminal()).then(|| {
+            let bar = ProgressBar::new_spinner();
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            bar.enable_steady_tick(Duration::from_millis(200));
+            bar
+        });
+        Self {
+            json,
+            bar,
+            started: Instant::now(),
+        }
+    }
+
+    /// Follow the session until it ends or `deadline` passes; then it is stopped.
+    pub(crate) async fn follow(
+        &mut self,
+        session: &mut IngestSession,
+        deadline: Option<Instant>,
+    ) -> Result<(), ()> {
+        let mut stats = session.watch_stats();
+        let sleep = async {
+            match deadline {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                event = session.next_event() => match event {
+                    Some(event) => {
+                        let stopped = matches!(event, IngestEvent::Stopped { .. });
+                        self.event(&event);
+                        if stopped {
+                            return Ok(());
+                        }
+                    }
+                    None => return Ok(()),
+                },
+                changed = stats.changed() => {
+                    if changed.is_err() {
+                        return Ok(());
+                    }
+                    let snapshot = stats.borrow_and_update().clone();
+                    self.status(&snapshot);
+                }
+                _ = &mut sleep => return Err(()),
+                _ = tokio::signal::ctrl_c() => return Err(()),
+            }
+        }
+    }
+
+    fn event(&self, event: &IngestEvent) {
+        let elapsed = self.started.elapsed().as_secs_f64();
+        if self.json {
+            println!("{}", event_json(event, elapsed));
+            return;
+        }
+        let line = match event {
+            IngestEvent::StateChanged(state) => format!("state: {}", state.as_str()),
+            IngestEvent::Joining { reason, attempt } => {
+                format!("joining the storage session (attempt {attempt}, {reason})")
+            }
+            IngestEvent::OfferAnswered { replaced_session } => format!(
+                "offer answered{}",
+                if *replaced_session {
+                    " (replacing the previous session)"
+                } else {
+                    ""
+                }
+            ),
+            IngestEvent::Connected { after_offer } => {
+                format!("connected {} ms after the offer", after_offer.as_millis())
+            }
+            IngestEvent::FirstFrameSent(track) => format!("first {} frame sent", track.as_str()),
+            IngestEvent::KeyframeRequested => "keyframe requested by the storage peer".into(),
+            IngestEvent::SourceEnded(track) => format!("{} source ended", track.as_str()),
+            IngestEvent::Warning(w) => format!("warning: {w}"),
+            IngestEvent::Stopped { reason } => format!("stopped: {reason}"),
+            other => format!("{other:?}"),
+        };
+        let line = format!("[{elapsed:7.2}s] {line}");
+        match &self.bar {
+            Some(bar) => bar.println(line),
+            None => eprintln!("{line}"),
+        }
+    }
+
+    fn status(&self, stats: &Stats) {
+        if let Some(bar) = &self.bar {
+            bar.set_message(format!(
+                "{} | {:.0}s | video {} fr {} kbit/s | audio {} fr {} kbit/s | re-joins {}",
+                stats.state.as_str(),
+                self.started.elapsed().as_secs_f64(),
+                stats.video.frames_sent,
+                stats.video.bitrate_bps / 1000,
+                stats.audio.frames_sent,
+                stats.audio.bitrate_bps / 1000,
+                stats.rejoins,
+            ));
+        }
+    }
+
+    pub(crate) fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+fn event_json(event: &IngestEvent, elapsed: f64) -> serde_json::Value {
+    let (kind, fields) = match event {
+        IngestEvent::StateChanged(state) => ("state", json!({ "state": state.as_str() })),
+        IngestEvent::Joining { reason, attempt } => (
+            "joining",
+            json!({ "reason": reason.to_string(), "attempt": attempt }),
+        ),
+        IngestEvent::OfferAnswered { replaced_session } => (
+            "offer-answered",
+            json!({ "replacedSession": replaced_session }),
+        ),
+        IngestEvent::Connected { after_offer } => (
+            "connected",
+            json!({ "afterOfferMs": after_offer.as_millis() as u64 }),
+        ),
+        IngestEvent::FirstFrameSent(track) => {
+            ("first-frame-sent", json!({ "track": track.as_str() }))
+        }
+        IngestEvent::KeyframeRequested => ("keyframe-requested", json!({})),
+        IngestEvent::SourceEnded(track) => ("source-ended", json!({ "track": track.as_str() })),
+        IngestEvent::Warning(w) => ("warning", json!({ "message": w })),
+        IngestEvent::Stopped { reason } => ("stopped", json!({ "reason": reason })),
+        other => ("other", json!({ "debug": format!("{other:?}") })),
+    };
+    let mut value = json!({ "event": kind, "elapsedSeconds": (elapsed * 1000.0).round() / 1000.0 });
+    if let (Some(object), serde_json::Value::Object(extra)) = (value.as_object_mut(), fields) {
+        object.extend(extra);
+    }
+    value
+}
+
+/// The final statistics as JSON.
+pub(crate) fn stats_json(stats: &Stats) -> serde_json::Value {
+    let track = |t: &kvs_webrtc_ingest::TrackStats| {
+        json!({
+            "framesSent": t.frames_sent,
+            "bytesSent": t.bytes_sent,
+            "keyframesSent": t.keyframes_sent,
+            "droppedNotConnected": t.dropped_not_connected,
+            "droppedWaitingForKeyframe": t.dropped_waiting_for_keyframe,
+            "droppedLate": t.dropped_late,
+            "packetsSent": t.packets_sent,
+            "nacksReceived": t.nacks_received,
+            "keyframeRequests": t.keyframe_requests,
+        })
+    };
+    json!({
+        "state": stats.state.as_str(),
+        "video": track(&stats.video),
+        "audio": track(&stats.audio),
+        "joins": stats.joins,
+        "rejoins": stats.rejoins,
+        "sessionsConnected": stats.sessions_connected,
+        "rttMs": stats.rtt.map(|r| r.as_millis() as u64),
+    })
+}
