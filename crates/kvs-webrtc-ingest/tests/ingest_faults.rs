@@ -1,0 +1,173 @@
+//! Faults the real service produces, injected by the emulator: each is recovered from and
+//! media resumes, starting at a keyframe, in a new storage session.
+
+mod support;
+
+use std::time::Duration;
+
+use kvs_webrtc_ingest::{
+    AudioSource, IngestEvent, IngestSession, JoinReason, Timings, VideoSource,
+};
+use serde_json::json;
+use support::{Setup, WAIT};
+
+async fn until(session: &mut IngestSession, what: &str, done: impl Fn(&IngestEvent) -> bool) {
+    tokio::time::timeout(WAIT, async {
+        while let Some(event) = session.next_event().await {
+            if done(&event) {
+                return;
+            }
+        }
+        panic!("the session ended before {what}");
+    })
+    .await
+    .unwrap_or_else(|_| panic!("timed out waiting for {what}"));
+}
+
+async fn start(setup: &Setup, timings: Timings) -> IngestSession {
+    setup
+        .client_with(timings)
+        .ingest()
+        .channel(&setup.channel)
+        .video(VideoSource::annex_b_file(setup.file("clip.h264")).looping(true))
+        .audio(AudioSource::ogg_opus_file(setup.file("clip.opus")).looping(true))
+        .send()
+        .await
+        .expect("ingestion starts")
+}
+
+/// The newest storage session, newer than session `after`, receives video that starts at a
+/// keyframe; returns its id.
+async fn new_session_receives_video(setup: &Setup, after: u64) -> u64 {
+    let newest = |s: &[kvs_emulator::SessionInfo]| s.iter().max_by_key(|s| s.id).cloned();
+    let sessions = setup
+        .wait_for_sessions("video in a new session", |s| {
+            newest(s).is_some_and(|s| {
+                s.id > after && s.media.video.frames >= 10 && s.media.audio.frames >= 10
+            })
+        })
+        .await;
+    let session = newest(&sessions).expect("a session");
+    let media = &session.media;
+    assert!(media.video.keyframes >= 1, "{media:?}");
+    assert!(
+        media.violations.is_empty(),
+        "starts at a keyframe with SPS/PPS: {:?}",
+        media.violations
+    );
+    session.id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_offer_leads_to_a_second_join() {
+    let setup = Setup::start("no-offer-cam").await;
+    setup
+        .emulator
+        .inject_fault(json!({ "channel": "no-offer-cam", "fault": "DROP_NEXT_OFFER" }))
+        .unwrap();
+    let mut timings = Timings::default();
+    timings.offer_timeout = Duration::from_millis(800);
+    let mut session = start(&setup, timings).await;
+    until(&mut session, "a re-join for the missing offer", |e| {
+        matches!(
+            e,
+            IngestEvent::Joining {
+                reason: JoinReason::NoOffer,
+                attempt: 2
+            }
+        )
+    })
+    .await;
+    until(&mut session, "connected", |e| {
+        matches!(e, IngestEvent::Connected { .. })
+    })
+    .await;
+    new_session_receives_video(&setup, 1).await;
+    let stats = session.stop().await.expect("clean stop");
+    assert_eq!(stats.joins, 2);
+    assert_eq!(setup.emulator.calls().get("joinStorageSession"), Some(&2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn go_away_and_a_dropped_socket_each_lead_to_a_new_session_with_media() {
+    let setup = Setup::start("go-away-cam").await;
+    let mut session = start(&setup, Timings::default()).await;
+    until(&mut session, "connected", |e| {
+        matches!(e, IngestEvent::Connected { .. })
+    })
+    .await;
+    let first = new_session_receives_video(&setup, 0).await;
+
+    setup
+        .emulator
+        .inject_fault(json!({ "channel": "go-away-cam", "fault": "GO_AWAY" }))
+        .unwrap();
+    until(&mut session, "the re-join after GO_AWAY", |e| {
+        matches!(
+            e,
+            IngestEvent::Joining {
+                reason: JoinReason::GoAway,
+                ..
+            }
+        )
+    })
+    .await;
+    until(&mut session, "connected again", |e| {
+        matches!(e, IngestEvent::Connected { .. })
+    })
+    .await;
+    let second = new_session_receives_video(&setup, first).await;
+
+    setup
+        .emulator
+        .inject_fault(json!({ "channel": "go-away-cam", "fault": "CLOSE_SOCKET" }))
+        .unwrap();
+    until(&mut session, "the re-join after the drop", |e| {
+        matches!(
+            e,
+            IngestEvent::Joining {
+                reason: JoinReason::SignalingReconnected,
+                ..
+            }
+        )
+    })
+    .await;
+    until(&mut session, "connected a third time", |e| {
+        matches!(e, IngestEvent::Connected { .. })
+    })
+    .await;
+    new_session_receives_video(&setup, second).await;
+
+    let stats = session.stop().await.expect("clean stop");
+    assert_eq!(stats.sessions_connected, 3);
+    assert_eq!(stats.rejoins, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_answer_and_a_throttled_join_are_retried() {
+    let setup = Setup::start("retry-cam").await;
+    for fault in ["REJECT_NEXT_ANSWER", "CLIENT_LIMIT_EXCEEDED"] {
+        setup
+            .emulator
+            .inject_fault(json!({ "channel": "retry-cam", "fault": fault }))
+            .unwrap();
+    }
+    let mut timings = Timings::default();
+    timings.join_backoff = kvs_webrtc_signaling::Backoff {
+        initial: Duration::from_millis(100),
+        max: Duration::from_millis(400),
+    };
+    let mut session = start(&setup, timings).await;
+    until(&mut session, "connected", |e| {
+        matches!(e, IngestEvent::Connected { .. })
+    })
+    .await;
+    let stats = session.stats();
+    assert!(stats.joins >= 2, "{stats:?}");
+    let sessions = setup.emulator.sessions();
+    assert!(
+        sessions.iter().any(|s| s.answer_rejected.is_some()),
+        "the emulator rejected one answer: {sessions:#?}"
+    );
+    session.stop().await.expect("clean stop");
+}
