@@ -898,3 +898,6 @@ fn rtc_media(rtc: &Rtc, offer_sdp: &str) -> Vec<(Mid, MediaKind, Direction)> {
 fn duration_in(time: Duration, rate: u64) -> u64 {
     (time.as_micros() * u128::from(rate) / 1_000_000) as u64
 }
+
+#[cfg(test)]
+mod tests;
