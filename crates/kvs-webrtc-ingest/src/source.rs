@@ -54,7 +54,7 @@ type Opener<R> = Box<dyn FnMut(Duration) -> Result<R, Error> + Send>;
 enum VideoInput {
     File(PathBuf),
     Reader(BoxRead, String),
-    Push(mpsc::Receiver<VideoFrame>),
+    Push(mpsc::Receiver<SourceItem<VideoFrame>>),
 }
 
 /// The video track's source. Build one with [`VideoSource::annex_b_file`],
@@ -134,7 +134,7 @@ impl VideoSource {
 enum AudioInput {
     File(PathBuf),
     Reader(BoxRead, String),
-    Push(mpsc::Receiver<AudioPacket>),
+    Push(mpsc::Receiver<SourceItem<AudioPacket>>),
 }
 
 /// The audio track's source. Build one with [`AudioSource::ogg_opus_file`],
@@ -192,7 +192,7 @@ impl AudioSource {
 /// Writes video frames into a running ingestion ([`VideoSource::push`]).
 #[derive(Debug, Clone)]
 pub struct VideoWriter {
-    frames: mpsc::Sender<VideoFrame>,
+    frames: mpsc::Sender<SourceItem<VideoFrame>>,
     keyframes: watch::Receiver<u64>,
 }
 
@@ -204,7 +204,7 @@ impl VideoWriter {
     /// [`ErrorKind::GaveUp`] once the ingestion has stopped.
     pub async fn write(&self, frame: VideoFrame) -> Result<(), Error> {
         self.frames
-            .send(frame)
+            .send(SourceItem::Frame(frame))
             .await
             .map_err(|_| Error::new(ErrorKind::GaveUp, "the ingestion has stopped"))
     }
@@ -219,7 +219,7 @@ impl VideoWriter {
 /// Writes Opus packets into a running ingestion ([`AudioSource::push`]).
 #[derive(Debug, Clone)]
 pub struct AudioWriter {
-    packets: mpsc::Sender<AudioPacket>,
+    packets: mpsc::Sender<SourceItem<AudioPacket>>,
 }
 
 impl AudioWriter {
@@ -229,7 +229,7 @@ impl AudioWriter {
     /// [`ErrorKind::GaveUp`] once the ingestion has stopped.
     pub async fn write(&self, packet: AudioPacket) -> Result<(), Error> {
         self.packets
-            .send(packet)
+            .send(SourceItem::Frame(packet))
             .await
             .map_err(|_| Error::new(ErrorKind::GaveUp, "the ingestion has stopped"))
     }
@@ -407,18 +407,10 @@ fn looping_needs_a_file(name: &str) -> Error {
     )
 }
 
-fn pushed<T: Send + 'static>(
-    mut rx: mpsc::Receiver<T>,
+fn pushed<T>(
+    frames: mpsc::Receiver<SourceItem<T>>,
     keyframes: Option<watch::Sender<u64>>,
 ) -> OpenedSource<T> {
-    let (tx, frames) = mpsc::channel(READ_AHEAD);
-    tokio::spawn(async move {
-        while let Some(frame) = rx.recv().await {
-            if tx.send(SourceItem::Frame(frame)).await.is_err() {
-                break;
-            }
-        }
-    });
     OpenedSource {
         frames,
         paced: false,

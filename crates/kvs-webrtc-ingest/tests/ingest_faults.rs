@@ -171,3 +171,140 @@ async fn a_rejected_answer_and_a_throttled_join_are_retried() {
     );
     session.stop().await.expect("clean stop");
 }
+
+/// Inject `fault` while streaming; the session must join again for a reason `expected` accepts
+/// and send video again (from a keyframe) within `bound` of the injection.
+async fn recovers_from(
+    channel: &str,
+    fault: serde_json::Value,
+    expected: fn(&JoinReason) -> bool,
+    bound: Duration,
+) {
+    let setup = Setup::start(channel).await;
+    let mut session = start(&setup, Timings::default()).await;
+    until(&mut session, "connected", |e| {
+        matches!(e, IngestEvent::Connected { .. })
+    })
+    .await;
+    let first = new_session_receives_video(&setup, 0).await;
+    let injected = std::time::Instant::now();
+    setup.emulator.inject_fault(fault).expect("fault accepted");
+    until(
+        &mut session,
+        "the re-join",
+        |e| matches!(e, IngestEvent::Joining { reason, .. } if expected(reason)),
+    )
+    .await;
+    until(&mut session, "video again", |e| {
+        matches!(
+            e,
+            IngestEvent::FirstFrameSent(kvs_webrtc_ingest::Track::Video)
+        )
+    })
+    .await;
+    let resumed = injected.elapsed();
+    eprintln!(
+        "{channel}: video resumed {} ms after the fault",
+        resumed.as_millis()
+    );
+    assert!(
+        resumed < bound,
+        "video resumed {resumed:?} after the fault (bound {bound:?})"
+    );
+    new_session_receives_video(&setup, first).await;
+    let stats = session.stop().await.expect("clean stop");
+    assert!(stats.rejoins >= 1, "{stats:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnect_ice_server_is_recovered_within_5_s() {
+    recovers_from(
+        "ice-cam",
+        json!({ "channel": "ice-cam", "fault": "RECONNECT_ICE_SERVER" }),
+        |r| *r == JoinReason::ReconnectIceServer,
+        Duration::from_secs(5),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_socket_is_noticed_and_recovered() {
+    // Noticing takes the keep-alive (1 s ping + 1 s silence); then 5 s for the rest.
+    recovers_from(
+        "frozen-cam",
+        json!({ "channel": "frozen-cam", "fault": "FREEZE_SOCKET" }),
+        |r| *r == JoinReason::SignalingReconnected,
+        Duration::from_secs(7),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newer_join_replaces_the_session_and_media_moves_to_it() {
+    let setup = Setup::start("replaced-cam").await;
+    let mut session = start(&setup, Timings::default()).await;
+    until(&mut session, "connected", |e| {
+        matches!(e, IngestEvent::Connected { .. })
+    })
+    .await;
+    let first = new_session_receives_video(&setup, 0).await;
+    // Another join for the channel (as a second device or a retry would make): its offer
+    // arrives on our socket and replaces the session.
+    let sdk_config = setup.emulator.sdk_config().unwrap();
+    kvs_webrtc_discovery::Client::new(&sdk_config)
+        .join_storage_session()
+        .channel("replaced-cam")
+        .send()
+        .await
+        .expect("joined");
+    until(&mut session, "the replacing offer", |e| {
+        matches!(
+            e,
+            IngestEvent::OfferAnswered {
+                replaced_session: true
+            }
+        )
+    })
+    .await;
+    until(&mut session, "connected to the new session", |e| {
+        matches!(e, IngestEvent::Connected { .. })
+    })
+    .await;
+    new_session_receives_video(&setup, first).await;
+    session.stop().await.expect("clean stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn candidates_before_the_offer_and_a_late_offer_still_connect() {
+    let setup = Setup::start("late-cam").await;
+    setup
+        .emulator
+        .inject_fault(json!({ "channel": "late-cam", "fault": "CANDIDATES_BEFORE_OFFER" }))
+        .unwrap();
+    // The offer comes 1.5 s late, after our 1 s offer timeout: we join again, answer the late
+    // offer, and the second join's offer replaces it.
+    setup
+        .emulator
+        .inject_fault(
+            json!({ "channel": "late-cam", "fault": "DELAY_NEXT_OFFER", "delayMs": 1500 }),
+        )
+        .unwrap();
+    let mut timings = Timings::default();
+    timings.offer_timeout = Duration::from_secs(1);
+    let mut session = start(&setup, timings).await;
+    until(&mut session, "connected", |e| {
+        matches!(e, IngestEvent::Connected { .. })
+    })
+    .await;
+    new_session_receives_video(&setup, 0).await;
+    let stats = session.stop().await.expect("clean stop");
+    assert!(
+        stats.joins >= 2,
+        "the missing offer led to a second join: {stats:?}"
+    );
+    let sessions = setup.emulator.sessions();
+    assert!(
+        sessions.iter().any(|s| s.candidates_received > 0),
+        "{sessions:#?}"
+    );
+}

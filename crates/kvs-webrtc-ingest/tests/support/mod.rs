@@ -52,11 +52,13 @@ impl Setup {
     }
 
     pub fn client_with(&self, timings: Timings) -> Client {
+        // Keep-alive at 1 s + 1 s so that a frozen socket is noticed quickly.
         let sdk_config = self.emulator.sdk_config().expect("SDK config");
         let discovery = kvs_webrtc_discovery::Client::new(&sdk_config);
         let signaling = kvs_webrtc_signaling::Client::from_conf(
             kvs_webrtc_signaling::Config::builder(discovery)
                 .trust_root_certificate_pem(self.emulator.ca_cert_pem().expect("TLS is on"))
+                .keep_alive(Duration::from_secs(1), Duration::from_secs(1))
                 .build()
                 .expect("signaling config"),
         );
