@@ -1,0 +1,209 @@
+//! `kvs-ingest run`, `join` and `join-as-viewer` against an emulator reached the way AWS is
+//! (`--endpoint-url`, `--region`, credentials from the environment, `--ca-file`): what they
+//! send arrives, and refusals map to the documented exit codes.
+
+use std::process::{Command, Output};
+
+use kvs_emulator::{Emulator, EmulatorHandle};
+
+struct Cli<'a> {
+    emulator: &'a EmulatorHandle,
+    secret: String,
+}
+
+impl Cli<'_> {
+    fn new(emulator: &EmulatorHandle) -> Cli<'_> {
+        Cli {
+            emulator,
+            secret: emulator.access_key().secret_access_key.clone(),
+        }
+    }
+
+    async fn run(&self, args: &[&str]) -> Output {
+        let key = self.emulator.access_key();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_kvs-ingest"));
+        command
+            .args(args)
+            .args([
+                "--region",
+                self.emulator.region(),
+                "--endpoint-url",
+                self.emulator.endpoint_url(),
+            ])
+            .arg("--ca-file")
+            .arg(self.emulator.ca_cert_path().expect("TLS is on"))
+            .env("AWS_ACCESS_KEY_ID", &key.access_key_id)
+            .env("AWS_SECRET_ACCESS_KEY", &self.secret)
+            .env("AWS_CONFIG_FILE", "/nonexistent")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+            .env_remove("AWS_PROFILE");
+        match &key.session_token {
+            Some(token) => command.env("AWS_SESSION_TOKEN", token),
+            None => command.env_remove("AWS_SESSION_TOKEN"),
+        };
+        tokio::task::spawn_blocking(move || command.output().expect("kvs-ingest runs"))
+            .await
+            .unwrap()
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+async fn emulator() -> (EmulatorHandle, tempfile::TempDir) {
+    let emulator = Emulator::builder()
+        .temporary()
+        .timings(|t| t.offer_delay = std::time::Duration::from_millis(50))
+        .start()
+        .await
+        .expect("emulator starts");
+    let files = tempfile::tempdir().unwrap();
+    std::fs::write(files.path().join("clip.h264"), kvs_media::sample::H264).unwrap();
+    std::fs::write(files.path().join("clip.opus"), kvs_media::sample::OPUS).unwrap();
+    (emulator, files)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_ingests_files_and_reports_json() {
+    let (emulator, files) = emulator().await;
+    emulator.create_storage_channel("cli-cam").unwrap();
+    let video = files.path().join("clip.h264");
+    let audio = files.path().join("clip.opus");
+    let out = Cli::new(&emulator)
+        .run(&[
+            "run",
+            "--channel",
+            "cli-cam",
+            "--json",
+            "--video",
+            video.to_str().unwrap(),
+            "--audio",
+            audio.to_str().unwrap(),
+        ])
+        .await;
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("every stdout line is JSON"))
+        .collect();
+    assert!(
+        lines.iter().any(|l| l["event"] == "connected"),
+        "{lines:#?}"
+    );
+    let summary = lines.last().expect("a summary");
+    assert_eq!(summary["event"], "summary");
+    assert_eq!(summary["stats"]["video"]["framesSent"], 75);
+    // The last packets may still be on their way when the process exits: wait, bounded.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let sessions = emulator.sessions();
+        assert_eq!(sessions.len(), 1);
+        if sessions[0].media.video.frames == 75 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?}",
+            sessions[0].media
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn join_calls_the_storage_api_once() {
+    let (emulator, _files) = emulator().await;
+    let arn = emulator.create_storage_channel("join-cam").unwrap();
+    let cli = Cli::new(&emulator);
+    let out = cli.run(&["join", "--channel-arn", &arn]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), "{}");
+    let out = cli
+        .run(&[
+            "join-as-viewer",
+            "--channel-arn",
+            &arn,
+            "--client-id",
+            "v1",
+            "--output",
+            "text",
+        ])
+        .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "");
+    let calls = emulator.calls();
+    assert_eq!(calls.get("joinStorageSession"), Some(&1));
+    assert_eq!(calls.get("joinStorageSessionAsViewer"), Some(&1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_map_to_exit_codes() {
+    let (emulator, files) = emulator().await;
+    emulator.create_storage_channel("real-cam").unwrap();
+    // A channel without media storage.
+    let sdk_config = emulator.sdk_config().unwrap();
+    aws_sdk_kinesisvideo::Client::new(&sdk_config)
+        .create_signaling_channel()
+        .channel_name("p2p-cam")
+        .send()
+        .await
+        .unwrap();
+    let video = files.path().join("clip.h264");
+    let audio = files.path().join("clip.opus");
+    let run = |channel: &'static str| {
+        vec![
+            "run".to_owned(),
+            "--channel".into(),
+            channel.into(),
+            "--video".into(),
+            video.to_str().unwrap().into(),
+            "--audio".into(),
+            audio.to_str().unwrap().into(),
+        ]
+    };
+    fn args(v: &[String]) -> Vec<&str> {
+        v.iter().map(String::as_str).collect()
+    }
+
+    let mut wrong = Cli::new(&emulator);
+    wrong.secret = "not-the-secret".into();
+    let out = wrong.run(&args(&run("real-cam"))).await;
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "wrong credentials: {}",
+        text(&out.stderr)
+    );
+    assert!(
+        !text(&out.stderr).contains("not-the-secret"),
+        "no secret in the output"
+    );
+
+    let cli = Cli::new(&emulator);
+    let out = cli.run(&args(&run("p2p-cam"))).await;
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "storage disabled: {}",
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stderr).to_lowercase().contains("storage"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = cli.run(&args(&run("no-such-cam"))).await;
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "unknown channel: {}",
+        text(&out.stderr)
+    );
+}
