@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use kvs_webrtc_ingest::{AudioSource, VideoSource};
+use kvs_webrtc_ingest::{AudioSource, ContainerSource, VideoSource};
 
 use crate::aws::{init_logging, AwsArgs};
 use crate::report::{stats_json, Reporter};
@@ -22,6 +22,10 @@ pub(crate) struct RunArgs {
     /// Ogg Opus audio: a file, or `-` for stdin.
     #[arg(long)]
     audio: Option<PathBuf>,
+    /// Both tracks from one Matroska/WebM file (as `ffmpeg -f matroska` writes it), or `-` for
+    /// stdin; instead of --video and --audio.
+    #[arg(long, conflicts_with_all = ["video", "audio"])]
+    input: Option<PathBuf>,
     /// The video's frame rate (raw H.264 has no timestamps).
     #[arg(long, default_value_t = kvs_webrtc_ingest::DEFAULT_FPS)]
     fps: u32,
@@ -77,6 +81,14 @@ pub(crate) async fn run(args: RunArgs) -> Result<(), Failed> {
             AudioSource::ogg_opus_file(path)
         };
         builder = builder.audio(source.looping(args.looping));
+    }
+    if let Some(path) = &args.input {
+        let source = if is_stdin(path) {
+            ContainerSource::matroska_reader(std::io::stdin(), "the media on stdin")
+        } else {
+            ContainerSource::matroska_file(path)
+        };
+        builder = builder.media(source.looping(args.looping));
     }
     let mut session = builder.send().await.map_err(Failed::ingest)?;
     let mut reporter = Reporter::new(args.json);

@@ -20,6 +20,10 @@ impl Cli<'_> {
     }
 
     async fn run(&self, args: &[&str]) -> Output {
+        self.run_with_stdin(args, std::process::Stdio::null()).await
+    }
+
+    async fn run_with_stdin(&self, args: &[&str], stdin: std::process::Stdio) -> Output {
         let key = self.emulator.access_key();
         let mut command = Command::new(env!("CARGO_BIN_EXE_kvs-ingest"));
         command
@@ -36,7 +40,8 @@ impl Cli<'_> {
             .env("AWS_SECRET_ACCESS_KEY", &self.secret)
             .env("AWS_CONFIG_FILE", "/nonexistent")
             .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
-            .env_remove("AWS_PROFILE");
+            .env_remove("AWS_PROFILE")
+            .stdin(stdin);
         match &key.session_token {
             Some(token) => command.env("AWS_SESSION_TOKEN", token),
             None => command.env_remove("AWS_SESSION_TOKEN"),
@@ -205,5 +210,33 @@ async fn refusals_map_to_exit_codes() {
         Some(4),
         "unknown channel: {}",
         text(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_reads_a_matroska_stream_on_stdin() {
+    let (emulator, files) = emulator().await;
+    emulator.create_storage_channel("mkv-pipe-cam").unwrap();
+    let mkv = files.path().join("clip.mkv");
+    std::fs::write(&mkv, kvs_media::sample::MKV).unwrap();
+    let stdin = std::process::Stdio::from(std::fs::File::open(&mkv).unwrap());
+    let out = Cli::new(&emulator)
+        .run_with_stdin(
+            &["run", "--channel", "mkv-pipe-cam", "--input", "-", "--json"],
+            stdin,
+        )
+        .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let summary: serde_json::Value =
+        serde_json::from_str(text(&out.stdout).lines().last().expect("a summary")).unwrap();
+    assert_eq!(summary["stats"]["video"]["framesSent"], 75, "{summary}");
+    let mut ogg = kvs_media::ogg::OggOpusReader::new(kvs_media::sample::OPUS).unwrap();
+    let mut packets = 0;
+    while ogg.next_packet().unwrap().is_some() {
+        packets += 1;
+    }
+    assert_eq!(
+        summary["stats"]["audio"]["framesSent"], packets,
+        "{summary}"
     );
 }

@@ -8,7 +8,8 @@
 //!   stamped from a frame rate.
 //! * [`ogg`] and [`opus`]: Opus packets read incrementally from an Ogg Opus file or pipe, with
 //!   their durations from the TOC byte.
-//! * [`mkv`]: a Matroska writer for one H.264 track and one Opus track.
+//! * [`mkv`]: a Matroska writer for one H.264 track and one Opus track; [`mkv_reader`]: H.264
+//!   and Opus frames read incrementally from a Matroska/WebM file or pipe.
 //! * [`sample`]: the project's 3 s sample clip (H.264, Ogg Opus, Matroska).
 //!
 //! # Why this is hand-written
@@ -38,6 +39,7 @@ pub mod annexb;
 mod error;
 pub mod h264;
 pub mod mkv;
+pub mod mkv_reader;
 pub mod ogg;
 pub mod opus;
 pub mod sample;

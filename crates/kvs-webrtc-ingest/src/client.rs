@@ -9,7 +9,7 @@ use crate::config::Config;
 use crate::driver;
 use crate::error::{Error, ErrorKind};
 use crate::handle::IngestSession;
-use crate::source::{AudioSource, VideoSource};
+use crate::source::{AudioSource, ContainerSource, VideoSource};
 
 /// Streams media into Kinesis Video Streams through WebRTC ingestion. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -69,6 +69,7 @@ impl Client {
             viewer_id: None,
             video: None,
             audio: None,
+            container: None,
         }
     }
 }
@@ -82,6 +83,7 @@ pub struct IngestFluentBuilder {
     viewer_id: Option<String>,
     video: Option<VideoSource>,
     audio: Option<AudioSource>,
+    container: Option<ContainerSource>,
 }
 
 impl IngestFluentBuilder {
@@ -111,6 +113,13 @@ impl IngestFluentBuilder {
         self
     }
 
+    /// Both tracks from one Matroska/WebM file or stream, instead of `.video(..)` and
+    /// `.audio(..)` (a viewer takes only its audio).
+    pub fn media(mut self, source: ContainerSource) -> Self {
+        self.container = Some(source);
+        self
+    }
+
     /// Check the sources, connect signaling and start the session in the background. The
     /// returned [`IngestSession`] reports events and statistics and stops it.
     ///
@@ -127,13 +136,21 @@ impl IngestFluentBuilder {
             )
         })?;
         let is_viewer = self.viewer_id.is_some();
+        if self.container.is_some() && (self.video.is_some() || self.audio.is_some()) {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                "give either .media(..) (a container with both tracks) or .video(..) and \
+                 .audio(..), not both",
+            ));
+        }
         if is_viewer && self.video.is_some() {
             return Err(Error::new(
                 ErrorKind::InvalidInput,
                 "a viewer of a storage session sends no video: drop .video(..) or join as master",
             ));
         }
-        if !is_viewer && (self.video.is_none() || self.audio.is_none()) {
+        if !is_viewer && self.container.is_none() && (self.video.is_none() || self.audio.is_none())
+        {
             return Err(Error::new(
                 ErrorKind::InvalidInput,
                 "WebRTC ingestion needs both tracks from the master: give .video(..) (H.264) and \
@@ -141,6 +158,9 @@ impl IngestFluentBuilder {
             ));
         }
         let (video, audio) = tokio::task::spawn_blocking(move || {
+            if let Some(container) = self.container {
+                return container.open(!is_viewer);
+            }
             let video = self.video.map(VideoSource::open).transpose()?;
             let audio = self.audio.map(AudioSource::open).transpose()?;
             Ok::<_, Error>((video, audio))

@@ -74,5 +74,6 @@ pub use event::{IngestEvent, IngestState, JoinReason, Stats, Track, TrackStats};
 pub use handle::{IngestSession, Stopper};
 pub use session::Timings;
 pub use source::{
-    AudioPacket, AudioSource, AudioWriter, VideoFrame, VideoSource, VideoWriter, DEFAULT_FPS,
+    AudioPacket, AudioSource, AudioWriter, ContainerSource, VideoFrame, VideoSource, VideoWriter,
+    DEFAULT_FPS,
 };

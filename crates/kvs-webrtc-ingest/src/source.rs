@@ -235,6 +235,12 @@ impl AudioWriter {
     }
 }
 
+/// The video and audio sources a container opened.
+pub(crate) type OpenedTracks = (
+    Option<OpenedSource<VideoFrame>>,
+    Option<OpenedSource<AudioPacket>>,
+);
+
 /// A source ready to deliver frames.
 #[derive(Debug)]
 pub(crate) struct OpenedSource<T> {
@@ -459,4 +465,226 @@ fn start_reader<R: FrameReader + 'static>(
         keyframes: None,
         first: Some(first),
     })
+}
+
+enum ContainerInput {
+    File(PathBuf),
+    Reader(BoxRead, String),
+}
+
+/// Both tracks from one Matroska/WebM file or stream, as ffmpeg (`-f matroska`) or GStreamer
+/// (`matroskamux`) write it: the first H.264 track and the first Opus track are sent, others
+/// are ignored. Give it with [`IngestFluentBuilder::media`](crate::IngestFluentBuilder::media).
+pub struct ContainerSource {
+    input: ContainerInput,
+    looping: bool,
+}
+
+impl std::fmt::Debug for ContainerSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let input = match &self.input {
+            ContainerInput::File(p) => format!("file {}", p.display()),
+            ContainerInput::Reader(_, name) => format!("reader {name}"),
+        };
+        f.debug_struct("ContainerSource")
+            .field("input", &input)
+            .field("looping", &self.looping)
+            .finish()
+    }
+}
+
+impl ContainerSource {
+    /// A Matroska (`.mkv`) or WebM (`.webm`) file.
+    pub fn matroska_file(path: impl AsRef<Path>) -> Self {
+        Self {
+            input: ContainerInput::File(path.as_ref().to_owned()),
+            looping: false,
+        }
+    }
+
+    /// A Matroska/WebM stream from a reader: a pipe or stdin for live capture.
+    pub fn matroska_reader(reader: impl Read + Send + 'static, name: impl Into<String>) -> Self {
+        Self {
+            input: ContainerInput::Reader(Box::new(reader), name.into()),
+            looping: false,
+        }
+    }
+
+    /// Start the file over at its end (files only).
+    pub fn looping(mut self, looping: bool) -> Self {
+        self.looping = looping;
+        self
+    }
+
+    /// Check the input (its tracks and first frames) and start reading both tracks. Blocking.
+    pub(crate) fn open(self, want_video: bool) -> Result<OpenedTracks, Error> {
+        use kvs_media::mkv_reader::{FrameKind, MkvReader};
+        let looping = self.looping;
+        let (name, mut open): (String, Opener<MkvReader<BufReader<BoxRead>>>) = match self.input {
+            ContainerInput::File(path) => {
+                let name = format!("the media file {}", path.display());
+                let what = name.clone();
+                (
+                    name,
+                    Box::new(move |_| {
+                        MkvReader::new(BufReader::new(open_file(&path)?))
+                            .map_err(|e| Error::media(&what, e))
+                    }),
+                )
+            }
+            ContainerInput::Reader(reader, name) => {
+                if looping {
+                    return Err(looping_needs_a_file(&name));
+                }
+                let mut reader = Some(reader);
+                let what = name.clone();
+                (
+                    name,
+                    Box::new(move |_| match reader.take() {
+                        Some(r) => {
+                            MkvReader::new(BufReader::new(r)).map_err(|e| Error::media(&what, e))
+                        }
+                        None => Err(looping_needs_a_file(&what)),
+                    }),
+                )
+            }
+        };
+        let mut reader = open(Duration::ZERO)?;
+        let tracks = reader.tracks().clone();
+        let found = || {
+            tracks
+                .codecs
+                .iter()
+                .map(|(_, c)| c.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        if want_video && tracks.video.is_none() {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!("{name} has no H.264 video track (its tracks: {})", found()),
+            ));
+        }
+        if tracks.audio.is_none() {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!("{name} has no Opus audio track (its tracks: {})", found()),
+            ));
+        }
+        let send_video = want_video && tracks.video.is_some();
+        let (video_tx, video_rx) = mpsc::channel(READ_AHEAD);
+        let (audio_tx, audio_rx) = mpsc::channel(READ_AHEAD);
+        // The first video frame is read now: it tells the answer the H.264 profile.
+        let mut early_audio = Vec::new();
+        let mut first_video = None;
+        let mut first_audio = None;
+        while (send_video && first_video.is_none()) || first_audio.is_none() {
+            let frame = reader
+                .next_frame()
+                .map_err(|e| Error::media(&name, e))?
+                .ok_or_else(|| {
+                    Error::new(ErrorKind::InvalidInput, format!("{name} holds no frames"))
+                })?;
+            match frame.kind {
+                FrameKind::Video if send_video && first_video.is_none() => {
+                    first_video = Some(VideoFrame {
+                        data: frame.data,
+                        timestamp: frame.timestamp,
+                    })
+                }
+                FrameKind::Video => {}
+                FrameKind::Audio if first_audio.is_none() => {
+                    first_audio = Some(AudioPacket {
+                        data: frame.data,
+                        timestamp: frame.timestamp,
+                    })
+                }
+                FrameKind::Audio if early_audio.len() < READ_AHEAD * 16 => {
+                    early_audio.push(AudioPacket {
+                        data: frame.data,
+                        timestamp: frame.timestamp,
+                    })
+                }
+                FrameKind::Audio => {
+                    return Err(Error::new(
+                        ErrorKind::InvalidInput,
+                        format!(
+                            "{name}: no video frame among its first {} audio packets",
+                            early_audio.len()
+                        ),
+                    ))
+                }
+            }
+        }
+        std::thread::Builder::new()
+            .name("kvs-ingest-mkv".into())
+            .spawn(move || {
+                // A failure goes to a track that is read (a viewer reads no video).
+                let (fail_video, fail_audio) = (video_tx.clone(), audio_tx.clone());
+                let fail = |reason: String| {
+                    if send_video {
+                        let _ = fail_video.blocking_send(SourceItem::Failed(reason));
+                    } else {
+                        let _ = fail_audio.blocking_send(SourceItem::Failed(reason));
+                    }
+                };
+                for packet in early_audio {
+                    if audio_tx.blocking_send(SourceItem::Frame(packet)).is_err() {
+                        return;
+                    }
+                }
+                let mut offset = Duration::ZERO;
+                let mut end = Duration::ZERO;
+                loop {
+                    let frame = match reader.next_frame() {
+                        Ok(Some(frame)) => frame,
+                        Ok(None) if looping => match open(end) {
+                            Ok(again) => {
+                                reader = again;
+                                offset = end;
+                                continue;
+                            }
+                            Err(e) => return fail(e.to_string()),
+                        },
+                        Ok(None) => return,
+                        Err(e) => return fail(format!("{name}: {e}")),
+                    };
+                    let timestamp = offset + frame.timestamp;
+                    // 40 ms past the last frame: where a loop continues.
+                    end = end.max(timestamp + Duration::from_millis(40));
+                    let sent = match frame.kind {
+                        FrameKind::Video if send_video => video_tx
+                            .blocking_send(SourceItem::Frame(VideoFrame {
+                                data: frame.data,
+                                timestamp,
+                            }))
+                            .is_ok(),
+                        FrameKind::Video => true,
+                        FrameKind::Audio => audio_tx
+                            .blocking_send(SourceItem::Frame(AudioPacket {
+                                data: frame.data,
+                                timestamp,
+                            }))
+                            .is_ok(),
+                    };
+                    if !sent {
+                        return;
+                    }
+                }
+            })
+            .map_err(|e| Error::new(ErrorKind::Io, format!("cannot start a reader thread: {e}")))?;
+        let video = send_video.then(|| OpenedSource {
+            frames: video_rx,
+            paced: true,
+            keyframes: None,
+            first: first_video,
+        });
+        let audio = Some(OpenedSource {
+            frames: audio_rx,
+            paced: true,
+            keyframes: None,
+            first: first_audio,
+        });
+        Ok((video, audio))
+    }
 }

@@ -216,3 +216,63 @@ async fn an_unknown_channel_and_a_channel_without_storage_are_not_usable() {
     );
     let _ = Duration::ZERO;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_matroska_file_with_both_tracks_is_ingested() {
+    let setup = Setup::start("mkv-cam").await;
+    std::fs::write(setup.file("clip.mkv"), kvs_media::sample::MKV).unwrap();
+    let session = setup
+        .client()
+        .ingest()
+        .channel("mkv-cam")
+        .media(kvs_webrtc_ingest::ContainerSource::matroska_file(
+            setup.file("clip.mkv"),
+        ))
+        .send()
+        .await
+        .expect("starts");
+    let stats = support::run_to_end(session).await;
+    assert_eq!(stats.video.frames_sent, 75);
+    assert_eq!(
+        stats.audio.frames_sent,
+        opus_packets(kvs_media::sample::OPUS)
+    );
+    let sessions = setup.received_all(&stats).await;
+    assert!(sessions[0].media.violations.is_empty());
+    // A container without the tracks ingestion needs is refused, naming what it holds.
+    std::fs::write(setup.file("video-only.mkv"), video_only_mkv()).unwrap();
+    let error = setup
+        .client()
+        .ingest()
+        .channel("mkv-cam")
+        .media(kvs_webrtc_ingest::ContainerSource::matroska_file(
+            setup.file("video-only.mkv"),
+        ))
+        .send()
+        .await
+        .expect_err("no audio");
+    assert_eq!(error.kind(), kvs_webrtc_ingest::ErrorKind::InvalidInput);
+    assert!(
+        error
+            .to_string()
+            .contains("has no Opus audio track (its tracks: V_MPEG4/ISO/AVC"),
+        "{error}"
+    );
+}
+
+/// The sample's video alone, remuxed by ffmpeg.
+fn video_only_mkv() -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.h264");
+    let output = dir.path().join("out.mkv");
+    std::fs::write(&input, kvs_media::sample::H264).unwrap();
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(&input)
+        .args(["-c", "copy"])
+        .arg(&output)
+        .status()
+        .expect("ffmpeg runs");
+    assert!(status.success());
+    std::fs::read(output).unwrap()
+}

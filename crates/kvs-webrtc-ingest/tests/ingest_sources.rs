@@ -35,23 +35,14 @@ async fn pipes_are_read_as_they_fill_and_every_frame_arrives() {
         .send()
         .await
         .expect("starts");
-    let stats = tokio::time::timeout(WAIT, session.wait())
-        .await
-        .expect("the pipes end")
-        .expect("clean end");
+    let stats = support::run_to_end(session).await;
     writers.join().unwrap();
     assert_eq!(stats.video.frames_sent, 75);
     assert_eq!(
         stats.audio.frames_sent,
         opus_packets(kvs_media::sample::OPUS)
     );
-    setup
-        .wait_for_sessions("every frame received", |s| {
-            s.first().is_some_and(|s| {
-                s.media.video.frames == 75 && s.media.audio.frames == stats.audio.frames_sent
-            })
-        })
-        .await;
+    setup.received_all(&stats).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -165,21 +156,13 @@ async fn a_viewer_joins_as_viewer_and_sends_audio_only() {
         .send()
         .await
         .expect("starts");
-    let stats = tokio::time::timeout(WAIT, session.wait())
-        .await
-        .expect("the file ends")
-        .expect("clean end");
+    let stats = support::run_to_end(session).await;
     assert_eq!(stats.video.frames_sent, 0);
     assert_eq!(
         stats.audio.frames_sent,
         opus_packets(kvs_media::sample::OPUS)
     );
-    let sessions = setup
-        .wait_for_sessions("the viewer's audio", |s| {
-            s.first()
-                .is_some_and(|s| s.media.audio.frames == stats.audio.frames_sent)
-        })
-        .await;
+    let sessions = setup.received_all(&stats).await;
     assert_eq!(sessions[0].role, "VIEWER");
     assert_eq!(sessions[0].client_id.as_deref(), Some("listener-1"));
     assert_eq!(sessions[0].media.video.frames, 0);

@@ -86,6 +86,27 @@ impl Setup {
     }
 }
 
+/// Wait (bounded) until a session ends by itself (its sources ended), cleanly.
+pub async fn run_to_end(session: kvs_webrtc_ingest::IngestSession) -> kvs_webrtc_ingest::Stats {
+    tokio::time::timeout(WAIT, session.wait())
+        .await
+        .expect("the sources end within the wait")
+        .expect("a clean end")
+}
+
+impl Setup {
+    /// Wait (bounded) until the first storage session has received every frame `stats` says
+    /// was sent.
+    pub async fn received_all(&self, stats: &kvs_webrtc_ingest::Stats) -> Vec<SessionInfo> {
+        let (video, audio) = (stats.video.frames_sent, stats.audio.frames_sent);
+        self.wait_for_sessions("every frame sent to be received", |s| {
+            s.first()
+                .is_some_and(|s| s.media.video.frames == video && s.media.audio.frames == audio)
+        })
+        .await
+    }
+}
+
 /// Opus packets in an Ogg Opus file, counted by the media crate's reader.
 pub fn opus_packets(data: &[u8]) -> u64 {
     let mut reader = kvs_media::ogg::OggOpusReader::new(data).expect("Ogg Opus");
