@@ -67,6 +67,16 @@ const SYSTEM_TOOLS: &[SystemTool] = &[
         package: "python3",
         why: "runs boto3 and the AWS CLI",
     },
+    SystemTool {
+        command: "chromium",
+        package: "chromium",
+        why: "plays the storage peer with an independent WebRTC stack",
+    },
+    SystemTool {
+        command: "certutil",
+        package: "libnss3-tools",
+        why: "makes the test browser trust the emulator's CA",
+    },
 ];
 
 /// Flags of `cargo xtask test`.

@@ -17,6 +17,9 @@ use crate::validate;
 
 /// Serve one request on the control-plane listener.
 pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> HttpResponse {
+    if req.uri().path() == crate::storage::external::PATH {
+        return crate::storage::external::handle(shared, req).await;
+    }
     if req.uri().path().starts_with(crate::inspect::PREFIX) {
         return crate::inspect::handle(shared, req).await;
     }

@@ -231,6 +231,7 @@ impl EmulatorBuilder {
             shutdown: shutdown.clone(),
             peers: TaskTracker::new(),
             calls: Default::default(),
+            external_peers: Default::default(),
             config,
         });
 
@@ -427,6 +428,12 @@ impl EmulatorHandle {
     /// Live signaling connections, as `GET /_emulator/v1/connections` lists them.
     pub fn connections(&self) -> serde_json::Value {
         serde_json::json!(self.shared.hub.connections())
+    }
+
+    /// The channels (ARNs) whose storage sessions an external peer plays, registered through
+    /// `wss://<endpoint>/_emulator/v1/storage-peer?channel=<name or ARN>` (see the `storage::external` module docs).
+    pub fn external_storage_peers(&self) -> Vec<String> {
+        self.shared.external_peers.channels()
     }
 
     /// Storage sessions, live and ended.

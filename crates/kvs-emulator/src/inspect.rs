@@ -16,6 +16,8 @@
 //!   writing, pongs included, like a half-open connection), `JUNK_FRAME`. The counted kinds
 //!   take `count` (default 1). The socket kinds take `clientId` (absent: the master; `*`: every
 //!   socket of the channel).
+//! - `GET  /_emulator/v1/storage-peer?channel=<name or ARN>` (WebSocket): bring your own storage
+//!   peer (a browser, another WebRTC stack); see `storage::external`.
 
 use std::sync::Arc;
 

@@ -64,6 +64,9 @@ pub struct SessionInfo {
     pub end_reason: Option<String>,
     /// What media arrived.
     pub media: MediaStats,
+    /// The last report of an external storage peer (`storage-peer` WebSocket), as it sent it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub external_report: Option<serde_json::Value>,
 }
 
 pub(crate) struct SessionHandle {
@@ -148,6 +151,7 @@ impl Sessions {
                 dropped_inputs: 0,
                 end_reason: None,
                 media: MediaStats::default(),
+                external_report: None,
             }),
             dropped: AtomicU64::new(0),
         });

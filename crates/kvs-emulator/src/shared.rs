@@ -49,6 +49,8 @@ pub(crate) struct Shared {
     pub peers: TaskTracker,
     /// How many times each AWS operation was called.
     pub calls: CallCounts,
+    /// Storage peers outside the emulator, by channel.
+    pub external_peers: crate::storage::external::ExternalPeers,
 }
 
 /// Calls per AWS operation (known operation names only, so the map stays small), counted once

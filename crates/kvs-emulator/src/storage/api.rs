@@ -105,9 +105,22 @@ fn join(shared: &Arc<Shared>, req: &ReadRequest) -> Result<(), ApiError> {
         .sessions
         .begin(channel_arn, &stream_arn, role.clone());
     tracing::info!(session = handle.id, channel = %channel_arn, ?role, "storage session joined");
-    let faults = shared.faults.take_offer_faults(channel_arn);
-    shared
-        .peers
-        .spawn(peer::run(shared.clone(), handle, role, inbound, faults));
+    // A registered external storage peer (a browser, another stack) plays the session; else
+    // the built-in one does.
+    let join = super::external::Join {
+        handle,
+        role,
+        inbound,
+    };
+    if let Err(join) = shared.external_peers.take(channel_arn, join) {
+        let faults = shared.faults.take_offer_faults(channel_arn);
+        shared.peers.spawn(peer::run(
+            shared.clone(),
+            join.handle,
+            join.role,
+            join.inbound,
+            faults,
+        ));
+    }
     Ok(())
 }
