@@ -198,3 +198,238 @@ fn media_written_before_streaming_is_dropped_and_counted() {
         Some(0x42c01e)
     );
 }
+
+// ----- against a real str0m offerer, over an in-memory network -----
+
+use str0m::media::MediaKind as Kind;
+
+const CORE_ADDR: &str = "10.0.0.2:5000";
+const PEER_ADDR: &str = "10.0.0.1:6000";
+
+/// The storage peer's side: a str0m offerer like the service's (video received, audio both
+/// ways), and what it received.
+struct Offerer {
+    rtc: Rtc,
+    video_mid: Mid,
+    video_frames: usize,
+    keyframes: usize,
+    audio_frames: usize,
+}
+
+impl Offerer {
+    fn new(now: Instant) -> (Self, String, String) {
+        let mut config = RtcConfig::new().clear_codecs();
+        config
+            .codec_config()
+            .add_h264(102.into(), Some(103.into()), true, 0x42e01f);
+        config.codec_config().enable_opus(true, false);
+        let mut rtc = config.build(now);
+        let candidate = Candidate::host(PEER_ADDR.parse().unwrap(), "udp").unwrap();
+        let line = candidate.to_sdp_string();
+        rtc.add_local_candidate(candidate);
+        let mut api = rtc.sdp_api();
+        let video_mid = api.add_media(Kind::Video, Direction::RecvOnly, None, None, None);
+        api.add_media(Kind::Audio, Direction::SendRecv, None, None, None);
+        let (offer, pending) = api.apply().unwrap();
+        let sdp = offer.to_sdp_string();
+        let this = Self {
+            rtc,
+            video_mid,
+            video_frames: 0,
+            keyframes: 0,
+            audio_frames: 0,
+        };
+        PENDING.with(|p| *p.borrow_mut() = Some(pending));
+        (this, sdp, line)
+    }
+}
+
+thread_local! {
+    static PENDING: std::cell::RefCell<Option<str0m::change::SdpPendingOffer>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs the core and the offerer against each other in simulated time until `until`,
+/// dropping the core's RTP packets for which `lose` says so; writes the sample clip's video at
+/// 25 fps once streaming.
+struct Net {
+    now: Instant,
+    core: IngestCore,
+    peer: Offerer,
+    to_peer: Vec<(SocketAddr, SocketAddr, Vec<u8>)>,
+    rtp_sent: usize,
+    rtp_dropped: usize,
+}
+
+impl Net {
+    fn connect(t0: Instant) -> Self {
+        let mut core = core(t0);
+        core.add_local_candidate(Candidate::host(CORE_ADDR.parse().unwrap(), "udp").unwrap());
+        let (mut peer, offer, peer_candidate) = Offerer::new(t0);
+        core.handle_signaling_connected(t0, 0);
+        core.handle_join_result(t0, JoinOutcome::Accepted);
+        // A candidate before the offer, as the storage session often sends it.
+        core.handle_remote_candidate(&peer_candidate);
+        core.handle_offer(t0, &offer);
+        let mut answer = None;
+        let mut our_candidates = Vec::new();
+        loop {
+            match core.poll_output() {
+                Output::SendAnswer(sdp) => answer = Some(sdp),
+                Output::SendCandidate { candidate, mid } => {
+                    assert_eq!(
+                        mid,
+                        peer.video_mid.to_string(),
+                        "candidates name the first m-line"
+                    );
+                    our_candidates.push(candidate)
+                }
+                Output::Timeout(_) => break,
+                Output::Ended { reason, .. } => panic!("ended: {reason}"),
+                _ => {}
+            }
+        }
+        let answer =
+            str0m::change::SdpAnswer::from_sdp_string(&answer.expect("an answer")).unwrap();
+        let pending = PENDING.with(|p| p.borrow_mut().take()).unwrap();
+        peer.rtc.sdp_api().accept_answer(pending, answer).unwrap();
+        for c in our_candidates {
+            peer.rtc
+                .add_remote_candidate(Candidate::from_sdp_string(&c).unwrap());
+        }
+        Self {
+            now: t0,
+            core,
+            peer,
+            to_peer: Vec::new(),
+            rtp_sent: 0,
+            rtp_dropped: 0,
+        }
+    }
+
+    fn run(&mut self, until: Instant, lose: impl Fn(usize) -> bool) {
+        let aus = kvs_media::h264::access_units(kvs_media::sample::H264);
+        let mut next_frame = 0usize;
+        let mut streaming_since = None;
+        while self.now < until {
+            // The core's outputs.
+            let core_timeout = loop {
+                match self.core.poll_output() {
+                    Output::Transmit {
+                        source,
+                        destination,
+                        contents,
+                    } => {
+                        let is_rtp = contents.first().is_some_and(|b| (128..192).contains(b))
+                            && contents.get(1).is_some_and(|pt| !(192..=223).contains(pt));
+                        if is_rtp && streaming_since.is_some() {
+                            self.rtp_sent += 1;
+                            if lose(self.rtp_sent) {
+                                self.rtp_dropped += 1;
+                                continue;
+                            }
+                        }
+                        self.to_peer.push((source, destination, contents));
+                    }
+                    Output::Timeout(at) => break at,
+                    Output::Ended { reason, .. } => panic!("ended: {reason}"),
+                    _ => {}
+                }
+            };
+            for (source, destination, contents) in self.to_peer.drain(..) {
+                let input = str0m::Input::Receive(
+                    self.now,
+                    str0m::net::Receive {
+                        proto: str0m::net::Protocol::Udp,
+                        source,
+                        destination,
+                        contents: contents.as_slice().try_into().unwrap(),
+                    },
+                );
+                self.peer.rtc.handle_input(input).unwrap();
+            }
+            // The offerer's outputs.
+            let peer_timeout = loop {
+                match self.peer.rtc.poll_output().unwrap() {
+                    str0m::Output::Timeout(at) => break at,
+                    str0m::Output::Transmit(t) => {
+                        self.core
+                            .handle_datagram(self.now, t.source, t.destination, &t.contents)
+                    }
+                    str0m::Output::Event(str0m::Event::MediaData(d)) => {
+                        if d.mid == self.peer.video_mid {
+                            self.peer.video_frames += 1;
+                            self.peer.keyframes +=
+                                usize::from(kvs_media::h264::is_keyframe(&d.data));
+                        } else {
+                            self.peer.audio_frames += 1;
+                        }
+                    }
+                    str0m::Output::Event(_) => {}
+                }
+            };
+            if self.core.is_streaming() {
+                let since = *streaming_since.get_or_insert(self.now);
+                let due = since + Duration::from_millis(40 * next_frame as u64);
+                if next_frame < aus.len() && self.now >= due {
+                    let time = Duration::from_millis(40 * next_frame as u64);
+                    self.core.write_video(self.now, time, aus[next_frame]);
+                    self.core.write_audio(self.now, time, &[0xF8, 0xFF, 0xFE]);
+                    next_frame += 1;
+                    continue;
+                }
+            }
+            // Simulated time: jump to the earliest deadline (at most 5 ms, for the media clock).
+            let next = core_timeout
+                .min(peer_timeout)
+                .min(self.now + Duration::from_millis(5));
+            self.now = next.max(self.now + Duration::from_micros(100));
+            self.core.handle_timeout(self.now);
+            self.peer
+                .rtc
+                .handle_input(str0m::Input::Timeout(self.now))
+                .unwrap();
+        }
+    }
+}
+
+#[test]
+fn against_a_str0m_offerer_every_frame_arrives_starting_at_a_keyframe() {
+    let t0 = Instant::now();
+    let mut net = Net::connect(t0);
+    net.run(t0 + Duration::from_secs(5), |_| false);
+    assert!(net.core.is_streaming());
+    assert_eq!(net.core.stats().video.frames_sent, 75);
+    assert_eq!(net.peer.video_frames, 75, "every access unit arrives");
+    assert_eq!(net.peer.keyframes, 3);
+    assert_eq!(net.peer.audio_frames, 75);
+    assert_eq!(net.core.stats().sessions_connected, 1);
+}
+
+#[test]
+fn lost_packets_are_asked_for_again_and_resent() {
+    let t0 = Instant::now();
+    let mut net = Net::connect(t0);
+    // Every 10th RTP packet is lost on its first trip.
+    net.run(t0 + Duration::from_secs(6), |n| n % 10 == 0);
+    eprintln!(
+        "dropped {} of {} RTP packets; {:?}",
+        net.rtp_dropped,
+        net.rtp_sent,
+        net.core.stats().video
+    );
+    assert!(
+        net.rtp_dropped >= 5,
+        "the network dropped {} packets",
+        net.rtp_dropped
+    );
+    let stats = net.core.stats();
+    assert!(
+        stats.video.nacks_received >= 1,
+        "the receiver sent NACKs: {stats:?}"
+    );
+    assert_eq!(
+        net.peer.video_frames, 75,
+        "retransmissions filled every gap"
+    );
+    assert!(stats.rtt.is_some(), "RTT measured from RTCP: {stats:?}");
+}
