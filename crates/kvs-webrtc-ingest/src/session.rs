@@ -171,6 +171,8 @@ struct Peer {
     video: Option<(Mid, Pt)>,
     audio: Option<(Mid, Pt)>,
     offered_at: Instant,
+    /// ICE and DTLS are up: media written now is sent.
+    connected: bool,
     last_keyframe_sent: Option<Instant>,
     first_video_sent: bool,
     first_audio_sent: bool,
@@ -230,9 +232,11 @@ impl IngestCore {
         &self.stats
     }
 
-    /// Whether media written now would be sent.
+    /// Whether media written now would be sent: a session is connected. (While a new join for
+    /// a fresh session is under way, the old session keeps carrying media until the new offer
+    /// replaces it.)
     pub(crate) fn is_streaming(&self) -> bool {
-        matches!(self.phase, Phase::Streaming(_))
+        self.peer.as_ref().is_some_and(|p| p.connected)
     }
 
     /// A local candidate (a host socket now; relayed ones with the TURN client) that every
@@ -679,6 +683,7 @@ impl IngestCore {
             video: video.filter(|_| self.config.sends_video && self.config.side == Side::Master),
             audio: audio.filter(|_| self.config.sends_audio),
             offered_at: now,
+            connected: false,
             last_keyframe_sent: None,
             first_video_sent: false,
             first_audio_sent: false,
@@ -689,7 +694,8 @@ impl IngestCore {
     fn on_rtc_event(&mut self, event: Event) {
         match event {
             Event::Connected => {
-                let Some(peer) = &self.peer else { return };
+                let Some(peer) = &mut self.peer else { return };
+                peer.connected = true;
                 let after_offer = self.now.saturating_duration_since(peer.offered_at);
                 self.attempts = 0;
                 self.stats.sessions_connected += 1;

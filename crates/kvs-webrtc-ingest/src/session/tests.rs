@@ -433,3 +433,32 @@ fn lost_packets_are_asked_for_again_and_resent() {
     );
     assert!(stats.rtt.is_some(), "RTT measured from RTCP: {stats:?}");
 }
+
+#[test]
+fn a_session_is_renewed_at_the_duration_limit() {
+    let t0 = Instant::now();
+    let mut net = Net::connect(t0);
+    net.run(t0 + Duration::from_secs(1), |_| false);
+    assert!(net.core.is_streaming());
+    let connected_at = net.now;
+    // Nothing happens before the refresh time; at it, a join for a fresh session.
+    let refresh = Timings::default().session_refresh;
+    net.core
+        .handle_timeout(connected_at + refresh - Duration::from_secs(60));
+    assert_eq!(drain(&mut net.core).joins, 0);
+    net.core.handle_timeout(connected_at + refresh);
+    let out = drain(&mut net.core);
+    assert_eq!(out.joins, 1);
+    assert!(out.events.iter().any(|e| matches!(
+        e,
+        IngestEvent::Joining {
+            reason: JoinReason::SessionLimit,
+            ..
+        }
+    )));
+    assert_eq!(net.core.stats().rejoins, 1);
+    assert!(
+        net.core.is_streaming(),
+        "the old session carries media until the new offer"
+    );
+}
