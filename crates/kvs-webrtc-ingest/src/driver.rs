@@ -9,7 +9,7 @@ use kvs_webrtc_signaling::{
     Action, ConnectionState, Event as SignalingEvent, IceCandidate, SignalingConnection,
     SignalingMessage, SignalingSender,
 };
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tracing::Instrument as _;
 
 use crate::config::Config;
@@ -17,6 +17,7 @@ use crate::error::{Error, ErrorKind};
 use crate::event::{IngestEvent, JoinReason, Stats, Track};
 use crate::handle::IngestSession;
 use crate::net::{self, HostSockets};
+use crate::reflexive::ReflexiveGatherer;
 use crate::session::{CoreConfig, IngestCore, JoinOutcome, Output, Side};
 use crate::source::{AudioPacket, OpenedSource, SourceItem, VideoFrame};
 
@@ -60,6 +61,7 @@ pub(crate) async fn start(start: Start) -> Result<IngestSession, Error> {
     let (stop, stop_rx) = watch::channel(false);
     let (join_tx, join_rx) = mpsc::channel(8);
     let span = tracing::info_span!("ingest", channel = %channel_arn);
+    let stun_servers = spawn_stun_lookup(start.config.discovery().clone(), channel_arn.clone());
     let driver = Driver {
         core,
         sender: start.connection.sender(),
@@ -79,6 +81,8 @@ pub(crate) async fn start(start: Start) -> Result<IngestSession, Error> {
         join_rx,
         failure: None,
         stopping: false,
+        stun_servers: Some(stun_servers),
+        gatherer: None,
     };
     let task = tokio::spawn(driver.run().instrument(span));
     Ok(IngestSession {
@@ -148,6 +152,39 @@ struct Driver {
     failure: Option<Error>,
     /// The sources ended and the core was told to stop.
     stopping: bool,
+    /// The STUN servers, once looked up (GetIceServerConfig, DNS).
+    stun_servers: Option<oneshot::Receiver<Vec<std::net::SocketAddr>>>,
+    /// Server-reflexive candidate gathering, once the servers are known.
+    gatherer: Option<ReflexiveGatherer>,
+}
+
+/// Look up the channel's STUN servers in the background: the region's STUN URL and the TURN
+/// servers of GetIceServerConfig. A failure only means no server-reflexive candidate.
+fn spawn_stun_lookup(
+    discovery: kvs_webrtc_discovery::Client,
+    channel_arn: String,
+) -> oneshot::Receiver<Vec<std::net::SocketAddr>> {
+    let (tx, rx) = oneshot::channel();
+    tokio::spawn(
+        async move {
+            let uris = match discovery.ice_servers().channel(channel_arn).send().await {
+                Ok(ice) => {
+                    let mut uris = vec![ice.stun_url().to_owned()];
+                    for server in ice.turn_servers() {
+                        uris.extend(server.uris().iter().cloned());
+                    }
+                    uris
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "no ICE servers: no server-reflexive candidates");
+                    Vec::new()
+                }
+            };
+            let _ = tx.send(net::stun_servers(&uris).await);
+        }
+        .in_current_span(),
+    );
+    rx
 }
 
 enum Wake {
@@ -158,6 +195,7 @@ enum Wake {
     Joined(Result<(), kvs_webrtc_discovery::Error>),
     Video(Option<SourceItem<VideoFrame>>),
     Audio(Option<SourceItem<AudioPacket>>),
+    StunServers(Vec<std::net::SocketAddr>),
 }
 
 impl Driver {
@@ -167,8 +205,16 @@ impl Driver {
                 Ok(deadline) => deadline,
                 Err(ended) => break ended,
             };
+            self.gather(Instant::now()).await;
             self.stats.send_replace(self.core.stats().clone());
-            let wake_at = self.media_due().map_or(deadline, |due| due.min(deadline));
+            let mut wake_at = self.media_due().map_or(deadline, |due| due.min(deadline));
+            if let Some(at) = self
+                .gatherer
+                .as_ref()
+                .and_then(|g| g.poll_timeout(Instant::now()))
+            {
+                wake_at = wake_at.min(at);
+            }
             let wants_video = self
                 .video
                 .as_ref()
@@ -186,14 +232,29 @@ impl Driver {
                 Some(r) = self.join_rx.recv() => Wake::Joined(r),
                 v = recv(&mut self.video), if wants_video => Wake::Video(v),
                 a = recv(&mut self.audio), if wants_audio => Wake::Audio(a),
+                servers = async { self.stun_servers.as_mut().expect("guarded").await }, if self.stun_servers.is_some() => {
+                    Wake::StunServers(servers.unwrap_or_default())
+                }
             };
             let now = Instant::now();
             match wake {
                 Wake::Stop => self.core.stop("stopped by the application"),
                 Wake::Timer => self.core.handle_timeout(now),
-                Wake::Datagram(d) => self
-                    .core
-                    .handle_datagram(now, d.source, d.local, &d.contents),
+                Wake::Datagram(d) => {
+                    let stun_answer = self
+                        .gatherer
+                        .as_mut()
+                        .is_some_and(|g| g.handle_datagram(d.local, d.source, &d.contents));
+                    if !stun_answer {
+                        self.core
+                            .handle_datagram(now, d.source, d.local, &d.contents)
+                    }
+                }
+                Wake::StunServers(servers) => {
+                    self.stun_servers = None;
+                    tracing::debug!(?servers, "STUN servers");
+                    self.gatherer = Some(ReflexiveGatherer::new(&self.sockets.locals(), &servers));
+                }
                 Wake::Signaling(event) => self.on_signaling(now, event),
                 Wake::Joined(result) => self.on_join_result(now, result),
                 Wake::Video(item) => self.on_source_item(Track::Video, item),
@@ -261,6 +322,24 @@ impl Driver {
                     return Err(if failed { Err(reason) } else { Ok(()) });
                 }
             }
+        }
+    }
+
+    /// Send the STUN requests that are due and hand new candidates to the core.
+    async fn gather(&mut self, now: Instant) {
+        let Some(gatherer) = &mut self.gatherer else {
+            return;
+        };
+        while let Some((local, server, request)) = gatherer.poll_transmit(now) {
+            self.sockets.send(local, server, &request).await;
+        }
+        while let Some(candidate) = gatherer.poll_candidate() {
+            tracing::info!(candidate = %candidate.to_sdp_string(), "server-reflexive candidate");
+            self.core.add_gathered_candidate(candidate);
+        }
+        self.core.note_stun_answers(gatherer.answers());
+        if gatherer.is_done() {
+            self.gatherer = None;
         }
     }
 

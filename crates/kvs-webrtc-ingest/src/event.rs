@@ -185,6 +185,10 @@ pub struct Stats {
     pub rtt: Option<Duration>,
     /// Audio frames received from the storage peer (viewers' audio, for a master).
     pub audio_frames_received: u64,
+    /// Candidates found after the start (server-reflexive through STUN).
+    pub gathered_candidates: u64,
+    /// STUN servers that answered a Binding request.
+    pub stun_answers: u64,
 }
 
 impl Stats {

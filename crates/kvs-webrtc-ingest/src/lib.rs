@@ -5,8 +5,9 @@
 //! opens the presigned signaling socket ([`kvs_webrtc_signaling`]), calls
 //! `JoinStorageSession` (or `JoinStorageSessionAsViewer`), answers the storage peer's SDP offer
 //! selecting H.264 (packetization mode 1, the source's profile) and Opus, trickles candidates
-//! (buffering the peer's early ones), and sends both tracks paced by their timestamps. Then it
-//! keeps going:
+//! (host, and server-reflexive ones found through the STUN and TURN servers of
+//! GetIceServerConfig; the peer's early candidates are buffered), and sends both tracks paced by
+//! their timestamps. Then it keeps going:
 //!
 //! - no offer within 6 s → join again; throttled or failing joins → join again after an
 //!   exponential backoff; bounded ([`Timings::max_join_attempts`]);
@@ -64,6 +65,7 @@ mod event;
 mod handle;
 mod media;
 mod net;
+mod reflexive;
 mod session;
 mod source;
 

@@ -99,6 +99,14 @@ impl HostSockets {
             .collect()
     }
 
+    /// The sockets' addresses.
+    pub(crate) fn locals(&self) -> Vec<SocketAddr> {
+        self.sockets
+            .iter()
+            .filter_map(|s| s.local_addr().ok())
+            .collect()
+    }
+
     /// The next datagram from any socket.
     pub(crate) async fn recv(&mut self) -> Option<Datagram> {
         self.received.recv().await
@@ -158,9 +166,61 @@ pub(crate) fn is_local_url(url: &str) -> bool {
         || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
+/// The UDP addresses of the STUN servers among ICE server URIs: `stun:` URIs, and `turn:` URIs
+/// over UDP (a TURN server answers Binding requests too). `turns:` (TLS) and TCP are left out.
+pub(crate) async fn stun_servers(uris: &[String]) -> Vec<SocketAddr> {
+    let mut servers = Vec::new();
+    for uri in uris {
+        let Some(rest) = uri
+            .strip_prefix("stun:")
+            .or_else(|| uri.strip_prefix("turn:"))
+        else {
+            continue;
+        };
+        let (host_port, query) = rest.split_once('?').unwrap_or((rest, ""));
+        if query.contains("transport=tcp") {
+            continue;
+        }
+        let host_port = if host_port
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+        {
+            host_port.to_owned()
+        } else {
+            format!("{host_port}:3478")
+        };
+        let resolved = tokio::net::lookup_host(host_port.clone()).await;
+        match resolved {
+            Ok(addrs) => servers.extend(addrs.filter(SocketAddr::is_ipv4).take(1)),
+            Err(e) => tracing::debug!(%uri, error = %e, "a STUN server does not resolve"),
+        }
+    }
+    servers.sort();
+    servers.dedup();
+    servers
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn stun_servers_come_from_stun_and_udp_turn_uris() {
+        let uris = [
+            "stun:127.0.0.1:3478".to_owned(),
+            "turn:127.0.0.2:443?transport=udp".to_owned(),
+            "turns:127.0.0.3:443?transport=udp".to_owned(),
+            "turn:127.0.0.4:443?transport=tcp".to_owned(),
+            "stun:127.0.0.1".to_owned(),
+            "stun:no-such-host.invalid:3478".to_owned(),
+        ];
+        let servers: Vec<String> = stun_servers(&uris)
+            .await
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        assert_eq!(servers, ["127.0.0.1:3478", "127.0.0.2:443"]);
+    }
 
     #[test]
     fn local_urls_are_recognised() {

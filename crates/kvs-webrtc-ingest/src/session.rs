@@ -245,6 +245,29 @@ impl IngestCore {
         self.local_candidates.push(candidate);
     }
 
+    /// A candidate found after the start (server-reflexive now, relayed with the TURN client):
+    /// offered by every later session, and trickled to the current one.
+    pub(crate) fn add_gathered_candidate(&mut self, candidate: Candidate) {
+        let line = candidate.to_sdp_string();
+        self.local_candidates.push(candidate.clone());
+        self.stats.gathered_candidates += 1;
+        if let Some(peer) = &mut self.peer {
+            let mid = peer.video.or(peer.audio).map(|(mid, _)| mid.to_string());
+            peer.rtc.add_local_candidate(candidate);
+            if let Some(mid) = mid {
+                self.outputs.push_back(Output::SendCandidate {
+                    candidate: line,
+                    mid,
+                });
+            }
+        }
+    }
+
+    /// How many STUN servers answered (for the statistics).
+    pub(crate) fn note_stun_answers(&mut self, answers: u64) {
+        self.stats.stun_answers = answers;
+    }
+
     /// Remember an access unit's parameter sets (for the answer's H.264 profile) before any
     /// session exists.
     pub(crate) fn observe_video(&mut self, access_unit: &[u8]) {

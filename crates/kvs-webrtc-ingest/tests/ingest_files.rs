@@ -51,6 +51,10 @@ async fn files_arrive_frame_for_frame_and_the_recording_decodes() {
     );
     assert_eq!(stats.joins, 1);
     assert_eq!(stats.state, IngestState::Stopped);
+    // The emulator's TURN server (from GetIceServerConfig) answered our STUN Binding request;
+    // on loopback the mapped address is the host one, so no new candidate.
+    assert!(stats.stun_answers >= 1, "{stats:#?}");
+    assert_eq!(stats.gathered_candidates, 0);
     assert!(
         events.contains(&IngestEvent::FirstFrameSent(Track::Video)),
         "{events:#?}"
