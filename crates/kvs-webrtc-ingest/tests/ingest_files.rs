@@ -262,14 +262,40 @@ async fn a_matroska_file_with_both_tracks_is_ingested() {
             .contains("has no Opus audio track (its tracks: V_MPEG4/ISO/AVC"),
         "{error}"
     );
+    std::fs::write(
+        setup.file("audio-only.mkv"),
+        remux_alone("in.opus", kvs_media::sample::OPUS),
+    )
+    .unwrap();
+    let error = setup
+        .client()
+        .ingest()
+        .channel("mkv-cam")
+        .media(kvs_webrtc_ingest::ContainerSource::matroska_file(
+            setup.file("audio-only.mkv"),
+        ))
+        .send()
+        .await
+        .expect_err("no video for a master");
+    assert!(
+        error
+            .to_string()
+            .contains("has no H.264 video track (its tracks: A_OPUS"),
+        "{error}"
+    );
 }
 
 /// The sample's video alone, remuxed by ffmpeg.
 fn video_only_mkv() -> Vec<u8> {
+    remux_alone("in.h264", kvs_media::sample::H264)
+}
+
+/// One of the sample's files alone in Matroska, remuxed by ffmpeg.
+fn remux_alone(name: &str, data: &[u8]) -> Vec<u8> {
     let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("in.h264");
+    let input = dir.path().join(name);
     let output = dir.path().join("out.mkv");
-    std::fs::write(&input, kvs_media::sample::H264).unwrap();
+    std::fs::write(&input, data).unwrap();
     let status = std::process::Command::new("ffmpeg")
         .args(["-v", "error", "-i"])
         .arg(&input)
