@@ -182,7 +182,8 @@ fn ensure_system_tools() -> anyhow::Result<()> {
     }
     packages.dedup();
     if packages.is_empty() {
-        println!("test-env: system tools present (java, gradle, ffprobe, node, npm, python3)");
+        let names: Vec<&str> = SYSTEM_TOOLS.iter().map(|t| t.command).collect();
+        println!("test-env: system tools present ({})", names.join(", "));
         return Ok(());
     }
     let missing = SYSTEM_TOOLS
