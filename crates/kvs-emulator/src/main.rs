@@ -154,10 +154,33 @@ async fn main() -> ExitCode {
         }
     };
     println!("{}", emulator.startup_info());
-    if let Err(e) = tokio::signal::ctrl_c().await {
-        eprintln!("kvs-emulator: cannot wait for Ctrl-C: {e}");
-    }
-    eprintln!("kvs-emulator: shutting down; finalizing recordings");
+    let signal = stop_signal().await;
+    eprintln!("kvs-emulator: {signal}: shutting down; finalizing recordings");
     emulator.shutdown().await;
     ExitCode::SUCCESS
+}
+
+/// Wait for Ctrl-C (SIGINT) or SIGTERM (how Docker and systemd stop a service); both finalize
+/// the recordings. Returns which one came.
+async fn stop_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => tokio::select! {
+                _ = tokio::signal::ctrl_c() => "Ctrl-C",
+                _ = term.recv() => "SIGTERM",
+            },
+            Err(e) => {
+                eprintln!("kvs-emulator: cannot wait for SIGTERM ({e}); Ctrl-C still works");
+                let _ = tokio::signal::ctrl_c().await;
+                "Ctrl-C"
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "Ctrl-C"
+    }
 }

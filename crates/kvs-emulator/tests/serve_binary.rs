@@ -32,6 +32,16 @@ async fn serve(mut command: Command) -> (tokio::process::Child, Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_finalizes_the_recording_of_a_live_session() {
+    a_signal_finalizes_the_recording("-INT", "ctrl-c-cam", "Ctrl-C").await;
+}
+
+/// Docker and systemd stop services with SIGTERM: it must finalize recordings as Ctrl-C does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finalizes_the_recording_of_a_live_session() {
+    a_signal_finalizes_the_recording("-TERM", "sigterm-cam", "SIGTERM").await;
+}
+
+async fn a_signal_finalizes_the_recording(signal: &str, channel: &str, logged: &str) {
     let dir = tempfile::tempdir().unwrap();
     let mut command = Command::new(env!("CARGO_BIN_EXE_kvs-emulator"));
     command.args(["serve", "--data-dir"]).arg(dir.path());
@@ -50,7 +60,7 @@ async fn ctrl_c_finalizes_the_recording_of_a_live_session() {
         .as_str()
         .is_some_and(|u| u.starts_with("turn:127.0.0.1:")));
 
-    let mut master = service.storage_master("ctrl-c-cam").await;
+    let mut master = service.storage_master(channel).await;
     service
         .join_master(&master.webrtc, &master.channel_arn)
         .await;
@@ -64,16 +74,15 @@ async fn ctrl_c_finalizes_the_recording_of_a_live_session() {
         })
         .await;
 
-    // Ctrl-C, as a terminal sends it.
     let pid = child.id().expect("running").to_string();
     let signalled = std::process::Command::new("kill")
-        .args(["-INT", &pid])
+        .args([signal, &pid])
         .status()
         .unwrap();
     assert!(signalled.success());
     let exit = tokio::time::timeout(support::WAIT, child.wait())
         .await
-        .expect("the emulator exits after Ctrl-C")
+        .expect("the emulator exits after the signal")
         .unwrap();
     let mut log = String::new();
     child
@@ -84,9 +93,12 @@ async fn ctrl_c_finalizes_the_recording_of_a_live_session() {
         .await
         .unwrap();
     assert!(exit.success(), "{exit:?}\n{log}");
-    assert!(log.contains("finalizing recordings"), "{log}");
+    assert!(
+        log.contains(&format!("{logged}: shutting down; finalizing recordings")),
+        "{log}"
+    );
 
-    support::assert_fixture_recording(&dir.path().join("recordings").join("ctrl-c-cam"));
+    support::assert_fixture_recording(&dir.path().join("recordings").join(channel));
 }
 
 #[tokio::test]

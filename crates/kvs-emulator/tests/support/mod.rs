@@ -529,6 +529,14 @@ pub(crate) fn ffprobe(file: &std::path::Path) -> (Vec<String>, f64) {
         file.display(),
         String::from_utf8_lossy(&probe.stderr)
     );
+    // A finalized recording has real element sizes: ffprobe has nothing to complain about
+    // (it used to warn "Unknown-sized element ... inside parent with finite size").
+    assert_eq!(
+        String::from_utf8_lossy(&probe.stderr),
+        "",
+        "ffprobe complains about {}",
+        file.display()
+    );
     let info: Value = serde_json::from_slice(&probe.stdout).expect("ffprobe JSON");
     let codecs = info["streams"]
         .as_array()
