@@ -41,6 +41,76 @@ async fn sigterm_finalizes_the_recording_of_a_live_session() {
     a_signal_finalizes_the_recording("-TERM", "sigterm-cam", "SIGTERM").await;
 }
 
+/// After `kill -9` nothing is finalized, but every complete cluster (one per group of
+/// pictures) is on disk and decodes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_kill_9_the_recording_is_readable_up_to_its_last_complete_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kvs-emulator"));
+    command.args(["serve", "--data-dir"]).arg(dir.path());
+    let (mut child, info) = serve(command).await;
+    let service = Service {
+        endpoint: info["endpoint"].as_str().unwrap().to_owned(),
+        region: info["region"].as_str().unwrap().to_owned(),
+        key: AccessKey::new(
+            info["accessKeyId"].as_str().unwrap(),
+            info["secretAccessKey"].as_str().unwrap(),
+        ),
+        ca_pem: std::fs::read_to_string(info["caCertPath"].as_str().unwrap()).unwrap(),
+    };
+    let mut master = service.storage_master("killed-cam").await;
+    service
+        .join_master(&master.webrtc, &master.channel_arn)
+        .await;
+    let report = answer_and_stream(&mut master.ws, VideoCodec::H264, 1).await;
+    assert!(report.connected);
+    service
+        .wait_for_sessions("all frames counted", |s| {
+            s.first()
+                .is_some_and(|s| s["media"]["video"]["frames"].as_u64() >= Some(74))
+        })
+        .await;
+    child.start_kill().unwrap(); // SIGKILL
+    child.wait().await.unwrap();
+
+    let channel_dir = dir.path().join("recordings").join("killed-cam");
+    let file = std::fs::read_dir(&channel_dir)
+        .unwrap()
+        .next()
+        .expect("a recording")
+        .unwrap()
+        .path();
+    let probe = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-count_frames", "-select_streams", "v"])
+        .args([
+            "-show_entries",
+            "stream=codec_name,nb_read_frames",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&probe.stdout).trim().to_owned();
+    let (codec, frames) = stdout.split_once(',').expect("codec,frames");
+    assert_eq!(codec, "h264", "{stdout}");
+    // The fixture has a keyframe every second: the first two GOPs (50 frames) were complete
+    // clusters; the third was still being assembled.
+    let frames: u64 = frames.parse().unwrap();
+    assert!((50..75).contains(&frames), "{frames} frames readable");
+    let decode = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(&file)
+        .args(["-f", "null", "-"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&decode.stderr),
+        "",
+        "what is there decodes"
+    );
+}
+
 async fn a_signal_finalizes_the_recording(signal: &str, channel: &str, logged: &str) {
     let dir = tempfile::tempdir().unwrap();
     let mut command = Command::new(env!("CARGO_BIN_EXE_kvs-emulator"));
