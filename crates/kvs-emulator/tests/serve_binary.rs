@@ -46,30 +46,7 @@ async fn sigterm_finalizes_the_recording_of_a_live_session() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_kill_9_the_recording_is_readable_up_to_its_last_complete_cluster() {
     let dir = tempfile::tempdir().unwrap();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_kvs-emulator"));
-    command.args(["serve", "--data-dir"]).arg(dir.path());
-    let (mut child, info) = serve(command).await;
-    let service = Service {
-        endpoint: info["endpoint"].as_str().unwrap().to_owned(),
-        region: info["region"].as_str().unwrap().to_owned(),
-        key: AccessKey::new(
-            info["accessKeyId"].as_str().unwrap(),
-            info["secretAccessKey"].as_str().unwrap(),
-        ),
-        ca_pem: std::fs::read_to_string(info["caCertPath"].as_str().unwrap()).unwrap(),
-    };
-    let mut master = service.storage_master("killed-cam").await;
-    service
-        .join_master(&master.webrtc, &master.channel_arn)
-        .await;
-    let report = answer_and_stream(&mut master.ws, VideoCodec::H264, 1).await;
-    assert!(report.connected);
-    service
-        .wait_for_sessions("all frames counted", |s| {
-            s.first()
-                .is_some_and(|s| s["media"]["video"]["frames"].as_u64() >= Some(74))
-        })
-        .await;
+    let (mut child, _) = serve_and_stream(dir.path(), "killed-cam").await;
     child.start_kill().unwrap(); // SIGKILL
     child.wait().await.unwrap();
 
@@ -113,36 +90,10 @@ async fn after_kill_9_the_recording_is_readable_up_to_its_last_complete_cluster(
 
 async fn a_signal_finalizes_the_recording(signal: &str, channel: &str, logged: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_kvs-emulator"));
-    command.args(["serve", "--data-dir"]).arg(dir.path());
-    let (mut child, info) = serve(command).await;
-    let ca_path = info["caCertPath"].as_str().expect("caCertPath");
-    let service = Service {
-        endpoint: info["endpoint"].as_str().unwrap().to_owned(),
-        region: info["region"].as_str().unwrap().to_owned(),
-        key: AccessKey::new(
-            info["accessKeyId"].as_str().unwrap(),
-            info["secretAccessKey"].as_str().unwrap(),
-        ),
-        ca_pem: std::fs::read_to_string(ca_path).expect("the CA file exists"),
-    };
+    let (mut child, info) = serve_and_stream(dir.path(), channel).await;
     assert!(info["turnUris"][0]
         .as_str()
         .is_some_and(|u| u.starts_with("turn:127.0.0.1:")));
-
-    let mut master = service.storage_master(channel).await;
-    service
-        .join_master(&master.webrtc, &master.channel_arn)
-        .await;
-    let report = answer_and_stream(&mut master.ws, VideoCodec::H264, 1).await;
-    assert!(report.connected);
-    service
-        .wait_for_sessions("all frames counted, session still live", |s| {
-            s.first().is_some_and(|s| {
-                s["state"] == "CONNECTED" && s["media"]["video"]["frames"].as_u64() >= Some(74)
-            })
-        })
-        .await;
 
     let pid = child.id().expect("running").to_string();
     let signalled = std::process::Command::new("kill")
@@ -197,4 +148,36 @@ async fn the_startup_line_gives_absolute_paths_for_a_relative_data_dir() {
         );
     }
     child.kill().await.unwrap();
+}
+
+/// Start `kvs-emulator serve` in `dir` and stream the 3 s fixture into `channel` as its master;
+/// returns once the storage peer has counted every frame, with the session still live.
+async fn serve_and_stream(dir: &std::path::Path, channel: &str) -> (tokio::process::Child, Value) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kvs-emulator"));
+    command.args(["serve", "--data-dir"]).arg(dir);
+    let (child, info) = serve(command).await;
+    let ca_path = info["caCertPath"].as_str().expect("caCertPath");
+    let service = Service {
+        endpoint: info["endpoint"].as_str().unwrap().to_owned(),
+        region: info["region"].as_str().unwrap().to_owned(),
+        key: AccessKey::new(
+            info["accessKeyId"].as_str().unwrap(),
+            info["secretAccessKey"].as_str().unwrap(),
+        ),
+        ca_pem: std::fs::read_to_string(ca_path).expect("the CA file exists"),
+    };
+    let mut master = service.storage_master(channel).await;
+    service
+        .join_master(&master.webrtc, &master.channel_arn)
+        .await;
+    let report = answer_and_stream(&mut master.ws, VideoCodec::H264, 1).await;
+    assert!(report.connected);
+    service
+        .wait_for_sessions("all frames counted, session still live", |s| {
+            s.first().is_some_and(|s| {
+                s["state"] == "CONNECTED" && s["media"]["video"]["frames"].as_u64() >= Some(74)
+            })
+        })
+        .await;
+    (child, info)
 }
