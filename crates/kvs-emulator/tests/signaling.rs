@@ -406,3 +406,43 @@ async fn peer_to_peer_messages_wait_for_an_offline_master_within_the_message_ttl
     let second = next_json(&mut master).await;
     assert_eq!(second["messageType"], "ICE_CANDIDATE", "in the order sent");
 }
+
+/// Issue #13 item 3: signaling payloads are capped at 10,000 characters, so a frame far beyond
+/// that is refused from its header (close 1009) instead of being buffered (a 56 MiB frame used
+/// to cost 2.1 GB of RSS), and the emulator keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_message_is_refused_with_close_1009() {
+    use futures_util::SinkExt as _;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let emu = TestEmulator::start().await;
+    let mut master = emu.storage_master("big-frames").await;
+    // A message of the largest legal payload still goes through (it is answered, not closed).
+    let legal = "A".repeat(10_000);
+    send_json(
+        &mut master.ws,
+        &json!({"action": "SDP_ANSWER", "messagePayload": legal, "correlationId": "c1"}),
+    )
+    .await;
+    // 1 MiB in one frame: over the limit.
+    let huge = format!(
+        "{{\"action\":\"SDP_ANSWER\",\"messagePayload\":\"{}\"}}",
+        "A".repeat(1 << 20)
+    );
+    let _ = master.ws.send(Message::text(huge)).await;
+    let deadline = tokio::time::Instant::now() + support::WAIT;
+    let code = loop {
+        match tokio::time::timeout_at(deadline, futures_util::StreamExt::next(&mut master.ws))
+            .await
+            .expect("the socket is closed in time")
+        {
+            Some(Ok(Message::Close(frame))) => break frame.map(|f| u16::from(f.code)),
+            Some(Ok(_)) => continue,
+            None | Some(Err(_)) => break None,
+        }
+    };
+    assert_eq!(code, Some(1009), "closed as too large");
+    // Still serving: a new socket for the channel connects.
+    let again = emu.storage_master("big-frames-2").await;
+    drop(again);
+}

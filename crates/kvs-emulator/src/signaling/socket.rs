@@ -14,9 +14,9 @@ use hyper::body::Incoming;
 use hyper::Request;
 use hyper_util::rt::TokioIo;
 use tokio_tungstenite::tungstenite::protocol::{
-    frame::coding::CloseCode, CloseFrame, Role as WsRole,
+    frame::coding::CloseCode, CloseFrame, Role as WsRole, WebSocketConfig,
 };
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
 
 use super::rate::TokenBucket;
@@ -112,9 +112,12 @@ pub(crate) async fn handle(shared: Arc<Shared>, mut req: Request<Incoming>) -> H
     tokio::spawn(async move {
         match on_upgrade.await {
             Ok(upgraded) => {
-                let ws =
-                    WebSocketStream::from_raw_socket(TokioIo::new(upgraded), WsRole::Server, None)
-                        .await;
+                let ws = WebSocketStream::from_raw_socket(
+                    TokioIo::new(upgraded),
+                    WsRole::Server,
+                    Some(websocket_limits(&task_shared)),
+                )
+                .await;
                 run(task_shared.clone(), conn.clone(), ws, outbound).await;
             }
             Err(e) => tracing::debug!(connection = conn.id, error = %e, "WebSocket upgrade failed"),
@@ -173,7 +176,7 @@ async fn run<S>(
             .min()
             .expect("hard_stop is always set");
         tokio::select! {
-            _ = shared.shutdown.cancelled() => break Some("emulator shutting down".to_owned()),
+            _ = shared.shutdown.cancelled() => break Some((CloseCode::Normal, "emulator shutting down".to_owned())),
             _ = tokio::time::sleep_until(deadline) => {
                 let reason = if Some(deadline) == go_away_deadline {
                     "GO_AWAY grace period over"
@@ -182,7 +185,7 @@ async fn run<S>(
                 } else {
                     "maximum connection duration reached"
                 };
-                break Some(reason.to_owned());
+                break Some((CloseCode::Normal, reason.to_owned()));
             }
             out = outbound.recv() => match out {
                 Some(Outbound::Text(text)) => {
@@ -192,12 +195,14 @@ async fn run<S>(
                     if ws.send(Message::text(wire::control("GO_AWAY"))).await.is_err() { break None; }
                     go_away_deadline = Some(tokio::time::Instant::now() + timings.go_away_grace);
                 }
-                Some(Outbound::Close(reason)) => break Some(reason),
+                Some(Outbound::Close(reason)) => break Some((CloseCode::Normal, reason)),
                 Some(Outbound::Freeze) => {
                     tracing::info!(connection = conn.id, "socket frozen by a fault");
-                    break frozen(&shared, &mut outbound, hard_stop).await;
+                    break frozen(&shared, &mut outbound, hard_stop)
+                        .await
+                        .map(|reason| (CloseCode::Normal, reason));
                 }
-                None => break Some("emulator shutting down".to_owned()),
+                None => break Some((CloseCode::Normal, "emulator shutting down".to_owned())),
             },
             frame = ws.next() => {
                 last_activity = tokio::time::Instant::now();
@@ -210,6 +215,10 @@ async fn run<S>(
                         tracing::debug!(connection = conn.id, "binary frame ignored");
                     }
                     Some(Ok(_)) => {} // ping/pong: tungstenite answers pings itself
+                    Some(Err(WsError::Capacity(e))) => {
+                        tracing::info!(connection = conn.id, error = %e, "message too large; closing");
+                        break Some((CloseCode::Size, format!("message too large: {e}")));
+                    }
                     Some(Err(e)) => {
                         tracing::debug!(connection = conn.id, error = %e, "signaling socket read failed");
                         break None;
@@ -218,16 +227,30 @@ async fn run<S>(
             }
         }
     };
-    if let Some(reason) = close_reason {
+    if let Some((code, reason)) = close_reason {
         tracing::info!(connection = conn.id, %reason, "closing signaling socket");
         let frame = CloseFrame {
-            code: CloseCode::Normal,
+            code,
             reason: reason.into(),
         };
         let _ =
             tokio::time::timeout(std::time::Duration::from_secs(2), ws.close(Some(frame))).await;
     }
 }
+
+/// The largest frame and message a client may send: a payload of `max_message_payload`
+/// characters plus the JSON around it (action, recipient, correlation id), rounded up. Larger
+/// frames are refused from their header, before their bytes are read (close 1009).
+fn websocket_limits(shared: &Shared) -> WebSocketConfig {
+    let max = shared.config.limits.max_message_payload + MESSAGE_ENVELOPE;
+    WebSocketConfig::default()
+        .max_message_size(Some(max))
+        .max_frame_size(Some(max))
+}
+
+/// Room for what surrounds `messagePayload` in a client message (recipient id up to 256
+/// characters, correlation id, keys and quotes).
+const MESSAGE_ENVELOPE: usize = 2048;
 
 /// A frozen socket neither reads nor writes (so pings go unanswered) until it is closed, replaced,
 /// or the emulator stops; then it is dropped without a close frame.
