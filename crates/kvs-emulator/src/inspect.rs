@@ -1,5 +1,7 @@
 //! The inspection and fault API, under [`PREFIX`] on the control-plane listener. It is not an AWS
-//! API: no SigV4, plain JSON, for tests and for developers poking at the emulator.
+//! API: no SigV4, plain JSON, for tests and for developers poking at the emulator. It sends no
+//! CORS headers, refuses requests from web pages of other origins (a browser's `Origin` that is
+//! not `null` or a loopback host), and takes faults only as `Content-Type: application/json`.
 //!
 //! - `GET  /_emulator/v1/state`: everything below in one document, plus `heldMessages`: per
 //!   channel, the peer-to-peer messages kept for a recipient that is not connected.
@@ -36,10 +38,49 @@ use crate::wire;
 /// Path prefix of the inspection API.
 pub const PREFIX: &str = "/_emulator/v1";
 
+/// A JSON reply. Deliberately without CORS headers: no web page may read this API.
 fn reply(status: StatusCode, value: Value) -> HttpResponse {
-    let mut resp = http_util::json(&value, &Default::default());
+    let mut resp = HttpResponse::new(http_body_util::Full::new(bytes::Bytes::from(
+        value.to_string(),
+    )));
     *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
     resp
+}
+
+/// Whether a request may use the inspection API: programs send no `Origin`; a browser sends
+/// one, and only pages of this machine (`null` for `file://`, loopback hosts) are let in. Any
+/// web site the developer visits could otherwise reach loopback through the browser and inject
+/// faults or take over storage sessions (issue #13 item 7).
+pub(crate) fn origin_allowed(headers: &http::HeaderMap) -> bool {
+    let Some(origin) = headers.get(http::header::ORIGIN) else {
+        return true;
+    };
+    let Ok(origin) = origin.to_str() else {
+        return false;
+    };
+    if origin == "null" {
+        return true;
+    }
+    let host = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))
+        .unwrap_or("");
+    let host = host.rsplit_once(':').map_or(host, |(h, port)| {
+        if port.bytes().all(|b| b.is_ascii_digit()) {
+            h
+        } else {
+            host
+        }
+    });
+    host == "localhost"
+        || host == "[::1]"
+        || host
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn bad_request(message: impl Into<String>) -> HttpResponse {
@@ -48,6 +89,12 @@ fn bad_request(message: impl Into<String>) -> HttpResponse {
 
 /// Serve one inspection request.
 pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> HttpResponse {
+    if !origin_allowed(req.headers()) {
+        return reply(
+            StatusCode::FORBIDDEN,
+            json!({ "error": "the inspection API does not serve web pages of other origins" }),
+        );
+    }
     let req = match http_util::read(req, 64 * 1024).await {
         Ok(r) => r,
         Err(resp) => return resp,
@@ -61,6 +108,10 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> HttpR
         (&Method::GET, "/sessions") => reply(StatusCode::OK, json!(shared.sessions.snapshot())),
         (&Method::GET, "/calls") => reply(StatusCode::OK, json!(shared.calls.snapshot())),
         (&Method::GET, "/turn") => reply(StatusCode::OK, shared.turn.allocations().await),
+        (&Method::POST, "/faults") if !is_json(&req.headers) => reply(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            json!({ "error": "send the fault as Content-Type: application/json" }),
+        ),
         (&Method::POST, "/faults") => match serde_json::from_slice::<Value>(&req.body) {
             Ok(body) => fault(&shared, &body),
             Err(e) => bad_request(format!("the body is not JSON: {e}")),
@@ -70,6 +121,14 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> HttpR
             json!({ "error": format!("no inspection resource {} {}", req.method, req.path) }),
         ),
     }
+}
+
+fn is_json(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"))
 }
 
 fn state(shared: &Shared) -> Value {

@@ -586,3 +586,90 @@ async fn browsers_get_cors_answers_on_every_https_listener() {
         );
     }
 }
+
+/// Issue #13 item 7: any web site the developer visits can reach loopback through the browser.
+/// The inspection and fault API grants no CORS, refuses pages of other origins (a `text/plain`
+/// POST from one used to inject faults with 200) and takes faults only as JSON.
+#[tokio::test]
+async fn the_inspection_api_is_closed_to_other_origins_and_takes_faults_as_json() {
+    let emu = TestEmulator::start().await;
+    emu.handle.create_storage_channel("origin-cam").unwrap();
+    let faults = format!("{}{}/faults", emu.endpoint, kvs_emulator::inspect::PREFIX);
+    let sessions = format!("{}{}/sessions", emu.endpoint, kvs_emulator::inspect::PREFIX);
+    let fault = br#"{"channel":"origin-cam","fault":"DROP_NEXT_OFFER"}"#;
+    let find = |headers: &[(String, String)], name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+
+    // The attack: a foreign page's simple (no-preflight) POST.
+    let evil = [
+        ("Origin", "https://evil.example"),
+        ("Content-Type", "text/plain"),
+    ];
+    let (status, headers, body) = support::http_raw_with(&emu, "POST", &faults, &evil, fault).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(find(&headers, "access-control-allow-origin"), None);
+    // Nothing was armed.
+    let state: serde_json::Value = serde_json::from_str(
+        &support::http_raw(
+            &emu,
+            "GET",
+            &format!("{}{}/state", emu.endpoint, kvs_emulator::inspect::PREFIX),
+            b"",
+        )
+        .await
+        .1,
+    )
+    .unwrap();
+    assert!(
+        state["faults"]
+            .as_object()
+            .is_none_or(|f| f.values().all(|c| c["dropOffers"] == 0)),
+        "{state}"
+    );
+
+    // Reading from a foreign page: refused, and no CORS header that would let it read.
+    let (status, headers, _) = support::http_raw_with(
+        &emu,
+        "GET",
+        &sessions,
+        &[("Origin", "https://evil.example")],
+        b"",
+    )
+    .await;
+    assert_eq!(status, 403);
+    assert_eq!(find(&headers, "access-control-allow-origin"), None);
+    // Programs (no Origin) and local pages (file:// sends `null`, loopback hosts) are served,
+    // still without CORS headers.
+    for origin in [
+        None,
+        Some("null"),
+        Some("http://127.0.0.1:8080"),
+        Some("http://localhost:3000"),
+    ] {
+        let extra: Vec<(&str, &str)> = origin.map(|o| ("Origin", o)).into_iter().collect();
+        let (status, headers, body) =
+            support::http_raw_with(&emu, "GET", &sessions, &extra, b"").await;
+        assert_eq!(status, 200, "{origin:?}: {body}");
+        assert_eq!(
+            find(&headers, "access-control-allow-origin"),
+            None,
+            "{origin:?}"
+        );
+    }
+    // A fault must be JSON.
+    let (status, _, body) = support::http_raw_with(
+        &emu,
+        "POST",
+        &faults,
+        &[("Content-Type", "text/plain")],
+        fault,
+    )
+    .await;
+    assert_eq!(status, 415, "{body}");
+    let (status, _, body) = support::http_raw_with(&emu, "POST", &faults, &[], fault).await;
+    assert_eq!(status, 200, "{body}");
+}

@@ -104,6 +104,9 @@ pub(crate) async fn handle(shared: Arc<Shared>, mut req: Request<Incoming>) -> H
         tracing::info!(%message, "storage-peer connection refused");
         resp
     };
+    if !crate::inspect::origin_allowed(req.headers()) {
+        return refuse(StatusCode::FORBIDDEN, "a web page of another origin".into());
+    }
     let Some(key) = req.headers().get(SEC_WEBSOCKET_KEY).cloned() else {
         return refuse(StatusCode::BAD_REQUEST, "not a WebSocket upgrade".into());
     };

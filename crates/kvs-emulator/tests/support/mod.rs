@@ -431,8 +431,17 @@ pub(crate) async fn http_raw_with(
         .iter()
         .map(|(k, v)| format!("{k}: {v}\r\n"))
         .collect();
+    // JSON unless the caller gives a Content-Type of its own.
+    let content_type = if headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+    {
+        ""
+    } else {
+        "Content-Type: application/json\r\n"
+    };
     let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{extra}Connection: close\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\n{content_type}Content-Length: {}\r\n{extra}Connection: close\r\n\r\n",
         body.len()
     );
     tls.write_all(head.as_bytes()).await.expect("write request");
