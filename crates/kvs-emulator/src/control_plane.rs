@@ -133,7 +133,16 @@ fn create_signaling_channel(shared: &Shared, body: &Map<String, Value>) -> Resul
             "Value '{channel_type}' at 'channelType' failed to satisfy constraint: Member must satisfy enum value set: [SINGLE_MASTER, FULL_MESH]"
         )));
     }
-    let ttl = match body.get("SingleMasterConfiguration").and_then(|c| c.get("MessageTtlSeconds")) {
+    // A member of the wrong JSON type is a SerializationException at AWS, before validation.
+    let single_master = body.get("SingleMasterConfiguration");
+    if single_master.is_some_and(|c| !c.is_object() && !c.is_null()) {
+        return Err(ApiError::new(
+            http::StatusCode::BAD_REQUEST,
+            "SerializationException",
+            "SingleMasterConfiguration must be an object.",
+        ));
+    }
+    let ttl = match single_master.and_then(|c| c.get("MessageTtlSeconds")) {
         None | Some(Value::Null) => 60,
         Some(v) => match v.as_u64() {
             Some(t) if (5..=120).contains(&t) => t as u32,

@@ -43,10 +43,19 @@ pub(crate) async fn read(
     let (parts, body) = req.into_parts();
     let body = match Limited::new(body, limit).collect().await {
         Ok(collected) => collected.to_bytes(),
-        Err(_) => {
-            return Err(plain(
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            return Err(typed_plain(
                 StatusCode::PAYLOAD_TOO_LARGE,
+                "ValidationException",
                 &format!("request body larger than {limit} bytes"),
+            ))
+        }
+        // A body that does not frame (bad chunked encoding, a connection cut mid-body).
+        Err(e) => {
+            return Err(typed_plain(
+                StatusCode::BAD_REQUEST,
+                "SerializationException",
+                &format!("the request body could not be read: {e}"),
             ))
         }
     };
@@ -181,6 +190,14 @@ pub(crate) fn plain(status: StatusCode, text: &str) -> HttpResponse {
     resp.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
     common_headers(&mut resp, None);
+    resp
+}
+
+/// A plain-text error that also names its type in `x-amzn-ErrorType`, as AWS errors do.
+fn typed_plain(status: StatusCode, error_type: &'static str, text: &str) -> HttpResponse {
+    let mut resp = plain(status, text);
+    resp.headers_mut()
+        .insert("x-amzn-ErrorType", HeaderValue::from_static(error_type));
     resp
 }
 

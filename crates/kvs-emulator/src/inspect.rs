@@ -171,11 +171,15 @@ pub(crate) fn apply_fault(shared: &Shared, body: &Value) -> Result<Value, (Statu
     let Some(kind) = body.get("fault").and_then(Value::as_str) else {
         return bad_request("`fault` is required");
     };
-    let count = body
-        .get("count")
-        .and_then(Value::as_u64)
-        .unwrap_or(1)
-        .min(u64::from(u32::MAX)) as u32;
+    // A count arms that many more; it must be a whole number of at least 1, and adding it
+    // saturates instead of wrapping.
+    let count = match body.get("count") {
+        None => 1,
+        Some(v) => match v.as_u64() {
+            Some(n) if n >= 1 => n.min(u64::from(u32::MAX)) as u32,
+            _ => return bad_request("`count` must be a whole number of at least 1"),
+        },
+    };
     let client_id = body.get("clientId").and_then(Value::as_str);
     let socket_fault = |frame: Outbound| {
         let sockets = shared.hub.broadcast(&arn, client_id, frame);
@@ -186,14 +190,14 @@ pub(crate) fn apply_fault(shared: &Shared, body: &Value) -> Result<Value, (Statu
         Ok(json!({ "channelArn": arn, "fault": kind, "pending": now }))
     };
     match kind {
-        "DROP_NEXT_OFFER" => armed(&|f| f.drop_offers += count),
+        "DROP_NEXT_OFFER" => armed(&|f| f.drop_offers = f.drop_offers.saturating_add(count)),
         "DELAY_NEXT_OFFER" => match body.get("delayMs").and_then(Value::as_u64) {
             Some(ms) => armed(&|f| f.delay_next_offer_ms = Some(ms)),
             None => bad_request("DELAY_NEXT_OFFER needs `delayMs`"),
         },
-        "CANDIDATES_BEFORE_OFFER" => armed(&|f| f.candidates_before_offer += count),
-        "REJECT_NEXT_ANSWER" => armed(&|f| f.reject_answers += count),
-        "CLIENT_LIMIT_EXCEEDED" => armed(&|f| f.client_limit_joins += count),
+        "CANDIDATES_BEFORE_OFFER" => armed(&|f| f.candidates_before_offer = f.candidates_before_offer.saturating_add(count)),
+        "REJECT_NEXT_ANSWER" => armed(&|f| f.reject_answers = f.reject_answers.saturating_add(count)),
+        "CLIENT_LIMIT_EXCEEDED" => armed(&|f| f.client_limit_joins = f.client_limit_joins.saturating_add(count)),
         "GO_AWAY" => socket_fault(Outbound::GoAway),
         "RECONNECT_ICE_SERVER" => socket_fault(Outbound::Text(wire::control("RECONNECT_ICE_SERVER"))),
         "CLOSE_SOCKET" => socket_fault(Outbound::Close("closed by a fault".into())),

@@ -2,6 +2,18 @@
 
 use crate::api_error::ApiError;
 
+/// At most this many characters of a refused value are echoed in messages and logs.
+const SHOWN: usize = 256;
+
+/// A refused value as messages show it: whole when short, else its start and its length (a
+/// 900 KB ARN used to be echoed, and logged, in full).
+pub(crate) fn shown(value: &str) -> std::borrow::Cow<'_, str> {
+    match value.char_indices().nth(SHOWN) {
+        None => value.into(),
+        Some((cut, _)) => format!("{}... ({} bytes)", &value[..cut], value.len()).into(),
+    }
+}
+
 /// `[a-zA-Z0-9_.-]+` of `min..=max` characters.
 pub(crate) fn name(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
     if value.is_empty() || value.len() > max {
@@ -14,7 +26,8 @@ pub(crate) fn name(field: &str, value: &str, max: usize) -> Result<(), ApiError>
         .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
     {
         return Err(ApiError::invalid_argument(format!(
-            "1 validation error detected: Value '{value}' at '{field}' failed to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+"
+            "1 validation error detected: Value '{}' at '{field}' failed to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+",
+            shown(value)
         )));
     }
     Ok(())
@@ -24,7 +37,8 @@ pub(crate) fn name(field: &str, value: &str, max: usize) -> Result<(), ApiError>
 pub(crate) fn arn(field: &str, value: &str) -> Result<(), ApiError> {
     let bad = || {
         ApiError::invalid_argument(format!(
-            "1 validation error detected: Value '{value}' at '{field}' failed to satisfy constraint: Member must satisfy regular expression pattern: ^arn:(aws[a-zA-Z-]*):kinesisvideo:[a-z0-9-]+:[0-9]+:[a-z]+/[a-zA-Z0-9_.-]+/[0-9]+$"
+            "1 validation error detected: Value '{}' at '{field}' failed to satisfy constraint: Member must satisfy regular expression pattern: ^arn:(aws[a-zA-Z-]*):kinesisvideo:[a-z0-9-]+:[0-9]+:[a-z]+/[a-zA-Z0-9_.-]+/[0-9]+$",
+            shown(value)
         ))
     };
     if value.is_empty() || value.len() > 1024 {

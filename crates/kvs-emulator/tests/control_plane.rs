@@ -673,3 +673,108 @@ async fn the_inspection_api_is_closed_to_other_origins_and_takes_faults_as_json(
     let (status, _, body) = support::http_raw_with(&emu, "POST", &faults, &[], fault).await;
     assert_eq!(status, 200, "{body}");
 }
+
+/// Issue #13 item 8, the fault API's `count`: refused unless a whole number of at least 1, and
+/// adding saturates (arming 4294967295 twice used to wrap around).
+#[tokio::test]
+async fn fault_counts_are_whole_positive_numbers_and_saturate() {
+    let emu = TestEmulator::start().await;
+    emu.handle.create_storage_channel("count-cam").unwrap();
+    let faults = format!("{}{}/faults", emu.endpoint, kvs_emulator::inspect::PREFIX);
+    for count in ["-1", "1.5", "0", "\"3\""] {
+        let body =
+            format!(r#"{{"channel":"count-cam","fault":"DROP_NEXT_OFFER","count":{count}}}"#);
+        let (status, body) = support::http_raw(&emu, "POST", &faults, body.as_bytes()).await;
+        assert_eq!(status, 400, "count {count}: {body}");
+        assert!(body.contains("whole number of at least 1"), "{body}");
+    }
+    let max = r#"{"channel":"count-cam","fault":"DROP_NEXT_OFFER","count":4294967295}"#;
+    support::http_raw(&emu, "POST", &faults, max.as_bytes()).await;
+    let (status, body) = support::http_raw(&emu, "POST", &faults, max.as_bytes()).await;
+    assert_eq!(status, 200, "{body}");
+    let reply: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        reply["pending"]["dropOffers"], 4294967295u64,
+        "saturated: {reply}"
+    );
+}
+
+/// Issue #13 item 8: a body that does not frame (malformed chunked encoding) is a 400 with an
+/// error type, not a 413 "larger than 1048576 bytes" without one.
+#[tokio::test]
+async fn a_malformed_chunked_body_is_a_400_with_an_error_type() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let emu = TestEmulator::start().await;
+    let authority = emu.endpoint.trim_start_matches("https://").to_owned();
+    let tcp = tokio::net::TcpStream::connect(&authority).await.unwrap();
+    let connector = tokio_rustls::TlsConnector::from(emu.rustls_client_config());
+    let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let mut tls = connector.connect(name, tcp).await.unwrap();
+    let request = format!(
+        "POST /describeSignalingChannel HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\nZZZ\r\n{{}}\r\n0\r\n\r\n"
+    );
+    tls.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    let _ = tls.read_to_end(&mut response).await;
+    let text = String::from_utf8_lossy(&response).to_ascii_lowercase();
+    assert!(text.starts_with("http/1.1 400"), "{text}");
+    assert!(
+        text.contains("x-amzn-errortype: serializationexception"),
+        "{text}"
+    );
+}
+
+/// Issue #13 item 8: a 900 KB ARN is not echoed (or logged) in full.
+#[tokio::test]
+async fn a_huge_arn_is_shown_truncated() {
+    let emu = TestEmulator::start().await;
+    let huge = format!(
+        "arn:aws:kinesisvideo:us-west-2:1:channel/{}/1",
+        "x".repeat(900 * 1024)
+    );
+    let err = emu
+        .control_plane()
+        .describe_signaling_channel()
+        .channel_arn(&huge)
+        .send()
+        .await
+        .expect_err("refused");
+    let message = aws_sdk_kinesisvideo::error::ProvideErrorMetadata::message(&err)
+        .unwrap_or_default()
+        .to_owned();
+    assert!(message.len() < 2000, "{} bytes of message", message.len());
+    assert!(
+        message.contains(&format!("({} bytes)", huge.len())),
+        "{message}"
+    );
+}
+
+/// Issue #13 item 8: a member of the wrong JSON type is a SerializationException, as at AWS.
+#[tokio::test]
+async fn a_wrongly_typed_single_master_configuration_is_a_serialization_exception() {
+    let emu = TestEmulator::start().await;
+    let url = format!("{}/createSignalingChannel", emu.endpoint);
+    let body = br#"{"ChannelName":"typed-cam","SingleMasterConfiguration":"x"}"#;
+    let headers = support::signed_headers(&url, body, &emu.key(), &emu.region);
+    let extra: Vec<(&str, &str)> = headers
+        .iter()
+        .filter(|(k, _)| k != "host" && k != "content-type")
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let (status, response_headers, text) =
+        support::http_raw_with(&emu, "POST", &url, &extra, body).await;
+    assert_eq!(status, 400, "{text}");
+    assert_eq!(
+        header(&response_headers, "x-amzn-errortype").map(|t| t.split(':').next().unwrap_or(t)),
+        Some("SerializationException"),
+        "{text}"
+    );
+    // The channel was not created.
+    let err = emu
+        .control_plane()
+        .describe_signaling_channel()
+        .channel_name("typed-cam")
+        .send()
+        .await;
+    assert!(err.is_err());
+}

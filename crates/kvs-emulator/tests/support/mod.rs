@@ -384,6 +384,54 @@ pub(crate) fn presign(
     request.uri().to_string()
 }
 
+/// The headers of a SigV4-signed (header signature) POST of `body` to `url`, signed with
+/// `aws-sigv4` for service `kinesisvideo`: for requests the SDKs would refuse to build (members
+/// of the wrong JSON type).
+pub(crate) fn signed_headers(
+    url: &str,
+    body: &[u8],
+    key: &AccessKey,
+    region: &str,
+) -> Vec<(String, String)> {
+    use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
+    use aws_sigv4::sign::v4;
+    let host = url
+        .trim_start_matches("https://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let identity = key.credentials().into();
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region(region)
+        .name("kinesisvideo")
+        .time(SystemTime::now())
+        .settings(SigningSettings::default())
+        .build()
+        .expect("signing params")
+        .into();
+    let headers = [
+        ("host", host.as_str()),
+        ("content-type", "application/json"),
+    ];
+    let signable =
+        SignableRequest::new("POST", url, headers.into_iter(), SignableBody::Bytes(body))
+            .expect("signable");
+    let (instructions, _) = sign(signable, &params).expect("signed").into_parts();
+    let mut request = http::Request::builder()
+        .method("POST")
+        .uri(url)
+        .body(())
+        .expect("request");
+    instructions.apply_to_request_http1x(&mut request);
+    request
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap().to_owned()))
+        .collect()
+}
+
 pub(crate) fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| {
