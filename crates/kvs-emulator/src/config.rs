@@ -146,6 +146,8 @@ pub struct Limits {
     pub max_request_body: usize,
     /// Concurrent connections per listener; more wait for a free slot.
     pub max_connections: usize,
+    /// How long a request body may take to arrive (headers have 30 s); a slower one gets 408.
+    pub body_read_timeout: std::time::Duration,
     /// Largest media frame the storage peer records; larger ones are dropped and counted.
     pub max_media_frame: usize,
 }
@@ -163,6 +165,7 @@ impl Default for Limits {
             storage_peer_inbound_queue: 64,
             max_request_body: 1024 * 1024,
             max_connections: 1024,
+            body_read_timeout: std::time::Duration::from_secs(30),
             max_media_frame: 4 * 1024 * 1024,
         }
     }

@@ -26,7 +26,13 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> HttpR
     if req.method() == Method::OPTIONS {
         return http_util::preflight(req.headers());
     }
-    let req = match http_util::read(req, shared.config.limits.max_request_body).await {
+    let req = match http_util::read(
+        req,
+        shared.config.limits.max_request_body,
+        &shared.body_reads,
+    )
+    .await
+    {
         Ok(r) => r,
         Err(resp) => return resp,
     };

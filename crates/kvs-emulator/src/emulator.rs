@@ -232,6 +232,10 @@ impl EmulatorBuilder {
             peers: TaskTracker::new(),
             calls: Default::default(),
             external_peers: Default::default(),
+            body_reads: crate::http_util::BodyReads::new(
+                config.limits.max_connections,
+                config.limits.body_read_timeout,
+            ),
             config,
         });
 

@@ -35,13 +35,62 @@ impl ReadRequest {
     }
 }
 
-/// Read a request body of at most `limit` bytes.
+/// Bounds on reading request bodies, shared by a listener's connections: a time limit, and a cap
+/// on how many bodies may be arriving at once (half the connection slots), so that clients
+/// sending bodies slowly cannot hold every slot (issue #13 item 2).
+#[derive(Debug)]
+pub(crate) struct BodyReads {
+    in_flight: tokio::sync::Semaphore,
+    timeout: std::time::Duration,
+}
+
+impl BodyReads {
+    pub(crate) fn new(max_connections: usize, timeout: std::time::Duration) -> Self {
+        Self {
+            in_flight: tokio::sync::Semaphore::new((max_connections / 2).max(1)),
+            timeout,
+        }
+    }
+}
+
+/// How long a body may take before it counts as slow.
+const PROMPT_BODY: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Read a request body of at most `limit` bytes, within the time limit of `bounds`.
 pub(crate) async fn read(
     req: Request<Incoming>,
     limit: usize,
+    bounds: &BodyReads,
 ) -> Result<ReadRequest, HttpResponse> {
     let (parts, body) = req.into_parts();
-    let body = match Limited::new(body, limit).collect().await {
+    // A body that arrives with its headers (every well-behaved client) needs nothing more; one
+    // still arriving after a moment takes one of the limited slow-body permits for the rest of
+    // the time limit, or is refused at once when none is free.
+    let mut collect = std::pin::pin!(Limited::new(body, limit).collect());
+    let collected = match tokio::time::timeout(PROMPT_BODY, &mut collect).await {
+        Ok(collected) => collected,
+        Err(_) => {
+            let Ok(_slow) = bounds.in_flight.try_acquire() else {
+                return Err(typed_plain(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "ServiceUnavailableException",
+                    "too many request bodies are arriving slowly; retry",
+                ));
+            };
+            let rest = bounds.timeout.saturating_sub(PROMPT_BODY);
+            match tokio::time::timeout(rest, collect).await {
+                Ok(collected) => collected,
+                Err(_) => {
+                    return Err(typed_plain(
+                        StatusCode::REQUEST_TIMEOUT,
+                        "RequestTimeoutException",
+                        &format!("the request body did not arrive within {:?}", bounds.timeout),
+                    ))
+                }
+            }
+        }
+    };
+    let body = match collected {
         Ok(collected) => collected.to_bytes(),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
             return Err(typed_plain(

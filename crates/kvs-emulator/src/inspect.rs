@@ -95,7 +95,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> HttpR
             json!({ "error": "the inspection API does not serve web pages of other origins" }),
         );
     }
-    let req = match http_util::read(req, 64 * 1024).await {
+    let req = match http_util::read(req, 64 * 1024, &shared.body_reads).await {
         Ok(r) => r,
         Err(resp) => return resp,
     };

@@ -49,6 +49,8 @@ pub(crate) struct Shared {
     pub peers: TaskTracker,
     /// How many times each AWS operation was called.
     pub calls: CallCounts,
+    /// Bounds on reading request bodies (all HTTP listeners).
+    pub body_reads: crate::http_util::BodyReads,
     /// Storage peers outside the emulator, by channel.
     pub external_peers: crate::storage::external::ExternalPeers,
 }

@@ -778,3 +778,56 @@ async fn a_wrongly_typed_single_master_configuration_is_a_serialization_exceptio
         .await;
     assert!(err.is_err());
 }
+
+/// Issue #13 item 2: a request body that stops arriving is answered 408 after the body timeout,
+/// and clients sending bodies slowly cannot take every connection slot: with every slot held
+/// by such a client, a normal request is still answered at once (it used to wait 50 s and more).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_bodies_time_out_and_cannot_take_every_connection_slot() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let emu = TestEmulator::start_with(|b| {
+        b.limits(|l| {
+            l.max_connections = 8;
+            l.body_read_timeout = Duration::from_secs(1);
+        })
+    })
+    .await;
+    let authority = emu.endpoint.trim_start_matches("https://").to_owned();
+    let mut slow = Vec::new();
+    for _ in 0..8 {
+        let tcp = tokio::net::TcpStream::connect(&authority).await.unwrap();
+        let connector = tokio_rustls::TlsConnector::from(emu.rustls_client_config());
+        let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
+        let mut tls = connector.connect(name, tcp).await.unwrap();
+        let head = format!(
+            "POST /describeSignalingChannel HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{"
+        );
+        tls.write_all(head.as_bytes()).await.unwrap();
+        tls.flush().await.unwrap();
+        slow.push(tls);
+    }
+    // Every slot is taken by a slow body; a normal request is answered all the same.
+    let calls = format!("{}{}/calls", emu.endpoint, kvs_emulator::inspect::PREFIX);
+    let (status, _) = tokio::time::timeout(
+        Duration::from_secs(5),
+        support::http_raw(&emu, "GET", &calls, b""),
+    )
+    .await
+    .expect("answered while the slow bodies hold their connections");
+    assert_eq!(status, 200);
+    // Each slow body gets an answer: 503 at once beyond half the slots, 408 after the timeout.
+    let mut statuses = Vec::new();
+    for mut tls in slow {
+        let mut response = Vec::new();
+        let read = tokio::time::timeout(support::WAIT, tls.read_to_end(&mut response)).await;
+        assert!(read.is_ok(), "the slow connection was answered and closed");
+        let text = String::from_utf8_lossy(&response).to_string();
+        statuses.push(text.split(' ').nth(1).unwrap_or("").to_owned());
+    }
+    statuses.sort();
+    assert!(
+        statuses.iter().all(|s| s == "408" || s == "503"),
+        "{statuses:?}"
+    );
+    assert!(statuses.iter().any(|s| s == "408"), "{statuses:?}");
+}
