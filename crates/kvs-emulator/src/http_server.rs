@@ -26,6 +26,58 @@ pub(crate) type Handler = Arc<
 >;
 
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The first and the longest wait after a failed accept.
+const ACCEPT_BACKOFF: (Duration, Duration) = (Duration::from_millis(5), Duration::from_secs(1));
+/// Failed accepts are logged at most once per this interval.
+const ACCEPT_LOG_INTERVAL: Duration = Duration::from_secs(5);
+
+/// What a listener does after `accept` fails (EMFILE/ENFILE when file descriptors run out): wait,
+/// longer each time, and say so at most once per interval, instead of retrying at once forever
+/// (a full core and ~78 MB/s of log lines, issue #13 item 1). The connections it has keep being
+/// served meanwhile.
+#[derive(Debug)]
+struct AcceptBackoff {
+    delay: Duration,
+    failures_since_log: u64,
+    last_log: Option<std::time::Instant>,
+}
+
+impl AcceptBackoff {
+    fn new() -> Self {
+        Self {
+            delay: ACCEPT_BACKOFF.0,
+            failures_since_log: 0,
+            last_log: None,
+        }
+    }
+
+    /// A failed accept: log if due, and how long to wait.
+    fn failed(&mut self, error: &std::io::Error, listener: &str) -> Duration {
+        self.failures_since_log += 1;
+        let now = std::time::Instant::now();
+        if self
+            .last_log
+            .is_none_or(|at| now.duration_since(at) >= ACCEPT_LOG_INTERVAL)
+        {
+            tracing::warn!(
+                listener,
+                %error,
+                failures = self.failures_since_log,
+                backoff_ms = self.delay.as_millis() as u64,
+                "accept failed; backing off (existing connections are still served)"
+            );
+            self.failures_since_log = 0;
+            self.last_log = Some(now);
+        }
+        let delay = self.delay;
+        self.delay = (self.delay * 2).min(ACCEPT_BACKOFF.1);
+        delay
+    }
+
+    fn succeeded(&mut self) {
+        self.delay = ACCEPT_BACKOFF.0;
+    }
+}
 
 /// Accept connections until `shutdown` fires, then let open requests finish.
 pub(crate) async fn serve(
@@ -38,6 +90,7 @@ pub(crate) async fn serve(
 ) {
     let slots = Arc::new(Semaphore::new(max_connections.max(1)));
     let tracker = tokio_util::task::TaskTracker::new();
+    let mut backoff = AcceptBackoff::new();
     loop {
         let permit = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -46,15 +99,28 @@ pub(crate) async fn serve(
                 Err(_) => break,
             },
         };
-        let (stream, peer) = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!(listener = name, error = %e, "accept failed");
-                    continue;
+        let accepted = loop {
+            let accepted = tokio::select! {
+                _ = shutdown.cancelled() => None,
+                accepted = listener.accept() => Some(accepted),
+            };
+            match accepted {
+                None => break None,
+                Some(Ok(a)) => {
+                    backoff.succeeded();
+                    break Some(a);
                 }
-            },
+                Some(Err(e)) => {
+                    let wait = backoff.failed(&e, name);
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break None,
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                }
+            }
+        };
+        let Some((stream, peer)) = accepted else {
+            break;
         };
         let _ = stream.set_nodelay(true);
         let tls = tls.clone();

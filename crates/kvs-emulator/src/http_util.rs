@@ -84,7 +84,10 @@ pub(crate) async fn read(
                     return Err(typed_plain(
                         StatusCode::REQUEST_TIMEOUT,
                         "RequestTimeoutException",
-                        &format!("the request body did not arrive within {:?}", bounds.timeout),
+                        &format!(
+                            "the request body did not arrive within {:?}",
+                            bounds.timeout
+                        ),
                     ))
                 }
             }
