@@ -184,6 +184,8 @@ impl ConnectFluentBuilder {
             commands: commands_rx,
             events: events_tx,
             state: state_tx,
+            held: Default::default(),
+            lost: 0,
         };
         let task = tokio::spawn(driver.run(socket));
         let id_prefix = std::time::SystemTime::now()

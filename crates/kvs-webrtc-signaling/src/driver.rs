@@ -13,12 +13,21 @@ use crate::error::ErrorKind;
 use crate::session::{Ended, Frame, Output, SocketSession};
 use crate::transport::{self, Socket, Target};
 
+/// Received messages the task holds while the caller's event queue is full, beyond which
+/// messages are dropped and reported as [`Event::MessagesLost`].
+pub(crate) const HELD_MESSAGES: usize = 4096;
+
 pub(crate) struct Driver {
     pub(crate) config: Config,
     pub(crate) target: Target,
     pub(crate) commands: mpsc::Receiver<Command>,
     pub(crate) events: mpsc::Sender<Event>,
     pub(crate) state: watch::Sender<ConnectionState>,
+    /// Events waiting for room in `events`: the socket is read meanwhile (so the keep-alive
+    /// measures the socket, not the caller), and a reconnect does not drop them.
+    pub(crate) held: std::collections::VecDeque<Event>,
+    /// Messages dropped because `held` was full, not yet reported.
+    pub(crate) lost: u64,
 }
 
 impl Driver {
@@ -76,17 +85,21 @@ impl Driver {
                             session.handle_send_error(&format!("the keep-alive ping: {e}"));
                         }
                     }
-                    Output::Event(event) => {
-                        if !self.emit(event).await {
-                            session.handle_command(None);
-                        }
-                    }
+                    Output::Event(event) => self.hold(event),
                     Output::EventIfRoom(event) => self.try_emit(event),
                     Output::End(ended) => return ended,
                     Output::Timeout(at) => break Instant::from_std(at),
                 }
             };
+            let delivering = !self.held.is_empty() || self.lost > 0;
             tokio::select! {
+                permit = self.events.clone().reserve_owned(), if delivering => match permit {
+                    Ok(permit) => {
+                        permit.send(self.next_held());
+                    }
+                    // Nobody listens any more: as if the caller closed.
+                    Err(_) => session.handle_command(None),
+                },
                 command = self.commands.recv(), if session.accepts_command() => {
                     session.handle_command(command);
                 }
@@ -216,14 +229,59 @@ impl Driver {
         .await;
     }
 
-    async fn set_state(&self, state: ConnectionState) -> bool {
+    async fn set_state(&mut self, state: ConnectionState) -> bool {
         self.state.send_replace(state.clone());
         self.emit(Event::StateChanged(state)).await
     }
 
-    /// Deliver an event; `false` when nobody listens any more.
-    async fn emit(&self, event: Event) -> bool {
+    /// Deliver an event after the held ones, waiting for room; `false` when nobody listens
+    /// any more. (Used between sockets, where there is no socket to keep reading.)
+    async fn emit(&mut self, event: Event) -> bool {
+        while !self.held.is_empty() || self.lost > 0 {
+            let next = self.next_held();
+            if self.events.send(next).await.is_err() {
+                return false;
+            }
+        }
         self.events.send(event).await.is_ok()
+    }
+
+    /// Queue an event without waiting: straight into the caller's queue when it has room and
+    /// nothing is held, else held (messages beyond [`HELD_MESSAGES`] are dropped and counted).
+    fn hold(&mut self, event: Event) {
+        let event = if self.held.is_empty() && self.lost == 0 {
+            match self.events.try_send(event) {
+                Ok(()) => return,
+                Err(
+                    mpsc::error::TrySendError::Full(event)
+                    | mpsc::error::TrySendError::Closed(event),
+                ) => event,
+            }
+        } else {
+            event
+        };
+        if matches!(event, Event::Message(_)) && self.held.len() >= HELD_MESSAGES {
+            self.lost += 1;
+            tracing::warn!(
+                lost = self.lost,
+                "the event queue is full; a received message was dropped"
+            );
+        } else {
+            self.held.push_back(event);
+        }
+    }
+
+    /// The next event to deliver: the loss report first (it covers messages that came before
+    /// the held ones that are still waiting), then the held events in order.
+    fn next_held(&mut self) -> Event {
+        if self.lost > 0 {
+            return Event::MessagesLost {
+                count: std::mem::take(&mut self.lost),
+            };
+        }
+        self.held
+            .pop_front()
+            .expect("next_held is called only when something is held")
     }
 
     /// Deliver an event if there is room (failure reports while tearing down must not block).
