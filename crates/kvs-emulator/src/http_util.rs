@@ -271,3 +271,35 @@ pub(crate) fn json_body(
         )),
     }
 }
+
+/// Whether a request may use the inspection API: programs send no `Origin`; a browser sends
+/// one, and only pages of this machine (`null` for `file://`, loopback hosts) are let in. Any
+/// web site the developer visits could otherwise reach loopback through the browser and inject
+/// faults or take over storage sessions (issue #13 item 7).
+pub(crate) fn origin_allowed(headers: &http::HeaderMap) -> bool {
+    let Some(origin) = headers.get(http::header::ORIGIN) else {
+        return true;
+    };
+    let Ok(origin) = origin.to_str() else {
+        return false;
+    };
+    if origin == "null" {
+        return true;
+    }
+    let host = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))
+        .unwrap_or("");
+    let host = host.rsplit_once(':').map_or(host, |(h, port)| {
+        if port.bytes().all(|b| b.is_ascii_digit()) {
+            h
+        } else {
+            host
+        }
+    });
+    host == "localhost"
+        || host == "[::1]"
+        || host
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}

@@ -46,6 +46,7 @@ mod config;
 mod control_plane;
 mod emulator;
 mod error;
+mod external_peers;
 mod faults;
 mod http_server;
 mod http_util;

@@ -52,7 +52,7 @@ pub(crate) struct Shared {
     /// Bounds on reading request bodies (all HTTP listeners).
     pub body_reads: crate::http_util::BodyReads,
     /// Storage peers outside the emulator, by channel.
-    pub external_peers: crate::storage::external::ExternalPeers,
+    pub external_peers: crate::external_peers::ExternalPeers,
 }
 
 /// Calls per AWS operation (known operation names only, so the map stays small), counted once

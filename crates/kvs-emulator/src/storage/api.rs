@@ -113,7 +113,7 @@ fn join(shared: &Arc<Shared>, req: &ReadRequest) -> Result<(), ApiError> {
     tracing::info!(session = handle.id, channel = %channel_arn, ?role, "storage session joined");
     // A registered external storage peer (a browser, another stack) plays the session; else
     // the built-in one does.
-    let join = super::external::Join {
+    let join = crate::external_peers::Join {
         handle,
         role,
         inbound,

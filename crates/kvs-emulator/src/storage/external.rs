@@ -14,8 +14,7 @@
 //!   `{"type":"connected"}`, and `{"type":"report",...}`: any JSON, kept as the session's
 //!   `externalReport` in the inspection API.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use futures_util::{SinkExt, StreamExt};
 use hyper::body::Incoming;
@@ -28,6 +27,7 @@ use tokio_tungstenite::tungstenite::protocol::Role as WsRole;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
+use crate::external_peers::Join;
 use crate::http_server::HttpResponse;
 use crate::link::{Outbound, PeerInput, Role};
 use crate::registry::ResourceRef;
@@ -37,58 +37,6 @@ use crate::wire::{self, Action};
 
 /// Where external storage peers connect (on the control-plane listener).
 pub(crate) const PATH: &str = "/_emulator/v1/storage-peer";
-
-/// A join handed to an external peer.
-pub(crate) struct Join {
-    pub(crate) handle: Arc<SessionHandle>,
-    pub(crate) role: Role,
-    pub(crate) inbound: mpsc::Receiver<PeerInput>,
-}
-
-/// The registered external peers, by channel ARN (with a registration number, so that a peer
-/// that leaves removes only its own registration).
-#[derive(Default)]
-pub(crate) struct ExternalPeers {
-    slots: Mutex<HashMap<String, (u64, mpsc::Sender<Join>)>>,
-    next: std::sync::atomic::AtomicU64,
-}
-
-impl ExternalPeers {
-    /// Hand a join to the channel's external peer; gives it back when there is none.
-    pub(crate) fn take(&self, channel_arn: &str, join: Join) -> Result<(), Join> {
-        let slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-        match slots.get(channel_arn) {
-            Some((_, tx)) => tx.try_send(join).map_err(|e| e.into_inner()),
-            None => Err(join),
-        }
-    }
-
-    /// The channels that have an external peer now.
-    pub(crate) fn channels(&self) -> Vec<String> {
-        let slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-        let mut channels: Vec<String> = slots.keys().cloned().collect();
-        channels.sort();
-        channels
-    }
-
-    fn register(&self, channel_arn: &str) -> (u64, mpsc::Receiver<Join>) {
-        let (tx, rx) = mpsc::channel(4);
-        let id = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        // A newer registration replaces an older one (its joins stop coming).
-        self.slots
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(channel_arn.to_owned(), (id, tx));
-        (id, rx)
-    }
-
-    fn unregister(&self, channel_arn: &str, id: u64) {
-        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-        if slots.get(channel_arn).is_some_and(|(slot, _)| *slot == id) {
-            slots.remove(channel_arn);
-        }
-    }
-}
 
 /// `GET /_emulator/v1/storage-peer?channel=...`: upgrade and serve an external peer.
 pub(crate) async fn handle(shared: Arc<Shared>, mut req: Request<Incoming>) -> HttpResponse {
@@ -104,7 +52,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, mut req: Request<Incoming>) -> H
         tracing::info!(%message, "storage-peer connection refused");
         resp
     };
-    if !crate::inspect::origin_allowed(req.headers()) {
+    if !crate::http_util::origin_allowed(req.headers()) {
         return refuse(StatusCode::FORBIDDEN, "a web page of another origin".into());
     }
     let Some(key) = req.headers().get(SEC_WEBSOCKET_KEY).cloned() else {
