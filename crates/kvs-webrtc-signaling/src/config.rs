@@ -35,6 +35,7 @@ pub struct Config {
     pub(crate) max_reconnect_attempts: Option<u32>,
     pub(crate) outbound_queue: usize,
     pub(crate) event_queue: usize,
+    pub(crate) held_messages: usize,
 }
 
 impl std::fmt::Debug for Config {
@@ -65,6 +66,7 @@ impl Config {
             max_reconnect_attempts: None,
             outbound_queue: DEFAULT_OUTBOUND_QUEUE,
             event_queue: DEFAULT_EVENT_QUEUE,
+            held_messages: DEFAULT_HELD_MESSAGES,
         }
     }
 
@@ -87,7 +89,11 @@ pub struct Builder {
     max_reconnect_attempts: Option<u32>,
     outbound_queue: usize,
     event_queue: usize,
+    held_messages: usize,
 }
+
+/// Received messages the background task holds while the event queue is full (default).
+const DEFAULT_HELD_MESSAGES: usize = 4096;
 
 impl Builder {
     /// Also trust this CA certificate (PEM), e.g. kvs-emulator's. The system's roots stay
@@ -135,6 +141,14 @@ impl Builder {
     pub fn queue_sizes(mut self, outbound: usize, events: usize) -> Self {
         self.outbound_queue = outbound.max(1);
         self.event_queue = events.max(1);
+        self
+    }
+
+    /// How many received messages the background task holds, beyond the event queue, while the
+    /// application does not read events (default 4096). The socket is read regardless; messages
+    /// beyond this are dropped and reported as [`Event::MessagesLost`](crate::Event::MessagesLost).
+    pub fn held_messages(mut self, messages: usize) -> Self {
+        self.held_messages = messages;
         self
     }
 
@@ -197,6 +211,7 @@ impl Builder {
             max_reconnect_attempts: self.max_reconnect_attempts,
             outbound_queue: self.outbound_queue,
             event_queue: self.event_queue,
+            held_messages: self.held_messages,
         })
     }
 }

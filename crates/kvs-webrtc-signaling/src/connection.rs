@@ -78,7 +78,7 @@ pub enum Event {
         action: Action,
     },
     /// Received messages were dropped because events were not read: the event queue was full
-    /// and the background task already held its maximum (4096) of further messages. The socket
+    /// and the background task already held its maximum (`held_messages`) of further messages. The socket
     /// is read regardless (so a slow reader never causes a keep-alive reconnect); this is the
     /// only way messages are lost, and it is counted here.
     MessagesLost {
@@ -165,7 +165,7 @@ impl SignalingSender {
 /// An open signaling connection that reconnects by itself. Read its events with
 /// [`next_event`](SignalingConnection::next_event) promptly. Backpressure: the socket is always
 /// read (the keep-alive measures the socket, not the reader); events wait in the bounded event
-/// queue, then up to 4096 more received messages wait in the background task, across
+/// queue, then up to `held_messages` (default 4096) more received messages wait in the background task, across
 /// reconnects; beyond that, messages are dropped and reported as [`Event::MessagesLost`].
 /// Dropping the connection closes the socket.
 #[derive(Debug)]

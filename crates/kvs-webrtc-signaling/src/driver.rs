@@ -13,10 +13,6 @@ use crate::error::ErrorKind;
 use crate::session::{Ended, Frame, Output, SocketSession};
 use crate::transport::{self, Socket, Target};
 
-/// Received messages the task holds while the caller's event queue is full, beyond which
-/// messages are dropped and reported as [`Event::MessagesLost`].
-pub(crate) const HELD_MESSAGES: usize = 4096;
-
 pub(crate) struct Driver {
     pub(crate) config: Config,
     pub(crate) target: Target,
@@ -247,7 +243,7 @@ impl Driver {
     }
 
     /// Queue an event without waiting: straight into the caller's queue when it has room and
-    /// nothing is held, else held (messages beyond [`HELD_MESSAGES`] are dropped and counted).
+    /// nothing is held, else held (messages beyond `held_messages` are dropped and counted).
     fn hold(&mut self, event: Event) {
         let event = if self.held.is_empty() && self.lost == 0 {
             match self.events.try_send(event) {
@@ -260,7 +256,7 @@ impl Driver {
         } else {
             event
         };
-        if matches!(event, Event::Message(_)) && self.held.len() >= HELD_MESSAGES {
+        if matches!(event, Event::Message(_)) && self.held.len() >= self.config.held_messages {
             self.lost += 1;
             tracing::warn!(
                 lost = self.lost,
