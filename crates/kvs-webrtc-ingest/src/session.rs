@@ -24,18 +24,13 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use kvs_webrtc_signaling::Backoff;
-use str0m::change::SdpOffer;
-use str0m::format::Codec;
-use str0m::media::{Direction, KeyframeRequestKind, MediaKind, MediaTime, Mid, Pt};
+use str0m::media::{KeyframeRequestKind, MediaTime, Mid, Pt};
 use str0m::net::{Protocol, Receive};
-use str0m::{Candidate, Event, IceConnectionState, Input, Output as RtcOutput, Rtc, RtcConfig};
+use str0m::{Candidate, Event, IceConnectionState, Input, Output as RtcOutput, Rtc};
 
 use crate::event::{IngestEvent, IngestState, JoinReason, Stats, Track};
-use crate::media::{self, Prepared, VideoPrep};
+use crate::media::{Prepared, VideoPrep};
 
-/// The H.264 profiles the storage session accepts (protocol notes §5.1), as SDP
-/// `profile-level-id`s at level 3.1: constrained baseline, baseline, main, high.
-const ALLOWED_H264: [u32; 4] = [0x42e01f, 0x42001f, 0x4d001f, 0x64001f];
 /// Candidates kept while no offer has arrived.
 const MAX_EARLY_CANDIDATES: usize = 64;
 
@@ -645,73 +640,27 @@ impl IngestCore {
     }
 
     fn answer(&mut self, now: Instant, sdp: &str) -> Result<(Peer, String), String> {
-        let offer =
-            SdpOffer::from_sdp_string(sdp).map_err(|e| format!("it does not parse ({e})"))?;
-        let profiles: Vec<u32> = match self.video.sps().and_then(media::profile_level_id) {
-            Some(id) => vec![id],
-            None => ALLOWED_H264.to_vec(),
-        };
-        let mut config = RtcConfig::new()
-            .clear_codecs()
-            .set_stats_interval(Some(Duration::from_secs(1)));
-        let codecs = config.codec_config();
-        for (i, id) in profiles.iter().enumerate() {
-            let pt = 96 + 2 * i as u8;
-            codecs.add_h264(pt.into(), Some((pt + 1).into()), true, *id);
-        }
-        codecs.enable_opus(true, false);
-        let mut rtc = config.build(now);
-        for candidate in &self.local_candidates {
-            rtc.add_local_candidate(candidate.clone());
-        }
-        let answer = rtc
-            .sdp_api()
-            .accept_offer(offer)
-            .map_err(|e| format!("str0m refused it ({e})"))?;
-        let mut video = None;
-        let mut audio = None;
-        let mids: Vec<(Mid, MediaKind, Direction)> = rtc_media(&rtc, sdp);
-        for (mid, kind, direction) in mids {
-            let sends = matches!(direction, Direction::SendOnly | Direction::SendRecv);
-            let codec = match kind {
-                MediaKind::Video => Codec::H264,
-                MediaKind::Audio => Codec::Opus,
-            };
-            let pt = rtc.writer(mid).and_then(|w| {
-                w.payload_params()
-                    .find(|p| p.spec().codec == codec)
-                    .map(|p| p.pt())
-            });
-            match (kind, pt) {
-                (MediaKind::Video, Some(pt)) if sends => video = Some((mid, pt)),
-                (MediaKind::Audio, Some(pt)) if sends => audio = Some((mid, pt)),
-                _ => {}
-            }
-        }
-        if self.config.sends_video && video.is_none() {
-            return Err(format!(
-                "it has no H.264 video we can send in the source's profile (profile-level-id {})",
-                profiles
-                    .iter()
-                    .map(|p| format!("{p:06x}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
-        }
-        if self.config.sends_audio && audio.is_none() {
-            return Err("it has no Opus audio we can send".into());
-        }
+        let answered = answer::answer(
+            now,
+            sdp,
+            self.video.sps(),
+            &self.local_candidates,
+            self.config.sends_video,
+            self.config.sends_audio,
+        )?;
         let peer = Peer {
-            rtc,
-            video: video.filter(|_| self.config.sends_video && self.config.side == Side::Master),
-            audio: audio.filter(|_| self.config.sends_audio),
+            rtc: answered.rtc,
+            video: answered
+                .video
+                .filter(|_| self.config.sends_video && self.config.side == Side::Master),
+            audio: answered.audio.filter(|_| self.config.sends_audio),
             offered_at: now,
             connected: false,
             last_keyframe_sent: None,
             first_video_sent: false,
             first_audio_sent: false,
         };
-        Ok((peer, answer.to_sdp_string()))
+        Ok((peer, answered.sdp))
     }
 
     fn on_rtc_event(&mut self, event: Event) {
@@ -911,22 +860,11 @@ fn state_of(phase: Phase) -> IngestState {
     }
 }
 
-/// The m-lines of the answer, with the direction we have in each, in the offer's order.
-fn rtc_media(rtc: &Rtc, offer_sdp: &str) -> Vec<(Mid, MediaKind, Direction)> {
-    offer_sdp
-        .lines()
-        .filter_map(|l| l.trim_end().strip_prefix("a=mid:"))
-        .filter_map(|mid| {
-            let mid = Mid::from(mid);
-            rtc.media(mid).map(|m| (mid, m.kind(), m.direction()))
-        })
-        .collect()
-}
-
 /// `time` in units of `rate` per second.
 fn duration_in(time: Duration, rate: u64) -> u64 {
     (time.as_micros() * u128::from(rate) / 1_000_000) as u64
 }
 
+mod answer;
 #[cfg(test)]
 mod tests;

@@ -3,6 +3,9 @@
 use std::time::{Duration, Instant};
 
 use super::*;
+use crate::media;
+use str0m::media::Direction;
+use str0m::RtcConfig;
 
 fn core(t0: Instant) -> IngestCore {
     IngestCore::new(

@@ -1,0 +1,111 @@
+//! The answer to a storage offer: a str0m peer that offers H.264 in the source's profile (from
+//! its SPS; before one is seen, every profile the service accepts) with packetization mode 1,
+//! and Opus, and the m-lines and payload types media goes out on.
+
+use std::time::{Duration, Instant};
+
+use str0m::change::SdpOffer;
+use str0m::format::Codec;
+use str0m::media::{Direction, MediaKind, Mid, Pt};
+use str0m::{Candidate, Rtc, RtcConfig};
+
+use crate::media;
+
+/// The H.264 profiles the storage session accepts (protocol notes §5.1), as SDP
+/// `profile-level-id`s at level 3.1: constrained baseline, baseline, main, high.
+const ALLOWED_H264: [u32; 4] = [0x42e01f, 0x42001f, 0x4d001f, 0x64001f];
+
+/// A peer that accepted the offer.
+pub(super) struct Answered {
+    pub(super) rtc: Rtc,
+    /// The video m-line and H.264 payload type we send on.
+    pub(super) video: Option<(Mid, Pt)>,
+    /// The audio m-line and Opus payload type we send on.
+    pub(super) audio: Option<(Mid, Pt)>,
+    /// The answer SDP.
+    pub(super) sdp: String,
+}
+
+/// Accept `offer_sdp`; the error says why the offer cannot be answered.
+pub(super) fn answer(
+    now: Instant,
+    offer_sdp: &str,
+    sps: Option<&[u8]>,
+    local_candidates: &[Candidate],
+    sends_video: bool,
+    sends_audio: bool,
+) -> Result<Answered, String> {
+    let offer =
+        SdpOffer::from_sdp_string(offer_sdp).map_err(|e| format!("it does not parse ({e})"))?;
+    let profiles: Vec<u32> = match sps.and_then(media::profile_level_id) {
+        Some(id) => vec![id],
+        None => ALLOWED_H264.to_vec(),
+    };
+    let mut config = RtcConfig::new()
+        .clear_codecs()
+        .set_stats_interval(Some(Duration::from_secs(1)));
+    let codecs = config.codec_config();
+    for (i, id) in profiles.iter().enumerate() {
+        let pt = 96 + 2 * i as u8;
+        codecs.add_h264(pt.into(), Some((pt + 1).into()), true, *id);
+    }
+    codecs.enable_opus(true, false);
+    let mut rtc = config.build(now);
+    for candidate in local_candidates {
+        rtc.add_local_candidate(candidate.clone());
+    }
+    let answer = rtc
+        .sdp_api()
+        .accept_offer(offer)
+        .map_err(|e| format!("str0m refused it ({e})"))?;
+    let mut video = None;
+    let mut audio = None;
+    for (mid, kind, direction) in media_lines(&rtc, offer_sdp) {
+        let sends = matches!(direction, Direction::SendOnly | Direction::SendRecv);
+        let codec = match kind {
+            MediaKind::Video => Codec::H264,
+            MediaKind::Audio => Codec::Opus,
+        };
+        let pt = rtc.writer(mid).and_then(|w| {
+            w.payload_params()
+                .find(|p| p.spec().codec == codec)
+                .map(|p| p.pt())
+        });
+        match (kind, pt) {
+            (MediaKind::Video, Some(pt)) if sends => video = Some((mid, pt)),
+            (MediaKind::Audio, Some(pt)) if sends => audio = Some((mid, pt)),
+            _ => {}
+        }
+    }
+    if sends_video && video.is_none() {
+        return Err(format!(
+            "it has no H.264 video we can send in the source's profile (profile-level-id {})",
+            profiles
+                .iter()
+                .map(|p| format!("{p:06x}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    if sends_audio && audio.is_none() {
+        return Err("it has no Opus audio we can send".into());
+    }
+    Ok(Answered {
+        rtc,
+        video,
+        audio,
+        sdp: answer.to_sdp_string(),
+    })
+}
+
+/// The m-lines of the answer, with the direction we have in each, in the offer's order.
+fn media_lines(rtc: &Rtc, offer_sdp: &str) -> Vec<(Mid, MediaKind, Direction)> {
+    offer_sdp
+        .lines()
+        .filter_map(|l| l.trim_end().strip_prefix("a=mid:"))
+        .filter_map(|mid| {
+            let mid = Mid::from(mid);
+            rtc.media(mid).map(|m| (mid, m.kind(), m.direction()))
+        })
+        .collect()
+}
