@@ -83,3 +83,21 @@ pub(crate) fn describe_start(bytes: &[u8]) -> String {
         .map(|(_, name)| (*name).to_owned())
         .unwrap_or_else(|| format!("data starting with {:02x?}", &bytes[..bytes.len().min(8)]))
 }
+
+/// Fill `buf` as far as the input allows; returns how many bytes were read (less than
+/// `buf.len()` only at the end of input).
+pub(crate) fn read_up_to(
+    input: &mut impl std::io::Read,
+    buf: &mut [u8],
+) -> Result<usize, MediaError> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match input.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(filled)
+}

@@ -420,15 +420,7 @@ impl<R: Read> MkvReader<R> {
     }
 
     fn read_up_to(&mut self, buf: &mut [u8]) -> Result<usize, MediaError> {
-        let mut filled = 0;
-        while filled < buf.len() {
-            match self.input.read(&mut buf[filled..]) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
+        let filled = crate::error::read_up_to(&mut self.input, buf)?;
         self.offset += filled as u64;
         Ok(filled)
     }

@@ -188,7 +188,7 @@ impl<R: Read> OggOpusReader<R> {
     /// The next page, or `None` at a clean end of input (between pages).
     fn read_page(&mut self) -> Result<Option<Page>, MediaError> {
         let mut header = [0u8; 27];
-        let got = read_up_to(&mut self.input, &mut header)?;
+        let got = crate::error::read_up_to(&mut self.input, &mut header)?;
         if got == 0 {
             return Ok(None);
         }
@@ -222,7 +222,7 @@ impl<R: Read> OggOpusReader<R> {
         let crc = u32::from_le_bytes([header[22], header[23], header[24], header[25]]);
         let segment_count = usize::from(header[26]);
         let mut lacing = vec![0u8; segment_count];
-        if read_up_to(&mut self.input, &mut lacing)? < segment_count {
+        if crate::error::read_up_to(&mut self.input, &mut lacing)? < segment_count {
             return Err(MediaError::Truncated {
                 what: "an Ogg page's segment table".into(),
             });
@@ -230,7 +230,7 @@ impl<R: Read> OggOpusReader<R> {
         let body_len: usize = lacing.iter().map(|&l| usize::from(l)).sum();
         debug_assert!(27 + segment_count + body_len <= MAX_PAGE);
         let mut body = vec![0u8; body_len];
-        if read_up_to(&mut self.input, &mut body)? < body_len {
+        if crate::error::read_up_to(&mut self.input, &mut body)? < body_len {
             return Err(MediaError::Truncated {
                 what: format!(
                     "Ogg page {} ({body_len} bytes of data announced)",
@@ -320,21 +320,6 @@ fn codec_of_first_packet(packet: &[u8]) -> String {
                 &packet[..packet.len().min(8)]
             )
         })
-}
-
-/// Fill `buf` as far as the input allows; returns how many bytes were read (less than
-/// `buf.len()` only at the end of input).
-fn read_up_to(input: &mut impl Read, buf: &mut [u8]) -> Result<usize, MediaError> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match input.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(filled)
 }
 
 const CRC_TABLE: [u32; 256] = {
