@@ -53,17 +53,7 @@ impl Error {
 
     /// The failure from discovery or a storage call, mapped to our kinds.
     pub(crate) fn from_discovery(context: &str, e: kvs_webrtc_discovery::Error) -> Self {
-        use kvs_webrtc_discovery::ErrorKind as D;
-        let kind = match e.kind() {
-            D::InvalidInput => ErrorKind::InvalidInput,
-            D::Config => ErrorKind::Config,
-            D::AccessDenied => ErrorKind::AccessDenied,
-            D::ChannelNotFound | D::ChannelNotUsable | D::StorageDisabled | D::NoStreamMapped => {
-                ErrorKind::ChannelNotUsable
-            }
-            _ => ErrorKind::GaveUp,
-        };
-        Self::new(kind, format!("{context}: {e}")).with_source(e)
+        Self::new(discovery_kind(e.kind()), format!("{context}: {e}")).with_source(e)
     }
 
     /// The failure from the signaling client, mapped to our kinds.
@@ -76,21 +66,9 @@ impl Error {
             S::ChannelNotFound => ErrorKind::ChannelNotUsable,
             S::Discovery => {
                 // The discovery error is the source; keep its finer kind.
-                let inner = std::error::Error::source(&e)
+                std::error::Error::source(&e)
                     .and_then(|s| s.downcast_ref::<kvs_webrtc_discovery::Error>())
-                    .map(kvs_webrtc_discovery::Error::kind);
-                match inner {
-                    Some(kvs_webrtc_discovery::ErrorKind::AccessDenied) => ErrorKind::AccessDenied,
-                    Some(kvs_webrtc_discovery::ErrorKind::InvalidInput) => ErrorKind::InvalidInput,
-                    Some(kvs_webrtc_discovery::ErrorKind::Config) => ErrorKind::Config,
-                    Some(
-                        kvs_webrtc_discovery::ErrorKind::ChannelNotFound
-                        | kvs_webrtc_discovery::ErrorKind::ChannelNotUsable
-                        | kvs_webrtc_discovery::ErrorKind::StorageDisabled
-                        | kvs_webrtc_discovery::ErrorKind::NoStreamMapped,
-                    ) => ErrorKind::ChannelNotUsable,
-                    _ => ErrorKind::GaveUp,
-                }
+                    .map_or(ErrorKind::GaveUp, |d| discovery_kind(d.kind()))
             }
             _ => ErrorKind::GaveUp,
         };
@@ -100,6 +78,20 @@ impl Error {
     /// Bad media input.
     pub(crate) fn media(what: &str, e: kvs_media::MediaError) -> Self {
         Self::new(ErrorKind::InvalidInput, format!("{what}: {e}")).with_source(e)
+    }
+}
+
+/// Our kind for a discovery failure (also the source of a signaling `Discovery` error).
+fn discovery_kind(kind: kvs_webrtc_discovery::ErrorKind) -> ErrorKind {
+    use kvs_webrtc_discovery::ErrorKind as D;
+    match kind {
+        D::InvalidInput => ErrorKind::InvalidInput,
+        D::Config => ErrorKind::Config,
+        D::AccessDenied => ErrorKind::AccessDenied,
+        D::ChannelNotFound | D::ChannelNotUsable | D::StorageDisabled | D::NoStreamMapped => {
+            ErrorKind::ChannelNotUsable
+        }
+        _ => ErrorKind::GaveUp,
     }
 }
 

@@ -768,12 +768,8 @@ impl IngestCore {
             self.set_phase(Phase::WaitingForSignaling);
             return;
         }
-        if self.attempts >= self.config.timings.max_join_attempts {
-            let why = format!(
-                "gave up after {} joins without a connected session (last: {reason})",
-                self.attempts
-            );
-            return self.end(why, true);
+        if self.give_up_if_exhausted(&reason) {
+            return;
         }
         self.attempts += 1;
         self.stats.joins += 1;
@@ -791,14 +787,23 @@ impl IngestCore {
         self.set_phase(Phase::Joining);
     }
 
+    /// End (failed) when the joins without a connected session have run out.
+    fn give_up_if_exhausted(&mut self, reason: &JoinReason) -> bool {
+        if self.attempts < self.config.timings.max_join_attempts {
+            return false;
+        }
+        let why = format!(
+            "gave up after {} joins without a connected session (last: {reason})",
+            self.attempts
+        );
+        self.end(why, true);
+        true
+    }
+
     /// Join again after the backoff.
     fn retry_later(&mut self, now: Instant, reason: JoinReason) {
-        if self.attempts >= self.config.timings.max_join_attempts {
-            let why = format!(
-                "gave up after {} joins without a connected session (last: {reason})",
-                self.attempts
-            );
-            return self.end(why, true);
+        if self.give_up_if_exhausted(&reason) {
+            return;
         }
         self.join_reason = reason;
         let jitter = self.next_jitter();
