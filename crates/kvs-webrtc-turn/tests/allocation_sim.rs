@@ -1,0 +1,200 @@
+//! An [`Allocation`] against turn-server-proto's sans-IO TURN server, in simulated time: the
+//! whole exchange (challenge, allocation, permission, channel, refresh, data both ways,
+//! deallocation) runs without sockets or sleeping.
+
+mod sim;
+
+use std::time::Duration;
+
+use kvs_webrtc_turn::{
+    AllocationError, AllocationEvent, AllocationState, PeerData, RelayTransport,
+};
+use sim::{Net, PASSWORD};
+use turn_server_proto::api::TurnServerApi;
+
+#[test]
+fn allocates_then_carries_data_both_ways_through_a_permission_and_a_channel() {
+    let mut net = Net::new(RelayTransport::Udp, PASSWORD);
+    let relayed = net.allocated();
+    assert_eq!(relayed, net.relayed_by_server);
+    assert!(net.events.contains(&AllocationEvent::Allocated { relayed }));
+
+    let peer = net.peer;
+    for i in 0..5u8 {
+        assert!(net.client.send_to(net.now, peer, &[i; 100]));
+        net.advance(Duration::from_millis(200));
+    }
+    let delivered: Vec<_> = net
+        .peer_inbox
+        .iter()
+        .map(|(from, d)| (*from, d.clone()))
+        .collect();
+    assert_eq!(
+        delivered.len(),
+        5,
+        "every packet reached the peer, the first ones after the permission"
+    );
+    assert!(
+        delivered.iter().all(|(from, _)| *from == relayed),
+        "from the relayed address"
+    );
+    assert_eq!(
+        delivered.iter().map(|(_, d)| d[0]).collect::<Vec<_>>(),
+        [0, 1, 2, 3, 4],
+        "in order"
+    );
+    assert!(net
+        .events
+        .contains(&AllocationEvent::PermissionCreated(peer.ip())));
+
+    net.peer_sends(b"from the storage peer");
+    assert_eq!(
+        net.received,
+        [PeerData {
+            peer,
+            data: b"from the storage peer".to_vec()
+        }]
+    );
+    let stats = net.client.stats();
+    assert_eq!((stats.packets_sent, stats.bytes_sent), (5, 500));
+    assert_eq!((stats.packets_received, stats.packets_dropped), (1, 0));
+}
+
+#[test]
+fn a_stream_cut_into_single_bytes_is_reassembled() {
+    let mut net = Net::new(RelayTransport::Tcp, PASSWORD);
+    net.chunk = 1;
+    let relayed = net.allocated();
+    let peer = net.peer;
+    assert!(net.client.send_to(net.now, peer, b"over tcp"));
+    net.advance(Duration::from_millis(200));
+    assert_eq!(net.peer_inbox, [(relayed, b"over tcp".to_vec())]);
+    net.peer_sends(b"and back");
+    net.peer_sends(b"twice");
+    assert_eq!(
+        net.received
+            .iter()
+            .map(|d| d.data.as_slice())
+            .collect::<Vec<_>>(),
+        [&b"and back"[..], b"twice"]
+    );
+}
+
+#[test]
+fn a_wrong_password_fails_at_once_as_unauthorized() {
+    let mut net = Net::new(RelayTransport::Udp, "wrong");
+    net.advance(Duration::from_secs(1));
+    match net.client.state() {
+        AllocationState::Failed(AllocationError::Unauthorized { code, .. }) => {
+            assert_eq!(*code, 401)
+        }
+        other => panic!("expected Unauthorized, got {other:?}"),
+    }
+    let failed_at = net
+        .events
+        .iter()
+        .position(|e| matches!(e, AllocationEvent::Failed(_)));
+    assert!(
+        failed_at.is_some(),
+        "reported within the first second, without waiting out retransmissions"
+    );
+    let message = AllocationError::Unauthorized {
+        code: 401,
+        reason: "Unauthorized".into(),
+    }
+    .to_string();
+    assert!(
+        message.contains("password is wrong or the credentials expired"),
+        "{message}"
+    );
+    assert!(
+        net.client.poll_transmit(net.now).is_none(),
+        "nothing more is sent"
+    );
+}
+
+#[test]
+fn a_server_that_never_answers_gives_no_answer_after_the_timeout() {
+    let mut net = Net::new(RelayTransport::Udp, PASSWORD);
+    net.blackhole = true;
+    let start = net.now;
+    net.run_until(start + Duration::from_secs(20));
+    assert_eq!(
+        net.client.state(),
+        &AllocationState::Failed(AllocationError::NoAnswer {
+            after: Duration::from_secs(8)
+        })
+    );
+    let failures = net
+        .events
+        .iter()
+        .filter(|e| matches!(e, AllocationEvent::Failed(_)))
+        .count();
+    assert_eq!(failures, 1, "reported once");
+}
+
+#[test]
+fn refreshes_keep_the_allocation_and_its_permission_alive_for_an_hour() {
+    let mut net = Net::new(RelayTransport::Udp, PASSWORD);
+    let relayed = net.allocated();
+    let peer = net.peer;
+    assert!(net.client.send_to(net.now, peer, b"first"));
+    let start = net.now;
+    // Longer than the allocation (600 s), the permission (300 s) and the channel (600 s).
+    for minute in 1..=60u64 {
+        net.run_until(start + Duration::from_secs(60 * minute));
+        assert!(
+            net.client.send_to(net.now, peer, &minute.to_be_bytes()),
+            "minute {minute}"
+        );
+        net.advance(Duration::from_millis(200));
+    }
+    assert_eq!(net.client.state(), &AllocationState::Allocated { relayed });
+    assert_eq!(net.peer_inbox.len(), 61, "every packet of the hour arrived");
+    net.peer_sends(b"still there");
+    assert_eq!(
+        net.received.last().map(|d| d.data.as_slice()),
+        Some(&b"still there"[..])
+    );
+}
+
+#[test]
+fn a_stale_nonce_is_renewed_and_the_request_retried() {
+    let mut net = Net::new(RelayTransport::Udp, PASSWORD);
+    net.server
+        .set_nonce_expiry_duration(Duration::from_secs(30));
+    net.allocated();
+    let start = net.now;
+    net.run_until(start + Duration::from_secs(45));
+    // The nonce expired: the permission request gets 438 Stale Nonce first, then succeeds.
+    let peer = net.peer;
+    assert!(net
+        .client
+        .send_to(net.now, peer, b"after the nonce expired"));
+    net.advance(Duration::from_secs(1));
+    assert!(net
+        .events
+        .contains(&AllocationEvent::PermissionCreated(peer.ip())));
+    assert_eq!(
+        net.peer_inbox.last().map(|(_, d)| d.as_slice()),
+        Some(&b"after the nonce expired"[..])
+    );
+}
+
+#[test]
+fn close_deallocates() {
+    let mut net = Net::new(RelayTransport::Udp, PASSWORD);
+    net.allocated();
+    net.client.close(net.now);
+    assert_eq!(net.client.state(), &AllocationState::Closed);
+    let refresh = net
+        .client
+        .poll_transmit(net.now)
+        .expect("a Refresh with lifetime 0");
+    // A STUN Refresh request: method 0x004, class request.
+    assert_eq!(&refresh[..2], &[0x00, 0x04]);
+    assert!(
+        !net.client.send_to(net.now, net.peer, b"late"),
+        "nothing is sent after close"
+    );
+}
