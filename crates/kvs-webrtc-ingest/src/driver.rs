@@ -9,15 +9,18 @@ use kvs_webrtc_signaling::{
     Action, ConnectionState, Event as SignalingEvent, IceCandidate, SignalingConnection,
     SignalingMessage, SignalingSender,
 };
+use str0m::Candidate;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::Instrument as _;
 
-use crate::config::Config;
+use crate::config::{Config, IceTransportPolicy};
 use crate::error::{Error, ErrorKind};
 use crate::event::{IngestEvent, JoinReason, Stats, Track};
 use crate::handle::IngestSession;
 use crate::net::{self, HostSockets};
 use crate::reflexive::ReflexiveGatherer;
+use crate::relay::{RelayEvent, Relays, TurnServerEntry};
+use crate::relay_io::{RelayIo, RelayIoEvent, RelayTarget};
 use crate::session::{CoreConfig, IngestCore, JoinOutcome, Output, Side};
 use crate::source::{AudioPacket, OpenedSource, SourceItem, VideoFrame};
 
@@ -34,7 +37,9 @@ pub(crate) struct Start {
 pub(crate) async fn start(start: Start) -> Result<IngestSession, Error> {
     let discovery = start.connection.discovery().clone();
     let channel_arn = discovery.channel().arn().to_string();
-    let sockets = HostSockets::bind(net::is_local_url(discovery.endpoints().wss())).await?;
+    let service_is_local = net::is_local_url(discovery.endpoints().wss());
+    let sockets = HostSockets::bind(service_is_local).await?;
+    let policy = start.config.ice_transport_policy;
     let now = Instant::now();
     let mut core = IngestCore::new(
         now,
@@ -50,8 +55,10 @@ pub(crate) async fn start(start: Start) -> Result<IngestSession, Error> {
             jitter_seed: rand::random(),
         },
     );
-    for candidate in sockets.candidates() {
-        core.add_local_candidate(candidate);
+    if policy == IceTransportPolicy::All {
+        for candidate in sockets.candidates() {
+            core.add_local_candidate(candidate);
+        }
     }
     if let Some(first) = start.video.as_ref().and_then(|v| v.first.as_ref()) {
         core.observe_video(&first.data);
@@ -61,7 +68,7 @@ pub(crate) async fn start(start: Start) -> Result<IngestSession, Error> {
     let (stop, stop_rx) = watch::channel(false);
     let (join_tx, join_rx) = mpsc::channel(8);
     let span = tracing::info_span!("ingest", channel = %channel_arn);
-    let stun_servers = spawn_stun_lookup(start.config.discovery().clone(), channel_arn.clone());
+    let ice_lookup = spawn_ice_lookup(start.config.discovery().clone(), channel_arn.clone());
     let driver = Driver {
         core,
         sender: start.connection.sender(),
@@ -81,8 +88,19 @@ pub(crate) async fn start(start: Start) -> Result<IngestSession, Error> {
         join_rx,
         failure: None,
         stopping: false,
-        stun_servers: Some(stun_servers),
+        ice_lookup: Some(ice_lookup),
+        ice_refresh_at: None,
         gatherer: None,
+        policy,
+        relays: Relays::new(start.config.turn_allocate_timeout),
+        relay_io: RelayIo::new(),
+        relay_local_ip: if service_is_local {
+            std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)
+        } else {
+            std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
+        },
+        turn_tls: Arc::clone(&start.config.turn_tls),
+        turn_connect_timeout: start.config.turn_allocate_timeout,
     };
     let task = tokio::spawn(driver.run().instrument(span));
     Ok(IngestSession {
@@ -152,39 +170,73 @@ struct Driver {
     failure: Option<Error>,
     /// The sources ended and the core was told to stop.
     stopping: bool,
-    /// The STUN servers, once looked up (GetIceServerConfig, DNS).
-    stun_servers: Option<oneshot::Receiver<Vec<std::net::SocketAddr>>>,
+    /// The ICE servers being looked up (GetIceServerConfig, DNS).
+    ice_lookup: Option<oneshot::Receiver<IceLookup>>,
+    /// When the TURN credentials are refreshed (their TTL minus the discovery grace).
+    ice_refresh_at: Option<Instant>,
     /// Server-reflexive candidate gathering, once the servers are known.
     gatherer: Option<ReflexiveGatherer>,
+    policy: IceTransportPolicy,
+    /// The TURN allocations (sans-IO) and their sockets.
+    relays: Relays,
+    relay_io: RelayIo,
+    relay_local_ip: std::net::IpAddr,
+    turn_tls: Arc<rustls::ClientConfig>,
+    turn_connect_timeout: Duration,
 }
 
-/// Look up the channel's STUN servers in the background: the region's STUN URL and the TURN
-/// servers of GetIceServerConfig. A failure only means no server-reflexive candidate.
-fn spawn_stun_lookup(
+/// What a GetIceServerConfig lookup found.
+struct IceLookup {
+    /// The TURN servers and when to refresh them; `None` when the call failed.
+    servers: Option<(Vec<TurnServerEntry>, std::time::SystemTime)>,
+    /// The STUN servers' addresses (the region's STUN URL and the UDP TURN servers).
+    stun: Vec<std::net::SocketAddr>,
+    /// Why the call failed.
+    error: Option<String>,
+}
+
+/// Look up the channel's ICE servers in the background: the TURN servers of
+/// GetIceServerConfig with their credentials, and the STUN servers (the region's STUN URL and
+/// the UDP TURN servers) resolved. A failure only means no server-reflexive or relayed
+/// candidate from this lookup.
+fn spawn_ice_lookup(
     discovery: kvs_webrtc_discovery::Client,
     channel_arn: String,
-) -> oneshot::Receiver<Vec<std::net::SocketAddr>> {
+) -> oneshot::Receiver<IceLookup> {
     let (tx, rx) = oneshot::channel();
     tokio::spawn(
         async move {
-            let uris = match discovery.ice_servers().channel(channel_arn).send().await {
-                Ok(ice) => {
-                    let mut uris = vec![ice.stun_url().to_owned()];
-                    for server in ice.turn_servers() {
-                        uris.extend(server.uris().iter().cloned());
-                    }
-                    uris
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "no ICE servers: no server-reflexive candidates");
-                    Vec::new()
-                }
+            let lookup = match discovery.ice_servers().channel(channel_arn).send().await {
+                Ok(ice) => ice_lookup_of(&ice).await,
+                Err(e) => IceLookup {
+                    servers: None,
+                    stun: Vec::new(),
+                    error: Some(e.to_string()),
+                },
             };
-            let _ = tx.send(net::stun_servers(&uris).await);
+            let _ = tx.send(lookup);
         }
         .in_current_span(),
     );
     rx
+}
+
+async fn ice_lookup_of(ice: &kvs_webrtc_discovery::IceServers) -> IceLookup {
+    let mut uris = vec![ice.stun_url().to_owned()];
+    for server in ice.turn_servers() {
+        uris.extend(server.uris().iter().cloned());
+    }
+    IceLookup {
+        servers: Some((
+            ice.turn_servers()
+                .iter()
+                .map(TurnServerEntry::from)
+                .collect(),
+            ice.expires_at(),
+        )),
+        stun: net::stun_servers(&uris).await,
+        error: None,
+    }
 }
 
 enum Wake {
@@ -195,12 +247,14 @@ enum Wake {
     Joined(Result<(), kvs_webrtc_discovery::Error>),
     Video(Option<SourceItem<VideoFrame>>),
     Audio(Option<SourceItem<AudioPacket>>),
-    StunServers(Vec<std::net::SocketAddr>),
+    IceServers(IceLookup),
+    Relay(RelayIoEvent),
 }
 
 impl Driver {
     async fn run(mut self) -> Result<Stats, Error> {
         let result = loop {
+            self.pump_relays(Instant::now());
             let deadline = match self.drain().await {
                 Ok(deadline) => deadline,
                 Err(ended) => break ended,
@@ -213,6 +267,12 @@ impl Driver {
                 .as_ref()
                 .and_then(|g| g.poll_timeout(Instant::now()))
             {
+                wake_at = wake_at.min(at);
+            }
+            if let Some(at) = self.relays.poll_timeout(Instant::now()) {
+                wake_at = wake_at.min(at);
+            }
+            if let Some(at) = self.ice_refresh_at {
                 wake_at = wake_at.min(at);
             }
             let wants_video = self
@@ -232,14 +292,27 @@ impl Driver {
                 Some(r) = self.join_rx.recv() => Wake::Joined(r),
                 v = recv(&mut self.video), if wants_video => Wake::Video(v),
                 a = recv(&mut self.audio), if wants_audio => Wake::Audio(a),
-                servers = async { self.stun_servers.as_mut().expect("guarded").await }, if self.stun_servers.is_some() => {
-                    Wake::StunServers(servers.unwrap_or_default())
+                lookup = async { self.ice_lookup.as_mut().expect("guarded").await }, if self.ice_lookup.is_some() => {
+                    Wake::IceServers(lookup.unwrap_or(IceLookup { servers: None, stun: Vec::new(), error: Some("the lookup task ended".into()) }))
                 }
+                Some(relay) = self.relay_io.recv() => Wake::Relay(relay),
             };
             let now = Instant::now();
             match wake {
                 Wake::Stop => self.core.stop("stopped by the application"),
-                Wake::Timer => self.core.handle_timeout(now),
+                Wake::Timer => {
+                    self.core.handle_timeout(now);
+                    self.relays.handle_timeout(now);
+                    if self.ice_refresh_at.is_some_and(|at| now >= at) && self.ice_lookup.is_none()
+                    {
+                        self.ice_refresh_at = None;
+                        tracing::info!("refreshing the TURN credentials before they expire");
+                        self.ice_lookup = Some(spawn_ice_lookup(
+                            self.discovery.clone(),
+                            self.channel_arn.clone(),
+                        ));
+                    }
+                }
                 Wake::Datagram(d) => {
                     let stun_answer = self
                         .gatherer
@@ -250,11 +323,11 @@ impl Driver {
                             .handle_datagram(now, d.source, d.local, &d.contents)
                     }
                 }
-                Wake::StunServers(servers) => {
-                    self.stun_servers = None;
-                    tracing::debug!(?servers, "STUN servers");
-                    self.gatherer = Some(ReflexiveGatherer::new(&self.sockets.locals(), &servers));
+                Wake::IceServers(lookup) => {
+                    self.ice_lookup = None;
+                    self.on_ice_servers(now, lookup);
                 }
+                Wake::Relay(event) => self.on_relay_io(now, event),
                 Wake::Signaling(event) => self.on_signaling(now, event),
                 Wake::Joined(result) => self.on_join_result(now, result),
                 Wake::Video(item) => self.on_source_item(Track::Video, item),
@@ -263,6 +336,16 @@ impl Driver {
             self.pump_media(Instant::now());
             self.stop_if_sources_done();
         };
+        // The TURN allocations are released (their sockets write the deallocations, then
+        // close on their own).
+        let now = Instant::now();
+        self.relays.close_all(now);
+        while let Some((id, bytes)) = self.relays.poll_transmit(now) {
+            self.relay_io.send(id, bytes);
+        }
+        while let Some(id) = self.relays.poll_close() {
+            self.relay_io.close(id);
+        }
         // Whatever the core still had to send (DTLS close) goes out; then close signaling.
         let stats = self.core.stats().clone();
         self.stats.send_replace(stats.clone());
@@ -303,7 +386,17 @@ impl Driver {
                     source,
                     destination,
                     contents,
-                } => self.sockets.send(source, destination, &contents).await,
+                } => {
+                    if self.relays.owns(source) {
+                        let now = Instant::now();
+                        self.relays.send(now, source, destination, &contents);
+                        while let Some((id, bytes)) = self.relays.poll_transmit(now) {
+                            self.relay_io.send(id, bytes);
+                        }
+                    } else {
+                        self.sockets.send(source, destination, &contents).await
+                    }
+                }
                 Output::Event(event) => self.emit(event),
                 Output::KeyframeWanted => {
                     if let Some(tx) = self
@@ -341,6 +434,120 @@ impl Driver {
         if gatherer.is_done() {
             self.gatherer = None;
         }
+    }
+
+    /// GetIceServerConfig answered (at the start, or a refresh before the TTL ran out).
+    fn on_ice_servers(&mut self, now: Instant, lookup: IceLookup) {
+        let first = self.ice_refresh_at.is_none() && self.relays.generation() == 0;
+        let Some((servers, refresh_at)) = lookup.servers else {
+            let error = lookup.error.unwrap_or_default();
+            if self.relays.generation() == 0 {
+                tracing::warn!(%error, "no ICE servers: no server-reflexive or relayed candidates");
+                if self.policy == IceTransportPolicy::Relay {
+                    self.fail_relay_only(format!("GetIceServerConfig failed: {error}"));
+                }
+            } else {
+                // The old credentials still serve the running allocations; try again soon.
+                self.emit(IngestEvent::Warning(format!(
+                    "refreshing the TURN credentials failed, retrying in 5 s: {error}"
+                )));
+                self.ice_refresh_at = Some(now + Duration::from_secs(5));
+            }
+            return;
+        };
+        self.ice_refresh_at = Some(refresh_instant(now, refresh_at));
+        if first && self.policy == IceTransportPolicy::All {
+            tracing::debug!(servers = ?lookup.stun, "STUN servers");
+            self.gatherer = Some(ReflexiveGatherer::new(&self.sockets.locals(), &lookup.stun));
+        }
+        self.relays.add_servers(&servers);
+        self.pump_relays(now);
+    }
+
+    /// A relay socket's report.
+    fn on_relay_io(&mut self, now: Instant, event: RelayIoEvent) {
+        match event {
+            RelayIoEvent::Connected { id, local, server } => {
+                self.relays.connected(now, id, local, server)
+            }
+            RelayIoEvent::Received { id, bytes } => self.relays.handle_input(now, id, &bytes),
+            RelayIoEvent::Failed { id, reason } => self.relays.connection_failed(id, reason),
+        }
+    }
+
+    /// Carry out what the relays ask: open and close sockets, hand peer data to the core,
+    /// offer relayed candidates, report failures.
+    fn pump_relays(&mut self, now: Instant) {
+        while let Some((id, uri, transport)) = self.relays.poll_open() {
+            self.relay_io.open(RelayTarget {
+                id,
+                uri,
+                transport,
+                local_ip: self.relay_local_ip,
+                tls: Arc::clone(&self.turn_tls),
+                connect_timeout: self.turn_connect_timeout,
+            });
+        }
+        while let Some(relayed) = self.relays.poll_received() {
+            self.core
+                .handle_datagram(now, relayed.peer, relayed.relayed, &relayed.data);
+        }
+        while let Some(event) = self.relays.poll_event() {
+            match event {
+                RelayEvent::Allocated {
+                    uri,
+                    transport,
+                    relayed,
+                    local,
+                } => match Candidate::relayed(relayed, local, "udp") {
+                    Ok(candidate) => {
+                        self.core.note_relay_allocated();
+                        self.core.add_gathered_candidate(candidate);
+                        self.emit(IngestEvent::RelayAllocated {
+                            server: uri,
+                            transport: transport.to_string(),
+                            relayed,
+                        });
+                    }
+                    Err(e) => tracing::warn!(%relayed, error = %e, "relayed candidate refused"),
+                },
+                RelayEvent::Failed { uri, reason } => {
+                    self.core.note_relay_failed();
+                    self.emit(IngestEvent::RelayFailed {
+                        server: uri.clone(),
+                        reason: reason.clone(),
+                    });
+                }
+                RelayEvent::Superseded { relayed } => self.core.remove_local_candidate(relayed),
+            }
+        }
+        self.relays
+            .sessions_answered(now, self.core.sessions_answered());
+        while let Some((id, bytes)) = self.relays.poll_transmit(now) {
+            self.relay_io.send(id, bytes);
+        }
+        while let Some(id) = self.relays.poll_close() {
+            self.relay_io.close(id);
+        }
+        if self.policy == IceTransportPolicy::Relay
+            && self.relays.none_can_work()
+            && self.ice_lookup.is_none()
+        {
+            let failures = self.relays.failures();
+            self.fail_relay_only(failures);
+        }
+    }
+
+    /// Relay-only and no relay: end with an error that names each server and why.
+    fn fail_relay_only(&mut self, why: String) {
+        if self.failure.is_some() {
+            return;
+        }
+        let message = format!(
+            "the ICE transport policy is relay-only and no TURN server gave an allocation: {why}"
+        );
+        self.failure = Some(Error::new(ErrorKind::Relay, message.clone()));
+        self.core.stop(&message);
     }
 
     fn emit(&mut self, event: IngestEvent) {
@@ -450,11 +657,17 @@ impl Driver {
                 .core
                 .handle_service_notice(JoinReason::ReconnectIceServer),
             SignalingEvent::IceServersRefreshed(servers) => {
-                // The TURN client takes these (relayed candidates); host candidates need none.
                 tracing::info!(
                     turn_servers = servers.turn_servers().len(),
-                    "ICE servers refreshed"
+                    "ICE servers refreshed (RECONNECT_ICE_SERVER): new TURN allocations"
                 );
+                let entries: Vec<TurnServerEntry> = servers
+                    .turn_servers()
+                    .iter()
+                    .map(TurnServerEntry::from)
+                    .collect();
+                self.ice_refresh_at = Some(refresh_instant(now, servers.expires_at()));
+                self.relays.add_servers(&entries);
             }
             other => tracing::debug!(event = ?other, "signaling event"),
         }
@@ -617,4 +830,11 @@ async fn recv<T>(track: &mut Option<TrackInput<T>>) -> Option<SourceItem<T>> {
         Some(t) => t.source.frames.recv().await,
         None => std::future::pending().await,
     }
+}
+
+/// The instant of a `SystemTime` refresh deadline (now if it passed).
+fn refresh_instant(now: Instant, at: std::time::SystemTime) -> Instant {
+    now + at
+        .duration_since(std::time::SystemTime::now())
+        .unwrap_or(Duration::ZERO)
 }

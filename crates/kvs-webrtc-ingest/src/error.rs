@@ -21,6 +21,9 @@ pub enum ErrorKind {
     GaveUp,
     /// The session's own machinery failed (a socket could not be opened).
     Io,
+    /// The ICE transport policy is relay-only and no TURN server gave an allocation (wrong
+    /// credentials, unreachable, refused; the message names each server and why).
+    Relay,
 }
 
 /// An error of the ingestion helper: `kind()` for matching, `Display` for people, `source()`

@@ -128,6 +128,22 @@ pub enum IngestEvent {
     KeyframeRequested,
     /// A media source ended (end of file without looping, a closed pipe).
     SourceEnded(Track),
+    /// A TURN server granted an allocation: its relayed candidate is offered.
+    RelayAllocated {
+        /// The TURN URI.
+        server: String,
+        /// How the server is reached: `udp`, `tcp` or `tls`.
+        transport: String,
+        /// The relayed address.
+        relayed: std::net::SocketAddr,
+    },
+    /// A TURN server gave no allocation (wrong credentials, unreachable, refused).
+    RelayFailed {
+        /// The TURN URI.
+        server: String,
+        /// Why, in words a user can act on.
+        reason: String,
+    },
     /// Something failed and was recovered from (or is about to be retried).
     Warning(String),
     /// Stopped for good; the handle's `wait`/`stop` returns the outcome.
@@ -189,6 +205,11 @@ pub struct Stats {
     pub gathered_candidates: u64,
     /// STUN servers that answered a Binding request.
     pub stun_answers: u64,
+    /// TURN allocations granted (relayed candidates), including those made with refreshed
+    /// credentials.
+    pub relay_allocations: u64,
+    /// TURN allocations that failed.
+    pub relay_failures: u64,
 }
 
 impl Stats {

@@ -66,11 +66,13 @@ mod handle;
 mod media;
 mod net;
 mod reflexive;
+mod relay;
+mod relay_io;
 mod session;
 mod source;
 
 pub use client::{Client, IngestFluentBuilder};
-pub use config::{Builder as ConfigBuilder, Config};
+pub use config::{Builder as ConfigBuilder, Config, IceTransportPolicy};
 pub use error::{Error, ErrorKind};
 pub use event::{IngestEvent, IngestState, JoinReason, Stats, Track, TrackStats};
 pub use handle::{IngestSession, Stopper};

@@ -196,6 +196,8 @@ pub(crate) struct IngestCore {
     rng: u64,
     /// The time of the latest input: the core's clock (it never reads a real one).
     now: Instant,
+    /// Offers answered.
+    sessions_answered: u64,
 }
 
 impl IngestCore {
@@ -219,6 +221,7 @@ impl IngestCore {
             ended: false,
             rng,
             now,
+            sessions_answered: 0,
         }
     }
 
@@ -256,6 +259,27 @@ impl IngestCore {
                 });
             }
         }
+    }
+
+    /// Stop offering the local candidate at `address` to later sessions (a TURN allocation
+    /// superseded by one with newer credentials). The running session keeps using it.
+    pub(crate) fn remove_local_candidate(&mut self, address: SocketAddr) {
+        self.local_candidates.retain(|c| c.addr() != address);
+    }
+
+    /// How many offers have been answered (each is a new storage session).
+    pub(crate) fn sessions_answered(&self) -> u64 {
+        self.sessions_answered
+    }
+
+    /// A TURN allocation was granted (for the statistics).
+    pub(crate) fn note_relay_allocated(&mut self) {
+        self.stats.relay_allocations += 1;
+    }
+
+    /// A TURN allocation failed (for the statistics).
+    pub(crate) fn note_relay_failed(&mut self) {
+        self.stats.relay_failures += 1;
     }
 
     /// How many STUN servers answered (for the statistics).
@@ -346,6 +370,7 @@ impl IngestCore {
                     .map(|(mid, _)| mid.to_string())
                     .unwrap_or_else(|| "0".into());
                 self.peer = Some(peer);
+                self.sessions_answered += 1;
                 self.outputs.push_back(Output::SendAnswer(answer));
                 for candidate in &self.local_candidates {
                     self.outputs.push_back(Output::SendCandidate {

@@ -52,9 +52,22 @@ async fn files_arrive_frame_for_frame_and_the_recording_decodes() {
     assert_eq!(stats.joins, 1);
     assert_eq!(stats.state, IngestState::Stopped);
     // The emulator's TURN server (from GetIceServerConfig) answered our STUN Binding request;
-    // on loopback the mapped address is the host one, so no new candidate.
+    // on loopback the mapped address is the host one, so no server-reflexive candidate. The
+    // same server granted a TURN allocation: one relayed candidate, offered next to the host
+    // one (policy `all`).
     assert!(stats.stun_answers >= 1, "{stats:#?}");
-    assert_eq!(stats.gathered_candidates, 0);
+    assert_eq!(
+        (stats.relay_allocations, stats.relay_failures),
+        (1, 0),
+        "{stats:#?}"
+    );
+    assert_eq!(stats.gathered_candidates, 1, "the relayed candidate only");
+    assert!(
+        events.iter().any(
+            |e| matches!(e, IngestEvent::RelayAllocated { transport, .. } if transport == "udp")
+        ),
+        "{events:#?}"
+    );
     assert!(
         events.contains(&IngestEvent::FirstFrameSent(Track::Video)),
         "{events:#?}"

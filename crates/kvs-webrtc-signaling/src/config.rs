@@ -74,6 +74,12 @@ impl Config {
     pub fn discovery(&self) -> &kvs_webrtc_discovery::Client {
         &self.discovery
     }
+
+    /// The TLS settings of the `wss://` connection: the system's roots plus the extra ones,
+    /// verification on. The ingestion helper reuses them for `turns:` servers.
+    pub fn tls(&self) -> &Arc<rustls::ClientConfig> {
+        &self.tls
+    }
 }
 
 /// Builder of [`Config`].

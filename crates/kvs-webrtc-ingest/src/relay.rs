@@ -1,0 +1,390 @@
+//! The TURN relays of one ingestion, sans-IO: one [`Allocation`] per usable TURN URI of
+//! GetIceServerConfig, the routing between str0m's transmits and the allocations, and the
+//! credentials' lifecycle: when new credentials arrive (the TTL ran down, or
+//! RECONNECT_ICE_SERVER), new allocations are made with them; the old ones keep carrying the
+//! running session and are deallocated once a later session has taken over.
+//!
+//! The driver opens the sockets this asks for ([`Relays::poll_open`]), feeds what they read,
+//! sends what [`Relays::poll_transmit`] returns and closes what [`Relays::poll_close`] names.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use kvs_webrtc_turn::{Allocation, AllocationConfig, AllocationEvent, RelayTransport, TurnUri};
+
+/// One TURN server entry of GetIceServerConfig.
+#[derive(Clone)]
+pub(crate) struct TurnServerEntry {
+    pub(crate) uris: Vec<String>,
+    pub(crate) username: String,
+    pub(crate) password: String,
+}
+
+impl From<&kvs_webrtc_discovery::IceServer> for TurnServerEntry {
+    fn from(server: &kvs_webrtc_discovery::IceServer) -> Self {
+        Self {
+            uris: server.uris().to_vec(),
+            username: server.username().to_owned(),
+            password: server.credential().to_owned(),
+        }
+    }
+}
+
+/// What happened to a relay, for the driver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum RelayEvent {
+    /// A relayed candidate to offer.
+    Allocated {
+        uri: String,
+        transport: RelayTransport,
+        relayed: SocketAddr,
+        local: SocketAddr,
+    },
+    /// This relay will not work.
+    Failed { uri: String, reason: String },
+    /// Superseded by one with newer credentials: stop offering its candidate.
+    Superseded { relayed: SocketAddr },
+}
+
+/// Data a peer sent to one of our relayed addresses.
+#[derive(Debug)]
+pub(crate) struct Relayed {
+    pub(crate) relayed: SocketAddr,
+    pub(crate) peer: SocketAddr,
+    pub(crate) data: Vec<u8>,
+}
+
+struct Relay {
+    id: u64,
+    uri: TurnUri,
+    transport: RelayTransport,
+    username: String,
+    password: String,
+    generation: u64,
+    /// Made once the socket is ready.
+    allocation: Option<Allocation>,
+    /// Failed before an allocation existed (the socket could not be opened).
+    failed: bool,
+    /// Superseded while this many sessions had been answered: deallocated once a later one is.
+    superseded_at: Option<u64>,
+}
+
+impl Relay {
+    fn relayed(&self) -> Option<SocketAddr> {
+        self.allocation.as_ref().and_then(Allocation::relayed)
+    }
+
+    fn is_finished(&self) -> bool {
+        self.failed
+            || self
+                .allocation
+                .as_ref()
+                .is_some_and(Allocation::is_finished)
+    }
+}
+
+/// The relays; see the module docs.
+pub(crate) struct Relays {
+    relays: Vec<Relay>,
+    next_id: u64,
+    generation: u64,
+    allocate_timeout: Duration,
+    to_open: VecDeque<(u64, TurnUri, RelayTransport)>,
+    to_close: VecDeque<u64>,
+    events: VecDeque<RelayEvent>,
+    received: VecDeque<Relayed>,
+    /// Failures, by URI, for the error when none works.
+    failures: Vec<String>,
+    /// Sessions answered so far (from the core).
+    sessions_seen: u64,
+}
+
+impl Relays {
+    pub(crate) fn new(allocate_timeout: Duration) -> Self {
+        Self {
+            relays: Vec::new(),
+            next_id: 1,
+            generation: 0,
+            allocate_timeout,
+            to_open: VecDeque::new(),
+            to_close: VecDeque::new(),
+            events: VecDeque::new(),
+            received: VecDeque::new(),
+            failures: Vec::new(),
+            sessions_seen: 0,
+        }
+    }
+
+    /// New credentials (or the first ones): allocate on every usable URI. URIs that do not
+    /// parse are reported as failures; `turns:…?transport=udp` (TURN over DTLS) is skipped.
+    pub(crate) fn add_servers(&mut self, servers: &[TurnServerEntry]) {
+        self.generation += 1;
+        for server in servers {
+            for text in &server.uris {
+                let uri = match TurnUri::parse(text) {
+                    Ok(uri) => uri,
+                    Err(e) => {
+                        self.fail_uri(text.clone(), e.to_string());
+                        continue;
+                    }
+                };
+                let Some(transport) = uri.relay_transport() else {
+                    tracing::debug!(%uri, "TURN over DTLS is not supported; skipped");
+                    continue;
+                };
+                let id = self.next_id;
+                self.next_id += 1;
+                self.to_open.push_back((id, uri.clone(), transport));
+                self.relays.push(Relay {
+                    id,
+                    uri,
+                    transport,
+                    username: server.username.clone(),
+                    password: server.password.clone(),
+                    generation: self.generation,
+                    allocation: None,
+                    failed: false,
+                    superseded_at: None,
+                });
+            }
+        }
+    }
+
+    /// A socket to open: `(id, uri, transport)`.
+    pub(crate) fn poll_open(&mut self) -> Option<(u64, TurnUri, RelayTransport)> {
+        self.to_open.pop_front()
+    }
+
+    /// A socket to close (its relay ended).
+    pub(crate) fn poll_close(&mut self) -> Option<u64> {
+        self.to_close.pop_front()
+    }
+
+    /// Relay `id`'s socket is ready: start allocating.
+    pub(crate) fn connected(
+        &mut self,
+        now: Instant,
+        id: u64,
+        local: SocketAddr,
+        server: SocketAddr,
+    ) {
+        let allocate_timeout = self.allocate_timeout;
+        if let Some(relay) = self.relay_mut(id) {
+            relay.allocation = Some(Allocation::new(
+                now,
+                AllocationConfig {
+                    transport: relay.transport,
+                    local,
+                    server,
+                    username: relay.username.clone(),
+                    password: relay.password.clone(),
+                    allocate_timeout,
+                },
+            ));
+        }
+    }
+
+    /// Relay `id`'s socket failed or closed.
+    pub(crate) fn connection_failed(&mut self, id: u64, reason: String) {
+        let Some(relay) = self.relay_mut(id) else {
+            return;
+        };
+        match &mut relay.allocation {
+            Some(allocation) => allocation.handle_connection_failed(reason),
+            None => {
+                relay.failed = true;
+                let uri = relay.uri.to_string();
+                self.fail_uri(
+                    uri,
+                    format!("the connection to the TURN server failed: {reason}"),
+                );
+                self.to_close.push_back(id);
+            }
+        }
+        self.collect();
+    }
+
+    /// Bytes from relay `id`'s server.
+    pub(crate) fn handle_input(&mut self, now: Instant, id: u64, bytes: &[u8]) {
+        if let Some(allocation) = self.relay_mut(id).and_then(|r| r.allocation.as_mut()) {
+            allocation.handle_input(now, bytes);
+        }
+        self.collect();
+    }
+
+    /// Whether `source` is one of our relayed addresses.
+    pub(crate) fn owns(&self, source: SocketAddr) -> bool {
+        self.relays.iter().any(|r| r.relayed() == Some(source))
+    }
+
+    /// Send `data` from relayed address `source` to `destination`.
+    pub(crate) fn send(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        destination: SocketAddr,
+        data: &[u8],
+    ) {
+        if let Some(allocation) = self
+            .relays
+            .iter_mut()
+            .filter_map(|r| r.allocation.as_mut())
+            .find(|a| a.relayed() == Some(source))
+        {
+            allocation.send_to(now, destination, data);
+        }
+        self.collect();
+    }
+
+    /// Bytes for a server: `(relay id, bytes)`.
+    pub(crate) fn poll_transmit(&mut self, now: Instant) -> Option<(u64, Vec<u8>)> {
+        for relay in &mut self.relays {
+            if let Some(bytes) = relay.allocation.as_mut().and_then(|a| a.poll_transmit(now)) {
+                return Some((relay.id, bytes));
+            }
+        }
+        // Everything of the finished relays went out: forget them and close their sockets.
+        let (finished, kept): (Vec<Relay>, Vec<Relay>) = std::mem::take(&mut self.relays)
+            .into_iter()
+            .partition(Relay::is_finished);
+        self.relays = kept;
+        self.to_close
+            .extend(finished.iter().filter(|r| !r.failed).map(|r| r.id));
+        None
+    }
+
+    /// When [`Relays::handle_timeout`] is due.
+    pub(crate) fn poll_timeout(&mut self, now: Instant) -> Option<Instant> {
+        self.relays
+            .iter_mut()
+            .filter_map(|r| r.allocation.as_mut())
+            .filter_map(|a| a.poll_timeout(now))
+            .min()
+    }
+
+    /// Retransmit, refresh, give up.
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
+        for allocation in self.relays.iter_mut().filter_map(|r| r.allocation.as_mut()) {
+            allocation.handle_timeout(now);
+        }
+        self.collect();
+    }
+
+    /// The storage peer's data that came through a relay.
+    pub(crate) fn poll_received(&mut self) -> Option<Relayed> {
+        self.received.pop_front()
+    }
+
+    /// The next event.
+    pub(crate) fn poll_event(&mut self) -> Option<RelayEvent> {
+        self.events.pop_front()
+    }
+
+    /// `answered` sessions have been answered so far: relays superseded before the latest
+    /// one are not used any more; deallocate them.
+    pub(crate) fn sessions_answered(&mut self, now: Instant, answered: u64) {
+        if answered == self.sessions_seen {
+            return;
+        }
+        self.sessions_seen = answered;
+        for relay in &mut self.relays {
+            if relay.superseded_at.is_some_and(|at| answered > at) {
+                if let Some(allocation) = &mut relay.allocation {
+                    tracing::info!(uri = %relay.uri, "TURN allocation with old credentials released");
+                    allocation.close(now);
+                }
+            }
+        }
+    }
+
+    /// Deallocate everything (the ingestion ended).
+    pub(crate) fn close_all(&mut self, now: Instant) {
+        for allocation in self.relays.iter_mut().filter_map(|r| r.allocation.as_mut()) {
+            allocation.close(now);
+        }
+    }
+
+    /// Whether relays were asked for and none is allocated or still trying.
+    pub(crate) fn none_can_work(&self) -> bool {
+        self.generation > 0 && self.relays.iter().all(Relay::is_finished)
+    }
+
+    /// How many times servers were added (0: never).
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Why relays failed, one `uri: reason` per line.
+    pub(crate) fn failures(&self) -> String {
+        if self.failures.is_empty() {
+            "GetIceServerConfig returned no TURN URI this client can use".into()
+        } else {
+            self.failures.join("; ")
+        }
+    }
+
+    fn relay_mut(&mut self, id: u64) -> Option<&mut Relay> {
+        self.relays.iter_mut().find(|r| r.id == id)
+    }
+
+    fn fail_uri(&mut self, uri: String, reason: String) {
+        self.failures.push(format!("{uri}: {reason}"));
+        self.events.push_back(RelayEvent::Failed { uri, reason });
+    }
+
+    /// Gather the allocations' events and peer data.
+    fn collect(&mut self) {
+        let mut newly_allocated_generation = None;
+        let mut failed = Vec::new();
+        for relay in &mut self.relays {
+            let Some(allocation) = &mut relay.allocation else {
+                continue;
+            };
+            while let Some(data) = allocation.poll_peer_data() {
+                if let Some(relayed) = allocation.relayed() {
+                    self.received.push_back(Relayed {
+                        relayed,
+                        peer: data.peer,
+                        data: data.data,
+                    });
+                }
+            }
+            while let Some(event) = allocation.poll_event() {
+                match event {
+                    AllocationEvent::Allocated { relayed } => {
+                        tracing::info!(uri = %relay.uri, %relayed, "TURN allocation");
+                        newly_allocated_generation = Some(relay.generation);
+                        self.events.push_back(RelayEvent::Allocated {
+                            uri: relay.uri.to_string(),
+                            transport: relay.transport,
+                            relayed,
+                            local: allocation.local(),
+                        });
+                    }
+                    AllocationEvent::Failed(error) => {
+                        failed.push((relay.uri.to_string(), error.to_string()));
+                    }
+                    AllocationEvent::PermissionFailed(ip) => {
+                        tracing::warn!(uri = %relay.uri, %ip, "the TURN server refused a permission");
+                    }
+                    AllocationEvent::PermissionCreated(_) => {}
+                }
+            }
+        }
+        for (uri, reason) in failed {
+            self.fail_uri(uri, reason);
+        }
+        // A newer generation works: the older relays' candidates are not offered any more.
+        if let Some(generation) = newly_allocated_generation {
+            for relay in &mut self.relays {
+                if relay.generation < generation && relay.superseded_at.is_none() {
+                    relay.superseded_at = Some(self.sessions_seen);
+                    if let Some(relayed) = relay.relayed() {
+                        self.events.push_back(RelayEvent::Superseded { relayed });
+                    }
+                }
+            }
+        }
+    }
+}
