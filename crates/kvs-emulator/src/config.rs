@@ -104,6 +104,9 @@ pub struct Timings {
     pub viewer_slot_hold: Duration,
     /// Largest accepted clock skew of SigV4 requests (AWS: 5 minutes).
     pub max_clock_skew: Duration,
+    /// How long GetIceServerConfig's TURN credentials are valid (`Ttl`; AWS: 300 s). Shorter
+    /// values let tests watch credentials expire mid-session.
+    pub ice_server_ttl: Duration,
 }
 
 impl Default for Timings {
@@ -119,6 +122,7 @@ impl Default for Timings {
             viewer_without_master: Duration::from_secs(180),
             viewer_slot_hold: Duration::from_secs(60),
             max_clock_skew: Duration::from_secs(300),
+            ice_server_ttl: Duration::from_secs(300),
         }
     }
 }

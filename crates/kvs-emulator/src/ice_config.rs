@@ -1,7 +1,7 @@
 //! The signaling REST API on the channel HTTPS endpoint: `POST /v1/get-ice-server-config`.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use http::Method;
 use hyper::body::Incoming;
@@ -14,9 +14,6 @@ use crate::http_util;
 use crate::registry::ResourceRef;
 use crate::shared::Shared;
 use crate::validate;
-
-/// The TTL AWS documents as fixed (§6.1). Clients refresh a grace period before it.
-pub(crate) const ICE_TTL_SECONDS: u64 = 300;
 
 /// Serve one request on the channel HTTPS listener.
 pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> HttpResponse {
@@ -73,7 +70,8 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> HttpR
         let entry = shared.turn.ice_server(
             &user,
             SystemTime::now(),
-            Duration::from_secs(ICE_TTL_SECONDS),
+            // AWS's is fixed at 300 s (§6.1); clients refresh a grace period before it.
+            shared.config.timings.ice_server_ttl,
         );
         // Never empty, TTL above the clients' 30 s grace (protocol notes §6.1, §8.4).
         Ok(json!({ "IceServerList": [entry] }))

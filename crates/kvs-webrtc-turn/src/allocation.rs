@@ -27,6 +27,7 @@ use turn_client_proto::udp::TurnClientUdp;
 
 use crate::clock::Clock;
 use crate::error::AllocationError;
+use crate::framing::{pad_for_stream, StreamFramer};
 use crate::uri::RelayTransport;
 
 /// Packets kept per peer address while its permission is being installed.
@@ -140,6 +141,8 @@ pub struct Allocation {
     waiting_for_permission: HashMap<IpAddr, Vec<(SocketAddr, Vec<u8>)>>,
     channels: HashSet<SocketAddr>,
     stats: AllocationStats,
+    /// Frames the stream of TCP and TLS (unused for UDP).
+    framer: StreamFramer,
 }
 
 impl Allocation {
@@ -177,6 +180,7 @@ impl Allocation {
             waiting_for_permission: HashMap::new(),
             channels: HashSet::new(),
             stats: AllocationStats::default(),
+            framer: StreamFramer::default(),
         }
     }
 
@@ -227,14 +231,36 @@ impl Allocation {
         if self.is_finished() || bytes.is_empty() {
             return;
         }
+        if self.transport == RelayTransport::Udp {
+            self.handle_frame(now, bytes);
+        } else {
+            self.framer.push(bytes);
+            loop {
+                match self.framer.next_frame() {
+                    Ok(Some(frame)) => self.handle_frame(now, &frame),
+                    Ok(None) => break,
+                    Err(error) => {
+                        self.fail(error);
+                        return;
+                    }
+                }
+                if self.is_finished() {
+                    return;
+                }
+            }
+        }
+        self.after_input(now);
+    }
+
+    /// One datagram, or one whole unpadded frame of a stream.
+    fn handle_frame(&mut self, now: Instant, bytes: &[u8]) {
         let at = self.clock.to_proto(now);
         let transport = match self.transport {
             RelayTransport::Udp => TransportType::Udp,
             RelayTransport::Tcp | RelayTransport::Tls => TransportType::Tcp,
         };
         let transmit = Transmit::new(bytes, transport, self.server, self.local);
-        let ret = self.client.recv(transmit, at);
-        match ret {
+        match self.client.recv(transmit, at) {
             TurnRecvRet::Handled => self.server_answered = true,
             TurnRecvRet::PeerData(data) => {
                 self.server_answered = true;
@@ -246,7 +272,6 @@ impl Allocation {
         while let Some(more) = self.client.poll_recv(at) {
             self.take_peer_data(more.peer, more.data());
         }
-        self.after_input(now);
     }
 
     /// The TCP or TLS connection ended or could not be made (`reason` says how).
@@ -383,7 +408,11 @@ impl Allocation {
     ) -> bool {
         match self.client.send_to(TransportType::Udp, peer, data, at) {
             Ok(Some(transmit)) => {
-                self.outgoing.push_back(transmit.build().data);
+                let bytes = transmit.build().data;
+                self.outgoing.push_back(match self.transport {
+                    RelayTransport::Udp => bytes,
+                    RelayTransport::Tcp | RelayTransport::Tls => pad_for_stream(bytes),
+                });
                 self.stats.packets_sent += 1;
                 self.stats.bytes_sent += data.len() as u64;
                 true

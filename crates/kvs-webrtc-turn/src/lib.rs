@@ -19,7 +19,10 @@
 //! are [turn-client-proto](https://docs.rs/turn-client-proto)'s, a maintained sans-IO TURN
 //! client (part of the librice ICE stack, MIT/Apache-2.0). Writing another codec would add
 //! risk, not value. What it lacks for an ingestion client, this crate adds: failures as typed
-//! reasons (wrong credentials versus an unreachable server versus a refusal), packets held
+//! reasons (wrong credentials versus an unreachable server versus a refusal), the stream
+//! framing of RFC 6062 (turn-client-proto 0.7 does not pad ChannelData on TCP nor skip the
+//! padding it receives, which breaks a stream to coturn at the first odd-sized packet; see
+//! `framing.rs`), packets held
 //! while a peer's permission is installed, channels bound on first use, and counters. Its
 //! decoder is exercised by this crate's property tests (malformed attributes, truncation,
 //! wrong lengths, wrong MESSAGE-INTEGRITY).
@@ -50,6 +53,7 @@
 mod allocation;
 mod clock;
 mod error;
+mod framing;
 mod uri;
 
 pub use allocation::{

@@ -61,14 +61,30 @@ fn allocates_then_carries_data_both_ways_through_a_permission_and_a_channel() {
 }
 
 #[test]
-fn a_stream_cut_into_single_bytes_is_reassembled() {
+fn a_stream_cut_into_single_bytes_is_reassembled_and_channel_data_is_padded() {
     let mut net = Net::new(RelayTransport::Tcp, PASSWORD);
     net.chunk = 1;
     let relayed = net.allocated();
     let peer = net.peer;
     assert!(net.client.send_to(net.now, peer, b"over tcp"));
+    assert!(net.client.send_to(net.now, peer, b"odd size"));
     net.advance(Duration::from_millis(200));
-    assert_eq!(net.peer_inbox, [(relayed, b"over tcp".to_vec())]);
+    assert!(net.client.send_to(net.now, peer, b"odd, on a channel"));
+    net.advance(Duration::from_millis(200));
+    // turn-server-proto forwards a stream's ChannelData padding to the peer (coturn does
+    // not); the payload must be what was sent, then at most 3 zero bytes.
+    let sent: [&[u8]; 3] = [b"over tcp", b"odd size", b"odd, on a channel"];
+    assert_eq!(net.peer_inbox.len(), 3, "{:?}", net.peer_inbox);
+    for ((from, got), sent) in net.peer_inbox.iter().zip(sent) {
+        assert_eq!(*from, relayed);
+        assert_eq!(&got[..sent.len()], sent);
+        assert!(got.len() - sent.len() < 4 && got[sent.len()..].iter().all(|b| *b == 0));
+    }
+    assert!(
+        net.client_stream_frames.iter().all(|len| len % 4 == 0),
+        "every frame on the stream is padded: {:?}",
+        net.client_stream_frames
+    );
     net.peer_sends(b"and back");
     net.peer_sends(b"twice");
     assert_eq!(

@@ -30,8 +30,13 @@ pub struct TrackStats {
     pub duration_ms: u64,
     /// Frames not recorded (before the first keyframe, oversize, or after a recording error).
     pub frames_not_recorded: u64,
+    /// The longest wall-clock wait between two frames arriving, in ms: a media gap (a path
+    /// switch, a re-join) shows here.
+    pub longest_gap_ms: u64,
     #[serde(skip)]
     first_media_us: Option<u64>,
+    #[serde(skip)]
+    last_arrival: Option<std::time::Instant>,
 }
 
 impl TrackStats {
@@ -41,6 +46,11 @@ impl TrackStats {
         self.frames += 1;
         self.bytes += len as u64;
         self.first_frame_unix_ms.get_or_insert_with(unix_ms);
+        let arrival = std::time::Instant::now();
+        if let Some(last) = self.last_arrival.replace(arrival) {
+            let gap = arrival.saturating_duration_since(last).as_millis() as u64;
+            self.longest_gap_ms = self.longest_gap_ms.max(gap);
+        }
         let first = *self.first_media_us.get_or_insert(media_time_us);
         self.duration_ms = media_time_us.saturating_sub(first) / 1000;
     }

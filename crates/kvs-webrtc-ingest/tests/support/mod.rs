@@ -6,8 +6,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use kvs_emulator::{Emulator, EmulatorHandle, SessionInfo};
-use kvs_webrtc_ingest::{Client, Config, Timings};
+use kvs_emulator::{Emulator, EmulatorBuilder, EmulatorHandle, SessionInfo};
+use kvs_webrtc_ingest::{Client, Config, ConfigBuilder, Timings};
 
 /// The longest any single wait in these tests may take.
 pub const WAIT: Duration = Duration::from_secs(30);
@@ -22,12 +22,18 @@ pub struct Setup {
 
 impl Setup {
     pub async fn start(channel: &str) -> Self {
-        let emulator = Emulator::builder()
+        Self::start_with(channel, |b| b).await
+    }
+
+    /// [`Setup::start`] with more emulator settings (a TURN server, timings).
+    pub async fn start_with(
+        channel: &str,
+        customize: impl FnOnce(EmulatorBuilder) -> EmulatorBuilder,
+    ) -> Self {
+        let builder = Emulator::builder()
             .temporary()
-            .timings(|t| t.offer_delay = Duration::from_millis(50))
-            .start()
-            .await
-            .expect("emulator starts");
+            .timings(|t| t.offer_delay = Duration::from_millis(50));
+        let emulator = customize(builder).start().await.expect("emulator starts");
         let channel_arn = emulator
             .create_storage_channel(channel)
             .expect("channel created");
@@ -52,17 +58,42 @@ impl Setup {
     }
 
     pub fn client_with(&self, timings: Timings) -> Client {
+        self.client_configured(None, |c| c.timings(timings))
+    }
+
+    /// A client that also trusts `extra_ca` (a TURN server's), configured by `configure`.
+    pub fn client_configured(
+        &self,
+        extra_ca: Option<&str>,
+        configure: impl FnOnce(ConfigBuilder) -> ConfigBuilder,
+    ) -> Client {
+        self.client_over(None, extra_ca, configure)
+    }
+
+    /// [`Setup::client_configured`], refreshing TURN credentials `ice_refresh_grace` before
+    /// their TTL ends (default 30 s).
+    pub fn client_over(
+        &self,
+        ice_refresh_grace: Option<Duration>,
+        extra_ca: Option<&str>,
+        configure: impl FnOnce(ConfigBuilder) -> ConfigBuilder,
+    ) -> Client {
         // Keep-alive at 1 s + 1 s so that a frozen socket is noticed quickly.
         let sdk_config = self.emulator.sdk_config().expect("SDK config");
-        let discovery = kvs_webrtc_discovery::Client::new(&sdk_config);
-        let signaling = kvs_webrtc_signaling::Client::from_conf(
-            kvs_webrtc_signaling::Config::builder(discovery)
-                .trust_root_certificate_pem(self.emulator.ca_cert_pem().expect("TLS is on"))
-                .keep_alive(Duration::from_secs(1), Duration::from_secs(1))
-                .build()
-                .expect("signaling config"),
-        );
-        Client::from_conf(Config::builder(signaling).timings(timings).build())
+        let mut discovery = kvs_webrtc_discovery::Config::builder().sdk_config(sdk_config);
+        if let Some(grace) = ice_refresh_grace {
+            discovery = discovery.ice_refresh_grace(grace);
+        }
+        let discovery = kvs_webrtc_discovery::Client::from_conf(discovery.build());
+        let mut signaling = kvs_webrtc_signaling::Config::builder(discovery)
+            .trust_root_certificate_pem(self.emulator.ca_cert_pem().expect("TLS is on"))
+            .keep_alive(Duration::from_secs(1), Duration::from_secs(1));
+        if let Some(ca) = extra_ca {
+            signaling = signaling.trust_root_certificate_pem(ca);
+        }
+        let signaling =
+            kvs_webrtc_signaling::Client::from_conf(signaling.build().expect("signaling config"));
+        Client::from_conf(configure(Config::builder(signaling)).build())
     }
 
     /// Wait (bounded) until the emulator's sessions satisfy `done`.

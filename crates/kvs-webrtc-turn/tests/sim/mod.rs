@@ -42,6 +42,8 @@ pub struct Net {
     /// Keep Allocate success responses here instead of delivering them.
     pub hold_allocate_success: bool,
     pub held: Vec<Vec<u8>>,
+    /// The length of every frame the client wrote on a stream.
+    pub client_stream_frames: Vec<usize>,
 }
 
 impl Net {
@@ -79,6 +81,7 @@ impl Net {
             blackhole: false,
             hold_allocate_success: false,
             held: Vec::new(),
+            client_stream_frames: Vec::new(),
         }
     }
 
@@ -94,6 +97,10 @@ impl Net {
                 moved = true;
                 if self.blackhole {
                     continue;
+                }
+                if self.server_transport == TransportType::Tcp {
+                    // On a stream every frame is padded to 4 bytes (RFC 8656 §12.5).
+                    self.client_stream_frames.push(bytes.len());
                 }
                 let t = self.t();
                 let transmit = Transmit::new(
@@ -150,7 +157,13 @@ impl Net {
         panic!("the simulated network never settled");
     }
 
-    pub fn deliver(&mut self, from: SocketAddr, to: SocketAddr, data: Vec<u8>) {
+    pub fn deliver(&mut self, from: SocketAddr, to: SocketAddr, mut data: Vec<u8>) {
+        if self.server_transport == TransportType::Tcp && data.first().is_some_and(|b| b >> 6 == 1)
+        {
+            // What an RFC-conformant server (coturn) sends on a stream; turn-server-proto
+            // does not pad.
+            data.resize(data.len().next_multiple_of(4), 0);
+        }
         if to == self.client.local()
             && self.hold_allocate_success
             && data.starts_with(&[0x01, 0x03])

@@ -1,0 +1,13 @@
+//! The workspace's test harness (not published): real servers the tests start themselves on
+//! 127.0.0.1, with bounded waits, and the throw-away PKI they need.
+//!
+//! * [`Coturn`]: the coturn TURN server (Debian package `coturn`, installed by
+//!   `cargo xtask test`) with the TURN REST shared-secret scheme KVS uses, and UDP, TCP and
+//!   TLS listeners.
+//! * [`TestCa`]: a CA and a server certificate for `127.0.0.1` and `localhost`.
+
+mod coturn;
+mod pki;
+
+pub use coturn::Coturn;
+pub use pki::TestCa;

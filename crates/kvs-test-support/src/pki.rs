@@ -1,0 +1,58 @@
+//! A throw-away CA and a server certificate for loopback.
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, SanType,
+};
+
+/// A CA, and a server certificate it signed for `127.0.0.1`, `::1` and `localhost`.
+#[derive(Debug)]
+pub struct TestCa {
+    /// The CA certificate (PEM): what a client trusts.
+    pub ca_pem: String,
+    /// The server certificate (PEM).
+    pub server_cert_pem: String,
+    /// The server's private key (PEM, PKCS#8).
+    pub server_key_pem: String,
+}
+
+impl TestCa {
+    /// Generate a new CA and server certificate.
+    ///
+    /// # Panics
+    /// If key generation fails (a broken crypto provider): a test harness may.
+    pub fn new(name: &str) -> Self {
+        let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA parameters");
+        ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        ca.distinguished_name
+            .push(DnType::CommonName, format!("{name} test CA"));
+        ca.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let ca_key = KeyPair::generate().expect("CA key");
+        let ca_cert = ca.self_signed(&ca_key).expect("CA certificate");
+        let ca_pem = ca_cert.pem();
+        let issuer = Issuer::new(ca, ca_key);
+
+        let mut server =
+            CertificateParams::new(vec!["localhost".to_owned()]).expect("server parameters");
+        server
+            .subject_alt_names
+            .push(SanType::IpAddress([127, 0, 0, 1].into()));
+        server
+            .subject_alt_names
+            .push(SanType::IpAddress(std::net::Ipv6Addr::LOCALHOST.into()));
+        server.distinguished_name.push(DnType::CommonName, name);
+        server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let server_key = KeyPair::generate().expect("server key");
+        let server_cert = server
+            .signed_by(&server_key, &issuer)
+            .expect("server certificate");
+        Self {
+            ca_pem,
+            server_cert_pem: server_cert.pem(),
+            server_key_pem: server_key.serialize_pem(),
+        }
+    }
+}
