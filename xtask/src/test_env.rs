@@ -1,6 +1,6 @@
 //! `cargo xtask test`: provision what the test suites need, then run every test.
 //!
-//! The suites use real outside peers and tools: ffprobe (recordings), the official AWS clients
+//! The suites use real outside peers and tools: ffprobe (recordings), coturn (TURN), the official AWS clients
 //! from PyPI (boto3, AWS CLI), the KVS WebRTC JS SDK from npm, Java + Gradle (the generator),
 //! and the pinned smithy-rs source archive (the generator built from source). This command makes
 //! each of them present, idempotently and quickly when they already are, then runs
@@ -76,6 +76,11 @@ const SYSTEM_TOOLS: &[SystemTool] = &[
         command: "certutil",
         package: "libnss3-tools",
         why: "makes the test browser trust the emulator's CA",
+    },
+    SystemTool {
+        command: "turnserver",
+        package: "coturn",
+        why: "is the real TURN server the relay tests go through (UDP, TCP, TLS)",
     },
 ];
 

@@ -20,8 +20,9 @@ pub(crate) struct AwsArgs {
     /// still discovered.
     #[arg(long)]
     pub(crate) endpoint_url: Option<String>,
-    /// Trust this CA (PEM), e.g. the emulator's `ca.pem`, for the API calls and the signaling
-    /// socket; verification stays on.
+    /// Trust this CA (PEM; several certificates may be concatenated), e.g. the emulator's
+    /// `ca.pem`, for the API calls, the signaling socket and `turns:` servers; verification
+    /// stays on.
     #[arg(long)]
     pub(crate) ca_file: Option<PathBuf>,
     /// Log at debug level (secrets are never logged).
@@ -72,17 +73,27 @@ impl AwsArgs {
     }
 
     /// An ingest client over this configuration.
-    pub(crate) async fn ingest_client(&self) -> Result<kvs_webrtc_ingest::Client, Failed> {
+    pub(crate) async fn ingest_client(
+        &self,
+        policy: kvs_webrtc_ingest::IceTransportPolicy,
+    ) -> Result<kvs_webrtc_ingest::Client, Failed> {
         let (sdk_config, ca) = self.sdk_config().await?;
-        ingest_client(&sdk_config, ca, kvs_webrtc_ingest::Timings::default())
+        ingest_client(
+            &sdk_config,
+            ca,
+            kvs_webrtc_ingest::Timings::default(),
+            policy,
+        )
     }
 }
 
-/// An ingest client, trusting `ca` (PEM) in addition to the system roots.
+/// An ingest client, trusting `ca` (PEM, one or more certificates) in addition to the system
+/// roots for the API calls, the signaling socket and `turns:` servers.
 pub(crate) fn ingest_client(
     sdk_config: &aws_types::SdkConfig,
     ca: Option<Vec<u8>>,
     timings: kvs_webrtc_ingest::Timings,
+    policy: kvs_webrtc_ingest::IceTransportPolicy,
 ) -> Result<kvs_webrtc_ingest::Client, Failed> {
     let discovery = kvs_webrtc_discovery::Client::new(sdk_config);
     let mut builder = kvs_webrtc_signaling::Config::builder(discovery);
@@ -95,18 +106,21 @@ pub(crate) fn ingest_client(
     Ok(kvs_webrtc_ingest::Client::from_conf(
         kvs_webrtc_ingest::Config::builder(kvs_webrtc_signaling::Client::from_conf(signaling))
             .timings(timings)
+            .ice_transport_policy(policy)
             .build(),
     ))
 }
 
 /// Logs to stderr: INFO (or DEBUG with --debug), `RUST_LOG` overrides.
 pub(crate) fn init_logging(debug: bool, quiet: bool) {
+    // turn-client-proto logs every poll at INFO and an expected refusal (a wrong TURN
+    // password) at ERROR; kvs-webrtc-ingest reports those itself, as RelayFailed.
     let default = if debug {
-        "info,kvs_webrtc_ingest=debug,kvs_webrtc_signaling=debug"
+        "info,kvs_webrtc_ingest=debug,kvs_webrtc_signaling=debug,kvs_webrtc_turn=debug,turn_client_proto=warn,stun_proto=warn,turn_types=warn"
     } else if quiet {
-        "warn"
+        "warn,turn_client_proto=off,stun_proto=off,turn_types=off"
     } else {
-        "info"
+        "info,turn_client_proto=off,stun_proto=off,turn_types=off"
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));

@@ -31,6 +31,15 @@ pub(crate) struct DemoArgs {
     /// Log the emulator and the client at debug level.
     #[arg(long)]
     debug: bool,
+    /// `relay`: media only through the emulator's TURN server (relayed candidates), `all`:
+    /// the most direct path.
+    #[arg(long, default_value = "all", value_parser = parse_policy)]
+    ice_transport_policy: kvs_webrtc_ingest::IceTransportPolicy,
+}
+
+/// `all` or `relay`.
+pub(crate) fn parse_policy(s: &str) -> Result<kvs_webrtc_ingest::IceTransportPolicy, String> {
+    s.parse()
 }
 
 pub(crate) async fn run(args: DemoArgs) -> Result<(), Failed> {
@@ -77,7 +86,12 @@ pub(crate) async fn run(args: DemoArgs) -> Result<(), Failed> {
         .sdk_config()
         .map_err(|e| Failed::new(Exit::Failure, crate::chain(&e)))?;
     let ca = emulator.ca_cert_pem().map(|pem| pem.as_bytes().to_vec());
-    let client = crate::aws::ingest_client(&sdk_config, ca, kvs_webrtc_ingest::Timings::default())?;
+    let client = crate::aws::ingest_client(
+        &sdk_config,
+        ca,
+        kvs_webrtc_ingest::Timings::default(),
+        args.ice_transport_policy,
+    )?;
 
     let clip = out.join("sample");
     std::fs::create_dir_all(&clip)

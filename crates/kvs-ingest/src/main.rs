@@ -9,6 +9,7 @@
 //!
 //! Exit codes: 0 done, 2 bad input (arguments, media), 3 credentials refused, 4 channel not
 //! usable (unknown, storage disabled), 5 gave up (the session could not be joined or kept),
+//! 6 no TURN relay (`--ice-transport-policy relay` and no TURN server gave an allocation),
 //! 1 anything else.
 
 mod aws;
@@ -49,6 +50,7 @@ pub(crate) enum Exit {
     AccessDenied = 3,
     ChannelNotUsable = 4,
     GaveUp = 5,
+    NoRelay = 6,
 }
 
 impl Exit {
@@ -59,6 +61,7 @@ impl Exit {
             K::AccessDenied => Self::AccessDenied,
             K::ChannelNotUsable => Self::ChannelNotUsable,
             K::GaveUp => Self::GaveUp,
+            K::Relay => Self::NoRelay,
             _ => Self::Failure,
         }
     }

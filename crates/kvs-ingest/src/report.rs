@@ -97,6 +97,14 @@ impl Reporter {
             IngestEvent::FirstFrameSent(track) => format!("first {} frame sent", track.as_str()),
             IngestEvent::KeyframeRequested => "keyframe requested by the storage peer".into(),
             IngestEvent::SourceEnded(track) => format!("{} source ended", track.as_str()),
+            IngestEvent::RelayAllocated {
+                server,
+                transport,
+                relayed,
+            } => format!("TURN relay {relayed} allocated on {server} (over {transport})"),
+            IngestEvent::RelayFailed { server, reason } => {
+                format!("TURN server {server} gave no relay: {reason}")
+            }
             IngestEvent::Warning(w) => format!("warning: {w}"),
             IngestEvent::Stopped { reason } => format!("stopped: {reason}"),
             other => format!("{other:?}"),
@@ -150,6 +158,18 @@ fn event_json(event: &IngestEvent, elapsed: f64) -> serde_json::Value {
         }
         IngestEvent::KeyframeRequested => ("keyframe-requested", json!({})),
         IngestEvent::SourceEnded(track) => ("source-ended", json!({ "track": track.as_str() })),
+        IngestEvent::RelayAllocated {
+            server,
+            transport,
+            relayed,
+        } => (
+            "relay-allocated",
+            json!({ "server": server, "transport": transport, "relayed": relayed.to_string() }),
+        ),
+        IngestEvent::RelayFailed { server, reason } => (
+            "relay-failed",
+            json!({ "server": server, "reason": reason }),
+        ),
         IngestEvent::Warning(w) => ("warning", json!({ "message": w })),
         IngestEvent::Stopped { reason } => ("stopped", json!({ "reason": reason })),
         other => ("other", json!({ "debug": format!("{other:?}") })),
@@ -184,5 +204,7 @@ pub(crate) fn stats_json(stats: &Stats) -> serde_json::Value {
         "rejoins": stats.rejoins,
         "sessionsConnected": stats.sessions_connected,
         "rttMs": stats.rtt.map(|r| r.as_millis() as u64),
+        "relayAllocations": stats.relay_allocations,
+        "relayFailures": stats.relay_failures,
     })
 }

@@ -44,6 +44,11 @@ pub(crate) struct RunArgs {
     /// One JSON object per event on stdout, and the final statistics.
     #[arg(long)]
     json: bool,
+    /// `all`: offer every candidate, the most direct path wins; `relay`: only TURN relays of
+    /// GetIceServerConfig (how to check that TURN works from this network; exit code 6 when
+    /// no TURN server gives an allocation).
+    #[arg(long, default_value = "all", value_parser = crate::demo::parse_policy)]
+    ice_transport_policy: kvs_webrtc_ingest::IceTransportPolicy,
     #[command(flatten)]
     aws: AwsArgs,
 }
@@ -57,7 +62,7 @@ pub(crate) async fn run(args: RunArgs) -> Result<(), Failed> {
         ));
     }
     let duration = parse_duration(args.duration)?;
-    let client = args.aws.ingest_client().await?;
+    let client = args.aws.ingest_client(args.ice_transport_policy).await?;
     let mut builder = client.ingest().channel(&args.channel);
     if args.role == "viewer" {
         let id = args

@@ -2,58 +2,12 @@
 //! (`--endpoint-url`, `--region`, credentials from the environment, `--ca-file`): what they
 //! send arrives, and refusals map to the documented exit codes.
 
-use std::process::{Command, Output};
-
 use kvs_emulator::{Emulator, EmulatorHandle};
+use kvs_test_support::{text, IngestCli};
 
-struct Cli<'a> {
-    emulator: &'a EmulatorHandle,
-    secret: String,
-}
-
-impl Cli<'_> {
-    fn new(emulator: &EmulatorHandle) -> Cli<'_> {
-        Cli {
-            emulator,
-            secret: emulator.access_key().secret_access_key.clone(),
-        }
-    }
-
-    async fn run(&self, args: &[&str]) -> Output {
-        self.run_with_stdin(args, std::process::Stdio::null()).await
-    }
-
-    async fn run_with_stdin(&self, args: &[&str], stdin: std::process::Stdio) -> Output {
-        let key = self.emulator.access_key();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_kvs-ingest"));
-        command
-            .args(args)
-            .args([
-                "--region",
-                self.emulator.region(),
-                "--endpoint-url",
-                self.emulator.endpoint_url(),
-            ])
-            .arg("--ca-file")
-            .arg(self.emulator.ca_cert_path().expect("TLS is on"))
-            .env("AWS_ACCESS_KEY_ID", &key.access_key_id)
-            .env("AWS_SECRET_ACCESS_KEY", &self.secret)
-            .env("AWS_CONFIG_FILE", "/nonexistent")
-            .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
-            .env_remove("AWS_PROFILE")
-            .stdin(stdin);
-        match &key.session_token {
-            Some(token) => command.env("AWS_SESSION_TOKEN", token),
-            None => command.env_remove("AWS_SESSION_TOKEN"),
-        };
-        tokio::task::spawn_blocking(move || command.output().expect("kvs-ingest runs"))
-            .await
-            .unwrap()
-    }
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+/// The CLI over `emulator`.
+fn cli_for(emulator: &EmulatorHandle) -> IngestCli {
+    IngestCli::new(env!("CARGO_BIN_EXE_kvs-ingest"), emulator)
 }
 
 async fn emulator() -> (EmulatorHandle, tempfile::TempDir) {
@@ -75,7 +29,7 @@ async fn run_ingests_files_and_reports_json() {
     emulator.create_storage_channel("cli-cam").unwrap();
     let video = files.path().join("clip.h264");
     let audio = files.path().join("clip.opus");
-    let out = Cli::new(&emulator)
+    let out = cli_for(&emulator)
         .run(&[
             "run",
             "--channel",
@@ -125,7 +79,7 @@ async fn run_ingests_files_and_reports_json() {
 async fn join_calls_the_storage_api_once() {
     let (emulator, _files) = emulator().await;
     let arn = emulator.create_storage_channel("join-cam").unwrap();
-    let cli = Cli::new(&emulator);
+    let cli = cli_for(&emulator);
     let out = cli.run(&["join", "--channel-arn", &arn]).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout).trim(), "{}");
@@ -176,7 +130,7 @@ async fn refusals_map_to_exit_codes() {
         v.iter().map(String::as_str).collect()
     }
 
-    let mut wrong = Cli::new(&emulator);
+    let mut wrong = cli_for(&emulator);
     wrong.secret = "not-the-secret".into();
     let out = wrong.run(&args(&run("real-cam"))).await;
     assert_eq!(
@@ -190,7 +144,7 @@ async fn refusals_map_to_exit_codes() {
         "no secret in the output"
     );
 
-    let cli = Cli::new(&emulator);
+    let cli = cli_for(&emulator);
     let out = cli.run(&args(&run("p2p-cam"))).await;
     assert_eq!(
         out.status.code(),
@@ -220,7 +174,7 @@ async fn run_reads_a_matroska_stream_on_stdin() {
     let mkv = files.path().join("clip.mkv");
     std::fs::write(&mkv, kvs_media::sample::MKV).unwrap();
     let stdin = std::process::Stdio::from(std::fs::File::open(&mkv).unwrap());
-    let out = Cli::new(&emulator)
+    let out = cli_for(&emulator)
         .run_with_stdin(
             &["run", "--channel", "mkv-pipe-cam", "--input", "-", "--json"],
             stdin,

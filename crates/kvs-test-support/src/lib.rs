@@ -5,9 +5,12 @@
 //!   `cargo xtask test`) with the TURN REST shared-secret scheme KVS uses, and UDP, TCP and
 //!   TLS listeners.
 //! * [`TestCa`]: a CA and a server certificate for `127.0.0.1` and `localhost`.
+//! * [`IngestCli`]: the `kvs-ingest` binary run against an emulator the way AWS is reached.
 
+mod cli;
 mod coturn;
 mod pki;
 
+pub use cli::{text, IngestCli};
 pub use coturn::Coturn;
 pub use pki::TestCa;

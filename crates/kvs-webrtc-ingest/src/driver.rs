@@ -346,6 +346,8 @@ impl Driver {
         while let Some(id) = self.relays.poll_close() {
             self.relay_io.close(id);
         }
+        // The last media (and the deallocations) reach the servers before the sockets close.
+        self.relay_io.shutdown(Duration::from_secs(2)).await;
         // Whatever the core still had to send (DTLS close) goes out; then close signaling.
         let stats = self.core.stats().clone();
         self.stats.send_replace(stats.clone());

@@ -54,6 +54,8 @@ pub(crate) struct RelayIo {
     events: mpsc::Receiver<RelayIoEvent>,
     writers: HashMap<u64, mpsc::Sender<Vec<u8>>>,
     tasks: HashMap<u64, JoinHandle<()>>,
+    /// Tasks of closed relays, still writing what was queued.
+    closing: Vec<JoinHandle<()>>,
 }
 
 impl RelayIo {
@@ -64,6 +66,7 @@ impl RelayIo {
             events,
             writers: HashMap::new(),
             tasks: HashMap::new(),
+            closing: Vec::new(),
         }
     }
 
@@ -98,7 +101,24 @@ impl RelayIo {
     /// Close relay `id`'s socket once what is queued is written.
     pub(crate) fn close(&mut self, id: u64) {
         self.writers.remove(&id);
-        self.tasks.remove(&id);
+        if let Some(task) = self.tasks.remove(&id) {
+            self.closing.retain(|t| !t.is_finished());
+            self.closing.push(task);
+        }
+    }
+
+    /// Close every socket once what is queued is written (the last media and the
+    /// deallocations), waiting at most `grace`; what is left then is cut.
+    pub(crate) async fn shutdown(&mut self, grace: Duration) {
+        self.writers.clear();
+        let mut tasks: Vec<JoinHandle<()>> = self.tasks.drain().map(|(_, t)| t).collect();
+        tasks.append(&mut self.closing);
+        let deadline = tokio::time::Instant::now() + grace;
+        for task in &mut tasks {
+            if tokio::time::timeout_at(deadline, &mut *task).await.is_err() {
+                task.abort();
+            }
+        }
     }
 
     /// The next report.
@@ -109,7 +129,7 @@ impl RelayIo {
 
 impl Drop for RelayIo {
     fn drop(&mut self) {
-        for task in self.tasks.values() {
+        for task in self.tasks.values().chain(&self.closing) {
             task.abort();
         }
     }

@@ -8,7 +8,7 @@ mod support;
 
 use kvs_emulator::TurnMode;
 use kvs_test_support::Coturn;
-use kvs_webrtc_ingest::{AudioSource, IceTransportPolicy, IngestEvent, VideoSource};
+use kvs_webrtc_ingest::{AudioSource, ErrorKind, IceTransportPolicy, IngestEvent, VideoSource};
 use support::{Setup, WAIT};
 
 /// An emulator whose GetIceServerConfig returns `uris` with credentials made with `secret`.
@@ -173,4 +173,209 @@ async fn coturn_session(coturn: &Coturn, user: &str) -> CoturnSession {
         );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
+}
+
+/// Start an ingestion of the sample clip with `policy`, a 2 s allocation timeout, trusting
+/// coturn's CA.
+async fn start_ingest(
+    setup: &Setup,
+    coturn: &Coturn,
+    policy: IceTransportPolicy,
+    looping: bool,
+) -> kvs_webrtc_ingest::IngestSession {
+    setup
+        .client_configured(Some(&coturn.ca.ca_pem), |c| {
+            c.ice_transport_policy(policy)
+                .turn_allocate_timeout(std::time::Duration::from_secs(2))
+        })
+        .ingest()
+        .channel(&setup.channel)
+        .video(VideoSource::annex_b_file(setup.file("clip.h264")).looping(looping))
+        .audio(AudioSource::ogg_opus_file(setup.file("clip.opus")).looping(looping))
+        .send()
+        .await
+        .expect("ingestion starts")
+}
+
+/// Every event until the session stops, and its outcome.
+async fn run_collecting(
+    mut session: kvs_webrtc_ingest::IngestSession,
+) -> (
+    Result<kvs_webrtc_ingest::Stats, kvs_webrtc_ingest::Error>,
+    Vec<IngestEvent>,
+) {
+    let mut events = Vec::new();
+    tokio::time::timeout(WAIT, async {
+        while let Some(event) = session.next_event().await {
+            events.push(event);
+        }
+    })
+    .await
+    .expect("ends within the wait");
+    (session.wait().await, events)
+}
+
+/// Relay-only fails with `ErrorKind::Relay` naming each server and why; with policy `all`
+/// the same servers' failures are reported and the direct path carries every frame.
+async fn check_bad_relays(
+    coturn: &Coturn,
+    channel: &str,
+    uris: Vec<String>,
+    secret: &str,
+    why: &[&str],
+) {
+    let setup = setup_with_turn(channel, uris.clone(), secret).await;
+    let started = std::time::Instant::now();
+    let session = start_ingest(&setup, coturn, IceTransportPolicy::Relay, false).await;
+    let (outcome, events) = run_collecting(session).await;
+    let error = outcome.expect_err("relay-only cannot work");
+    let failed_after = started.elapsed();
+    assert_eq!(error.kind(), ErrorKind::Relay, "{error}");
+    let message = error.to_string();
+    assert!(message.contains("relay-only"), "{message}");
+    for uri in &uris {
+        assert!(message.contains(uri.as_str()), "names {uri}: {message}");
+    }
+    for reason in why {
+        assert!(message.contains(reason), "says {reason:?}: {message}");
+    }
+    assert!(
+        !message.contains(secret) && !message.contains(&coturn.secret),
+        "no secret: {message}"
+    );
+    assert!(
+        failed_after < std::time::Duration::from_secs(10),
+        "failed in {failed_after:?}"
+    );
+    let relay_failures = events
+        .iter()
+        .filter(|e| matches!(e, IngestEvent::RelayFailed { .. }))
+        .count();
+    assert_eq!(relay_failures, uris.len(), "{events:#?}");
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, IngestEvent::FirstFrameSent(_))),
+        "nothing was sent relay-only"
+    );
+
+    // Policy `all`: the direct (host) path connects at once, whatever the relays do.
+    let direct_channel = format!("{channel}-direct");
+    let setup = setup_with_turn(&direct_channel, uris.clone(), secret).await;
+    let session = start_ingest(&setup, coturn, IceTransportPolicy::All, false).await;
+    let (outcome, events) = run_collecting(session).await;
+    let stats = outcome.expect("the direct path works");
+    assert_eq!(stats.relay_allocations, 0);
+    assert_eq!(stats.relay_failures, uris.len() as u64, "{stats:#?}");
+    assert_eq!(stats.video.frames_sent, 75);
+    let sessions = setup.received_all(&stats).await;
+    assert_eq!(sessions[0].media.video.frames, 75);
+    let first_frame = events
+        .iter()
+        .position(|e| *e == IngestEvent::FirstFrameSent(kvs_webrtc_ingest::Track::Video));
+    assert!(first_frame.is_some(), "{events:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_turn_password_is_a_clear_error_relay_only_and_the_direct_path_still_works() {
+    let coturn = Coturn::start();
+    // The emulator signs the TURN REST credentials with another secret than coturn's.
+    check_bad_relays(
+        &coturn,
+        "wrong-password",
+        vec![coturn.udp_uri(), coturn.tls_uri()],
+        "not-the-coturn-secret",
+        &[
+            "refused the credentials (401",
+            "password is wrong or the credentials expired",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_turn_server_is_a_clear_error_relay_only_and_the_direct_path_still_works() {
+    let coturn = Coturn::start();
+    // Ports nobody listens on: UDP gets no answer, TCP is refused.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    check_bad_relays(
+        &coturn,
+        "unreachable",
+        vec![
+            format!("turn:127.0.0.1:{closed}?transport=udp"),
+            format!("turns:127.0.0.1:{closed}?transport=tcp"),
+        ],
+        &coturn.secret.clone(),
+        &["did not answer within 2s", "cannot connect to 127.0.0.1"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_expiring_mid_session_are_refreshed_without_a_media_gap() {
+    let coturn = Coturn::start();
+    // Credentials valid for 4 s, refreshed 1.5 s before: a new allocation every 2.5 s.
+    let ttl = std::time::Duration::from_secs(4);
+    let uris = vec![coturn.udp_uri()];
+    let secret = coturn.secret.clone();
+    let setup = Setup::start_with("expiring", move |b| {
+        b.turn(TurnMode::External {
+            uris,
+            shared_secret: secret,
+        })
+        .timings(|t| t.ice_server_ttl = ttl)
+    })
+    .await;
+    let session = setup
+        .client_over(
+            Some(std::time::Duration::from_millis(1500)),
+            Some(&coturn.ca.ca_pem),
+            |c| c.ice_transport_policy(IceTransportPolicy::Relay),
+        )
+        .ingest()
+        .channel("expiring")
+        .video(VideoSource::annex_b_file(setup.file("clip.h264")).looping(true))
+        .audio(AudioSource::ogg_opus_file(setup.file("clip.opus")).looping(true))
+        .send()
+        .await
+        .expect("ingestion starts");
+    // Three TTLs: the first credentials expire twice over while their allocation carries
+    // the session.
+    let mut stats_rx = session.watch_stats();
+    tokio::time::timeout(WAIT, stats_rx.wait_for(|s| s.video.frames_sent >= 12 * 25))
+        .await
+        .expect("12 s of video within the wait")
+        .expect("stats");
+    let stats = session.stop().await.expect("a clean stop");
+
+    assert!(
+        stats.relay_allocations >= 4,
+        "new allocations with new credentials: {stats:#?}"
+    );
+    assert_eq!(stats.relay_failures, 0, "{stats:#?}");
+    assert_eq!(stats.joins, 1, "no re-join: {stats:#?}");
+    let sessions = setup.received_all(&stats).await;
+    let media = &sessions[0].media;
+    assert_eq!(media.video.frames, stats.video.frames_sent);
+    assert!(
+        media.video.longest_gap_ms < 1000 && media.audio.longest_gap_ms < 1000,
+        "media gap: video {} ms, audio {} ms",
+        media.video.longest_gap_ms,
+        media.audio.longest_gap_ms
+    );
+    eprintln!(
+        "expiring credentials: {} allocations, longest gap video {} ms, audio {} ms",
+        stats.relay_allocations, media.video.longest_gap_ms, media.audio.longest_gap_ms
+    );
+    // coturn: one allocation per credential generation, each with its own username.
+    let log = coturn.log();
+    let allocations = log
+        .lines()
+        .filter(|l| l.contains(": new,") && l.contains(":expiring.master>"))
+        .count();
+    assert!(allocations as u64 >= stats.relay_allocations, "{log}");
 }
