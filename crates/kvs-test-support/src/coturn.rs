@@ -130,6 +130,11 @@ impl Coturn {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 
+    /// The turnserver process id (for its CPU time in /proc).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Where its log is.
     pub fn log_path(&self) -> PathBuf {
         self.dir.path().join("turn.log")

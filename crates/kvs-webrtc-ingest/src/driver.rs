@@ -90,6 +90,7 @@ pub(crate) async fn start(start: Start) -> Result<IngestSession, Error> {
         stopping: false,
         ice_lookup: Some(ice_lookup),
         ice_refresh_at: None,
+        stun_lookup: None,
         gatherer: None,
         policy,
         relays: Relays::new(start.config.turn_allocate_timeout),
@@ -174,6 +175,8 @@ struct Driver {
     ice_lookup: Option<oneshot::Receiver<IceLookup>>,
     /// When the TURN credentials are refreshed (their TTL minus the discovery grace).
     ice_refresh_at: Option<Instant>,
+    /// The STUN servers being resolved (DNS).
+    stun_lookup: Option<oneshot::Receiver<Vec<std::net::SocketAddr>>>,
     /// Server-reflexive candidate gathering, once the servers are known.
     gatherer: Option<ReflexiveGatherer>,
     policy: IceTransportPolicy,
@@ -189,8 +192,10 @@ struct Driver {
 struct IceLookup {
     /// The TURN servers and when to refresh them; `None` when the call failed.
     servers: Option<(Vec<TurnServerEntry>, std::time::SystemTime)>,
-    /// The STUN servers' addresses (the region's STUN URL and the UDP TURN servers).
-    stun: Vec<std::net::SocketAddr>,
+    /// The STUN servers' URIs (the region's STUN URL and the TURN servers, which answer
+    /// Binding requests too); resolved apart, so that a slow DNS answer for the region's
+    /// STUN name never delays the TURN allocations.
+    stun_uris: Vec<String>,
     /// Why the call failed.
     error: Option<String>,
 }
@@ -207,10 +212,10 @@ fn spawn_ice_lookup(
     tokio::spawn(
         async move {
             let lookup = match discovery.ice_servers().channel(channel_arn).send().await {
-                Ok(ice) => ice_lookup_of(&ice).await,
+                Ok(ice) => ice_lookup_of(&ice),
                 Err(e) => IceLookup {
                     servers: None,
-                    stun: Vec::new(),
+                    stun_uris: Vec::new(),
                     error: Some(e.to_string()),
                 },
             };
@@ -221,7 +226,19 @@ fn spawn_ice_lookup(
     rx
 }
 
-async fn ice_lookup_of(ice: &kvs_webrtc_discovery::IceServers) -> IceLookup {
+/// Resolve the STUN servers' addresses in the background.
+fn spawn_stun_resolution(uris: Vec<String>) -> oneshot::Receiver<Vec<std::net::SocketAddr>> {
+    let (tx, rx) = oneshot::channel();
+    tokio::spawn(
+        async move {
+            let _ = tx.send(net::stun_servers(&uris).await);
+        }
+        .in_current_span(),
+    );
+    rx
+}
+
+fn ice_lookup_of(ice: &kvs_webrtc_discovery::IceServers) -> IceLookup {
     let mut uris = vec![ice.stun_url().to_owned()];
     for server in ice.turn_servers() {
         uris.extend(server.uris().iter().cloned());
@@ -234,7 +251,7 @@ async fn ice_lookup_of(ice: &kvs_webrtc_discovery::IceServers) -> IceLookup {
                 .collect(),
             ice.expires_at(),
         )),
-        stun: net::stun_servers(&uris).await,
+        stun_uris: uris,
         error: None,
     }
 }
@@ -248,6 +265,7 @@ enum Wake {
     Video(Option<SourceItem<VideoFrame>>),
     Audio(Option<SourceItem<AudioPacket>>),
     IceServers(IceLookup),
+    StunServers(Vec<std::net::SocketAddr>),
     Relay(RelayIoEvent),
 }
 
@@ -255,6 +273,9 @@ impl Driver {
     async fn run(mut self) -> Result<Stats, Error> {
         let result = loop {
             self.pump_relays(Instant::now());
+            while let Some((candidate, mid)) = self.relays.poll_released_candidate(Instant::now()) {
+                self.send_candidate(candidate, mid).await;
+            }
             let deadline = match self.drain().await {
                 Ok(deadline) => deadline,
                 Err(ended) => break ended,
@@ -293,9 +314,12 @@ impl Driver {
                 v = recv(&mut self.video), if wants_video => Wake::Video(v),
                 a = recv(&mut self.audio), if wants_audio => Wake::Audio(a),
                 lookup = async { self.ice_lookup.as_mut().expect("guarded").await }, if self.ice_lookup.is_some() => {
-                    Wake::IceServers(lookup.unwrap_or(IceLookup { servers: None, stun: Vec::new(), error: Some("the lookup task ended".into()) }))
+                    Wake::IceServers(lookup.unwrap_or(IceLookup { servers: None, stun_uris: Vec::new(), error: Some("the lookup task ended".into()) }))
                 }
                 Some(relay) = self.relay_io.recv() => Wake::Relay(relay),
+                servers = async { self.stun_lookup.as_mut().expect("guarded").await }, if self.stun_lookup.is_some() => {
+                    Wake::StunServers(servers.unwrap_or_default())
+                }
             };
             let now = Instant::now();
             match wake {
@@ -328,6 +352,11 @@ impl Driver {
                     self.on_ice_servers(now, lookup);
                 }
                 Wake::Relay(event) => self.on_relay_io(now, event),
+                Wake::StunServers(servers) => {
+                    self.stun_lookup = None;
+                    tracing::debug!(?servers, "STUN servers");
+                    self.gatherer = Some(ReflexiveGatherer::new(&self.sockets.locals(), &servers));
+                }
                 Wake::Signaling(event) => self.on_signaling(now, event),
                 Wake::Joined(result) => self.on_join_result(now, result),
                 Wake::Video(item) => self.on_source_item(Track::Video, item),
@@ -340,12 +369,7 @@ impl Driver {
         // close on their own).
         let now = Instant::now();
         self.relays.close_all(now);
-        while let Some((id, bytes)) = self.relays.poll_transmit(now) {
-            self.relay_io.send(id, bytes);
-        }
-        while let Some(id) = self.relays.poll_close() {
-            self.relay_io.close(id);
-        }
+        self.flush_relays(now);
         // The last media (and the deallocations) reach the servers before the sockets close.
         self.relay_io.shutdown(Duration::from_secs(2)).await;
         // Whatever the core still had to send (DTLS close) goes out; then close signaling.
@@ -374,15 +398,12 @@ impl Driver {
                     }
                 }
                 Output::SendCandidate { candidate, mid } => {
-                    let candidate = IceCandidate {
-                        candidate,
-                        sdp_mid: Some(mid),
-                        sdp_m_line_index: Some(0),
-                        username_fragment: None,
+                    let Some((candidate, mid)) =
+                        self.relays.gate_candidate(Instant::now(), candidate, mid)
+                    else {
+                        continue;
                     };
-                    if let Err(e) = self.sender.send_ice_candidate(&candidate).await {
-                        tracing::debug!(error = %e, "a candidate was not sent");
-                    }
+                    self.send_candidate(candidate, mid).await;
                 }
                 Output::Transmit {
                     source,
@@ -392,12 +413,15 @@ impl Driver {
                     if self.relays.owns(source) {
                         let now = Instant::now();
                         self.relays.send(now, source, destination, &contents);
-                        while let Some((id, bytes)) = self.relays.poll_transmit(now) {
-                            self.relay_io.send(id, bytes);
-                        }
+                        self.flush_relays(now);
                     } else {
                         self.sockets.send(source, destination, &contents).await
                     }
+                }
+                Output::PeerAddress(ip) => {
+                    let now = Instant::now();
+                    self.relays.peer_address(now, ip);
+                    self.flush_relays(now);
                 }
                 Output::Event(event) => self.emit(event),
                 Output::KeyframeWanted => {
@@ -417,6 +441,19 @@ impl Driver {
                     return Err(if failed { Err(reason) } else { Ok(()) });
                 }
             }
+        }
+    }
+
+    /// Send a local candidate to the storage peer.
+    async fn send_candidate(&mut self, candidate: String, mid: String) {
+        let candidate = IceCandidate {
+            candidate,
+            sdp_mid: Some(mid),
+            sdp_m_line_index: Some(0),
+            username_fragment: None,
+        };
+        if let Err(e) = self.sender.send_ice_candidate(&candidate).await {
+            tracing::debug!(error = %e, "a candidate was not sent");
         }
     }
 
@@ -459,8 +496,7 @@ impl Driver {
         };
         self.ice_refresh_at = Some(refresh_instant(now, refresh_at));
         if first && self.policy == IceTransportPolicy::All {
-            tracing::debug!(servers = ?lookup.stun, "STUN servers");
-            self.gatherer = Some(ReflexiveGatherer::new(&self.sockets.locals(), &lookup.stun));
+            self.stun_lookup = Some(spawn_stun_resolution(lookup.stun_uris));
         }
         self.relays.add_servers(&servers);
         self.pump_relays(now);
@@ -525,18 +561,23 @@ impl Driver {
         }
         self.relays
             .sessions_answered(now, self.core.sessions_answered());
-        while let Some((id, bytes)) = self.relays.poll_transmit(now) {
-            self.relay_io.send(id, bytes);
-        }
-        while let Some(id) = self.relays.poll_close() {
-            self.relay_io.close(id);
-        }
+        self.flush_relays(now);
         if self.policy == IceTransportPolicy::Relay
             && self.relays.none_can_work()
             && self.ice_lookup.is_none()
         {
             let failures = self.relays.failures();
             self.fail_relay_only(failures);
+        }
+    }
+
+    /// Send what the relays have for their servers; close the sockets of ended relays.
+    fn flush_relays(&mut self, now: Instant) {
+        while let Some((id, bytes)) = self.relays.poll_transmit(now) {
+            self.relay_io.send(id, bytes);
+        }
+        while let Some(id) = self.relays.poll_close() {
+            self.relay_io.close(id);
         }
     }
 

@@ -11,6 +11,9 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+/// How long a relayed candidate may be held back while its permissions are installed.
+const CANDIDATE_HOLD: Duration = Duration::from_millis(300);
+
 use kvs_webrtc_turn::{Allocation, AllocationConfig, AllocationEvent, RelayTransport, TurnUri};
 
 /// One TURN server entry of GetIceServerConfig.
@@ -98,6 +101,12 @@ pub(crate) struct Relays {
     failures: Vec<String>,
     /// Sessions answered so far (from the core).
     sessions_seen: u64,
+    /// The storage peer's addresses (from its candidates): every relay gets a permission for
+    /// each as soon as it is allocated.
+    peer_addresses: Vec<std::net::IpAddr>,
+    /// Relayed candidates held back until their relay has a permission for every peer
+    /// address: (relayed address, candidate line, mid, held until).
+    held_candidates: Vec<(SocketAddr, String, String, Instant)>,
 }
 
 impl Relays {
@@ -113,6 +122,8 @@ impl Relays {
             received: VecDeque::new(),
             failures: Vec::new(),
             sessions_seen: 0,
+            peer_addresses: Vec::new(),
+            held_candidates: Vec::new(),
         }
     }
 
@@ -207,10 +218,73 @@ impl Relays {
 
     /// Bytes from relay `id`'s server.
     pub(crate) fn handle_input(&mut self, now: Instant, id: u64, bytes: &[u8]) {
+        let peers = self.peer_addresses.clone();
         if let Some(allocation) = self.relay_mut(id).and_then(|r| r.allocation.as_mut()) {
+            let was_allocated = allocation.relayed().is_some();
             allocation.handle_input(now, bytes);
+            if !was_allocated && allocation.relayed().is_some() {
+                for ip in peers {
+                    allocation.create_permission(now, ip);
+                }
+            }
         }
         self.collect();
+    }
+
+    /// The storage peer has a candidate at `ip`: install permissions for it on every relay.
+    pub(crate) fn peer_address(&mut self, now: Instant, ip: std::net::IpAddr) {
+        if !self.peer_addresses.contains(&ip) {
+            self.peer_addresses.push(ip);
+        }
+        for allocation in self.relays.iter_mut().filter_map(|r| r.allocation.as_mut()) {
+            allocation.create_permission(now, ip);
+        }
+        self.collect();
+    }
+
+    /// A relayed candidate is about to be sent to the storage peer. The server drops what a
+    /// peer sends before its permission is installed, and turn-client-proto paces requests
+    /// 50 ms apart, so a candidate announced at once would see the peer's first check lost
+    /// and retried only after its retransmission timeout (250 ms and more). Returns the
+    /// candidate when it can go now; otherwise it is held (at most 300 ms) and comes back from
+    /// [`Relays::poll_released_candidate`].
+    pub(crate) fn gate_candidate(
+        &mut self,
+        now: Instant,
+        line: String,
+        mid: String,
+    ) -> Option<(String, String)> {
+        let relayed = self
+            .relays
+            .iter()
+            .filter_map(Relay::relayed)
+            .find(|addr| line.contains(&format!(" {} {} typ relay", addr.ip(), addr.port())));
+        match relayed {
+            Some(relayed) if !self.permissions_ready(relayed) => {
+                self.held_candidates
+                    .push((relayed, line, mid, now + CANDIDATE_HOLD));
+                None
+            }
+            _ => Some((line, mid)),
+        }
+    }
+
+    /// A held candidate whose permissions are in place (or whose wait ran out).
+    pub(crate) fn poll_released_candidate(&mut self, now: Instant) -> Option<(String, String)> {
+        let index = self
+            .held_candidates
+            .iter()
+            .position(|(relayed, _, _, until)| now >= *until || self.permissions_ready(*relayed))?;
+        let (_, line, mid, _) = self.held_candidates.remove(index);
+        Some((line, mid))
+    }
+
+    fn permissions_ready(&self, relayed: SocketAddr) -> bool {
+        self.relays
+            .iter()
+            .filter_map(|r| r.allocation.as_ref())
+            .find(|a| a.relayed() == Some(relayed))
+            .is_none_or(|a| self.peer_addresses.iter().all(|ip| a.has_permission(*ip)))
     }
 
     /// Whether `source` is one of our relayed addresses.
@@ -254,12 +328,18 @@ impl Relays {
         None
     }
 
-    /// When [`Relays::handle_timeout`] is due.
+    /// When [`Relays::handle_timeout`] is due (or a held candidate's wait ends).
     pub(crate) fn poll_timeout(&mut self, now: Instant) -> Option<Instant> {
+        let held = self
+            .held_candidates
+            .iter()
+            .map(|(_, _, _, until)| *until)
+            .min();
         self.relays
             .iter_mut()
             .filter_map(|r| r.allocation.as_mut())
             .filter_map(|a| a.poll_timeout(now))
+            .chain(held)
             .min()
     }
 

@@ -129,6 +129,9 @@ pub(crate) enum Output {
         /// The bytes.
         contents: Vec<u8>,
     },
+    /// The storage peer has a candidate at this address (TURN relays install a permission
+    /// for it before its first connectivity check arrives).
+    PeerAddress(std::net::IpAddr),
     /// Tell the caller.
     Event(IngestEvent),
     /// A live video source should produce a keyframe soon.
@@ -378,9 +381,22 @@ impl IngestCore {
                         mid: mid.clone(),
                     });
                 }
+                for line in sdp.lines() {
+                    if let Some(candidate) = line
+                        .trim()
+                        .strip_prefix("a=")
+                        .filter(|l| l.starts_with("candidate:"))
+                        .and_then(|l| Candidate::from_sdp_string(l).ok())
+                    {
+                        self.outputs
+                            .push_back(Output::PeerAddress(candidate.addr().ip()));
+                    }
+                }
                 let early = std::mem::take(&mut self.early_candidates);
                 if let Some(peer) = &mut self.peer {
                     for candidate in early {
+                        self.outputs
+                            .push_back(Output::PeerAddress(candidate.addr().ip()));
                         peer.rtc.add_remote_candidate(candidate);
                     }
                 }
@@ -411,7 +427,11 @@ impl IngestCore {
             }
         };
         match &mut self.peer {
-            Some(peer) => peer.rtc.add_remote_candidate(candidate),
+            Some(peer) => {
+                self.outputs
+                    .push_back(Output::PeerAddress(candidate.addr().ip()));
+                peer.rtc.add_remote_candidate(candidate)
+            }
             None if self.early_candidates.len() < MAX_EARLY_CANDIDATES => {
                 self.early_candidates.push(candidate)
             }

@@ -27,7 +27,7 @@ use turn_client_proto::udp::TurnClientUdp;
 
 use crate::clock::Clock;
 use crate::error::AllocationError;
-use crate::framing::{pad_for_stream, StreamFramer};
+use crate::framing::{is_whole_datagram, pad_for_stream, StreamFramer};
 use crate::uri::RelayTransport;
 
 /// Packets kept per peer address while its permission is being installed.
@@ -232,6 +232,13 @@ impl Allocation {
             return;
         }
         if self.transport == RelayTransport::Udp {
+            if !is_whole_datagram(bytes) {
+                tracing::debug!(
+                    len = bytes.len(),
+                    "malformed datagram from the TURN server dropped"
+                );
+                return;
+            }
             self.handle_frame(now, bytes);
         } else {
             self.framer.push(bytes);
@@ -385,6 +392,32 @@ impl Allocation {
             }
         }
         self.send_now(at, peer, data)
+    }
+
+    /// Whether a permission for `peer` is installed.
+    pub fn has_permission(&self, peer: IpAddr) -> bool {
+        self.client.have_permission(TransportType::Udp, peer)
+    }
+
+    /// Install a permission for `peer` now, before any data goes to it: the peer's first
+    /// connectivity check then gets through instead of waiting for a retransmission (the
+    /// server drops what arrives from an address without a permission). Does nothing before
+    /// the allocation exists or when the permission is there or asked for.
+    pub fn create_permission(&mut self, now: Instant, peer: IpAddr) {
+        if self.relayed().is_none()
+            || self.client.have_permission(TransportType::Udp, peer)
+            || self.waiting_for_permission.contains_key(&peer)
+        {
+            return;
+        }
+        let at = self.clock.to_proto(now);
+        match self.client.create_permission(TransportType::Udp, peer, at) {
+            Ok(()) => {
+                self.waiting_for_permission.insert(peer, Vec::new());
+            }
+            Err(e) => tracing::debug!(error = %e, %peer, "permission not requested"),
+        }
+        self.after_input(now);
     }
 
     /// Deallocate (a Refresh with lifetime 0 goes out) and stop.

@@ -65,6 +65,23 @@ impl StreamFramer {
     }
 }
 
+/// Whether a datagram is one well-formed frame: a STUN message whose header length is exactly
+/// the rest of the datagram (a multiple of 4), or ChannelData whose length fits, followed by at
+/// most 3 bytes of padding. The STUN parser underneath is lenient about the header length, and
+/// MESSAGE-INTEGRITY cannot notice a changed length (its check rewrites that field), so a
+/// datagram that lies about its length is dropped here.
+pub(crate) fn is_whole_datagram(datagram: &[u8]) -> bool {
+    if datagram.len() < 4 {
+        return false;
+    }
+    let length = usize::from(u16::from_be_bytes([datagram[2], datagram[3]]));
+    match datagram[0] >> 6 {
+        0b00 => length % 4 == 0 && datagram.len() == 20 + length,
+        0b01 => datagram.len() >= 4 + length && datagram.len() - (4 + length) < 4,
+        _ => false,
+    }
+}
+
 /// Pad ChannelData to a multiple of 4 bytes for a stream (STUN messages already are).
 pub(crate) fn pad_for_stream(mut frame: Vec<u8>) -> Vec<u8> {
     if frame.first().is_some_and(|b| b >> 6 == 0b01) {
@@ -124,6 +141,25 @@ mod tests {
             }
             assert_eq!(out, frames, "pieces of {piece}");
         }
+    }
+
+    #[test]
+    fn a_datagram_must_be_exactly_one_frame() {
+        assert!(is_whole_datagram(&stun(8)));
+        assert!(is_whole_datagram(&channel_data(b"odd")));
+        assert!(is_whole_datagram(&pad_for_stream(channel_data(b"odd"))));
+        let mut lying = stun(8);
+        lying[3] = 0;
+        assert!(
+            !is_whole_datagram(&lying),
+            "header says 0 attribute bytes, 8 follow"
+        );
+        assert!(!is_whole_datagram(&stun(8)[..24]), "cut short");
+        assert!(!is_whole_datagram(&channel_data(b"odd")[..5]), "cut short");
+        let mut long = channel_data(b"odd");
+        long.extend_from_slice(&[0; 4]);
+        assert!(!is_whole_datagram(&long), "more than padding after it");
+        assert!(!is_whole_datagram(&[0x80, 0, 0, 0]), "RTP, not TURN");
     }
 
     #[test]

@@ -80,3 +80,22 @@ proptest! {
         prop_assert_eq!(net.client.relayed(), Some(net.relayed_by_server));
     }
 }
+
+/// The case the properties found: a header length of 0 over a datagram that carries the
+/// whole response. MESSAGE-INTEGRITY cannot notice (its check rewrites the length field), and
+/// the STUN parser reads past the header's length, so the datagram check must refuse it.
+#[test]
+fn a_datagram_whose_header_lies_about_its_length_is_refused() {
+    for length in [0u16, 4, 96, 104, 65532] {
+        let (mut net, success) = waiting_for_success(RelayTransport::Udp);
+        let mut lying = success.clone();
+        lying[2..4].copy_from_slice(&length.to_be_bytes());
+        net.client.handle_input(net.now, &lying);
+        assert!(
+            net.client.relayed().is_none(),
+            "accepted a length of {length}"
+        );
+        net.client.handle_input(net.now, &success);
+        assert_eq!(net.client.relayed(), Some(net.relayed_by_server));
+    }
+}
