@@ -146,7 +146,7 @@ async fn recovers_from(
     fault: serde_json::Value,
     expected: fn(&JoinReason) -> bool,
     bound: Duration,
-) {
+) -> kvs_webrtc_ingest::Stats {
     let setup = Setup::start(channel).await;
     let mut session = start(&setup, Timings::default()).await;
     until(&mut session, "connected", |e| {
@@ -181,17 +181,25 @@ async fn recovers_from(
     new_session_receives_video(&setup, first).await;
     let stats = session.stop().await.expect("clean stop");
     assert!(stats.rejoins >= 1, "{stats:?}");
+    stats
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconnect_ice_server_is_recovered_within_5_s() {
-    recovers_from(
+    let stats = recovers_from(
         "ice-cam",
         json!({ "channel": "ice-cam", "fault": "RECONNECT_ICE_SERVER" }),
         |r| *r == JoinReason::ReconnectIceServer,
         Duration::from_secs(5),
     )
     .await;
+    // The refreshed ICE servers came with new TURN credentials: a second allocation (on the
+    // emulator's TURN server) next to the first.
+    assert_eq!(
+        (stats.relay_allocations, stats.relay_failures),
+        (2, 0),
+        "{stats:#?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
