@@ -33,13 +33,8 @@ pub(crate) struct DemoArgs {
     debug: bool,
     /// `relay`: media only through the emulator's TURN server (relayed candidates), `all`:
     /// the most direct path.
-    #[arg(long, default_value = "all", value_parser = parse_policy)]
+    #[arg(long, default_value = "all", value_parser = crate::run::parse_policy)]
     ice_transport_policy: kvs_webrtc_ingest::IceTransportPolicy,
-}
-
-/// `all` or `relay`.
-pub(crate) fn parse_policy(s: &str) -> Result<kvs_webrtc_ingest::IceTransportPolicy, String> {
-    s.parse()
 }
 
 pub(crate) async fn run(args: DemoArgs) -> Result<(), Failed> {
