@@ -379,3 +379,27 @@ async fn credentials_expiring_mid_session_are_refreshed_without_a_media_gap() {
         .count();
     assert!(allocations as u64 >= stats.relay_allocations, "{log}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_turns_server_whose_certificate_is_not_trusted_is_refused() {
+    let coturn = Coturn::start();
+    let setup = setup_with_turn("untrusted-tls", vec![coturn.tls_uri()], &coturn.secret).await;
+    // Only the emulator's CA is trusted, not the one that signed coturn's certificate.
+    let session = setup
+        .client_configured(None, |c| c.ice_transport_policy(IceTransportPolicy::Relay))
+        .ingest()
+        .channel("untrusted-tls")
+        .video(VideoSource::annex_b_file(setup.file("clip.h264")))
+        .audio(AudioSource::ogg_opus_file(setup.file("clip.opus")))
+        .send()
+        .await
+        .expect("ingestion starts");
+    let (outcome, _) = run_collecting(session).await;
+    let error = outcome.expect_err("TLS verification refuses coturn's certificate");
+    assert_eq!(error.kind(), ErrorKind::Relay);
+    let message = error.to_string();
+    assert!(message.contains(&coturn.tls_uri()), "{message}");
+    assert!(message.contains("TLS with 127.0.0.1"), "{message}");
+    assert!(message.to_lowercase().contains("certificate"), "{message}");
+    eprintln!("{message}");
+}
