@@ -6,11 +6,14 @@
 //!   TLS listeners.
 //! * [`TestCa`]: a CA and a server certificate for `127.0.0.1` and `localhost`.
 //! * [`IngestCli`]: the `kvs-ingest` binary run against an emulator the way AWS is reached.
+//! * [`SimTurnServer`]: turn-server-proto's sans-IO TURN server for simulated-time tests.
 
 mod cli;
 mod coturn;
 mod pki;
+mod turn_sim;
 
 pub use cli::{text, IngestCli};
 pub use coturn::Coturn;
 pub use pki::TestCa;
+pub use turn_sim::{Sent, SimTurnServer};

@@ -468,3 +468,253 @@ impl Relays {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The relays against turn-server-proto's sans-IO TURN server, in simulated time.
+
+    use std::collections::HashMap;
+    use std::net::IpAddr;
+
+    use kvs_test_support::{Sent, SimTurnServer};
+
+    use super::*;
+
+    const SERVER: &str = "10.0.0.1:3478";
+    const PEER: &str = "10.0.0.9:7000";
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    /// The relays, one simulated TURN server, the sockets' local addresses, simulated time.
+    struct Net {
+        now: Instant,
+        relays: Relays,
+        server: SimTurnServer,
+        locals: HashMap<u64, SocketAddr>,
+        events: Vec<RelayEvent>,
+        closed: Vec<u64>,
+        /// The server never sees CreatePermission (a lost request).
+        drop_permissions: bool,
+    }
+
+    impl Net {
+        fn new() -> Self {
+            let now = Instant::now();
+            let mut server = SimTurnServer::new(addr(SERVER), false, now);
+            for user in ["1:gen1", "2:gen2"] {
+                server.add_user(user, "secret");
+            }
+            Self {
+                now,
+                relays: Relays::new(Duration::from_secs(8)),
+                server,
+                locals: HashMap::new(),
+                events: Vec::new(),
+                closed: Vec::new(),
+                drop_permissions: false,
+            }
+        }
+
+        fn credentials(&mut self, user: &str) {
+            self.servers(&[format!("turn:{SERVER}?transport=udp")], user, "secret");
+        }
+
+        fn servers(&mut self, uris: &[String], user: &str, password: &str) {
+            self.relays.add_servers(&[TurnServerEntry {
+                uris: uris.to_vec(),
+                username: user.into(),
+                password: password.into(),
+            }]);
+            while let Some((id, _, transport)) = self.relays.poll_open() {
+                assert_eq!(transport, RelayTransport::Udp);
+                let local = addr(&format!("10.0.0.2:{}", 5000 + id));
+                self.locals.insert(id, local);
+                self.relays.connected(self.now, id, local, addr(SERVER));
+            }
+        }
+
+        fn settle(&mut self) {
+            for _ in 0..1000 {
+                let mut sent: Vec<Sent> = Vec::new();
+                while let Some((id, bytes)) = self.relays.poll_transmit(self.now) {
+                    // CreatePermission is STUN method 0x008.
+                    if self.drop_permissions && bytes.starts_with(&[0x00, 0x08]) {
+                        continue;
+                    }
+                    let from = self.locals[&id];
+                    sent.extend(self.server.receive(self.now, from, addr(SERVER), &bytes));
+                }
+                sent.extend(self.server.poll(self.now));
+                let mut moved = !sent.is_empty();
+                for (_, to, data) in sent {
+                    if let Some((&id, _)) = self.locals.iter().find(|(_, local)| **local == to) {
+                        self.relays.handle_input(self.now, id, &data);
+                    }
+                }
+                while let Some(event) = self.relays.poll_event() {
+                    moved = true;
+                    self.events.push(event);
+                }
+                while let Some(id) = self.relays.poll_close() {
+                    moved = true;
+                    self.closed.push(id);
+                }
+                if !moved {
+                    return;
+                }
+            }
+            panic!("the simulated network never settled");
+        }
+
+        /// Let `d` of simulated time pass in 10 ms steps.
+        fn advance(&mut self, d: Duration) {
+            let until = self.now + d;
+            while self.now < until {
+                self.settle();
+                self.now += Duration::from_millis(10);
+                self.relays.handle_timeout(self.now);
+            }
+            self.settle();
+        }
+
+        fn allocated(&self) -> Vec<SocketAddr> {
+            self.events
+                .iter()
+                .filter_map(|e| match e {
+                    RelayEvent::Allocated { relayed, .. } => Some(*relayed),
+                    _ => None,
+                })
+                .collect()
+        }
+    }
+
+    fn relay_line(relayed: SocketAddr) -> String {
+        format!(
+            "candidate:1 1 udp 16777215 {} {} typ relay raddr 0.0.0.0 rport 0",
+            relayed.ip(),
+            relayed.port()
+        )
+    }
+
+    #[test]
+    fn new_credentials_supersede_the_old_allocation_which_is_released_after_the_next_session() {
+        let mut net = Net::new();
+        net.credentials("1:gen1");
+        net.advance(Duration::from_millis(500));
+        let [first] = net.allocated()[..] else {
+            panic!("{:?}", net.events)
+        };
+        net.relays.sessions_answered(net.now, 1);
+
+        net.credentials("2:gen2");
+        net.advance(Duration::from_millis(500));
+        let allocated = net.allocated();
+        assert_eq!(allocated.len(), 2, "{:?}", net.events);
+        assert!(net
+            .events
+            .contains(&RelayEvent::Superseded { relayed: first }));
+        // The running session (the first) still uses it: both relays keep working.
+        assert!(net.relays.owns(first) && net.relays.owns(allocated[1]));
+        net.relays.sessions_answered(net.now, 1);
+        net.advance(Duration::from_millis(200));
+        assert!(
+            net.closed.is_empty(),
+            "nothing released while session 1 runs"
+        );
+
+        // A later session took over: the old allocation is deallocated and its socket closed.
+        net.relays.sessions_answered(net.now, 2);
+        net.advance(Duration::from_millis(200));
+        assert_eq!(net.closed, [1], "relay 1's socket closes");
+        assert!(!net.relays.owns(first) && net.relays.owns(allocated[1]));
+        assert!(!net.relays.none_can_work());
+    }
+
+    #[test]
+    fn a_relayed_candidate_waits_for_the_peer_permission_then_goes() {
+        let mut net = Net::new();
+        let peer: IpAddr = addr(PEER).ip();
+        net.relays.peer_address(net.now, peer);
+        net.credentials("1:gen1");
+        net.advance(Duration::from_millis(60));
+        let [relayed] = net.allocated()[..] else {
+            panic!("{:?}", net.events)
+        };
+        // Allocated, permission asked for but not yet answered (requests are 50 ms apart).
+        let held = net
+            .relays
+            .gate_candidate(net.now, relay_line(relayed), "0".into());
+        assert_eq!(held, None, "held until the permission exists");
+        assert_eq!(net.relays.poll_released_candidate(net.now), None);
+        net.advance(Duration::from_millis(100));
+        assert_eq!(
+            net.relays.poll_released_candidate(net.now),
+            Some((relay_line(relayed), "0".into()))
+        );
+        // Host candidates, and relayed ones once permitted, go at once.
+        let host = "candidate:2 1 udp 2130706175 10.0.0.2 5001 typ host".to_owned();
+        assert!(net
+            .relays
+            .gate_candidate(net.now, host, "0".into())
+            .is_some());
+        assert!(net
+            .relays
+            .gate_candidate(net.now, relay_line(relayed), "0".into())
+            .is_some());
+    }
+
+    #[test]
+    fn a_candidate_whose_permission_never_comes_goes_after_300_ms() {
+        let mut net = Net::new();
+        net.drop_permissions = true;
+        net.relays.peer_address(net.now, addr(PEER).ip());
+        net.credentials("1:gen1");
+        net.advance(Duration::from_millis(60));
+        let [relayed] = net.allocated()[..] else {
+            panic!("{:?}", net.events)
+        };
+        let held_at = net.now;
+        assert!(net
+            .relays
+            .gate_candidate(net.now, relay_line(relayed), "0".into())
+            .is_none());
+        let due = net.relays.poll_timeout(net.now).expect("a deadline");
+        assert!(due <= held_at + CANDIDATE_HOLD);
+        net.advance(Duration::from_millis(290));
+        assert_eq!(net.relays.poll_released_candidate(net.now), None);
+        net.advance(Duration::from_millis(20));
+        assert!(net.relays.poll_released_candidate(net.now).is_some());
+    }
+
+    #[test]
+    fn wrong_credentials_and_bad_uris_are_named_when_nothing_works() {
+        let mut net = Net::new();
+        net.servers(
+            &[
+                format!("turn:{SERVER}?transport=udp"),
+                "stun:10.0.0.1:3478".into(),
+                "turns:10.0.0.1:443?transport=udp".into(),
+            ],
+            "1:gen1",
+            "wrong",
+        );
+        assert!(!net.relays.none_can_work(), "still trying");
+        net.advance(Duration::from_millis(500));
+        assert!(net.relays.none_can_work());
+        let failures = net.relays.failures();
+        assert!(
+            failures.contains("stun:10.0.0.1:3478: TURN URI"),
+            "{failures}"
+        );
+        assert!(
+            failures.contains("refused the credentials (401"),
+            "{failures}"
+        );
+        assert!(
+            !failures.contains("turns:10.0.0.1:443"),
+            "DTLS is skipped, not failed: {failures}"
+        );
+    }
+}

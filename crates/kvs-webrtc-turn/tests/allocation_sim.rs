@@ -10,7 +10,6 @@ use kvs_webrtc_turn::{
     AllocationError, AllocationEvent, AllocationState, PeerData, RelayTransport,
 };
 use sim::{Net, PASSWORD};
-use turn_server_proto::api::TurnServerApi;
 
 #[test]
 fn allocates_then_carries_data_both_ways_through_a_permission_and_a_channel() {
@@ -177,8 +176,7 @@ fn refreshes_keep_the_allocation_and_its_permission_alive_for_an_hour() {
 #[test]
 fn a_stale_nonce_is_renewed_and_the_request_retried() {
     let mut net = Net::new(RelayTransport::Udp, PASSWORD);
-    net.server
-        .set_nonce_expiry_duration(Duration::from_secs(30));
+    net.server.set_nonce_expiry(Duration::from_secs(30));
     net.allocated();
     let start = net.now;
     net.run_until(start + Duration::from_secs(45));

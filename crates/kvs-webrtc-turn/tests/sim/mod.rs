@@ -1,19 +1,15 @@
-//! The simulated network of the TURN tests: a client [`Allocation`], turn-server-proto's
-//! sans-IO TURN server and a peer, with simulated time.
+//! The simulated network of the TURN tests: a client [`Allocation`], the workspace's
+//! simulated TURN server (turn-server-proto, sans-IO) and a peer, with simulated time.
 
 #![allow(dead_code, unreachable_pub)]
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use kvs_test_support::{Sent, SimTurnServer};
 use kvs_webrtc_turn::{
     Allocation, AllocationConfig, AllocationEvent, AllocationState, PeerData, RelayTransport,
 };
-use turn_server_proto::api::{TurnServerApi, TurnServerPollRet};
-use turn_server_proto::server::TurnServer;
-use turn_server_proto::stun::agent::Transmit;
-use turn_server_proto::stun::Instant as ProtoInstant;
-use turn_server_proto::types::TransportType;
 
 pub const USER: &str = "1900000000:device";
 pub const PASSWORD: &str = "right";
@@ -22,12 +18,14 @@ pub fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()
 }
 
+const SERVER: &str = "10.0.0.1:3478";
+
 /// A client, a TURN server and a peer on a simulated network.
 pub struct Net {
     pub origin: Instant,
     pub now: Instant,
-    pub server: TurnServer,
-    pub server_transport: TransportType,
+    pub server: SimTurnServer,
+    pub stream: bool,
     pub client: Allocation,
     pub relayed_by_server: SocketAddr,
     pub peer: SocketAddr,
@@ -49,18 +47,15 @@ pub struct Net {
 impl Net {
     pub fn new(transport: RelayTransport, password: &str) -> Self {
         let origin = Instant::now();
-        let server_transport = match transport {
-            RelayTransport::Udp => TransportType::Udp,
-            _ => TransportType::Tcp,
-        };
-        let mut server = TurnServer::new(server_transport, addr("10.0.0.1:3478"), "kvs".into());
-        server.add_user(USER.into(), PASSWORD.into());
+        let stream = transport != RelayTransport::Udp;
+        let mut server = SimTurnServer::new(addr(SERVER), stream, origin);
+        server.add_user(USER, PASSWORD);
         let client = Allocation::new(
             origin,
             AllocationConfig {
                 transport,
                 local: addr("10.0.0.2:5000"),
-                server: addr("10.0.0.1:3478"),
+                server: addr(SERVER),
                 username: USER.into(),
                 password: password.into(),
                 allocate_timeout: Duration::from_secs(8),
@@ -69,10 +64,10 @@ impl Net {
         Self {
             origin,
             now: origin,
+            relayed_by_server: server.first_relayed(),
             server,
-            server_transport,
+            stream,
             client,
-            relayed_by_server: addr("10.0.0.1:49152"),
             peer: addr("10.0.0.3:6000"),
             peer_inbox: Vec::new(),
             chunk: usize::MAX,
@@ -85,62 +80,28 @@ impl Net {
         }
     }
 
-    pub fn t(&self) -> ProtoInstant {
-        ProtoInstant::from_nanos((self.now - self.origin).as_nanos() as i64)
-    }
-
     /// Move every pending message until nothing moves.
     pub fn settle(&mut self) {
         for _ in 0..1000 {
-            let mut moved = false;
+            let mut sent: Vec<Sent> = Vec::new();
             while let Some(bytes) = self.client.poll_transmit(self.now) {
-                moved = true;
                 if self.blackhole {
                     continue;
                 }
-                if self.server_transport == TransportType::Tcp {
-                    // On a stream every frame is padded to 4 bytes (RFC 8656 §12.5).
+                if self.stream {
                     self.client_stream_frames.push(bytes.len());
                 }
-                let t = self.t();
-                let transmit = Transmit::new(
-                    bytes.as_slice(),
-                    self.server_transport,
+                sent.extend(self.server.receive(
+                    self.now,
                     self.client.local(),
-                    self.server.listen_address(),
-                );
-                if let Some(out) = self.server.recv(transmit, t) {
-                    let out = out.build();
-                    self.deliver(out.from, out.to, out.data);
-                }
+                    addr(SERVER),
+                    &bytes,
+                ));
             }
-            loop {
-                let t = self.t();
-                match self.server.poll(t) {
-                    TurnServerPollRet::AllocateSocket {
-                        transport,
-                        listen_addr,
-                        client_addr,
-                        allocation_transport,
-                        family,
-                    } => {
-                        moved = true;
-                        self.server.allocated_socket(
-                            transport,
-                            listen_addr,
-                            client_addr,
-                            allocation_transport,
-                            family,
-                            Ok(self.relayed_by_server),
-                            t,
-                        );
-                    }
-                    _ => break,
-                }
-            }
-            while let Some(out) = self.server.poll_transmit(self.t()) {
-                moved = true;
-                self.deliver(out.from, out.to, out.data);
+            sent.extend(self.server.poll(self.now));
+            let mut moved = !sent.is_empty();
+            for (from, to, data) in sent {
+                self.deliver(from, to, data);
             }
             while let Some(event) = self.client.poll_event() {
                 moved = true;
@@ -157,13 +118,7 @@ impl Net {
         panic!("the simulated network never settled");
     }
 
-    pub fn deliver(&mut self, from: SocketAddr, to: SocketAddr, mut data: Vec<u8>) {
-        if self.server_transport == TransportType::Tcp && data.first().is_some_and(|b| b >> 6 == 1)
-        {
-            // What an RFC-conformant server (coturn) sends on a stream; turn-server-proto
-            // does not pad.
-            data.resize(data.len().next_multiple_of(4), 0);
-        }
+    pub fn deliver(&mut self, from: SocketAddr, to: SocketAddr, data: Vec<u8>) {
         if to == self.client.local()
             && self.hold_allocate_success
             && data.starts_with(&[0x01, 0x03])
@@ -180,11 +135,11 @@ impl Net {
 
     /// The peer sends to the relayed address.
     pub fn peer_sends(&mut self, data: &[u8]) {
-        let t = self.t();
-        let transmit = Transmit::new(data, TransportType::Udp, self.peer, self.relayed_by_server);
-        if let Some(out) = self.server.recv(transmit, t) {
-            let out = out.build();
-            self.deliver(out.from, out.to, out.data);
+        for (from, to, data) in
+            self.server
+                .receive(self.now, self.peer, self.relayed_by_server, data)
+        {
+            self.deliver(from, to, data);
         }
         self.settle();
     }
@@ -194,12 +149,7 @@ impl Net {
         for _ in 0..100_000 {
             self.settle();
             let client_due = self.client.poll_timeout(self.now).unwrap_or(until);
-            let server_due = match self.server.poll(self.t()) {
-                TurnServerPollRet::WaitUntil(at) => {
-                    self.origin + Duration::from_nanos(at.as_nanos().max(0) as u64)
-                }
-                _ => self.now,
-            };
+            let server_due = self.server.deadline(self.now);
             let next = client_due.min(server_due).min(until).max(self.now);
             self.now = if next == self.now {
                 self.now + Duration::from_millis(10)
