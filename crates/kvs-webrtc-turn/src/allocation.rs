@@ -364,34 +364,33 @@ impl Allocation {
             self.stats.packets_dropped += 1;
             return false;
         }
-        let at = self.clock.to_proto(now);
-        if !self.client.have_permission(TransportType::Udp, peer.ip()) {
-            let first = !self.waiting_for_permission.contains_key(&peer.ip());
-            let queue = self.waiting_for_permission.entry(peer.ip()).or_default();
-            if queue.len() >= MAX_QUEUED_PER_PEER {
+        if !self.has_permission(peer.ip()) {
+            // Asked for once; the packet waits in the queue that request opened.
+            self.create_permission(now, peer.ip());
+            let Some(queue) = self
+                .waiting_for_permission
+                .get_mut(&peer.ip())
+                .filter(|q| q.len() < MAX_QUEUED_PER_PEER)
+            else {
                 self.stats.packets_dropped += 1;
                 return false;
-            }
+            };
             queue.push((peer, data.to_vec()));
-            if first {
-                if let Err(e) = self
-                    .client
-                    .create_permission(TransportType::Udp, peer.ip(), at)
-                {
-                    tracing::debug!(error = %e, %peer, "permission not requested");
-                    self.drop_waiting(peer.ip());
-                    return false;
-                }
-            }
-            self.after_input(now);
             return true;
         }
+        let at = self.clock.to_proto(now);
+        self.bind_channel_once(at, peer);
+        self.send_now(at, peer, data)
+    }
+
+    /// Bind a channel to `peer` the first time data goes to it; until the server confirms,
+    /// Send indications carry the data.
+    fn bind_channel_once(&mut self, at: turn_client_proto::stun::Instant, peer: SocketAddr) {
         if self.channels.insert(peer) {
             if let Err(e) = self.client.bind_channel(TransportType::Udp, peer, at) {
                 tracing::debug!(error = %e, %peer, "no channel; Send indications carry the data");
             }
         }
-        self.send_now(at, peer, data)
     }
 
     /// Whether a permission for `peer` is installed.
@@ -405,7 +404,7 @@ impl Allocation {
     /// the allocation exists or when the permission is there or asked for.
     pub fn create_permission(&mut self, now: Instant, peer: IpAddr) {
         if self.relayed().is_none()
-            || self.client.have_permission(TransportType::Udp, peer)
+            || self.has_permission(peer)
             || self.waiting_for_permission.contains_key(&peer)
         {
             return;
@@ -440,17 +439,14 @@ impl Allocation {
         data: &[u8],
     ) -> bool {
         match self.client.send_to(TransportType::Udp, peer, data, at) {
-            Ok(Some(transmit)) => {
-                let bytes = transmit.build().data;
-                self.outgoing.push_back(match self.transport {
-                    RelayTransport::Udp => bytes,
-                    RelayTransport::Tcp | RelayTransport::Tls => pad_for_stream(bytes),
-                });
-                self.stats.packets_sent += 1;
-                self.stats.bytes_sent += data.len() as u64;
-                true
-            }
-            Ok(None) => {
+            Ok(transmit) => {
+                if let Some(transmit) = transmit {
+                    let bytes = transmit.build().data;
+                    self.outgoing.push_back(match self.transport {
+                        RelayTransport::Udp => bytes,
+                        RelayTransport::Tcp | RelayTransport::Tls => pad_for_stream(bytes),
+                    });
+                }
                 self.stats.packets_sent += 1;
                 self.stats.bytes_sent += data.len() as u64;
                 true
@@ -524,9 +520,7 @@ impl Allocation {
                         .push_back(AllocationEvent::PermissionCreated(ip));
                     for (peer, data) in self.waiting_for_permission.remove(&ip).unwrap_or_default()
                     {
-                        if self.channels.insert(peer) {
-                            let _ = self.client.bind_channel(TransportType::Udp, peer, at);
-                        }
+                        self.bind_channel_once(at, peer);
                         self.send_now(at, peer, &data);
                     }
                 }
