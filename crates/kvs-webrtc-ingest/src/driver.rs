@@ -509,7 +509,7 @@ impl Driver {
                 self.relays.connected(now, id, local, server)
             }
             RelayIoEvent::Received { id, bytes } => self.relays.handle_input(now, id, &bytes),
-            RelayIoEvent::Failed { id, reason } => self.relays.connection_failed(id, reason),
+            RelayIoEvent::Failed { id, reason } => self.relays.connection_failed(now, id, reason),
         }
     }
 

@@ -197,7 +197,7 @@ impl Relays {
     }
 
     /// Relay `id`'s socket failed or closed.
-    pub(crate) fn connection_failed(&mut self, id: u64, reason: String) {
+    pub(crate) fn connection_failed(&mut self, now: Instant, id: u64, reason: String) {
         let Some(relay) = self.relay_mut(id) else {
             return;
         };
@@ -213,22 +213,15 @@ impl Relays {
                 self.to_close.push_back(id);
             }
         }
-        self.collect();
+        self.collect(now);
     }
 
     /// Bytes from relay `id`'s server.
     pub(crate) fn handle_input(&mut self, now: Instant, id: u64, bytes: &[u8]) {
-        let peers = self.peer_addresses.clone();
         if let Some(allocation) = self.relay_mut(id).and_then(|r| r.allocation.as_mut()) {
-            let was_allocated = allocation.relayed().is_some();
             allocation.handle_input(now, bytes);
-            if !was_allocated && allocation.relayed().is_some() {
-                for ip in peers {
-                    allocation.create_permission(now, ip);
-                }
-            }
         }
-        self.collect();
+        self.collect(now);
     }
 
     /// The storage peer has a candidate at `ip`: install permissions for it on every relay.
@@ -239,7 +232,7 @@ impl Relays {
         for allocation in self.relays.iter_mut().filter_map(|r| r.allocation.as_mut()) {
             allocation.create_permission(now, ip);
         }
-        self.collect();
+        self.collect(now);
     }
 
     /// A relayed candidate is about to be sent to the storage peer. The server drops what a
@@ -280,16 +273,21 @@ impl Relays {
     }
 
     fn permissions_ready(&self, relayed: SocketAddr) -> bool {
+        self.allocation_at(relayed)
+            .is_none_or(|a| self.peer_addresses.iter().all(|ip| a.has_permission(*ip)))
+    }
+
+    /// The allocation whose relayed address is `relayed`.
+    fn allocation_at(&self, relayed: SocketAddr) -> Option<&Allocation> {
         self.relays
             .iter()
             .filter_map(|r| r.allocation.as_ref())
             .find(|a| a.relayed() == Some(relayed))
-            .is_none_or(|a| self.peer_addresses.iter().all(|ip| a.has_permission(*ip)))
     }
 
     /// Whether `source` is one of our relayed addresses.
     pub(crate) fn owns(&self, source: SocketAddr) -> bool {
-        self.relays.iter().any(|r| r.relayed() == Some(source))
+        self.allocation_at(source).is_some()
     }
 
     /// Send `data` from relayed address `source` to `destination`.
@@ -308,7 +306,7 @@ impl Relays {
         {
             allocation.send_to(now, destination, data);
         }
-        self.collect();
+        self.collect(now);
     }
 
     /// Bytes for a server: `(relay id, bytes)`.
@@ -318,13 +316,15 @@ impl Relays {
                 return Some((relay.id, bytes));
             }
         }
-        // Everything of the finished relays went out: forget them and close their sockets.
-        let (finished, kept): (Vec<Relay>, Vec<Relay>) = std::mem::take(&mut self.relays)
-            .into_iter()
-            .partition(Relay::is_finished);
-        self.relays = kept;
-        self.to_close
-            .extend(finished.iter().filter(|r| !r.failed).map(|r| r.id));
+        // Everything of the finished relays went out: forget them and close their sockets
+        // (those that failed before an allocation existed were closed then).
+        let to_close = &mut self.to_close;
+        self.relays.retain(|r| {
+            if r.is_finished() && !r.failed {
+                to_close.push_back(r.id);
+            }
+            !r.is_finished()
+        });
         None
     }
 
@@ -348,7 +348,7 @@ impl Relays {
         for allocation in self.relays.iter_mut().filter_map(|r| r.allocation.as_mut()) {
             allocation.handle_timeout(now);
         }
-        self.collect();
+        self.collect(now);
     }
 
     /// The storage peer's data that came through a relay.
@@ -413,8 +413,9 @@ impl Relays {
         self.events.push_back(RelayEvent::Failed { uri, reason });
     }
 
-    /// Gather the allocations' events and peer data.
-    fn collect(&mut self) {
+    /// Gather the allocations' events and peer data; a newly granted allocation gets its
+    /// permissions for the storage peer's known addresses at once.
+    fn collect(&mut self, now: Instant) {
         let mut newly_allocated_generation = None;
         let mut failed = Vec::new();
         for relay in &mut self.relays {
@@ -434,6 +435,9 @@ impl Relays {
                 match event {
                     AllocationEvent::Allocated { relayed } => {
                         tracing::info!(uri = %relay.uri, %relayed, "TURN allocation");
+                        for ip in &self.peer_addresses {
+                            allocation.create_permission(now, *ip);
+                        }
                         newly_allocated_generation = Some(relay.generation);
                         self.events.push_back(RelayEvent::Allocated {
                             uri: relay.uri.to_string(),
