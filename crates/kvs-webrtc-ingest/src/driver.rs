@@ -20,7 +20,7 @@ use crate::handle::IngestSession;
 use crate::net::{self, HostSockets};
 use crate::reflexive::ReflexiveGatherer;
 use crate::relay::{RelayEvent, Relays, TurnServerEntry};
-use crate::relay_io::{RelayIo, RelayIoEvent, RelayTarget};
+use crate::relay_io::{RelayIo, RelayIoEvent};
 use crate::session::{CoreConfig, IngestCore, JoinOutcome, Output, Side};
 use crate::source::{AudioPacket, OpenedSource, SourceItem, VideoFrame};
 
@@ -94,14 +94,15 @@ pub(crate) async fn start(start: Start) -> Result<IngestSession, Error> {
         gatherer: None,
         policy,
         relays: Relays::new(start.config.turn_allocate_timeout),
-        relay_io: RelayIo::new(),
-        relay_local_ip: if service_is_local {
-            std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)
-        } else {
-            std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
-        },
-        turn_tls: Arc::clone(&start.config.turn_tls),
-        turn_connect_timeout: start.config.turn_allocate_timeout,
+        relay_io: RelayIo::new(
+            if service_is_local {
+                std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)
+            } else {
+                std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
+            },
+            Arc::clone(&start.config.turn_tls),
+            start.config.turn_allocate_timeout,
+        ),
     };
     let task = tokio::spawn(driver.run().instrument(span));
     Ok(IngestSession {
@@ -183,21 +184,21 @@ struct Driver {
     /// The TURN allocations (sans-IO) and their sockets.
     relays: Relays,
     relay_io: RelayIo,
-    relay_local_ip: std::net::IpAddr,
-    turn_tls: Arc<rustls::ClientConfig>,
-    turn_connect_timeout: Duration,
 }
 
-/// What a GetIceServerConfig lookup found.
-struct IceLookup {
-    /// The TURN servers and when to refresh them; `None` when the call failed.
-    servers: Option<(Vec<TurnServerEntry>, std::time::SystemTime)>,
+/// What a GetIceServerConfig lookup found, or why it failed.
+type IceLookup = Result<IceServersFound, String>;
+
+/// The ICE servers of one GetIceServerConfig answer.
+struct IceServersFound {
+    /// The TURN servers with their credentials.
+    turn: Vec<TurnServerEntry>,
+    /// When to refresh them (their TTL minus the discovery grace).
+    refresh_at: std::time::SystemTime,
     /// The STUN servers' URIs (the region's STUN URL and the TURN servers, which answer
     /// Binding requests too); resolved apart, so that a slow DNS answer for the region's
     /// STUN name never delays the TURN allocations.
     stun_uris: Vec<String>,
-    /// Why the call failed.
-    error: Option<String>,
 }
 
 /// Look up the channel's ICE servers in the background: the TURN servers of
@@ -211,15 +212,12 @@ fn spawn_ice_lookup(
     let (tx, rx) = oneshot::channel();
     tokio::spawn(
         async move {
-            let lookup = match discovery.ice_servers().channel(channel_arn).send().await {
-                Ok(ice) => ice_lookup_of(&ice),
-                Err(e) => IceLookup {
-                    servers: None,
-                    stun_uris: Vec::new(),
-                    error: Some(e.to_string()),
-                },
-            };
-            let _ = tx.send(lookup);
+            let lookup = discovery.ice_servers().channel(channel_arn).send().await;
+            let _ = tx.send(
+                lookup
+                    .map(|ice| ice_servers_found(&ice))
+                    .map_err(|e| e.to_string()),
+            );
         }
         .in_current_span(),
     );
@@ -238,21 +236,19 @@ fn spawn_stun_resolution(uris: Vec<String>) -> oneshot::Receiver<Vec<std::net::S
     rx
 }
 
-fn ice_lookup_of(ice: &kvs_webrtc_discovery::IceServers) -> IceLookup {
-    let mut uris = vec![ice.stun_url().to_owned()];
+fn ice_servers_found(ice: &kvs_webrtc_discovery::IceServers) -> IceServersFound {
+    let mut stun_uris = vec![ice.stun_url().to_owned()];
     for server in ice.turn_servers() {
-        uris.extend(server.uris().iter().cloned());
+        stun_uris.extend(server.uris().iter().cloned());
     }
-    IceLookup {
-        servers: Some((
-            ice.turn_servers()
-                .iter()
-                .map(TurnServerEntry::from)
-                .collect(),
-            ice.expires_at(),
-        )),
-        stun_uris: uris,
-        error: None,
+    IceServersFound {
+        turn: ice
+            .turn_servers()
+            .iter()
+            .map(TurnServerEntry::from)
+            .collect(),
+        refresh_at: ice.expires_at(),
+        stun_uris,
     }
 }
 
@@ -314,7 +310,7 @@ impl Driver {
                 v = recv(&mut self.video), if wants_video => Wake::Video(v),
                 a = recv(&mut self.audio), if wants_audio => Wake::Audio(a),
                 lookup = async { self.ice_lookup.as_mut().expect("guarded").await }, if self.ice_lookup.is_some() => {
-                    Wake::IceServers(lookup.unwrap_or(IceLookup { servers: None, stun_uris: Vec::new(), error: Some("the lookup task ended".into()) }))
+                    Wake::IceServers(lookup.unwrap_or_else(|_| Err("the lookup task ended".into())))
                 }
                 Some(relay) = self.relay_io.recv() => Wake::Relay(relay),
                 servers = async { self.stun_lookup.as_mut().expect("guarded").await }, if self.stun_lookup.is_some() => {
@@ -475,31 +471,40 @@ impl Driver {
         }
     }
 
-    /// GetIceServerConfig answered (at the start, or a refresh before the TTL ran out).
+    /// GetIceServerConfig answered: at the start, for a refresh before the TTL ran out, or
+    /// after RECONNECT_ICE_SERVER.
     fn on_ice_servers(&mut self, now: Instant, lookup: IceLookup) {
-        let first = self.ice_refresh_at.is_none() && self.relays.generation() == 0;
-        let Some((servers, refresh_at)) = lookup.servers else {
-            let error = lookup.error.unwrap_or_default();
-            if self.relays.generation() == 0 {
-                tracing::warn!(%error, "no ICE servers: no server-reflexive or relayed candidates");
-                if self.policy == IceTransportPolicy::Relay {
-                    self.fail_relay_only(format!("GetIceServerConfig failed: {error}"));
-                }
-            } else {
-                // The old credentials still serve the running allocations; try again soon.
-                self.emit(IngestEvent::Warning(format!(
-                    "refreshing the TURN credentials failed, retrying in 5 s: {error}"
-                )));
-                self.ice_refresh_at = Some(now + Duration::from_secs(5));
+        let first = self.relays.generation() == 0;
+        let found = match lookup {
+            Ok(found) => found,
+            Err(error) => {
+                self.on_ice_servers_failed(now, first, error);
+                return;
             }
-            return;
         };
-        self.ice_refresh_at = Some(refresh_instant(now, refresh_at));
+        self.ice_refresh_at = Some(refresh_instant(now, found.refresh_at));
         if first && self.policy == IceTransportPolicy::All {
-            self.stun_lookup = Some(spawn_stun_resolution(lookup.stun_uris));
+            self.stun_lookup = Some(spawn_stun_resolution(found.stun_uris));
         }
-        self.relays.add_servers(&servers);
+        self.relays.add_servers(&found.turn);
         self.pump_relays(now);
+    }
+
+    /// GetIceServerConfig failed: relay-only cannot start without it; a refresh is retried
+    /// while the old credentials keep serving the running allocations.
+    fn on_ice_servers_failed(&mut self, now: Instant, first: bool, error: String) {
+        if first {
+            tracing::warn!(%error, "no ICE servers: no server-reflexive or relayed candidates");
+            if self.policy == IceTransportPolicy::Relay {
+                self.fail_relay_only(format!("GetIceServerConfig failed: {error}"));
+            }
+        } else {
+            // The old credentials still serve the running allocations; try again soon.
+            self.emit(IngestEvent::Warning(format!(
+                "refreshing the TURN credentials failed, retrying in 5 s: {error}"
+            )));
+            self.ice_refresh_at = Some(now + Duration::from_secs(5));
+        }
     }
 
     /// A relay socket's report.
@@ -517,14 +522,7 @@ impl Driver {
     /// offer relayed candidates, report failures.
     fn pump_relays(&mut self, now: Instant) {
         while let Some((id, uri, transport)) = self.relays.poll_open() {
-            self.relay_io.open(RelayTarget {
-                id,
-                uri,
-                transport,
-                local_ip: self.relay_local_ip,
-                tls: Arc::clone(&self.turn_tls),
-                connect_timeout: self.turn_connect_timeout,
-            });
+            self.relay_io.open(id, uri, transport);
         }
         while let Some(relayed) = self.relays.poll_received() {
             self.core
@@ -552,8 +550,8 @@ impl Driver {
                 RelayEvent::Failed { uri, reason } => {
                     self.core.note_relay_failed();
                     self.emit(IngestEvent::RelayFailed {
-                        server: uri.clone(),
-                        reason: reason.clone(),
+                        server: uri,
+                        reason,
                     });
                 }
                 RelayEvent::Superseded { relayed } => self.core.remove_local_candidate(relayed),
@@ -704,13 +702,7 @@ impl Driver {
                     turn_servers = servers.turn_servers().len(),
                     "ICE servers refreshed (RECONNECT_ICE_SERVER): new TURN allocations"
                 );
-                let entries: Vec<TurnServerEntry> = servers
-                    .turn_servers()
-                    .iter()
-                    .map(TurnServerEntry::from)
-                    .collect();
-                self.ice_refresh_at = Some(refresh_instant(now, servers.expires_at()));
-                self.relays.add_servers(&entries);
+                self.on_ice_servers(now, Ok(ice_servers_found(&servers)));
             }
             other => tracing::debug!(event = ?other, "signaling event"),
         }

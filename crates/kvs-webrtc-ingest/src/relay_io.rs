@@ -37,19 +37,24 @@ pub(crate) enum RelayIoEvent {
 
 /// Where to connect.
 #[derive(Debug, Clone)]
-pub(crate) struct RelayTarget {
-    pub(crate) id: u64,
-    pub(crate) uri: TurnUri,
-    pub(crate) transport: RelayTransport,
-    /// The local address to use: loopback for a local service, otherwise unspecified.
-    pub(crate) local_ip: IpAddr,
-    pub(crate) tls: Arc<rustls::ClientConfig>,
-    pub(crate) connect_timeout: Duration,
+struct RelayTarget {
+    id: u64,
+    uri: TurnUri,
+    transport: RelayTransport,
+    local_ip: IpAddr,
+    tls: Arc<rustls::ClientConfig>,
+    connect_timeout: Duration,
 }
 
 /// The relay sockets of one ingestion.
 #[derive(Debug)]
 pub(crate) struct RelayIo {
+    /// The local address sockets bind to: loopback for a local service, else unspecified.
+    local_ip: IpAddr,
+    /// The trusted roots of `turns:` servers.
+    tls: Arc<rustls::ClientConfig>,
+    /// How long a TCP connection and its TLS handshake may take.
+    connect_timeout: Duration,
     events_tx: mpsc::Sender<RelayIoEvent>,
     events: mpsc::Receiver<RelayIoEvent>,
     writers: HashMap<u64, mpsc::Sender<Vec<u8>>>,
@@ -59,9 +64,16 @@ pub(crate) struct RelayIo {
 }
 
 impl RelayIo {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(
+        local_ip: IpAddr,
+        tls: Arc<rustls::ClientConfig>,
+        connect_timeout: Duration,
+    ) -> Self {
         let (events_tx, events) = mpsc::channel(1024);
         Self {
+            local_ip,
+            tls,
+            connect_timeout,
             events_tx,
             events,
             writers: HashMap::new(),
@@ -70,11 +82,18 @@ impl RelayIo {
         }
     }
 
-    /// Open the socket of relay `target.id` in the background; it reports
+    /// Open the socket of relay `id` to `uri` in the background; it reports
     /// [`RelayIoEvent::Connected`] or [`RelayIoEvent::Failed`].
-    pub(crate) fn open(&mut self, target: RelayTarget) {
+    pub(crate) fn open(&mut self, id: u64, uri: TurnUri, transport: RelayTransport) {
         let (writer, writes) = mpsc::channel(WRITE_QUEUE);
-        let id = target.id;
+        let target = RelayTarget {
+            id,
+            uri,
+            transport,
+            local_ip: self.local_ip,
+            tls: Arc::clone(&self.tls),
+            connect_timeout: self.connect_timeout,
+        };
         let events = self.events_tx.clone();
         let span = tracing::debug_span!("turn", id, uri = %target.uri);
         let task = tokio::spawn(
