@@ -28,42 +28,12 @@ async fn ingest_relay_only(
     setup: &Setup,
     coturn: &Coturn,
 ) -> (kvs_webrtc_ingest::Stats, Vec<IngestEvent>) {
-    let mut session = setup
-        .client_configured(Some(&coturn.ca.ca_pem), |c| {
-            c.ice_transport_policy(IceTransportPolicy::Relay)
-        })
-        .ingest()
-        .channel(&setup.channel)
-        .video(VideoSource::annex_b_file(setup.file("clip.h264")))
-        .audio(AudioSource::ogg_opus_file(setup.file("clip.opus")))
-        .send()
-        .await
-        .expect("ingestion starts");
-    let mut events = Vec::new();
-    let started = std::time::Instant::now();
-    let ended = tokio::time::timeout(WAIT, async {
-        while let Some(event) = session.next_event().await {
-            eprintln!("{:>6} ms {event:?}", started.elapsed().as_millis());
-            events.push(event);
-            if matches!(events.last(), Some(IngestEvent::Stopped { .. })) {
-                break;
-            }
-        }
-    })
-    .await;
-    if ended.is_err() {
-        panic!(
-            "no end within {WAIT:?}: {:#?}\nsessions: {:#?}\ncoturn:\n{}",
-            session.stats(),
+    let session = start_ingest(setup, coturn, IceTransportPolicy::Relay, false).await;
+    match run_collecting(session).await {
+        (Ok(stats), events) => (stats, events),
+        (Err(e), events) => panic!(
+            "relay-only ingestion failed: {e}\nevents: {events:#?}\nsessions: {:#?}\ncoturn:\n{}",
             setup.emulator.sessions(),
-            coturn.log()
-        );
-    }
-    let stats = session.wait().await;
-    match stats {
-        Ok(stats) => (stats, events),
-        Err(e) => panic!(
-            "relay-only ingestion failed: {e}\nevents: {events:#?}\ncoturn:\n{}",
             coturn.log()
         ),
     }
@@ -205,13 +175,17 @@ async fn run_collecting(
     Vec<IngestEvent>,
 ) {
     let mut events = Vec::new();
-    tokio::time::timeout(WAIT, async {
+    let ended = tokio::time::timeout(WAIT, async {
         while let Some(event) = session.next_event().await {
             events.push(event);
         }
     })
-    .await
-    .expect("ends within the wait");
+    .await;
+    assert!(
+        ended.is_ok(),
+        "no end within {WAIT:?}: {:#?}\nevents: {events:#?}",
+        session.stats()
+    );
     (session.wait().await, events)
 }
 
