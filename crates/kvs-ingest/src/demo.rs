@@ -33,7 +33,7 @@ pub(crate) struct DemoArgs {
     debug: bool,
     /// `relay`: media only through the emulator's TURN server (relayed candidates), `all`:
     /// the most direct path.
-    #[arg(long, default_value = "all", value_parser = crate::run::parse_policy)]
+    #[arg(long, default_value = "all")]
     ice_transport_policy: kvs_webrtc_ingest::IceTransportPolicy,
 }
 

@@ -47,7 +47,7 @@ pub(crate) struct RunArgs {
     /// `all`: offer every candidate, the most direct path wins; `relay`: only TURN relays of
     /// GetIceServerConfig (how to check that TURN works from this network; exit code 6 when
     /// no TURN server gives an allocation).
-    #[arg(long, default_value = "all", value_parser = parse_policy)]
+    #[arg(long, default_value = "all")]
     ice_transport_policy: kvs_webrtc_ingest::IceTransportPolicy,
     #[command(flatten)]
     aws: AwsArgs,
@@ -136,9 +136,4 @@ pub(crate) fn parse_duration(seconds: Option<f64>) -> Result<Option<Duration>, F
             format!("--duration {s} is not a positive number of seconds"),
         )),
     }
-}
-
-/// `--ice-transport-policy`: `all` or `relay`.
-pub(crate) fn parse_policy(s: &str) -> Result<kvs_webrtc_ingest::IceTransportPolicy, String> {
-    s.parse()
 }
