@@ -89,24 +89,21 @@ pub(crate) async fn run(args: DemoArgs) -> Result<(), Failed> {
     )?;
 
     let clip = out.join("sample");
-    std::fs::create_dir_all(&clip)
-        .and_then(|()| std::fs::write(clip.join("clip.h264"), kvs_media::sample::H264))
-        .and_then(|()| std::fs::write(clip.join("clip.opus"), kvs_media::sample::OPUS))
-        .map_err(|e| {
-            Failed::new(
-                Exit::Failure,
-                format!("cannot write the sample clip under {}: {e}", clip.display()),
-            )
-        })?;
+    let files = kvs_media::sample::write_files(&clip).map_err(|e| {
+        Failed::new(
+            Exit::Failure,
+            format!("cannot write the sample clip under {}: {e}", clip.display()),
+        )
+    })?;
     let mut session = client
         .ingest()
         .channel(CHANNEL)
         .video(
-            VideoSource::annex_b_file(clip.join("clip.h264"))
+            VideoSource::annex_b_file(&files.video)
                 .fps(kvs_media::sample::H264_FPS)
                 .looping(true),
         )
-        .audio(AudioSource::ogg_opus_file(clip.join("clip.opus")).looping(true))
+        .audio(AudioSource::ogg_opus_file(&files.audio).looping(true))
         .send()
         .await
         .map_err(Failed::ingest)?;

@@ -18,8 +18,7 @@ async fn emulator() -> (EmulatorHandle, tempfile::TempDir) {
         .await
         .expect("emulator starts");
     let files = tempfile::tempdir().unwrap();
-    std::fs::write(files.path().join("clip.h264"), kvs_media::sample::H264).unwrap();
-    std::fs::write(files.path().join("clip.opus"), kvs_media::sample::OPUS).unwrap();
+    kvs_media::sample::write_files(files.path()).unwrap();
     (emulator, files)
 }
 

@@ -20,12 +20,13 @@ async fn emulator_with_turn(uris: Vec<String>, secret: &str) -> EmulatorHandle {
         .expect("emulator starts")
 }
 
+/// The sample clip's files in `dir`, as command-line arguments.
 fn clip(dir: &std::path::Path) -> (String, String) {
-    let video = dir.join("clip.h264");
-    let audio = dir.join("clip.opus");
-    std::fs::write(&video, kvs_media::sample::H264).unwrap();
-    std::fs::write(&audio, kvs_media::sample::OPUS).unwrap();
-    (video.display().to_string(), audio.display().to_string())
+    let files = kvs_media::sample::write_files(dir).expect("sample clip written");
+    (
+        files.video.display().to_string(),
+        files.audio.display().to_string(),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,3 +13,41 @@ pub const OPUS: &[u8] = include_bytes!("../sample/sine-440hz-48k-mono-3s.opus");
 
 /// [`H264`] and [`OPUS`] in one Matroska file, as `ffmpeg -c copy` muxes them.
 pub const MKV: &[u8] = include_bytes!("../sample/testsrc-and-sine-3s.mkv");
+
+/// The clip written as files, for what reads files (the CLI, tests).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SampleFiles {
+    /// [`H264`] as `clip.h264`.
+    pub video: std::path::PathBuf,
+    /// [`OPUS`] as `clip.opus`.
+    pub audio: std::path::PathBuf,
+}
+
+/// Write [`H264`] and [`OPUS`] into `dir` (created if missing) as `clip.h264` and `clip.opus`.
+///
+/// # Errors
+/// When the directory or a file cannot be written.
+pub fn write_files(dir: &std::path::Path) -> std::io::Result<SampleFiles> {
+    std::fs::create_dir_all(dir)?;
+    let files = SampleFiles {
+        video: dir.join("clip.h264"),
+        audio: dir.join("clip.opus"),
+    };
+    std::fs::write(&files.video, H264)?;
+    std::fs::write(&files.audio, OPUS)?;
+    Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_files_hold_the_clip() {
+        let dir = std::env::temp_dir().join(format!("kvs-media-sample-{}", std::process::id()));
+        let files = write_files(&dir.join("nested")).unwrap();
+        assert_eq!(std::fs::read(&files.video).unwrap(), H264);
+        assert_eq!(std::fs::read(&files.audio).unwrap(), OPUS);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -66,8 +66,7 @@ fn main() {
         .expect("sender runtime");
     let coturn = Coturn::start();
     let files = tempfile::tempdir().expect("temp dir");
-    std::fs::write(files.path().join("clip.h264"), kvs_media::sample::H264).unwrap();
-    std::fs::write(files.path().join("clip.opus"), kvs_media::sample::OPUS).unwrap();
+    kvs_media::sample::write_files(files.path()).expect("sample clip written");
     let big = files.path().join("2mbit.h264");
     make_2_mbit_stream(&big);
 

@@ -38,8 +38,7 @@ impl Setup {
             .create_storage_channel(channel)
             .expect("channel created");
         let files = tempfile::tempdir().expect("temp dir");
-        std::fs::write(files.path().join("clip.h264"), kvs_media::sample::H264).unwrap();
-        std::fs::write(files.path().join("clip.opus"), kvs_media::sample::OPUS).unwrap();
+        kvs_media::sample::write_files(files.path()).expect("sample clip written");
         Self {
             emulator,
             channel: channel.to_owned(),
