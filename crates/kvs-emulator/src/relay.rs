@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use kvs_media::AudioCodec;
 use str0m::media::{Frequency, MediaTime};
 use tokio::sync::{broadcast, Notify};
 
@@ -129,9 +130,6 @@ struct Speaker {
     offset: i128,
 }
 
-/// Samples in one 20 ms Opus frame at 48 kHz: the step assumed between consecutive frames.
-const OPUS_FRAME_TICKS: u64 = 960;
-
 impl SpeakerSelector {
     /// The output time of a viewer's audio frame, or `None` when another viewer has the floor.
     pub(crate) fn admit(&mut self, frame: &RelayedFrame, now: Instant) -> Option<MediaTime> {
@@ -155,7 +153,8 @@ impl SpeakerSelector {
         }
         speaker.last_heard = now;
         let out = u64::try_from(i128::from(ticks) + speaker.offset).ok()?;
-        self.next_out = Some(out + OPUS_FRAME_TICKS);
+        // One nominal frame: the step assumed between consecutive frames.
+        self.next_out = Some(out + AudioCodec::INGESTED.nominal_frame_ticks());
         Some(MediaTime::new(out, Frequency::FORTY_EIGHT_KHZ))
     }
 }

@@ -11,6 +11,8 @@
 //! * [`mkv`]: a Matroska writer for one H.264 track and one Opus track; [`mkv_reader`]: H.264
 //!   and Opus frames read incrementally from a Matroska/WebM file or pipe.
 //! * [`sample`]: the project's 3 s sample clip (H.264, Ogg Opus, Matroska).
+//! * [`AudioCodec`]: the audio codec as a named type (SDP and Matroska names, clock rate,
+//!   frame durations), asked by every crate instead of spelling "Opus" itself.
 //!
 //! # Why this is hand-written
 //! The subset needed is small and sits on hot paths of both crates. The Ogg reader is ours
@@ -36,6 +38,7 @@
 //! ```
 
 pub mod annexb;
+mod codec;
 mod error;
 pub mod h264;
 pub mod mkv;
@@ -44,4 +47,5 @@ pub mod ogg;
 pub mod opus;
 pub mod sample;
 
+pub use codec::AudioCodec;
 pub use error::MediaError;

@@ -17,6 +17,8 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Seek, SeekFrom, Write};
 use std::path::Path;
 
+use crate::AudioCodec;
+
 const UNKNOWN_SIZE: [u8; 8] = [0x01, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff];
 /// Milliseconds per block timestamp unit (TimestampScale = 1 ms).
 const TIMESTAMP_SCALE_NS: u64 = 1_000_000;
@@ -201,11 +203,22 @@ impl MkvWriter {
                 uint(0x73C5, AUDIO_TRACK),
                 uint(0x83, 2),
                 uint(0x9C, 0),
-                string(0x86, "A_OPUS"),
+                string(0x86, AudioCodec::Opus.matroska_codec_id()),
                 element(0x63A2, &opus_head()),
-                uint(0x56AA, u64::from(OPUS_PRE_SKIP) * 1_000_000_000 / 48_000),
+                uint(
+                    0x56AA,
+                    u64::from(OPUS_PRE_SKIP) * 1_000_000_000
+                        / u64::from(AudioCodec::Opus.clock_rate()),
+                ),
                 uint(0x56BB, 80_000_000),
-                element(0xE1, &[float(0xB5, 48_000.0), uint(0x9F, 2)].concat()),
+                element(
+                    0xE1,
+                    &[
+                        float(0xB5, f64::from(AudioCodec::Opus.clock_rate())),
+                        uint(0x9F, 2),
+                    ]
+                    .concat(),
+                ),
             ]
             .concat(),
         );

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use crate::error::MediaError;
 use crate::h264;
+use crate::AudioCodec;
 
 const EXPECTED: &str = "a Matroska/WebM file";
 /// Elements other than Segment and Cluster are read whole; larger ones are refused.
@@ -219,7 +220,9 @@ impl<R: Read> MkvReader<R> {
                     self.read_avcc(private)?;
                     self.tracks.video = Some(number);
                 }
-                "A_OPUS" if self.tracks.audio.is_none() => self.tracks.audio = Some(number),
+                id if id == AudioCodec::Opus.matroska_codec_id() && self.tracks.audio.is_none() => {
+                    self.tracks.audio = Some(number)
+                }
                 _ => {}
             }
             self.tracks.codecs.push((number, codec));

@@ -1,4 +1,4 @@
-//! The "stored stream": checks the H.264 and Opus a storage session receives, keeps statistics and
+//! The "stored stream": checks the H.264 and audio ([`AudioCodec::INGESTED`]) a storage session receives, keeps statistics and
 //! records the session into a Matroska file once the first decodable keyframe arrives.
 
 use std::path::{Path, PathBuf};
@@ -6,17 +6,17 @@ use std::time::{Instant, SystemTime};
 
 use kvs_media::h264::{self, NAL_IDR, NAL_PPS, NAL_SPS};
 use kvs_media::mkv::{self, MkvWriter, VideoParams, AUDIO_TRACK, VIDEO_TRACK};
+use kvs_media::AudioCodec;
 
 const MAX_VIOLATIONS: usize = 32;
 const MAX_WIDTH: u32 = 1920;
 const MAX_HEIGHT: u32 = 1920;
-const OPUS_FRAME_MS: i64 = 20;
 
 /// Statistics of one received track.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TrackStats {
-    /// `H264` or `opus`, once media arrived.
+    /// `H264`, or the audio codec's SDP name (`opus`), once media arrived.
     pub codec: Option<String>,
     /// Frames received.
     pub frames: u64,
@@ -289,9 +289,12 @@ impl MediaSink {
         }
     }
 
-    /// One Opus packet.
+    /// One audio packet ([`AudioCodec::INGESTED`]).
     pub(crate) fn on_audio(&mut self, data: &[u8], media_time_us: u64, arrival: Instant) {
-        self.stats.audio.count("opus", data.len(), media_time_us);
+        let codec = AudioCodec::INGESTED;
+        self.stats
+            .audio
+            .count(codec.sdp_name(), data.len(), media_time_us);
         let Some(start) = self.record_start else {
             self.stats.audio.frames_not_recorded += 1;
             return;
@@ -306,7 +309,8 @@ impl MediaSink {
             return;
         }
         if let Some(writer) = self.writer.as_mut() {
-            if let Err(e) = writer.write_frame(AUDIO_TRACK, ts, ts + OPUS_FRAME_MS, true, data) {
+            let end = ts + codec.nominal_frame().as_millis() as i64;
+            if let Err(e) = writer.write_frame(AUDIO_TRACK, ts, end, true, data) {
                 self.recording_error(&e);
             }
         }
@@ -322,7 +326,10 @@ impl MediaSink {
     /// Finalize the recording and return the final statistics.
     pub(crate) fn finish(mut self) -> MediaStats {
         if self.stats.video.frames > 0 && self.stats.audio.frames == 0 {
-            self.violation("no Opus audio was received; the service needs both tracks".to_owned());
+            self.violation(format!(
+                "no {} audio was received; the service needs both tracks",
+                AudioCodec::INGESTED
+            ));
         }
         if self.stats.audio.frames > 0 && self.stats.video.frames == 0 {
             self.violation("no H.264 video was received; the service needs both tracks".to_owned());

@@ -2,6 +2,7 @@
 //! accepted profile on video and Opus on audio, in the directions the role allows.
 
 use kvs_media::h264::profile_name;
+use kvs_media::AudioCodec;
 
 /// Whose answer it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,15 +145,16 @@ pub(crate) fn check(sdp: &str, answerer: Answerer) -> Result<(), String> {
             }
         }
     }
+    let accepted = AudioCodec::INGESTED;
     let audio = audio
         .filter(|a| !a.rejected())
-        .ok_or("The answer has no audio; Opus audio is required.")?;
+        .ok_or_else(|| format!("The answer has no audio; {accepted} audio is required."))?;
     let (_, codec) = audio
         .selected()
         .ok_or("The answer selects no audio codec.")?;
-    if codec != "opus" {
+    if codec != accepted.sdp_name() {
         return Err(format!(
-            "The answer selects {codec} audio; only Opus is accepted."
+            "The answer selects {codec} audio; only {accepted} is accepted."
         ));
     }
     if answerer == Answerer::Master && !audio.sends() {

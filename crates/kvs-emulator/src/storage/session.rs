@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use kvs_media::AudioCodec;
 use str0m::change::{SdpAnswer, SdpPendingOffer};
 use str0m::format::Codec;
 use str0m::media::{Direction, KeyframeRequestKind, MediaKind, MediaTime, Mid};
@@ -129,7 +130,7 @@ pub(crate) struct StorageSession {
 }
 
 /// The codecs the storage peer offers: H.264 first (several profiles), then VP8 so that
-/// answerers must pick; Opus for audio (protocol notes §5.2, §8.6).
+/// answerers must pick; [`AudioCodec::INGESTED`] (Opus) for audio (protocol notes §5.2, §8.6).
 fn storage_rtc(now: Instant) -> Rtc {
     let mut config = RtcConfig::new().clear_codecs();
     let codecs = config.codec_config();
@@ -138,8 +139,17 @@ fn storage_rtc(now: Instant) -> Rtc {
     codecs.add_h264(106.into(), Some(107.into()), true, 0x4d001f);
     codecs.add_h264(108.into(), Some(109.into()), true, 0x64001f);
     codecs.enable_vp8(true);
-    codecs.enable_opus(true, false);
+    match AudioCodec::INGESTED {
+        AudioCodec::Opus => codecs.enable_opus(true, false),
+    }
     config.build(now)
+}
+
+/// str0m's name of an audio codec.
+fn str0m_audio(codec: AudioCodec) -> Codec {
+    match codec {
+        AudioCodec::Opus => Codec::Opus,
+    }
 }
 
 impl StorageSession {
@@ -376,9 +386,13 @@ impl StorageSession {
         }
         let (mid, codec, time) = match (&self.role, frame.kind) {
             (Role::Viewer(_), FrameKind::Video) => (self.video_mid, Codec::H264, frame.time),
-            (Role::Viewer(_), FrameKind::Audio) => (self.audio_mid, Codec::Opus, frame.time),
+            (Role::Viewer(_), FrameKind::Audio) => (
+                self.audio_mid,
+                str0m_audio(AudioCodec::INGESTED),
+                frame.time,
+            ),
             (Role::Master, FrameKind::Audio) => match self.speaker.admit(frame, now) {
-                Some(time) => (self.audio_mid, Codec::Opus, time),
+                Some(time) => (self.audio_mid, str0m_audio(AudioCodec::INGESTED), time),
                 None => return,
             },
             (Role::Master, FrameKind::Video) => return,

@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use kvs_media::AudioCodec;
 use str0m::change::SdpOffer;
 use str0m::format::Codec;
 use str0m::media::{Direction, MediaKind, Mid, Pt};
@@ -49,7 +50,7 @@ pub(super) fn answer(
         let pt = 96 + 2 * i as u8;
         codecs.add_h264(pt.into(), Some((pt + 1).into()), true, *id);
     }
-    codecs.enable_opus(true, false);
+    enable_audio(codecs, AudioCodec::INGESTED);
     let mut rtc = config.build(now);
     for candidate in local_candidates {
         rtc.add_local_candidate(candidate.clone());
@@ -64,7 +65,7 @@ pub(super) fn answer(
         let sends = matches!(direction, Direction::SendOnly | Direction::SendRecv);
         let codec = match kind {
             MediaKind::Video => Codec::H264,
-            MediaKind::Audio => Codec::Opus,
+            MediaKind::Audio => str0m_audio(AudioCodec::INGESTED),
         };
         let pt = rtc.writer(mid).and_then(|w| {
             w.payload_params()
@@ -88,7 +89,10 @@ pub(super) fn answer(
         ));
     }
     if sends_audio && audio.is_none() {
-        return Err("it has no Opus audio we can send".into());
+        return Err(format!(
+            "it has no {} audio we can send",
+            AudioCodec::INGESTED
+        ));
     }
     Ok(Answered {
         rtc,
@@ -96,6 +100,20 @@ pub(super) fn answer(
         audio,
         sdp: answer.to_sdp_string(),
     })
+}
+
+/// str0m's name of an audio codec.
+fn str0m_audio(codec: AudioCodec) -> Codec {
+    match codec {
+        AudioCodec::Opus => Codec::Opus,
+    }
+}
+
+/// Offer to receive and send `codec` (str0m's defaults for its parameters).
+fn enable_audio(codecs: &mut str0m::format::CodecConfig, codec: AudioCodec) {
+    match codec {
+        AudioCodec::Opus => codecs.enable_opus(true, false),
+    }
 }
 
 /// The m-lines of the answer, with the direction we have in each, in the offer's order.
