@@ -87,15 +87,7 @@ async fn run() {
         .read_line(&mut line)
         .expect("startup line");
     let info: serde_json::Value = serde_json::from_str(&line).expect("startup JSON");
-    let service = Service {
-        endpoint: info["endpoint"].as_str().unwrap().to_owned(),
-        region: info["region"].as_str().unwrap().to_owned(),
-        key: kvs_emulator::AccessKey::new(
-            info["accessKeyId"].as_str().unwrap(),
-            info["secretAccessKey"].as_str().unwrap(),
-        ),
-        ca_pem: std::fs::read_to_string(info["caCertPath"].as_str().unwrap()).unwrap(),
-    };
+    let service = Service::from_startup_info(&info);
     let (_, rss_idle) = usage(pid, hz);
 
     let started = Instant::now();
@@ -119,7 +111,7 @@ async fn run() {
         }));
     }
     let all_connected = service
-        .wait_for_sessions("every session connected", |s| {
+        .wait_for_sessions_json("every session connected", |s| {
             s.iter().filter(|s| s["state"] == "CONNECTED").count() == sessions
         })
         .await;

@@ -15,7 +15,8 @@ async fn boto3_and_the_aws_cli_cannot_tell_the_difference() {
         "/tests/python/official_clients.py"
     );
     let key = emu.key();
-    let home = emu.dir.path().join("home");
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
     std::fs::create_dir_all(&home).unwrap();
     let mut command = Command::new("python3");
     command

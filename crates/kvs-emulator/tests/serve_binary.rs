@@ -5,7 +5,6 @@ mod support;
 
 use std::process::Stdio;
 
-use kvs_emulator::AccessKey;
 use serde_json::Value;
 use support::peer::{answer_and_stream, VideoCodec};
 use support::Service;
@@ -50,42 +49,13 @@ async fn after_kill_9_the_recording_is_readable_up_to_its_last_complete_cluster(
     child.start_kill().unwrap(); // SIGKILL
     child.wait().await.unwrap();
 
-    let channel_dir = dir.path().join("recordings").join("killed-cam");
-    let file = std::fs::read_dir(&channel_dir)
-        .unwrap()
-        .next()
-        .expect("a recording")
-        .unwrap()
-        .path();
-    let probe = std::process::Command::new("ffprobe")
-        .args(["-v", "error", "-count_frames", "-select_streams", "v"])
-        .args([
-            "-show_entries",
-            "stream=codec_name,nb_read_frames",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(&file)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&probe.stdout).trim().to_owned();
-    let (codec, frames) = stdout.split_once(',').expect("codec,frames");
-    assert_eq!(codec, "h264", "{stdout}");
+    let file = support::only_recording(&dir.path().join("recordings").join("killed-cam"));
+    let (codec, frames) = support::readable_video_frames(&file);
+    assert_eq!(codec, "h264");
     // The fixture has a keyframe every second: the first two GOPs (50 frames) were complete
     // clusters; the third was still being assembled.
-    let frames: u64 = frames.parse().unwrap();
     assert!((50..75).contains(&frames), "{frames} frames readable");
-    let decode = std::process::Command::new("ffmpeg")
-        .args(["-v", "error", "-i"])
-        .arg(&file)
-        .args(["-f", "null", "-"])
-        .output()
-        .unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&decode.stderr),
-        "",
-        "what is there decodes"
-    );
+    assert_eq!(support::decode_errors(&file), "", "what is there decodes");
 }
 
 async fn a_signal_finalizes_the_recording(signal: &str, channel: &str, logged: &str) {
@@ -119,7 +89,7 @@ async fn a_signal_finalizes_the_recording(signal: &str, channel: &str, logged: &
         "{log}"
     );
 
-    support::assert_fixture_recording(&dir.path().join("recordings").join(channel));
+    support::assert_sample_recording(&dir.path().join("recordings").join(channel));
 }
 
 #[tokio::test]
@@ -156,16 +126,7 @@ async fn serve_and_stream(dir: &std::path::Path, channel: &str) -> (tokio::proce
     let mut command = Command::new(env!("CARGO_BIN_EXE_kvs-emulator"));
     command.args(["serve", "--data-dir"]).arg(dir);
     let (child, info) = serve(command).await;
-    let ca_path = info["caCertPath"].as_str().expect("caCertPath");
-    let service = Service {
-        endpoint: info["endpoint"].as_str().unwrap().to_owned(),
-        region: info["region"].as_str().unwrap().to_owned(),
-        key: AccessKey::new(
-            info["accessKeyId"].as_str().unwrap(),
-            info["secretAccessKey"].as_str().unwrap(),
-        ),
-        ca_pem: std::fs::read_to_string(ca_path).expect("the CA file exists"),
-    };
+    let service = Service::from_startup_info(&info);
     let mut master = service.storage_master(channel).await;
     service
         .join_master(&master.webrtc, &master.channel_arn)
@@ -173,7 +134,7 @@ async fn serve_and_stream(dir: &std::path::Path, channel: &str) -> (tokio::proce
     let report = answer_and_stream(&mut master.ws, VideoCodec::H264, 1).await;
     assert!(report.connected);
     service
-        .wait_for_sessions("all frames counted, session still live", |s| {
+        .wait_for_sessions_json("all frames counted, session still live", |s| {
             s.first().is_some_and(|s| {
                 s["state"] == "CONNECTED" && s["media"]["video"]["frames"].as_u64() >= Some(74)
             })
@@ -242,34 +203,22 @@ async fn running_out_of_file_descriptors_is_survived_quietly() {
 
     // Descriptors free again: the emulator serves.
     drop(idle);
-    let key = AccessKey::new(
-        info["accessKeyId"].as_str().unwrap(),
-        info["secretAccessKey"].as_str().unwrap(),
-    );
-    let service = Service {
-        endpoint,
-        region: info["region"].as_str().unwrap().to_owned(),
-        key,
-        ca_pem: std::fs::read_to_string(info["caCertPath"].as_str().unwrap()).unwrap(),
-    };
+    let service = Service::from_startup_info(&info);
     let calls = format!(
         "{}{}/calls",
         service.endpoint,
         kvs_emulator::inspect::PREFIX
     );
-    let deadline = tokio::time::Instant::now() + support::WAIT;
-    loop {
+    kvs_test_support::wait_for("serving again once descriptors are free", || async {
         let answered = tokio::time::timeout(
             std::time::Duration::from_secs(2),
             support::http_raw(&service, "GET", &calls, b""),
         )
         .await;
-        if answered.is_ok_and(|(status, _)| status == 200) {
-            break;
+        match answered {
+            Ok((200, _)) => Ok(()),
+            other => Err(other.map(|(status, _)| status)),
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "serves again once descriptors are free"
-        );
-    }
+    })
+    .await;
 }

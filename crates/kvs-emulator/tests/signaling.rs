@@ -392,11 +392,11 @@ async fn peer_to_peer_messages_wait_for_an_offline_master_within_the_message_ttl
     let candidate = json!({"action": "ICE_CANDIDATE", "messagePayload": support::encode_payload(&json!({"candidate": ""}))});
     send_json(&mut viewer, &candidate).await;
     // Both are kept while nobody is there to receive them.
-    let deadline = tokio::time::Instant::now() + support::WAIT;
-    while emu.inspect("state").await["heldMessages"][arn.as_str()] != 2 {
-        assert!(tokio::time::Instant::now() < deadline, "messages held");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    kvs_test_support::wait_for("both messages held", || async {
+        let held = emu.inspect("state").await["heldMessages"][arn.as_str()].clone();
+        kvs_test_support::check(held, |held| *held == 2)
+    })
+    .await;
 
     let mut master = emu.connect(&wss, &arn, None).await.expect("master");
     let first = next_json(&mut master).await;

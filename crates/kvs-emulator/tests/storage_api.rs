@@ -135,7 +135,7 @@ async fn most_recent_join_takes_precedence() {
         .await
         .unwrap();
     let sessions = emu
-        .wait_for_sessions("first session superseded", |s| {
+        .wait_for_sessions_json("first session superseded", |s| {
             s.iter()
                 .any(|s| s["endReason"] == "superseded by a newer join")
         })

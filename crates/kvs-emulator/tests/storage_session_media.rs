@@ -47,7 +47,7 @@ async fn h264_and_opus_are_checked_counted_and_recorded() {
     );
 
     let sessions = emu
-        .wait_for_sessions("all frames counted", |s| {
+        .wait_for_sessions_json("all frames counted", |s| {
             s.first().is_some_and(|s| {
                 s["media"]["video"]["frames"].as_u64() >= Some(74)
                     && s["media"]["audio"]["frames"].as_u64() >= Some(140)
@@ -67,7 +67,7 @@ async fn h264_and_opus_are_checked_counted_and_recorded() {
     assert_eq!(sessions[0]["state"], "CONNECTED");
 
     let stopped = emu.handle.shutdown().await;
-    support::assert_fixture_recording(&stopped.recordings_dir().join("media-cam"));
+    support::assert_sample_recording(&stopped.recordings_dir().join("media-cam"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -91,7 +91,7 @@ async fn a_vp8_answer_is_rejected_with_status_response() {
         "{status}"
     );
     let sessions = emu
-        .wait_for_sessions("session ended", |s| {
+        .wait_for_sessions_json("session ended", |s| {
             s.first().is_some_and(|s| s["state"] == "ENDED")
         })
         .await;
@@ -114,7 +114,7 @@ async fn a_viewer_gets_the_masters_media_and_the_master_hears_the_viewer() {
     // The master streams 9 s; the viewer joins once the master's session is connected.
     let master =
         tokio::spawn(async move { answer_and_stream(&mut master_ws, VideoCodec::H264, 3).await });
-    emu.wait_for_sessions("master connected", |s| {
+    emu.wait_for_sessions_json("master connected", |s| {
         s.iter()
             .any(|s| s["role"] == "MASTER" && s["state"] == "CONNECTED")
     })
@@ -197,7 +197,7 @@ async fn an_injected_answer_rejection_ends_the_session_and_a_new_join_recovers()
     assert!(retried.connected, "{retried:?}");
     assert!(retried.status_responses.is_empty());
     let sessions = emu
-        .wait_for_sessions("one ended, one connected", |s| {
+        .wait_for_sessions_json("one ended, one connected", |s| {
             s.iter().any(|s| s["state"] == "CONNECTED") && s.iter().any(|s| s["state"] == "ENDED")
         })
         .await;
@@ -252,7 +252,7 @@ async fn a_viewer_without_a_master_is_disconnected_after_the_limit() {
     let report = answer_and_stream(&mut ws, VideoCodec::H264, 0).await;
     assert!(report.connected, "{report:?}");
     let sessions = emu
-        .wait_for_sessions("the lonely viewer ended", |s| {
+        .wait_for_sessions_json("the lonely viewer ended", |s| {
             s.first().is_some_and(|s| s["state"] == "ENDED")
         })
         .await;
@@ -277,7 +277,7 @@ async fn frames_over_the_size_limit_are_counted_and_not_recorded() {
     let report = answer_and_stream(&mut ws, VideoCodec::H264, 1).await;
     assert!(report.connected);
     let sessions = emu
-        .wait_for_sessions("frames counted", |s| {
+        .wait_for_sessions_json("frames counted", |s| {
             s.first()
                 .is_some_and(|s| s["media"]["video"]["frames"].as_u64() >= Some(74))
         })

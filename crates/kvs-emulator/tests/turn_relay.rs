@@ -76,7 +76,7 @@ async fn a_storage_session_connects_through_the_embedded_turn_relay_only() {
     assert_eq!(report.video_frames_sent, 75);
 
     let sessions = emu
-        .wait_for_sessions("relayed frames counted", |s| {
+        .wait_for_sessions_json("relayed frames counted", |s| {
             s.first()
                 .is_some_and(|s| s["media"]["video"]["frames"].as_u64() >= Some(70))
         })

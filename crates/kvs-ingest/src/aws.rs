@@ -31,10 +31,8 @@ pub(crate) struct AwsArgs {
 }
 
 impl AwsArgs {
-    /// The SDK configuration, and the extra CA's PEM when one was given.
-    pub(crate) async fn sdk_config(
-        &self,
-    ) -> Result<(aws_types::SdkConfig, Option<Vec<u8>>), Failed> {
+    /// The SDK configuration: the region, profile and endpoint options over the environment's.
+    pub(crate) async fn sdk_config(&self) -> Result<aws_types::SdkConfig, Failed> {
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
         if let Some(region) = &self.region {
             loader = loader.region(aws_config::Region::new(region.clone()));
@@ -45,23 +43,6 @@ impl AwsArgs {
         if let Some(url) = &self.endpoint_url {
             loader = loader.endpoint_url(url);
         }
-        let ca = match &self.ca_file {
-            Some(path) => {
-                let pem = std::fs::read(path).map_err(|e| {
-                    Failed::new(
-                        Exit::BadInput,
-                        format!("cannot read --ca-file {}: {e}", path.display()),
-                    )
-                })?;
-                let client = kvs_emulator::https_client_trusting(&String::from_utf8_lossy(&pem))
-                    .map_err(|e| {
-                        Failed::new(Exit::BadInput, format!("--ca-file {}: {e}", path.display()))
-                    })?;
-                loader = loader.http_client(client);
-                Some(pem)
-            }
-            None => None,
-        };
         let config = loader.load().await;
         if config.region().is_none() {
             return Err(Failed::new(
@@ -69,46 +50,42 @@ impl AwsArgs {
                 "no region: pass --region, set AWS_REGION, or set one in the profile",
             ));
         }
-        Ok((config, ca))
+        Ok(config)
     }
 
-    /// An ingest client over this configuration.
-    pub(crate) async fn ingest_client(
+    /// The ingest configuration over these options: the SDK configuration, and the `--ca-file`
+    /// trusted by every connection. The same clients serve `run` and `join`.
+    pub(crate) async fn ingest_config(&self) -> Result<kvs_webrtc_ingest::ConfigBuilder, Failed> {
+        let builder = kvs_webrtc_ingest::Config::builder().sdk_config(self.sdk_config().await?);
+        match &self.ca_file {
+            None => Ok(builder),
+            Some(path) => {
+                let pem = std::fs::read(path).map_err(|e| {
+                    Failed::with_cause(
+                        Exit::BadInput,
+                        format!("cannot read --ca-file {}", path.display()),
+                        &e,
+                    )
+                })?;
+                Ok(builder.trust_root_certificate_pem(pem))
+            }
+        }
+    }
+
+    /// Build `config`; a refusal names `--ca-file` when one was given (the usual cause).
+    pub(crate) fn build(
         &self,
-        policy: kvs_webrtc_ingest::IceTransportPolicy,
-    ) -> Result<kvs_webrtc_ingest::Client, Failed> {
-        let (sdk_config, ca) = self.sdk_config().await?;
-        ingest_client(
-            &sdk_config,
-            ca,
-            kvs_webrtc_ingest::Timings::default(),
-            policy,
-        )
+        config: kvs_webrtc_ingest::ConfigBuilder,
+    ) -> Result<kvs_webrtc_ingest::Config, Failed> {
+        config.build().map_err(|e| match &self.ca_file {
+            Some(path) => Failed::with_cause(
+                Exit::of_ingest(e.kind()),
+                format!("--ca-file {} cannot be used", path.display()),
+                &e,
+            ),
+            None => Failed::ingest(e),
+        })
     }
-}
-
-/// An ingest client, trusting `ca` (PEM, one or more certificates) in addition to the system
-/// roots for the API calls, the signaling socket and `turns:` servers.
-pub(crate) fn ingest_client(
-    sdk_config: &aws_types::SdkConfig,
-    ca: Option<Vec<u8>>,
-    timings: kvs_webrtc_ingest::Timings,
-    policy: kvs_webrtc_ingest::IceTransportPolicy,
-) -> Result<kvs_webrtc_ingest::Client, Failed> {
-    let discovery = kvs_webrtc_discovery::Client::new(sdk_config);
-    let mut builder = kvs_webrtc_signaling::Config::builder(discovery);
-    if let Some(pem) = ca {
-        builder = builder.trust_root_certificate_pem(pem);
-    }
-    let signaling = builder
-        .build()
-        .map_err(|e| Failed::new(Exit::BadInput, crate::chain(&e)))?;
-    Ok(kvs_webrtc_ingest::Client::from_conf(
-        kvs_webrtc_ingest::Config::builder(kvs_webrtc_signaling::Client::from_conf(signaling))
-            .timings(timings)
-            .ice_transport_policy(policy)
-            .build(),
-    ))
 }
 
 /// Logs to stderr: INFO (or DEBUG with --debug), `RUST_LOG` overrides.

@@ -53,12 +53,7 @@ pub(crate) async fn run(args: DemoArgs) -> Result<(), Failed> {
         })
         .start()
         .await
-        .map_err(|e| {
-            Failed::new(
-                Exit::Failure,
-                format!("the emulator did not start: {}", crate::chain(&e)),
-            )
-        })?;
+        .map_err(|e| Failed::with_cause(Exit::Failure, "the emulator did not start", &e))?;
     if !args.json {
         eprintln!(
             "emulator: {} (region {})",
@@ -79,14 +74,14 @@ pub(crate) async fn run(args: DemoArgs) -> Result<(), Failed> {
     };
     let sdk_config = emulator
         .sdk_config()
-        .map_err(|e| Failed::new(Exit::Failure, crate::chain(&e)))?;
-    let ca = emulator.ca_cert_pem().map(|pem| pem.as_bytes().to_vec());
-    let client = crate::aws::ingest_client(
-        &sdk_config,
-        ca,
-        kvs_webrtc_ingest::Timings::default(),
-        args.ice_transport_policy,
-    )?;
+        .map_err(|e| Failed::with_cause(Exit::Failure, "the emulator's SDK settings failed", &e))?;
+    let mut config = kvs_webrtc_ingest::Config::builder()
+        .sdk_config(sdk_config)
+        .ice_transport_policy(args.ice_transport_policy);
+    if let Some(ca) = emulator.ca_cert_pem() {
+        config = config.trust_root_certificate_pem(ca);
+    }
+    let client = kvs_webrtc_ingest::Client::from_conf(config.build().map_err(Failed::ingest)?);
 
     let clip = out.join("sample");
     let files = kvs_media::sample::write_files(&clip).map_err(|e| {

@@ -8,7 +8,8 @@
 //! ```
 //!
 //! Exit codes: 0 done, 2 bad input (arguments, media), 3 credentials refused, 4 channel not
-//! usable (unknown, storage disabled), 5 gave up (the session could not be joined or kept),
+//! usable (unknown, storage disabled), 5 gave up (the session could not be joined or kept; for
+//! `join`, the call failed for another reason: throttled, network, service),
 //! 6 no TURN relay (`--ice-transport-policy relay` and no TURN server gave an allocation),
 //! 1 anything else.
 
@@ -82,23 +83,26 @@ impl Failed {
         }
     }
 
+    /// `message`, then `cause` and its own causes.
+    pub(crate) fn with_cause(
+        exit: Exit,
+        message: impl Into<String>,
+        cause: &(dyn std::error::Error + 'static),
+    ) -> Self {
+        let mut message = message.into();
+        message.push_str(&format!("\n  caused by: {}", chain(cause)));
+        Self::new(exit, message)
+    }
+
+    /// A failure of the ingestion library (or of discovery, through the same kinds).
     pub(crate) fn ingest(e: kvs_webrtc_ingest::Error) -> Self {
         Self::new(Exit::of_ingest(e.kind()), chain(&e))
     }
 }
 
-/// An error and its causes, each once.
-pub(crate) fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        let line = cause.to_string();
-        if !text.contains(&line) {
-            text.push_str(&format!("\n  caused by: {line}"));
-        }
-        source = cause.source();
-    }
-    text
+/// An error and its causes, one per line, each once.
+pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    format!("{:#}", kvs_webrtc_ingest::ErrorChain(e))
 }
 
 fn main() -> ExitCode {

@@ -62,7 +62,12 @@ pub(crate) async fn run(args: RunArgs) -> Result<(), Failed> {
         ));
     }
     let duration = parse_duration(args.duration)?;
-    let client = args.aws.ingest_client(args.ice_transport_policy).await?;
+    let config = args
+        .aws
+        .ingest_config()
+        .await?
+        .ice_transport_policy(args.ice_transport_policy);
+    let client = kvs_webrtc_ingest::Client::from_conf(args.aws.build(config)?);
     let mut builder = client.ingest().channel(&args.channel);
     if args.role == "viewer" {
         let id = args

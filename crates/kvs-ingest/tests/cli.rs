@@ -48,30 +48,13 @@ fn the_demo_ingests_the_sample_and_reports_a_recording_ffprobe_reads() {
     let recording = summary["recordings"][0].as_str().expect("a recording path");
     assert!(std::path::Path::new(recording).is_absolute());
     assert!(recording.starts_with(out_dir.path().to_str().unwrap()));
-    let probe = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "stream=codec_name",
-            "-of",
-            "csv=p=0",
-            recording,
-        ])
-        .output()
-        .expect("ffprobe runs");
+    let recording = std::path::Path::new(recording);
     assert_eq!(
-        String::from_utf8_lossy(&probe.stdout)
-            .split_whitespace()
-            .collect::<Vec<_>>(),
+        kvs_test_support::recording::probe(recording).codecs,
         ["h264", "opus"]
     );
-    let decode = Command::new("ffmpeg")
-        .args(["-v", "error", "-i", recording, "-f", "null", "-"])
-        .output()
-        .expect("ffmpeg runs");
     assert_eq!(
-        String::from_utf8_lossy(&decode.stderr),
+        kvs_test_support::recording::decode_errors(recording),
         "",
         "decodes without an error"
     );

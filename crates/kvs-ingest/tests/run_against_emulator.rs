@@ -2,32 +2,23 @@
 //! (`--endpoint-url`, `--region`, credentials from the environment, `--ca-file`): what they
 //! send arrives, and refusals map to the documented exit codes.
 
-use kvs_emulator::{Emulator, EmulatorHandle};
-use kvs_test_support::{text, IngestCli};
+use kvs_test_support::{text, IngestCli, SampleClip, TestEmulator};
 
 /// The CLI over `emulator`.
-fn cli_for(emulator: &EmulatorHandle) -> IngestCli {
-    IngestCli::new(env!("CARGO_BIN_EXE_kvs-ingest"), emulator)
+fn cli_for(emulator: &TestEmulator) -> IngestCli {
+    IngestCli::new(env!("CARGO_BIN_EXE_kvs-ingest"), &emulator.handle)
 }
 
-async fn emulator() -> (EmulatorHandle, tempfile::TempDir) {
-    let emulator = Emulator::builder()
-        .temporary()
-        .timings(|t| t.offer_delay = std::time::Duration::from_millis(50))
-        .start()
-        .await
-        .expect("emulator starts");
-    let files = tempfile::tempdir().unwrap();
-    kvs_media::sample::write_files(files.path()).unwrap();
-    (emulator, files)
+async fn emulator() -> (TestEmulator, SampleClip) {
+    (TestEmulator::start().await, SampleClip::write())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_ingests_files_and_reports_json() {
     let (emulator, files) = emulator().await;
-    emulator.create_storage_channel("cli-cam").unwrap();
-    let video = files.path().join("clip.h264");
-    let audio = files.path().join("clip.opus");
+    emulator.create_storage_channel("cli-cam");
+    let video = files.video.clone();
+    let audio = files.audio.clone();
     let out = cli_for(&emulator)
         .run(&[
             "run",
@@ -58,26 +49,18 @@ async fn run_ingests_files_and_reports_json() {
     assert_eq!(summary["event"], "summary");
     assert_eq!(summary["stats"]["video"]["framesSent"], 75);
     // The last packets may still be on their way when the process exits: wait, bounded.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let sessions = emulator.sessions();
-        assert_eq!(sessions.len(), 1);
-        if sessions[0].media.video.frames == 75 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{:?}",
-            sessions[0].media
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let sessions = emulator
+        .wait_for_sessions("all 75 frames received", |s| {
+            s.first().is_some_and(|s| s.media.video.frames == 75)
+        })
+        .await;
+    assert_eq!(sessions.len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn join_calls_the_storage_api_once() {
     let (emulator, _files) = emulator().await;
-    let arn = emulator.create_storage_channel("join-cam").unwrap();
+    let arn = emulator.create_storage_channel("join-cam");
     let cli = cli_for(&emulator);
     let out = cli.run(&["join", "--channel-arn", &arn]).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -95,25 +78,92 @@ async fn join_calls_the_storage_api_once() {
         .await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "");
-    let calls = emulator.calls();
+    let calls = emulator.handle.calls();
     assert_eq!(calls.get("joinStorageSession"), Some(&1));
     assert_eq!(calls.get("joinStorageSessionAsViewer"), Some(&1));
+}
+
+/// `join` goes through the same join call as `run`, with or without a given WEBRTC endpoint,
+/// and its refusals map to the exit codes through the same kinds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn join_with_a_given_endpoint_skips_discovery_and_refusals_have_their_exit_codes() {
+    let (emulator, _files) = emulator().await;
+    let arn = emulator.create_storage_channel("join-direct");
+    let webrtc = emulator.handle.endpoints().webrtc.clone();
+    let cli = cli_for(&emulator);
+    let out = cli
+        .run(&[
+            "join",
+            "--channel-arn",
+            &arn,
+            "--webrtc-endpoint-url",
+            &webrtc,
+        ])
+        .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(emulator.calls("joinStorageSession"), 1);
+    assert_eq!(emulator.calls("getSignalingChannelEndpoint"), 0);
+
+    emulator.inject_fault(serde_json::json!({
+        "channel": "join-direct",
+        "fault": "CLIENT_LIMIT_EXCEEDED",
+    }));
+    let out = cli.run(&["join", "--channel-arn", &arn]).await;
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "throttled: {stderr}");
+    // The message, then each cause once (the generated error that displays as its own
+    // source is shown once).
+    let report: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("kvs-ingest: ") || l.starts_with("  caused by: "))
+        .collect();
+    assert!(report[0].contains("JoinStorageSession"), "{stderr}");
+    assert!(
+        report
+            .iter()
+            .any(|l| l.contains("throttled (fault injected")),
+        "{stderr}"
+    );
+    let mut distinct = report.clone();
+    distinct.dedup();
+    assert_eq!(distinct, report, "a cause repeated: {stderr}");
+
+    let p2p = emulator.channel("join-p2p").await;
+    let out = cli.run(&["join", "--channel-arn", &p2p]).await;
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+
+    let mut wrong = cli_for(&emulator);
+    wrong.secret = "not-the-secret".into();
+    let out = wrong.run(&["join", "--channel-arn", &arn]).await;
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(!text(&out.stderr).contains("not-the-secret"));
+}
+
+/// `--ca-file` is checked before anything connects: a file that is not a certificate is bad
+/// input, and the message names the option.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ca_file_without_a_certificate_is_refused_with_its_name() {
+    let (emulator, files) = emulator().await;
+    let arn = emulator.create_storage_channel("ca-cam");
+    let mut cli = cli_for(&emulator);
+    cli.ca_file = files.video.clone();
+    let out = cli.run(&["join", "--channel-arn", &arn]).await;
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--ca-file"), "{stderr}");
+    assert!(stderr.contains("no CERTIFICATE block"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(emulator.calls("joinStorageSession"), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refusals_map_to_exit_codes() {
     let (emulator, files) = emulator().await;
-    emulator.create_storage_channel("real-cam").unwrap();
+    emulator.create_storage_channel("real-cam");
     // A channel without media storage.
-    let sdk_config = emulator.sdk_config().unwrap();
-    aws_sdk_kinesisvideo::Client::new(&sdk_config)
-        .create_signaling_channel()
-        .channel_name("p2p-cam")
-        .send()
-        .await
-        .unwrap();
-    let video = files.path().join("clip.h264");
-    let audio = files.path().join("clip.opus");
+    emulator.channel("p2p-cam").await;
+    let video = files.video.clone();
+    let audio = files.audio.clone();
     let run = |channel: &'static str| {
         vec![
             "run".to_owned(),
@@ -169,8 +219,8 @@ async fn refusals_map_to_exit_codes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_reads_a_matroska_stream_on_stdin() {
     let (emulator, files) = emulator().await;
-    emulator.create_storage_channel("mkv-pipe-cam").unwrap();
-    let mkv = files.path().join("clip.mkv");
+    emulator.create_storage_channel("mkv-pipe-cam");
+    let mkv = files.dir().join("clip.mkv");
     std::fs::write(&mkv, kvs_media::sample::MKV).unwrap();
     let stdin = std::process::Stdio::from(std::fs::File::open(&mkv).unwrap());
     let out = cli_for(&emulator)

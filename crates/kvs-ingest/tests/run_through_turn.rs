@@ -2,38 +2,33 @@
 //! the emulator handing out coturn's TURN REST credentials as KVS does; a wrong TURN secret
 //! exits 6 with a message naming the server and why.
 
-use std::time::Duration;
+use kvs_emulator::TurnMode;
+use kvs_test_support::{text, Coturn, IngestCli, SampleClip, TestEmulator};
 
-use kvs_emulator::{Emulator, EmulatorHandle, TurnMode};
-use kvs_test_support::{text, Coturn, IngestCli};
-
-async fn emulator_with_turn(uris: Vec<String>, secret: &str) -> EmulatorHandle {
-    Emulator::builder()
-        .temporary()
-        .timings(|t| t.offer_delay = Duration::from_millis(50))
-        .turn(TurnMode::External {
+async fn emulator_with_turn(uris: Vec<String>, secret: &str) -> TestEmulator {
+    TestEmulator::start_with(|b| {
+        b.turn(TurnMode::External {
             uris,
             shared_secret: secret.to_owned(),
         })
-        .start()
-        .await
-        .expect("emulator starts")
+    })
+    .await
 }
 
-/// The sample clip's files in `dir`, as command-line arguments.
-fn clip(dir: &std::path::Path) -> (String, String) {
-    let files = kvs_media::sample::write_files(dir).expect("sample clip written");
-    (
-        files.video.display().to_string(),
-        files.audio.display().to_string(),
-    )
+/// The sample clip's files, and their paths as command-line arguments.
+fn clip() -> (SampleClip, String, String) {
+    let clip = SampleClip::write();
+    let (video, audio) = (
+        clip.video.display().to_string(),
+        clip.audio.display().to_string(),
+    );
+    (clip, video, audio)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn relay_only_runs_through_coturn_over_udp_tcp_and_tls() {
     let coturn = Coturn::start();
-    let files = tempfile::tempdir().unwrap();
-    let (video, audio) = clip(files.path());
+    let (files, video, audio) = clip();
     for (transport, uri) in [
         ("udp", coturn.udp_uri()),
         ("tcp", coturn.tcp_uri()),
@@ -41,9 +36,9 @@ async fn relay_only_runs_through_coturn_over_udp_tcp_and_tls() {
     ] {
         let emulator = emulator_with_turn(vec![uri.clone()], &coturn.secret).await;
         let channel = format!("cli-relay-{transport}");
-        emulator.create_storage_channel(&channel).unwrap();
-        let mut cli = IngestCli::new(env!("CARGO_BIN_EXE_kvs-ingest"), &emulator);
-        cli.also_trust(&coturn.ca.ca_pem, files.path());
+        emulator.create_storage_channel(&channel);
+        let mut cli = IngestCli::new(env!("CARGO_BIN_EXE_kvs-ingest"), &emulator.handle);
+        cli.also_trust(&coturn.ca.ca_pem, files.dir());
         let out = cli
             .run(&[
                 "run",
@@ -80,16 +75,11 @@ async fn relay_only_runs_through_coturn_over_udp_tcp_and_tls() {
         assert_eq!(summary["stats"]["video"]["framesSent"], 75, "{summary}");
 
         // The last packets may still be on their way through coturn: wait (bounded).
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        let sessions = loop {
-            let sessions = emulator.sessions();
-            if sessions.first().is_some_and(|s| s.media.video.frames >= 75)
-                || std::time::Instant::now() > deadline
-            {
-                break sessions;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
+        let sessions = emulator
+            .wait_for_sessions("all 75 frames through coturn", |s| {
+                s.first().is_some_and(|s| s.media.video.frames >= 75)
+            })
+            .await;
         let media = &sessions[0].media;
         assert_eq!(media.video.frames, 75, "{transport}: {sessions:#?}");
         assert!(media.violations.is_empty(), "{:?}", media.violations);
@@ -109,11 +99,10 @@ async fn relay_only_runs_through_coturn_over_udp_tcp_and_tls() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_turn_secret_exits_6_relay_only_and_0_with_the_direct_path() {
     let coturn = Coturn::start();
-    let files = tempfile::tempdir().unwrap();
-    let (video, audio) = clip(files.path());
+    let (_files, video, audio) = clip();
     let emulator = emulator_with_turn(vec![coturn.udp_uri()], "not-the-coturn-secret").await;
-    emulator.create_storage_channel("cli-wrong-turn").unwrap();
-    let cli = IngestCli::new(env!("CARGO_BIN_EXE_kvs-ingest"), &emulator);
+    emulator.create_storage_channel("cli-wrong-turn");
+    let cli = IngestCli::new(env!("CARGO_BIN_EXE_kvs-ingest"), &emulator.handle);
     let run = |policy: &'static str| {
         let cli = cli.clone();
         let (video, audio) = (video.clone(), audio.clone());
@@ -158,7 +147,7 @@ async fn a_wrong_turn_secret_exits_6_relay_only_and_0_with_the_direct_path() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_policy_is_refused_with_the_choices() {
     let emulator = emulator_with_turn(vec!["turn:127.0.0.1:9?transport=udp".into()], "s").await;
-    let cli = IngestCli::new(env!("CARGO_BIN_EXE_kvs-ingest"), &emulator);
+    let cli = IngestCli::new(env!("CARGO_BIN_EXE_kvs-ingest"), &emulator.handle);
     let out = cli
         .run(&[
             "run",

@@ -1,19 +1,41 @@
-//! The workspace's test harness (not published): real servers the tests start themselves on
-//! 127.0.0.1, with bounded waits, and the throw-away PKI they need.
+//! The workspace's test harness (not published): the one place where tests start servers on
+//! 127.0.0.1, build clients against them and check what they recorded, with bounded waits.
 //!
+//! * [`TestEmulator`] and [`Service`]: an emulator (temporary, generated CA trusted, channels
+//!   seeded or made over the API), the official AWS SDK clients, discovery, signaling and
+//!   ingest clients against it, and its inspection and fault API.
+//! * [`IngestSetup`] and [`SampleClip`]: an emulator with a storage channel and the sample
+//!   clip as files, for the ingestion tests.
+//! * [`raw`]: the wire below the SDKs (presigning with `aws-sigv4`, raw HTTPS, signaling
+//!   frames), for the emulator's own tests.
+//! * [`recording`]: ffprobe and ffmpeg on what the emulator recorded.
+//! * [`wait_until`], [`wait_for`] and [`WAIT`]: polling with a bound and a message.
 //! * [`Coturn`]: the coturn TURN server (Debian package `coturn`, installed by
 //!   `cargo xtask test`) with the TURN REST shared-secret scheme KVS uses, and UDP, TCP and
-//!   TLS listeners.
-//! * [`TestCa`]: a CA and a server certificate for `127.0.0.1` and `localhost`.
+//!   TLS listeners; [`TestCa`]: a CA and a server certificate for `127.0.0.1` and `localhost`.
 //! * [`IngestCli`]: the `kvs-ingest` binary run against an emulator the way AWS is reached.
 //! * [`SimTurnServer`]: turn-server-proto's sans-IO TURN server for simulated-time tests.
 
 mod cli;
 mod coturn;
+mod emulator;
+mod ingest;
 mod pki;
+pub mod raw;
+pub mod recording;
 mod turn_sim;
+mod wait;
 
 pub use cli::{text, IngestCli};
 pub use coturn::Coturn;
+pub use emulator::{Service, StorageMaster, TestEmulator, TEST_OFFER_DELAY};
+pub use ingest::{client as ingest_client, opus_packets, run_to_end, IngestSetup, SampleClip};
 pub use pki::TestCa;
 pub use turn_sim::{Sent, SimTurnServer};
+pub use wait::{check, wait_for, wait_for_within, wait_until, wait_until_within, WAIT};
+
+/// An error and its causes in one line (`message: cause: cause`), for assertions on what a
+/// user would read.
+pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    kvs_webrtc_ingest::ErrorChain(error).to_string()
+}

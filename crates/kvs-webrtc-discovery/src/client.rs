@@ -7,12 +7,10 @@ use aws_types::SdkConfig;
 use crate::cache::{CacheStats, ExpiringCache};
 use crate::config::Config;
 use crate::handle::Handle;
-use crate::input::{ChannelArn, ChannelId};
+use crate::input::{ChannelArn, ChannelId, Role};
 use crate::operation::discover::DiscoverFluentBuilder;
 use crate::operation::ice_servers::IceServersFluentBuilder;
-use crate::operation::join_storage_session::{
-    JoinStorageSessionAsViewerFluentBuilder, JoinStorageSessionFluentBuilder,
-};
+use crate::operation::join_storage_session::JoinStorageSessionFluentBuilder;
 
 /// Finds a channel's endpoints and ICE servers and joins its storage session.
 ///
@@ -120,15 +118,18 @@ impl Client {
     /// # let sdk_config = emulator.sdk_config()?;
     /// let client = kvs_webrtc_discovery::Client::new(&sdk_config);
     /// let joined = client.join_storage_session().channel("front-door").send().await?;
-    /// println!("joined {}", joined.discovery().channel().arn());
+    /// if let Some(found) = joined.discovery() {
+    ///     println!("joined {}", found.channel().arn());
+    /// }
     /// # Ok(()) }
     /// ```
     pub fn join_storage_session(&self) -> JoinStorageSessionFluentBuilder {
-        JoinStorageSessionFluentBuilder::new(self.handle.clone())
+        JoinStorageSessionFluentBuilder::new(self.handle.clone(), Role::Master)
     }
 
     /// JoinStorageSessionAsViewer, like [`Client::join_storage_session`]; the viewer's signaling
-    /// socket uses the same client id.
+    /// socket uses the same client id. (The same builder as `join_storage_session()` with
+    /// `.role(Role::Viewer)`.)
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -146,8 +147,8 @@ impl Client {
     ///     .await?;
     /// # Ok(()) }
     /// ```
-    pub fn join_storage_session_as_viewer(&self) -> JoinStorageSessionAsViewerFluentBuilder {
-        JoinStorageSessionAsViewerFluentBuilder::new(self.handle.clone())
+    pub fn join_storage_session_as_viewer(&self) -> JoinStorageSessionFluentBuilder {
+        JoinStorageSessionFluentBuilder::new(self.handle.clone(), Role::Viewer)
     }
 
     /// Forget the cached endpoints of a channel (every role, whether it was looked up by name

@@ -40,6 +40,18 @@ impl Config {
         Builder::default()
     }
 
+    /// A builder holding these settings, to change some of them.
+    pub fn to_builder(&self) -> Builder {
+        Builder {
+            sdk_config: Some(self.sdk_config.clone()),
+            endpoint_ttl: Some(self.endpoint_ttl),
+            ice_refresh_grace: Some(self.ice_refresh_grace),
+            max_cached_channels: Some(self.max_cached_channels),
+            stun_url: self.stun_url.clone(),
+            time_source: Some(self.time_source.clone()),
+        }
+    }
+
     /// The AWS settings shared by every client this crate builds.
     pub fn sdk_config(&self) -> &SdkConfig {
         &self.sdk_config

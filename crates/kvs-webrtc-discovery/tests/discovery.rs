@@ -2,17 +2,16 @@
 //! roles, caching (hit, miss, expiry, invalidation, single flight), wrong credentials, ICE
 //! servers and joins.
 
-mod common;
-
 use std::time::{Duration, SystemTime};
 
 use aws_smithy_async::test_util::ManualTimeSource;
+use kvs_test_support::TestEmulator;
 use kvs_webrtc_discovery::{Client, Config, ErrorKind, Role};
 
-fn client_with_clock(emu: &common::TestEmulator) -> (Client, ManualTimeSource) {
+fn client_with_clock(emu: &TestEmulator) -> (Client, ManualTimeSource) {
     let clock = ManualTimeSource::new(SystemTime::now());
     let config = Config::builder()
-        .sdk_config(emu.sdk_config.clone())
+        .sdk_config(emu.sdk_config())
         .endpoint_ttl(Duration::from_secs(600))
         .time_source(clock.clone())
         .build();
@@ -21,9 +20,9 @@ fn client_with_clock(emu: &common::TestEmulator) -> (Client, ManualTimeSource) {
 
 #[tokio::test]
 async fn a_channel_resolves_by_name_and_by_arn_to_the_same_endpoints() {
-    let emu = common::start().await;
-    let arn = emu.storage_channel("cam-1");
-    let client = Client::new(&emu.sdk_config);
+    let emu = TestEmulator::start().await;
+    let arn = emu.create_storage_channel("cam-1");
+    let client = Client::new(&emu.sdk_config());
 
     let by_name = client.discover().channel("cam-1").send().await.unwrap();
     let by_arn = client.discover().channel(&arn).send().await.unwrap();
@@ -49,9 +48,9 @@ async fn a_channel_resolves_by_name_and_by_arn_to_the_same_endpoints() {
 
 #[tokio::test]
 async fn master_and_viewer_endpoints_are_separate_lookups() {
-    let emu = common::start().await;
-    emu.storage_channel("cam-roles");
-    let client = Client::new(&emu.sdk_config);
+    let emu = TestEmulator::start().await;
+    emu.create_storage_channel("cam-roles");
+    let client = Client::new(&emu.sdk_config());
 
     let master = client.discover().channel("cam-roles").send().await.unwrap();
     let viewer = client
@@ -71,9 +70,9 @@ async fn master_and_viewer_endpoints_are_separate_lookups() {
 
 #[tokio::test]
 async fn a_channel_without_a_mapped_stream_names_the_fix() {
-    let emu = common::start().await;
+    let emu = TestEmulator::start().await;
     emu.channel("no-stream").await;
-    let client = Client::new(&emu.sdk_config);
+    let client = Client::new(&emu.sdk_config());
 
     let err = client
         .discover()
@@ -104,11 +103,11 @@ async fn a_channel_without_a_mapped_stream_names_the_fix() {
 
 #[tokio::test]
 async fn a_channel_with_storage_disabled_names_the_fix() {
-    let emu = common::start().await;
+    let emu = TestEmulator::start().await;
     let channel = emu.channel("disabled").await;
     let stream = emu.stream("disabled-stream").await;
     emu.set_storage(&channel, Some(&stream), false).await;
-    let client = Client::new(&emu.sdk_config);
+    let client = Client::new(&emu.sdk_config());
 
     let err = client
         .discover()
@@ -124,8 +123,8 @@ async fn a_channel_with_storage_disabled_names_the_fix() {
 
 #[tokio::test]
 async fn an_unknown_channel_is_not_found() {
-    let emu = common::start().await;
-    let client = Client::new(&emu.sdk_config);
+    let emu = TestEmulator::start().await;
+    let client = Client::new(&emu.sdk_config());
     let err = client
         .discover()
         .channel("nobody")
@@ -142,8 +141,8 @@ async fn an_unknown_channel_is_not_found() {
 
 #[tokio::test]
 async fn bad_input_is_refused_before_any_call() {
-    let emu = common::start().await;
-    let client = Client::new(&emu.sdk_config);
+    let emu = TestEmulator::start().await;
+    let client = Client::new(&emu.sdk_config());
     let cases = [
         client.discover().send().await.unwrap_err(),
         client
@@ -188,8 +187,8 @@ async fn bad_input_is_refused_before_any_call() {
 
 #[tokio::test]
 async fn wrong_credentials_are_access_denied() {
-    let emu = common::start().await;
-    emu.storage_channel("cam-creds");
+    let emu = TestEmulator::start().await;
+    emu.create_storage_channel("cam-creds");
     let wrong = aws_credential_types::Credentials::new(
         &emu.handle.access_key().access_key_id,
         "not-the-secret",
@@ -198,7 +197,7 @@ async fn wrong_credentials_are_access_denied() {
         "test",
     );
     let sdk_config = emu
-        .sdk_config
+        .sdk_config()
         .to_builder()
         .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(wrong))
         .build();
@@ -213,8 +212,8 @@ async fn wrong_credentials_are_access_denied() {
 
 #[tokio::test]
 async fn lookups_are_cached_until_the_ttl_and_invalidated_on_request() {
-    let emu = common::start().await;
-    let arn = emu.storage_channel("cam-cache");
+    let emu = TestEmulator::start().await;
+    let arn = emu.create_storage_channel("cam-cache");
     let (client, clock) = client_with_clock(&emu);
 
     let first = client.discover().channel("cam-cache").send().await.unwrap();
@@ -247,9 +246,9 @@ async fn lookups_are_cached_until_the_ttl_and_invalidated_on_request() {
 
 #[tokio::test]
 async fn concurrent_callers_share_one_lookup() {
-    let emu = common::start().await;
-    emu.storage_channel("cam-many");
-    let client = Client::new(&emu.sdk_config);
+    let emu = TestEmulator::start().await;
+    emu.create_storage_channel("cam-many");
+    let client = Client::new(&emu.sdk_config());
     let lookups: Vec<_> = (0..16)
         .map(|_| {
             let client = client.clone();
@@ -266,9 +265,9 @@ async fn concurrent_callers_share_one_lookup() {
 
 #[tokio::test]
 async fn joins_use_the_webrtc_endpoint_and_map_throttling() {
-    let emu = common::start().await;
-    let arn = emu.storage_channel("cam-join");
-    let client = Client::new(&emu.sdk_config);
+    let emu = TestEmulator::start().await;
+    let arn = emu.create_storage_channel("cam-join");
+    let client = Client::new(&emu.sdk_config());
 
     let joined = client
         .join_storage_session()
@@ -276,7 +275,15 @@ async fn joins_use_the_webrtc_endpoint_and_map_throttling() {
         .send()
         .await
         .unwrap();
-    assert_eq!(joined.discovery().channel().arn().as_str(), arn);
+    assert_eq!(
+        joined
+            .discovery()
+            .expect("discovered")
+            .channel()
+            .arn()
+            .as_str(),
+        arn
+    );
     client
         .join_storage_session_as_viewer()
         .channel("cam-join")
@@ -306,13 +313,13 @@ async fn joins_use_the_webrtc_endpoint_and_map_throttling() {
 
 #[tokio::test]
 async fn a_stale_entry_is_dropped_and_the_join_retried_once() {
-    let emu = common::start().await;
-    let old_arn = emu.storage_channel("cam-stale");
-    let client = Client::new(&emu.sdk_config);
+    let emu = TestEmulator::start().await;
+    let old_arn = emu.create_storage_channel("cam-stale");
+    let client = Client::new(&emu.sdk_config());
     client.discover().channel("cam-stale").send().await.unwrap();
 
     // The channel is deleted and created again: same name, new ARN.
-    emu.control_plane
+    emu.control_plane()
         .delete_signaling_channel()
         .channel_arn(&old_arn)
         .send()
@@ -329,8 +336,16 @@ async fn a_stale_entry_is_dropped_and_the_join_retried_once() {
         .send()
         .await
         .unwrap();
-    assert_eq!(joined.discovery().channel().arn().as_str(), new_arn);
-    assert!(!joined.discovery().from_cache());
+    assert_eq!(
+        joined
+            .discovery()
+            .expect("discovered")
+            .channel()
+            .arn()
+            .as_str(),
+        new_arn
+    );
+    assert!(!joined.discovery().expect("discovered").from_cache());
     assert_eq!(
         emu.calls("joinStorageSession"),
         2,
@@ -351,8 +366,8 @@ async fn a_stale_entry_is_dropped_and_the_join_retried_once() {
 
 #[tokio::test]
 async fn ice_servers_are_cached_until_ttl_minus_grace_and_refreshable() {
-    let emu = common::start().await;
-    let arn = emu.storage_channel("cam-ice");
+    let emu = TestEmulator::start().await;
+    let arn = emu.create_storage_channel("cam-ice");
     let (client, clock) = client_with_clock(&emu);
 
     let ice = client
@@ -412,4 +427,94 @@ async fn cached(client: &Client, channel: &str) -> bool {
 async fn ice_cached(client: &Client, channel: &str) -> bool {
     let servers = client.ice_servers().channel(channel).client_id("dev-1");
     servers.send().await.unwrap().from_cache()
+}
+
+/// One builder serves both storage calls: `.role(Role::Viewer).client_id(..)` is
+/// JoinStorageSessionAsViewer, a master with a client id or a viewer without one is refused
+/// before any request.
+#[tokio::test]
+async fn one_join_builder_serves_the_master_and_the_viewer() {
+    let emu = TestEmulator::start().await;
+    emu.create_storage_channel("cam-roles");
+    let client = Client::new(&emu.sdk_config());
+    client
+        .join_storage_session()
+        .channel("cam-roles")
+        .role(Role::Viewer)
+        .set_client_id(Some("viewer-7".into()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(emu.calls("joinStorageSessionAsViewer"), 1);
+    assert_eq!(emu.calls("joinStorageSession"), 0);
+
+    let err = client
+        .join_storage_session()
+        .channel("cam-roles")
+        .client_id("viewer-7")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    assert!(err.to_string().contains("is for a viewer"), "{err}");
+    let err = client
+        .join_storage_session()
+        .channel("cam-roles")
+        .role(Role::Viewer)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    assert!(err.to_string().contains("needs the viewer's id"), "{err}");
+    assert_eq!(
+        emu.calls("joinStorageSessionAsViewer"),
+        1,
+        "nothing more was sent"
+    );
+}
+
+/// With the WEBRTC endpoint given, the storage API is called there and nothing is looked up;
+/// a channel name (which would need a lookup) is refused, and the service's refusal maps as
+/// it does after discovery.
+#[tokio::test]
+async fn a_given_webrtc_endpoint_is_called_without_discovery() {
+    let emu = TestEmulator::start().await;
+    let arn = emu.create_storage_channel("cam-direct");
+    let webrtc = emu.handle.endpoints().webrtc.clone();
+    let client = Client::new(&emu.sdk_config());
+    let joined = client
+        .join_storage_session()
+        .channel(&arn)
+        .webrtc_endpoint_url(&webrtc)
+        .send()
+        .await
+        .unwrap();
+    assert!(joined.discovery().is_none());
+    assert_eq!(emu.calls("joinStorageSession"), 1);
+    assert_eq!(emu.calls("describeSignalingChannel"), 0);
+    assert_eq!(emu.calls("getSignalingChannelEndpoint"), 0);
+
+    let err = client
+        .join_storage_session()
+        .channel("cam-direct")
+        .webrtc_endpoint_url(&webrtc)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    assert!(err.to_string().contains("give the channel's ARN"), "{err}");
+
+    let unknown = arn.replace("cam-direct", "cam-gone");
+    let err = client
+        .join_storage_session()
+        .channel(&unknown)
+        .webrtc_endpoint_url(&webrtc)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ChannelNotFound, "{err}");
+    assert!(
+        err.to_string().contains(&webrtc),
+        "names the endpoint: {err}"
+    );
 }

@@ -16,9 +16,9 @@
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use kvs_emulator::{Emulator, EmulatorHandle, TurnMode};
-use kvs_test_support::Coturn;
-use kvs_webrtc_ingest::{AudioSource, Client, Config, IceTransportPolicy, Stats, VideoSource};
+use kvs_emulator::TurnMode;
+use kvs_test_support::{Coturn, SampleClip, TestEmulator};
+use kvs_webrtc_ingest::{AudioSource, Client, IceTransportPolicy, Stats, VideoSource};
 
 const RUNS: usize = 20;
 const SENDER_THREAD: &str = "kvs-sender";
@@ -65,9 +65,8 @@ fn main() {
         .build()
         .expect("sender runtime");
     let coturn = Coturn::start();
-    let files = tempfile::tempdir().expect("temp dir");
-    kvs_media::sample::write_files(files.path()).expect("sample clip written");
-    let big = files.path().join("2mbit.h264");
+    let clip = SampleClip::write();
+    let big = clip.dir().join("2mbit.h264");
     make_2_mbit_stream(&big);
 
     println!(
@@ -82,13 +81,8 @@ fn main() {
         let mut ttff = Vec::new();
         for run in 0..RUNS {
             let channel = format!("ttff-{run}");
-            emulator.create_storage_channel(&channel).expect("channel");
-            ttff.push(sender_rt.block_on(time_to_first_frame(
-                &emulator,
-                &client,
-                &channel,
-                files.path(),
-            )));
+            emulator.create_storage_channel(&channel);
+            ttff.push(sender_rt.block_on(time_to_first_frame(&emulator, &client, &channel, &clip)));
         }
         ttff.sort();
         println!(
@@ -98,7 +92,7 @@ fn main() {
             ttff[0].as_millis(),
             ttff[RUNS - 1].as_millis()
         );
-        emulator.create_storage_channel("cpu").expect("channel");
+        emulator.create_storage_channel("cpu");
         let row = sender_rt.block_on(sender_cpu(&emulator, &client, &big, &coturn));
         cpu_rows.push((mode, row));
     }
@@ -114,20 +108,14 @@ fn main() {
 
 /// An emulator whose GetIceServerConfig returns coturn over the mode's transport (direct: no
 /// TURN server at all).
-async fn emulator_for(mode: Mode, coturn: &Coturn) -> EmulatorHandle {
+async fn emulator_for(mode: Mode, coturn: &Coturn) -> TestEmulator {
     let turn = match mode {
         Mode::Direct => TurnMode::Placeholder,
         Mode::Udp => external(coturn.udp_uri(), coturn),
         Mode::Tcp => external(coturn.tcp_uri(), coturn),
         Mode::Tls => external(coturn.tls_uri(), coturn),
     };
-    Emulator::builder()
-        .temporary()
-        .timings(|t| t.offer_delay = Duration::ZERO)
-        .turn(turn)
-        .start()
-        .await
-        .expect("emulator starts")
+    TestEmulator::start_with(|b| b.timings(|t| t.offer_delay = Duration::ZERO).turn(turn)).await
 }
 
 fn external(uri: String, coturn: &Coturn) -> TurnMode {
@@ -137,22 +125,16 @@ fn external(uri: String, coturn: &Coturn) -> TurnMode {
     }
 }
 
-fn client_for(emulator: &EmulatorHandle, coturn: &Coturn, mode: Mode) -> Client {
-    let sdk_config = emulator.sdk_config().expect("SDK config");
-    let discovery = kvs_webrtc_discovery::Client::new(&sdk_config);
-    let signaling = kvs_webrtc_signaling::Config::builder(discovery)
-        .trust_root_certificate_pem(emulator.ca_cert_pem().expect("TLS"))
-        .trust_root_certificate_pem(coturn.ca.ca_pem.clone())
-        .build()
-        .expect("signaling config");
+fn client_for(emulator: &TestEmulator, coturn: &Coturn, mode: Mode) -> Client {
     let policy = match mode {
         Mode::Direct => IceTransportPolicy::All,
         _ => IceTransportPolicy::Relay,
     };
-    Client::from_conf(
-        Config::builder(kvs_webrtc_signaling::Client::from_conf(signaling))
-            .ice_transport_policy(policy)
-            .build(),
+    kvs_test_support::ingest_client(
+        emulator
+            .ingest_config()
+            .trust_root_certificate_pem(coturn.ca.ca_pem.clone())
+            .ice_transport_policy(policy),
     )
 }
 
@@ -164,40 +146,38 @@ fn unix_ms() -> u64 {
 }
 
 async fn time_to_first_frame(
-    emulator: &EmulatorHandle,
+    emulator: &TestEmulator,
     client: &Client,
     channel: &str,
-    files: &Path,
+    clip: &SampleClip,
 ) -> Duration {
     let started = unix_ms();
     let session = client
         .ingest()
         .channel(channel)
-        .video(VideoSource::annex_b_file(files.join("clip.h264")))
-        .audio(AudioSource::ogg_opus_file(files.join("clip.opus")))
+        .video(VideoSource::annex_b_file(&clip.video))
+        .audio(AudioSource::ogg_opus_file(&clip.audio))
         .send()
         .await
         .expect("ingestion starts");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let first = loop {
-        let first = emulator
+    // The storage peer stamps its first frame itself: how often this polls does not matter.
+    let waiting = format!("the first frame on {channel}");
+    let first = kvs_test_support::wait_until_within(Duration::from_secs(20), &waiting, || {
+        emulator
             .sessions()
             .into_iter()
             .find(|s| s.channel_arn.contains(&format!("/{channel}/")))
-            .and_then(|s| s.media.video.first_frame_unix_ms);
-        if let Some(first) = first {
-            break first;
-        }
-        assert!(Instant::now() < deadline, "no first frame on {channel}");
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    };
+            .and_then(|s| s.media.video.first_frame_unix_ms)
+            .ok_or("no frame yet")
+    })
+    .await;
     let _ = session.stop().await;
     Duration::from_millis(first.saturating_sub(started))
 }
 
 /// (sender CPU share of a core, coturn's, Mbit/s sent) over 10 s of the 2 Mbit/s stream.
 async fn sender_cpu(
-    emulator: &EmulatorHandle,
+    emulator: &TestEmulator,
     client: &Client,
     video: &Path,
     coturn: &Coturn,

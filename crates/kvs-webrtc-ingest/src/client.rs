@@ -25,10 +25,10 @@ impl Client {
     /// [`ErrorKind::Config`] when no trusted root certificate can be loaded for the signaling
     /// socket.
     pub fn new(sdk_config: &SdkConfig) -> Result<Self, Error> {
-        let discovery = kvs_webrtc_discovery::Client::new(sdk_config);
-        let signaling = kvs_webrtc_signaling::Client::new(discovery)
-            .map_err(|e| Error::from_signaling("the signaling client cannot be set up", e))?;
-        Ok(Self::from_conf(Config::builder(signaling).build()))
+        Config::builder()
+            .sdk_config(sdk_config.clone())
+            .build()
+            .map(Self::from_conf)
     }
 
     /// A client with explicit settings.
@@ -153,8 +153,11 @@ impl IngestFluentBuilder {
         {
             return Err(Error::new(
                 ErrorKind::InvalidInput,
-                "WebRTC ingestion needs both tracks from the master: give .video(..) (H.264) and \
-                 .audio(..) (Opus)",
+                format!(
+                    "WebRTC ingestion needs both tracks from the master: give .video(..) (H.264) \
+                     and .audio(..) ({})",
+                    kvs_media::AudioCodec::INGESTED
+                ),
             ));
         }
         let (video, audio) = tokio::task::spawn_blocking(move || {

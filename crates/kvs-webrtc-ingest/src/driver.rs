@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use kvs_webrtc_discovery::Role;
 use kvs_webrtc_signaling::{
     Action, ConnectionState, Event as SignalingEvent, IceCandidate, SignalingConnection,
     SignalingMessage, SignalingSender,
@@ -14,7 +15,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::Instrument as _;
 
 use crate::config::{Config, IceTransportPolicy};
-use crate::error::{Error, ErrorKind};
+use crate::error::{Error, ErrorChain, ErrorKind};
 use crate::event::{IngestEvent, JoinReason, Stats, Track};
 use crate::handle::IngestSession;
 use crate::net::{self, HostSockets};
@@ -609,23 +610,21 @@ impl Driver {
         let channel = self.channel_arn.clone();
         let viewer = self.viewer_id.clone();
         let tx = self.join_tx.clone();
+        let role = if viewer.is_some() {
+            Role::Viewer
+        } else {
+            Role::Master
+        };
         tokio::spawn(
             async move {
-                let result = match viewer {
-                    Some(id) => discovery
-                        .join_storage_session_as_viewer()
-                        .channel(channel)
-                        .client_id(id)
-                        .send()
-                        .await
-                        .map(drop),
-                    None => discovery
-                        .join_storage_session()
-                        .channel(channel)
-                        .send()
-                        .await
-                        .map(drop),
-                };
+                let result = discovery
+                    .join_storage_session()
+                    .channel(channel)
+                    .role(role)
+                    .set_client_id(viewer)
+                    .send()
+                    .await
+                    .map(drop);
                 let _ = tx.send(result).await;
             }
             .in_current_span(),
@@ -718,12 +717,12 @@ impl Driver {
                     t.next = Some(frame);
                 }
             }
-            Some(SourceItem::Failed(reason)) => {
+            Some(SourceItem::Failed(error)) => {
                 if let Some(t) = Slot::<T>::slot(self) {
                     t.ended = true;
                 }
-                self.failure = Some(Error::new(ErrorKind::InvalidInput, reason.clone()));
-                self.core.stop(&reason);
+                self.core.stop(&ErrorChain(&error).to_string());
+                self.failure = Some(error);
             }
             None => {
                 if let Some(t) = Slot::<T>::slot(self) {

@@ -54,9 +54,10 @@ impl Error {
         self.kind
     }
 
-    /// The failure from discovery or a storage call, mapped to our kinds.
+    /// The failure from discovery or a storage call, mapped to our kinds. `context` says what
+    /// was being done; the discovery error stays the source (Display never repeats it).
     pub(crate) fn from_discovery(context: &str, e: kvs_webrtc_discovery::Error) -> Self {
-        Self::new(discovery_kind(e.kind()), format!("{context}: {e}")).with_source(e)
+        Self::new(e.kind().into(), context).with_source(e)
     }
 
     /// The failure from the signaling client, mapped to our kinds.
@@ -71,30 +72,73 @@ impl Error {
                 // The discovery error is the source; keep its finer kind.
                 std::error::Error::source(&e)
                     .and_then(|s| s.downcast_ref::<kvs_webrtc_discovery::Error>())
-                    .map_or(ErrorKind::GaveUp, |d| discovery_kind(d.kind()))
+                    .map_or(ErrorKind::GaveUp, |d| d.kind().into())
             }
             _ => ErrorKind::GaveUp,
         };
-        Self::new(kind, format!("{context}: {e}")).with_source(e)
+        Self::new(kind, context).with_source(e)
     }
 
-    /// Bad media input.
+    /// Bad media input: `what` names the input ("the video file cam.h264"); the media error
+    /// says what is wrong with it.
     pub(crate) fn media(what: &str, e: kvs_media::MediaError) -> Self {
-        Self::new(ErrorKind::InvalidInput, format!("{what}: {e}")).with_source(e)
+        Self::new(ErrorKind::InvalidInput, format!("{what} is not usable")).with_source(e)
     }
 }
 
-/// Our kind for a discovery failure (also the source of a signaling `Discovery` error).
-fn discovery_kind(kind: kvs_webrtc_discovery::ErrorKind) -> ErrorKind {
-    use kvs_webrtc_discovery::ErrorKind as D;
-    match kind {
-        D::InvalidInput => ErrorKind::InvalidInput,
-        D::Config => ErrorKind::Config,
-        D::AccessDenied => ErrorKind::AccessDenied,
-        D::ChannelNotFound | D::ChannelNotUsable | D::StorageDisabled | D::NoStreamMapped => {
-            ErrorKind::ChannelNotUsable
+/// Our kind for a discovery failure (also the source of a signaling `Discovery` error): the
+/// one mapping, which `kvs-ingest join` uses for its exit codes too.
+impl From<kvs_webrtc_discovery::ErrorKind> for ErrorKind {
+    fn from(kind: kvs_webrtc_discovery::ErrorKind) -> Self {
+        use kvs_webrtc_discovery::ErrorKind as D;
+        match kind {
+            D::InvalidInput => Self::InvalidInput,
+            D::Config => Self::Config,
+            D::AccessDenied => Self::AccessDenied,
+            D::ChannelNotFound | D::ChannelNotUsable | D::StorageDisabled | D::NoStreamMapped => {
+                Self::ChannelNotUsable
+            }
+            _ => Self::GaveUp,
         }
-        _ => ErrorKind::GaveUp,
+    }
+}
+
+/// Shows an error with its causes, each once: `{}` on one line (`message: cause: cause`),
+/// `{:#}` one per line (`message`, then `  caused by: cause`).
+///
+/// Every error of this workspace keeps its cause out of its own message (the AWS SDK rule), so
+/// nothing is repeated. The one exception it handles is a transparent wrapper, an error that
+/// displays exactly as its own source (the generated SDK's operation errors do this, e.g.
+/// `JoinStorageSessionError` around `ClientLimitExceededException`): that text is shown once.
+///
+/// ```
+/// use kvs_webrtc_ingest::ErrorChain;
+///
+/// let error = std::io::Error::other("disk full");
+/// assert_eq!(ErrorChain(&error).to_string(), "disk full");
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorChain<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let separator = if f.alternate() {
+            "\n  caused by: "
+        } else {
+            ": "
+        };
+        let mut shown = self.0.to_string();
+        f.write_str(&shown)?;
+        let mut source = self.0.source();
+        while let Some(cause) = source {
+            let text = cause.to_string();
+            if text != shown {
+                write!(f, "{separator}{text}")?;
+                shown = text;
+            }
+            source = cause.source();
+        }
+        Ok(())
     }
 }
 
@@ -109,5 +153,57 @@ impl std::error::Error for Error {
         self.source
             .as_deref()
             .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_is_the_message_and_the_cause_is_shown_once_by_the_chain() {
+        let cause = kvs_media::MediaError::Truncated {
+            what: "a slice NAL unit".into(),
+        };
+        let error = Error::media("the video file cam.h264", cause);
+        assert_eq!(error.to_string(), "the video file cam.h264 is not usable");
+        assert_eq!(
+            ErrorChain(&error).to_string(),
+            "the video file cam.h264 is not usable: the input ends inside a slice NAL unit"
+        );
+        assert_eq!(
+            format!("{:#}", ErrorChain(&error)),
+            "the video file cam.h264 is not usable\n  caused by: the input ends inside a slice NAL unit"
+        );
+    }
+
+    #[test]
+    fn a_transparent_wrapper_is_shown_once() {
+        #[derive(Debug)]
+        struct Wrapper(std::io::Error);
+        impl fmt::Display for Wrapper {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+        impl std::error::Error for Wrapper {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let error = Error::new(ErrorKind::GaveUp, "joining failed")
+            .with_source(Wrapper(std::io::Error::other("throttled")));
+        assert_eq!(ErrorChain(&error).to_string(), "joining failed: throttled");
+    }
+
+    #[test]
+    fn a_discovery_kind_maps_once_for_the_driver_and_the_cli() {
+        use kvs_webrtc_discovery::ErrorKind as D;
+        assert_eq!(
+            ErrorKind::from(D::StorageDisabled),
+            ErrorKind::ChannelNotUsable
+        );
+        assert_eq!(ErrorKind::from(D::AccessDenied), ErrorKind::AccessDenied);
+        assert_eq!(ErrorKind::from(D::Throttled), ErrorKind::GaveUp);
     }
 }

@@ -73,7 +73,7 @@ mod source;
 
 pub use client::{Client, IngestFluentBuilder};
 pub use config::{Builder as ConfigBuilder, Config, IceTransportPolicy};
-pub use error::{Error, ErrorKind};
+pub use error::{Error, ErrorChain, ErrorKind};
 pub use event::{IngestEvent, IngestState, JoinReason, Stats, Track, TrackStats};
 pub use handle::{IngestSession, Stopper};
 pub use session::Timings;

@@ -10,8 +10,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use kvs_media::annexb::AnnexBReader;
+use kvs_media::mkv_reader::{FrameKind, MkvReader};
 use kvs_media::ogg::OggOpusReader;
-use kvs_media::MediaError;
+use kvs_media::{AudioCodec, MediaError};
 use tokio::sync::{mpsc, watch};
 
 use crate::error::{Error, ErrorKind};
@@ -44,53 +45,106 @@ pub struct AudioPacket {
 #[derive(Debug)]
 pub(crate) enum SourceItem<T> {
     Frame(T),
-    Failed(String),
+    /// The source failed; the error names it and says why.
+    Failed(Error),
 }
 
 type BoxRead = Box<dyn Read + Send>;
 /// Opens (or reopens, for looping) a reader whose timestamps start at the given offset.
 type Opener<R> = Box<dyn FnMut(Duration) -> Result<R, Error> + Send>;
 
-enum VideoInput {
+/// Where a source's bytes come from: a file (which a loop reads again) or a reader (read once).
+enum Input {
     File(PathBuf),
     Reader(BoxRead, String),
-    Push(mpsc::Receiver<SourceItem<VideoFrame>>),
+}
+
+impl std::fmt::Debug for Input {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::File(path) => write!(f, "file {}", path.display()),
+            Self::Reader(_, name) => write!(f, "reader {name}"),
+        }
+    }
+}
+
+impl Input {
+    /// The one opener of every kind of source: a file is opened again for each loop, a reader
+    /// is handed out once (and cannot loop). `parse` turns the bytes into the track's reader;
+    /// `what` ("video", "audio", "media") names a file in errors.
+    fn opener<R: 'static>(
+        self,
+        what: &str,
+        looping: bool,
+        parse: impl Fn(BoxRead, Duration, &str) -> Result<R, Error> + Send + 'static,
+    ) -> Result<(String, Opener<R>), Error> {
+        match self {
+            Self::File(path) => {
+                let name = format!("the {what} file {}", path.display());
+                let named = name.clone();
+                let open: Opener<R> = Box::new(move |offset| {
+                    let file = File::open(&path).map_err(|e| {
+                        Error::new(
+                            ErrorKind::InvalidInput,
+                            format!("cannot open {}", path.display()),
+                        )
+                        .with_source(e)
+                    })?;
+                    parse(Box::new(file), offset, &named)
+                });
+                Ok((name, open))
+            }
+            Self::Reader(reader, name) => {
+                if looping {
+                    return Err(looping_needs_a_file(&name));
+                }
+                let mut reader = Some(reader);
+                let named = name.clone();
+                let open: Opener<R> = Box::new(move |offset| match reader.take() {
+                    Some(r) => parse(r, offset, &named),
+                    None => Err(looping_needs_a_file(&named)),
+                });
+                Ok((name, open))
+            }
+        }
+    }
+}
+
+/// Where a track's frames come from: bytes to read, or frames the application pushes.
+enum Origin<T> {
+    Bytes(Input),
+    Pushed(mpsc::Receiver<SourceItem<T>>),
+}
+
+impl<T> std::fmt::Debug for Origin<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Bytes(input) => input.fmt(f),
+            Self::Pushed(_) => f.write_str("push"),
+        }
+    }
 }
 
 /// The video track's source. Build one with [`VideoSource::annex_b_file`],
 /// [`VideoSource::annex_b_reader`] or [`VideoSource::push`].
+#[derive(Debug)]
 pub struct VideoSource {
-    input: VideoInput,
+    origin: Origin<VideoFrame>,
     fps: u32,
     looping: bool,
     keyframes: Option<watch::Sender<u64>>,
 }
 
-impl std::fmt::Debug for VideoSource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let input = match &self.input {
-            VideoInput::File(p) => format!("file {}", p.display()),
-            VideoInput::Reader(_, name) => format!("reader {name}"),
-            VideoInput::Push(_) => "push".into(),
-        };
-        f.debug_struct("VideoSource")
-            .field("input", &input)
-            .field("fps", &self.fps)
-            .field("looping", &self.looping)
-            .finish()
-    }
-}
-
 impl VideoSource {
     /// An H.264 Annex-B file (`.h264`, as `ffmpeg -f h264` writes it).
     pub fn annex_b_file(path: impl AsRef<Path>) -> Self {
-        Self::new(VideoInput::File(path.as_ref().to_owned()))
+        Self::new(Origin::Bytes(Input::File(path.as_ref().to_owned())))
     }
 
     /// An H.264 Annex-B stream from a reader: a pipe or stdin for live capture. `name` is how
     /// errors refer to it.
     pub fn annex_b_reader(reader: impl Read + Send + 'static, name: impl Into<String>) -> Self {
-        Self::new(VideoInput::Reader(Box::new(reader), name.into()))
+        Self::new(Origin::Bytes(Input::Reader(Box::new(reader), name.into())))
     }
 
     /// Frames the application writes itself, and the writer to write them with. At most
@@ -98,7 +152,7 @@ impl VideoSource {
     pub fn push(capacity: usize) -> (Self, VideoWriter) {
         let (tx, rx) = mpsc::channel(capacity.max(1));
         let (keyframes_tx, keyframes_rx) = watch::channel(0);
-        let mut source = Self::new(VideoInput::Push(rx));
+        let mut source = Self::new(Origin::Pushed(rx));
         source.keyframes = Some(keyframes_tx);
         (
             source,
@@ -121,9 +175,9 @@ impl VideoSource {
         self
     }
 
-    fn new(input: VideoInput) -> Self {
+    fn new(origin: Origin<VideoFrame>) -> Self {
         Self {
-            input,
+            origin,
             fps: DEFAULT_FPS,
             looping: false,
             keyframes: None,
@@ -131,48 +185,29 @@ impl VideoSource {
     }
 }
 
-enum AudioInput {
-    File(PathBuf),
-    Reader(BoxRead, String),
-    Push(mpsc::Receiver<SourceItem<AudioPacket>>),
-}
-
-/// The audio track's source. Build one with [`AudioSource::ogg_opus_file`],
-/// [`AudioSource::ogg_opus_reader`] or [`AudioSource::push`].
+/// The audio track's source ([`AudioCodec::INGESTED`]: Opus). Build one with
+/// [`AudioSource::ogg_opus_file`], [`AudioSource::ogg_opus_reader`] or [`AudioSource::push`].
+#[derive(Debug)]
 pub struct AudioSource {
-    input: AudioInput,
+    origin: Origin<AudioPacket>,
     looping: bool,
-}
-
-impl std::fmt::Debug for AudioSource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let input = match &self.input {
-            AudioInput::File(p) => format!("file {}", p.display()),
-            AudioInput::Reader(_, name) => format!("reader {name}"),
-            AudioInput::Push(_) => "push".into(),
-        };
-        f.debug_struct("AudioSource")
-            .field("input", &input)
-            .field("looping", &self.looping)
-            .finish()
-    }
 }
 
 impl AudioSource {
     /// An Ogg Opus file (`.opus`, as `ffmpeg -c:a libopus` writes it).
     pub fn ogg_opus_file(path: impl AsRef<Path>) -> Self {
-        Self::new(AudioInput::File(path.as_ref().to_owned()))
+        Self::new(Origin::Bytes(Input::File(path.as_ref().to_owned())))
     }
 
     /// An Ogg Opus stream from a reader: a pipe or stdin for live capture.
     pub fn ogg_opus_reader(reader: impl Read + Send + 'static, name: impl Into<String>) -> Self {
-        Self::new(AudioInput::Reader(Box::new(reader), name.into()))
+        Self::new(Origin::Bytes(Input::Reader(Box::new(reader), name.into())))
     }
 
     /// Packets the application writes itself, and the writer to write them with.
     pub fn push(capacity: usize) -> (Self, AudioWriter) {
         let (tx, rx) = mpsc::channel(capacity.max(1));
-        (Self::new(AudioInput::Push(rx)), AudioWriter { packets: tx })
+        (Self::new(Origin::Pushed(rx)), AudioWriter { packets: tx })
     }
 
     /// Start the file over at its end (files only).
@@ -181,9 +216,9 @@ impl AudioSource {
         self
     }
 
-    fn new(input: AudioInput) -> Self {
+    fn new(origin: Origin<AudioPacket>) -> Self {
         Self {
-            input,
+            origin,
             looping: false,
         }
     }
@@ -306,18 +341,6 @@ impl FrameReader for OpusReader {
     }
 }
 
-fn open_file(path: &Path) -> Result<BoxRead, Error> {
-    File::open(path)
-        .map(|f| Box::new(f) as BoxRead)
-        .map_err(|e| {
-            Error::new(
-                ErrorKind::InvalidInput,
-                format!("cannot open {}: {e}", path.display()),
-            )
-            .with_source(e)
-        })
-}
-
 impl VideoSource {
     /// Check the input (read its first frame) and start reading. Blocking: call on a blocking
     /// thread.
@@ -329,62 +352,28 @@ impl VideoSource {
                 format!("a frame rate of {fps} fps is not usable; give 1 to 240"),
             ));
         }
-        let (name, open): (String, Opener<H264Reader>) = match self.input {
-            VideoInput::Push(rx) => return Ok(pushed(rx, self.keyframes)),
-            VideoInput::File(path) => {
-                let name = format!("the video file {}", path.display());
-                (
-                    name,
-                    Box::new(move |offset| Ok(h264_reader(open_file(&path)?, fps, offset))),
-                )
+        match self.origin {
+            Origin::Pushed(rx) => Ok(pushed(rx, self.keyframes)),
+            Origin::Bytes(input) => {
+                let (name, open) = input.opener("video", self.looping, move |r, offset, _| {
+                    Ok(h264_reader(r, fps, offset))
+                })?;
+                start_reader(name, open, self.looping)
             }
-            VideoInput::Reader(reader, name) => {
-                if self.looping {
-                    return Err(looping_needs_a_file(&name));
-                }
-                let mut reader = Some(reader);
-                (
-                    name.clone(),
-                    Box::new(move |offset| match reader.take() {
-                        Some(r) => Ok(h264_reader(r, fps, offset)),
-                        None => Err(looping_needs_a_file(&name)),
-                    }),
-                )
-            }
-        };
-        start_reader(name, open, self.looping)
+        }
     }
 }
 
 impl AudioSource {
     /// Check the input (read its headers and first packet) and start reading. Blocking.
     pub(crate) fn open(self) -> Result<OpenedSource<AudioPacket>, Error> {
-        let (name, open): (String, Opener<OpusReader>) = match self.input {
-            AudioInput::Push(rx) => return Ok(pushed(rx, None)),
-            AudioInput::File(path) => {
-                let name = format!("the audio file {}", path.display());
-                let what = name.clone();
-                (
-                    name,
-                    Box::new(move |offset| opus_reader(open_file(&path)?, offset, &what)),
-                )
+        match self.origin {
+            Origin::Pushed(rx) => Ok(pushed(rx, None)),
+            Origin::Bytes(input) => {
+                let (name, open) = input.opener("audio", self.looping, opus_reader)?;
+                start_reader(name, open, self.looping)
             }
-            AudioInput::Reader(reader, name) => {
-                if self.looping {
-                    return Err(looping_needs_a_file(&name));
-                }
-                let mut reader = Some(reader);
-                let what = name.clone();
-                (
-                    name,
-                    Box::new(move |offset| match reader.take() {
-                        Some(r) => opus_reader(r, offset, &what),
-                        None => Err(looping_needs_a_file(&what)),
-                    }),
-                )
-            }
-        };
-        start_reader(name, open, self.looping)
+        }
     }
 }
 
@@ -425,6 +414,15 @@ fn pushed<T>(
     }
 }
 
+/// A source read on a thread of its own (`name` is the thread's).
+fn spawn_reader(name: &str, read: impl FnOnce() + Send + 'static) -> Result<(), Error> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(read)
+        .map(drop)
+        .map_err(|e| Error::new(ErrorKind::Io, "cannot start a reader thread").with_source(e))
+}
+
 /// Read the first frame now (so bad input fails before anything connects), then go on reading
 /// on a thread of its own.
 fn start_reader<R: FrameReader + 'static>(
@@ -436,29 +434,26 @@ fn start_reader<R: FrameReader + 'static>(
     let first = reader
         .next_frame()
         .map_err(|e| Error::media(&name, e))?
-        .ok_or_else(|| Error::new(ErrorKind::InvalidInput, format!("{name} holds no frames")))?;
+        .ok_or_else(|| no_frames(&name))?;
     let (tx, frames) = mpsc::channel(READ_AHEAD);
-    std::thread::Builder::new()
-        .name("kvs-ingest-source".into())
-        .spawn(move || loop {
-            let item = match reader.next_frame() {
-                Ok(Some(frame)) => SourceItem::Frame(frame),
-                Ok(None) if looping => match open(reader.end_time()) {
-                    Ok(again) => {
-                        reader = again;
-                        continue;
-                    }
-                    Err(e) => SourceItem::Failed(e.to_string()),
-                },
-                Ok(None) => return,
-                Err(e) => SourceItem::Failed(format!("{name}: {e}")),
-            };
-            let failed = matches!(item, SourceItem::Failed(_));
-            if tx.blocking_send(item).is_err() || failed {
-                return;
-            }
-        })
-        .map_err(|e| Error::new(ErrorKind::Io, format!("cannot start a reader thread: {e}")))?;
+    spawn_reader("kvs-ingest-source", move || loop {
+        let item = match reader.next_frame() {
+            Ok(Some(frame)) => SourceItem::Frame(frame),
+            Ok(None) if looping => match open(reader.end_time()) {
+                Ok(again) => {
+                    reader = again;
+                    continue;
+                }
+                Err(e) => SourceItem::Failed(e),
+            },
+            Ok(None) => return,
+            Err(e) => SourceItem::Failed(Error::media(&name, e)),
+        };
+        let failed = matches!(item, SourceItem::Failed(_));
+        if tx.blocking_send(item).is_err() || failed {
+            return;
+        }
+    })?;
     Ok(OpenedSource {
         frames,
         paced: true,
@@ -467,37 +462,34 @@ fn start_reader<R: FrameReader + 'static>(
     })
 }
 
-enum ContainerInput {
-    File(PathBuf),
-    Reader(BoxRead, String),
+fn no_frames(name: &str) -> Error {
+    Error::new(ErrorKind::InvalidInput, format!("{name} holds no frames"))
 }
 
 /// Both tracks from one Matroska/WebM file or stream, as ffmpeg (`-f matroska`) or GStreamer
 /// (`matroskamux`) write it: the first H.264 track and the first Opus track are sent, others
 /// are ignored. Give it with [`IngestFluentBuilder::media`](crate::IngestFluentBuilder::media).
+#[derive(Debug)]
 pub struct ContainerSource {
-    input: ContainerInput,
+    input: Input,
     looping: bool,
 }
 
-impl std::fmt::Debug for ContainerSource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let input = match &self.input {
-            ContainerInput::File(p) => format!("file {}", p.display()),
-            ContainerInput::Reader(_, name) => format!("reader {name}"),
-        };
-        f.debug_struct("ContainerSource")
-            .field("input", &input)
-            .field("looping", &self.looping)
-            .finish()
-    }
+type Demuxer = MkvReader<BufReader<BoxRead>>;
+
+/// What is read of a container before anything connects: the first frame of each track sent
+/// (the video's tells the answer the H.264 profile), and the audio that came before the video.
+struct FirstFrames {
+    video: Option<VideoFrame>,
+    audio: AudioPacket,
+    early_audio: Vec<AudioPacket>,
 }
 
 impl ContainerSource {
     /// A Matroska (`.mkv`) or WebM (`.webm`) file.
     pub fn matroska_file(path: impl AsRef<Path>) -> Self {
         Self {
-            input: ContainerInput::File(path.as_ref().to_owned()),
+            input: Input::File(path.as_ref().to_owned()),
             looping: false,
         }
     }
@@ -505,7 +497,7 @@ impl ContainerSource {
     /// A Matroska/WebM stream from a reader: a pipe or stdin for live capture.
     pub fn matroska_reader(reader: impl Read + Send + 'static, name: impl Into<String>) -> Self {
         Self {
-            input: ContainerInput::Reader(Box::new(reader), name.into()),
+            input: Input::Reader(Box::new(reader), name.into()),
             looping: false,
         }
     }
@@ -516,175 +508,185 @@ impl ContainerSource {
         self
     }
 
-    /// Check the input (its tracks and first frames) and start reading both tracks. Blocking.
+    /// Check the input (its tracks and first frames) and start reading both tracks: video only
+    /// when `want_video` (a viewer sends none). Blocking.
     pub(crate) fn open(self, want_video: bool) -> Result<OpenedTracks, Error> {
-        use kvs_media::mkv_reader::{FrameKind, MkvReader};
         let looping = self.looping;
-        let (name, mut open): (String, Opener<MkvReader<BufReader<BoxRead>>>) = match self.input {
-            ContainerInput::File(path) => {
-                let name = format!("the media file {}", path.display());
-                let what = name.clone();
-                (
-                    name,
-                    Box::new(move |_| {
-                        MkvReader::new(BufReader::new(open_file(&path)?))
-                            .map_err(|e| Error::media(&what, e))
-                    }),
-                )
-            }
-            ContainerInput::Reader(reader, name) => {
-                if looping {
-                    return Err(looping_needs_a_file(&name));
-                }
-                let mut reader = Some(reader);
-                let what = name.clone();
-                (
-                    name,
-                    Box::new(move |_| match reader.take() {
-                        Some(r) => {
-                            MkvReader::new(BufReader::new(r)).map_err(|e| Error::media(&what, e))
-                        }
-                        None => Err(looping_needs_a_file(&what)),
-                    }),
-                )
-            }
-        };
+        let (name, mut open) = self.input.opener("media", looping, |r, _, name| {
+            MkvReader::new(BufReader::new(r)).map_err(|e| Error::media(name, e))
+        })?;
         let mut reader = open(Duration::ZERO)?;
-        let tracks = reader.tracks().clone();
-        let found = || {
-            tracks
-                .codecs
-                .iter()
-                .map(|(_, c)| c.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        if want_video && tracks.video.is_none() {
-            return Err(Error::new(
-                ErrorKind::InvalidInput,
-                format!("{name} has no H.264 video track (its tracks: {})", found()),
-            ));
-        }
-        if tracks.audio.is_none() {
-            return Err(Error::new(
-                ErrorKind::InvalidInput,
-                format!("{name} has no Opus audio track (its tracks: {})", found()),
-            ));
-        }
-        let send_video = want_video && tracks.video.is_some();
+        check_tracks(&reader, &name, want_video)?;
+        let first = read_first_frames(&mut reader, &name, want_video)?;
         let (video_tx, video_rx) = mpsc::channel(READ_AHEAD);
         let (audio_tx, audio_rx) = mpsc::channel(READ_AHEAD);
-        // The first video frame is read now: it tells the answer the H.264 profile.
-        let mut early_audio = Vec::new();
-        let mut first_video = None;
-        let mut first_audio = None;
-        while (send_video && first_video.is_none()) || first_audio.is_none() {
-            let frame = reader
-                .next_frame()
-                .map_err(|e| Error::media(&name, e))?
-                .ok_or_else(|| {
-                    Error::new(ErrorKind::InvalidInput, format!("{name} holds no frames"))
-                })?;
-            match frame.kind {
-                FrameKind::Video if send_video && first_video.is_none() => {
-                    first_video = Some(VideoFrame {
-                        data: frame.data,
-                        timestamp: frame.timestamp,
-                    })
-                }
-                FrameKind::Video => {}
-                FrameKind::Audio if first_audio.is_none() => {
-                    first_audio = Some(AudioPacket {
-                        data: frame.data,
-                        timestamp: frame.timestamp,
-                    })
-                }
-                FrameKind::Audio if early_audio.len() < READ_AHEAD * 16 => {
-                    early_audio.push(AudioPacket {
-                        data: frame.data,
-                        timestamp: frame.timestamp,
-                    })
-                }
-                FrameKind::Audio => {
+        let demux = Demux {
+            reader,
+            open,
+            name,
+            looping,
+            video: want_video.then_some(video_tx),
+            audio: audio_tx,
+        };
+        let early_audio = first.early_audio;
+        spawn_reader("kvs-ingest-mkv", move || demux.run(early_audio))?;
+        let video = want_video.then(|| OpenedSource {
+            frames: video_rx,
+            paced: true,
+            keyframes: None,
+            first: first.video,
+        });
+        let audio = Some(OpenedSource {
+            frames: audio_rx,
+            paced: true,
+            keyframes: None,
+            first: Some(first.audio),
+        });
+        Ok((video, audio))
+    }
+}
+
+/// The tracks a container must have: H.264 (unless `want_video` is false) and the ingested
+/// audio codec; the message lists the tracks it has.
+fn check_tracks(reader: &Demuxer, name: &str, want_video: bool) -> Result<(), Error> {
+    let tracks = reader.tracks();
+    let missing = |what: String| {
+        let found: Vec<&str> = tracks.codecs.iter().map(|(_, c)| c.as_str()).collect();
+        Error::new(
+            ErrorKind::InvalidInput,
+            format!(
+                "{name} has no {what} track (its tracks: {})",
+                found.join(", ")
+            ),
+        )
+    };
+    if want_video && tracks.video.is_none() {
+        return Err(missing("H.264 video".into()));
+    }
+    if tracks.audio.is_none() {
+        return Err(missing(format!("{} audio", AudioCodec::INGESTED)));
+    }
+    Ok(())
+}
+
+/// Read up to the first frame of each track that is sent, keeping the audio read meanwhile
+/// (bounded: a file whose video starts too late is refused).
+fn read_first_frames(
+    reader: &mut Demuxer,
+    name: &str,
+    want_video: bool,
+) -> Result<FirstFrames, Error> {
+    let mut early_audio = Vec::new();
+    let mut video = None;
+    let mut audio = None;
+    while (want_video && video.is_none()) || audio.is_none() {
+        let frame = reader
+            .next_frame()
+            .map_err(|e| Error::media(name, e))?
+            .ok_or_else(|| no_frames(name))?;
+        match frame.kind {
+            FrameKind::Video if want_video && video.is_none() => {
+                video = Some(VideoFrame {
+                    data: frame.data,
+                    timestamp: frame.timestamp,
+                })
+            }
+            FrameKind::Video => {}
+            FrameKind::Audio => {
+                let packet = AudioPacket {
+                    data: frame.data,
+                    timestamp: frame.timestamp,
+                };
+                if audio.is_none() {
+                    audio = Some(packet);
+                } else if early_audio.len() < READ_AHEAD * 16 {
+                    early_audio.push(packet);
+                } else {
                     return Err(Error::new(
                         ErrorKind::InvalidInput,
                         format!(
                             "{name}: no video frame among its first {} audio packets",
                             early_audio.len()
                         ),
-                    ))
+                    ));
                 }
             }
         }
-        std::thread::Builder::new()
-            .name("kvs-ingest-mkv".into())
-            .spawn(move || {
-                // A failure goes to a track that is read (a viewer reads no video).
-                let (fail_video, fail_audio) = (video_tx.clone(), audio_tx.clone());
-                let fail = |reason: String| {
-                    if send_video {
-                        let _ = fail_video.blocking_send(SourceItem::Failed(reason));
-                    } else {
-                        let _ = fail_audio.blocking_send(SourceItem::Failed(reason));
+    }
+    Ok(FirstFrames {
+        video,
+        audio: audio.ok_or_else(|| no_frames(name))?,
+        early_audio,
+    })
+}
+
+/// The thread that splits a container into its two tracks.
+struct Demux {
+    reader: Demuxer,
+    open: Opener<Demuxer>,
+    name: String,
+    looping: bool,
+    /// `None` when the video is not sent (a viewer).
+    video: Option<mpsc::Sender<SourceItem<VideoFrame>>>,
+    audio: mpsc::Sender<SourceItem<AudioPacket>>,
+}
+
+impl Demux {
+    fn run(mut self, early_audio: Vec<AudioPacket>) {
+        for packet in early_audio {
+            if self.audio.blocking_send(SourceItem::Frame(packet)).is_err() {
+                return;
+            }
+        }
+        let mut offset = Duration::ZERO;
+        let mut end = Duration::ZERO;
+        loop {
+            let frame = match self.reader.next_frame() {
+                Ok(Some(frame)) => frame,
+                Ok(None) if self.looping => match (self.open)(end) {
+                    Ok(again) => {
+                        self.reader = again;
+                        offset = end;
+                        continue;
                     }
-                };
-                for packet in early_audio {
-                    if audio_tx.blocking_send(SourceItem::Frame(packet)).is_err() {
-                        return;
-                    }
+                    Err(e) => return self.fail(e),
+                },
+                Ok(None) => return,
+                Err(e) => {
+                    let error = Error::media(&self.name, e);
+                    return self.fail(error);
                 }
-                let mut offset = Duration::ZERO;
-                let mut end = Duration::ZERO;
-                loop {
-                    let frame = match reader.next_frame() {
-                        Ok(Some(frame)) => frame,
-                        Ok(None) if looping => match open(end) {
-                            Ok(again) => {
-                                reader = again;
-                                offset = end;
-                                continue;
-                            }
-                            Err(e) => return fail(e.to_string()),
-                        },
-                        Ok(None) => return,
-                        Err(e) => return fail(format!("{name}: {e}")),
-                    };
-                    let timestamp = offset + frame.timestamp;
-                    // 40 ms past the last frame: where a loop continues.
-                    end = end.max(timestamp + Duration::from_millis(40));
-                    let sent = match frame.kind {
-                        FrameKind::Video if send_video => video_tx
-                            .blocking_send(SourceItem::Frame(VideoFrame {
-                                data: frame.data,
-                                timestamp,
-                            }))
-                            .is_ok(),
-                        FrameKind::Video => true,
-                        FrameKind::Audio => audio_tx
-                            .blocking_send(SourceItem::Frame(AudioPacket {
-                                data: frame.data,
-                                timestamp,
-                            }))
-                            .is_ok(),
-                    };
-                    if !sent {
-                        return;
-                    }
-                }
-            })
-            .map_err(|e| Error::new(ErrorKind::Io, format!("cannot start a reader thread: {e}")))?;
-        let video = send_video.then(|| OpenedSource {
-            frames: video_rx,
-            paced: true,
-            keyframes: None,
-            first: first_video,
-        });
-        let audio = Some(OpenedSource {
-            frames: audio_rx,
-            paced: true,
-            keyframes: None,
-            first: first_audio,
-        });
-        Ok((video, audio))
+            };
+            let timestamp = offset + frame.timestamp;
+            // 40 ms past the last frame: where a loop continues.
+            end = end.max(timestamp + Duration::from_millis(40));
+            let sent = match (frame.kind, &self.video) {
+                (FrameKind::Video, Some(video)) => video
+                    .blocking_send(SourceItem::Frame(VideoFrame {
+                        data: frame.data,
+                        timestamp,
+                    }))
+                    .is_ok(),
+                (FrameKind::Video, None) => true,
+                (FrameKind::Audio, _) => self
+                    .audio
+                    .blocking_send(SourceItem::Frame(AudioPacket {
+                        data: frame.data,
+                        timestamp,
+                    }))
+                    .is_ok(),
+            };
+            if !sent {
+                return;
+            }
+        }
+    }
+
+    /// A failure goes to a track that is read (a viewer reads no video).
+    fn fail(&self, error: Error) {
+        match &self.video {
+            Some(video) => drop(video.blocking_send(SourceItem::Failed(error))),
+            None => drop(self.audio.blocking_send(SourceItem::Failed(error))),
+        }
     }
 }

@@ -5,13 +5,10 @@
 //! Chromium trusts the emulator's CA through an NSS database made for the test (certificate
 //! verification stays on), and runs with a profile of its own in a temporary directory.
 
-mod support;
-
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
+use kvs_test_support::IngestSetup as Setup;
 use kvs_webrtc_ingest::{AudioSource, VideoSource};
-use support::{Setup, WAIT};
 
 /// A headless Chromium, killed when dropped.
 struct Browser(Child);
@@ -36,7 +33,7 @@ fn start_browser(setup: &Setup, home: &std::path::Path) -> Browser {
         assert!(status.success(), "certutil {args:?}");
     };
     certutil(&["-N", "-d", &db, "--empty-password"]);
-    let ca = setup.emulator.ca_cert_path().expect("TLS is on");
+    let ca = setup.emulator.handle.ca_cert_path().expect("TLS is on");
     certutil(&[
         "-A",
         "-d",
@@ -51,6 +48,7 @@ fn start_browser(setup: &Setup, home: &std::path::Path) -> Browser {
 
     let port = setup
         .emulator
+        .handle
         .endpoint_url()
         .rsplit(':')
         .next()
@@ -94,14 +92,11 @@ async fn chromium_as_the_storage_peer_decodes_our_h264_and_receives_our_opus() {
     let home = tempfile::tempdir().unwrap();
     let _browser = start_browser(&setup, home.path());
     // Bounded wait for the page to register as the channel's storage peer.
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while setup.emulator.external_storage_peers() != [setup.channel_arn.clone()] {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "Chromium did not register"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    kvs_test_support::wait_until("Chromium to register", || {
+        let peers = setup.emulator.handle.external_storage_peers();
+        kvs_test_support::check(peers, |p| *p == [setup.channel_arn.clone()])
+    })
+    .await;
 
     let session = setup
         .client()
@@ -113,6 +108,7 @@ async fn chromium_as_the_storage_peer_decodes_our_h264_and_receives_our_opus() {
         .await
         .expect("ingestion starts");
     let sessions = setup
+        .emulator
         .wait_for_sessions(
             "Chromium to decode 75 frames and receive 100 packets",
             |s| {

@@ -1,15 +1,13 @@
 //! Faults the real service produces, injected by the emulator: each is recovered from and
 //! media resumes, starting at a keyframe, in a new storage session.
 
-mod support;
-
 use std::time::Duration;
 
+use kvs_test_support::{IngestSetup as Setup, WAIT};
 use kvs_webrtc_ingest::{
     AudioSource, IngestEvent, IngestSession, JoinReason, Timings, VideoSource,
 };
 use serde_json::json;
-use support::{Setup, WAIT};
 
 async fn until(session: &mut IngestSession, what: &str, done: impl Fn(&IngestEvent) -> bool) {
     tokio::time::timeout(WAIT, async {
@@ -25,8 +23,7 @@ async fn until(session: &mut IngestSession, what: &str, done: impl Fn(&IngestEve
 }
 
 async fn start(setup: &Setup, timings: Timings) -> IngestSession {
-    setup
-        .client_with(timings)
+    kvs_test_support::ingest_client(setup.emulator.ingest_config().timings(timings))
         .ingest()
         .channel(&setup.channel)
         .video(VideoSource::annex_b_file(setup.file("clip.h264")).looping(true))
@@ -41,6 +38,7 @@ async fn start(setup: &Setup, timings: Timings) -> IngestSession {
 async fn new_session_receives_video(setup: &Setup, after: u64) -> u64 {
     let newest = |s: &[kvs_emulator::SessionInfo]| s.iter().max_by_key(|s| s.id).cloned();
     let sessions = setup
+        .emulator
         .wait_for_sessions("video in a new session", |s| {
             newest(s).is_some_and(|s| {
                 s.id > after && s.media.video.frames >= 10 && s.media.audio.frames >= 10
@@ -63,8 +61,7 @@ async fn a_dropped_offer_leads_to_a_second_join() {
     let setup = Setup::start("no-offer-cam").await;
     setup
         .emulator
-        .inject_fault(json!({ "channel": "no-offer-cam", "fault": "DROP_NEXT_OFFER" }))
-        .unwrap();
+        .inject_fault(json!({ "channel": "no-offer-cam", "fault": "DROP_NEXT_OFFER" }));
     let mut timings = Timings::default();
     timings.offer_timeout = Duration::from_millis(800);
     let mut session = start(&setup, timings).await;
@@ -85,7 +82,10 @@ async fn a_dropped_offer_leads_to_a_second_join() {
     new_session_receives_video(&setup, 1).await;
     let stats = session.stop().await.expect("clean stop");
     assert_eq!(stats.joins, 2);
-    assert_eq!(setup.emulator.calls().get("joinStorageSession"), Some(&2));
+    assert_eq!(
+        setup.emulator.handle.calls().get("joinStorageSession"),
+        Some(&2)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -116,8 +116,7 @@ async fn a_rejected_answer_and_a_throttled_join_are_retried() {
     for fault in ["REJECT_NEXT_ANSWER", "CLIENT_LIMIT_EXCEEDED"] {
         setup
             .emulator
-            .inject_fault(json!({ "channel": "retry-cam", "fault": fault }))
-            .unwrap();
+            .inject_fault(json!({ "channel": "retry-cam", "fault": fault }));
     }
     let mut timings = Timings::default();
     timings.join_backoff = kvs_webrtc_signaling::Backoff {
@@ -155,7 +154,11 @@ async fn recovers_from(
     .await;
     let first = new_session_receives_video(&setup, 0).await;
     let injected = std::time::Instant::now();
-    setup.emulator.inject_fault(fault).expect("fault accepted");
+    setup
+        .emulator
+        .handle
+        .inject_fault(fault)
+        .expect("fault accepted");
     until(
         &mut session,
         "the re-join",
@@ -225,7 +228,7 @@ async fn a_newer_join_replaces_the_session_and_media_moves_to_it() {
     let first = new_session_receives_video(&setup, 0).await;
     // Another join for the channel (as a second device or a retry would make): its offer
     // arrives on our socket and replaces the session.
-    let sdk_config = setup.emulator.sdk_config().unwrap();
+    let sdk_config = setup.emulator.sdk_config();
     kvs_webrtc_discovery::Client::new(&sdk_config)
         .join_storage_session()
         .channel("replaced-cam")
@@ -254,16 +257,12 @@ async fn candidates_before_the_offer_and_a_late_offer_still_connect() {
     let setup = Setup::start("late-cam").await;
     setup
         .emulator
-        .inject_fault(json!({ "channel": "late-cam", "fault": "CANDIDATES_BEFORE_OFFER" }))
-        .unwrap();
+        .inject_fault(json!({ "channel": "late-cam", "fault": "CANDIDATES_BEFORE_OFFER" }));
     // The offer comes 1.5 s late, after our 1 s offer timeout: we join again, answer the late
     // offer, and the second join's offer replaces it.
-    setup
-        .emulator
-        .inject_fault(
-            json!({ "channel": "late-cam", "fault": "DELAY_NEXT_OFFER", "delayMs": 1500 }),
-        )
-        .unwrap();
+    setup.emulator.inject_fault(
+        json!({ "channel": "late-cam", "fault": "DELAY_NEXT_OFFER", "delayMs": 1500 }),
+    );
     let mut timings = Timings::default();
     timings.offer_timeout = Duration::from_secs(1);
     let mut session = start(&setup, timings).await;

@@ -2,12 +2,11 @@
 //! JoinStorageSession through the generated client, the storage peer's offer, our str0m answer,
 //! DTLS-SRTP over real UDP sockets, and the storage peer's recording.
 
-mod support;
-
 use std::time::Duration;
 
+use kvs_test_support::recording::{decode_errors, probe};
+use kvs_test_support::{opus_packets, IngestSetup as Setup, WAIT};
 use kvs_webrtc_ingest::{AudioSource, IngestEvent, IngestState, Track, VideoSource};
-use support::{ffmpeg_decode_errors, ffprobe_codecs, opus_packets, Setup, WAIT};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn files_arrive_frame_for_frame_and_the_recording_decodes() {
@@ -80,6 +79,7 @@ async fn files_arrive_frame_for_frame_and_the_recording_decodes() {
     eprintln!("sent: {stats:#?}");
     // Received by the storage peer: the same counts, H.264 in an accepted profile.
     let sessions = setup
+        .emulator
         .wait_for_sessions("every frame received", |s| {
             s.first().is_some_and(|s| {
                 s.media.video.frames == stats.video.frames_sent
@@ -93,16 +93,16 @@ async fn files_arrive_frame_for_frame_and_the_recording_decodes() {
     assert!(media.violations.is_empty(), "{:?}", media.violations);
     assert!(media.time_to_first_keyframe_ms.is_some());
 
-    let stopped = setup.emulator.shutdown().await;
+    let stopped = setup.emulator.handle.shutdown().await;
     let dir = stopped.recordings_dir().join("file-cam");
     let recording = std::fs::read_dir(&dir)
         .expect("a recordings directory")
         .map(|e| e.unwrap().path())
         .find(|p| p.extension().is_some_and(|e| e == "mkv"))
         .expect("a recording");
-    assert_eq!(ffprobe_codecs(&recording), ["h264", "opus"]);
+    assert_eq!(probe(&recording).codecs, ["h264", "opus"]);
     assert_eq!(
-        ffmpeg_decode_errors(&recording),
+        decode_errors(&recording),
         "",
         "the recording decodes cleanly"
     );
@@ -129,10 +129,12 @@ async fn a_file_cut_inside_a_nal_unit_ends_the_session_with_a_clear_error_after_
         .expect("ends within the wait")
         .expect_err("the cut is an error");
     assert_eq!(error.kind(), kvs_webrtc_ingest::ErrorKind::InvalidInput);
-    assert!(error.to_string().contains("cut.h264"), "{error}");
+    // What a user reads: the message and its cause (the media error), each once.
+    let message = kvs_test_support::chain(&error);
+    assert!(message.contains("cut.h264"), "{message}");
     assert!(
-        error.to_string().contains("ends inside a slice NAL unit"),
-        "{error}"
+        message.contains("ends inside a slice NAL unit"),
+        "{message}"
     );
 }
 
@@ -177,7 +179,8 @@ async fn bad_input_is_refused_before_connecting() {
             kvs_webrtc_ingest::ErrorKind::InvalidInput,
             "{error}"
         );
-        assert!(error.to_string().contains(expected), "{expected}: {error}");
+        let message = kvs_test_support::chain(&error);
+        assert!(message.contains(expected), "{expected}: {message}");
     }
     // A master needs both tracks; a viewer sends no video.
     let error = client
@@ -198,7 +201,10 @@ async fn bad_input_is_refused_before_connecting() {
         .expect_err("viewer with video");
     assert!(error.to_string().contains("sends no video"), "{error}");
     // Nothing was joined.
-    assert_eq!(setup.emulator.calls().get("joinStorageSession"), None);
+    assert_eq!(
+        setup.emulator.handle.calls().get("joinStorageSession"),
+        None
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -248,13 +254,13 @@ async fn a_matroska_file_with_both_tracks_is_ingested() {
         .send()
         .await
         .expect("starts");
-    let stats = support::run_to_end(session).await;
+    let stats = kvs_test_support::run_to_end(session).await;
     assert_eq!(stats.video.frames_sent, 75);
     assert_eq!(
         stats.audio.frames_sent,
         opus_packets(kvs_media::sample::OPUS)
     );
-    let sessions = setup.received_all(&stats).await;
+    let sessions = setup.emulator.received_all(&stats).await;
     assert!(sessions[0].media.violations.is_empty());
     // A container without the tracks ingestion needs is refused, naming what it holds.
     std::fs::write(setup.file("video-only.mkv"), video_only_mkv()).unwrap();

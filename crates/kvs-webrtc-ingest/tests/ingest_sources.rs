@@ -1,15 +1,13 @@
 //! The other sources and roles, end to end against the emulator: pipes (live capture), frames
 //! pushed by the application, and a viewer sending audio only.
 
-mod support;
-
 use std::io::Write as _;
 use std::time::Duration;
 
+use kvs_test_support::{opus_packets, IngestSetup as Setup, WAIT};
 use kvs_webrtc_ingest::{
     AudioPacket, AudioSource, ErrorKind, IngestEvent, VideoFrame, VideoSource,
 };
-use support::{opus_packets, Setup, WAIT};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pipes_are_read_as_they_fill_and_every_frame_arrives() {
@@ -35,14 +33,14 @@ async fn pipes_are_read_as_they_fill_and_every_frame_arrives() {
         .send()
         .await
         .expect("starts");
-    let stats = support::run_to_end(session).await;
+    let stats = kvs_test_support::run_to_end(session).await;
     writers.join().unwrap();
     assert_eq!(stats.video.frames_sent, 75);
     assert_eq!(
         stats.audio.frames_sent,
         opus_packets(kvs_media::sample::OPUS)
     );
-    setup.received_all(&stats).await;
+    setup.emulator.received_all(&stats).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -68,8 +66,9 @@ async fn an_audio_pipe_that_closes_mid_page_ends_with_a_clear_error() {
         .expect_err("the cut is reported");
     writer.join().unwrap();
     assert_eq!(error.kind(), ErrorKind::InvalidInput);
-    assert!(error.to_string().contains("the audio pipe"), "{error}");
-    assert!(error.to_string().contains("ends inside"), "{error}");
+    let message = kvs_test_support::chain(&error);
+    assert!(message.contains("the audio pipe"), "{message}");
+    assert!(message.contains("ends inside"), "{message}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -121,6 +120,7 @@ async fn pushed_frames_arrive_and_keyframe_requests_reach_the_application() {
             .unwrap();
     }
     let sessions = setup
+        .emulator
         .wait_for_sessions("the pushed frames", |s| {
             s.first()
                 .is_some_and(|s| s.media.video.frames == 75 && s.media.audio.frames == 150)
@@ -156,18 +156,22 @@ async fn a_viewer_joins_as_viewer_and_sends_audio_only() {
         .send()
         .await
         .expect("starts");
-    let stats = support::run_to_end(session).await;
+    let stats = kvs_test_support::run_to_end(session).await;
     assert_eq!(stats.video.frames_sent, 0);
     assert_eq!(
         stats.audio.frames_sent,
         opus_packets(kvs_media::sample::OPUS)
     );
-    let sessions = setup.received_all(&stats).await;
+    let sessions = setup.emulator.received_all(&stats).await;
     assert_eq!(sessions[0].role, "VIEWER");
     assert_eq!(sessions[0].client_id.as_deref(), Some("listener-1"));
     assert_eq!(sessions[0].media.video.frames, 0);
     assert_eq!(
-        setup.emulator.calls().get("joinStorageSessionAsViewer"),
+        setup
+            .emulator
+            .handle
+            .calls()
+            .get("joinStorageSessionAsViewer"),
         Some(&1)
     );
 }

@@ -4,12 +4,10 @@
 //! unreachable server, relay-only and with the direct path allowed; and credentials that
 //! expire while media flows.
 
-mod support;
-
 use kvs_emulator::TurnMode;
 use kvs_test_support::Coturn;
+use kvs_test_support::{IngestSetup as Setup, WAIT};
 use kvs_webrtc_ingest::{AudioSource, ErrorKind, IceTransportPolicy, IngestEvent, VideoSource};
-use support::{Setup, WAIT};
 
 /// An emulator whose GetIceServerConfig returns `uris` with credentials made with `secret`.
 async fn setup_with_turn(channel: &str, uris: Vec<String>, secret: &str) -> Setup {
@@ -69,7 +67,7 @@ async fn relay_only_ingests_through_coturn_over_udp_tcp_and_tls() {
         assert_eq!(stats.joins, 1, "{transport}: no re-join");
 
         // The storage peer received everything, through the relay.
-        let sessions = setup.received_all(&stats).await;
+        let sessions = setup.emulator.received_all(&stats).await;
         let media = &sessions[0].media;
         assert_eq!(media.video.frames, 75, "{transport}");
         assert!(
@@ -115,34 +113,31 @@ struct CoturnSession {
 /// Wait (bounded) until coturn logged the end of the allocation of `user` (the TURN REST
 /// username's user part), and return its lines.
 async fn coturn_session(coturn: &Coturn, user: &str) -> CoturnSession {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
+    let waiting = format!("coturn to log a finished session of {user}");
+    kvs_test_support::wait_until(&waiting, || {
         let log = coturn.log();
         let line = |what: &str| {
             log.lines()
                 .find(|l| l.contains(what) && l.contains(&format!(":{user}>")))
                 .map(str::to_owned)
         };
-        if let (Some(new), Some(usage), Some(closed)) =
+        let (Some(new), Some(usage), Some(closed)) =
             (line(": new,"), line(": usage:"), line("closed (2nd stage)"))
-        {
-            let bytes_received = usage
-                .split(", ")
-                .find_map(|f| f.strip_prefix("rb="))
-                .and_then(|n| n.parse().ok())
-                .unwrap_or(0);
-            return CoturnSession {
-                new,
-                closed,
-                bytes_received,
-            };
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "coturn logged no finished session of {user}:\n{log}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+        else {
+            return Err(log);
+        };
+        let bytes_received = usage
+            .split(", ")
+            .find_map(|f| f.strip_prefix("rb="))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        Ok(CoturnSession {
+            new,
+            closed,
+            bytes_received,
+        })
+    })
+    .await
 }
 
 /// Start an ingestion of the sample clip with `policy`, a 2 s allocation timeout, trusting
@@ -153,11 +148,13 @@ async fn start_ingest(
     policy: IceTransportPolicy,
     looping: bool,
 ) -> kvs_webrtc_ingest::IngestSession {
-    setup
-        .client_configured(Some(&coturn.ca.ca_pem), |c| {
-            c.ice_transport_policy(policy)
-                .turn_allocate_timeout(std::time::Duration::from_secs(2))
-        })
+    let config = setup
+        .emulator
+        .ingest_config()
+        .trust_root_certificate_pem(coturn.ca.ca_pem.clone())
+        .ice_transport_policy(policy)
+        .turn_allocate_timeout(std::time::Duration::from_secs(2));
+    kvs_test_support::ingest_client(config)
         .ingest()
         .channel(&setup.channel)
         .video(VideoSource::annex_b_file(setup.file("clip.h264")).looping(looping))
@@ -242,7 +239,7 @@ async fn check_bad_relays(
     assert_eq!(stats.relay_allocations, 0);
     assert_eq!(stats.relay_failures, uris.len() as u64, "{stats:#?}");
     assert_eq!(stats.video.frames_sent, 75);
-    let sessions = setup.received_all(&stats).await;
+    let sessions = setup.emulator.received_all(&stats).await;
     assert_eq!(sessions[0].media.video.frames, 75);
     let first_frame = events
         .iter()
@@ -304,12 +301,18 @@ async fn credentials_expiring_mid_session_are_refreshed_without_a_media_gap() {
         .timings(|t| t.ice_server_ttl = ttl)
     })
     .await;
-    let session = setup
-        .client_over(
-            Some(std::time::Duration::from_millis(1500)),
-            Some(&coturn.ca.ca_pem),
-            |c| c.ice_transport_policy(IceTransportPolicy::Relay),
-        )
+    let discovery = setup
+        .emulator
+        .discovery_config()
+        .ice_refresh_grace(std::time::Duration::from_millis(1500))
+        .build();
+    let config = setup
+        .emulator
+        .ingest_config()
+        .discovery_config(discovery)
+        .trust_root_certificate_pem(coturn.ca.ca_pem.clone())
+        .ice_transport_policy(IceTransportPolicy::Relay);
+    let session = kvs_test_support::ingest_client(config)
         .ingest()
         .channel("expiring")
         .video(VideoSource::annex_b_file(setup.file("clip.h264")).looping(true))
@@ -332,7 +335,7 @@ async fn credentials_expiring_mid_session_are_refreshed_without_a_media_gap() {
     );
     assert_eq!(stats.relay_failures, 0, "{stats:#?}");
     assert_eq!(stats.joins, 1, "no re-join: {stats:#?}");
-    let sessions = setup.received_all(&stats).await;
+    let sessions = setup.emulator.received_all(&stats).await;
     let media = &sessions[0].media;
     assert_eq!(media.video.frames, stats.video.frames_sent);
     assert!(
@@ -359,8 +362,11 @@ async fn a_turns_server_whose_certificate_is_not_trusted_is_refused() {
     let coturn = Coturn::start();
     let setup = setup_with_turn("untrusted-tls", vec![coturn.tls_uri()], &coturn.secret).await;
     // Only the emulator's CA is trusted, not the one that signed coturn's certificate.
-    let session = setup
-        .client_configured(None, |c| c.ice_transport_policy(IceTransportPolicy::Relay))
+    let config = setup
+        .emulator
+        .ingest_config()
+        .ice_transport_policy(IceTransportPolicy::Relay);
+    let session = kvs_test_support::ingest_client(config)
         .ingest()
         .channel("untrusted-tls")
         .video(VideoSource::annex_b_file(setup.file("clip.h264")))

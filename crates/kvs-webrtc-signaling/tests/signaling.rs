@@ -9,19 +9,16 @@ use std::time::Duration;
 
 use aws_credential_types::provider::{future, ProvideCredentials, SharedCredentialsProvider};
 use aws_credential_types::Credentials;
-use kvs_emulator::{Emulator, EmulatorHandle};
+use kvs_test_support::{TestEmulator, WAIT};
 use kvs_webrtc_discovery::Role;
 use kvs_webrtc_signaling::{
-    Action, Backoff, Client, Config, ConnectionState, ErrorKind, Event, IceCandidate, Outgoing,
+    Action, Backoff, Client, ConnectionState, ErrorKind, Event, IceCandidate, Outgoing,
     SignalingConnection, SignalingMessage,
 };
 use serde_json::json;
 
-/// How long any single wait may take before the test fails.
-const WAIT: Duration = Duration::from_secs(20);
-
 struct Setup {
-    emulator: EmulatorHandle,
+    emulator: TestEmulator,
     discovery: kvs_webrtc_discovery::Client,
     signaling: Client,
 }
@@ -35,8 +32,17 @@ async fn start_with(
         kvs_webrtc_signaling::config::Builder,
     ) -> kvs_webrtc_signaling::config::Builder,
 ) -> Setup {
-    let emulator = Emulator::builder().temporary().start().await.unwrap();
-    let discovery = kvs_webrtc_discovery::Client::new(&emulator.sdk_config().unwrap());
+    setup_over(TestEmulator::start().await, configure)
+}
+
+/// The discovery and signaling clients over `emulator`.
+fn setup_over(
+    emulator: TestEmulator,
+    configure: impl FnOnce(
+        kvs_webrtc_signaling::config::Builder,
+    ) -> kvs_webrtc_signaling::config::Builder,
+) -> Setup {
+    let discovery = emulator.discovery();
     let signaling = signaling_client(&emulator, discovery.clone(), configure);
     Setup {
         emulator,
@@ -45,31 +51,29 @@ async fn start_with(
     }
 }
 
+/// A signaling client that trusts the emulator and reconnects quickly (50 ms to 400 ms).
 fn signaling_client(
-    emulator: &EmulatorHandle,
+    emulator: &TestEmulator,
     discovery: kvs_webrtc_discovery::Client,
     configure: impl FnOnce(
         kvs_webrtc_signaling::config::Builder,
     ) -> kvs_webrtc_signaling::config::Builder,
 ) -> Client {
-    let builder = Config::builder(discovery)
-        .trust_root_certificate_pem(emulator.ca_cert_pem().unwrap())
-        .backoff(Backoff {
-            initial: Duration::from_millis(50),
-            max: Duration::from_millis(400),
-        });
+    let builder = emulator.signaling_config(discovery).backoff(Backoff {
+        initial: Duration::from_millis(50),
+        max: Duration::from_millis(400),
+    });
     Client::from_conf(configure(builder).build().unwrap())
 }
 
 impl Setup {
     fn calls(&self, operation: &str) -> u64 {
-        self.emulator.calls().get(operation).copied().unwrap_or(0)
+        self.emulator.calls(operation)
     }
 
     fn fault(&self, channel: &str, fault: &str) {
         self.emulator
-            .inject_fault(json!({ "channel": channel, "fault": fault }))
-            .unwrap();
+            .inject_fault(json!({ "channel": channel, "fault": fault }));
     }
 
     async fn master(&self, channel: &str) -> SignalingConnection {
@@ -156,7 +160,7 @@ fn is_connected(event: &Event, expected_reconnects: u32) -> bool {
 #[tokio::test]
 async fn master_receives_the_storage_offer_and_rejections_carry_the_correlation_id() {
     let setup = start().await;
-    setup.emulator.create_storage_channel("cam").unwrap();
+    setup.emulator.create_storage_channel("cam");
     let mut connection = setup.master("cam").await;
     assert_eq!(setup.calls("connectAsMaster"), 1);
 
@@ -189,7 +193,7 @@ async fn master_receives_the_storage_offer_and_rejections_carry_the_correlation_
 #[tokio::test]
 async fn a_viewer_connects_with_its_client_id_and_gets_its_own_offer() {
     let setup = start().await;
-    setup.emulator.create_storage_channel("cam-v").unwrap();
+    setup.emulator.create_storage_channel("cam-v");
     let _master = setup.master("cam-v").await;
     setup.join("cam-v").await;
 
@@ -204,7 +208,7 @@ async fn a_viewer_connects_with_its_client_id_and_gets_its_own_offer() {
         .unwrap();
     assert!(is_connected(&next_event(&mut viewer, "connected").await, 0));
     assert_eq!(setup.calls("connectAsViewer"), 1);
-    let connections = setup.emulator.connections().to_string();
+    let connections = setup.emulator.handle.connections().to_string();
     assert!(connections.contains("viewer-1"), "{connections}");
 
     setup
@@ -232,7 +236,7 @@ async fn bad_input_is_refused_before_connecting() {
     );
     let err = setup.signaling.connect().send().await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
-    assert!(setup.emulator.calls().is_empty());
+    assert!(setup.emulator.handle.calls().is_empty());
 }
 
 /// Hands out the right secret until `wrong` is set.
@@ -259,8 +263,8 @@ impl ProvideCredentials for SwitchableCredentials {
 #[tokio::test]
 async fn wrong_credentials_are_refused_at_the_upgrade() {
     let setup = start().await;
-    setup.emulator.create_storage_channel("cam-creds").unwrap();
-    let key = setup.emulator.access_key();
+    setup.emulator.create_storage_channel("cam-creds");
+    let key = setup.emulator.handle.access_key();
     let wrong = Arc::new(AtomicBool::new(false));
     let provider = SwitchableCredentials {
         right: Credentials::new(&key.access_key_id, &key.secret_access_key, None, None, "t"),
@@ -269,7 +273,6 @@ async fn wrong_credentials_are_refused_at_the_upgrade() {
     let sdk_config = setup
         .emulator
         .sdk_config()
-        .unwrap()
         .to_builder()
         .credentials_provider(SharedCredentialsProvider::new(provider))
         .build();
@@ -300,7 +303,7 @@ async fn wrong_credentials_are_refused_at_the_upgrade() {
 #[tokio::test]
 async fn go_away_reconnects_at_once_and_a_new_join_gets_a_new_offer() {
     let setup = start().await;
-    setup.emulator.create_storage_channel("cam-ga").unwrap();
+    setup.emulator.create_storage_channel("cam-ga");
     let mut connection = setup.master("cam-ga").await;
 
     setup.fault("cam-ga", "GO_AWAY");
@@ -327,7 +330,7 @@ async fn go_away_reconnects_at_once_and_a_new_join_gets_a_new_offer() {
 #[tokio::test]
 async fn reconnect_ice_server_refreshes_the_ice_servers_then_reconnects() {
     let setup = start().await;
-    setup.emulator.create_storage_channel("cam-ice").unwrap();
+    setup.emulator.create_storage_channel("cam-ice");
     let mut connection = setup.master("cam-ice").await;
     setup
         .discovery
@@ -367,7 +370,7 @@ async fn reconnect_ice_server_refreshes_the_ice_servers_then_reconnects() {
 #[tokio::test]
 async fn a_dropped_socket_is_reconnected() {
     let setup = start().await;
-    setup.emulator.create_storage_channel("cam-drop").unwrap();
+    setup.emulator.create_storage_channel("cam-drop");
     let mut connection = setup.master("cam-drop").await;
 
     setup.fault("cam-drop", "CLOSE_SOCKET");
@@ -387,7 +390,7 @@ async fn a_dropped_socket_is_reconnected() {
 #[tokio::test]
 async fn reconnecting_backs_off_and_gives_up_after_the_configured_attempts() {
     let setup = start_with(|b| b.max_reconnect_attempts(3)).await;
-    let arn = setup.emulator.create_storage_channel("cam-gone").unwrap();
+    let arn = setup.emulator.create_storage_channel("cam-gone");
     let mut connection = setup.master("cam-gone").await;
 
     // The channel is deleted, which closes its sockets: every reconnect attempt is refused.
@@ -426,7 +429,7 @@ async fn reconnecting_backs_off_and_gives_up_after_the_configured_attempts() {
 #[tokio::test]
 async fn an_unknown_frame_is_reported_and_ignored() {
     let setup = start().await;
-    setup.emulator.create_storage_channel("cam-junk").unwrap();
+    setup.emulator.create_storage_channel("cam-junk");
     let mut connection = setup.master("cam-junk").await;
 
     setup.fault("cam-junk", "JUNK_FRAME");
@@ -536,7 +539,7 @@ async fn sends_are_paced_below_the_service_rates() {
 #[tokio::test]
 async fn close_ends_the_connection_and_later_sends_fail() {
     let setup = start().await;
-    setup.emulator.create_storage_channel("cam-close").unwrap();
+    setup.emulator.create_storage_channel("cam-close");
     let connection = setup.master("cam-close").await;
     let sender = connection.sender();
     connection.close().await;
@@ -548,7 +551,7 @@ async fn close_ends_the_connection_and_later_sends_fail() {
 async fn a_socket_that_stops_answering_pings_is_replaced() {
     let setup =
         start_with(|b| b.keep_alive(Duration::from_millis(200), Duration::from_millis(300))).await;
-    setup.emulator.create_storage_channel("cam-frozen").unwrap();
+    setup.emulator.create_storage_channel("cam-frozen");
     let mut connection = setup.master("cam-frozen").await;
 
     setup.fault("cam-frozen", "FREEZE_SOCKET");
@@ -605,23 +608,13 @@ async fn flood_master(
 /// connects per second) and a client with a 0.2 s + 0.3 s keep-alive, an event queue of 16 and
 /// `held` held messages.
 async fn slow_reader_setup(held: usize) -> Setup {
-    let emulator = Emulator::builder()
-        .temporary()
-        .throttling(kvs_emulator::Throttling::disabled())
-        .start()
-        .await
-        .unwrap();
-    let discovery = kvs_webrtc_discovery::Client::new(&emulator.sdk_config().unwrap());
-    let signaling = signaling_client(&emulator, discovery.clone(), |b| {
+    let emulator =
+        TestEmulator::start_with(|b| b.throttling(kvs_emulator::Throttling::disabled())).await;
+    setup_over(emulator, |b| {
         b.keep_alive(Duration::from_millis(200), Duration::from_millis(300))
             .queue_sizes(64, 16)
             .held_messages(held)
-    });
-    Setup {
-        emulator,
-        discovery,
-        signaling,
-    }
+    })
 }
 
 /// Issue #13 item 9: an application that stops reading events for longer than the keep-alive
