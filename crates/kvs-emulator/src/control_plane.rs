@@ -1,7 +1,7 @@
 //! The `kinesisvideo` control plane (restJson1): `POST /<operationName>` with a JSON body.
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::SystemTime;
 
 use http::Method;
 use hyper::body::Incoming;
@@ -10,12 +10,21 @@ use serde_json::{json, Map, Value};
 
 use crate::api_error::{Api, ApiError};
 use crate::http_server::HttpResponse;
-use crate::http_util::{self, ReadRequest};
+use crate::http_util::ReadRequest;
+use crate::json_api::{self, JsonApi, Reply};
 use crate::registry::ResourceRef;
 use crate::shared::Shared;
 use crate::validate;
 
-/// Serve one request on the control-plane listener.
+/// The control plane as its listener serves it.
+const API: JsonApi = JsonApi {
+    api: Api::ControlPlane,
+    log_refusals: false,
+    route,
+};
+
+/// Serve one request on the control-plane listener: the emulator's own paths (external storage
+/// peers, inspection), then the `kinesisvideo` API.
 pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> HttpResponse {
     if req.uri().path() == crate::storage::external::PATH {
         return crate::storage::external::handle(shared, req).await;
@@ -23,33 +32,14 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> HttpR
     if req.uri().path().starts_with(crate::inspect::PREFIX) {
         return crate::inspect::handle(shared, req).await;
     }
-    if req.method() == Method::OPTIONS {
-        return http_util::preflight(req.headers());
-    }
-    let req = match http_util::read(
-        req,
-        shared.config.limits.max_request_body,
-        &shared.body_reads,
-    )
-    .await
-    {
-        Ok(r) => r,
-        Err(resp) => return resp,
-    };
-    if req.path == "/v1/get-ice-server-config" {
-        // AWS answers this on the control-plane host with an XML AccessDenied (§8.2).
-        return http_util::wrong_endpoint(&req.headers);
-    }
-    match dispatch(&shared, &req) {
-        Ok(value) => http_util::json(&value, &req.headers),
-        Err(err) => {
-            tracing::debug!(path = %req.path, code = err.code, message = %err.message, "control plane error");
-            http_util::error(Api::ControlPlane, &err, Some(&req.headers))
-        }
-    }
+    API.serve(shared, req).await
 }
 
-fn dispatch(shared: &Shared, req: &ReadRequest) -> Result<Value, ApiError> {
+fn route(shared: &Arc<Shared>, req: &ReadRequest) -> Result<Reply, ApiError> {
+    if req.path == "/v1/get-ice-server-config" {
+        // AWS answers this on the control-plane host with an XML AccessDenied (§8.2).
+        return Ok(Reply::WrongEndpoint);
+    }
     if req.method != Method::POST {
         return Err(ApiError::new(
             http::StatusCode::NOT_FOUND,
@@ -65,19 +55,10 @@ fn dispatch(shared: &Shared, req: &ReadRequest) -> Result<Value, ApiError> {
             format!("The emulator does not implement /{requested}."),
         ));
     };
-    shared.calls.record(op);
-    http_util::authenticate(
-        req,
-        Api::ControlPlane,
-        &shared.expectation(SystemTime::now()),
-    )?;
-    let body = http_util::json_body(&req.body)?;
-    shared.throttle.admit(
-        op,
-        throttled_channel(shared, &body).as_deref(),
-        Instant::now(),
-    )?;
-    match op {
+    let body = json_api::admit(shared, req, Api::ControlPlane, op, |body| {
+        throttled_channel(shared, body)
+    })?;
+    let value = match op {
         "createSignalingChannel" => create_signaling_channel(shared, &body),
         "describeSignalingChannel" => describe_signaling_channel(shared, &body),
         "deleteSignalingChannel" => delete_signaling_channel(shared, &body),
@@ -87,7 +68,8 @@ fn dispatch(shared: &Shared, req: &ReadRequest) -> Result<Value, ApiError> {
         "describeMediaStorageConfiguration" => describe_media_storage_configuration(shared, &body),
         "getSignalingChannelEndpoint" => get_signaling_channel_endpoint(shared, &body),
         _ => unreachable!("checked against OPERATIONS"),
-    }
+    }?;
+    Ok(Reply::Json(value))
 }
 
 const OPERATIONS: &[&str] = &[

@@ -4,6 +4,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use futures_util::future::BoxFuture;
+use hyper::body::Incoming;
+use hyper::Request;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -12,7 +15,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::{AccessKey, EmulatorConfig, Limits, Timings, TlsMode, TurnMode};
 use crate::error::{Error, ErrorKind};
 use crate::faults::Faults;
-use crate::http_server::{self, Handler};
+use crate::http_server::{self, Handler, HttpResponse};
 use crate::hub::Hub;
 use crate::registry::Registry;
 use crate::sessions::{SessionInfo, Sessions};
@@ -21,8 +24,51 @@ use crate::throttle::{Throttle, Throttling};
 use crate::tls::{self, TlsMaterial};
 use crate::turn_server::TurnService;
 
-/// Builds the request handler of one listener.
-type MakeHandler = fn(Arc<Shared>) -> Handler;
+/// What a listener does with each request.
+type Serve = fn(Arc<Shared>, Request<Incoming>) -> BoxFuture<'static, HttpResponse>;
+
+/// One endpoint the emulator serves: its listener's name (in logs), whether it speaks
+/// WebSocket, where its URL goes in [`Endpoints`], and how it serves. A new API (the
+/// archived-media and media endpoints) joins by adding a row.
+struct EndpointRow {
+    name: &'static str,
+    websocket: bool,
+    /// The control plane may have a fixed port; the channel endpoints always take a free one.
+    control_plane: bool,
+    url: fn(&mut Endpoints) -> &mut String,
+    serve: Serve,
+}
+
+const ENDPOINTS: [EndpointRow; 4] = [
+    EndpointRow {
+        name: "control-plane",
+        websocket: false,
+        control_plane: true,
+        url: |e| &mut e.control_plane,
+        serve: |s, r| Box::pin(crate::control_plane::handle(s, r)),
+    },
+    EndpointRow {
+        name: "signaling-https",
+        websocket: false,
+        control_plane: false,
+        url: |e| &mut e.https,
+        serve: |s, r| Box::pin(crate::ice_config::handle(s, r)),
+    },
+    EndpointRow {
+        name: "signaling-wss",
+        websocket: true,
+        control_plane: false,
+        url: |e| &mut e.wss,
+        serve: |s, r| Box::pin(crate::signaling::socket::handle(s, r)),
+    },
+    EndpointRow {
+        name: "storage-webrtc",
+        websocket: false,
+        control_plane: false,
+        url: |e| &mut e.webrtc,
+        serve: |s, r| Box::pin(crate::storage::api::handle(s, r)),
+    },
+];
 
 /// Entry point: `Emulator::builder().start().await`.
 #[derive(Debug)]
@@ -185,35 +231,34 @@ impl EmulatorBuilder {
                 e,
             )
         })?;
-        let bind = |port: u16| {
-            let addr = SocketAddr::new(self.bind, port);
-            async move {
-                TcpListener::bind(addr).await.map_err(|e| {
-                    Error::io(ErrorKind::Listen, format!("cannot listen on {addr}"), e)
-                })
-            }
-        };
-        let control = bind(self.control_plane_port).await?;
-        let https = bind(0).await?;
-        let wss = bind(0).await?;
-        let webrtc = bind(0).await?;
         let (http_scheme, ws_scheme) = if tls.is_some() {
             ("https", "wss")
         } else {
             ("http", "ws")
         };
-        let url = |scheme: &str, l: &TcpListener| -> Result<String, Error> {
-            let addr = l
+        let mut endpoints = Endpoints::default();
+        let mut listeners = Vec::with_capacity(ENDPOINTS.len());
+        for row in &ENDPOINTS {
+            let port = if row.control_plane {
+                self.control_plane_port
+            } else {
+                0
+            };
+            let addr = SocketAddr::new(self.bind, port);
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|e| Error::io(ErrorKind::Listen, format!("cannot listen on {addr}"), e))?;
+            let local = listener
                 .local_addr()
                 .map_err(|e| Error::io(ErrorKind::Listen, "listener has no address", e))?;
-            Ok(format!("{scheme}://{addr}"))
-        };
-        let endpoints = Endpoints {
-            control_plane: url(http_scheme, &control)?,
-            https: url(http_scheme, &https)?,
-            wss: url(ws_scheme, &wss)?,
-            webrtc: url(http_scheme, &webrtc)?,
-        };
+            let scheme = if row.websocket {
+                ws_scheme
+            } else {
+                http_scheme
+            };
+            *(row.url)(&mut endpoints) = format!("{scheme}://{local}");
+            listeners.push((listener, row));
+        }
         let shutdown = CancellationToken::new();
         let turn = TurnService::start(&config.turn, self.bind, shutdown.clone()).await?;
         let shared = Arc::new(Shared {
@@ -242,28 +287,17 @@ impl EmulatorBuilder {
         let mut servers = JoinSet::new();
         let max = shared.config.limits.max_connections;
         let acceptor = tls.as_ref().map(|t| t.acceptor.clone());
-        let listeners: [(TcpListener, &'static str, MakeHandler); 4] = [
-            (control, "control-plane", |s| {
-                Arc::new(move |r| Box::pin(crate::control_plane::handle(s.clone(), r)))
-            }),
-            (https, "signaling-https", |s| {
-                Arc::new(move |r| Box::pin(crate::ice_config::handle(s.clone(), r)))
-            }),
-            (wss, "signaling-wss", |s| {
-                Arc::new(move |r| Box::pin(crate::signaling::socket::handle(s.clone(), r)))
-            }),
-            (webrtc, "storage-webrtc", |s| {
-                Arc::new(move |r| Box::pin(crate::storage::api::handle(s.clone(), r)))
-            }),
-        ];
-        for (listener, name, make) in listeners {
+        for (listener, row) in listeners {
+            let serve = row.serve;
+            let for_requests = shared.clone();
+            let handler: Handler = Arc::new(move |r| serve(for_requests.clone(), r));
             servers.spawn(http_server::serve(
                 listener,
                 acceptor.clone(),
-                make(shared.clone()),
+                handler,
                 shutdown.clone(),
                 max,
-                name,
+                row.name,
             ));
         }
         tracing::info!(control_plane = %shared.endpoints.control_plane, region = %shared.config.region, "kvs-emulator started");

@@ -10,74 +10,63 @@ use serde_json::json;
 
 use crate::api_error::{Api, ApiError};
 use crate::http_server::HttpResponse;
-use crate::http_util;
+use crate::http_util::ReadRequest;
+use crate::json_api::{self, JsonApi, Reply};
 use crate::registry::ResourceRef;
 use crate::shared::Shared;
 use crate::validate;
 
+/// The signaling REST API as the channel HTTPS listener serves it.
+const API: JsonApi = JsonApi {
+    api: Api::SignalingRest,
+    log_refusals: false,
+    route,
+};
+
 /// Serve one request on the channel HTTPS listener.
 pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> HttpResponse {
-    if req.method() == Method::OPTIONS {
-        return http_util::preflight(req.headers());
-    }
-    let req = match http_util::read(
-        req,
-        shared.config.limits.max_request_body,
-        &shared.body_reads,
-    )
-    .await
-    {
-        Ok(r) => r,
-        Err(resp) => return resp,
-    };
+    API.serve(shared, req).await
+}
+
+fn route(shared: &Arc<Shared>, req: &ReadRequest) -> Result<Reply, ApiError> {
     if req.path != "/v1/get-ice-server-config" || req.method != Method::POST {
-        return http_util::wrong_endpoint(&req.headers);
+        return Ok(Reply::WrongEndpoint);
     }
-    shared.calls.record("getIceServerConfig");
-    let result = (|| {
-        http_util::authenticate(
-            &req,
-            Api::SignalingRest,
-            &shared.expectation(SystemTime::now()),
-        )?;
-        let body = http_util::json_body(&req.body)?;
-        let channel = body.get("ChannelARN").and_then(serde_json::Value::as_str);
-        shared
-            .throttle
-            .admit("getIceServerConfig", channel, std::time::Instant::now())?;
-        let arn = validate::required(&body, "ChannelARN")?;
-        validate::arn("ChannelARN", arn)?;
-        let client_id = validate::optional(&body, "ClientId")?;
-        if let Some(client_id) = client_id {
-            validate::name("ClientId", client_id, 256)?;
-        }
-        match validate::optional(&body, "Service")? {
-            None | Some("TURN") => {}
-            Some(other) => {
-                return Err(ApiError::invalid_argument(format!(
-                    "Value '{other}' at 'service' failed to satisfy constraint: Member must satisfy enum value set: [TURN]"
-                )))
-            }
-        }
-        let channel_name = shared
-            .registry()
-            .channel(ResourceRef::Arn(arn))?
-            .name
-            .clone();
-        // The TURN user names who asked, like AWS's opaque user part; it shows in the
-        // inspection API's TURN allocations.
-        let user = format!("{channel_name}.{}", client_id.unwrap_or("master"));
-        let entry = shared.turn.ice_server(
-            &user,
-            SystemTime::now(),
-            // AWS's is fixed at 300 s (§6.1); clients refresh a grace period before it.
-            shared.config.timings.ice_server_ttl,
-        );
-        // Never empty, TTL above the clients' 30 s grace (protocol notes §6.1, §8.4).
-        Ok(json!({ "IceServerList": [entry] }))
-    })();
-    match result {
-        Ok(value) => http_util::json(&value, &req.headers),
-        Err(err) => http_util::error(Api::SignalingRest, &err, Some(&req.headers)),
+    let body = json_api::admit(
+        shared,
+        req,
+        Api::SignalingRest,
+        "getIceServerConfig",
+        json_api::channel_field("ChannelARN"),
+    )?;
+    let arn = validate::required(&body, "ChannelARN")?;
+    validate::arn("ChannelARN", arn)?;
+    let client_id = validate::optional(&body, "ClientId")?;
+    if let Some(client_id) = client_id {
+        validate::name("ClientId", client_id, 256)?;
     }
+    match validate::optional(&body, "Service")? {
+        None | Some("TURN") => {}
+        Some(other) => {
+            return Err(ApiError::invalid_argument(format!(
+                "Value '{other}' at 'service' failed to satisfy constraint: Member must satisfy enum value set: [TURN]"
+            )))
+        }
+    }
+    let channel_name = shared
+        .registry()
+        .channel(ResourceRef::Arn(arn))?
+        .name
+        .clone();
+    // The TURN user names who asked, like AWS's opaque user part; it shows in the inspection
+    // API's TURN allocations.
+    let user = format!("{channel_name}.{}", client_id.unwrap_or("master"));
+    let entry = shared.turn.ice_server(
+        &user,
+        SystemTime::now(),
+        // AWS's is fixed at 300 s (§6.1); clients refresh a grace period before it.
+        shared.config.timings.ice_server_ttl,
+    );
+    // Never empty, TTL above the clients' 30 s grace (protocol notes §6.1, §8.4).
+    Ok(Reply::Json(json!({ "IceServerList": [entry] })))
 }

@@ -11,6 +11,11 @@
 //! | channel WSS | the signaling WebSocket, SigV4-presigned | `signaling` |
 //! | channel WEBRTC | `JoinStorageSession`, `JoinStorageSessionAsViewer` | `storage` |
 //!
+//! Each endpoint is one row of a table (`emulator.rs`): a listener, its URL in [`Endpoints`]
+//! and its handler; the AWS JSON APIs among them share one prologue (`json_api`: preflight,
+//! bounded body, SigV4, throttling, errors in the API's form). A new API joins by adding a row
+//! and a route.
+//!
 //! Each accepted join starts a **storage peer**, a real WebRTC peer built on `str0m` that sends its
 //! offer over the signaling socket, checks the answer and the media (H.264 + Opus) as the service
 //! does, and records each session into a Matroska file that `ffprobe` and players read. Viewers
@@ -53,6 +58,7 @@ mod http_util;
 mod hub;
 mod ice_config;
 pub mod inspect;
+mod json_api;
 mod link;
 mod media;
 mod registry;

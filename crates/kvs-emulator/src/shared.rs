@@ -18,7 +18,7 @@ use crate::throttle::Throttle;
 use crate::turn_server::TurnService;
 
 /// The base URLs of the emulated endpoints.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Endpoints {
     /// Control plane (`kinesisvideo`), also the home of the `/_emulator/` inspection API.

@@ -2,46 +2,34 @@
 //! `POST /joinStorageSessionAsViewer` (restJson1, errors with a lower-case `message`).
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
-use http::Method;
 use hyper::body::Incoming;
 use hyper::Request;
 
 use super::peer;
 use crate::api_error::{Api, ApiError};
 use crate::http_server::HttpResponse;
-use crate::http_util::{self, ReadRequest};
+use crate::http_util::ReadRequest;
+use crate::json_api::{self, JsonApi, Reply};
 use crate::link::Role;
 use crate::registry::ResourceRef;
 use crate::shared::Shared;
 use crate::validate;
 
+/// The storage API as the WEBRTC listener serves it.
+const API: JsonApi = JsonApi {
+    api: Api::Storage,
+    log_refusals: true,
+    route: join,
+};
+
 /// Serve one request on the WEBRTC listener.
 pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> HttpResponse {
-    if req.method() == Method::OPTIONS {
-        return http_util::preflight(req.headers());
-    }
-    let req = match http_util::read(
-        req,
-        shared.config.limits.max_request_body,
-        &shared.body_reads,
-    )
-    .await
-    {
-        Ok(r) => r,
-        Err(resp) => return resp,
-    };
-    match join(&shared, &req) {
-        Ok(()) => http_util::ok_empty(&req.headers),
-        Err(err) => {
-            tracing::info!(path = %req.path, code = err.code, message = %err.message, "join refused");
-            http_util::error(Api::Storage, &err, Some(&req.headers))
-        }
-    }
+    API.serve(shared, req).await
 }
 
-fn join(shared: &Arc<Shared>, req: &ReadRequest) -> Result<(), ApiError> {
+fn join(shared: &Arc<Shared>, req: &ReadRequest) -> Result<Reply, ApiError> {
     let (operation, as_viewer) = match (req.method.as_str(), req.path.as_str()) {
         ("POST", "/joinStorageSession") => ("joinStorageSession", false),
         ("POST", "/joinStorageSessionAsViewer") => ("joinStorageSessionAsViewer", true),
@@ -53,14 +41,14 @@ fn join(shared: &Arc<Shared>, req: &ReadRequest) -> Result<(), ApiError> {
             ))
         }
     };
-    shared.calls.record(operation);
-    http_util::authenticate(req, Api::Storage, &shared.expectation(SystemTime::now()))?;
-    let body = http_util::json_body(&req.body)?;
     // Auth, then throttling, then input (protocol notes §8.6).
-    let channel = body.get("channelArn").and_then(serde_json::Value::as_str);
-    shared
-        .throttle
-        .admit(operation, channel, std::time::Instant::now())?;
+    let body = json_api::admit(
+        shared,
+        req,
+        Api::Storage,
+        operation,
+        json_api::channel_field("channelArn"),
+    )?;
     let channel_arn = validate::required(&body, "channelArn")?;
     validate::arn("channelArn", channel_arn)?;
     if shared.faults.take_client_limit(channel_arn) {
@@ -128,5 +116,5 @@ fn join(shared: &Arc<Shared>, req: &ReadRequest) -> Result<(), ApiError> {
             faults,
         ));
     }
-    Ok(())
+    Ok(Reply::Empty)
 }
