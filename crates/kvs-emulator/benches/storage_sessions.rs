@@ -12,7 +12,6 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use std::io::BufRead;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -70,23 +69,17 @@ async fn run() {
     let loops = env_usize("KVS_BENCH_LOOPS", 4);
     let window = Duration::from_secs(env_usize("KVS_BENCH_WINDOW_SECS", 5) as u64);
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kvs-emulator"))
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_kvs-emulator"));
+    command
         // The setup creates and maps 100 channels at once, over the account's published
         // UpdateMediaStorageConfiguration quota (10/s); the bench measures sessions, not that.
         .args(["serve", "--no-throttling", "--data-dir"])
         .arg(dir.path())
         .env("RUST_LOG", "kvs_emulator=warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("kvs-emulator starts");
-    let pid = child.id();
+        .stderr(Stdio::inherit());
+    let (mut child, info) = kvs_test_support::serve(command).await;
+    let pid = child.id().expect("running");
     let hz = clock_ticks();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .expect("startup line");
-    let info: serde_json::Value = serde_json::from_str(&line).expect("startup JSON");
     let service = Service::from_startup_info(&info);
     let (_, rss_idle) = usage(pid, hz);
 
@@ -152,7 +145,7 @@ async fn run() {
     let _ = Command::new("kill")
         .args(["-INT", &pid.to_string()])
         .status();
-    let exit = child.wait().expect("emulator exits");
+    let exit = child.wait().await.expect("emulator exits");
     let recordings = std::fs::read_dir(dir.path().join("recordings"))
         .map(|d| d.count())
         .unwrap_or(0);

@@ -364,11 +364,11 @@ async fn errors_are_the_typed_errors_aws_returns() {
 async fn a_request_body_over_the_limit_is_refused_with_413() {
     let emu = TestEmulator::start_with(|b| b.limits(|l| l.max_request_body = 4096)).await;
     let url = format!("{}/describeSignalingChannel", emu.endpoint);
-    let (status, body) = support::http_raw(&emu, "POST", &url, &vec![b' '; 10_000]).await;
+    let (status, body) = emu.http_raw("POST", &url, &vec![b' '; 10_000]).await;
     assert_eq!(status, 413, "{body}");
     assert!(body.contains("4096"), "{body}");
     // Under the limit the request goes on to authentication (unsigned: refused as such).
-    let (status, _) = support::http_raw(&emu, "POST", &url, b"{}").await;
+    let (status, _) = emu.http_raw("POST", &url, b"{}").await;
     assert_ne!(status, 413);
 }
 
@@ -492,8 +492,7 @@ async fn a_listener_serves_at_most_max_connections_at_once() {
     let idle_b = tokio::net::TcpStream::connect(&authority).await.unwrap();
     let service = emu.service.clone();
     let url = format!("{}{}/calls", emu.endpoint, kvs_emulator::inspect::PREFIX);
-    let mut third =
-        tokio::spawn(async move { support::http_raw(&service, "GET", &url, b"").await });
+    let mut third = tokio::spawn(async move { service.http_raw("GET", &url, b"").await });
     assert!(
         tokio::time::timeout(Duration::from_millis(500), &mut third)
             .await
@@ -535,18 +534,18 @@ async fn browsers_get_cors_answers_on_every_https_listener() {
         ),
         (format!("{webrtc}/joinStorageSession"), "storage API"),
     ] {
-        let (status, headers, _) = support::http_raw_with(
-            &emu,
-            "OPTIONS",
-            &url,
-            &[
-                ("Origin", origin),
-                ("Access-Control-Request-Method", "POST"),
-                ("Access-Control-Request-Headers", asked),
-            ],
-            b"",
-        )
-        .await;
+        let (status, headers, _) = emu
+            .http_raw_with(
+                "OPTIONS",
+                &url,
+                &[
+                    ("Origin", origin),
+                    ("Access-Control-Request-Method", "POST"),
+                    ("Access-Control-Request-Headers", asked),
+                ],
+                b"",
+            )
+            .await;
         assert_eq!(status, 200, "{what}");
         assert_eq!(
             header(&headers, "access-control-allow-origin"),
@@ -564,14 +563,14 @@ async fn browsers_get_cors_answers_on_every_https_listener() {
         );
     }
     // An error answer lets the browser read the error type and request id.
-    let (status, headers, body) = support::http_raw_with(
-        &emu,
-        "POST",
-        &format!("{}/describeSignalingChannel", emu.endpoint),
-        &[("Origin", origin)],
-        b"{}",
-    )
-    .await;
+    let (status, headers, body) = emu
+        .http_raw_with(
+            "POST",
+            &format!("{}/describeSignalingChannel", emu.endpoint),
+            &[("Origin", origin)],
+            b"{}",
+        )
+        .await;
     assert_eq!(status, 401, "unsigned: {body}");
     assert_eq!(
         header(&headers, "access-control-allow-origin"),
@@ -609,13 +608,12 @@ async fn the_inspection_api_is_closed_to_other_origins_and_takes_faults_as_json(
         ("Origin", "https://evil.example"),
         ("Content-Type", "text/plain"),
     ];
-    let (status, headers, body) = support::http_raw_with(&emu, "POST", &faults, &evil, fault).await;
+    let (status, headers, body) = emu.http_raw_with("POST", &faults, &evil, fault).await;
     assert_eq!(status, 403, "{body}");
     assert_eq!(find(&headers, "access-control-allow-origin"), None);
     // Nothing was armed.
     let state: serde_json::Value = serde_json::from_str(
-        &support::http_raw(
-            &emu,
+        &emu.http_raw(
             "GET",
             &format!("{}{}/state", emu.endpoint, kvs_emulator::inspect::PREFIX),
             b"",
@@ -632,14 +630,9 @@ async fn the_inspection_api_is_closed_to_other_origins_and_takes_faults_as_json(
     );
 
     // Reading from a foreign page: refused, and no CORS header that would let it read.
-    let (status, headers, _) = support::http_raw_with(
-        &emu,
-        "GET",
-        &sessions,
-        &[("Origin", "https://evil.example")],
-        b"",
-    )
-    .await;
+    let (status, headers, _) = emu
+        .http_raw_with("GET", &sessions, &[("Origin", "https://evil.example")], b"")
+        .await;
     assert_eq!(status, 403);
     assert_eq!(find(&headers, "access-control-allow-origin"), None);
     // Programs (no Origin) and local pages (file:// sends `null`, loopback hosts) are served,
@@ -651,8 +644,7 @@ async fn the_inspection_api_is_closed_to_other_origins_and_takes_faults_as_json(
         Some("http://localhost:3000"),
     ] {
         let extra: Vec<(&str, &str)> = origin.map(|o| ("Origin", o)).into_iter().collect();
-        let (status, headers, body) =
-            support::http_raw_with(&emu, "GET", &sessions, &extra, b"").await;
+        let (status, headers, body) = emu.http_raw_with("GET", &sessions, &extra, b"").await;
         assert_eq!(status, 200, "{origin:?}: {body}");
         assert_eq!(
             find(&headers, "access-control-allow-origin"),
@@ -661,16 +653,11 @@ async fn the_inspection_api_is_closed_to_other_origins_and_takes_faults_as_json(
         );
     }
     // A fault must be JSON.
-    let (status, _, body) = support::http_raw_with(
-        &emu,
-        "POST",
-        &faults,
-        &[("Content-Type", "text/plain")],
-        fault,
-    )
-    .await;
+    let (status, _, body) = emu
+        .http_raw_with("POST", &faults, &[("Content-Type", "text/plain")], fault)
+        .await;
     assert_eq!(status, 415, "{body}");
-    let (status, _, body) = support::http_raw_with(&emu, "POST", &faults, &[], fault).await;
+    let (status, _, body) = emu.http_raw_with("POST", &faults, &[], fault).await;
     assert_eq!(status, 200, "{body}");
 }
 
@@ -684,13 +671,13 @@ async fn fault_counts_are_whole_positive_numbers_and_saturate() {
     for count in ["-1", "1.5", "0", "\"3\""] {
         let body =
             format!(r#"{{"channel":"count-cam","fault":"DROP_NEXT_OFFER","count":{count}}}"#);
-        let (status, body) = support::http_raw(&emu, "POST", &faults, body.as_bytes()).await;
+        let (status, body) = emu.http_raw("POST", &faults, body.as_bytes()).await;
         assert_eq!(status, 400, "count {count}: {body}");
         assert!(body.contains("whole number of at least 1"), "{body}");
     }
     let max = r#"{"channel":"count-cam","fault":"DROP_NEXT_OFFER","count":4294967295}"#;
-    support::http_raw(&emu, "POST", &faults, max.as_bytes()).await;
-    let (status, body) = support::http_raw(&emu, "POST", &faults, max.as_bytes()).await;
+    emu.http_raw("POST", &faults, max.as_bytes()).await;
+    let (status, body) = emu.http_raw("POST", &faults, max.as_bytes()).await;
     assert_eq!(status, 200, "{body}");
     let reply: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(
@@ -761,8 +748,7 @@ async fn a_wrongly_typed_single_master_configuration_is_a_serialization_exceptio
         .filter(|(k, _)| k != "host" && k != "content-type")
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
-    let (status, response_headers, text) =
-        support::http_raw_with(&emu, "POST", &url, &extra, body).await;
+    let (status, response_headers, text) = emu.http_raw_with("POST", &url, &extra, body).await;
     assert_eq!(status, 400, "{text}");
     assert_eq!(
         header(&response_headers, "x-amzn-errortype").map(|t| t.split(':').next().unwrap_or(t)),
@@ -808,12 +794,10 @@ async fn slow_bodies_time_out_and_cannot_take_every_connection_slot() {
     }
     // Every slot is taken by a slow body; a normal request is answered all the same.
     let calls = format!("{}{}/calls", emu.endpoint, kvs_emulator::inspect::PREFIX);
-    let (status, _) = tokio::time::timeout(
-        Duration::from_secs(5),
-        support::http_raw(&emu, "GET", &calls, b""),
-    )
-    .await
-    .expect("answered while the slow bodies hold their connections");
+    let (status, _) =
+        tokio::time::timeout(Duration::from_secs(5), emu.http_raw("GET", &calls, b""))
+            .await
+            .expect("answered while the slow bodies hold their connections");
     assert_eq!(status, 200);
     // Each slow body gets an answer: 503 at once beyond half the slots, 408 after the timeout.
     let mut statuses = Vec::new();

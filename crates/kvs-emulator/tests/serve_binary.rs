@@ -11,22 +11,10 @@ use support::Service;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::Command;
 
-/// Starts `kvs-emulator serve` (as `command` says) and reads its startup line.
+/// Starts `kvs-emulator serve` (as `command` says, its log piped) and reads its startup line.
 async fn serve(mut command: Command) -> (tokio::process::Child, Value) {
-    let mut child = command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("kvs-emulator starts");
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    tokio::time::timeout(support::WAIT, stdout.read_line(&mut line))
-        .await
-        .expect("the startup line in time")
-        .expect("stdout readable");
-    let info = serde_json::from_str(&line).expect("one JSON line on stdout");
-    (child, info)
+    command.stderr(Stdio::piped());
+    kvs_test_support::serve(command).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -212,7 +200,7 @@ async fn running_out_of_file_descriptors_is_survived_quietly() {
     kvs_test_support::wait_for("serving again once descriptors are free", || async {
         let answered = tokio::time::timeout(
             std::time::Duration::from_secs(2),
-            support::http_raw(&service, "GET", &calls, b""),
+            service.http_raw("GET", &calls, b""),
         )
         .await;
         match answered {

@@ -14,9 +14,10 @@ use aws_sdk_kinesisvideo::types::{
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use kvs_emulator::{AccessKey, Emulator, EmulatorBuilder, EmulatorHandle, SessionInfo};
 use serde_json::Value;
+use tokio::net::TcpStream;
 
 use crate::raw::{self, Ws};
-use crate::wait::{check, wait_for, wait_until};
+use crate::wait::{check, wait_for, wait_until, WAIT};
 
 /// The offer delay of test emulators: short, so that tests do not wait for the service's
 /// 200 ms, but not zero, so that the join still comes before the offer as it does on AWS.
@@ -155,8 +156,40 @@ impl TestEmulator {
 
     /// A ready ingest client over this emulator ([`TestEmulator::ingest_config`]).
     pub fn ingest_client(&self) -> kvs_webrtc_ingest::Client {
-        crate::ingest::client(self.ingest_config())
+        ingest_client(self.ingest_config())
     }
+}
+
+/// Start `kvs-emulator serve` as `command` says (stdout is taken here; the child is killed when
+/// dropped) and read its startup line (bounded by [`WAIT`]): the child and the line
+/// as JSON. [`Service::from_startup_info`] reaches it.
+///
+/// # Panics
+/// When it does not start, or prints no JSON line in time.
+pub async fn serve(mut command: tokio::process::Command) -> (tokio::process::Child, Value) {
+    use tokio::io::AsyncBufReadExt as _;
+    let mut child = command
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("kvs-emulator starts");
+    let mut stdout = tokio::io::BufReader::new(child.stdout.take().expect("stdout is piped"));
+    let mut line = String::new();
+    tokio::time::timeout(WAIT, stdout.read_line(&mut line))
+        .await
+        .expect("the startup line in time")
+        .expect("stdout readable");
+    let info = serde_json::from_str(&line)
+        .unwrap_or_else(|e| panic!("one JSON line on stdout, not {line:?}: {e}"));
+    (child, info)
+}
+
+/// The ingest client of `config` (e.g. [`TestEmulator::ingest_config`] with more settings).
+///
+/// # Panics
+/// When the settings are refused.
+pub fn ingest_client(config: kvs_webrtc_ingest::ConfigBuilder) -> kvs_webrtc_ingest::Client {
+    kvs_webrtc_ingest::Client::from_conf(config.build().expect("the ingest settings"))
 }
 
 /// Where an emulator answers and how to talk to it (in-process or a `kvs-emulator serve` child).
@@ -436,6 +469,74 @@ impl Service {
         Ok(ws)
     }
 
+    /// A minimal HTTPS/1.1 request (Connection: close) to the inspection API.
+    async fn http_json(&self, method: &str, url: &str, body: Option<Value>) -> Value {
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let (_, text) = self.http_raw(method, url, body.as_bytes()).await;
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("inspection answer is JSON: {text}"))
+    }
+
+    /// One HTTP/1.1 request over TLS, unsigned: the status code and the body.
+    pub async fn http_raw(&self, method: &str, url: &str, body: &[u8]) -> (u16, String) {
+        let (status, _, body) = self.http_raw_with(method, url, &[], body).await;
+        (status, body)
+    }
+
+    /// [`Service::http_raw`] with extra request headers; also returns the response headers
+    /// (lower-cased names).
+    pub async fn http_raw_with(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> (u16, Vec<(String, String)>, String) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let rest = url.strip_prefix("https://").expect("TLS endpoint");
+        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        let tcp = TcpStream::connect(authority)
+            .await
+            .expect("connect to the emulator");
+        let connector = tokio_rustls::TlsConnector::from(self.rustls_client_config());
+        let name = rustls_pki_types::ServerName::try_from("127.0.0.1").expect("server name");
+        let mut tls = connector.connect(name, tcp).await.expect("TLS handshake");
+        let extra: String = headers
+            .iter()
+            .map(|(k, v)| format!("{k}: {v}\r\n"))
+            .collect();
+        // JSON unless the caller gives a Content-Type of its own.
+        let content_type = if headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+        {
+            ""
+        } else {
+            "Content-Type: application/json\r\n"
+        };
+        let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\n{content_type}Content-Length: {}\r\n{extra}Connection: close\r\n\r\n",
+        body.len()
+    );
+        tls.write_all(head.as_bytes()).await.expect("write request");
+        // The server may answer (and close) before reading a body it refuses.
+        let _ = tls.write_all(body).await;
+        let mut response = Vec::new();
+        let _ = tls.read_to_end(&mut response).await;
+        let text = String::from_utf8_lossy(&response);
+        let (head, body) = text.split_once("\r\n\r\n").expect("HTTP response");
+        let mut lines = head.split("\r\n");
+        let status = lines
+            .next()
+            .and_then(|l| l.split(' ').nth(1))
+            .and_then(|s| s.parse().ok())
+            .expect("status code");
+        let headers = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+            .collect();
+        (status, headers, body.to_owned())
+    }
+
     /// GET an inspection resource (`sessions`, `channels`, ...) as JSON.
     pub async fn inspect(&self, resource: &str) -> Value {
         let url = format!(
@@ -443,13 +544,13 @@ impl Service {
             &self.endpoint,
             kvs_emulator::inspect::PREFIX
         );
-        raw::http_json(self, "GET", &url, None).await
+        self.http_json("GET", &url, None).await
     }
 
     /// POST a fault to the fault API; its answer.
     pub async fn fault(&self, body: Value) -> Value {
         let url = format!("{}{}/faults", &self.endpoint, kvs_emulator::inspect::PREFIX);
-        raw::http_json(self, "POST", &url, Some(body)).await
+        self.http_json("POST", &url, Some(body)).await
     }
 
     /// Poll the inspection API until `done` holds for the session list (bounded).

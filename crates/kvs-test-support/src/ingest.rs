@@ -86,14 +86,6 @@ impl SampleClip {
     }
 }
 
-/// The client of `config`.
-///
-/// # Panics
-/// When the settings are refused.
-pub fn client(config: kvs_webrtc_ingest::ConfigBuilder) -> kvs_webrtc_ingest::Client {
-    kvs_webrtc_ingest::Client::from_conf(config.build().expect("the ingest settings"))
-}
-
 /// Wait (bounded) until a session ends by itself (its sources ended), cleanly.
 ///
 /// # Panics
@@ -102,7 +94,7 @@ pub async fn run_to_end(session: IngestSession) -> Stats {
     tokio::time::timeout(WAIT, session.wait())
         .await
         .expect("the sources end within the wait")
-        .unwrap_or_else(|e| panic!("a clean end, not: {}", crate::chain(&e)))
+        .unwrap_or_else(|e| panic!("a clean end, not: {}", chain(&e)))
 }
 
 /// Opus packets in an Ogg Opus file, counted by the media crate's reader.
@@ -113,4 +105,10 @@ pub fn opus_packets(data: &[u8]) -> u64 {
         n += 1;
     }
     n
+}
+
+/// An error and its causes in one line (`message: cause: cause`), for assertions on what a
+/// user would read.
+pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    kvs_webrtc_ingest::ErrorChain(error).to_string()
 }

@@ -3,7 +3,8 @@
 //!
 //! * [`TestEmulator`] and [`Service`]: an emulator (temporary, generated CA trusted, channels
 //!   seeded or made over the API), the official AWS SDK clients, discovery, signaling and
-//!   ingest clients against it, and its inspection and fault API.
+//!   ingest clients against it, and its inspection and fault API; [`serve`] starts the
+//!   `kvs-emulator serve` binary for the tests that need it as a process.
 //! * [`IngestSetup`] and [`SampleClip`]: an emulator with a storage channel and the sample
 //!   clip as files, for the ingestion tests.
 //! * [`raw`]: the wire below the SDKs (presigning with `aws-sigv4`, raw HTTPS, signaling
@@ -28,14 +29,8 @@ mod wait;
 
 pub use cli::{text, IngestCli};
 pub use coturn::Coturn;
-pub use emulator::{Service, StorageMaster, TestEmulator, TEST_OFFER_DELAY};
-pub use ingest::{client as ingest_client, opus_packets, run_to_end, IngestSetup, SampleClip};
+pub use emulator::{ingest_client, serve, Service, StorageMaster, TestEmulator, TEST_OFFER_DELAY};
+pub use ingest::{chain, opus_packets, run_to_end, IngestSetup, SampleClip};
 pub use pki::TestCa;
 pub use turn_sim::{Sent, SimTurnServer};
 pub use wait::{check, wait_for, wait_for_within, wait_until, wait_until_within, WAIT};
-
-/// An error and its causes in one line (`message: cause: cause`), for assertions on what a
-/// user would read.
-pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
-    kvs_webrtc_ingest::ErrorChain(error).to_string()
-}

@@ -1,6 +1,7 @@
 //! Talking to the emulator below the SDKs: SigV4 presigning and header signing with
-//! `aws-sigv4` (an implementation independent of the emulator's own), raw HTTPS requests, and
-//! signaling WebSocket frames. For the tests of the emulator's wire behaviour.
+//! `aws-sigv4` (an implementation independent of the emulator's own) and signaling WebSocket
+//! frames, for the tests of the emulator's wire behaviour. Raw HTTPS requests are
+//! `Service::http_raw` (in the emulator module).
 
 use std::time::{Duration, SystemTime};
 
@@ -11,7 +12,6 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use crate::emulator::Service;
 use crate::wait::WAIT;
 
 /// A signaling WebSocket, as the emulator's WSS endpoint serves it.
@@ -128,79 +128,6 @@ pub fn urlencode(s: &str) -> String {
             }
         })
         .collect()
-}
-
-/// A minimal HTTPS/1.1 request (Connection: close) to the inspection API.
-pub(crate) async fn http_json(
-    emu: &Service,
-    method: &str,
-    url: &str,
-    body: Option<Value>,
-) -> Value {
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
-    let (_, text) = http_raw(emu, method, url, body.as_bytes()).await;
-    serde_json::from_str(&text).unwrap_or_else(|_| panic!("inspection answer is JSON: {text}"))
-}
-
-/// One HTTP/1.1 request over TLS, unsigned: the status code and the body.
-pub async fn http_raw(emu: &Service, method: &str, url: &str, body: &[u8]) -> (u16, String) {
-    let (status, _, body) = http_raw_with(emu, method, url, &[], body).await;
-    (status, body)
-}
-
-/// [`http_raw`] with extra request headers; also returns the response headers (lower-cased
-/// names).
-pub async fn http_raw_with(
-    emu: &Service,
-    method: &str,
-    url: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> (u16, Vec<(String, String)>, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let rest = url.strip_prefix("https://").expect("TLS endpoint");
-    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    let tcp = TcpStream::connect(authority)
-        .await
-        .expect("connect to the emulator");
-    let connector = tokio_rustls::TlsConnector::from(emu.rustls_client_config());
-    let name = rustls_pki_types::ServerName::try_from("127.0.0.1").expect("server name");
-    let mut tls = connector.connect(name, tcp).await.expect("TLS handshake");
-    let extra: String = headers
-        .iter()
-        .map(|(k, v)| format!("{k}: {v}\r\n"))
-        .collect();
-    // JSON unless the caller gives a Content-Type of its own.
-    let content_type = if headers
-        .iter()
-        .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
-    {
-        ""
-    } else {
-        "Content-Type: application/json\r\n"
-    };
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\n{content_type}Content-Length: {}\r\n{extra}Connection: close\r\n\r\n",
-        body.len()
-    );
-    tls.write_all(head.as_bytes()).await.expect("write request");
-    // The server may answer (and close) before reading a body it refuses.
-    let _ = tls.write_all(body).await;
-    let mut response = Vec::new();
-    let _ = tls.read_to_end(&mut response).await;
-    let text = String::from_utf8_lossy(&response);
-    let (head, body) = text.split_once("\r\n\r\n").expect("HTTP response");
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|s| s.parse().ok())
-        .expect("status code");
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    (status, headers, body.to_owned())
 }
 
 /// The next text frame as JSON, within [`WAIT`].

@@ -300,6 +300,7 @@ mod tests {
 
     fn sdk_config() -> SdkConfig {
         SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
             .region(aws_types::region::Region::new("us-west-2"))
             .build()
     }
