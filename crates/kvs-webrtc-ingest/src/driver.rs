@@ -19,6 +19,7 @@ use crate::error::{Error, ErrorChain, ErrorKind};
 use crate::event::{IngestEvent, JoinReason, Stats, Track};
 use crate::handle::IngestSession;
 use crate::net::{self, HostSockets};
+use crate::pacing::{Pacer, Released};
 use crate::reflexive::ReflexiveGatherer;
 use crate::relay::{RelayEvent, Relays, TurnServerEntry};
 use crate::relay_io::{RelayIo, RelayIoEvent};
@@ -64,6 +65,23 @@ pub(crate) async fn start(start: Start) -> Result<IngestSession, Error> {
     if let Some(first) = start.video.as_ref().and_then(|v| v.first.as_ref()) {
         core.observe_video(&first.data);
     }
+    let mut pacer = Pacer::new(
+        start.video.as_ref().map(|v| v.paced),
+        start.audio.as_ref().map(|a| a.paced),
+        start.config.timings.max_lateness,
+    );
+    let video = start.video.map(|mut source| {
+        if let Some(first) = source.first.take() {
+            pacer.push_video(first);
+        }
+        source
+    });
+    let audio = start.audio.map(|mut source| {
+        if let Some(first) = source.first.take() {
+            pacer.push_audio(first);
+        }
+        source
+    });
     let (events_tx, events) = mpsc::channel(256);
     let (stats_tx, stats) = watch::channel(Stats::default());
     let (stop, stop_rx) = watch::channel(false);
@@ -78,10 +96,9 @@ pub(crate) async fn start(start: Start) -> Result<IngestSession, Error> {
         channel_arn: channel_arn.clone(),
         viewer_id: start.viewer_id,
         sockets,
-        video: start.video.map(TrackInput::new),
-        audio: start.audio.map(TrackInput::new),
-        epoch: None,
-        max_lateness: start.config.timings.max_lateness,
+        video,
+        audio,
+        pacer,
         events: events_tx,
         stats: stats_tx,
         stop: stop_rx,
@@ -115,42 +132,6 @@ pub(crate) async fn start(start: Start) -> Result<IngestSession, Error> {
     })
 }
 
-/// One track's source and the frame waiting for its time.
-struct TrackInput<T> {
-    source: OpenedSource<T>,
-    next: Option<T>,
-    ended: bool,
-}
-
-impl<T> TrackInput<T> {
-    fn new(mut source: OpenedSource<T>) -> Self {
-        let next = source.first.take();
-        Self {
-            source,
-            next,
-            ended: false,
-        }
-    }
-
-    fn done(&self) -> bool {
-        self.ended && self.next.is_none()
-    }
-}
-
-trait Timed {
-    fn timestamp(&self) -> Duration;
-}
-impl Timed for VideoFrame {
-    fn timestamp(&self) -> Duration {
-        self.timestamp
-    }
-}
-impl Timed for AudioPacket {
-    fn timestamp(&self) -> Duration {
-        self.timestamp
-    }
-}
-
 struct Driver {
     core: IngestCore,
     connection: SignalingConnection,
@@ -159,11 +140,11 @@ struct Driver {
     channel_arn: String,
     viewer_id: Option<String>,
     sockets: HostSockets,
-    video: Option<TrackInput<VideoFrame>>,
-    audio: Option<TrackInput<AudioPacket>>,
-    /// The media clock: this instant plays this source time (set at the first frame sent).
-    epoch: Option<(Instant, Duration)>,
-    max_lateness: Duration,
+    /// The tracks' sources (their frames go to the pacer).
+    video: Option<OpenedSource<VideoFrame>>,
+    audio: Option<OpenedSource<AudioPacket>>,
+    /// When each frame goes out.
+    pacer: Pacer,
     events: mpsc::Sender<IngestEvent>,
     stats: watch::Sender<Stats>,
     stop: watch::Receiver<bool>,
@@ -279,7 +260,11 @@ impl Driver {
             };
             self.gather(Instant::now()).await;
             self.stats.send_replace(self.core.stats().clone());
-            let mut wake_at = self.media_due().map_or(deadline, |due| due.min(deadline));
+            let streaming = self.core.is_streaming();
+            let mut wake_at = self
+                .pacer
+                .poll_timeout(Instant::now(), streaming)
+                .map_or(deadline, |due| due.min(deadline));
             if let Some(at) = self
                 .gatherer
                 .as_ref()
@@ -293,14 +278,8 @@ impl Driver {
             if let Some(at) = self.ice_refresh_at {
                 wake_at = wake_at.min(at);
             }
-            let wants_video = self
-                .video
-                .as_ref()
-                .is_some_and(|t| t.next.is_none() && !t.ended);
-            let wants_audio = self
-                .audio
-                .as_ref()
-                .is_some_and(|t| t.next.is_none() && !t.ended);
+            let wants_video = self.pacer.wants(Track::Video);
+            let wants_audio = self.pacer.wants(Track::Audio);
             let wake = tokio::select! {
                 biased;
                 _ = self.stop.changed() => Wake::Stop,
@@ -356,8 +335,16 @@ impl Driver {
                 }
                 Wake::Signaling(event) => self.on_signaling(now, event),
                 Wake::Joined(result) => self.on_join_result(now, result),
-                Wake::Video(item) => self.on_source_item(Track::Video, item),
-                Wake::Audio(item) => self.on_source_item(Track::Audio, item),
+                Wake::Video(item) => {
+                    if let Some(frame) = self.on_source_item(Track::Video, item) {
+                        self.pacer.push_video(frame);
+                    }
+                }
+                Wake::Audio(item) => {
+                    if let Some(packet) = self.on_source_item(Track::Audio, item) {
+                        self.pacer.push_audio(packet);
+                    }
+                }
             }
             self.pump_media(Instant::now());
             self.stop_if_sources_done();
@@ -422,11 +409,7 @@ impl Driver {
                 }
                 Output::Event(event) => self.emit(event),
                 Output::KeyframeWanted => {
-                    if let Some(tx) = self
-                        .video
-                        .as_ref()
-                        .and_then(|t| t.source.keyframes.as_ref())
-                    {
+                    if let Some(tx) = self.video.as_ref().and_then(|v| v.keyframes.as_ref()) {
                         tx.send_modify(|n| *n += 1);
                     }
                 }
@@ -707,161 +690,48 @@ impl Driver {
         }
     }
 
-    fn on_source_item<T>(&mut self, track: Track, item: Option<SourceItem<T>>)
-    where
-        Driver: Slot<T>,
-    {
+    /// A source's next item: its frame for the pacer, or its end (cleanly or failed).
+    fn on_source_item<T>(&mut self, track: Track, item: Option<SourceItem<T>>) -> Option<T> {
         match item {
-            Some(SourceItem::Frame(frame)) => {
-                if let Some(t) = Slot::<T>::slot(self) {
-                    t.next = Some(frame);
-                }
-            }
+            Some(SourceItem::Frame(frame)) => return Some(frame),
             Some(SourceItem::Failed(error)) => {
-                if let Some(t) = Slot::<T>::slot(self) {
-                    t.ended = true;
-                }
+                self.pacer.end(track);
                 self.core.stop(&ErrorChain(&error).to_string());
                 self.failure = Some(error);
             }
             None => {
-                if let Some(t) = Slot::<T>::slot(self) {
-                    t.ended = true;
-                }
+                self.pacer.end(track);
                 self.emit(IngestEvent::SourceEnded(track));
             }
         }
+        None
     }
 
     /// Once every source has ended and its last frame went out, the ingestion is over.
     fn stop_if_sources_done(&mut self) {
-        if self.stopping {
-            return;
-        }
-        let video_done = self.video.as_ref().is_none_or(TrackInput::done);
-        let audio_done = self.audio.as_ref().is_none_or(TrackInput::done);
-        if video_done && audio_done {
+        if !self.stopping && self.pacer.is_done() {
             self.stopping = true;
             self.core.stop("the media sources ended");
         }
     }
 
-    /// When the next paced frame is due (now if the clock has yet to start and media flows).
-    fn media_due(&self) -> Option<Instant> {
-        let streaming = self.core.is_streaming();
-        let due = |ts: Option<Duration>, paced: bool| -> Option<Instant> {
-            let ts = ts?;
-            if !paced {
-                return Some(Instant::now());
-            }
-            match self.epoch {
-                Some((at, origin)) => Some(at + ts.saturating_sub(origin)),
-                None if streaming => Some(Instant::now()),
-                None => None,
-            }
-        };
-        let v = self
-            .video
-            .as_ref()
-            .and_then(|t| due(t.next.as_ref().map(Timed::timestamp), t.source.paced));
-        let a = self
-            .audio
-            .as_ref()
-            .and_then(|t| due(t.next.as_ref().map(Timed::timestamp), t.source.paced));
-        match (v, a) {
-            (Some(v), Some(a)) => Some(v.min(a)),
-            (x, None) | (None, x) => x,
-        }
-    }
-
     /// Hand every frame whose time has come to the core.
     fn pump_media(&mut self, now: Instant) {
-        if self.epoch.is_none() && self.core.is_streaming() {
-            let first = [
-                self.video
-                    .as_ref()
-                    .and_then(|t| t.next.as_ref().map(Timed::timestamp)),
-                self.audio
-                    .as_ref()
-                    .and_then(|t| t.next.as_ref().map(Timed::timestamp)),
-            ];
-            if let Some(origin) = first.into_iter().flatten().min() {
-                self.epoch = Some((now, origin));
-            }
-        }
-        loop {
-            let mut progressed = false;
-            if let Some(frame) = self.take_due(now, Track::Video) {
-                self.core.write_video(now, frame.timestamp, &frame.data);
-                progressed = true;
-            }
-            if let Some(packet) = self.take_due_audio(now) {
-                self.core.write_audio(now, packet.timestamp, &packet.data);
-                progressed = true;
-            }
-            if !progressed {
-                break;
+        while let Some(released) = self.pacer.poll_release(now, self.core.is_streaming()) {
+            match released {
+                Released::Video(frame) => self.core.write_video(now, frame.timestamp, &frame.data),
+                Released::Audio(packet) => {
+                    self.core.write_audio(now, packet.timestamp, &packet.data)
+                }
+                Released::Late(track) => self.core.drop_late(track),
             }
         }
     }
-
-    fn due_at(&self, ts: Duration, paced: bool, now: Instant) -> Option<Instant> {
-        if !paced {
-            return Some(now);
-        }
-        self.epoch
-            .map(|(at, origin)| at + ts.saturating_sub(origin))
-    }
-
-    fn take_due(&mut self, now: Instant, track: Track) -> Option<VideoFrame> {
-        let t = self.video.as_ref()?;
-        let ts = t.next.as_ref()?.timestamp;
-        let due = self.due_at(ts, t.source.paced, now)?;
-        if due > now {
-            return None;
-        }
-        let frame = self.video.as_mut()?.next.take()?;
-        if now.saturating_duration_since(due) > self.max_lateness {
-            self.core.drop_late(track);
-            return None;
-        }
-        Some(frame)
-    }
-
-    fn take_due_audio(&mut self, now: Instant) -> Option<AudioPacket> {
-        let t = self.audio.as_ref()?;
-        let ts = t.next.as_ref()?.timestamp;
-        let due = self.due_at(ts, t.source.paced, now)?;
-        if due > now {
-            return None;
-        }
-        let packet = self.audio.as_mut()?.next.take()?;
-        if now.saturating_duration_since(due) > self.max_lateness {
-            self.core.drop_late(Track::Audio);
-            return None;
-        }
-        Some(packet)
-    }
 }
 
-/// Access to a track's slot by frame type.
-trait Slot<T> {
-    fn slot(&mut self) -> Option<&mut TrackInput<T>>;
-}
-impl Slot<VideoFrame> for Driver {
-    fn slot(&mut self) -> Option<&mut TrackInput<VideoFrame>> {
-        self.video.as_mut()
-    }
-}
-impl Slot<AudioPacket> for Driver {
-    fn slot(&mut self) -> Option<&mut TrackInput<AudioPacket>> {
-        self.audio.as_mut()
-    }
-}
-
-async fn recv<T>(track: &mut Option<TrackInput<T>>) -> Option<SourceItem<T>> {
-    match track {
-        Some(t) => t.source.frames.recv().await,
+async fn recv<T>(source: &mut Option<OpenedSource<T>>) -> Option<SourceItem<T>> {
+    match source {
+        Some(source) => source.frames.recv().await,
         None => std::future::pending().await,
     }
 }

@@ -65,6 +65,7 @@ mod event;
 mod handle;
 mod media;
 mod net;
+mod pacing;
 mod reflexive;
 mod relay;
 mod relay_io;

@@ -1,0 +1,422 @@
+//! When each frame goes out, sans-IO: file and pipe sources are paced by their timestamps on
+//! one media clock for both tracks, pushed frames go out as they arrive, and a frame that falls
+//! more than [`Timings::max_lateness`](crate::Timings::max_lateness) behind is dropped instead
+//! of queued (the sender catches up rather than building a backlog).
+//!
+//! The driver feeds each track's next frame with [`Pacer::push`] when [`Pacer::wants`] says so,
+//! then drains [`Pacer::poll_release`] (the frames that are due, or dropped as late) and sleeps
+//! until [`Pacer::poll_timeout`]. The clock starts when media first flows: the earliest
+//! waiting frame plays at that instant.
+
+use std::time::{Duration, Instant};
+
+use crate::event::Track;
+use crate::source::{AudioPacket, VideoFrame};
+
+/// A frame with a presentation time.
+pub(crate) trait Timed {
+    /// When it plays, on the source's clock.
+    fn timestamp(&self) -> Duration;
+}
+
+impl Timed for VideoFrame {
+    fn timestamp(&self) -> Duration {
+        self.timestamp
+    }
+}
+
+impl Timed for AudioPacket {
+    fn timestamp(&self) -> Duration {
+        self.timestamp
+    }
+}
+
+/// What [`Pacer::poll_release`] hands out.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Released {
+    /// Send this video frame now.
+    Video(VideoFrame),
+    /// Send this audio packet now.
+    Audio(AudioPacket),
+    /// A frame of this track was due longer ago than the lateness bound and was dropped.
+    Late(Track),
+}
+
+/// One track: the frame waiting for its time.
+#[derive(Debug)]
+struct TrackPacer<T> {
+    next: Option<T>,
+    /// Paced by timestamps (files, pipes) or sent on arrival (pushed frames).
+    paced: bool,
+    ended: bool,
+}
+
+/// Whether a track's waiting frame is due at `now`.
+enum Decision {
+    Wait,
+    Send,
+    Late,
+}
+
+impl<T: Timed> TrackPacer<T> {
+    fn new(paced: bool) -> Self {
+        Self {
+            next: None,
+            paced,
+            ended: false,
+        }
+    }
+
+    /// When the waiting frame is due: at once when unpaced, on the clock when paced, or not
+    /// yet known (paced, clock not started).
+    fn due(&self, clock: Option<(Instant, Duration)>, now: Instant) -> Option<Instant> {
+        let timestamp = self.next.as_ref()?.timestamp();
+        if !self.paced {
+            return Some(now);
+        }
+        clock.map(|(at, origin)| at + timestamp.saturating_sub(origin))
+    }
+
+    fn decide(
+        &self,
+        clock: Option<(Instant, Duration)>,
+        now: Instant,
+        max_lateness: Duration,
+    ) -> Decision {
+        match self.due(clock, now) {
+            Some(due) if due > now => Decision::Wait,
+            Some(due) if now.saturating_duration_since(due) > max_lateness => Decision::Late,
+            Some(_) => Decision::Send,
+            None => Decision::Wait,
+        }
+    }
+}
+
+/// Both tracks and the media clock they share.
+#[derive(Debug)]
+pub(crate) struct Pacer {
+    video: Option<TrackPacer<VideoFrame>>,
+    audio: Option<TrackPacer<AudioPacket>>,
+    /// This instant plays this source time (set when media first flows).
+    clock: Option<(Instant, Duration)>,
+    max_lateness: Duration,
+}
+
+impl Pacer {
+    /// A pacer for the tracks that are sent (`Some(paced)` each).
+    pub(crate) fn new(video: Option<bool>, audio: Option<bool>, max_lateness: Duration) -> Self {
+        Self {
+            video: video.map(TrackPacer::new),
+            audio: audio.map(TrackPacer::new),
+            clock: None,
+            max_lateness,
+        }
+    }
+
+    /// Whether `track` has room for its next frame (and has not ended).
+    pub(crate) fn wants(&self, track: Track) -> bool {
+        match track {
+            Track::Video => self
+                .video
+                .as_ref()
+                .is_some_and(|t| t.next.is_none() && !t.ended),
+            Track::Audio => self
+                .audio
+                .as_ref()
+                .is_some_and(|t| t.next.is_none() && !t.ended),
+        }
+    }
+
+    /// The video track's next frame (call when [`Pacer::wants`] it).
+    pub(crate) fn push_video(&mut self, frame: VideoFrame) {
+        if let Some(t) = &mut self.video {
+            t.next = Some(frame);
+        }
+    }
+
+    /// The audio track's next packet (call when [`Pacer::wants`] it).
+    pub(crate) fn push_audio(&mut self, packet: AudioPacket) {
+        if let Some(t) = &mut self.audio {
+            t.next = Some(packet);
+        }
+    }
+
+    /// `track`'s source has no more frames (its waiting one still goes out).
+    pub(crate) fn end(&mut self, track: Track) {
+        match track {
+            Track::Video => self.video.as_mut().map(|t| t.ended = true),
+            Track::Audio => self.audio.as_mut().map(|t| t.ended = true),
+        };
+    }
+
+    /// Every track ended and its last frame went out.
+    pub(crate) fn is_done(&self) -> bool {
+        let done = |ended: bool, waiting: bool| ended && !waiting;
+        self.video
+            .as_ref()
+            .is_none_or(|t| done(t.ended, t.next.is_some()))
+            && self
+                .audio
+                .as_ref()
+                .is_none_or(|t| done(t.ended, t.next.is_some()))
+    }
+
+    /// The next frame that is due at `now` (or was dropped as late). `streaming`: a session
+    /// carries media now; the clock starts with the first call that says so.
+    pub(crate) fn poll_release(&mut self, now: Instant, streaming: bool) -> Option<Released> {
+        self.start_clock(now, streaming);
+        let (clock, lateness) = (self.clock, self.max_lateness);
+        if let Some(track) = &mut self.video {
+            match track.decide(clock, now, lateness) {
+                Decision::Send => return track.next.take().map(Released::Video),
+                Decision::Late => {
+                    track.next = None;
+                    return Some(Released::Late(Track::Video));
+                }
+                Decision::Wait => {}
+            }
+        }
+        if let Some(track) = &mut self.audio {
+            match track.decide(clock, now, lateness) {
+                Decision::Send => return track.next.take().map(Released::Audio),
+                Decision::Late => {
+                    track.next = None;
+                    return Some(Released::Late(Track::Audio));
+                }
+                Decision::Wait => {}
+            }
+        }
+        None
+    }
+
+    /// When a waiting frame is next due: now when the clock would start (media flows and a
+    /// paced frame waits), `None` when nothing waits or the clock waits for media.
+    pub(crate) fn poll_timeout(&self, now: Instant, streaming: bool) -> Option<Instant> {
+        let clock = match self.clock {
+            None if streaming && self.earliest_waiting().is_some() => return Some(now),
+            clock => clock,
+        };
+        let video = self.video.as_ref().and_then(|t| t.due(clock, now));
+        let audio = self.audio.as_ref().and_then(|t| t.due(clock, now));
+        match (video, audio) {
+            (Some(v), Some(a)) => Some(v.min(a)),
+            (x, None) | (None, x) => x,
+        }
+    }
+
+    fn earliest_waiting(&self) -> Option<Duration> {
+        let video = self
+            .video
+            .as_ref()
+            .and_then(|t| t.next.as_ref().map(Timed::timestamp));
+        let audio = self
+            .audio
+            .as_ref()
+            .and_then(|t| t.next.as_ref().map(Timed::timestamp));
+        video.into_iter().chain(audio).min()
+    }
+
+    fn start_clock(&mut self, now: Instant, streaming: bool) {
+        if self.clock.is_none() && streaming {
+            self.clock = self.earliest_waiting().map(|origin| (now, origin));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    fn frame(ms: u64) -> VideoFrame {
+        VideoFrame {
+            data: vec![0, 0, 0, 1, 0x65],
+            timestamp: Duration::from_millis(ms),
+        }
+    }
+
+    fn packet(ms: u64) -> AudioPacket {
+        AudioPacket {
+            data: vec![0xF8],
+            timestamp: Duration::from_millis(ms),
+        }
+    }
+
+    fn timestamp(released: &Released) -> Option<Duration> {
+        match released {
+            Released::Video(f) => Some(f.timestamp),
+            Released::Audio(p) => Some(p.timestamp),
+            Released::Late(_) => None,
+        }
+    }
+
+    /// Give each track its next frame from its queue (front first) when it wants one; end it
+    /// when the queue is empty.
+    fn refill(pacer: &mut Pacer, video: &mut Vec<VideoFrame>, audio: &mut Vec<AudioPacket>) {
+        if pacer.wants(Track::Video) {
+            match video.is_empty() {
+                false => pacer.push_video(video.remove(0)),
+                true => pacer.end(Track::Video),
+            }
+        }
+        if pacer.wants(Track::Audio) {
+            match audio.is_empty() {
+                false => pacer.push_audio(audio.remove(0)),
+                true => pacer.end(Track::Audio),
+            }
+        }
+    }
+
+    /// Drive `pacer` in simulated time, waking exactly at its timeouts (and when media starts
+    /// to flow, `streaming_from` after `t0`): what was released, and when.
+    fn run(
+        pacer: &mut Pacer,
+        t0: Instant,
+        streaming_from: Duration,
+        mut video: Vec<VideoFrame>,
+        mut audio: Vec<AudioPacket>,
+    ) -> Vec<(Duration, Released)> {
+        let mut now = t0;
+        let mut out = Vec::new();
+        loop {
+            let streaming = now >= t0 + streaming_from;
+            refill(pacer, &mut video, &mut audio);
+            while let Some(released) = pacer.poll_release(now, streaming) {
+                out.push((now - t0, released));
+                refill(pacer, &mut video, &mut audio);
+            }
+            if pacer.is_done() {
+                return out;
+            }
+            let mut next = pacer.poll_timeout(now, streaming);
+            if !streaming {
+                let start = t0 + streaming_from;
+                next = Some(next.map_or(start, |n| n.min(start)));
+            }
+            let Some(next) = next else { return out };
+            assert!(
+                next > now,
+                "a timeout at {next:?} with nothing due would spin"
+            );
+            now = next;
+        }
+    }
+
+    #[test]
+    fn paced_frames_go_out_at_their_timestamps_on_one_clock_from_when_media_flows() {
+        let t0 = Instant::now();
+        let mut pacer = Pacer::new(Some(true), Some(true), Duration::from_secs(1));
+        let video = (0..5).map(|i| frame(1000 + i * 40)).collect();
+        let audio = (0..10).map(|i| packet(1000 + i * 20)).collect();
+        // The session connects 300 ms in: the clock starts then, at the earliest frame.
+        let out = run(&mut pacer, t0, 300 * MS, video, audio);
+        let sent: Vec<(Duration, Duration)> = out
+            .iter()
+            .filter_map(|(at, r)| timestamp(r).map(|ts| (*at, ts)))
+            .collect();
+        assert_eq!(sent.len(), 15, "{out:?}");
+        for (at, ts) in &sent {
+            assert_eq!(*at, 300 * MS + (*ts - 1000 * MS), "{ts:?} left at {at:?}");
+        }
+        assert!(pacer.is_done());
+    }
+
+    #[test]
+    fn nothing_paced_goes_out_before_media_flows() {
+        let t0 = Instant::now();
+        let mut pacer = Pacer::new(Some(true), None, Duration::from_secs(1));
+        pacer.push_video(frame(0));
+        assert_eq!(pacer.poll_release(t0 + 5 * MS, false), None);
+        assert_eq!(
+            pacer.poll_timeout(t0 + 5 * MS, false),
+            None,
+            "waits for media"
+        );
+        assert_eq!(
+            pacer.poll_timeout(t0 + 5 * MS, true),
+            Some(t0 + 5 * MS),
+            "the clock starts at once when media flows"
+        );
+        assert_eq!(
+            pacer.poll_release(t0 + 5 * MS, true),
+            Some(Released::Video(frame(0)))
+        );
+    }
+
+    #[test]
+    fn a_frame_due_longer_ago_than_the_bound_is_dropped_and_the_next_goes_out() {
+        let t0 = Instant::now();
+        let mut pacer = Pacer::new(Some(true), None, Duration::from_secs(1));
+        pacer.push_video(frame(0));
+        assert_eq!(
+            pacer.poll_release(t0, true),
+            Some(Released::Video(frame(0)))
+        );
+        // The sender stalls for 1.5 s: the frame due at 40 ms is 1.46 s late.
+        pacer.push_video(frame(40));
+        let late = t0 + 1500 * MS;
+        assert_eq!(
+            pacer.poll_release(late, true),
+            Some(Released::Late(Track::Video))
+        );
+        assert!(pacer.wants(Track::Video), "room for the next frame");
+        // A frame still within the bound goes out, late but sent.
+        pacer.push_video(frame(1000));
+        assert_eq!(
+            pacer.poll_release(late, true),
+            Some(Released::Video(frame(1000)))
+        );
+    }
+
+    #[test]
+    fn exactly_the_bound_late_is_still_sent() {
+        let t0 = Instant::now();
+        let mut pacer = Pacer::new(None, Some(true), Duration::from_secs(1));
+        pacer.push_audio(packet(0));
+        assert!(pacer.poll_release(t0, true).is_some());
+        pacer.push_audio(packet(20));
+        assert_eq!(
+            pacer.poll_release(t0 + 1020 * MS, true),
+            Some(Released::Audio(packet(20)))
+        );
+        pacer.push_audio(packet(40));
+        assert_eq!(
+            pacer.poll_release(t0 + 1041 * MS, true),
+            Some(Released::Late(Track::Audio))
+        );
+    }
+
+    #[test]
+    fn pushed_frames_go_out_on_arrival_and_are_never_late() {
+        let t0 = Instant::now();
+        let mut pacer = Pacer::new(Some(false), Some(false), Duration::from_secs(1));
+        pacer.push_video(frame(10_000));
+        pacer.push_audio(packet(0));
+        assert_eq!(pacer.poll_timeout(t0, false), Some(t0));
+        let now = t0 + Duration::from_secs(7);
+        assert_eq!(
+            pacer.poll_release(now, false),
+            Some(Released::Video(frame(10_000)))
+        );
+        assert_eq!(
+            pacer.poll_release(now, false),
+            Some(Released::Audio(packet(0)))
+        );
+        assert_eq!(pacer.poll_release(now, false), None);
+        assert_eq!(pacer.poll_timeout(now, false), None, "nothing waits");
+    }
+
+    #[test]
+    fn ended_tracks_are_done_once_their_last_frame_went_out() {
+        let t0 = Instant::now();
+        let mut pacer = Pacer::new(Some(true), Some(true), Duration::from_secs(1));
+        pacer.push_video(frame(0));
+        pacer.end(Track::Video);
+        pacer.end(Track::Audio);
+        assert!(!pacer.is_done(), "a video frame still waits");
+        assert!(!pacer.wants(Track::Video));
+        assert!(pacer.poll_release(t0, true).is_some());
+        assert!(pacer.is_done());
+    }
+}
