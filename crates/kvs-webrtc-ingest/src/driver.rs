@@ -23,7 +23,7 @@ use crate::pacing::{Pacer, Released};
 use crate::reflexive::ReflexiveGatherer;
 use crate::relay::{RelayEvent, Relays, TurnServerEntry};
 use crate::relay_io::{RelayIo, RelayIoEvent};
-use crate::session::{CoreConfig, IngestCore, JoinOutcome, Output, Side};
+use crate::session::{CoreConfig, IngestCore, JoinFailure, Output, Side};
 use crate::source::{AudioPacket, OpenedSource, SourceItem, VideoFrame};
 
 /// Everything a session starts from.
@@ -334,7 +334,9 @@ impl Driver {
                     self.gatherer = Some(ReflexiveGatherer::new(&self.sockets.locals(), &servers));
                 }
                 Wake::Signaling(event) => self.on_signaling(now, event),
-                Wake::Joined(result) => self.on_join_result(now, result),
+                Wake::Joined(result) => self
+                    .core
+                    .handle_join_result(now, result.map_err(JoinFailure::from)),
                 Wake::Video(item) => {
                     if let Some(frame) = self.on_source_item(Track::Video, item) {
                         self.pacer.push_video(frame);
@@ -360,16 +362,15 @@ impl Driver {
         let stats = self.core.stats().clone();
         self.stats.send_replace(stats.clone());
         self.connection.close().await;
-        match (result, self.failure.take()) {
-            (_, Some(failure)) => Err(failure),
-            (Ok(()), None) => Ok(stats),
-            (Err(reason), None) => Err(Error::new(ErrorKind::GaveUp, reason)),
+        match self.failure.take().or(result) {
+            Some(failure) => Err(failure),
+            None => Ok(stats),
         }
     }
 
-    /// Carry out the core's outputs until it waits; `Err` when it ended (`Ok(())` inside for a
-    /// clean stop, `Err(reason)` for a failure).
-    async fn drain(&mut self) -> Result<Instant, Result<(), String>> {
+    /// Carry out the core's outputs until it waits; `Err` when it ended (with its error when
+    /// it failed).
+    async fn drain(&mut self) -> Result<Instant, Option<Error>> {
         loop {
             match self.core.poll_output() {
                 Output::Timeout(at) => return Ok(at),
@@ -413,12 +414,10 @@ impl Driver {
                         tx.send_modify(|n| *n += 1);
                     }
                 }
-                Output::Ended { reason, failed } => {
+                Output::Ended { reason, error } => {
                     tracing::info!(%reason, "ingestion ended");
-                    self.emit(IngestEvent::Stopped {
-                        reason: reason.clone(),
-                    });
-                    return Err(if failed { Err(reason) } else { Ok(()) });
+                    self.emit(IngestEvent::Stopped { reason });
+                    return Err(error);
                 }
             }
         }
@@ -612,25 +611,6 @@ impl Driver {
             }
             .in_current_span(),
         );
-    }
-
-    fn on_join_result(&mut self, now: Instant, result: Result<(), kvs_webrtc_discovery::Error>) {
-        use kvs_webrtc_discovery::ErrorKind as D;
-        let outcome = match result {
-            Ok(()) => JoinOutcome::Accepted,
-            Err(e) if matches!(e.kind(), D::Throttled | D::Network | D::Service) => {
-                JoinOutcome::Retryable(e.to_string())
-            }
-            Err(e) => {
-                let message = e.to_string();
-                self.failure = Some(Error::from_discovery(
-                    "joining the storage session failed",
-                    e,
-                ));
-                JoinOutcome::Fatal(message)
-            }
-        };
-        self.core.handle_join_result(now, outcome);
     }
 
     fn on_signaling(&mut self, now: Instant, event: Option<SignalingEvent>) {

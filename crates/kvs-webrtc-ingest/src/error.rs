@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// What went wrong, for matching (and for a CLI's exit code).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,12 +52,6 @@ impl Error {
     /// What kind of failure this is.
     pub fn kind(&self) -> ErrorKind {
         self.kind
-    }
-
-    /// The failure from discovery or a storage call, mapped to our kinds. `context` says what
-    /// was being done; the discovery error stays the source (Display never repeats it).
-    pub(crate) fn from_discovery(context: &str, e: kvs_webrtc_discovery::Error) -> Self {
-        Self::new(e.kind().into(), context).with_source(e)
     }
 
     /// The failure from the signaling client, mapped to our kinds.

@@ -28,6 +28,7 @@ use str0m::media::{KeyframeRequestKind, MediaTime, Mid, Pt};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output as RtcOutput, Rtc};
 
+use crate::error::{BoxError, Error, ErrorKind};
 use crate::event::{IngestEvent, IngestState, JoinReason, Stats, Track};
 use crate::media::{Prepared, VideoPrep};
 
@@ -94,15 +95,30 @@ pub(crate) struct CoreConfig {
     pub(crate) jitter_seed: u64,
 }
 
-/// How a join ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum JoinOutcome {
-    /// 200: the offer should follow on the signaling socket.
-    Accepted,
-    /// Throttled (ClientLimitExceeded), a server error or a network failure: retry later.
-    Retryable(String),
-    /// Anything else (access denied, unknown channel, storage disabled): give up.
-    Fatal(String),
+/// A join that failed: the discovery error's kind, which decides between joining again and
+/// giving up, and the error itself (the source of the ingestion's error if it gives up).
+#[derive(Debug)]
+pub(crate) struct JoinFailure {
+    pub(crate) kind: kvs_webrtc_discovery::ErrorKind,
+    pub(crate) error: BoxError,
+}
+
+impl From<kvs_webrtc_discovery::Error> for JoinFailure {
+    fn from(error: kvs_webrtc_discovery::Error) -> Self {
+        Self {
+            kind: error.kind(),
+            error: Box::new(error),
+        }
+    }
+}
+
+impl JoinFailure {
+    /// Throttled (ClientLimitExceeded), a server error or a network failure: join again later.
+    /// Anything else (access denied, unknown channel, storage disabled) will not get better.
+    fn is_retryable(&self) -> bool {
+        use kvs_webrtc_discovery::ErrorKind as D;
+        matches!(self.kind, D::Throttled | D::Network | D::Service)
+    }
 }
 
 /// What the core asks its driver to do.
@@ -136,12 +152,13 @@ pub(crate) enum Output {
     Event(IngestEvent),
     /// A live video source should produce a keyframe soon.
     KeyframeWanted,
-    /// Stopped for good, with this reason; the error is set when it gave up.
+    /// Stopped for good, with this reason; the error is set when it gave up (or hit a fatal
+    /// error) rather than being stopped.
     Ended {
         /// Why.
         reason: String,
-        /// Whether it gave up (or hit a fatal error) rather than being stopped.
-        failed: bool,
+        /// The ingestion's error, when it failed.
+        error: Option<Error>,
     },
     /// Nothing to do before this instant (or the next input).
     Timeout(Instant),
@@ -329,29 +346,36 @@ impl IngestCore {
         self.next_join_reason = Some(reason);
     }
 
-    /// The result of the join asked for by [`Output::Join`].
-    pub(crate) fn handle_join_result(&mut self, now: Instant, outcome: JoinOutcome) {
+    /// The result of the join asked for by [`Output::Join`]: accepted (the offer should
+    /// follow), failed for a while (join again after the backoff), or refused for good.
+    pub(crate) fn handle_join_result(&mut self, now: Instant, result: Result<(), JoinFailure>) {
         self.tick(now);
         if self.ended {
             return;
         }
-        match outcome {
-            JoinOutcome::Accepted => {
+        match result {
+            Ok(()) => {
                 if self.phase == Phase::Joining {
                     self.set_phase(Phase::AwaitingOffer(
                         now + self.config.timings.offer_timeout,
                     ));
                 }
             }
-            JoinOutcome::Retryable(e) => {
+            Err(failure) if failure.is_retryable() => {
                 if self.phase == Phase::Joining {
+                    let e = failure.error.to_string();
                     self.event(IngestEvent::Warning(format!(
                         "joining failed, retrying: {e}"
                     )));
                     self.retry_later(now, JoinReason::JoinFailed(e));
                 }
             }
-            JoinOutcome::Fatal(e) => self.end(e, true),
+            Err(failure) => {
+                let reason = failure.error.to_string();
+                let error = Error::new(failure.kind.into(), "joining the storage session failed")
+                    .with_source(failure.error);
+                self.end_with(reason, Some(error));
+            }
         }
     }
 
@@ -639,7 +663,7 @@ impl IngestCore {
             if self.ended {
                 return Output::Ended {
                     reason: "stopped".into(),
-                    failed: false,
+                    error: None,
                 };
             }
             let rtc_timeout = match self.peer.as_mut().map(|p| p.rtc.poll_output()) {
@@ -883,7 +907,13 @@ impl IngestCore {
         self.outputs.push_back(Output::Event(event));
     }
 
+    /// End; `failed`: it gave up (the error says so, with `reason`).
     fn end(&mut self, reason: String, failed: bool) {
+        let error = failed.then(|| Error::new(ErrorKind::GaveUp, reason.clone()));
+        self.end_with(reason, error);
+    }
+
+    fn end_with(&mut self, reason: String, error: Option<Error>) {
         if self.ended {
             return;
         }
@@ -895,7 +925,7 @@ impl IngestCore {
             .push_back(Output::Event(IngestEvent::StateChanged(
                 IngestState::Stopped,
             )));
-        self.outputs.push_back(Output::Ended { reason, failed });
+        self.outputs.push_back(Output::Ended { reason, error });
         self.ended = true;
     }
 }

@@ -4,6 +4,7 @@ use std::time::{Duration, Instant};
 
 use super::*;
 use crate::media;
+use kvs_webrtc_discovery::ErrorKind as D;
 use str0m::media::Direction;
 use str0m::RtcConfig;
 
@@ -20,6 +21,14 @@ fn core(t0: Instant) -> IngestCore {
     )
 }
 
+/// A failed join of `kind`.
+fn failure(kind: D, message: &str) -> JoinFailure {
+    JoinFailure {
+        kind,
+        error: message.into(),
+    }
+}
+
 #[derive(Debug, Default)]
 struct Drained {
     joins: usize,
@@ -34,8 +43,8 @@ fn drain(core: &mut IngestCore) -> Drained {
         match core.poll_output() {
             Output::Join => out.joins += 1,
             Output::Event(e) => out.events.push(e),
-            Output::Ended { reason, failed } => {
-                out.ended = Some((reason, failed));
+            Output::Ended { reason, error } => {
+                out.ended = Some((reason, error.is_some()));
                 return out;
             }
             Output::Timeout(at) => {
@@ -60,7 +69,7 @@ fn it_joins_once_signaling_is_connected_and_again_when_no_offer_comes() {
         reason: JoinReason::Start,
         attempt: 1
     }));
-    c.handle_join_result(t0, JoinOutcome::Accepted);
+    c.handle_join_result(t0, Ok(()));
     let offer_deadline = t0 + Duration::from_secs(6);
     assert_eq!(
         drain(&mut c).timeout,
@@ -90,7 +99,7 @@ fn retryable_failures_back_off_exponentially_and_give_up_at_the_bound() {
         assert_eq!(out.joins, 1, "attempt {attempt}");
         c.handle_join_result(
             now,
-            JoinOutcome::Retryable("ClientLimitExceededException".into()),
+            Err(failure(D::Throttled, "ClientLimitExceededException")),
         );
         let out = drain(&mut c);
         if attempt == 10 {
@@ -121,12 +130,60 @@ fn a_fatal_join_error_ends_at_once() {
     let mut c = core(t0);
     c.handle_signaling_connected(t0, 0);
     drain(&mut c);
-    c.handle_join_result(t0, JoinOutcome::Fatal("AccessDeniedException".into()));
+    c.handle_join_result(t0, Err(failure(D::AccessDenied, "AccessDeniedException")));
     let out = drain(&mut c);
     assert_eq!(out.ended, Some(("AccessDeniedException".into(), true)));
     assert!(out
         .events
         .contains(&IngestEvent::StateChanged(IngestState::Stopped)));
+}
+
+/// Which join failures are joined again and which end the ingestion, with what error: the
+/// classification lives here, not in the driver.
+#[test]
+fn join_failures_are_retried_or_end_with_the_mapped_kind_and_their_cause() {
+    for kind in [D::Throttled, D::Network, D::Service] {
+        let t0 = Instant::now();
+        let mut c = core(t0);
+        c.handle_signaling_connected(t0, 0);
+        drain(&mut c);
+        c.handle_join_result(t0, Err(failure(kind, "try later")));
+        let out = drain(&mut c);
+        assert!(out.ended.is_none(), "{kind:?} is retried");
+        assert!(
+            out.events
+                .contains(&IngestEvent::StateChanged(IngestState::BackingOff)),
+            "{kind:?}: {:?}",
+            out.events
+        );
+    }
+    for (kind, expected) in [
+        (D::StorageDisabled, ErrorKind::ChannelNotUsable),
+        (D::ChannelNotFound, ErrorKind::ChannelNotUsable),
+        (D::AccessDenied, ErrorKind::AccessDenied),
+        (D::InvalidInput, ErrorKind::InvalidInput),
+        (D::EndpointMissing, ErrorKind::GaveUp),
+    ] {
+        let t0 = Instant::now();
+        let mut c = core(t0);
+        c.handle_signaling_connected(t0, 0);
+        drain(&mut c);
+        c.handle_join_result(t0, Err(failure(kind, "the service says no")));
+        let error = loop {
+            match c.poll_output() {
+                Output::Ended { error, .. } => break error.expect("a failure"),
+                Output::Timeout(_) => panic!("{kind:?} must end the ingestion"),
+                _ => {}
+            }
+        };
+        assert_eq!(error.kind(), expected, "{kind:?}");
+        assert_eq!(error.to_string(), "joining the storage session failed");
+        assert_eq!(
+            std::error::Error::source(&error).map(ToString::to_string),
+            Some("the service says no".to_owned()),
+            "the discovery error is the cause"
+        );
+    }
 }
 
 #[test]
@@ -143,7 +200,7 @@ fn a_signaling_drop_while_joining_waits_for_the_reconnect_which_says_why() {
         .events
         .contains(&IngestEvent::StateChanged(IngestState::ConnectingSignaling)));
     // A late 200 for the old join changes nothing.
-    c.handle_join_result(t0, JoinOutcome::Accepted);
+    c.handle_join_result(t0, Ok(()));
     assert_eq!(drain(&mut c).joins, 0);
     c.handle_signaling_connected(t0 + Duration::from_secs(1), 1);
     let out = drain(&mut c);
@@ -269,7 +326,7 @@ impl Net {
         core.add_local_candidate(Candidate::host(CORE_ADDR.parse().unwrap(), "udp").unwrap());
         let (mut peer, offer, peer_candidate) = Offerer::new(t0);
         core.handle_signaling_connected(t0, 0);
-        core.handle_join_result(t0, JoinOutcome::Accepted);
+        core.handle_join_result(t0, Ok(()));
         // A candidate before the offer, as the storage session often sends it.
         core.handle_remote_candidate(&peer_candidate);
         core.handle_offer(t0, &offer);
