@@ -18,6 +18,7 @@ use crate::config::{Config, IceTransportPolicy};
 use crate::error::{Error, ErrorChain, ErrorKind};
 use crate::event::{IngestEvent, JoinReason, Stats, Track};
 use crate::handle::IngestSession;
+use crate::ice_servers::{IceOutput, IceServerLifecycle, IceServersFound};
 use crate::net::{self, HostSockets};
 use crate::pacing::{Pacer, Released};
 use crate::reflexive::ReflexiveGatherer;
@@ -87,7 +88,6 @@ pub(crate) async fn start(start: Start) -> Result<IngestSession, Error> {
     let (stop, stop_rx) = watch::channel(false);
     let (join_tx, join_rx) = mpsc::channel(8);
     let span = tracing::info_span!("ingest", channel = %channel_arn);
-    let ice_lookup = spawn_ice_lookup(start.config.discovery().clone(), channel_arn.clone());
     let driver = Driver {
         core,
         sender: start.connection.sender(),
@@ -106,11 +106,10 @@ pub(crate) async fn start(start: Start) -> Result<IngestSession, Error> {
         join_rx,
         failure: None,
         stopping: false,
-        ice_lookup: Some(ice_lookup),
-        ice_refresh_at: None,
+        ice: IceServerLifecycle::new(policy),
+        ice_lookup: None,
         stun_lookup: None,
         gatherer: None,
-        policy,
         relays: Relays::new(start.config.turn_allocate_timeout),
         relay_io: RelayIo::new(
             if service_is_local {
@@ -154,15 +153,14 @@ struct Driver {
     failure: Option<Error>,
     /// The sources ended and the core was told to stop.
     stopping: bool,
+    /// When the ICE servers are looked up, and what follows from their answers.
+    ice: IceServerLifecycle,
     /// The ICE servers being looked up (GetIceServerConfig, DNS).
     ice_lookup: Option<oneshot::Receiver<IceLookup>>,
-    /// When the TURN credentials are refreshed (their TTL minus the discovery grace).
-    ice_refresh_at: Option<Instant>,
     /// The STUN servers being resolved (DNS).
     stun_lookup: Option<oneshot::Receiver<Vec<std::net::SocketAddr>>>,
     /// Server-reflexive candidate gathering, once the servers are known.
     gatherer: Option<ReflexiveGatherer>,
-    policy: IceTransportPolicy,
     /// The TURN allocations (sans-IO) and their sockets.
     relays: Relays,
     relay_io: RelayIo,
@@ -170,18 +168,6 @@ struct Driver {
 
 /// What a GetIceServerConfig lookup found, or why it failed.
 type IceLookup = Result<IceServersFound, String>;
-
-/// The ICE servers of one GetIceServerConfig answer.
-struct IceServersFound {
-    /// The TURN servers with their credentials.
-    turn: Vec<TurnServerEntry>,
-    /// When to refresh them (their TTL minus the discovery grace).
-    refresh_at: std::time::SystemTime,
-    /// The STUN servers' URIs (the region's STUN URL and the TURN servers, which answer
-    /// Binding requests too); resolved apart, so that a slow DNS answer for the region's
-    /// STUN name never delays the TURN allocations.
-    stun_uris: Vec<String>,
-}
 
 /// Look up the channel's ICE servers in the background: the TURN servers of
 /// GetIceServerConfig with their credentials, and the STUN servers (the region's STUN URL and
@@ -197,7 +183,7 @@ fn spawn_ice_lookup(
             let lookup = discovery.ice_servers().channel(channel_arn).send().await;
             let _ = tx.send(
                 lookup
-                    .map(|ice| ice_servers_found(&ice))
+                    .map(|ice| ice_servers_found(Instant::now(), &ice))
                     .map_err(|e| e.to_string()),
             );
         }
@@ -218,7 +204,8 @@ fn spawn_stun_resolution(uris: Vec<String>) -> oneshot::Receiver<Vec<std::net::S
     rx
 }
 
-fn ice_servers_found(ice: &kvs_webrtc_discovery::IceServers) -> IceServersFound {
+/// An answer's servers, its refresh time on the monotonic clock.
+fn ice_servers_found(now: Instant, ice: &kvs_webrtc_discovery::IceServers) -> IceServersFound {
     let mut stun_uris = vec![ice.stun_url().to_owned()];
     for server in ice.turn_servers() {
         stun_uris.extend(server.uris().iter().cloned());
@@ -229,7 +216,7 @@ fn ice_servers_found(ice: &kvs_webrtc_discovery::IceServers) -> IceServersFound 
             .iter()
             .map(TurnServerEntry::from)
             .collect(),
-        refresh_at: ice.expires_at(),
+        refresh_at: refresh_instant(now, ice.expires_at()),
         stun_uris,
     }
 }
@@ -251,6 +238,7 @@ impl Driver {
     async fn run(mut self) -> Result<Stats, Error> {
         let result = loop {
             self.pump_relays(Instant::now());
+            self.pump_ice(Instant::now());
             while let Some((candidate, mid)) = self.relays.poll_released_candidate(Instant::now()) {
                 self.send_candidate(candidate, mid).await;
             }
@@ -275,7 +263,7 @@ impl Driver {
             if let Some(at) = self.relays.poll_timeout(Instant::now()) {
                 wake_at = wake_at.min(at);
             }
-            if let Some(at) = self.ice_refresh_at {
+            if let Some(at) = self.ice.poll_timeout() {
                 wake_at = wake_at.min(at);
             }
             let wants_video = self.pacer.wants(Track::Video);
@@ -303,15 +291,7 @@ impl Driver {
                 Wake::Timer => {
                     self.core.handle_timeout(now);
                     self.relays.handle_timeout(now);
-                    if self.ice_refresh_at.is_some_and(|at| now >= at) && self.ice_lookup.is_none()
-                    {
-                        self.ice_refresh_at = None;
-                        tracing::info!("refreshing the TURN credentials before they expire");
-                        self.ice_lookup = Some(spawn_ice_lookup(
-                            self.discovery.clone(),
-                            self.channel_arn.clone(),
-                        ));
-                    }
+                    self.ice.handle_timeout(now);
                 }
                 Wake::Datagram(d) => {
                     let stun_answer = self
@@ -325,7 +305,7 @@ impl Driver {
                 }
                 Wake::IceServers(lookup) => {
                     self.ice_lookup = None;
-                    self.on_ice_servers(now, lookup);
+                    self.ice.handle_lookup(now, lookup);
                 }
                 Wake::Relay(event) => self.on_relay_io(now, event),
                 Wake::StunServers(servers) => {
@@ -454,39 +434,27 @@ impl Driver {
         }
     }
 
-    /// GetIceServerConfig answered: at the start, for a refresh before the TTL ran out, or
-    /// after RECONNECT_ICE_SERVER.
-    fn on_ice_servers(&mut self, now: Instant, lookup: IceLookup) {
-        let first = self.relays.generation() == 0;
-        let found = match lookup {
-            Ok(found) => found,
-            Err(error) => {
-                self.on_ice_servers_failed(now, first, error);
-                return;
+    /// Carry out what the ICE servers' lifecycle asks: lookups, STUN resolution, allocations
+    /// on new TURN servers, warnings, the relay-only failure.
+    fn pump_ice(&mut self, now: Instant) {
+        while let Some(output) = self.ice.poll_output() {
+            match output {
+                IceOutput::Lookup => {
+                    self.ice_lookup = Some(spawn_ice_lookup(
+                        self.discovery.clone(),
+                        self.channel_arn.clone(),
+                    ))
+                }
+                IceOutput::ResolveStun(uris) => {
+                    self.stun_lookup = Some(spawn_stun_resolution(uris))
+                }
+                IceOutput::TurnServers(servers) => {
+                    self.relays.add_servers(&servers);
+                    self.pump_relays(now);
+                }
+                IceOutput::Warning(warning) => self.emit(IngestEvent::Warning(warning)),
+                IceOutput::RelayOnlyFailed(why) => self.fail_relay_only(why),
             }
-        };
-        self.ice_refresh_at = Some(refresh_instant(now, found.refresh_at));
-        if first && self.policy == IceTransportPolicy::All {
-            self.stun_lookup = Some(spawn_stun_resolution(found.stun_uris));
-        }
-        self.relays.add_servers(&found.turn);
-        self.pump_relays(now);
-    }
-
-    /// GetIceServerConfig failed: relay-only cannot start without it; a refresh is retried
-    /// while the old credentials keep serving the running allocations.
-    fn on_ice_servers_failed(&mut self, now: Instant, first: bool, error: String) {
-        if first {
-            tracing::warn!(%error, "no ICE servers: no server-reflexive or relayed candidates");
-            if self.policy == IceTransportPolicy::Relay {
-                self.fail_relay_only(format!("GetIceServerConfig failed: {error}"));
-            }
-        } else {
-            // The old credentials still serve the running allocations; try again soon.
-            self.emit(IngestEvent::Warning(format!(
-                "refreshing the TURN credentials failed, retrying in 5 s: {error}"
-            )));
-            self.ice_refresh_at = Some(now + Duration::from_secs(5));
         }
     }
 
@@ -543,13 +511,7 @@ impl Driver {
         self.relays
             .sessions_answered(now, self.core.sessions_answered());
         self.flush_relays(now);
-        if self.policy == IceTransportPolicy::Relay
-            && self.relays.none_can_work()
-            && self.ice_lookup.is_none()
-        {
-            let failures = self.relays.failures();
-            self.fail_relay_only(failures);
-        }
+        self.ice.check_relays(&self.relays);
     }
 
     /// Send what the relays have for their servers; close the sockets of ended relays.
@@ -664,7 +626,8 @@ impl Driver {
                     turn_servers = servers.turn_servers().len(),
                     "ICE servers refreshed (RECONNECT_ICE_SERVER): new TURN allocations"
                 );
-                self.on_ice_servers(now, Ok(ice_servers_found(&servers)));
+                self.ice
+                    .handle_lookup(now, Ok(ice_servers_found(now, &servers)));
             }
             other => tracing::debug!(event = ?other, "signaling event"),
         }

@@ -63,6 +63,7 @@ mod driver;
 mod error;
 mod event;
 mod handle;
+mod ice_servers;
 mod media;
 mod net;
 mod pacing;

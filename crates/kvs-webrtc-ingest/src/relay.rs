@@ -390,11 +390,6 @@ impl Relays {
         self.generation > 0 && self.relays.iter().all(Relay::is_finished)
     }
 
-    /// How many times servers were added (0: never).
-    pub(crate) fn generation(&self) -> u64 {
-        self.generation
-    }
-
     /// Why relays failed, one `uri: reason` per line.
     pub(crate) fn failures(&self) -> String {
         if self.failures.is_empty() {
