@@ -7,8 +7,7 @@ use std::time::{Duration, Instant};
 
 use kvs_webrtc_discovery::Role;
 use kvs_webrtc_signaling::{
-    Action, ConnectionState, Event as SignalingEvent, IceCandidate, SignalingConnection,
-    SignalingMessage, SignalingSender,
+    Action, ConnectionState, Event as SignalingEvent, SignalingConnection, SignalingMessage,
 };
 use str0m::Candidate;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -20,7 +19,9 @@ use crate::event::{IngestEvent, JoinReason, Stats, Track};
 use crate::handle::IngestSession;
 use crate::ice_servers::{IceOutput, IceServerLifecycle, IceServersFound};
 use crate::net::{self, HostSockets};
+use crate::outbox::SignalingOutbox;
 use crate::pacing::{Pacer, Released};
+use crate::publish::StatsPublisher;
 use crate::reflexive::ReflexiveGatherer;
 use crate::relay::{RelayEvent, Relays, TurnServerEntry};
 use crate::relay_io::{RelayIo, RelayIoEvent};
@@ -90,7 +91,7 @@ pub(crate) async fn start(start: Start) -> Result<IngestSession, Error> {
     let span = tracing::info_span!("ingest", channel = %channel_arn);
     let driver = Driver {
         core,
-        sender: start.connection.sender(),
+        outbox: SignalingOutbox::start(start.connection.sender(), events_tx.clone()),
         connection: start.connection,
         discovery: start.config.discovery().clone(),
         channel_arn: channel_arn.clone(),
@@ -101,6 +102,7 @@ pub(crate) async fn start(start: Start) -> Result<IngestSession, Error> {
         pacer,
         events: events_tx,
         stats: stats_tx,
+        publisher: StatsPublisher::default(),
         stop: stop_rx,
         join_tx,
         join_rx,
@@ -134,7 +136,8 @@ pub(crate) async fn start(start: Start) -> Result<IngestSession, Error> {
 struct Driver {
     core: IngestCore,
     connection: SignalingConnection,
-    sender: SignalingSender,
+    /// Sends the answer and candidates without holding up media.
+    outbox: SignalingOutbox,
     discovery: kvs_webrtc_discovery::Client,
     channel_arn: String,
     viewer_id: Option<String>,
@@ -146,6 +149,8 @@ struct Driver {
     pacer: Pacer,
     events: mpsc::Sender<IngestEvent>,
     stats: watch::Sender<Stats>,
+    /// When the statistics are published.
+    publisher: StatsPublisher,
     stop: watch::Receiver<bool>,
     join_tx: mpsc::Sender<Result<(), kvs_webrtc_discovery::Error>>,
     join_rx: mpsc::Receiver<Result<(), kvs_webrtc_discovery::Error>>,
@@ -240,14 +245,19 @@ impl Driver {
             self.pump_relays(Instant::now());
             self.pump_ice(Instant::now());
             while let Some((candidate, mid)) = self.relays.poll_released_candidate(Instant::now()) {
-                self.send_candidate(candidate, mid).await;
+                self.outbox.candidate(candidate, mid);
             }
             let deadline = match self.drain().await {
                 Ok(deadline) => deadline,
                 Err(ended) => break ended,
             };
             self.gather(Instant::now()).await;
-            self.stats.send_replace(self.core.stats().clone());
+            if self
+                .publisher
+                .poll_publish(Instant::now(), self.core.stats())
+            {
+                self.stats.send_replace(self.core.stats().clone());
+            }
             let streaming = self.core.is_streaming();
             let mut wake_at = self
                 .pacer
@@ -264,6 +274,9 @@ impl Driver {
                 wake_at = wake_at.min(at);
             }
             if let Some(at) = self.ice.poll_timeout() {
+                wake_at = wake_at.min(at);
+            }
+            if let Some(at) = self.publisher.poll_timeout(self.core.stats()) {
                 wake_at = wake_at.min(at);
             }
             let wants_video = self.pacer.wants(Track::Video);
@@ -355,20 +368,14 @@ impl Driver {
             match self.core.poll_output() {
                 Output::Timeout(at) => return Ok(at),
                 Output::Join => self.spawn_join(),
-                Output::SendAnswer(sdp) => {
-                    if let Err(e) = self.sender.send_answer(sdp).await {
-                        self.emit(IngestEvent::Warning(format!(
-                            "the answer was not sent: {e}"
-                        )));
-                    }
-                }
+                Output::SendAnswer(sdp) => self.outbox.answer(sdp),
                 Output::SendCandidate { candidate, mid } => {
                     let Some((candidate, mid)) =
                         self.relays.gate_candidate(Instant::now(), candidate, mid)
                     else {
                         continue;
                     };
-                    self.send_candidate(candidate, mid).await;
+                    self.outbox.candidate(candidate, mid);
                 }
                 Output::Transmit {
                     source,
@@ -400,19 +407,6 @@ impl Driver {
                     return Err(error);
                 }
             }
-        }
-    }
-
-    /// Send a local candidate to the storage peer.
-    async fn send_candidate(&mut self, candidate: String, mid: String) {
-        let candidate = IceCandidate {
-            candidate,
-            sdp_mid: Some(mid),
-            sdp_m_line_index: Some(0),
-            username_fragment: None,
-        };
-        if let Err(e) = self.sender.send_ice_candidate(&candidate).await {
-            tracing::debug!(error = %e, "a candidate was not sent");
         }
     }
 

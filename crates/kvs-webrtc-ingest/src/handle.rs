@@ -24,12 +24,14 @@ impl IngestSession {
         self.events.recv().await
     }
 
-    /// The statistics now.
+    /// The statistics, as last published: at once when the state changes, otherwise at most
+    /// every 250 ms while they change. `stop()` and `wait()` return the final ones.
     pub fn stats(&self) -> Stats {
         self.stats.borrow().clone()
     }
 
-    /// A receiver that sees every statistics update (for a status line).
+    /// A receiver that sees every statistics publication (for a status line): at most four
+    /// a second, and each change of state.
     pub fn watch_stats(&self) -> watch::Receiver<Stats> {
         self.stats.clone()
     }
