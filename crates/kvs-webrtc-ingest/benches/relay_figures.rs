@@ -13,6 +13,9 @@
 //! `cargo bench -p kvs-webrtc-ingest --bench relay_figures` (coturn and ffmpeg must be
 //! installed; `cargo xtask test --provision-only` installs them).
 
+// End-to-end tests and benches run in real time (clippy.toml bans the clock in the sans-IO parts).
+#![allow(clippy::disallowed_methods)]
+
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 

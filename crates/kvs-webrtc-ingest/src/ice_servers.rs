@@ -138,6 +138,7 @@ impl IceServerLifecycle {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests take their start time from the clock
 mod tests {
     use super::*;
 

@@ -224,6 +224,7 @@ impl Pacer {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests take their start time from the clock
 mod tests {
     use super::*;
 

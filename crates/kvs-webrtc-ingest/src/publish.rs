@@ -41,6 +41,7 @@ impl StatsPublisher {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests take their start time from the clock
 mod tests {
     use super::*;
     use crate::event::IngestState;

@@ -217,6 +217,7 @@ fn decode_address(value: &[u8], xor: Option<&[u8]>) -> Option<SocketAddr> {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests take their start time from the clock
 mod tests {
     use super::*;
 

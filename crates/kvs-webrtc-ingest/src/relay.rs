@@ -469,6 +469,7 @@ impl Relays {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests take their start time from the clock
 mod tests {
     //! The relays against turn-server-proto's sans-IO TURN server, in simulated time.
 

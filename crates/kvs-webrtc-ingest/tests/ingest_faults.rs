@@ -1,6 +1,9 @@
 //! Faults the real service produces, injected by the emulator: each is recovered from and
 //! media resumes, starting at a keyframe, in a new storage session.
 
+// End-to-end tests and benches run in real time (clippy.toml bans the clock in the sans-IO parts).
+#![allow(clippy::disallowed_methods)]
+
 use std::time::Duration;
 
 use kvs_test_support::{IngestSetup as Setup, WAIT};

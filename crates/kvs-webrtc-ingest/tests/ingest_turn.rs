@@ -4,6 +4,9 @@
 //! unreachable server, relay-only and with the direct path allowed; and credentials that
 //! expire while media flows.
 
+// End-to-end tests and benches run in real time (clippy.toml bans the clock in the sans-IO parts).
+#![allow(clippy::disallowed_methods)]
+
 use kvs_emulator::TurnMode;
 use kvs_test_support::Coturn;
 use kvs_test_support::{IngestSetup as Setup, WAIT};

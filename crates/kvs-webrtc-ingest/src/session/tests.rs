@@ -1,5 +1,8 @@
 //! The core driven with simulated time: no sockets, no sleeps, no clock.
 
+// Tests pick their simulated start time from the clock (clippy.toml).
+#![allow(clippy::disallowed_methods)]
+
 use std::time::{Duration, Instant};
 
 use super::*;
