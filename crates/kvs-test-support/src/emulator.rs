@@ -228,6 +228,24 @@ impl Service {
         }
     }
 
+    /// An `SdkConfig` with this emulator's region, key and endpoint, and the SDK's default
+    /// HTTP client: the system's roots only. Trust [`Service::ca_pem`] with the ingest config's
+    /// `trust_root_certificate_pem` (or give an HTTP client of your own), as a user would.
+    pub fn bare_sdk_config(&self) -> aws_types::SdkConfig {
+        aws_types::SdkConfig::builder()
+            .behavior_version(
+                aws_smithy_runtime_api::client::behavior_version::BehaviorVersion::latest(),
+            )
+            .region(aws_types::region::Region::new(self.region.clone()))
+            .credentials_provider(
+                aws_credential_types::provider::SharedCredentialsProvider::new(
+                    self.key.credentials(),
+                ),
+            )
+            .endpoint_url(self.endpoint.clone())
+            .build()
+    }
+
     /// A clone of the accepted key.
     pub fn key(&self) -> AccessKey {
         self.key.clone()
