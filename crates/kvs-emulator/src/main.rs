@@ -87,6 +87,10 @@ struct ServeArgs {
     /// Throttle nothing (by default the published AWS quotas apply).
     #[arg(long, conflicts_with = "tps")]
     no_throttling: bool,
+    /// How many channels of the account may have media storage enabled at once (the
+    /// service's quota, 100 by default); raise it to run more devices against one emulator.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    storage_channels: u32,
 }
 
 #[tokio::main]
@@ -136,7 +140,9 @@ async fn main() -> ExitCode {
     for (operation, limit) in &args.tps {
         throttling.set(operation, *limit);
     }
-    builder = builder.throttling(throttling);
+    builder = builder
+        .throttling(throttling)
+        .limits(|l| l.storage_enabled_channels = args.storage_channels as usize);
     if let (Some(id), Some(secret)) = (args.access_key_id, args.secret_access_key) {
         builder = builder.access_key(AccessKey::new(id, secret));
     }

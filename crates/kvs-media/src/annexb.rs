@@ -22,13 +22,17 @@ pub struct AccessUnit {
     pub timestamp: Duration,
     /// Whether it holds an IDR slice.
     pub keyframe: bool,
+    /// Whether it carries a sequence or picture parameter set (which a sender caches).
+    pub parameter_sets: bool,
 }
 
 /// Reads access units from an Annex-B stream.
 #[derive(Debug)]
 pub struct AnnexBReader<R> {
     input: R,
+    /// Bytes read and not returned yet: `buf[pos..]`.
     buf: Vec<u8>,
+    pos: usize,
     /// Where reads land before they join `buf`.
     scratch: Vec<u8>,
     eof: bool,
@@ -52,6 +56,7 @@ impl<R: Read> AnnexBReader<R> {
         Self {
             input,
             buf: Vec::new(),
+            pos: 0,
             scratch: vec![0; READ_CHUNK],
             eof: false,
             checked_start: false,
@@ -88,8 +93,10 @@ impl<R: Read> AnnexBReader<R> {
                 self.check_start()?;
             }
             if self.checked_start && self.scan_needed {
-                if let Some(end) = self.complete_unit_end() {
-                    let data: Vec<u8> = self.buf.drain(..end).collect();
+                let pending = &self.buf[self.pos..];
+                if let Some(end) = h264::first_access_unit_end(pending, self.eof) {
+                    let data = pending[..end].to_vec();
+                    self.pos += end;
                     let offset = self.consumed;
                     self.consumed += end as u64;
                     return self.finish_unit(data, offset).map(Some);
@@ -98,10 +105,10 @@ impl<R: Read> AnnexBReader<R> {
                     return Ok(None);
                 }
                 // A boundary needs a start code plus two bytes; until one arrives, don't rescan.
-                let tail = self.buf.len().saturating_sub(6);
+                let tail = self.buf.len().saturating_sub(6).max(self.pos);
                 self.scan_needed = self.buf[tail..].windows(3).any(|w| w == [0, 0, 1]);
             }
-            if self.buf.len() > self.max_access_unit {
+            if self.buf.len() - self.pos > self.max_access_unit {
                 return Err(MediaError::Corrupt {
                     what: format!(
                         "no access unit boundary within {} bytes at byte {}",
@@ -114,6 +121,11 @@ impl<R: Read> AnnexBReader<R> {
     }
 
     fn fill(&mut self) -> Result<(), MediaError> {
+        // What was returned goes once it is most of the buffer (amortized: no move per unit).
+        if self.pos > 0 && self.pos >= self.buf.len() / 2 {
+            self.buf.drain(..self.pos);
+            self.pos = 0;
+        }
         let old = self.buf.len();
         let n = loop {
             match self.input.read(&mut self.scratch) {
@@ -145,22 +157,10 @@ impl<R: Read> AnnexBReader<R> {
         Ok(())
     }
 
-    /// The end of the first access unit in the buffer, if it is known to be complete: another
-    /// one follows it, or the input has ended. (A boundary is decided at a start code from the
-    /// NAL header and the byte after it; with those bytes missing the units stay merged, so a
-    /// unit followed by another one is always whole.)
-    fn complete_unit_end(&self) -> Option<usize> {
-        let units = h264::access_units(&self.buf);
-        let first = units.first()?;
-        if units.len() == 1 && !self.eof {
-            return None;
-        }
-        Some(first.as_ptr() as usize - self.buf.as_ptr() as usize + first.len())
-    }
-
     fn finish_unit(&mut self, data: Vec<u8>, offset: u64) -> Result<AccessUnit, MediaError> {
         let mut has_slice = false;
         let mut keyframe = false;
+        let mut parameter_sets = false;
         for unit in h264::nal_units(&data) {
             let header = unit[0];
             if header & 0x80 != 0 {
@@ -194,10 +194,12 @@ impl<R: Read> AnnexBReader<R> {
                 keyframe |= kind == NAL_IDR;
             } else if (2..=4).contains(&kind) {
                 has_slice = true; // data partitions
+            } else if kind == h264::NAL_SPS || kind == h264::NAL_PPS {
+                parameter_sets = true;
             }
         }
         if !has_slice {
-            return Err(if self.eof && self.buf.is_empty() {
+            return Err(if self.eof && self.pos == self.buf.len() {
                 MediaError::Truncated {
                     what: format!(
                         "the last access unit (at byte {offset}): it has no picture data"
@@ -215,6 +217,7 @@ impl<R: Read> AnnexBReader<R> {
             data,
             timestamp,
             keyframe,
+            parameter_sets,
         })
     }
 }

@@ -10,34 +10,58 @@ pub const NAL_PPS: u8 = 8;
 
 /// The NAL units of an Annex-B access unit (start codes removed).
 pub fn nal_units(annex_b: &[u8]) -> Vec<&[u8]> {
-    let mut units = Vec::new();
-    let mut starts = Vec::new();
-    let mut i = 0;
-    while i + 3 <= annex_b.len() {
-        if annex_b[i] == 0 && annex_b[i + 1] == 0 && annex_b[i + 2] == 1 {
-            starts.push((i, i + 3));
-            i += 3;
-        } else {
-            i += 1;
+    NalUnits::new(annex_b).collect()
+}
+
+/// Where the start codes (`00 00 01`) of `data` are, in order (SIMD-searched by `memchr`:
+/// this scan is on the hot path of every frame).
+fn start_codes(data: &[u8]) -> memchr::memmem::FindIter<'_, 'static> {
+    memchr::memmem::find_iter(data, &[0, 0, 1])
+}
+
+/// The NAL units of an Annex-B byte string, without their start codes: what [`nal_units`]
+/// collects.
+#[derive(Debug)]
+pub struct NalUnits<'a> {
+    data: &'a [u8],
+    codes: std::iter::Peekable<memchr::memmem::FindIter<'a, 'static>>,
+    /// No start code at all: the whole input is one unit.
+    bare: bool,
+}
+
+impl<'a> NalUnits<'a> {
+    /// The units of `annex_b`.
+    pub fn new(annex_b: &'a [u8]) -> Self {
+        let mut codes = start_codes(annex_b).peekable();
+        let bare = codes.peek().is_none() && !annex_b.is_empty();
+        Self {
+            data: annex_b,
+            codes,
+            bare,
         }
     }
-    if starts.is_empty() {
-        if !annex_b.is_empty() {
-            units.push(annex_b);
+}
+
+impl<'a> Iterator for NalUnits<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        if std::mem::take(&mut self.bare) {
+            return Some(self.data);
         }
-        return units;
+        loop {
+            let payload_start = self.codes.next()? + 3;
+            let next = self.codes.peek().copied();
+            let mut end = next.unwrap_or(self.data.len());
+            // A 4-byte start code leaves a zero byte at the end of the previous unit.
+            while next.is_some() && end > payload_start && self.data[end - 1] == 0 {
+                end -= 1;
+            }
+            if end > payload_start {
+                return Some(&self.data[payload_start..end]);
+            }
+        }
     }
-    for (n, &(_, payload_start)) in starts.iter().enumerate() {
-        let mut end = starts.get(n + 1).map(|&(s, _)| s).unwrap_or(annex_b.len());
-        // A 4-byte start code leaves a zero byte at the end of the previous unit.
-        while end > payload_start && annex_b[end - 1] == 0 && n + 1 < starts.len() {
-            end -= 1;
-        }
-        if end > payload_start {
-            units.push(&annex_b[payload_start..end]);
-        }
-    }
-    units
 }
 
 /// NAL unit type of a non-IDR slice.
@@ -55,46 +79,81 @@ pub const NAL_AUD: u8 = 9;
 /// and at a slice whose `first_mb_in_slice` is 0 after another slice (H.264 §7.4.1.2.3, for
 /// streams without arbitrary slice order). Data before the first start code is ignored.
 pub fn access_units(stream: &[u8]) -> Vec<&[u8]> {
+    let mut starts = AccessUnitStarts::new(stream).peekable();
     let mut units = Vec::new();
-    let mut start = None::<usize>;
-    let mut seen_slice = false;
-    let mut i = 0;
-    while i + 3 <= stream.len() {
-        if stream[i] != 0 || stream[i + 1] != 0 || stream[i + 2] != 1 {
-            i += 1;
-            continue;
-        }
-        // Include the leading zero of a 4-byte start code in the unit it starts.
-        let code_start = if i > 0 && stream[i - 1] == 0 {
-            i - 1
-        } else {
-            i
-        };
-        let header = stream.get(i + 3).copied();
-        let kind = header.map(|b| b & 0x1f).unwrap_or(0);
-        let is_slice = kind == NAL_SLICE || kind == NAL_IDR;
-        let begins_picture = match kind {
-            NAL_AUD | NAL_SPS | NAL_PPS | NAL_SEI => seen_slice,
-            // first_mb_in_slice is ue(v); 0 is coded as a single 1 bit.
-            _ if is_slice => seen_slice && stream.get(i + 4).is_some_and(|b| b & 0x80 != 0),
-            _ => false,
-        };
-        match start {
-            None => start = Some(code_start),
-            Some(s) if begins_picture => {
-                units.push(&stream[s..code_start]);
-                start = Some(code_start);
-                seen_slice = false;
-            }
-            Some(_) => {}
-        }
-        seen_slice |= is_slice;
-        i += 3;
-    }
-    if let Some(s) = start {
-        units.push(&stream[s..]);
+    while let Some(start) = starts.next() {
+        let end = starts.peek().copied().unwrap_or(stream.len());
+        units.push(&stream[start..end]);
     }
     units
+}
+
+/// Where the first access unit of `stream` ends, if it is known to be complete: the offset of
+/// the next one's start, or the end of `stream` when `at_end` (no more data will come). Scans
+/// only as far as that start, for a reader that takes one unit at a time.
+pub fn first_access_unit_end(stream: &[u8], at_end: bool) -> Option<usize> {
+    let mut starts = AccessUnitStarts::new(stream);
+    starts.next()?;
+    match starts.next() {
+        Some(next) => Some(next),
+        None if at_end => Some(stream.len()),
+        None => None,
+    }
+}
+
+/// The offsets where the access units of a stream begin (see [`access_units`] for the rule).
+#[derive(Debug)]
+struct AccessUnitStarts<'a> {
+    stream: &'a [u8],
+    codes: memchr::memmem::FindIter<'a, 'static>,
+    started: bool,
+    seen_slice: bool,
+}
+
+impl<'a> AccessUnitStarts<'a> {
+    fn new(stream: &'a [u8]) -> Self {
+        Self {
+            stream,
+            codes: start_codes(stream),
+            started: false,
+            seen_slice: false,
+        }
+    }
+}
+
+impl Iterator for AccessUnitStarts<'_> {
+    type Item = usize;
+
+    fn next(&mut self) -> Option<usize> {
+        let stream = self.stream;
+        loop {
+            let i = self.codes.next()?;
+            // Include the leading zero of a 4-byte start code in the unit it starts.
+            let code_start = if i > 0 && stream[i - 1] == 0 {
+                i - 1
+            } else {
+                i
+            };
+            let kind = stream.get(i + 3).map(|b| b & 0x1f).unwrap_or(0);
+            let is_slice = kind == NAL_SLICE || kind == NAL_IDR;
+            let begins_picture = match kind {
+                NAL_AUD | NAL_SPS | NAL_PPS | NAL_SEI => self.seen_slice,
+                // first_mb_in_slice is ue(v); 0 is coded as a single 1 bit.
+                _ if is_slice => {
+                    self.seen_slice && stream.get(i + 4).is_some_and(|b| b & 0x80 != 0)
+                }
+                _ => false,
+            };
+            let starts_unit = !std::mem::replace(&mut self.started, true) || begins_picture;
+            if begins_picture {
+                self.seen_slice = false;
+            }
+            self.seen_slice |= is_slice;
+            if starts_unit {
+                return Some(code_start);
+            }
+        }
+    }
 }
 
 /// Whether an Annex-B access unit holds an IDR slice (a decoder can start there).
@@ -429,6 +488,138 @@ mod tests {
     fn truncated_sps_is_rejected_without_panicking() {
         for n in 0..SPS_320X240.len() - 3 {
             let _ = parse_sps(&SPS_320X240[..n]);
+        }
+    }
+
+    // The byte-at-a-time splitters these replaced, kept as the reference of the SIMD search.
+    fn byte_loop_nal_units(annex_b: &[u8]) -> Vec<&[u8]> {
+        let mut units = Vec::new();
+        let mut starts = Vec::new();
+        let mut i = 0;
+        while i + 3 <= annex_b.len() {
+            if annex_b[i] == 0 && annex_b[i + 1] == 0 && annex_b[i + 2] == 1 {
+                starts.push((i, i + 3));
+                i += 3;
+            } else {
+                i += 1;
+            }
+        }
+        if starts.is_empty() {
+            if !annex_b.is_empty() {
+                units.push(annex_b);
+            }
+            return units;
+        }
+        for (n, &(_, payload_start)) in starts.iter().enumerate() {
+            let mut end = starts.get(n + 1).map(|&(s, _)| s).unwrap_or(annex_b.len());
+            // A 4-byte start code leaves a zero byte at the end of the previous unit.
+            while end > payload_start && annex_b[end - 1] == 0 && n + 1 < starts.len() {
+                end -= 1;
+            }
+            if end > payload_start {
+                units.push(&annex_b[payload_start..end]);
+            }
+        }
+        units
+    }
+
+    fn byte_loop_access_units(stream: &[u8]) -> Vec<&[u8]> {
+        let mut units = Vec::new();
+        let mut start = None::<usize>;
+        let mut seen_slice = false;
+        let mut i = 0;
+        while i + 3 <= stream.len() {
+            if stream[i] != 0 || stream[i + 1] != 0 || stream[i + 2] != 1 {
+                i += 1;
+                continue;
+            }
+            // Include the leading zero of a 4-byte start code in the unit it starts.
+            let code_start = if i > 0 && stream[i - 1] == 0 {
+                i - 1
+            } else {
+                i
+            };
+            let header = stream.get(i + 3).copied();
+            let kind = header.map(|b| b & 0x1f).unwrap_or(0);
+            let is_slice = kind == NAL_SLICE || kind == NAL_IDR;
+            let begins_picture = match kind {
+                NAL_AUD | NAL_SPS | NAL_PPS | NAL_SEI => seen_slice,
+                // first_mb_in_slice is ue(v); 0 is coded as a single 1 bit.
+                _ if is_slice => seen_slice && stream.get(i + 4).is_some_and(|b| b & 0x80 != 0),
+                _ => false,
+            };
+            match start {
+                None => start = Some(code_start),
+                Some(s) if begins_picture => {
+                    units.push(&stream[s..code_start]);
+                    start = Some(code_start);
+                    seen_slice = false;
+                }
+                Some(_) => {}
+            }
+            seen_slice |= is_slice;
+            i += 3;
+        }
+        if let Some(s) = start {
+            units.push(&stream[s..]);
+        }
+        units
+    }
+
+    /// Inputs for the comparison: the sample, its pieces cut anywhere, and bytes changed
+    /// everywhere (start codes made and broken), deterministically.
+    fn comparison_inputs() -> Vec<Vec<u8>> {
+        let sample = crate::sample::H264;
+        let mut inputs = vec![
+            sample.to_vec(),
+            Vec::new(),
+            vec![0, 0, 1],
+            vec![0, 0, 0, 1, 0x65],
+        ];
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        for _ in 0..300 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let start = (x as usize) % sample.len();
+            let len = ((x >> 20) as usize) % 4000;
+            let mut piece = sample[start..(start + len).min(sample.len())].to_vec();
+            if !piece.is_empty() {
+                let at = ((x >> 40) as usize) % piece.len();
+                piece[at] = [0, 1, 0x65, 0x41, 0x67][(x >> 60) as usize % 5];
+            }
+            inputs.push(piece);
+        }
+        inputs
+    }
+
+    #[test]
+    fn the_simd_splitters_split_as_the_byte_loops_did() {
+        for input in comparison_inputs() {
+            assert_eq!(
+                nal_units(&input),
+                byte_loop_nal_units(&input),
+                "{input:02x?}"
+            );
+            assert_eq!(
+                access_units(&input),
+                byte_loop_access_units(&input),
+                "{input:02x?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_first_unit_ends_where_the_second_begins_or_at_the_end() {
+        for input in comparison_inputs() {
+            let units = byte_loop_access_units(&input);
+            let expected_open = units
+                .first()
+                .map(|u| u.as_ptr() as usize - input.as_ptr() as usize + u.len());
+            // With more data to come, only a unit followed by another is complete.
+            let expected = if units.len() > 1 { expected_open } else { None };
+            assert_eq!(first_access_unit_end(&input, false), expected);
+            assert_eq!(first_access_unit_end(&input, true), expected_open);
         }
     }
 }

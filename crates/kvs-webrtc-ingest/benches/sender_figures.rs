@@ -238,10 +238,17 @@ impl Emulator {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let mut command = tokio::process::Command::new(binary);
         command
-            .args(["serve", "--no-throttling", "--data-dir"])
+            // Beyond the account's quota of 100 storage channels: the bench runs up to 200.
+            .args([
+                "serve",
+                "--no-throttling",
+                "--storage-channels",
+                "1000",
+                "--data-dir",
+            ])
             .arg(dir.path())
             .env("RUST_LOG", "kvs_emulator=warn")
-            .stderr(Stdio::inherit());
+            .stderr(Stdio::null());
         let (child, info) = kvs_test_support::serve(command).await;
         Self {
             child,

@@ -29,14 +29,14 @@ use crate::reflexive::ReflexiveGatherer;
 use crate::relay::{RelayEvent, Relays, TurnServerEntry};
 use crate::relay_io::{RelayIo, RelayIoEvent};
 use crate::session::{CoreConfig, IngestCore, JoinFailure, Output, Side};
-use crate::source::{AudioPacket, OpenedSource, SourceItem, VideoFrame};
+use crate::source::{AudioPacket, Feed, OpenedSource, Picture, SourceItem};
 
 /// Everything a session starts from.
 pub(crate) struct Start {
     pub(crate) config: Arc<Config>,
     pub(crate) connection: SignalingConnection,
     pub(crate) viewer_id: Option<String>,
-    pub(crate) video: Option<OpenedSource<VideoFrame>>,
+    pub(crate) video: Option<OpenedSource<Picture>>,
     pub(crate) audio: Option<OpenedSource<AudioPacket>>,
 }
 
@@ -68,7 +68,7 @@ pub(crate) async fn start(start: Start) -> Result<IngestSession, Error> {
         }
     }
     if let Some(first) = start.video.as_ref().and_then(|v| v.first.as_ref()) {
-        core.observe_video(&first.data);
+        core.observe_video(first);
     }
     let mut pacer = Pacer::new(
         start.video.as_ref().map(|v| v.paced),
@@ -79,13 +79,13 @@ pub(crate) async fn start(start: Start) -> Result<IngestSession, Error> {
         if let Some(first) = source.first.take() {
             pacer.push_video(first);
         }
-        source
+        Feed::new(source)
     });
     let audio = start.audio.map(|mut source| {
         if let Some(first) = source.first.take() {
             pacer.push_audio(first);
         }
-        source
+        Feed::new(source)
     });
     let (events_tx, events) = mpsc::channel(256);
     let (stats_tx, stats) = watch::channel(Stats::default());
@@ -146,8 +146,8 @@ struct Driver {
     viewer_id: Option<String>,
     sockets: HostSockets,
     /// The tracks' sources (their frames go to the pacer).
-    video: Option<OpenedSource<VideoFrame>>,
-    audio: Option<OpenedSource<AudioPacket>>,
+    video: Option<Feed<Picture>>,
+    audio: Option<Feed<AudioPacket>>,
     /// When each frame goes out.
     pacer: Pacer,
     events: mpsc::Sender<IngestEvent>,
@@ -235,8 +235,8 @@ enum Wake {
     Datagram(net::Datagram),
     Signaling(Option<SignalingEvent>),
     Joined(Result<(), kvs_webrtc_discovery::Error>),
-    Video(Option<SourceItem<VideoFrame>>),
-    Audio(Option<SourceItem<AudioPacket>>),
+    /// Frames were taken from a source.
+    Media,
     IceServers(IceLookup),
     StunServers(Vec<std::net::SocketAddr>),
     Relay(RelayIoEvent),
@@ -282,6 +282,8 @@ impl Driver {
             if let Some(at) = self.publisher.poll_timeout(self.core.stats()) {
                 wake_at = wake_at.min(at);
             }
+            // Room in the pacer that what was taken cannot fill: wait for the source.
+            self.feed_pacer();
             let wants_video = self.pacer.wants(Track::Video);
             let wants_audio = self.pacer.wants(Track::Audio);
             let wake = tokio::select! {
@@ -291,8 +293,8 @@ impl Driver {
                 Some(d) = self.sockets.recv() => Wake::Datagram(d),
                 e = self.connection.next_event() => Wake::Signaling(e),
                 Some(r) = self.join_rx.recv() => Wake::Joined(r),
-                v = recv(&mut self.video), if wants_video => Wake::Video(v),
-                a = recv(&mut self.audio), if wants_audio => Wake::Audio(a),
+                _ = fill(&mut self.video), if wants_video => Wake::Media,
+                _ = fill(&mut self.audio), if wants_audio => Wake::Media,
                 lookup = async { self.ice_lookup.as_mut().expect("guarded").await }, if self.ice_lookup.is_some() => {
                     Wake::IceServers(lookup.unwrap_or_else(|_| Err("the lookup task ended".into())))
                 }
@@ -305,8 +307,14 @@ impl Driver {
             match wake {
                 Wake::Stop => self.core.stop("stopped by the application"),
                 Wake::Timer => {
-                    self.core.handle_timeout(now);
-                    self.relays.handle_timeout(now);
+                    // Each part is woken only at its own deadline (str0m's timeout handling is
+                    // not free, and most wakes are for media that fell due).
+                    if now >= deadline {
+                        self.core.handle_timeout(now);
+                    }
+                    if self.relays.poll_timeout(now).is_some_and(|at| now >= at) {
+                        self.relays.handle_timeout(now);
+                    }
                     self.ice.handle_timeout(now);
                 }
                 Wake::Datagram(d) => {
@@ -333,16 +341,7 @@ impl Driver {
                 Wake::Joined(result) => self
                     .core
                     .handle_join_result(now, result.map_err(JoinFailure::from)),
-                Wake::Video(item) => {
-                    if let Some(frame) = self.on_source_item(Track::Video, item) {
-                        self.pacer.push_video(frame);
-                    }
-                }
-                Wake::Audio(item) => {
-                    if let Some(packet) = self.on_source_item(Track::Audio, item) {
-                        self.pacer.push_audio(packet);
-                    }
-                }
+                Wake::Media => {}
             }
             self.pump_media(Instant::now());
             self.stop_if_sources_done();
@@ -400,7 +399,11 @@ impl Driver {
                 }
                 Output::Event(event) => self.emit(event),
                 Output::KeyframeWanted => {
-                    if let Some(tx) = self.video.as_ref().and_then(|v| v.keyframes.as_ref()) {
+                    if let Some(tx) = self
+                        .video
+                        .as_ref()
+                        .and_then(|v| v.source().keyframes.as_ref())
+                    {
                         tx.send_modify(|n| *n += 1);
                     }
                 }
@@ -655,23 +658,47 @@ impl Driver {
         }
     }
 
-    /// Hand every frame whose time has come to the core.
+    /// Give the pacer the frames it has room for, from those taken from the sources.
+    fn feed_pacer(&mut self) {
+        while self.pacer.wants(Track::Video) {
+            let Some(item) = self.video.as_mut().and_then(Feed::try_next) else {
+                break;
+            };
+            if let Some(frame) = self.on_source_item(Track::Video, item) {
+                self.pacer.push_video(frame);
+            }
+        }
+        while self.pacer.wants(Track::Audio) {
+            let Some(item) = self.audio.as_mut().and_then(Feed::try_next) else {
+                break;
+            };
+            if let Some(packet) = self.on_source_item(Track::Audio, item) {
+                self.pacer.push_audio(packet);
+            }
+        }
+    }
+
+    /// Hand every frame whose time has come to the core, refilling the pacer from what was
+    /// already taken from the sources.
     fn pump_media(&mut self, now: Instant) {
+        self.feed_pacer();
         while let Some(released) = self.pacer.poll_release(now, self.core.is_streaming()) {
             match released {
-                Released::Video(frame) => self.core.write_video(now, frame.timestamp, &frame.data),
+                Released::Video(picture) => self.core.write_video(now, picture),
                 Released::Audio(packet) => {
                     self.core.write_audio(now, packet.timestamp, &packet.data)
                 }
                 Released::Late(track) => self.core.drop_late(track),
             }
+            self.feed_pacer();
         }
     }
 }
 
-async fn recv<T>(source: &mut Option<OpenedSource<T>>) -> Option<SourceItem<T>> {
-    match source {
-        Some(source) => source.frames.recv().await,
+/// Wait for a source's next frames (never, without the track).
+async fn fill<T>(feed: &mut Option<Feed<T>>) {
+    match feed {
+        Some(feed) => feed.fill().await,
         None => std::future::pending().await,
     }
 }

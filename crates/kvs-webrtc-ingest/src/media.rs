@@ -2,7 +2,9 @@
 //! starts over at one when the storage peer asks), and every keyframe carries the SPS and PPS
 //! in front of it so that each stored fragment decodes on its own (protocol notes §5.3).
 
-use kvs_media::h264::{self, NAL_IDR, NAL_PPS, NAL_SPS};
+use kvs_media::h264::{self, NAL_PPS, NAL_SPS};
+
+use crate::source::Picture;
 
 const START_CODE: [u8; 4] = [0, 0, 0, 1];
 
@@ -46,43 +48,70 @@ impl VideoPrep {
         self.sps.as_deref()
     }
 
-    /// Remember parameter sets from `access_unit` without sending it.
-    pub(crate) fn observe(&mut self, access_unit: &[u8]) {
-        for unit in h264::nal_units(access_unit) {
-            match h264::nal_type(unit) {
-                NAL_SPS => self.sps = Some(unit.to_vec()),
-                NAL_PPS => self.pps = Some(unit.to_vec()),
-                _ => {}
-            }
+    /// Remember the parameter sets of a picture without sending it (its NAL units are read
+    /// only when its reader saw parameter sets in it).
+    pub(crate) fn observe(&mut self, picture: &Picture) {
+        if picture.parameter_sets {
+            self.cache_parameter_sets(&picture.data);
         }
     }
 
-    /// Decide about one access unit (Annex-B).
-    pub(crate) fn prepare(&mut self, access_unit: &[u8]) -> Prepared {
-        let units = h264::nal_units(access_unit);
-        let keyframe = units.iter().any(|u| h264::nal_type(u) == NAL_IDR);
-        let has_sps = units.iter().any(|u| h264::nal_type(u) == NAL_SPS);
-        let has_pps = units.iter().any(|u| h264::nal_type(u) == NAL_PPS);
-        self.observe(access_unit);
-        if !keyframe {
+    fn cache_parameter_sets(&mut self, access_unit: &[u8]) -> (bool, bool) {
+        let (mut has_sps, mut has_pps) = (false, false);
+        for unit in h264::NalUnits::new(access_unit) {
+            match h264::nal_type(unit) {
+                NAL_SPS => {
+                    self.sps = Some(unit.to_vec());
+                    has_sps = true;
+                }
+                NAL_PPS => {
+                    self.pps = Some(unit.to_vec());
+                    has_pps = true;
+                }
+                _ => {}
+            }
+        }
+        (has_sps, has_pps)
+    }
+
+    /// Decide about one picture: the frames between keyframes go as they are (their bytes
+    /// moved, not copied, and not read again); a keyframe gets the cached parameter sets it
+    /// lacks in front.
+    pub(crate) fn prepare(&mut self, picture: Picture) -> Prepared {
+        if !picture.keyframe {
+            self.observe(&picture);
             if self.waiting_for_keyframe {
                 return Prepared::WaitForKeyframe;
             }
             return Prepared::Send {
-                data: access_unit.to_vec(),
-                keyframe,
+                data: picture.data,
+                keyframe: false,
             };
         }
         self.waiting_for_keyframe = false;
-        let mut data = Vec::with_capacity(access_unit.len() + 64);
+        let (has_sps, has_pps) = if picture.parameter_sets {
+            self.cache_parameter_sets(&picture.data)
+        } else {
+            (false, false)
+        };
+        if has_sps && has_pps {
+            return Prepared::Send {
+                data: picture.data,
+                keyframe: true,
+            };
+        }
+        let mut data = Vec::with_capacity(picture.data.len() + 64);
         for (present, cached) in [(has_sps, &self.sps), (has_pps, &self.pps)] {
             if let (false, Some(set)) = (present, cached) {
                 data.extend_from_slice(&START_CODE);
                 data.extend_from_slice(set);
             }
         }
-        data.extend_from_slice(access_unit);
-        Prepared::Send { data, keyframe }
+        data.extend_from_slice(&picture.data);
+        Prepared::Send {
+            data,
+            keyframe: true,
+        }
     }
 }
 
@@ -100,11 +129,20 @@ pub(crate) fn profile_level_id(sps: &[u8]) -> Option<u32> {
 mod tests {
     use super::*;
 
-    fn units() -> Vec<Vec<u8>> {
+    fn units() -> Vec<Picture> {
         h264::access_units(kvs_media::sample::H264)
             .into_iter()
-            .map(<[u8]>::to_vec)
+            .enumerate()
+            .map(|(i, au)| picture(au, i))
             .collect()
+    }
+
+    /// A picture as a reader makes it.
+    fn picture(au: &[u8], i: usize) -> Picture {
+        Picture::of(crate::source::VideoFrame {
+            data: au.to_vec(),
+            timestamp: std::time::Duration::from_millis(40 * i as u64),
+        })
     }
 
     fn strip_parameter_sets(au: &[u8]) -> Vec<u8> {
@@ -123,12 +161,14 @@ mod tests {
         let aus = units();
         let mut prep = VideoPrep::default();
         assert!(matches!(
-            prep.prepare(&aus[0]),
+            prep.prepare(aus[0].clone()),
             Prepared::Send { keyframe: true, .. }
         ));
-        let bare = strip_parameter_sets(&aus[25]);
+        let bare = strip_parameter_sets(&aus[25].data);
         assert!(h264::is_keyframe(&bare));
-        let Prepared::Send { data, keyframe } = prep.prepare(&bare) else {
+        let bare = picture(&bare, 25);
+        assert!(bare.keyframe && !bare.parameter_sets);
+        let Prepared::Send { data, keyframe } = prep.prepare(bare) else {
             panic!("a keyframe is sent");
         };
         assert!(keyframe);
@@ -137,7 +177,7 @@ mod tests {
             .map(|u| h264::nal_type(u))
             .collect();
         assert_eq!(&types[..2], [NAL_SPS, NAL_PPS], "{types:?}");
-        assert!(types.contains(&NAL_IDR));
+        assert!(types.contains(&h264::NAL_IDR));
     }
 
     #[test]
@@ -145,9 +185,9 @@ mod tests {
         let aus = units();
         let mut prep = VideoPrep::default();
         assert_eq!(
-            prep.prepare(&aus[0]),
+            prep.prepare(aus[0].clone()),
             Prepared::Send {
-                data: aus[0].clone(),
+                data: aus[0].data.clone(),
                 keyframe: true
             }
         );
@@ -158,14 +198,14 @@ mod tests {
         let aus = units();
         let mut prep = VideoPrep::default();
         prep.wait_for_keyframe();
-        assert_eq!(prep.prepare(&aus[1]), Prepared::WaitForKeyframe);
+        assert_eq!(prep.prepare(aus[1].clone()), Prepared::WaitForKeyframe);
         assert!(prep.is_waiting_for_keyframe());
         assert!(matches!(
-            prep.prepare(&aus[25]),
+            prep.prepare(aus[25].clone()),
             Prepared::Send { keyframe: true, .. }
         ));
         assert!(matches!(
-            prep.prepare(&aus[26]),
+            prep.prepare(aus[26].clone()),
             Prepared::Send {
                 keyframe: false,
                 ..
@@ -178,6 +218,10 @@ mod tests {
         let aus = units();
         let mut prep = VideoPrep::default();
         prep.observe(&aus[0]);
+        assert!(
+            aus[0].parameter_sets,
+            "the sample's first picture carries them"
+        );
         // x264 constrained baseline, level 3.0.
         assert_eq!(profile_level_id(prep.sps().unwrap()), Some(0x42c01e));
     }

@@ -11,7 +11,7 @@
 use std::time::{Duration, Instant};
 
 use crate::event::Track;
-use crate::source::{AudioPacket, VideoFrame};
+use crate::source::{AudioPacket, Picture};
 
 /// A frame with a presentation time.
 pub(crate) trait Timed {
@@ -19,7 +19,7 @@ pub(crate) trait Timed {
     fn timestamp(&self) -> Duration;
 }
 
-impl Timed for VideoFrame {
+impl Timed for Picture {
     fn timestamp(&self) -> Duration {
         self.timestamp
     }
@@ -35,7 +35,7 @@ impl Timed for AudioPacket {
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Released {
     /// Send this video frame now.
-    Video(VideoFrame),
+    Video(Picture),
     /// Send this audio packet now.
     Audio(AudioPacket),
     /// A frame of this track was due longer ago than the lateness bound and was dropped.
@@ -95,7 +95,7 @@ impl<T: Timed> TrackPacer<T> {
 /// Both tracks and the media clock they share.
 #[derive(Debug)]
 pub(crate) struct Pacer {
-    video: Option<TrackPacer<VideoFrame>>,
+    video: Option<TrackPacer<Picture>>,
     audio: Option<TrackPacer<AudioPacket>>,
     /// This instant plays this source time (set when media first flows).
     clock: Option<(Instant, Duration)>,
@@ -128,7 +128,7 @@ impl Pacer {
     }
 
     /// The video track's next frame (call when [`Pacer::wants`] it).
-    pub(crate) fn push_video(&mut self, frame: VideoFrame) {
+    pub(crate) fn push_video(&mut self, frame: Picture) {
         if let Some(t) = &mut self.video {
             t.next = Some(frame);
         }
@@ -230,10 +230,12 @@ mod tests {
 
     const MS: Duration = Duration::from_millis(1);
 
-    fn frame(ms: u64) -> VideoFrame {
-        VideoFrame {
+    fn frame(ms: u64) -> Picture {
+        Picture {
             data: vec![0, 0, 0, 1, 0x65],
             timestamp: Duration::from_millis(ms),
+            keyframe: true,
+            parameter_sets: false,
         }
     }
 
@@ -254,7 +256,7 @@ mod tests {
 
     /// Give each track its next frame from its queue (front first) when it wants one; end it
     /// when the queue is empty.
-    fn refill(pacer: &mut Pacer, video: &mut Vec<VideoFrame>, audio: &mut Vec<AudioPacket>) {
+    fn refill(pacer: &mut Pacer, video: &mut Vec<Picture>, audio: &mut Vec<AudioPacket>) {
         if pacer.wants(Track::Video) {
             match video.is_empty() {
                 false => pacer.push_video(video.remove(0)),
@@ -275,7 +277,7 @@ mod tests {
         pacer: &mut Pacer,
         t0: Instant,
         streaming_from: Duration,
-        mut video: Vec<VideoFrame>,
+        mut video: Vec<Picture>,
         mut audio: Vec<AudioPacket>,
     ) -> Vec<(Duration, Released)> {
         let mut now = t0;

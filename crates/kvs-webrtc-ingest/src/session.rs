@@ -31,6 +31,7 @@ use str0m::{Candidate, Event, IceConnectionState, Input, Output as RtcOutput, Rt
 use crate::error::{BoxError, Error, ErrorKind};
 use crate::event::{IngestEvent, IngestState, JoinReason, Stats, Track};
 use crate::media::{Prepared, VideoPrep};
+use crate::source::Picture;
 
 /// Candidates kept while no offer has arrived.
 const MAX_EARLY_CANDIDATES: usize = 64;
@@ -307,10 +308,10 @@ impl IngestCore {
         self.stats.stun_answers = answers;
     }
 
-    /// Remember an access unit's parameter sets (for the answer's H.264 profile) before any
+    /// Remember a picture's parameter sets (for the answer's H.264 profile) before any
     /// session exists.
-    pub(crate) fn observe_video(&mut self, access_unit: &[u8]) {
-        self.video.observe(access_unit);
+    pub(crate) fn observe_video(&mut self, picture: &Picture) {
+        self.video.observe(picture);
     }
 
     // ----- inputs -----
@@ -537,15 +538,16 @@ impl IngestCore {
         }
     }
 
-    /// An access unit (Annex-B) to send now with this RTP time (90 kHz).
-    pub(crate) fn write_video(&mut self, now: Instant, time: Duration, access_unit: &[u8]) {
+    /// A picture to send now, its timestamp the RTP time (90 kHz).
+    pub(crate) fn write_video(&mut self, now: Instant, picture: Picture) {
         self.tick(now);
         if !self.is_streaming() {
-            self.video.observe(access_unit);
+            self.video.observe(&picture);
             self.stats.video.dropped_not_connected += 1;
             return;
         }
-        let (data, keyframe) = match self.video.prepare(access_unit) {
+        let time = picture.timestamp;
+        let (data, keyframe) = match self.video.prepare(picture) {
             Prepared::WaitForKeyframe => {
                 self.stats.video.dropped_waiting_for_keyframe += 1;
                 return;
@@ -630,7 +632,7 @@ impl IngestCore {
                         Ok(RtcOutput::Transmit(t)) => outputs.push_back(Output::Transmit {
                             source: t.source,
                             destination: t.destination,
-                            contents: t.contents.to_vec(),
+                            contents: t.contents.into(),
                         }),
                         Ok(RtcOutput::Event(_)) => {}
                         Ok(RtcOutput::Timeout(at)) if at <= now => {
@@ -673,7 +675,7 @@ impl IngestCore {
                     return Output::Transmit {
                         source: t.source,
                         destination: t.destination,
-                        contents: t.contents.to_vec(),
+                        contents: t.contents.into(),
                     }
                 }
                 Some(Ok(RtcOutput::Event(event))) => {

@@ -18,7 +18,9 @@ use tokio::sync::{mpsc, watch};
 use crate::error::{Error, ErrorKind};
 
 /// Frames read ahead of their time, per track.
-const READ_AHEAD: usize = 32;
+const READ_AHEAD: usize = 16;
+/// Frames the driver takes from a reader at a time: the reader thread is woken once per batch.
+const BATCH: usize = 8;
 /// Raw H.264 carries no timestamps; ffmpeg assumes 25 fps as well.
 pub const DEFAULT_FPS: u32 = 25;
 
@@ -30,6 +32,37 @@ pub struct VideoFrame {
     pub data: Vec<u8>,
     /// The presentation time, from any origin, increasing.
     pub timestamp: Duration,
+}
+
+/// A video frame on its way in, with what its reader learnt of it, so that no later step
+/// splits it into NAL units again: whether it is a keyframe (an IDR) and whether it carries
+/// parameter sets (which the sender caches for keyframes that lack them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Picture {
+    pub(crate) data: Vec<u8>,
+    pub(crate) timestamp: Duration,
+    pub(crate) keyframe: bool,
+    pub(crate) parameter_sets: bool,
+}
+
+impl Picture {
+    /// A frame whose NAL units are read here (pushed frames, Matroska frames).
+    pub(crate) fn of(frame: VideoFrame) -> Self {
+        let (mut keyframe, mut parameter_sets) = (false, false);
+        for unit in kvs_media::h264::NalUnits::new(&frame.data) {
+            match kvs_media::h264::nal_type(unit) {
+                kvs_media::h264::NAL_IDR => keyframe = true,
+                kvs_media::h264::NAL_SPS | kvs_media::h264::NAL_PPS => parameter_sets = true,
+                _ => {}
+            }
+        }
+        Self {
+            data: frame.data,
+            timestamp: frame.timestamp,
+            keyframe,
+            parameter_sets,
+        }
+    }
 }
 
 /// One Opus packet with its presentation time.
@@ -129,7 +162,7 @@ impl<T> std::fmt::Debug for Origin<T> {
 /// [`VideoSource::annex_b_reader`] or [`VideoSource::push`].
 #[derive(Debug)]
 pub struct VideoSource {
-    origin: Origin<VideoFrame>,
+    origin: Origin<Picture>,
     fps: u32,
     looping: bool,
     keyframes: Option<watch::Sender<u64>>,
@@ -175,7 +208,7 @@ impl VideoSource {
         self
     }
 
-    fn new(origin: Origin<VideoFrame>) -> Self {
+    fn new(origin: Origin<Picture>) -> Self {
         Self {
             origin,
             fps: DEFAULT_FPS,
@@ -227,7 +260,7 @@ impl AudioSource {
 /// Writes video frames into a running ingestion ([`VideoSource::push`]).
 #[derive(Debug, Clone)]
 pub struct VideoWriter {
-    frames: mpsc::Sender<SourceItem<VideoFrame>>,
+    frames: mpsc::Sender<SourceItem<Picture>>,
     keyframes: watch::Receiver<u64>,
 }
 
@@ -239,7 +272,7 @@ impl VideoWriter {
     /// [`ErrorKind::GaveUp`] once the ingestion has stopped.
     pub async fn write(&self, frame: VideoFrame) -> Result<(), Error> {
         self.frames
-            .send(SourceItem::Frame(frame))
+            .send(SourceItem::Frame(Picture::of(frame)))
             .await
             .map_err(|_| Error::new(ErrorKind::GaveUp, "the ingestion has stopped"))
     }
@@ -272,7 +305,7 @@ impl AudioWriter {
 
 /// The video and audio sources a container opened.
 pub(crate) type OpenedTracks = (
-    Option<OpenedSource<VideoFrame>>,
+    Option<OpenedSource<Picture>>,
     Option<OpenedSource<AudioPacket>>,
 );
 
@@ -286,6 +319,50 @@ pub(crate) struct OpenedSource<T> {
     pub(crate) keyframes: Option<watch::Sender<u64>>,
     /// The first frame, read to check the input before anything connects.
     pub(crate) first: Option<T>,
+}
+
+/// A track's frames as the driver takes them: several at a time (those already read), so that a
+/// reader thread that is ahead is woken once per batch rather than once per frame.
+#[derive(Debug)]
+pub(crate) struct Feed<T> {
+    source: OpenedSource<T>,
+    ready: std::collections::VecDeque<SourceItem<T>>,
+    taken: Vec<SourceItem<T>>,
+    closed: bool,
+}
+
+impl<T> Feed<T> {
+    pub(crate) fn new(source: OpenedSource<T>) -> Self {
+        Self {
+            source,
+            ready: std::collections::VecDeque::with_capacity(BATCH),
+            taken: Vec::with_capacity(BATCH),
+            closed: false,
+        }
+    }
+
+    /// The source's settings and keyframe channel.
+    pub(crate) fn source(&self) -> &OpenedSource<T> {
+        &self.source
+    }
+
+    /// The next item without waiting: `Some(Some(item))`, `Some(None)` once the source has
+    /// ended, or `None` when [`Feed::fill`] must wait for more.
+    pub(crate) fn try_next(&mut self) -> Option<Option<SourceItem<T>>> {
+        match self.ready.pop_front() {
+            Some(item) => Some(Some(item)),
+            None if self.closed => Some(None),
+            None => None,
+        }
+    }
+
+    /// Wait until items are ready (or the source ended). Cancel-safe.
+    pub(crate) async fn fill(&mut self) {
+        if self.source.frames.recv_many(&mut self.taken, BATCH).await == 0 {
+            self.closed = true;
+        }
+        self.ready.extend(self.taken.drain(..));
+    }
 }
 
 trait FrameReader: Send {
@@ -303,13 +380,15 @@ struct H264Reader {
 }
 
 impl FrameReader for H264Reader {
-    type Frame = VideoFrame;
-    fn next_frame(&mut self) -> Result<Option<VideoFrame>, MediaError> {
+    type Frame = Picture;
+    fn next_frame(&mut self) -> Result<Option<Picture>, MediaError> {
         Ok(self.inner.next_access_unit()?.map(|au| {
             self.last = self.offset + au.timestamp;
-            VideoFrame {
+            Picture {
                 data: au.data,
                 timestamp: self.last,
+                keyframe: au.keyframe,
+                parameter_sets: au.parameter_sets,
             }
         }))
     }
@@ -344,7 +423,7 @@ impl FrameReader for OpusReader {
 impl VideoSource {
     /// Check the input (read its first frame) and start reading. Blocking: call on a blocking
     /// thread.
-    pub(crate) fn open(self) -> Result<OpenedSource<VideoFrame>, Error> {
+    pub(crate) fn open(self) -> Result<OpenedSource<Picture>, Error> {
         let fps = self.fps;
         if fps == 0 || fps > 240 {
             return Err(Error::new(
@@ -480,7 +559,7 @@ type Demuxer = MkvReader<BufReader<BoxRead>>;
 /// What is read of a container before anything connects: the first frame of each track sent
 /// (the video's tells the answer the H.264 profile), and the audio that came before the video.
 struct FirstFrames {
-    video: Option<VideoFrame>,
+    video: Option<Picture>,
     audio: AudioPacket,
     early_audio: Vec<AudioPacket>,
 }
@@ -586,10 +665,10 @@ fn read_first_frames(
             .ok_or_else(|| no_frames(name))?;
         match frame.kind {
             FrameKind::Video if want_video && video.is_none() => {
-                video = Some(VideoFrame {
+                video = Some(Picture::of(VideoFrame {
                     data: frame.data,
                     timestamp: frame.timestamp,
-                })
+                }))
             }
             FrameKind::Video => {}
             FrameKind::Audio => {
@@ -627,7 +706,7 @@ struct Demux {
     name: String,
     looping: bool,
     /// `None` when the video is not sent (a viewer).
-    video: Option<mpsc::Sender<SourceItem<VideoFrame>>>,
+    video: Option<mpsc::Sender<SourceItem<Picture>>>,
     audio: mpsc::Sender<SourceItem<AudioPacket>>,
 }
 
@@ -662,10 +741,10 @@ impl Demux {
             end = end.max(timestamp + Duration::from_millis(40));
             let sent = match (frame.kind, &self.video) {
                 (FrameKind::Video, Some(video)) => video
-                    .blocking_send(SourceItem::Frame(VideoFrame {
+                    .blocking_send(SourceItem::Frame(Picture::of(VideoFrame {
                         data: frame.data,
                         timestamp,
-                    }))
+                    })))
                     .is_ok(),
                 (FrameKind::Video, None) => true,
                 (FrameKind::Audio, _) => self

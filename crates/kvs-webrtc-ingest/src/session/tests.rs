@@ -24,6 +24,14 @@ fn core(t0: Instant) -> IngestCore {
     )
 }
 
+/// An access unit as a reader hands it on.
+fn picture(au: &[u8], timestamp: Duration) -> Picture {
+    Picture::of(crate::source::VideoFrame {
+        data: au.to_vec(),
+        timestamp,
+    })
+}
+
 /// A failed join of `kind`.
 fn failure(kind: D, message: &str) -> JoinFailure {
     JoinFailure {
@@ -250,7 +258,7 @@ fn media_written_before_streaming_is_dropped_and_counted() {
     let t0 = Instant::now();
     let mut c = core(t0);
     let aus = kvs_media::h264::access_units(kvs_media::sample::H264);
-    c.write_video(t0, Duration::ZERO, aus[0]);
+    c.write_video(t0, picture(aus[0], Duration::ZERO));
     c.write_audio(t0, Duration::ZERO, &[0xF8, 0xFF, 0xFE]);
     assert_eq!(c.stats().video.dropped_not_connected, 1);
     assert_eq!(c.stats().audio.dropped_not_connected, 1);
@@ -435,7 +443,8 @@ impl Net {
                 let due = since + Duration::from_millis(40 * next_frame as u64);
                 if next_frame < aus.len() && self.now >= due {
                     let time = Duration::from_millis(40 * next_frame as u64);
-                    self.core.write_video(self.now, time, aus[next_frame]);
+                    self.core
+                        .write_video(self.now, picture(aus[next_frame], time));
                     self.core.write_audio(self.now, time, &[0xF8, 0xFF, 0xFE]);
                     next_frame += 1;
                     continue;
