@@ -111,6 +111,18 @@ fn main() {
         unpaced.mbit_per_second / unpaced.cpu_share.max(1e-9),
         unpaced.cpu_per_packet.as_secs_f64() * 1e6
     );
+    let video = &unpaced.stats.video;
+    println!(
+        "  video frames written {}, sent {}, dropped: not connected {}, waiting for a keyframe {}, \
+         late {}; keyframe requests {}, NACKs {}",
+        unpaced.written,
+        video.frames_sent,
+        video.dropped_not_connected,
+        video.dropped_waiting_for_keyframe,
+        video.dropped_late,
+        video.keyframe_requests,
+        video.nacks_received
+    );
 }
 
 /// The release `kvs-emulator` binary next to this bench's (built now, so that it matches).
@@ -470,6 +482,9 @@ struct Unpaced {
     mbit_per_second: f64,
     cpu_share: f64,
     cpu_per_packet: Duration,
+    /// The session's statistics at the end (what was written, sent, dropped and why).
+    stats: Stats,
+    written: u64,
 }
 
 /// One session fed by push sources as fast as the ingestion takes the frames.
@@ -493,8 +508,10 @@ async fn unpaced_session(binary: &Path, media: &Media, window: Duration) -> Unpa
             .map(<[u8]>::to_vec)
             .collect();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let written = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let writer = {
         let stop = stop.clone();
+        let written = written.clone();
         tokio::spawn(async move {
             let period = Duration::from_millis(40);
             let mut n: u32 = 0;
@@ -506,6 +523,7 @@ async fn unpaced_session(binary: &Path, media: &Media, window: Duration) -> Unpa
                 if video_writer.write(frame).await.is_err() {
                     break;
                 }
+                written.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 // Two 20 ms Opus packets per 40 ms picture keep the tracks together.
                 for k in 0..2 {
                     let packet = AudioPacket {
@@ -534,7 +552,7 @@ async fn unpaced_session(binary: &Path, media: &Media, window: Duration) -> Unpa
     let (packets1, bytes1) = totals(std::slice::from_ref(&session));
     let cpu = cpu_seconds(&pid) - cpu0;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let _ = session.stop().await;
+    let stats = session.stop().await.unwrap_or_default();
     let _ = writer.await;
     emulator.stop().await;
     let packets = packets1.saturating_sub(packets0).max(1);
@@ -542,5 +560,7 @@ async fn unpaced_session(binary: &Path, media: &Media, window: Duration) -> Unpa
         mbit_per_second: bytes1.saturating_sub(bytes0) as f64 * 8.0 / elapsed / 1e6,
         cpu_share: cpu / elapsed,
         cpu_per_packet: Duration::from_secs_f64(cpu / packets as f64),
+        stats,
+        written: written.load(std::sync::atomic::Ordering::Relaxed),
     }
 }

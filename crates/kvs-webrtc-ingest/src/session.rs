@@ -658,6 +658,11 @@ impl IngestCore {
     /// The next thing to do; drain until [`Output::Timeout`] after every input. After
     /// [`Output::Ended`] only `Ended` follows.
     pub(crate) fn poll_output(&mut self) -> Output {
+        // str0m packetizes written media on its timeouts: one that is already due is handled
+        // here and now (a few times at most per call), so that media written in a burst is
+        // packetized between writes, as str0m requires, without a round trip through the
+        // driver's timer.
+        let mut due_timeouts = 0;
         loop {
             if let Some(output) = self.outputs.pop_front() {
                 return output;
@@ -670,6 +675,18 @@ impl IngestCore {
             }
             let rtc_timeout = match self.peer.as_mut().map(|p| p.rtc.poll_output()) {
                 None => None,
+                Some(Ok(RtcOutput::Timeout(at))) if at <= self.now && due_timeouts < 4 => {
+                    due_timeouts += 1;
+                    let now = self.now;
+                    if let Some(Err(e)) = self
+                        .peer
+                        .as_mut()
+                        .map(|p| p.rtc.handle_input(Input::Timeout(now)))
+                    {
+                        self.media_lost(now, format!("WebRTC failed: {e}"));
+                    }
+                    continue;
+                }
                 Some(Ok(RtcOutput::Timeout(at))) => Some(at),
                 Some(Ok(RtcOutput::Transmit(t))) => {
                     return Output::Transmit {
