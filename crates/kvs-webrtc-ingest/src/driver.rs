@@ -23,7 +23,7 @@ use crate::handle::IngestSession;
 use crate::ice_servers::{IceOutput, IceServerLifecycle, IceServersFound};
 use crate::net::{self, HostSockets};
 use crate::outbox::SignalingOutbox;
-use crate::pacing::{Pacer, Released};
+use crate::pacing::{Pacer, Released, SEND_AHEAD};
 use crate::publish::StatsPublisher;
 use crate::reflexive::ReflexiveGatherer;
 use crate::relay::{RelayEvent, Relays, TurnServerEntry};
@@ -74,6 +74,7 @@ pub(crate) async fn start(start: Start) -> Result<IngestSession, Error> {
         start.video.as_ref().map(|v| v.paced),
         start.audio.as_ref().map(|a| a.paced),
         start.config.timings.max_lateness,
+        SEND_AHEAD,
     );
     let video = start.video.map(|mut source| {
         if let Some(first) = source.first.take() {
@@ -255,6 +256,8 @@ impl Driver {
                 Err(ended) => break ended,
             };
             self.gather(Instant::now()).await;
+            // What was gathered for the sockets leaves before anything is awaited.
+            self.sockets.flush().await;
             if self
                 .publisher
                 .poll_publish(Instant::now(), self.core.stats())
@@ -346,6 +349,8 @@ impl Driver {
             self.pump_media(Instant::now());
             self.stop_if_sources_done();
         };
+        // What the core sent last (a DTLS close) leaves the host sockets.
+        self.sockets.flush().await;
         // The TURN allocations are released (their sockets write the deallocations, then
         // close on their own).
         let now = Instant::now();

@@ -57,6 +57,7 @@
 //! WebSocket protocol, and WebRTC is str0m. What is ours is the glue the AWS SDKs for C and
 //! JavaScript hand-write too: when to join, what to answer, and how to recover.
 
+mod batch;
 mod client;
 mod config;
 mod driver;

@@ -1,15 +1,21 @@
 //! The sockets media flows through: one UDP socket per local IPv4 address, each offered as a
 //! host candidate. The TURN client (relayed candidates) plugs in here: it adds a candidate to
 //! the core and carries the datagrams whose `source` is its relayed address.
+//!
+//! Sending goes through [`Batcher`]: a frame's RTP packets leave in one `sendmsg` with UDP
+//! generic segmentation offload where the kernel offers it (quinn-udp, the QUIC stack's
+//! maintained socket layer, sets it up and falls back when a device refuses).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 use str0m::Candidate;
+use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::batch::{Batch, Batcher};
 use crate::error::{Error, ErrorKind};
 
 /// The largest datagram read (str0m's receive limit is below this).
@@ -26,12 +32,21 @@ pub(crate) struct Datagram {
     pub(crate) contents: Vec<u8>,
 }
 
+/// One host socket: its address (read once) and its GSO state.
+#[derive(Debug)]
+struct HostSocket {
+    socket: Arc<UdpSocket>,
+    local: SocketAddr,
+    state: quinn_udp::UdpSocketState,
+}
+
 /// The host sockets and the datagrams they receive.
 #[derive(Debug)]
 pub(crate) struct HostSockets {
-    sockets: Vec<Arc<UdpSocket>>,
+    sockets: Vec<HostSocket>,
     received: mpsc::Receiver<Datagram>,
     readers: Vec<JoinHandle<()>>,
+    outgoing: Batcher,
 }
 
 impl HostSockets {
@@ -60,6 +75,13 @@ impl HostSockets {
             let local = socket.local_addr().map_err(|e| {
                 Error::new(ErrorKind::Io, format!("no local address: {e}")).with_source(e)
             })?;
+            let state = quinn_udp::UdpSocketState::new((&*socket).into()).map_err(|e| {
+                Error::new(
+                    ErrorKind::Io,
+                    format!("cannot set up the UDP socket on {local}"),
+                )
+                .with_source(e)
+            })?;
             let reader = Arc::clone(&socket);
             let tx = tx.clone();
             readers.push(tokio::spawn(async move {
@@ -81,12 +103,23 @@ impl HostSockets {
                     }
                 }
             }));
-            sockets.push(socket);
+            sockets.push(HostSocket {
+                socket,
+                local,
+                state,
+            });
         }
+        let max_segments = sockets
+            .iter()
+            .map(|s| s.state.max_gso_segments())
+            .min()
+            .unwrap_or(1);
+        tracing::debug!(max_segments, "UDP segmentation offload");
         Ok(Self {
             sockets,
             received,
             readers,
+            outgoing: Batcher::new(max_segments),
         })
     }
 
@@ -94,17 +127,13 @@ impl HostSockets {
     pub(crate) fn candidates(&self) -> Vec<Candidate> {
         self.sockets
             .iter()
-            .filter_map(|s| s.local_addr().ok())
-            .filter_map(|addr| Candidate::host(addr, "udp").ok())
+            .filter_map(|s| Candidate::host(s.local, "udp").ok())
             .collect()
     }
 
     /// The sockets' addresses.
     pub(crate) fn locals(&self) -> Vec<SocketAddr> {
-        self.sockets
-            .iter()
-            .filter_map(|s| s.local_addr().ok())
-            .collect()
+        self.sockets.iter().map(|s| s.local).collect()
     }
 
     /// The next datagram from any socket.
@@ -112,19 +141,60 @@ impl HostSockets {
         self.received.recv().await
     }
 
-    /// Send from the socket bound to `source`. Failures are dropped datagrams, as on any
-    /// network: ICE and RTCP recover.
-    pub(crate) async fn send(&self, source: SocketAddr, destination: SocketAddr, contents: &[u8]) {
-        let socket = self
-            .sockets
-            .iter()
-            .find(|s| s.local_addr().is_ok_and(|a| a == source));
-        if let Some(socket) = socket {
-            if let Err(e) = socket.send_to(contents, destination).await {
-                tracing::debug!(error = %e, %destination, "UDP send failed");
+    /// Send from the socket bound to `source`, after the datagrams sent before it: gathered
+    /// into a GSO batch with its neighbours, and sent at the latest by [`HostSockets::flush`].
+    /// Failures are dropped datagrams, as on any network: ICE and RTCP recover.
+    pub(crate) async fn send(
+        &mut self,
+        source: SocketAddr,
+        destination: SocketAddr,
+        contents: &[u8],
+    ) {
+        self.outgoing.push(source, destination, contents);
+        self.send_ready().await;
+    }
+
+    /// Send everything gathered: call before waiting for anything else.
+    pub(crate) async fn flush(&mut self) {
+        self.outgoing.finish();
+        self.send_ready().await;
+    }
+
+    async fn send_ready(&mut self) {
+        while let Some(batch) = self.outgoing.poll_batch() {
+            let Some(socket) = self.sockets.iter().find(|s| s.local == batch.source) else {
+                continue;
+            };
+            if let Err(e) = send_batch(socket, &batch).await {
+                tracing::debug!(error = %e, destination = %batch.destination, "UDP send failed");
+                // A device that refuses segmentation turns it off for the socket: what it
+                // refused goes out one datagram at a time.
+                if batch.segments > 1 && socket.state.max_gso_segments() == 1 {
+                    self.outgoing = Batcher::new(1);
+                    for datagram in batch.datagrams() {
+                        let _ = socket.socket.send_to(datagram, batch.destination).await;
+                    }
+                }
             }
         }
     }
+}
+
+/// One batch in one `sendmsg` (waiting while the socket's buffer is full).
+async fn send_batch(socket: &HostSocket, batch: &Batch) -> std::io::Result<()> {
+    let transmit = quinn_udp::Transmit {
+        destination: batch.destination,
+        ecn: None,
+        contents: &batch.contents,
+        segment_size: (batch.segments > 1).then_some(batch.segment_size),
+        src_ip: None,
+    };
+    socket
+        .socket
+        .async_io(Interest::WRITABLE, || {
+            socket.state.try_send((&*socket.socket).into(), &transmit)
+        })
+        .await
 }
 
 impl Drop for HostSockets {

@@ -3,14 +3,21 @@
 //! more than [`Timings::max_lateness`](crate::Timings::max_lateness) behind is dropped instead
 //! of queued (the sender catches up rather than building a backlog).
 //!
-//! The driver feeds each track's next frame with [`Pacer::push`] when [`Pacer::wants`] says so,
+//! The driver feeds each track's next frame with `Pacer::push_*` when [`Pacer::wants`] says so,
 //! then drains [`Pacer::poll_release`] (the frames that are due, or dropped as late) and sleeps
 //! until [`Pacer::poll_timeout`]. The clock starts when media first flows: the earliest
 //! waiting frame plays at that instant.
+//!
+//! A paced frame may leave up to [`SEND_AHEAD`] before its time, so that the frames due close
+//! together (a picture and the audio packet 20 ms after it) leave in one wake-up of the sender
+//! rather than in one each; the storage peer orders media by its RTP timestamps.
 
 use std::time::{Duration, Instant};
 
 use crate::event::Track;
+
+/// How early a paced frame may leave (see the module docs).
+pub(crate) const SEND_AHEAD: Duration = Duration::from_millis(20);
 use crate::source::{AudioPacket, Picture};
 
 /// A frame with a presentation time.
@@ -82,9 +89,10 @@ impl<T: Timed> TrackPacer<T> {
         clock: Option<(Instant, Duration)>,
         now: Instant,
         max_lateness: Duration,
+        ahead: Duration,
     ) -> Decision {
         match self.due(clock, now) {
-            Some(due) if due > now => Decision::Wait,
+            Some(due) if due > now + ahead => Decision::Wait,
             Some(due) if now.saturating_duration_since(due) > max_lateness => Decision::Late,
             Some(_) => Decision::Send,
             None => Decision::Wait,
@@ -100,16 +108,25 @@ pub(crate) struct Pacer {
     /// This instant plays this source time (set when media first flows).
     clock: Option<(Instant, Duration)>,
     max_lateness: Duration,
+    /// How early a paced frame may leave.
+    ahead: Duration,
 }
 
 impl Pacer {
-    /// A pacer for the tracks that are sent (`Some(paced)` each).
-    pub(crate) fn new(video: Option<bool>, audio: Option<bool>, max_lateness: Duration) -> Self {
+    /// A pacer for the tracks that are sent (`Some(paced)` each); paced frames leave up to
+    /// `ahead` before their time (the driver uses [`SEND_AHEAD`]).
+    pub(crate) fn new(
+        video: Option<bool>,
+        audio: Option<bool>,
+        max_lateness: Duration,
+        ahead: Duration,
+    ) -> Self {
         Self {
             video: video.map(TrackPacer::new),
             audio: audio.map(TrackPacer::new),
             clock: None,
             max_lateness,
+            ahead,
         }
     }
 
@@ -165,9 +182,9 @@ impl Pacer {
     /// carries media now; the clock starts with the first call that says so.
     pub(crate) fn poll_release(&mut self, now: Instant, streaming: bool) -> Option<Released> {
         self.start_clock(now, streaming);
-        let (clock, lateness) = (self.clock, self.max_lateness);
+        let (clock, lateness, ahead) = (self.clock, self.max_lateness, self.ahead);
         if let Some(track) = &mut self.video {
-            match track.decide(clock, now, lateness) {
+            match track.decide(clock, now, lateness, ahead) {
                 Decision::Send => return track.next.take().map(Released::Video),
                 Decision::Late => {
                     track.next = None;
@@ -177,7 +194,7 @@ impl Pacer {
             }
         }
         if let Some(track) = &mut self.audio {
-            match track.decide(clock, now, lateness) {
+            match track.decide(clock, now, lateness, ahead) {
                 Decision::Send => return track.next.take().map(Released::Audio),
                 Decision::Late => {
                     track.next = None;
@@ -198,6 +215,8 @@ impl Pacer {
         };
         let video = self.video.as_ref().and_then(|t| t.due(clock, now));
         let audio = self.audio.as_ref().and_then(|t| t.due(clock, now));
+        // Woken at the earliest frame's own time, it takes along those due within the
+        // send-ahead: that is what merges the wake-ups.
         match (video, audio) {
             (Some(v), Some(a)) => Some(v.min(a)),
             (x, None) | (None, x) => x,
@@ -309,7 +328,12 @@ mod tests {
     #[test]
     fn paced_frames_go_out_at_their_timestamps_on_one_clock_from_when_media_flows() {
         let t0 = Instant::now();
-        let mut pacer = Pacer::new(Some(true), Some(true), Duration::from_secs(1));
+        let mut pacer = Pacer::new(
+            Some(true),
+            Some(true),
+            Duration::from_secs(1),
+            Duration::ZERO,
+        );
         let video = (0..5).map(|i| frame(1000 + i * 40)).collect();
         let audio = (0..10).map(|i| packet(1000 + i * 20)).collect();
         // The session connects 300 ms in: the clock starts then, at the earliest frame.
@@ -325,10 +349,28 @@ mod tests {
         assert!(pacer.is_done());
     }
 
+    /// With the send-ahead, a picture and the audio due 20 ms after it leave together: one
+    /// wake-up per picture instead of one per frame, and nothing later than its time.
+    #[test]
+    fn frames_due_within_the_send_ahead_leave_together() {
+        let t0 = Instant::now();
+        let mut pacer = Pacer::new(Some(true), Some(true), Duration::from_secs(1), SEND_AHEAD);
+        let video = (0..25).map(|i| frame(i * 40)).collect();
+        let audio = (0..50).map(|i| packet(i * 20)).collect();
+        let out = run(&mut pacer, t0, Duration::ZERO, video, audio);
+        let wakes: std::collections::BTreeSet<Duration> = out.iter().map(|(at, _)| *at).collect();
+        assert_eq!(out.len(), 75, "{out:?}");
+        assert_eq!(wakes.len(), 25, "one wake-up per picture: {wakes:?}");
+        for (at, released) in &out {
+            let ts = timestamp(released).expect("nothing late");
+            assert!(*at <= ts && ts - *at <= SEND_AHEAD, "{ts:?} left at {at:?}");
+        }
+    }
+
     #[test]
     fn nothing_paced_goes_out_before_media_flows() {
         let t0 = Instant::now();
-        let mut pacer = Pacer::new(Some(true), None, Duration::from_secs(1));
+        let mut pacer = Pacer::new(Some(true), None, Duration::from_secs(1), Duration::ZERO);
         pacer.push_video(frame(0));
         assert_eq!(pacer.poll_release(t0 + 5 * MS, false), None);
         assert_eq!(
@@ -350,7 +392,7 @@ mod tests {
     #[test]
     fn a_frame_due_longer_ago_than_the_bound_is_dropped_and_the_next_goes_out() {
         let t0 = Instant::now();
-        let mut pacer = Pacer::new(Some(true), None, Duration::from_secs(1));
+        let mut pacer = Pacer::new(Some(true), None, Duration::from_secs(1), Duration::ZERO);
         pacer.push_video(frame(0));
         assert_eq!(
             pacer.poll_release(t0, true),
@@ -375,7 +417,7 @@ mod tests {
     #[test]
     fn exactly_the_bound_late_is_still_sent() {
         let t0 = Instant::now();
-        let mut pacer = Pacer::new(None, Some(true), Duration::from_secs(1));
+        let mut pacer = Pacer::new(None, Some(true), Duration::from_secs(1), Duration::ZERO);
         pacer.push_audio(packet(0));
         assert!(pacer.poll_release(t0, true).is_some());
         pacer.push_audio(packet(20));
@@ -393,7 +435,12 @@ mod tests {
     #[test]
     fn pushed_frames_go_out_on_arrival_and_are_never_late() {
         let t0 = Instant::now();
-        let mut pacer = Pacer::new(Some(false), Some(false), Duration::from_secs(1));
+        let mut pacer = Pacer::new(
+            Some(false),
+            Some(false),
+            Duration::from_secs(1),
+            Duration::ZERO,
+        );
         pacer.push_video(frame(10_000));
         pacer.push_audio(packet(0));
         assert_eq!(pacer.poll_timeout(t0, false), Some(t0));
@@ -413,7 +460,12 @@ mod tests {
     #[test]
     fn ended_tracks_are_done_once_their_last_frame_went_out() {
         let t0 = Instant::now();
-        let mut pacer = Pacer::new(Some(true), Some(true), Duration::from_secs(1));
+        let mut pacer = Pacer::new(
+            Some(true),
+            Some(true),
+            Duration::from_secs(1),
+            Duration::ZERO,
+        );
         pacer.push_video(frame(0));
         pacer.end(Track::Video);
         pacer.end(Track::Audio);
