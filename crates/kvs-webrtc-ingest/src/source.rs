@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, watch};
 use crate::error::{Error, ErrorKind};
 
 /// Frames read ahead of their time, per track.
-const READ_AHEAD: usize = 16;
+const READ_AHEAD: usize = 8;
 /// Frames the driver takes from a reader at a time: the reader thread is woken once per batch.
 const BATCH: usize = 8;
 /// Raw H.264 carries no timestamps; ffmpeg assumes 25 fps as well.

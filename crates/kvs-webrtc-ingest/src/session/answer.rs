@@ -12,6 +12,9 @@ use str0m::{Candidate, Rtc, RtcConfig};
 
 use crate::media;
 
+/// Video packets kept for retransmission (about 1.3 s at 2 Mbit/s).
+const VIDEO_SEND_BUFFER: usize = 300;
+
 /// The H.264 profiles the storage session accepts (protocol notes §5.1), as SDP
 /// `profile-level-id`s at level 3.1: constrained baseline, baseline, main, high.
 const ALLOWED_H264: [u32; 4] = [0x42e01f, 0x42001f, 0x4d001f, 0x64001f];
@@ -44,7 +47,11 @@ pub(super) fn answer(
     };
     let mut config = RtcConfig::new()
         .clear_codecs()
-        .set_stats_interval(Some(Duration::from_secs(1)));
+        .set_stats_interval(Some(Duration::from_secs(1)))
+        // The packets kept to answer NACKs: a retransmission is asked for within a round
+        // trip, so about a second of video is plenty (str0m keeps 1000 packets, about 3 s and
+        // most of a session's memory at 2 Mbit/s).
+        .set_send_buffer_video(VIDEO_SEND_BUFFER);
     let codecs = config.codec_config();
     for (i, id) in profiles.iter().enumerate() {
         let pt = 96 + 2 * i as u8;
