@@ -293,7 +293,7 @@ impl Driver {
                 biased;
                 _ = self.stop.changed() => Wake::Stop,
                 _ = tokio::time::sleep_until(wake_at.into()) => Wake::Timer,
-                Some(d) = self.sockets.recv() => Wake::Datagram(d),
+                d = self.sockets.recv() => Wake::Datagram(d),
                 e = self.connection.next_event() => Wake::Signaling(e),
                 Some(r) = self.join_rx.recv() => Wake::Joined(r),
                 _ = fill(&mut self.video), if wants_video => Wake::Media,

@@ -8,12 +8,11 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
+use std::task::Poll;
 
 use str0m::Candidate;
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 
 use crate::batch::{Batch, Batcher};
 use crate::error::{Error, ErrorKind};
@@ -40,13 +39,14 @@ struct HostSocket {
     state: quinn_udp::UdpSocketState,
 }
 
-/// The host sockets and the datagrams they receive.
+/// The host sockets: sending through [`Batcher`], receiving straight into the driver (no task
+/// of their own: one wake-up per datagram, not two).
 #[derive(Debug)]
 pub(crate) struct HostSockets {
     sockets: Vec<HostSocket>,
-    received: mpsc::Receiver<Datagram>,
-    readers: Vec<JoinHandle<()>>,
     outgoing: Batcher,
+    /// Where datagrams are read into.
+    buf: Vec<u8>,
 }
 
 impl HostSockets {
@@ -60,9 +60,7 @@ impl HostSockets {
                 "this machine has no IPv4 address to send media from",
             ));
         }
-        let (tx, received) = mpsc::channel(1024);
         let mut sockets = Vec::new();
-        let mut readers = Vec::new();
         for ip in addresses {
             let socket = UdpSocket::bind(SocketAddr::new(ip, 0)).await.map_err(|e| {
                 Error::new(
@@ -82,27 +80,6 @@ impl HostSockets {
                 )
                 .with_source(e)
             })?;
-            let reader = Arc::clone(&socket);
-            let tx = tx.clone();
-            readers.push(tokio::spawn(async move {
-                let mut buf = vec![0u8; MAX_DATAGRAM];
-                loop {
-                    match reader.recv_from(&mut buf).await {
-                        Ok((n, source)) => {
-                            let datagram = Datagram {
-                                local,
-                                source,
-                                contents: buf[..n].to_vec(),
-                            };
-                            if tx.send(datagram).await.is_err() {
-                                return;
-                            }
-                        }
-                        // ICMP port unreachable and the like: the next datagram may be fine.
-                        Err(e) => tracing::debug!(error = %e, %local, "UDP receive failed"),
-                    }
-                }
-            }));
             sockets.push(HostSocket {
                 socket,
                 local,
@@ -117,9 +94,8 @@ impl HostSockets {
         tracing::debug!(max_segments, "UDP segmentation offload");
         Ok(Self {
             sockets,
-            received,
-            readers,
             outgoing: Batcher::new(max_segments),
+            buf: vec![0; MAX_DATAGRAM],
         })
     }
 
@@ -136,9 +112,31 @@ impl HostSockets {
         self.sockets.iter().map(|s| s.local).collect()
     }
 
-    /// The next datagram from any socket.
-    pub(crate) async fn recv(&mut self) -> Option<Datagram> {
-        self.received.recv().await
+    /// The next datagram from any socket. Cancel-safe.
+    pub(crate) async fn recv(&mut self) -> Datagram {
+        let Self { sockets, buf, .. } = self;
+        std::future::poll_fn(|cx| {
+            for socket in sockets.iter() {
+                let mut read = tokio::io::ReadBuf::new(buf);
+                match socket.socket.poll_recv_from(cx, &mut read) {
+                    Poll::Ready(Ok(source)) => {
+                        return Poll::Ready(Datagram {
+                            local: socket.local,
+                            source,
+                            contents: read.filled().to_vec(),
+                        })
+                    }
+                    // ICMP port unreachable and the like: the next datagram may be fine.
+                    Poll::Ready(Err(e)) => {
+                        tracing::debug!(error = %e, local = %socket.local, "UDP receive failed");
+                        cx.waker().wake_by_ref();
+                    }
+                    Poll::Pending => {}
+                }
+            }
+            Poll::Pending
+        })
+        .await
     }
 
     /// Send from the socket bound to `source`, after the datagrams sent before it: gathered
@@ -195,14 +193,6 @@ async fn send_batch(socket: &HostSocket, batch: &Batch) -> std::io::Result<()> {
             socket.state.try_send((&*socket.socket).into(), &transmit)
         })
         .await
-}
-
-impl Drop for HostSockets {
-    fn drop(&mut self) {
-        for reader in &self.readers {
-            reader.abort();
-        }
-    }
 }
 
 fn local_addresses(service_is_local: bool) -> Vec<IpAddr> {
