@@ -8,6 +8,7 @@ use kvs_media::AudioCodec;
 use str0m::change::SdpOffer;
 use str0m::format::Codec;
 use str0m::media::{Direction, MediaKind, Mid, Pt};
+use str0m::rtp::Extension;
 use str0m::{Candidate, Rtc, RtcConfig};
 
 use crate::media;
@@ -51,7 +52,16 @@ pub(super) fn answer(
         // The packets kept to answer NACKs: a retransmission is asked for within a round
         // trip, so about a second of video is plenty (str0m keeps 1000 packets, about 3 s and
         // most of a session's memory at 2 Mbit/s).
-        .set_send_buffer_video(VIDEO_SEND_BUFFER);
+        .set_send_buffer_video(VIDEO_SEND_BUFFER)
+        // No transport-wide congestion control or absolute send time: nothing here estimates
+        // bandwidth, and a peer that may use transport-cc sends its feedback every few
+        // packets (half of what the storage peer sent, each datagram a wake-up).
+        .clear_extension_map()
+        .set_extension(1, Extension::AudioLevel)
+        .set_extension(4, Extension::RtpMid)
+        .set_extension(10, Extension::RtpStreamId)
+        .set_extension(11, Extension::RepairedRtpStreamId)
+        .set_extension(13, Extension::VideoOrientation);
     let codecs = config.codec_config();
     for (i, id) in profiles.iter().enumerate() {
         let pt = 96 + 2 * i as u8;
