@@ -46,11 +46,16 @@
 //! ```
 //!
 //! # Design
-//! The protocol lives in a sans-IO state machine (`session.rs`: inputs, outputs, timeouts, no
-//! sockets and no clock), tested with simulated time against a real str0m offerer; a thin tokio
-//! driver (`driver.rs`) owns the sockets, the signaling connection and the sources. WebRTC is
-//! `str0m` (pinned exactly). Media parsing is the workspace's `kvs-media`, shared with the
-//! emulator.
+//! The rules live in sans-IO parts (inputs with the time, outputs, timeouts; no sockets and no
+//! clock, which `clippy.toml` enforces), each tested with simulated time: the session core
+//! (`session.rs`: join, answer, media, re-join, join failures; tested against a real str0m
+//! offerer), pacing (`pacing.rs`), the ICE servers' lifecycle (`ice_servers.rs`), the TURN
+//! relays (`relay.rs`), GSO batching of outgoing datagrams (`batch.rs`), statistics publication
+//! (`publish.rs`) and server-reflexive gathering (`reflexive.rs`). The tokio driver
+//! (`driver.rs`) owns the sockets, the signaling connection and the sources and only moves bytes
+//! and time between them and the parts; the answer and candidates go out through a task of
+//! their own (`outbox.rs`) so that signaling never holds up media. WebRTC is `str0m` (pinned
+//! exactly). Media parsing is the workspace's `kvs-media`, shared with the emulator.
 //!
 //! # Why hand-written
 //! No AWS SDK covers this flow: the storage API is one generated call, signaling is a

@@ -98,6 +98,21 @@ impl<T: Timed> TrackPacer<T> {
             None => Decision::Wait,
         }
     }
+
+    /// The waiting frame if it is due (`Some(Ok)`), or taken away as late (`Some(Err)`).
+    fn release(
+        &mut self,
+        clock: Option<(Instant, Duration)>,
+        now: Instant,
+        max_lateness: Duration,
+        ahead: Duration,
+    ) -> Option<Result<T, ()>> {
+        match self.decide(clock, now, max_lateness, ahead) {
+            Decision::Wait => None,
+            Decision::Send => self.next.take().map(Ok),
+            Decision::Late => self.next.take().map(|_| Err(())),
+        }
+    }
 }
 
 /// Both tracks and the media clock they share.
@@ -183,27 +198,18 @@ impl Pacer {
     pub(crate) fn poll_release(&mut self, now: Instant, streaming: bool) -> Option<Released> {
         self.start_clock(now, streaming);
         let (clock, lateness, ahead) = (self.clock, self.max_lateness, self.ahead);
-        if let Some(track) = &mut self.video {
-            match track.decide(clock, now, lateness, ahead) {
-                Decision::Send => return track.next.take().map(Released::Video),
-                Decision::Late => {
-                    track.next = None;
-                    return Some(Released::Late(Track::Video));
-                }
-                Decision::Wait => {}
-            }
+        let video = self
+            .video
+            .as_mut()
+            .and_then(|t| t.release(clock, now, lateness, ahead));
+        if let Some(released) = video {
+            return Some(released.map_or(Released::Late(Track::Video), Released::Video));
         }
-        if let Some(track) = &mut self.audio {
-            match track.decide(clock, now, lateness, ahead) {
-                Decision::Send => return track.next.take().map(Released::Audio),
-                Decision::Late => {
-                    track.next = None;
-                    return Some(Released::Late(Track::Audio));
-                }
-                Decision::Wait => {}
-            }
-        }
-        None
+        let audio = self
+            .audio
+            .as_mut()
+            .and_then(|t| t.release(clock, now, lateness, ahead));
+        audio.map(|released| released.map_or(Released::Late(Track::Audio), Released::Audio))
     }
 
     /// When a waiting frame is next due: now when the clock would start (media flows and a
@@ -248,6 +254,11 @@ mod tests {
     use super::*;
 
     const MS: Duration = Duration::from_millis(1);
+
+    /// A pacer with the 1 s lateness bound and no send-ahead: frames leave at their times.
+    fn exact(video: Option<bool>, audio: Option<bool>) -> Pacer {
+        Pacer::new(video, audio, Duration::from_secs(1), Duration::ZERO)
+    }
 
     fn frame(ms: u64) -> Picture {
         Picture {
@@ -328,12 +339,7 @@ mod tests {
     #[test]
     fn paced_frames_go_out_at_their_timestamps_on_one_clock_from_when_media_flows() {
         let t0 = Instant::now();
-        let mut pacer = Pacer::new(
-            Some(true),
-            Some(true),
-            Duration::from_secs(1),
-            Duration::ZERO,
-        );
+        let mut pacer = exact(Some(true), Some(true));
         let video = (0..5).map(|i| frame(1000 + i * 40)).collect();
         let audio = (0..10).map(|i| packet(1000 + i * 20)).collect();
         // The session connects 300 ms in: the clock starts then, at the earliest frame.
@@ -370,7 +376,7 @@ mod tests {
     #[test]
     fn nothing_paced_goes_out_before_media_flows() {
         let t0 = Instant::now();
-        let mut pacer = Pacer::new(Some(true), None, Duration::from_secs(1), Duration::ZERO);
+        let mut pacer = exact(Some(true), None);
         pacer.push_video(frame(0));
         assert_eq!(pacer.poll_release(t0 + 5 * MS, false), None);
         assert_eq!(
@@ -392,7 +398,7 @@ mod tests {
     #[test]
     fn a_frame_due_longer_ago_than_the_bound_is_dropped_and_the_next_goes_out() {
         let t0 = Instant::now();
-        let mut pacer = Pacer::new(Some(true), None, Duration::from_secs(1), Duration::ZERO);
+        let mut pacer = exact(Some(true), None);
         pacer.push_video(frame(0));
         assert_eq!(
             pacer.poll_release(t0, true),
@@ -417,7 +423,7 @@ mod tests {
     #[test]
     fn exactly_the_bound_late_is_still_sent() {
         let t0 = Instant::now();
-        let mut pacer = Pacer::new(None, Some(true), Duration::from_secs(1), Duration::ZERO);
+        let mut pacer = exact(None, Some(true));
         pacer.push_audio(packet(0));
         assert!(pacer.poll_release(t0, true).is_some());
         pacer.push_audio(packet(20));
@@ -435,12 +441,7 @@ mod tests {
     #[test]
     fn pushed_frames_go_out_on_arrival_and_are_never_late() {
         let t0 = Instant::now();
-        let mut pacer = Pacer::new(
-            Some(false),
-            Some(false),
-            Duration::from_secs(1),
-            Duration::ZERO,
-        );
+        let mut pacer = exact(Some(false), Some(false));
         pacer.push_video(frame(10_000));
         pacer.push_audio(packet(0));
         assert_eq!(pacer.poll_timeout(t0, false), Some(t0));
@@ -460,12 +461,7 @@ mod tests {
     #[test]
     fn ended_tracks_are_done_once_their_last_frame_went_out() {
         let t0 = Instant::now();
-        let mut pacer = Pacer::new(
-            Some(true),
-            Some(true),
-            Duration::from_secs(1),
-            Duration::ZERO,
-        );
+        let mut pacer = exact(Some(true), Some(true));
         pacer.push_video(frame(0));
         pacer.end(Track::Video);
         pacer.end(Track::Audio);
