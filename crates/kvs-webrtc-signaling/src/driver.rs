@@ -1,6 +1,7 @@
-//! The background task that owns the socket: reads frames into events, sends queued messages
-//! at the service's rates, pings, and reconnects (backoff with jitter, a fresh presigned URL
-//! each time) when the socket drops or the service says GO_AWAY or RECONNECT_ICE_SERVER.
+//! The background task that owns the socket: it moves frames, commands, events and time
+//! between the socket, the caller and two sans-IO parts, [`SocketSession`] (one socket's
+//! protocol state: queue, rates, keep-alive) and [`Reconnect`] (when to connect again, with a
+//! fresh presigned URL each time). It decides nothing itself.
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{mpsc, watch};
@@ -9,8 +10,8 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::config::Config;
 use crate::connection::{Command, ConnectionState, Event};
-use crate::error::ErrorKind;
-use crate::session::{Ended, Frame, Output, SocketSession};
+use crate::reconnect::{Output, Reconnect};
+use crate::session::{self, Ended, Frame, SocketSession};
 use crate::transport::{self, Socket, Target};
 
 pub(crate) struct Driver {
@@ -28,32 +29,73 @@ pub(crate) struct Driver {
 
 impl Driver {
     pub(crate) async fn run(mut self, socket: Socket) {
-        let mut socket = socket;
-        let mut reconnects = 0u32;
+        let mut socket = Some(socket);
+        let mut policy = Reconnect::new(
+            self.config.backoff,
+            self.config.max_reconnect_attempts,
+            rand::random(),
+        );
         loop {
-            let ended = self.serve(&mut socket).await;
-            let _ = tokio::time::timeout(self.config.connect_timeout, socket.close(None)).await;
-            let (immediate, reason) = match ended {
-                Ended::ByCaller => return self.closed("closed by the caller").await,
-                Ended::GoAway => (true, "the service sent GO_AWAY".to_owned()),
-                Ended::ReconnectIceServer => {
-                    self.refresh_ice_servers().await;
-                    (true, "the service sent RECONNECT_ICE_SERVER".to_owned())
+            if let Some(open) = &mut socket {
+                let ended = self.serve(open).await;
+                let _ = tokio::time::timeout(self.config.connect_timeout, open.close(None)).await;
+                socket = None;
+                if ended != Ended::ByCaller {
+                    tracing::info!(?ended, "signaling socket ended; reconnecting");
+                    self.fail_queued();
                 }
-                Ended::Dropped(reason) => (false, reason),
-            };
-            tracing::info!(%reason, "signaling socket ended; reconnecting");
-            self.fail_queued();
-            match self.reconnect(immediate, reason).await {
-                Some(new_socket) => {
-                    socket = new_socket;
-                    reconnects += 1;
-                    let connected = ConnectionState::Connected { reconnects };
-                    if !self.set_state(connected).await {
-                        return;
+                policy.handle_ended(Instant::now().into_std(), ended);
+            }
+            // Carry out the policy's outputs until it waits.
+            let wait_until = loop {
+                match policy.poll_output() {
+                    Output::State(state) => {
+                        if !self.set_state(state).await {
+                            return;
+                        }
                     }
+                    Output::RefreshIceServers => {
+                        self.refresh_ice_servers().await;
+                        policy.handle_ice_servers_refreshed(Instant::now().into_std());
+                    }
+                    Output::Connect { refresh_endpoint } => {
+                        match transport::open(&self.config, &self.target, refresh_endpoint).await {
+                            Ok((opened, _)) => {
+                                socket = Some(opened);
+                                policy.handle_connected();
+                            }
+                            Err(err) => {
+                                tracing::info!(error = %err, "signaling reconnect failed");
+                                policy.handle_connect_failed(
+                                    Instant::now().into_std(),
+                                    err.kind(),
+                                    err.to_string(),
+                                );
+                            }
+                        }
+                    }
+                    Output::Close(reason) => return self.closed(&reason).await,
+                    Output::Timeout(at) => break Some(Instant::from_std(at)),
+                    Output::Wait => break None,
                 }
-                None => return,
+            };
+            let Some(deadline) = wait_until else {
+                // Connected again. (The policy waits only for what the loop above awaited.)
+                debug_assert!(socket.is_some());
+                if socket.is_none() {
+                    return self.closed("the reconnect policy stopped").await;
+                }
+                continue;
+            };
+            // Wait for the next attempt, but leave as soon as the caller closes.
+            tokio::select! {
+                () = sleep_until(deadline) => policy.handle_timeout(Instant::now().into_std()),
+                command = self.commands.recv() => match command {
+                    Some(Command::Send { message, correlation_id }) => {
+                        self.emit(Event::SendFailed { correlation_id, action: message.action() }).await;
+                    }
+                    Some(Command::Close) | None => policy.handle_close(),
+                },
             }
         }
     }
@@ -71,20 +113,20 @@ impl Driver {
             // Drain the session after every input (see session.rs).
             let deadline = loop {
                 match session.poll_output() {
-                    Output::Transmit(frame) => {
+                    session::Output::Transmit(frame) => {
                         if let Err(e) = socket.send(Message::text(frame)).await {
                             session.handle_send_error(&e.to_string());
                         }
                     }
-                    Output::Ping => {
+                    session::Output::Ping => {
                         if let Err(e) = socket.send(Message::Ping(Default::default())).await {
                             session.handle_send_error(&format!("the keep-alive ping: {e}"));
                         }
                     }
-                    Output::Event(event) => self.hold(event),
-                    Output::EventIfRoom(event) => self.try_emit(event),
-                    Output::End(ended) => return ended,
-                    Output::Timeout(at) => break Instant::from_std(at),
+                    session::Output::Event(event) => self.hold(event),
+                    session::Output::EventIfRoom(event) => self.try_emit(event),
+                    session::Output::End(ended) => return ended,
+                    session::Output::Timeout(at) => break Instant::from_std(at),
                 }
             };
             let delivering = !self.held.is_empty() || self.lost > 0;
@@ -115,69 +157,6 @@ impl Driver {
                 () = sleep_until(deadline) => session.handle_timeout(Instant::now().into_std()),
             }
         }
-    }
-
-    /// Try to connect until it works, the caller closes, or the attempts run out.
-    async fn reconnect(&mut self, immediate: bool, mut reason: String) -> Option<Socket> {
-        let mut refresh = false;
-        for attempt in 1u32.. {
-            if self
-                .config
-                .max_reconnect_attempts
-                .is_some_and(|max| attempt > max)
-            {
-                self.closed(&format!(
-                    "gave up after {} reconnect attempts; last: {reason}",
-                    attempt - 1
-                ))
-                .await;
-                return None;
-            }
-            let delay = if immediate && attempt == 1 {
-                std::time::Duration::ZERO
-            } else {
-                self.config
-                    .backoff
-                    .delay(attempt - 1, rand::random::<f64>())
-            };
-            let state = ConnectionState::Reconnecting {
-                attempt,
-                delay,
-                reason: reason.clone(),
-            };
-            if !self.set_state(state).await {
-                return None;
-            }
-            // Wait, but leave as soon as the caller closes.
-            let deadline = Instant::now() + delay;
-            loop {
-                tokio::select! {
-                    () = sleep_until(deadline) => break,
-                    command = self.commands.recv() => match command {
-                        Some(Command::Send { message, correlation_id }) => {
-                            self.emit(Event::SendFailed { correlation_id, action: message.action() }).await;
-                        }
-                        Some(Command::Close) | None => {
-                            self.closed("closed by the caller").await;
-                            return None;
-                        }
-                    },
-                }
-            }
-            match transport::open(&self.config, &self.target, refresh).await {
-                Ok((socket, _)) => return Some(socket),
-                Err(err) => {
-                    tracing::info!(attempt, error = %err, "signaling reconnect failed");
-                    // An endpoint that is gone or refuses us may be stale: look it up again.
-                    refresh = matches!(
-                        err.kind(),
-                        ErrorKind::ChannelNotFound | ErrorKind::Network | ErrorKind::AccessDenied
-                    );
-                    reason = err.to_string();
-                }
-            }
-        }
-        None
     }
 
     async fn refresh_ice_servers(&mut self) {

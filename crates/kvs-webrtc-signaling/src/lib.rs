@@ -11,7 +11,9 @@
 //! - **Stays connected**: keep-alive pings; on a drop it reconnects with exponential backoff
 //!   and jitter, signing a fresh URL each time; GO_AWAY reconnects at once;
 //!   RECONNECT_ICE_SERVER refreshes the ICE servers ([`Event::IceServersRefreshed`]) and
-//!   reconnects. Every state change is an [`Event::StateChanged`]. After each reconnection a
+//!   reconnects. Every state change is an [`Event::StateChanged`]. (The policy is a sans-IO
+//!   part, `reconnect.rs`, tested with simulated time; the socket's protocol state is another,
+//!   `session.rs`; the task between them and the socket only moves frames and time.) After each reconnection a
 //!   storage client calls JoinStorageSession again.
 //! - **Service limits on the sending side**: payloads over 10 000 base64 characters are refused
 //!   before sending ([`ErrorKind::MessageTooLarge`]); SDP messages are paced to 5 per second
@@ -60,6 +62,7 @@ mod error;
 pub mod limits;
 pub mod message;
 pub mod presign;
+mod reconnect;
 mod session;
 mod transport;
 
