@@ -12,24 +12,20 @@ use kvs_webrtc_discovery::Role;
 use kvs_webrtc_signaling::{
     Action, ConnectionState, Event as SignalingEvent, SignalingConnection, SignalingMessage,
 };
-use str0m::Candidate;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 use tracing::Instrument as _;
 
 use crate::config::{Config, IceTransportPolicy};
 use crate::error::{Error, ErrorChain, ErrorKind};
-use crate::event::{IngestEvent, JoinReason, Stats, Track};
+use crate::event::{IngestEvent, JoinReason, Stats};
+use crate::gathering::{Gathering, GatheringOutput, GatheringWake};
 use crate::handle::IngestSession;
-use crate::ice_servers::{IceOutput, IceServerLifecycle, IceServersFound};
 use crate::net::{self, HostSockets};
 use crate::outbox::SignalingOutbox;
-use crate::pacing::{Pacer, Released, SEND_AHEAD};
 use crate::publish::StatsPublisher;
-use crate::reflexive::ReflexiveGatherer;
-use crate::relay::{RelayEvent, Relays, TurnServerEntry};
-use crate::relay_io::{RelayIo, RelayIoEvent};
 use crate::session::{CoreConfig, IngestCore, JoinFailure, Output, Side};
-use crate::source::{AudioPacket, Feed, OpenedSource, Picture, SourceItem};
+use crate::source::{AudioPacket, OpenedSource, Picture};
+use crate::tracks::{TrackOutput, Tracks};
 
 /// Everything a session starts from.
 pub(crate) struct Start {
@@ -67,27 +63,12 @@ pub(crate) async fn start(start: Start) -> Result<IngestSession, Error> {
             core.add_local_candidate(candidate);
         }
     }
-    if let Some(first) = start.video.as_ref().and_then(|v| v.first.as_ref()) {
-        core.observe_video(first);
-    }
-    let mut pacer = Pacer::new(
-        start.video.as_ref().map(|v| v.paced),
-        start.audio.as_ref().map(|a| a.paced),
+    let tracks = Tracks::new(
+        start.video,
+        start.audio,
         start.config.timings.max_lateness,
-        SEND_AHEAD,
+        &mut core,
     );
-    let video = start.video.map(|mut source| {
-        if let Some(first) = source.first.take() {
-            pacer.push_video(first);
-        }
-        Feed::new(source)
-    });
-    let audio = start.audio.map(|mut source| {
-        if let Some(first) = source.first.take() {
-            pacer.push_audio(first);
-        }
-        Feed::new(source)
-    });
     let (events_tx, events) = mpsc::channel(256);
     let (stats_tx, stats) = watch::channel(Stats::default());
     let (stop, stop_rx) = watch::channel(false);
@@ -101,9 +82,7 @@ pub(crate) async fn start(start: Start) -> Result<IngestSession, Error> {
         channel_arn: channel_arn.clone(),
         viewer_id: start.viewer_id,
         sockets,
-        video,
-        audio,
-        pacer,
+        tracks,
         events: events_tx,
         stats: stats_tx,
         publisher: StatsPublisher::default(),
@@ -112,20 +91,7 @@ pub(crate) async fn start(start: Start) -> Result<IngestSession, Error> {
         join_rx,
         failure: None,
         stopping: false,
-        ice: IceServerLifecycle::new(policy),
-        ice_lookup: None,
-        stun_lookup: None,
-        gatherer: None,
-        relays: Relays::new(start.config.turn_allocate_timeout),
-        relay_io: RelayIo::new(
-            if service_is_local {
-                std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)
-            } else {
-                std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
-            },
-            Arc::clone(&start.config.turn_tls),
-            start.config.turn_allocate_timeout,
-        ),
+        gathering: Gathering::new(&start.config, channel_arn.clone(), service_is_local),
     };
     let task = tokio::spawn(driver.run().instrument(span));
     Ok(IngestSession {
@@ -146,11 +112,8 @@ struct Driver {
     channel_arn: String,
     viewer_id: Option<String>,
     sockets: HostSockets,
-    /// The tracks' sources (their frames go to the pacer).
-    video: Option<Feed<Picture>>,
-    audio: Option<Feed<AudioPacket>>,
-    /// When each frame goes out.
-    pacer: Pacer,
+    /// The tracks' sources and their pacing.
+    tracks: Tracks,
     events: mpsc::Sender<IngestEvent>,
     stats: watch::Sender<Stats>,
     /// When the statistics are published.
@@ -162,72 +125,8 @@ struct Driver {
     failure: Option<Error>,
     /// The sources ended and the core was told to stop.
     stopping: bool,
-    /// When the ICE servers are looked up, and what follows from their answers.
-    ice: IceServerLifecycle,
-    /// The ICE servers being looked up (GetIceServerConfig, DNS).
-    ice_lookup: Option<oneshot::Receiver<IceLookup>>,
-    /// The STUN servers being resolved (DNS).
-    stun_lookup: Option<oneshot::Receiver<Vec<std::net::SocketAddr>>>,
-    /// Server-reflexive candidate gathering, once the servers are known.
-    gatherer: Option<ReflexiveGatherer>,
-    /// The TURN allocations (sans-IO) and their sockets.
-    relays: Relays,
-    relay_io: RelayIo,
-}
-
-/// What a GetIceServerConfig lookup found, or why it failed.
-type IceLookup = Result<IceServersFound, String>;
-
-/// Look up the channel's ICE servers in the background: the TURN servers of
-/// GetIceServerConfig with their credentials, and the STUN servers (the region's STUN URL and
-/// the UDP TURN servers) resolved. A failure only means no server-reflexive or relayed
-/// candidate from this lookup.
-fn spawn_ice_lookup(
-    discovery: kvs_webrtc_discovery::Client,
-    channel_arn: String,
-) -> oneshot::Receiver<IceLookup> {
-    let (tx, rx) = oneshot::channel();
-    tokio::spawn(
-        async move {
-            let lookup = discovery.ice_servers().channel(channel_arn).send().await;
-            let _ = tx.send(
-                lookup
-                    .map(|ice| ice_servers_found(Instant::now(), &ice))
-                    .map_err(|e| e.to_string()),
-            );
-        }
-        .in_current_span(),
-    );
-    rx
-}
-
-/// Resolve the STUN servers' addresses in the background.
-fn spawn_stun_resolution(uris: Vec<String>) -> oneshot::Receiver<Vec<std::net::SocketAddr>> {
-    let (tx, rx) = oneshot::channel();
-    tokio::spawn(
-        async move {
-            let _ = tx.send(net::stun_servers(&uris).await);
-        }
-        .in_current_span(),
-    );
-    rx
-}
-
-/// An answer's servers, its refresh time on the monotonic clock.
-fn ice_servers_found(now: Instant, ice: &kvs_webrtc_discovery::IceServers) -> IceServersFound {
-    let mut stun_uris = vec![ice.stun_url().to_owned()];
-    for server in ice.turn_servers() {
-        stun_uris.extend(server.uris().iter().cloned());
-    }
-    IceServersFound {
-        turn: ice
-            .turn_servers()
-            .iter()
-            .map(TurnServerEntry::from)
-            .collect(),
-        refresh_at: refresh_instant(now, ice.expires_at()),
-        stun_uris,
-    }
+    /// Server-reflexive and relayed candidates: the ICE servers, STUN, TURN.
+    gathering: Gathering,
 }
 
 enum Wake {
@@ -238,57 +137,36 @@ enum Wake {
     Joined(Result<(), kvs_webrtc_discovery::Error>),
     /// Frames were taken from a source.
     Media,
-    IceServers(IceLookup),
-    StunServers(Vec<std::net::SocketAddr>),
-    Relay(RelayIoEvent),
+    Gathering(GatheringWake),
 }
 
 impl Driver {
     async fn run(mut self) -> Result<Stats, Error> {
         let result = loop {
-            self.pump_relays(Instant::now());
-            self.pump_ice(Instant::now());
-            while let Some((candidate, mid)) = self.relays.poll_released_candidate(Instant::now()) {
-                self.outbox.candidate(candidate, mid);
-            }
+            self.gathering
+                .pump(Instant::now(), &mut self.core, &mut self.sockets)
+                .await;
+            self.take_gathering_outputs();
             let deadline = match self.drain().await {
                 Ok(deadline) => deadline,
                 Err(ended) => break ended,
             };
-            self.gather(Instant::now()).await;
             // What was gathered for the sockets leaves before anything is awaited.
             self.sockets.flush().await;
-            if self
-                .publisher
-                .poll_publish(Instant::now(), self.core.stats())
-            {
+            let now = Instant::now();
+            if self.publisher.poll_publish(now, self.core.stats()) {
                 self.stats.send_replace(self.core.stats().clone());
             }
-            let streaming = self.core.is_streaming();
-            let mut wake_at = self
-                .pacer
-                .poll_timeout(Instant::now(), streaming)
-                .map_or(deadline, |due| due.min(deadline));
-            if let Some(at) = self
-                .gatherer
-                .as_ref()
-                .and_then(|g| g.poll_timeout(Instant::now()))
-            {
-                wake_at = wake_at.min(at);
-            }
-            if let Some(at) = self.relays.poll_timeout(Instant::now()) {
-                wake_at = wake_at.min(at);
-            }
-            if let Some(at) = self.ice.poll_timeout() {
-                wake_at = wake_at.min(at);
-            }
-            if let Some(at) = self.publisher.poll_timeout(self.core.stats()) {
-                wake_at = wake_at.min(at);
-            }
-            // Room in the pacer that what was taken cannot fill: wait for the source.
-            self.feed_pacer();
-            let wants_video = self.pacer.wants(Track::Video);
-            let wants_audio = self.pacer.wants(Track::Audio);
+            let wake_at = [
+                Some(deadline),
+                self.tracks.poll_timeout(now, self.core.is_streaming()),
+                self.gathering.poll_timeout(now),
+                self.publisher.poll_timeout(self.core.stats()),
+            ]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(deadline);
             let wake = tokio::select! {
                 biased;
                 _ = self.stop.changed() => Wake::Stop,
@@ -296,15 +174,8 @@ impl Driver {
                 d = self.sockets.recv() => Wake::Datagram(d),
                 e = self.connection.next_event() => Wake::Signaling(e),
                 Some(r) = self.join_rx.recv() => Wake::Joined(r),
-                _ = fill(&mut self.video), if wants_video => Wake::Media,
-                _ = fill(&mut self.audio), if wants_audio => Wake::Media,
-                lookup = async { self.ice_lookup.as_mut().expect("guarded").await }, if self.ice_lookup.is_some() => {
-                    Wake::IceServers(lookup.unwrap_or_else(|_| Err("the lookup task ended".into())))
-                }
-                Some(relay) = self.relay_io.recv() => Wake::Relay(relay),
-                servers = async { self.stun_lookup.as_mut().expect("guarded").await }, if self.stun_lookup.is_some() => {
-                    Wake::StunServers(servers.unwrap_or_default())
-                }
+                () = self.tracks.fill() => Wake::Media,
+                w = self.gathering.next_wake() => Wake::Gathering(w),
             };
             let now = Instant::now();
             match wake {
@@ -315,50 +186,29 @@ impl Driver {
                     if now >= deadline {
                         self.core.handle_timeout(now);
                     }
-                    if self.relays.poll_timeout(now).is_some_and(|at| now >= at) {
-                        self.relays.handle_timeout(now);
-                    }
-                    self.ice.handle_timeout(now);
+                    self.gathering.handle_timeout(now);
                 }
                 Wake::Datagram(d) => {
-                    let stun_answer = self
-                        .gatherer
-                        .as_mut()
-                        .is_some_and(|g| g.handle_datagram(d.local, d.source, &d.contents));
-                    if !stun_answer {
+                    if !self.gathering.handle_datagram(&d) {
                         self.core
                             .handle_datagram(now, d.source, d.local, &d.contents)
                     }
                 }
-                Wake::IceServers(lookup) => {
-                    self.ice_lookup = None;
-                    self.ice.handle_lookup(now, lookup);
-                }
-                Wake::Relay(event) => self.on_relay_io(now, event),
-                Wake::StunServers(servers) => {
-                    self.stun_lookup = None;
-                    tracing::debug!(?servers, "STUN servers");
-                    self.gatherer = Some(ReflexiveGatherer::new(&self.sockets.locals(), &servers));
-                }
+                Wake::Gathering(wake) => self.gathering.handle_wake(now, wake, &self.sockets),
                 Wake::Signaling(event) => self.on_signaling(now, event),
                 Wake::Joined(result) => self
                     .core
                     .handle_join_result(now, result.map_err(JoinFailure::from)),
                 Wake::Media => {}
             }
-            self.pump_media(Instant::now());
-            self.stop_if_sources_done();
+            self.tracks.pump(Instant::now(), &mut self.core);
+            self.take_track_outputs();
         };
         // What the core sent last (a DTLS close) leaves the host sockets.
         self.sockets.flush().await;
-        // The TURN allocations are released (their sockets write the deallocations, then
-        // close on their own).
-        let now = Instant::now();
-        self.relays.close_all(now);
-        self.flush_relays(now);
-        // The last media (and the deallocations) reach the servers before the sockets close.
-        self.relay_io.shutdown(Duration::from_secs(2)).await;
-        // Whatever the core still had to send (DTLS close) goes out; then close signaling.
+        // The TURN allocations are released, and the last media (and the deallocations)
+        // reach the servers before their sockets close.
+        self.gathering.shutdown(Duration::from_secs(2)).await;
         let stats = self.core.stats().clone();
         self.stats.send_replace(stats.clone());
         self.connection.close().await;
@@ -377,41 +227,32 @@ impl Driver {
                 Output::Join => self.spawn_join(),
                 Output::SendAnswer(sdp) => self.outbox.answer(sdp),
                 Output::SendCandidate { candidate, mid } => {
-                    let Some((candidate, mid)) =
-                        self.relays.gate_candidate(Instant::now(), candidate, mid)
-                    else {
-                        continue;
-                    };
-                    self.outbox.candidate(candidate, mid);
+                    if let Some((candidate, mid)) =
+                        self.gathering
+                            .gate_candidate(Instant::now(), candidate, mid)
+                    {
+                        self.outbox.candidate(candidate, mid);
+                    }
                 }
                 Output::Transmit {
                     source,
                     destination,
                     contents,
                 } => {
-                    if self.relays.owns(source) {
+                    if self.gathering.owns(source) {
                         let now = Instant::now();
-                        self.relays.send(now, source, destination, &contents);
-                        self.flush_relays(now);
+                        self.gathering
+                            .send(now, source, destination, &contents, &mut self.core);
                     } else {
                         self.sockets.send(source, destination, &contents).await
                     }
                 }
                 Output::PeerAddress(ip) => {
-                    let now = Instant::now();
-                    self.relays.peer_address(now, ip);
-                    self.flush_relays(now);
+                    self.gathering
+                        .peer_address(Instant::now(), ip, &mut self.core)
                 }
                 Output::Event(event) => self.emit(event),
-                Output::KeyframeWanted => {
-                    if let Some(tx) = self
-                        .video
-                        .as_ref()
-                        .and_then(|v| v.source().keyframes.as_ref())
-                    {
-                        tx.send_modify(|n| *n += 1);
-                    }
-                }
+                Output::KeyframeWanted => self.tracks.request_keyframe(),
                 Output::Ended { reason, error } => {
                     tracing::info!(%reason, "ingestion ended");
                     self.emit(IngestEvent::Stopped { reason });
@@ -421,111 +262,34 @@ impl Driver {
         }
     }
 
-    /// Send the STUN requests that are due and hand new candidates to the core.
-    async fn gather(&mut self, now: Instant) {
-        let Some(gatherer) = &mut self.gatherer else {
-            return;
-        };
-        while let Some((local, server, request)) = gatherer.poll_transmit(now) {
-            self.sockets.send(local, server, &request).await;
-        }
-        while let Some(candidate) = gatherer.poll_candidate() {
-            tracing::info!(candidate = %candidate.to_sdp_string(), "server-reflexive candidate");
-            self.core.add_gathered_candidate(candidate);
-        }
-        self.core.note_stun_answers(gatherer.answers());
-        if gatherer.is_done() {
-            self.gatherer = None;
-        }
-    }
-
-    /// Carry out what the ICE servers' lifecycle asks: lookups, STUN resolution, allocations
-    /// on new TURN servers, warnings, the relay-only failure.
-    fn pump_ice(&mut self, now: Instant) {
-        while let Some(output) = self.ice.poll_output() {
+    /// Carry out what the gathering asks: events, released candidates, the relay-only failure.
+    fn take_gathering_outputs(&mut self) {
+        while let Some(output) = self.gathering.poll_output() {
             match output {
-                IceOutput::Lookup => {
-                    self.ice_lookup = Some(spawn_ice_lookup(
-                        self.discovery.clone(),
-                        self.channel_arn.clone(),
-                    ))
+                GatheringOutput::Event(event) => self.emit(event),
+                GatheringOutput::SendCandidate { candidate, mid } => {
+                    self.outbox.candidate(candidate, mid)
                 }
-                IceOutput::ResolveStun(uris) => {
-                    self.stun_lookup = Some(spawn_stun_resolution(uris))
-                }
-                IceOutput::TurnServers(servers) => {
-                    self.relays.add_servers(&servers);
-                    self.pump_relays(now);
-                }
-                IceOutput::Warning(warning) => self.emit(IngestEvent::Warning(warning)),
-                IceOutput::RelayOnlyFailed(why) => self.fail_relay_only(why),
+                GatheringOutput::RelayOnlyFailed(why) => self.fail_relay_only(why),
             }
         }
     }
 
-    /// A relay socket's report.
-    fn on_relay_io(&mut self, now: Instant, event: RelayIoEvent) {
-        match event {
-            RelayIoEvent::Connected { id, local, server } => {
-                self.relays.connected(now, id, local, server)
-            }
-            RelayIoEvent::Received { id, bytes } => self.relays.handle_input(now, id, &bytes),
-            RelayIoEvent::Failed { id, reason } => self.relays.connection_failed(now, id, reason),
-        }
-    }
-
-    /// Carry out what the relays ask: open and close sockets, hand peer data to the core,
-    /// offer relayed candidates, report failures.
-    fn pump_relays(&mut self, now: Instant) {
-        while let Some((id, uri, transport)) = self.relays.poll_open() {
-            self.relay_io.open(id, uri, transport);
-        }
-        while let Some(relayed) = self.relays.poll_received() {
-            self.core
-                .handle_datagram(now, relayed.peer, relayed.relayed, &relayed.data);
-        }
-        while let Some(event) = self.relays.poll_event() {
-            match event {
-                RelayEvent::Allocated {
-                    uri,
-                    transport,
-                    relayed,
-                    local,
-                } => match Candidate::relayed(relayed, local, "udp") {
-                    Ok(candidate) => {
-                        self.core.note_relay_allocated();
-                        self.core.add_gathered_candidate(candidate);
-                        self.emit(IngestEvent::RelayAllocated {
-                            server: uri,
-                            transport: transport.to_string(),
-                            relayed,
-                        });
-                    }
-                    Err(e) => tracing::warn!(%relayed, error = %e, "relayed candidate refused"),
-                },
-                RelayEvent::Failed { uri, reason } => {
-                    self.core.note_relay_failed();
-                    self.emit(IngestEvent::RelayFailed {
-                        server: uri,
-                        reason,
-                    });
+    /// A source's end or failure; once every source has ended and its last frame went out,
+    /// the ingestion is over.
+    fn take_track_outputs(&mut self) {
+        while let Some(output) = self.tracks.poll_output() {
+            match output {
+                TrackOutput::Ended(track) => self.emit(IngestEvent::SourceEnded(track)),
+                TrackOutput::Failed(error) => {
+                    self.core.stop(&ErrorChain(&error).to_string());
+                    self.failure = Some(error);
                 }
-                RelayEvent::Superseded { relayed } => self.core.remove_local_candidate(relayed),
             }
         }
-        self.relays
-            .sessions_answered(now, self.core.sessions_answered());
-        self.flush_relays(now);
-        self.ice.check_relays(&self.relays);
-    }
-
-    /// Send what the relays have for their servers; close the sockets of ended relays.
-    fn flush_relays(&mut self, now: Instant) {
-        while let Some((id, bytes)) = self.relays.poll_transmit(now) {
-            self.relay_io.send(id, bytes);
-        }
-        while let Some(id) = self.relays.poll_close() {
-            self.relay_io.close(id);
+        if !self.stopping && self.tracks.is_done() {
+            self.stopping = true;
+            self.core.stop("the media sources ended");
         }
     }
 
@@ -627,90 +391,9 @@ impl Driver {
                 .core
                 .handle_service_notice(JoinReason::ReconnectIceServer),
             SignalingEvent::IceServersRefreshed(servers) => {
-                tracing::info!(
-                    turn_servers = servers.turn_servers().len(),
-                    "ICE servers refreshed (RECONNECT_ICE_SERVER): new TURN allocations"
-                );
-                self.ice
-                    .handle_lookup(now, Ok(ice_servers_found(now, &servers)));
+                self.gathering.handle_ice_servers(now, &servers)
             }
             other => tracing::debug!(event = ?other, "signaling event"),
         }
     }
-
-    /// A source's next item: its frame for the pacer, or its end (cleanly or failed).
-    fn on_source_item<T>(&mut self, track: Track, item: Option<SourceItem<T>>) -> Option<T> {
-        match item {
-            Some(SourceItem::Frame(frame)) => return Some(frame),
-            Some(SourceItem::Failed(error)) => {
-                self.pacer.end(track);
-                self.core.stop(&ErrorChain(&error).to_string());
-                self.failure = Some(error);
-            }
-            None => {
-                self.pacer.end(track);
-                self.emit(IngestEvent::SourceEnded(track));
-            }
-        }
-        None
-    }
-
-    /// Once every source has ended and its last frame went out, the ingestion is over.
-    fn stop_if_sources_done(&mut self) {
-        if !self.stopping && self.pacer.is_done() {
-            self.stopping = true;
-            self.core.stop("the media sources ended");
-        }
-    }
-
-    /// Give the pacer the frames it has room for, from those taken from the sources.
-    fn feed_pacer(&mut self) {
-        while self.pacer.wants(Track::Video) {
-            let Some(item) = self.video.as_mut().and_then(Feed::try_next) else {
-                break;
-            };
-            if let Some(frame) = self.on_source_item(Track::Video, item) {
-                self.pacer.push_video(frame);
-            }
-        }
-        while self.pacer.wants(Track::Audio) {
-            let Some(item) = self.audio.as_mut().and_then(Feed::try_next) else {
-                break;
-            };
-            if let Some(packet) = self.on_source_item(Track::Audio, item) {
-                self.pacer.push_audio(packet);
-            }
-        }
-    }
-
-    /// Hand every frame whose time has come to the core, refilling the pacer from what was
-    /// already taken from the sources.
-    fn pump_media(&mut self, now: Instant) {
-        self.feed_pacer();
-        while let Some(released) = self.pacer.poll_release(now, self.core.is_streaming()) {
-            match released {
-                Released::Video(picture) => self.core.write_video(now, picture),
-                Released::Audio(packet) => {
-                    self.core.write_audio(now, packet.timestamp, &packet.data)
-                }
-                Released::Late(track) => self.core.drop_late(track),
-            }
-            self.feed_pacer();
-        }
-    }
-}
-
-/// Wait for a source's next frames (never, without the track).
-async fn fill<T>(feed: &mut Option<Feed<T>>) {
-    match feed {
-        Some(feed) => feed.fill().await,
-        None => std::future::pending().await,
-    }
-}
-
-/// The instant of a `SystemTime` refresh deadline (now if it passed).
-fn refresh_instant(now: Instant, at: std::time::SystemTime) -> Instant {
-    now + at
-        .duration_since(std::time::SystemTime::now())
-        .unwrap_or(Duration::ZERO)
 }

@@ -51,10 +51,14 @@
 //! (`session.rs`: join, answer, media, re-join, join failures; tested against a real str0m
 //! offerer), pacing (`pacing.rs`), the ICE servers' lifecycle (`ice_servers.rs`), the TURN
 //! relays (`relay.rs`), GSO batching of outgoing datagrams (`batch.rs`), statistics publication
-//! (`publish.rs`) and server-reflexive gathering (`reflexive.rs`). The tokio driver
-//! (`driver.rs`) owns the sockets, the signaling connection and the sources and only moves bytes
-//! and time between them and the parts; the answer and candidates go out through a task of
-//! their own (`outbox.rs`) so that signaling never holds up media. WebRTC is `str0m` (pinned
+//! (`publish.rs`) and server-reflexive gathering (`reflexive.rs`). Each takes inputs through
+//! `handle_*` calls and is drained through `poll_output` until it has nothing more, with
+//! `poll_timeout` for its next deadline, as str0m is. The tokio side is three small modules that
+//! only move bytes and time between sockets, channels and the parts: `driver.rs` (the host
+//! sockets, the signaling connection, the join calls and the session core), `tracks.rs` (the
+//! sources' reader threads into the pacer, the pacer into the core) and `gathering.rs` (the ICE
+//! server lookups, STUN and the TURN sockets around the relays); the answer and candidates go
+//! out through a task of their own (`outbox.rs`) so that signaling never holds up media. WebRTC is `str0m` (pinned
 //! exactly). Media parsing is the workspace's `kvs-media`, shared with the emulator.
 //!
 //! # Why hand-written
@@ -68,6 +72,7 @@ mod config;
 mod driver;
 mod error;
 mod event;
+mod gathering;
 mod handle;
 mod ice_servers;
 mod media;
@@ -80,6 +85,7 @@ mod relay;
 mod relay_io;
 mod session;
 mod source;
+mod tracks;
 
 pub use client::{Client, IngestFluentBuilder};
 pub use config::{Builder as ConfigBuilder, Config, IceTransportPolicy};

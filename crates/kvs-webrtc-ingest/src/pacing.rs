@@ -4,7 +4,7 @@
 //! of queued (the sender catches up rather than building a backlog).
 //!
 //! The driver feeds each track's next frame with `Pacer::push_*` when [`Pacer::wants`] says so,
-//! then drains [`Pacer::poll_release`] (the frames that are due, or dropped as late) and sleeps
+//! then drains [`Pacer::poll_output`] (the frames that are due, or dropped as late) and sleeps
 //! until [`Pacer::poll_timeout`]. The clock starts when media first flows: the earliest
 //! waiting frame plays at that instant.
 //!
@@ -38,7 +38,7 @@ impl Timed for AudioPacket {
     }
 }
 
-/// What [`Pacer::poll_release`] hands out.
+/// What [`Pacer::poll_output`] hands out.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Released {
     /// Send this video frame now.
@@ -195,7 +195,7 @@ impl Pacer {
 
     /// The next frame that is due at `now` (or was dropped as late). `streaming`: a session
     /// carries media now; the clock starts with the first call that says so.
-    pub(crate) fn poll_release(&mut self, now: Instant, streaming: bool) -> Option<Released> {
+    pub(crate) fn poll_output(&mut self, now: Instant, streaming: bool) -> Option<Released> {
         self.start_clock(now, streaming);
         let (clock, lateness, ahead) = (self.clock, self.max_lateness, self.ahead);
         let video = self
@@ -315,7 +315,7 @@ mod tests {
         loop {
             let streaming = now >= t0 + streaming_from;
             refill(pacer, &mut video, &mut audio);
-            while let Some(released) = pacer.poll_release(now, streaming) {
+            while let Some(released) = pacer.poll_output(now, streaming) {
                 out.push((now - t0, released));
                 refill(pacer, &mut video, &mut audio);
             }
@@ -378,7 +378,7 @@ mod tests {
         let t0 = Instant::now();
         let mut pacer = exact(Some(true), None);
         pacer.push_video(frame(0));
-        assert_eq!(pacer.poll_release(t0 + 5 * MS, false), None);
+        assert_eq!(pacer.poll_output(t0 + 5 * MS, false), None);
         assert_eq!(
             pacer.poll_timeout(t0 + 5 * MS, false),
             None,
@@ -390,7 +390,7 @@ mod tests {
             "the clock starts at once when media flows"
         );
         assert_eq!(
-            pacer.poll_release(t0 + 5 * MS, true),
+            pacer.poll_output(t0 + 5 * MS, true),
             Some(Released::Video(frame(0)))
         );
     }
@@ -400,22 +400,19 @@ mod tests {
         let t0 = Instant::now();
         let mut pacer = exact(Some(true), None);
         pacer.push_video(frame(0));
-        assert_eq!(
-            pacer.poll_release(t0, true),
-            Some(Released::Video(frame(0)))
-        );
+        assert_eq!(pacer.poll_output(t0, true), Some(Released::Video(frame(0))));
         // The sender stalls for 1.5 s: the frame due at 40 ms is 1.46 s late.
         pacer.push_video(frame(40));
         let late = t0 + 1500 * MS;
         assert_eq!(
-            pacer.poll_release(late, true),
+            pacer.poll_output(late, true),
             Some(Released::Late(Track::Video))
         );
         assert!(pacer.wants(Track::Video), "room for the next frame");
         // A frame still within the bound goes out, late but sent.
         pacer.push_video(frame(1000));
         assert_eq!(
-            pacer.poll_release(late, true),
+            pacer.poll_output(late, true),
             Some(Released::Video(frame(1000)))
         );
     }
@@ -425,15 +422,15 @@ mod tests {
         let t0 = Instant::now();
         let mut pacer = exact(None, Some(true));
         pacer.push_audio(packet(0));
-        assert!(pacer.poll_release(t0, true).is_some());
+        assert!(pacer.poll_output(t0, true).is_some());
         pacer.push_audio(packet(20));
         assert_eq!(
-            pacer.poll_release(t0 + 1020 * MS, true),
+            pacer.poll_output(t0 + 1020 * MS, true),
             Some(Released::Audio(packet(20)))
         );
         pacer.push_audio(packet(40));
         assert_eq!(
-            pacer.poll_release(t0 + 1041 * MS, true),
+            pacer.poll_output(t0 + 1041 * MS, true),
             Some(Released::Late(Track::Audio))
         );
     }
@@ -447,14 +444,14 @@ mod tests {
         assert_eq!(pacer.poll_timeout(t0, false), Some(t0));
         let now = t0 + Duration::from_secs(7);
         assert_eq!(
-            pacer.poll_release(now, false),
+            pacer.poll_output(now, false),
             Some(Released::Video(frame(10_000)))
         );
         assert_eq!(
-            pacer.poll_release(now, false),
+            pacer.poll_output(now, false),
             Some(Released::Audio(packet(0)))
         );
-        assert_eq!(pacer.poll_release(now, false), None);
+        assert_eq!(pacer.poll_output(now, false), None);
         assert_eq!(pacer.poll_timeout(now, false), None, "nothing waits");
     }
 
@@ -467,7 +464,7 @@ mod tests {
         pacer.end(Track::Audio);
         assert!(!pacer.is_done(), "a video frame still waits");
         assert!(!pacer.wants(Track::Video));
-        assert!(pacer.poll_release(t0, true).is_some());
+        assert!(pacer.poll_output(t0, true).is_some());
         assert!(pacer.is_done());
     }
 }

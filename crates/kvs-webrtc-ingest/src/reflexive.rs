@@ -29,7 +29,22 @@ struct Probe {
     done: bool,
 }
 
-/// Gathers server-reflexive candidates for a set of host sockets.
+/// What the gatherer asks the driver to do.
+#[derive(Debug)]
+pub(crate) enum GatherOutput {
+    /// Send this Binding request from host socket `local` to `server`.
+    Transmit {
+        local: SocketAddr,
+        server: SocketAddr,
+        request: Vec<u8>,
+    },
+    /// A new server-reflexive candidate for the core.
+    Candidate(Candidate),
+}
+
+/// Gathers server-reflexive candidates for a set of host sockets (inputs:
+/// [`handle_input`](Self::handle_input); outputs: [`poll_output`](Self::poll_output) until
+/// `None`; [`poll_timeout`](Self::poll_timeout) for the next retransmission).
 #[derive(Debug, Default)]
 pub(crate) struct ReflexiveGatherer {
     probes: Vec<Probe>,
@@ -65,11 +80,20 @@ impl ReflexiveGatherer {
         }
     }
 
+    /// The next thing to do: a request to send (retransmissions included) or a new candidate.
+    pub(crate) fn poll_output(&mut self, now: Instant) -> Option<GatherOutput> {
+        if let Some((local, server, request)) = self.poll_transmit(now) {
+            return Some(GatherOutput::Transmit {
+                local,
+                server,
+                request,
+            });
+        }
+        self.poll_candidate().map(GatherOutput::Candidate)
+    }
+
     /// A request to send now (from `local` to `server`), if one is due.
-    pub(crate) fn poll_transmit(
-        &mut self,
-        now: Instant,
-    ) -> Option<(SocketAddr, SocketAddr, Vec<u8>)> {
+    fn poll_transmit(&mut self, now: Instant) -> Option<(SocketAddr, SocketAddr, Vec<u8>)> {
         for probe in &mut self.probes {
             if probe.done || probe.sends >= RETRANSMITS.len() {
                 continue;
@@ -92,7 +116,7 @@ impl ReflexiveGatherer {
         None
     }
 
-    /// When [`poll_transmit`](Self::poll_transmit) has something next (`None`: nothing more).
+    /// When [`poll_output`](Self::poll_output) has a request next (`None`: nothing more).
     pub(crate) fn poll_timeout(&self, now: Instant) -> Option<Instant> {
         self.probes
             .iter()
@@ -106,7 +130,7 @@ impl ReflexiveGatherer {
 
     /// A datagram that arrived on `local` from `source`: `true` when it was the answer to one
     /// of our requests (and is consumed).
-    pub(crate) fn handle_datagram(
+    pub(crate) fn handle_input(
         &mut self,
         local: SocketAddr,
         source: SocketAddr,
@@ -141,7 +165,7 @@ impl ReflexiveGatherer {
     }
 
     /// The next new server-reflexive candidate.
-    pub(crate) fn poll_candidate(&mut self) -> Option<Candidate> {
+    fn poll_candidate(&mut self) -> Option<Candidate> {
         (!self.found.is_empty()).then(|| self.found.remove(0))
     }
 
@@ -279,10 +303,10 @@ mod tests {
         );
         let reply = answer(&request, addr("198.51.100.7:61000"));
         assert!(
-            !g.handle_datagram(local, addr("203.0.113.9:443"), &reply),
+            !g.handle_input(local, addr("203.0.113.9:443"), &reply),
             "only from the server"
         );
-        assert!(g.handle_datagram(local, server, &reply));
+        assert!(g.handle_input(local, server, &reply));
         let candidate = g.poll_candidate().expect("a candidate");
         let line = candidate.to_sdp_string();
         assert!(line.contains("198.51.100.7 61000 typ srflx"), "{line}");
@@ -314,9 +338,9 @@ mod tests {
         let mut g = ReflexiveGatherer::new(&[local], &[server]);
         let (_, _, request) = g.poll_transmit(t0).unwrap();
         // The mapped address is the host address itself: nothing new.
-        assert!(g.handle_datagram(local, server, &answer(&request, local)));
+        assert!(g.handle_input(local, server, &answer(&request, local)));
         assert!(g.poll_candidate().is_none());
         // An RTP packet is not STUN.
-        assert!(!g.handle_datagram(local, server, &[0x80, 96, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]));
+        assert!(!g.handle_input(local, server, &[0x80, 96, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]));
     }
 }

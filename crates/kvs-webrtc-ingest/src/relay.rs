@@ -4,8 +4,11 @@
 //! RECONNECT_ICE_SERVER), new allocations are made with them; the old ones keep carrying the
 //! running session and are deallocated once a later session has taken over.
 //!
-//! The driver opens the sockets this asks for ([`Relays::poll_open`]), feeds what they read,
-//! sends what [`Relays::poll_transmit`] returns and closes what [`Relays::poll_close`] names.
+//! Its style is str0m's: inputs go in through `handle_*` calls (and [`Relays::send`], the
+//! storage peer's data to relay), and the driver drains [`Relays::poll_output`] after each:
+//! sockets to open, bytes for a server, sockets to close, peer data for the core, events, held
+//! candidates now released. [`Relays::poll_timeout`] says when
+//! [`Relays::handle_timeout`] is due.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -48,6 +51,27 @@ pub(crate) enum RelayEvent {
     Failed { uri: String, reason: String },
     /// Superseded by one with newer credentials: stop offering its candidate.
     Superseded { relayed: SocketAddr },
+}
+
+/// What the relays ask the driver to do, in the order the driver should do it.
+#[derive(Debug)]
+pub(crate) enum RelayOutput {
+    /// Open a socket for relay `id` to `uri` over `transport`.
+    Open {
+        id: u64,
+        uri: TurnUri,
+        transport: RelayTransport,
+    },
+    /// Peer data for the core.
+    Received(Relayed),
+    /// Something the application (and the core's counters) should know.
+    Event(RelayEvent),
+    /// Send `bytes` on relay `id`'s socket.
+    Transmit { id: u64, bytes: Vec<u8> },
+    /// Close relay `id`'s socket (its relay ended).
+    Close(u64),
+    /// A held relayed candidate may go to the storage peer now.
+    Candidate { line: String, mid: String },
 }
 
 /// Data a peer sent to one of our relayed addresses.
@@ -162,13 +186,36 @@ impl Relays {
         }
     }
 
+    /// The next thing to do, `None` when there is nothing until the next input or timeout.
+    pub(crate) fn poll_output(&mut self, now: Instant) -> Option<RelayOutput> {
+        if let Some((id, uri, transport)) = self.poll_open() {
+            return Some(RelayOutput::Open { id, uri, transport });
+        }
+        if let Some(received) = self.poll_received() {
+            return Some(RelayOutput::Received(received));
+        }
+        if let Some(event) = self.poll_event() {
+            return Some(RelayOutput::Event(event));
+        }
+        // Transmits before closes: a finished relay's last bytes (its deallocation) leave
+        // before its socket closes.
+        if let Some((id, bytes)) = self.poll_transmit(now) {
+            return Some(RelayOutput::Transmit { id, bytes });
+        }
+        if let Some(id) = self.poll_close() {
+            return Some(RelayOutput::Close(id));
+        }
+        self.poll_released_candidate(now)
+            .map(|(line, mid)| RelayOutput::Candidate { line, mid })
+    }
+
     /// A socket to open: `(id, uri, transport)`.
-    pub(crate) fn poll_open(&mut self) -> Option<(u64, TurnUri, RelayTransport)> {
+    fn poll_open(&mut self) -> Option<(u64, TurnUri, RelayTransport)> {
         self.to_open.pop_front()
     }
 
     /// A socket to close (its relay ended).
-    pub(crate) fn poll_close(&mut self) -> Option<u64> {
+    fn poll_close(&mut self) -> Option<u64> {
         self.to_close.pop_front()
     }
 
@@ -240,7 +287,7 @@ impl Relays {
     /// 50 ms apart, so a candidate announced at once would see the peer's first check lost
     /// and retried only after its retransmission timeout (250 ms and more). Returns the
     /// candidate when it can go now; otherwise it is held (at most 300 ms) and comes back from
-    /// [`Relays::poll_released_candidate`].
+    /// [`Relays::poll_output`] as [`RelayOutput::Candidate`].
     pub(crate) fn gate_candidate(
         &mut self,
         now: Instant,
@@ -263,7 +310,7 @@ impl Relays {
     }
 
     /// A held candidate whose permissions are in place (or whose wait ran out).
-    pub(crate) fn poll_released_candidate(&mut self, now: Instant) -> Option<(String, String)> {
+    fn poll_released_candidate(&mut self, now: Instant) -> Option<(String, String)> {
         let index = self
             .held_candidates
             .iter()
@@ -310,7 +357,7 @@ impl Relays {
     }
 
     /// Bytes for a server: `(relay id, bytes)`.
-    pub(crate) fn poll_transmit(&mut self, now: Instant) -> Option<(u64, Vec<u8>)> {
+    fn poll_transmit(&mut self, now: Instant) -> Option<(u64, Vec<u8>)> {
         for relay in &mut self.relays {
             if let Some(bytes) = relay.allocation.as_mut().and_then(|a| a.poll_transmit(now)) {
                 return Some((relay.id, bytes));
@@ -352,12 +399,12 @@ impl Relays {
     }
 
     /// The storage peer's data that came through a relay.
-    pub(crate) fn poll_received(&mut self) -> Option<Relayed> {
+    fn poll_received(&mut self) -> Option<Relayed> {
         self.received.pop_front()
     }
 
     /// The next event.
-    pub(crate) fn poll_event(&mut self) -> Option<RelayEvent> {
+    fn poll_event(&mut self) -> Option<RelayEvent> {
         self.events.pop_front()
     }
 
@@ -495,6 +542,8 @@ mod tests {
         locals: HashMap<u64, SocketAddr>,
         events: Vec<RelayEvent>,
         closed: Vec<u64>,
+        /// Held candidates released, as `(line, mid)`.
+        released: Vec<(String, String)>,
         /// The server never sees CreatePermission (a lost request).
         drop_permissions: bool,
     }
@@ -513,6 +562,7 @@ mod tests {
                 locals: HashMap::new(),
                 events: Vec::new(),
                 closed: Vec::new(),
+                released: Vec::new(),
                 drop_permissions: false,
             }
         }
@@ -527,39 +577,41 @@ mod tests {
                 username: user.into(),
                 password: password.into(),
             }]);
-            while let Some((id, _, transport)) = self.relays.poll_open() {
-                assert_eq!(transport, RelayTransport::Udp);
-                let local = addr(&format!("10.0.0.2:{}", 5000 + id));
-                self.locals.insert(id, local);
-                self.relays.connected(self.now, id, local, addr(SERVER));
-            }
+            self.settle();
         }
 
         fn settle(&mut self) {
             for _ in 0..1000 {
                 let mut sent: Vec<Sent> = Vec::new();
-                while let Some((id, bytes)) = self.relays.poll_transmit(self.now) {
-                    // CreatePermission is STUN method 0x008.
-                    if self.drop_permissions && bytes.starts_with(&[0x00, 0x08]) {
-                        continue;
+                let mut moved = false;
+                while let Some(output) = self.relays.poll_output(self.now) {
+                    moved = true;
+                    match output {
+                        RelayOutput::Open { id, transport, .. } => {
+                            assert_eq!(transport, RelayTransport::Udp);
+                            let local = addr(&format!("10.0.0.2:{}", 5000 + id));
+                            self.locals.insert(id, local);
+                            self.relays.connected(self.now, id, local, addr(SERVER));
+                        }
+                        // CreatePermission is STUN method 0x008.
+                        RelayOutput::Transmit { bytes, .. }
+                            if self.drop_permissions && bytes.starts_with(&[0x00, 0x08]) => {}
+                        RelayOutput::Transmit { id, bytes } => {
+                            let from = self.locals[&id];
+                            sent.extend(self.server.receive(self.now, from, addr(SERVER), &bytes));
+                        }
+                        RelayOutput::Event(event) => self.events.push(event),
+                        RelayOutput::Close(id) => self.closed.push(id),
+                        RelayOutput::Candidate { line, mid } => self.released.push((line, mid)),
+                        RelayOutput::Received(_) => {}
                     }
-                    let from = self.locals[&id];
-                    sent.extend(self.server.receive(self.now, from, addr(SERVER), &bytes));
                 }
                 sent.extend(self.server.poll(self.now));
-                let mut moved = !sent.is_empty();
+                moved |= !sent.is_empty();
                 for (_, to, data) in sent {
                     if let Some((&id, _)) = self.locals.iter().find(|(_, local)| **local == to) {
                         self.relays.handle_input(self.now, id, &data);
                     }
-                }
-                while let Some(event) = self.relays.poll_event() {
-                    moved = true;
-                    self.events.push(event);
-                }
-                while let Some(id) = self.relays.poll_close() {
-                    moved = true;
-                    self.closed.push(id);
                 }
                 if !moved {
                     return;
@@ -647,12 +699,10 @@ mod tests {
             .relays
             .gate_candidate(net.now, relay_line(relayed), "0".into());
         assert_eq!(held, None, "held until the permission exists");
-        assert_eq!(net.relays.poll_released_candidate(net.now), None);
+        net.settle();
+        assert_eq!(net.released, []);
         net.advance(Duration::from_millis(100));
-        assert_eq!(
-            net.relays.poll_released_candidate(net.now),
-            Some((relay_line(relayed), "0".into()))
-        );
+        assert_eq!(net.released, [(relay_line(relayed), "0".into())]);
         // Host candidates, and relayed ones once permitted, go at once.
         let host = "candidate:2 1 udp 2130706175 10.0.0.2 5001 typ host".to_owned();
         assert!(net
@@ -683,9 +733,9 @@ mod tests {
         let due = net.relays.poll_timeout(net.now).expect("a deadline");
         assert!(due <= held_at + CANDIDATE_HOLD);
         net.advance(Duration::from_millis(290));
-        assert_eq!(net.relays.poll_released_candidate(net.now), None);
+        assert_eq!(net.released, []);
         net.advance(Duration::from_millis(20));
-        assert!(net.relays.poll_released_candidate(net.now).is_some());
+        assert_eq!(net.released.len(), 1);
     }
 
     #[test]
