@@ -49,11 +49,7 @@ impl Driver {
             // Carry out the policy's outputs until it waits.
             let wait_until = loop {
                 match policy.poll_output() {
-                    Output::State(state) => {
-                        if !self.set_state(state).await {
-                            return;
-                        }
-                    }
+                    Output::State(state) => self.set_state(state),
                     Output::RefreshIceServers => {
                         self.refresh_ice_servers().await;
                         policy.handle_ice_servers_refreshed(Instant::now().into_std());
@@ -87,12 +83,20 @@ impl Driver {
                 }
                 continue;
             };
-            // Wait for the next attempt, but leave as soon as the caller closes.
+            // Wait for the next attempt, delivering what is held meanwhile (never waiting for
+            // the caller to read), but leave as soon as the caller closes.
+            let delivering = !self.held.is_empty() || self.lost > 0;
             tokio::select! {
+                permit = self.events.clone().reserve_owned(), if delivering => match permit {
+                    Ok(permit) => {
+                        permit.send(self.next_held());
+                    }
+                    Err(_) => policy.handle_close(),
+                },
                 () = sleep_until(deadline) => policy.handle_timeout(Instant::now().into_std()),
                 command = self.commands.recv() => match command {
                     Some(Command::Send { message, correlation_id }) => {
-                        self.emit(Event::SendFailed { correlation_id, action: message.action() }).await;
+                        self.hold(Event::SendFailed { correlation_id, action: message.action() });
                     }
                     Some(Command::Close) | None => policy.handle_close(),
                 },
@@ -175,7 +179,7 @@ impl Driver {
             Ok(servers) => Event::IceServersRefreshed(servers),
             Err(err) => Event::IceServersRefreshFailed(err),
         };
-        self.emit(event).await;
+        self.hold(event);
     }
 
     /// Report the messages still queued in the channel as not sent.
@@ -198,15 +202,18 @@ impl Driver {
         tracing::info!(%reason, "signaling connection closed");
         self.commands.close();
         self.fail_queued();
-        self.set_state(ConnectionState::Closed {
+        let state = ConnectionState::Closed {
             reason: reason.to_owned(),
-        })
-        .await;
+        };
+        self.state.send_replace(state.clone());
+        // The connection is over: nothing else waits on this task any more.
+        self.emit(Event::StateChanged(state)).await;
     }
 
-    async fn set_state(&mut self, state: ConnectionState) -> bool {
+    /// Publish a state and queue its event (held if the caller is not reading: never waits).
+    fn set_state(&mut self, state: ConnectionState) {
         self.state.send_replace(state.clone());
-        self.emit(Event::StateChanged(state)).await
+        self.hold(Event::StateChanged(state));
     }
 
     /// Deliver an event after the held ones, waiting for room; `false` when nobody listens
@@ -235,6 +242,16 @@ impl Driver {
         } else {
             event
         };
+        // While the caller does not read, reconnect attempts come and go: only the latest
+        // attempt's state is worth holding.
+        if let (
+            Event::StateChanged(ConnectionState::Reconnecting { .. }),
+            Some(Event::StateChanged(ConnectionState::Reconnecting { .. })),
+        ) = (&event, self.held.back())
+        {
+            *self.held.back_mut().expect("checked") = event;
+            return;
+        }
         if matches!(event, Event::Message(_)) && self.held.len() >= self.config.held_messages {
             self.lost += 1;
             tracing::warn!(

@@ -688,3 +688,40 @@ async fn messages_beyond_the_held_ones_are_reported_lost_and_counted() {
         "the queue and the held messages were delivered: {received}"
     );
 }
+
+/// An application that does not read its events (a queue of 2) must not stall reconnecting:
+/// GO_AWAY five times, each reconnection seen on `state()` without a single `next_event`; the
+/// events, read at the end, are in order and end with the latest `Connected`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnecting_never_waits_for_the_application_to_read_events() {
+    let setup = start_with(|b| b.queue_sizes(64, 2)).await;
+    setup.emulator.create_storage_channel("cam-unread");
+    let mut connection = setup.master("cam-unread").await;
+    for n in 1..=5u32 {
+        setup.fault("cam-unread", "GO_AWAY");
+        kvs_test_support::wait_until(&format!("reconnection {n} without reading"), || {
+            kvs_test_support::check(connection.state(), |s| {
+                *s == ConnectionState::Connected { reconnects: n }
+            })
+        })
+        .await;
+    }
+    let ((), events) = wait_for(&mut connection, "the last reconnection", |e| {
+        is_connected(e, 5).then_some(())
+    })
+    .await;
+    // Six connects at least (the emulator throttles connects as the service does, 3 a second:
+    // some attempts are refused and retried).
+    assert!(setup.calls("connectAsMaster") >= 6);
+    let connected: Vec<u32> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::StateChanged(ConnectionState::Connected { reconnects }) => Some(*reconnects),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        connected.windows(2).all(|w| w[0] < w[1]),
+        "in order: {connected:?}"
+    );
+}
