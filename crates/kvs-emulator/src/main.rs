@@ -95,8 +95,16 @@ struct ServeArgs {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // Logs are written by a thread of their own through a bounded, lossy queue: a stderr that
+    // is read slowly or not at all (a supervisor's pipe) loses log lines, and never holds up a
+    // storage session or an API call. The guard flushes what waits at exit (bounded).
+    let (log_writer, _log_guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(true)
+        .buffered_lines_limit(4096)
+        .thread_name("kvs-emulator-logs")
+        .finish(std::io::stderr());
     tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        .with_writer(log_writer)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "kvs_emulator=info".into()),

@@ -88,8 +88,29 @@ impl AwsArgs {
     }
 }
 
-/// Logs to stderr: INFO (or DEBUG with --debug), `RUST_LOG` overrides.
-pub(crate) fn init_logging(debug: bool, quiet: bool) {
+/// How many log lines may wait for stderr; beyond that they are dropped and counted.
+const LOG_QUEUE: usize = 4096;
+
+/// The log writer's thread (the logs are flushed when this is finished or dropped) and its
+/// count of lines dropped.
+pub(crate) struct Logs {
+    guard: Option<tracing_appender::non_blocking::WorkerGuard>,
+    dropped: tracing_appender::non_blocking::ErrorCounter,
+}
+
+impl Logs {
+    /// Flush what waits (bounded: about a second if nobody reads stderr) and say how many
+    /// lines were dropped because stderr was not read fast enough.
+    pub(crate) fn finish(&mut self) -> u64 {
+        drop(self.guard.take());
+        self.dropped.dropped_lines() as u64
+    }
+}
+
+/// Logs to stderr: INFO (or DEBUG with --debug), `RUST_LOG` overrides. The lines are written
+/// by a thread of their own through a bounded queue (`tracing-appender`, lossy): a stderr that
+/// is read slowly or not at all loses log lines, and never holds up media or signaling.
+pub(crate) fn init_logging(debug: bool, quiet: bool) -> Logs {
     // turn-client-proto logs every poll at INFO and an expected refusal (a wrong TURN
     // password) at ERROR; kvs-webrtc-ingest reports those itself, as RelayFailed.
     let default = if debug {
@@ -101,8 +122,18 @@ pub(crate) fn init_logging(debug: bool, quiet: bool) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(true)
+        .buffered_lines_limit(LOG_QUEUE)
+        .thread_name("kvs-ingest-logs")
+        .finish(std::io::stderr());
+    let dropped = writer.error_counter();
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .try_init();
+    Logs {
+        guard: Some(guard),
+        dropped,
+    }
 }

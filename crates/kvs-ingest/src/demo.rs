@@ -38,7 +38,7 @@ pub(crate) struct DemoArgs {
 }
 
 pub(crate) async fn run(args: DemoArgs) -> Result<(), Failed> {
-    init_logging(args.debug, true);
+    let _logs = init_logging(args.debug, true);
     let duration = crate::run::parse_duration(Some(args.duration))?.unwrap_or_default();
     let out = args
         .out
@@ -107,7 +107,8 @@ pub(crate) async fn run(args: DemoArgs) -> Result<(), Failed> {
         .follow(&mut session, Some(Instant::now() + duration))
         .await;
     let stats = session.stop().await.map_err(Failed::ingest)?;
-    reporter.finish();
+    // What follows is printed after the media stopped: it may wait for the reader.
+    reporter.finish(Vec::new());
 
     // What the storage peer received (the last packets may still be in flight: wait, bounded,
     // until it has counted what was sent), then the recording it finalized.

@@ -16,6 +16,7 @@
 mod aws;
 mod demo;
 mod join;
+mod output;
 mod report;
 mod run;
 

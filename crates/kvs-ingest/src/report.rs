@@ -1,5 +1,6 @@
 //! How a running ingestion is shown: a live status line on a terminal, plain log lines
-//! otherwise, or one JSON object per event with `--json`.
+//! otherwise, or one JSON object per event with `--json`. Everything is written by the
+//! [`Output`] thread, never by the task that follows the session.
 
 use std::io::IsTerminal as _;
 use std::time::{Duration, Instant};
@@ -8,10 +9,12 @@ use indicatif::{ProgressBar, ProgressStyle};
 use kvs_webrtc_ingest::{IngestEvent, IngestSession, Stats};
 use serde_json::json;
 
+use crate::output::{Output, Stream};
+
 /// Where events go.
 pub(crate) struct Reporter {
     json: bool,
-    bar: Option<ProgressBar>,
+    output: Output,
     started: Instant,
 }
 
@@ -28,7 +31,7 @@ impl Reporter {
         });
         Self {
             json,
-            bar,
+            output: Output::start(json, bar),
             started: Instant::now(),
         }
     }
@@ -72,10 +75,11 @@ impl Reporter {
         }
     }
 
-    fn event(&self, event: &IngestEvent) {
+    fn event(&mut self, event: &IngestEvent) {
         let elapsed = self.started.elapsed().as_secs_f64();
         if self.json {
-            println!("{}", event_json(event, elapsed));
+            self.output
+                .event(Stream::Stdout, event_json(event, elapsed).to_string());
             return;
         }
         let line = match event {
@@ -107,18 +111,18 @@ impl Reporter {
             }
             IngestEvent::Warning(w) => format!("warning: {w}"),
             IngestEvent::Stopped { reason } => format!("stopped: {reason}"),
+            IngestEvent::EventsLost { count } => {
+                format!("{count} events were lost: they were not read in time")
+            }
             other => format!("{other:?}"),
         };
-        let line = format!("[{elapsed:7.2}s] {line}");
-        match &self.bar {
-            Some(bar) => bar.println(line),
-            None => eprintln!("{line}"),
-        }
+        self.output
+            .event(Stream::Stderr, format!("[{elapsed:7.2}s] {line}"));
     }
 
-    fn status(&self, stats: &Stats) {
-        if let Some(bar) = &self.bar {
-            bar.set_message(format!(
+    fn status(&mut self, stats: &Stats) {
+        if !self.json {
+            self.output.status(format!(
                 "{} | {:.0}s | video {} fr {} kbit/s | audio {} fr {} kbit/s | re-joins {}",
                 stats.state.as_str(),
                 self.started.elapsed().as_secs_f64(),
@@ -131,10 +135,15 @@ impl Reporter {
         }
     }
 
-    pub(crate) fn finish(&self) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
-        }
+    /// Event lines dropped because the output was not read fast enough.
+    pub(crate) fn events_dropped(&self) -> u64 {
+        self.output.dropped()
+    }
+
+    /// Write the summary lines (waiting for the reader: media has stopped) and stop the
+    /// writer.
+    pub(crate) fn finish(self, summary: Vec<(Stream, String)>) {
+        self.output.finish(summary);
     }
 }
 
@@ -172,6 +181,7 @@ fn event_json(event: &IngestEvent, elapsed: f64) -> serde_json::Value {
         ),
         IngestEvent::Warning(w) => ("warning", json!({ "message": w })),
         IngestEvent::Stopped { reason } => ("stopped", json!({ "reason": reason })),
+        IngestEvent::EventsLost { count } => ("events-lost", json!({ "count": count })),
         other => ("other", json!({ "debug": format!("{other:?}") })),
     };
     let mut value = json!({ "event": kind, "elapsedSeconds": (elapsed * 1000.0).round() / 1000.0 });

@@ -7,6 +7,7 @@ use clap::Args;
 use kvs_webrtc_ingest::{AudioSource, ContainerSource, VideoSource};
 
 use crate::aws::{init_logging, AwsArgs};
+use crate::output::Stream;
 use crate::report::{stats_json, Reporter};
 use crate::{Exit, Failed};
 
@@ -54,7 +55,7 @@ pub(crate) struct RunArgs {
 }
 
 pub(crate) async fn run(args: RunArgs) -> Result<(), Failed> {
-    init_logging(args.aws.debug, true);
+    let mut logs = init_logging(args.aws.debug, true);
     if args.video.as_deref().is_some_and(is_stdin) && args.audio.as_deref().is_some_and(is_stdin) {
         return Err(Failed::new(
             Exit::BadInput,
@@ -108,15 +109,26 @@ pub(crate) async fn run(args: RunArgs) -> Result<(), Failed> {
         Ok(()) => session.wait().await,
         Err(()) => session.stop().await,
     };
-    reporter.finish();
-    let stats = result.map_err(Failed::ingest)?;
-    if args.json {
-        println!(
-            "{}",
-            serde_json::json!({ "event": "summary", "stats": stats_json(&stats) })
-        );
+    // The logs first (they are flushed), then the summary: it is the last line.
+    let log_lines_dropped = logs.finish();
+    let events_dropped = reporter.events_dropped();
+    let stats = match result {
+        Ok(stats) => stats,
+        Err(e) => {
+            reporter.finish(Vec::new());
+            return Err(Failed::ingest(e));
+        }
+    };
+    let summary = if args.json {
+        let summary = serde_json::json!({
+            "event": "summary",
+            "stats": stats_json(&stats),
+            "eventsDropped": events_dropped,
+            "logLinesDropped": log_lines_dropped,
+        });
+        (Stream::Stdout, summary.to_string())
     } else {
-        eprintln!(
+        let mut line = format!(
             "sent {} video frames ({} bytes) and {} audio packets ({} bytes); {} join(s)",
             stats.video.frames_sent,
             stats.video.bytes_sent,
@@ -124,7 +136,14 @@ pub(crate) async fn run(args: RunArgs) -> Result<(), Failed> {
             stats.audio.bytes_sent,
             stats.joins
         );
-    }
+        if events_dropped + log_lines_dropped > 0 {
+            line.push_str(&format!(
+                "; {events_dropped} events and {log_lines_dropped} log lines dropped (the output was not read fast enough)"
+            ));
+        }
+        (Stream::Stderr, line)
+    };
+    reporter.finish(vec![summary]);
     Ok(())
 }
 

@@ -243,3 +243,93 @@ async fn run_reads_a_matroska_stream_on_stdin() {
         "{summary}"
     );
 }
+
+/// A supervisor that reads the CLI's stdout and stderr only at the end (a full pipe, a stalled
+/// log shipper): nothing the CLI writes may hold up media or recovery. Faults are injected
+/// while nobody reads; each is re-joined within a second, no frame is dropped as late, and the
+/// summary, the last line, says what was dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::disallowed_methods)] // real time: the test measures it
+async fn output_that_nobody_reads_never_holds_up_media_or_recovery() {
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
+    let (emulator, files) = emulator().await;
+    emulator.create_storage_channel("unread-cam");
+    let cli = cli_for(&emulator);
+    let mut command = cli.command(&[
+        "run",
+        "--channel",
+        "unread-cam",
+        "--json",
+        "--video",
+        files.video.to_str().unwrap(),
+        "--audio",
+        files.audio.to_str().unwrap(),
+        "--loop",
+        "--duration",
+        "14",
+    ]);
+    // Enough log lines to fill a pipe within a second or two.
+    command
+        .env("RUST_LOG", "trace")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let spawned = Instant::now();
+    let child = command.spawn().expect("kvs-ingest starts");
+    let newest = |s: &[kvs_emulator::SessionInfo]| s.iter().map(|s| s.id).max().unwrap_or(0);
+    let first = emulator
+        .wait_for_sessions("the first session's video", |s| {
+            s.iter().any(|s| s.media.video.frames > 0)
+        })
+        .await;
+    let mut last = newest(&first);
+    let mut rejoins = Vec::new();
+    for (at, fault) in [
+        (3, "GO_AWAY"),
+        (6, "CLOSE_SOCKET"),
+        (9, "RECONNECT_ICE_SERVER"),
+    ] {
+        // Time passes with nobody reading.
+        tokio::time::sleep_until((spawned + Duration::from_secs(at)).into()).await;
+        let injected = Instant::now();
+        emulator.inject_fault(serde_json::json!({ "channel": "unread-cam", "fault": fault }));
+        let sessions = kvs_test_support::wait_until_within(
+            Duration::from_secs(1),
+            &format!("media in a new session within 1 s of {fault}"),
+            || {
+                kvs_test_support::check(emulator.sessions(), |s| {
+                    s.iter().any(|s| s.id > last && s.media.video.frames > 0)
+                })
+            },
+        )
+        .await;
+        rejoins.push((fault, injected.elapsed()));
+        last = newest(&sessions);
+    }
+    // Ten seconds unread, then the pipes are drained.
+    tokio::time::sleep_until((spawned + Duration::from_secs(10)).into()).await;
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .expect("the waiting thread")
+        .expect("kvs-ingest's output");
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    let summary: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().expect("a last line")).expect("JSON");
+    assert_eq!(summary["event"], "summary", "{stdout}");
+    for track in ["video", "audio"] {
+        assert_eq!(summary["stats"][track]["droppedLate"], 0, "{summary}");
+    }
+    assert!(summary["eventsDropped"].is_u64(), "{summary}");
+    // The pipe did fill: the condition under test happened.
+    assert!(
+        summary["logLinesDropped"].as_u64().unwrap_or(0) > 0,
+        "{summary}"
+    );
+    assert!(
+        summary["stats"]["rejoins"].as_u64().unwrap_or(0) >= 3,
+        "{summary}"
+    );
+    eprintln!("re-joins after faults, output unread: {rejoins:?}; {summary}");
+}

@@ -45,6 +45,16 @@ impl IngestCli {
 
     /// Run with `args` and this stdin.
     pub async fn run_with_stdin(&self, args: &[&str], stdin: Stdio) -> Output {
+        let mut command = self.command(args);
+        command.stdin(stdin);
+        tokio::task::spawn_blocking(move || command.output().expect("kvs-ingest runs"))
+            .await
+            .expect("the command's thread")
+    }
+
+    /// The command line with `args` and the AWS options, for a test that connects its own
+    /// stdio (and waits for the process itself).
+    pub fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(&self.binary);
         command
             .args(args)
@@ -61,14 +71,12 @@ impl IngestCli {
             .env("AWS_CONFIG_FILE", "/nonexistent")
             .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
             .env_remove("AWS_PROFILE")
-            .stdin(stdin);
+            .stdin(Stdio::null());
         match &self.session_token {
             Some(token) => command.env("AWS_SESSION_TOKEN", token),
             None => command.env_remove("AWS_SESSION_TOKEN"),
         };
-        tokio::task::spawn_blocking(move || command.output().expect("kvs-ingest runs"))
-            .await
-            .expect("the command's thread")
+        command
     }
 
     /// Trust `extra_pem` too: write the emulator's CA and it into one file in `dir` and use

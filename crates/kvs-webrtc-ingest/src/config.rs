@@ -46,7 +46,12 @@ pub struct Config {
     pub(crate) ice_transport_policy: IceTransportPolicy,
     pub(crate) turn_tls: Arc<rustls::ClientConfig>,
     pub(crate) turn_allocate_timeout: Duration,
+    pub(crate) event_queue: usize,
 }
+
+/// How many events wait for [`IngestSession::next_event`](crate::IngestSession::next_event)
+/// by default.
+pub const DEFAULT_EVENT_QUEUE: usize = 256;
 
 impl Config {
     /// Start from the defaults. Give the AWS settings with [`Builder::sdk_config`] (or
@@ -74,6 +79,7 @@ impl Config {
             ice_transport_policy: IceTransportPolicy::default(),
             turn_tls: None,
             turn_allocate_timeout: Duration::from_secs(8),
+            event_queue: DEFAULT_EVENT_QUEUE,
         }
     }
 
@@ -109,6 +115,7 @@ pub struct Builder {
     ice_transport_policy: IceTransportPolicy,
     turn_tls: Option<Arc<rustls::ClientConfig>>,
     turn_allocate_timeout: Duration,
+    event_queue: usize,
 }
 
 impl Builder {
@@ -178,6 +185,15 @@ impl Builder {
         self
     }
 
+    /// How many events wait for [`IngestSession::next_event`](crate::IngestSession::next_event)
+    /// (default [`DEFAULT_EVENT_QUEUE`], at least 1). Events that find the queue full are
+    /// dropped and counted ([`IngestEvent::EventsLost`](crate::IngestEvent::EventsLost));
+    /// media and signaling never wait for the application.
+    pub fn event_queue(mut self, capacity: usize) -> Self {
+        self.event_queue = capacity.max(1);
+        self
+    }
+
     /// Finish: make the discovery and signaling clients (unless one was given).
     ///
     /// # Errors
@@ -221,6 +237,7 @@ impl Builder {
             ice_transport_policy: self.ice_transport_policy,
             turn_tls,
             turn_allocate_timeout: self.turn_allocate_timeout,
+            event_queue: self.event_queue,
         })
     }
 }

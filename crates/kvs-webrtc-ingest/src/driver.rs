@@ -17,7 +17,7 @@ use tracing::Instrument as _;
 
 use crate::config::{Config, IceTransportPolicy};
 use crate::error::{Error, ErrorChain, ErrorKind};
-use crate::event::{IngestEvent, JoinReason, Stats};
+use crate::event::{EventSink, IngestEvent, JoinReason, Stats};
 use crate::gathering::{Gathering, GatheringOutput, GatheringWake};
 use crate::handle::IngestSession;
 use crate::net::{self, HostSockets};
@@ -69,7 +69,7 @@ pub(crate) async fn start(start: Start) -> Result<IngestSession, Error> {
         start.config.timings.max_lateness,
         &mut core,
     );
-    let (events_tx, events) = mpsc::channel(256);
+    let (events_tx, events) = mpsc::channel(start.config.event_queue);
     let (stats_tx, stats) = watch::channel(Stats::default());
     let (stop, stop_rx) = watch::channel(false);
     let (join_tx, join_rx) = mpsc::channel(8);
@@ -83,7 +83,7 @@ pub(crate) async fn start(start: Start) -> Result<IngestSession, Error> {
         viewer_id: start.viewer_id,
         sockets,
         tracks,
-        events: events_tx,
+        events: EventSink::new(events_tx),
         stats: stats_tx,
         publisher: StatsPublisher::default(),
         stop: stop_rx,
@@ -114,7 +114,8 @@ struct Driver {
     sockets: HostSockets,
     /// The tracks' sources and their pacing.
     tracks: Tracks,
-    events: mpsc::Sender<IngestEvent>,
+    /// The application's events (never waited for).
+    events: EventSink,
     stats: watch::Sender<Stats>,
     /// When the statistics are published.
     publisher: StatsPublisher,
@@ -153,6 +154,8 @@ impl Driver {
             };
             // What was gathered for the sockets leaves before anything is awaited.
             self.sockets.flush().await;
+            // Events lost while the application did not read are reported once it does.
+            self.events.report_lost();
             let now = Instant::now();
             if self.publisher.poll_publish(now, self.core.stats()) {
                 self.stats.send_replace(self.core.stats().clone());
@@ -211,6 +214,7 @@ impl Driver {
         self.gathering.shutdown(Duration::from_secs(2)).await;
         let stats = self.core.stats().clone();
         self.stats.send_replace(stats.clone());
+        self.events.report_lost();
         self.connection.close().await;
         match self.failure.take().or(result) {
             Some(failure) => Err(failure),
@@ -313,9 +317,7 @@ impl Driver {
             }
             other => tracing::info!(event = ?other),
         }
-        if self.events.try_send(event).is_err() {
-            tracing::debug!("event queue full or closed; event dropped");
-        }
+        self.events.send(event);
     }
 
     fn spawn_join(&mut self) {

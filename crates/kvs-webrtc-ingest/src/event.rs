@@ -151,6 +151,62 @@ pub enum IngestEvent {
         /// Why.
         reason: String,
     },
+    /// Events were dropped because the queue was full (the application did not call
+    /// [`next_event`](crate::IngestSession::next_event) for a while). Delivered once there is
+    /// room again, in place of what was lost; media never waits for the reader.
+    EventsLost {
+        /// How many events were dropped since the last report.
+        count: u64,
+    },
+}
+
+/// The application's event queue as the driver sees it: bounded, and never waited for. An
+/// event that finds it full is counted; the count goes out as [`IngestEvent::EventsLost`]
+/// before the next event that fits.
+#[derive(Debug)]
+pub(crate) struct EventSink {
+    queue: tokio::sync::mpsc::Sender<IngestEvent>,
+    unreported: u64,
+}
+
+impl EventSink {
+    pub(crate) fn new(queue: tokio::sync::mpsc::Sender<IngestEvent>) -> Self {
+        Self {
+            queue,
+            unreported: 0,
+        }
+    }
+
+    /// Queue `event`, or count it when the queue is full. Never waits.
+    pub(crate) fn send(&mut self, event: IngestEvent) {
+        if !self.report_lost() || !self.try_send(event) {
+            self.unreported += 1;
+        }
+    }
+
+    /// Deliver the count of lost events if there is room: `false` when it is still waiting.
+    pub(crate) fn report_lost(&mut self) -> bool {
+        if self.unreported == 0 {
+            return true;
+        }
+        let report = IngestEvent::EventsLost {
+            count: self.unreported,
+        };
+        if self.try_send(report) {
+            self.unreported = 0;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// `false` only when the queue is full (a closed queue has nobody to tell).
+    fn try_send(&self, event: IngestEvent) -> bool {
+        !matches!(
+            self.queue.try_send(event),
+            Err(tokio::sync::mpsc::error::TrySendError::Full(_))
+        )
+    }
 }
 
 /// Counters of one track.
@@ -219,5 +275,33 @@ impl Stats {
             Track::Video => &self.video,
             Track::Audio => &self.audio,
         }
+    }
+}
+
+#[cfg(test)]
+mod sink_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_full_queue_counts_what_it_drops_and_reports_it_before_the_next_event() {
+        let (tx, mut rx) = tokio::sync::mpsc::channel(2);
+        let mut sink = EventSink::new(tx);
+        for _ in 0..5 {
+            sink.send(IngestEvent::KeyframeRequested);
+        }
+        assert_eq!(rx.recv().await, Some(IngestEvent::KeyframeRequested));
+        // One slot: the report takes it, so this event is counted too.
+        sink.send(IngestEvent::SourceEnded(Track::Video));
+        assert_eq!(rx.recv().await, Some(IngestEvent::KeyframeRequested));
+        assert_eq!(rx.recv().await, Some(IngestEvent::EventsLost { count: 3 }));
+        sink.send(IngestEvent::SourceEnded(Track::Audio));
+        assert_eq!(rx.recv().await, Some(IngestEvent::EventsLost { count: 1 }));
+        assert_eq!(
+            rx.recv().await,
+            Some(IngestEvent::SourceEnded(Track::Audio))
+        );
+        // Nothing waits, nothing is counted twice.
+        assert!(sink.report_lost());
+        assert!(rx.try_recv().is_err());
     }
 }

@@ -18,8 +18,14 @@ pub struct IngestSession {
 }
 
 impl IngestSession {
-    /// The next event; `None` once the session has ended and every event was read. Events
-    /// that find the queue (256) full are dropped; [`stats`](Self::stats) stays exact.
+    /// The next event; `None` once the session has ended and every event was read.
+    ///
+    /// Nobody has to read: the session never waits for the application. Events wait in a
+    /// bounded queue ([`ConfigBuilder::event_queue`](crate::ConfigBuilder::event_queue),
+    /// default 256); those that find it full are dropped and counted, and the count arrives
+    /// as [`IngestEvent::EventsLost`] once there is room (so `Stopped` may be among the lost:
+    /// [`wait`](Self::wait) and [`stop`](Self::stop) always return the outcome).
+    /// [`stats`](Self::stats) stays exact whatever is read.
     pub async fn next_event(&mut self) -> Option<IngestEvent> {
         self.events.recv().await
     }

@@ -88,7 +88,7 @@ mod source;
 mod tracks;
 
 pub use client::{Client, IngestFluentBuilder};
-pub use config::{Builder as ConfigBuilder, Config, IceTransportPolicy};
+pub use config::{Builder as ConfigBuilder, Config, IceTransportPolicy, DEFAULT_EVENT_QUEUE};
 pub use error::{Error, ErrorChain, ErrorKind};
 pub use event::{IngestEvent, IngestState, JoinReason, Stats, Track, TrackStats};
 pub use handle::{IngestSession, Stopper};

@@ -26,7 +26,11 @@ async fn until(session: &mut IngestSession, what: &str, done: impl Fn(&IngestEve
 }
 
 async fn start(setup: &Setup, timings: Timings) -> IngestSession {
-    kvs_test_support::ingest_client(setup.emulator.ingest_config().timings(timings))
+    start_with(setup, setup.emulator.ingest_config().timings(timings)).await
+}
+
+async fn start_with(setup: &Setup, config: kvs_webrtc_ingest::ConfigBuilder) -> IngestSession {
+    kvs_test_support::ingest_client(config)
         .ingest()
         .channel(&setup.channel)
         .video(VideoSource::annex_b_file(setup.file("clip.h264")).looping(true))
@@ -284,4 +288,64 @@ async fn candidates_before_the_offer_and_a_late_offer_still_connect() {
         sessions.iter().any(|s| s.candidates_received > 0),
         "{sessions:#?}"
     );
+}
+
+/// An application that never calls `next_event` for 60 s (with two GO_AWAYs in between):
+/// media keeps flowing in every ten seconds of it, nothing is dropped as late, the sessions
+/// are re-joined, the queue never holds more than its capacity, and once the application
+/// reads, the loss is reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_application_that_never_reads_events_never_holds_up_media() {
+    use std::time::Instant;
+    const CAPACITY: usize = 4;
+    let setup = Setup::start("unread-events-cam").await;
+    let mut session =
+        start_with(&setup, setup.emulator.ingest_config().event_queue(CAPACITY)).await;
+    let started = Instant::now();
+    let frames = |setup: &Setup| -> u64 {
+        setup
+            .emulator
+            .sessions()
+            .iter()
+            .map(|s| s.media.video.frames)
+            .sum()
+    };
+    let mut before = 0;
+    for window in 1..=6u32 {
+        if window == 2 || window == 4 {
+            setup
+                .emulator
+                .inject_fault(json!({ "channel": "unread-events-cam", "fault": "GO_AWAY" }));
+        }
+        // Ten seconds pass with nobody reading the events.
+        tokio::time::sleep_until((started + Duration::from_secs(10) * window).into()).await;
+        let now = frames(&setup);
+        // 25 fps: 250 frames in ten seconds, less a re-join's gap.
+        assert!(
+            now - before >= 200,
+            "only {} frames in window {window}",
+            now - before
+        );
+        before = now;
+    }
+    let stats = session.stats();
+    assert_eq!(stats.video.dropped_late, 0, "{stats:?}");
+    assert_eq!(stats.audio.dropped_late, 0, "{stats:?}");
+    assert!(stats.rejoins >= 2, "{stats:?}");
+    // The queue held at most its capacity; the loss report follows.
+    let mut queued = Vec::new();
+    let lost = tokio::time::timeout(WAIT, async {
+        while let Some(event) = session.next_event().await {
+            if let IngestEvent::EventsLost { count } = event {
+                return count;
+            }
+            queued.push(event);
+        }
+        panic!("no EventsLost; read {queued:?}")
+    })
+    .await
+    .expect("a loss report");
+    assert!(queued.len() <= CAPACITY, "{queued:?}");
+    assert!(lost >= 10, "{lost} events lost");
+    session.stop().await.expect("stops cleanly");
 }
