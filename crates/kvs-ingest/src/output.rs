@@ -43,6 +43,8 @@ pub(crate) struct Output {
     dropped: u64,
     /// How to format the drop report for this output.
     json: bool,
+    /// Whether there is a status line to update (a terminal).
+    has_bar: bool,
 }
 
 impl Output {
@@ -65,6 +67,7 @@ impl Output {
         mut stderr: Box<dyn Write + Send>,
         capacity: usize,
     ) -> Self {
+        let has_bar = bar.is_some();
         let (queue, lines) = mpsc::sync_channel::<Line>(capacity);
         let writer = std::thread::Builder::new()
             .name("kvs-ingest-output".into())
@@ -99,6 +102,7 @@ impl Output {
             unreported: 0,
             dropped: 0,
             json,
+            has_bar,
         }
     }
 
@@ -119,7 +123,10 @@ impl Output {
 
     /// The status line; skipped when the queue is full. Never waits.
     pub(crate) fn status(&mut self, text: String) {
-        self.try_send(Line::Status(text));
+        // Without a terminal there is no status line: it must not take an event's room.
+        if self.has_bar {
+            self.try_send(Line::Status(text));
+        }
     }
 
     /// Event lines dropped so far.
