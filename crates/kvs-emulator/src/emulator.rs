@@ -82,6 +82,7 @@ impl Emulator {
             bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
             control_plane_port: 0,
             temporary: false,
+            log_drops: None,
         }
     }
 }
@@ -93,6 +94,7 @@ pub struct EmulatorBuilder {
     bind: IpAddr,
     control_plane_port: u16,
     temporary: bool,
+    log_drops: Option<tracing_appender::non_blocking::ErrorCounter>,
 }
 
 impl EmulatorBuilder {
@@ -182,6 +184,17 @@ impl EmulatorBuilder {
     /// free ports; clients learn them from GetSignalingChannelEndpoint.
     pub fn control_plane_port(mut self, port: u16) -> Self {
         self.control_plane_port = port;
+        self
+    }
+
+    /// The drop counter of a lossy `tracing-appender` log writer (as `kvs-emulator serve` logs):
+    /// the inspection API's `state` reports it as `logLinesDropped`, so that log lines lost to
+    /// a stderr nobody reads are seen.
+    pub fn log_lines_dropped(
+        mut self,
+        counter: tracing_appender::non_blocking::ErrorCounter,
+    ) -> Self {
+        self.log_drops = Some(counter);
         self
     }
 
@@ -277,6 +290,7 @@ impl EmulatorBuilder {
             peers: TaskTracker::new(),
             calls: Default::default(),
             external_peers: Default::default(),
+            log_drops: self.log_drops,
             body_reads: crate::http_util::BodyReads::new(
                 config.limits.max_connections,
                 config.limits.body_read_timeout,

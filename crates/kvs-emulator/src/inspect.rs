@@ -4,7 +4,13 @@
 //! not `null` or a loopback host), and takes faults only as `Content-Type: application/json`.
 //!
 //! - `GET  /_emulator/v1/state`: everything below in one document, plus `heldMessages`: per
-//!   channel, the peer-to-peer messages kept for a recipient that is not connected.
+//!   channel, the peer-to-peer messages kept for a recipient that is not connected, and
+//!   `logLinesDropped`: log lines lost because stderr was not read fast enough (`kvs-emulator
+//!   serve`; `null` for an emulator whose logs are not its own).
+//!
+//! Every answer is built from short-lived snapshots taken under the emulator's locks and sent
+//! after they are released, so a client that reads slowly or never holds up no storage session
+//! (`serve_binary.rs` checks it).
 //! - `GET  /_emulator/v1/channels`, `/streams`, `/connections`, `/sessions`.
 //! - `GET  /_emulator/v1/calls`: how many times each AWS operation was called (by its path name,
 //!   e.g. `getSignalingChannelEndpoint`, `getIceServerConfig`, `joinStorageSession`, and
@@ -110,6 +116,7 @@ fn state(shared: &Shared) -> Value {
         "sessions": shared.sessions.snapshot(),
         "faults": shared.faults.snapshot(),
         "calls": shared.calls.snapshot(),
+        "logLinesDropped": shared.log_drops.as_ref().map(|c| c.dropped_lines()),
     })
 }
 

@@ -68,6 +68,7 @@ mod sessions;
 mod shared;
 mod signaling;
 mod sigv4;
+pub mod stderr_log;
 mod storage;
 mod throttle;
 mod tls;

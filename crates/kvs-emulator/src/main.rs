@@ -97,12 +97,10 @@ struct ServeArgs {
 async fn main() -> ExitCode {
     // Logs are written by a thread of their own through a bounded, lossy queue: a stderr that
     // is read slowly or not at all (a supervisor's pipe) loses log lines, and never holds up a
-    // storage session or an API call. The guard flushes what waits at exit (bounded).
-    let (log_writer, _log_guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(true)
-        .buffered_lines_limit(4096)
-        .thread_name("kvs-emulator-logs")
-        .finish(std::io::stderr());
+    // storage session, an API call or the shutdown.
+    let (log_writer, mut logs) =
+        kvs_emulator::stderr_log::StderrLog::start("kvs-emulator-logs", 4096);
+    let log_drops = logs.error_counter();
     tracing_subscriber::fmt()
         .with_writer(log_writer)
         .with_env_filter(
@@ -125,6 +123,7 @@ async fn main() -> ExitCode {
         .region(args.region)
         .tls(tls)
         .control_plane_port(args.port)
+        .log_lines_dropped(log_drops.clone())
         .recordings_dir(
             args.recordings_dir
                 .unwrap_or_else(|| args.data_dir.join("recordings")),
@@ -169,8 +168,15 @@ async fn main() -> ExitCode {
     };
     println!("{}", emulator.startup_info());
     let signal = stop_signal().await;
-    eprintln!("kvs-emulator: {signal}: shutting down; finalizing recordings");
+    // Through the lossy log writer like every other line: a stderr that nobody reads must not
+    // keep the recordings from being finalized.
+    tracing::info!("{signal}: shutting down; finalizing recordings");
     emulator.shutdown().await;
+    let dropped = log_drops.dropped_lines();
+    if dropped > 0 {
+        tracing::warn!("{dropped} log lines were dropped: stderr was not read fast enough");
+    }
+    logs.finish(std::time::Duration::from_secs(1));
     ExitCode::SUCCESS
 }
 

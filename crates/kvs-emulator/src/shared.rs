@@ -53,6 +53,8 @@ pub(crate) struct Shared {
     pub body_reads: crate::http_util::BodyReads,
     /// Storage peers outside the emulator, by channel.
     pub external_peers: crate::external_peers::ExternalPeers,
+    /// Log lines the lossy log writer dropped, when the emulator was told its counter.
+    pub log_drops: Option<tracing_appender::non_blocking::ErrorCounter>,
 }
 
 /// Calls per AWS operation (known operation names only, so the map stays small), counted once

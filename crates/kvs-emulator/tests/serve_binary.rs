@@ -53,6 +53,22 @@ async fn a_signal_finalizes_the_recording(signal: &str, channel: &str, logged: &
         .as_str()
         .is_some_and(|u| u.starts_with("turn:127.0.0.1:")));
 
+    let (exit, log) = signal_and_wait(&mut child, signal).await;
+    assert!(exit.success(), "{exit:?}\n{log}");
+    assert!(
+        log.contains(&format!("{logged}: shutting down; finalizing recordings")),
+        "{log}"
+    );
+
+    support::assert_sample_recording(&dir.path().join("recordings").join(channel));
+}
+
+/// Send `signal` (`-INT`, `-TERM`) to the emulator and wait (bounded) for it to exit: its exit
+/// status and everything it logged (read after the exit, so a full pipe stays full until then).
+async fn signal_and_wait(
+    child: &mut tokio::process::Child,
+    signal: &str,
+) -> (std::process::ExitStatus, String) {
     let pid = child.id().expect("running").to_string();
     let signalled = std::process::Command::new("kill")
         .args([signal, &pid])
@@ -64,20 +80,8 @@ async fn a_signal_finalizes_the_recording(signal: &str, channel: &str, logged: &
         .expect("the emulator exits after the signal")
         .unwrap();
     let mut log = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut log)
-        .await
-        .unwrap();
-    assert!(exit.success(), "{exit:?}\n{log}");
-    assert!(
-        log.contains(&format!("{logged}: shutting down; finalizing recordings")),
-        "{log}"
-    );
-
-    support::assert_sample_recording(&dir.path().join("recordings").join(channel));
+    let _ = child.stderr.take().unwrap().read_to_string(&mut log).await;
+    (exit, log)
 }
 
 #[tokio::test]
@@ -209,4 +213,134 @@ async fn running_out_of_file_descriptors_is_survived_quietly() {
         }
     })
     .await;
+}
+
+/// Issue #28: nothing the emulator writes may hold up a storage session. Its log (at `trace`,
+/// which fills a pipe in moments) goes to a pipe that nobody reads, and 20 clients ask the
+/// inspection API for the whole state 200 times each, pipelined, and never read an answer,
+/// while a device ingests for 8 s. Every frame sent arrives, without a gap, and the inspection
+/// API still answers a client that reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::disallowed_methods)] // real time: the test measures it
+async fn output_nobody_reads_never_holds_up_a_storage_session() {
+    use std::time::{Duration, Instant};
+    use tokio::io::AsyncWriteExt as _;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kvs-emulator"));
+    command
+        .args(["serve", "--data-dir"])
+        .arg(dir.path())
+        .env("RUST_LOG", "trace");
+    // stderr is piped by `serve` and never read from here on.
+    let (mut child, info) = serve(command).await;
+    let service = Service::from_startup_info(&info);
+    let channel = "unread-emulator-cam";
+    service.storage_channel(channel).await;
+
+    // Clients that ask and never read.
+    let authority = service.endpoint.trim_start_matches("https://").to_owned();
+    let request = format!(
+        "GET {}/state HTTP/1.1\r\nHost: {authority}\r\n\r\n",
+        kvs_emulator::inspect::PREFIX
+    )
+    .repeat(200);
+    let mut unread = Vec::new();
+    for _ in 0..20 {
+        let tcp = tokio::net::TcpStream::connect(&authority).await.unwrap();
+        let connector = tokio_rustls::TlsConnector::from(service.rustls_client_config());
+        let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
+        let mut tls = connector.connect(name, tcp).await.unwrap();
+        // The server stops reading once its answers fill the socket: writing may not finish.
+        let _ = tokio::time::timeout(
+            Duration::from_millis(200),
+            tls.write_all(request.as_bytes()),
+        )
+        .await;
+        unread.push(tls);
+    }
+
+    // A client whose refused requests fill the log (each is an `info` line) while media flows.
+    let spam = format!(
+        "POST /describeSignalingChannel HTTP/1.1\r\nHost: {authority}\r\nContent-Type: \
+         application/json\r\nContent-Length: 2\r\n\r\n{{}}"
+    );
+    let mut spammers = tokio::task::JoinSet::new();
+    for _ in 0..4 {
+        let tcp = tokio::net::TcpStream::connect(&authority).await.unwrap();
+        let connector = tokio_rustls::TlsConnector::from(service.rustls_client_config());
+        let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
+        let tls = connector.connect(name, tcp).await.unwrap();
+        let (mut reader, mut writer) = tokio::io::split(tls);
+        let requests = spam.repeat(2_000);
+        spammers.spawn(async move {
+            let write = writer.write_all(requests.as_bytes());
+            let mut answers = Vec::new();
+            let read = reader.read_to_end(&mut answers);
+            let _ = tokio::join!(write, read);
+        });
+    }
+
+    let clip = kvs_test_support::SampleClip::write();
+    let client = kvs_test_support::ingest_client(
+        kvs_webrtc_ingest::Config::builder()
+            .sdk_config(service.bare_sdk_config())
+            .trust_root_certificate_pem(service.ca_pem.clone()),
+    );
+    let session = client
+        .ingest()
+        .channel(channel)
+        .video(kvs_webrtc_ingest::VideoSource::annex_b_file(&clip.video).looping(true))
+        .audio(kvs_webrtc_ingest::AudioSource::ogg_opus_file(&clip.audio).looping(true))
+        .send()
+        .await
+        .expect("ingestion starts");
+    tokio::time::sleep(Duration::from_secs(8)).await; // the measurement window
+    let stats = session.stop().await.expect("a clean stop");
+
+    let asked = Instant::now();
+    let sessions = service
+        .wait_for_sessions_json("every frame sent counted", |s| {
+            s.len() == 1
+                && s[0]["media"]["video"]["frames"].as_u64() == Some(stats.video.frames_sent)
+        })
+        .await;
+    let answered_in = asked.elapsed();
+    let video = &sessions[0]["media"]["video"];
+    eprintln!(
+        "log and 20 inspection clients unread: {} video frames sent, {} received, longest gap \
+         {} ms, dropped late {}; the inspection API answered in {answered_in:?}",
+        stats.video.frames_sent, video["frames"], video["longestGapMs"], stats.video.dropped_late
+    );
+    assert!(stats.video.frames_sent >= 150, "{stats:?}");
+    assert_eq!(stats.video.dropped_late, 0, "{stats:?}");
+    assert_eq!(stats.audio.dropped_late, 0, "{stats:?}");
+    assert_eq!(stats.rejoins, 0, "{stats:?}");
+    assert!(
+        video["longestGapMs"].as_u64().is_some_and(|gap| gap < 500),
+        "{video}"
+    );
+
+    // The pipe did fill: the condition under test happened.
+    let state = service.inspect("state").await;
+    assert!(
+        state["logLinesDropped"].as_u64().is_some_and(|n| n > 0),
+        "the log pipe never filled: {}",
+        state["logLinesDropped"]
+    );
+    eprintln!("log lines dropped: {}", state["logLinesDropped"]);
+    // Shutting down with the pipe still full finalizes the recording and exits.
+    let (exit, log) = signal_and_wait(&mut child, "-INT").await;
+    let tail = &log[log.len().saturating_sub(3000)..];
+    assert!(exit.success(), "{exit:?}; the log's end:\n{tail}");
+    let file = support::only_recording(&dir.path().join("recordings").join(channel));
+    let (codec, frames) = support::readable_video_frames(&file);
+    assert_eq!(codec, "h264");
+    assert_eq!(
+        frames, stats.video.frames_sent,
+        "the finalized recording has every frame"
+    );
+    assert_eq!(support::decode_errors(&file), "", "the recording decodes");
+    drop(unread);
+    spammers.abort_all();
 }

@@ -91,19 +91,21 @@ impl AwsArgs {
 /// How many log lines may wait for stderr; beyond that they are dropped and counted.
 const LOG_QUEUE: usize = 4096;
 
-/// The log writer's thread (the logs are flushed when this is finished or dropped) and its
-/// count of lines dropped.
-pub(crate) struct Logs {
-    guard: Option<tracing_appender::non_blocking::WorkerGuard>,
-    dropped: tracing_appender::non_blocking::ErrorCounter,
-}
+/// The log writer's thread (the logs are flushed when this is finished) and its count of lines
+/// dropped.
+pub(crate) struct Logs(kvs_emulator::stderr_log::StderrLog);
 
 impl Logs {
-    /// Flush what waits (bounded: about a second if nobody reads stderr) and say how many
-    /// lines were dropped because stderr was not read fast enough.
+    /// Flush what waits (at most a second when nobody reads stderr) and say how many lines
+    /// were dropped because stderr was not read fast enough. Never writes to stdout.
     pub(crate) fn finish(&mut self) -> u64 {
-        drop(self.guard.take());
-        self.dropped.dropped_lines() as u64
+        self.0.finish(std::time::Duration::from_secs(1))
+    }
+}
+
+impl Drop for Logs {
+    fn drop(&mut self) {
+        self.finish();
     }
 }
 
@@ -122,18 +124,10 @@ pub(crate) fn init_logging(debug: bool, quiet: bool) -> Logs {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(true)
-        .buffered_lines_limit(LOG_QUEUE)
-        .thread_name("kvs-ingest-logs")
-        .finish(std::io::stderr());
-    let dropped = writer.error_counter();
+    let (writer, logs) = kvs_emulator::stderr_log::StderrLog::start("kvs-ingest-logs", LOG_QUEUE);
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)
         .try_init();
-    Logs {
-        guard: Some(guard),
-        dropped,
-    }
+    Logs(logs)
 }

@@ -70,20 +70,21 @@ pub(crate) async fn start(start: Start) -> Result<IngestSession, Error> {
         &mut core,
     );
     let (events_tx, events) = mpsc::channel(start.config.event_queue);
+    let event_sink = EventSink::new(events_tx);
     let (stats_tx, stats) = watch::channel(Stats::default());
     let (stop, stop_rx) = watch::channel(false);
     let (join_tx, join_rx) = mpsc::channel(8);
     let span = tracing::info_span!("ingest", channel = %channel_arn);
     let driver = Driver {
         core,
-        outbox: SignalingOutbox::start(start.connection.sender(), events_tx.clone()),
+        outbox: SignalingOutbox::start(start.connection.sender(), event_sink.clone()),
         connection: start.connection,
         discovery: start.config.discovery().clone(),
         channel_arn: channel_arn.clone(),
         viewer_id: start.viewer_id,
         sockets,
         tracks,
-        events: EventSink::new(events_tx),
+        events: event_sink,
         stats: stats_tx,
         publisher: StatsPublisher::default(),
         stop: stop_rx,

@@ -1,5 +1,6 @@
 //! What a running ingestion tells its caller: events as they happen, statistics on demand.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 /// Where the ingestion is.
@@ -160,42 +161,42 @@ pub enum IngestEvent {
     },
 }
 
-/// The application's event queue as the driver sees it: bounded, and never waited for. An
-/// event that finds it full is counted; the count goes out as [`IngestEvent::EventsLost`]
-/// before the next event that fits.
-#[derive(Debug)]
+/// The application's event queue as the driver (and the signaling outbox) sees it: bounded,
+/// and never waited for. An event that finds it full is counted; the count goes out as
+/// [`IngestEvent::EventsLost`] before the next event that fits. Clones share the count, so an
+/// event dropped by any of them is reported once.
+#[derive(Debug, Clone)]
 pub(crate) struct EventSink {
     queue: tokio::sync::mpsc::Sender<IngestEvent>,
-    unreported: u64,
+    unreported: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl EventSink {
     pub(crate) fn new(queue: tokio::sync::mpsc::Sender<IngestEvent>) -> Self {
         Self {
             queue,
-            unreported: 0,
+            unreported: Default::default(),
         }
     }
 
     /// Queue `event`, or count it when the queue is full. Never waits.
-    pub(crate) fn send(&mut self, event: IngestEvent) {
+    pub(crate) fn send(&self, event: IngestEvent) {
         if !self.report_lost() || !self.try_send(event) {
-            self.unreported += 1;
+            self.unreported.fetch_add(1, Ordering::Relaxed);
         }
     }
 
     /// Deliver the count of lost events if there is room: `false` when it is still waiting.
-    pub(crate) fn report_lost(&mut self) -> bool {
-        if self.unreported == 0 {
+    pub(crate) fn report_lost(&self) -> bool {
+        let count = self.unreported.swap(0, Ordering::Relaxed);
+        if count == 0 {
             return true;
         }
-        let report = IngestEvent::EventsLost {
-            count: self.unreported,
-        };
-        if self.try_send(report) {
-            self.unreported = 0;
+        if self.try_send(IngestEvent::EventsLost { count }) {
             true
         } else {
+            // Still no room: the count waits for the next chance (with what others added).
+            self.unreported.fetch_add(count, Ordering::Relaxed);
             false
         }
     }
@@ -285,7 +286,7 @@ mod sink_tests {
     #[tokio::test]
     async fn a_full_queue_counts_what_it_drops_and_reports_it_before_the_next_event() {
         let (tx, mut rx) = tokio::sync::mpsc::channel(2);
-        let mut sink = EventSink::new(tx);
+        let sink = EventSink::new(tx);
         for _ in 0..5 {
             sink.send(IngestEvent::KeyframeRequested);
         }

@@ -10,7 +10,7 @@ use kvs_webrtc_signaling::{IceCandidate, Outgoing, SignalingSender};
 use tokio::sync::mpsc;
 use tracing::Instrument as _;
 
-use crate::event::IngestEvent;
+use crate::event::{EventSink, IngestEvent};
 
 /// Messages waiting for the signaling client; far more than a session produces (an answer and
 /// a few candidates per offer).
@@ -36,12 +36,13 @@ impl Message {
 #[derive(Debug)]
 pub(crate) struct SignalingOutbox {
     messages: mpsc::Sender<Message>,
-    events: mpsc::Sender<IngestEvent>,
+    events: EventSink,
 }
 
 impl SignalingOutbox {
-    /// Start the task that sends with `sender`; failures are reported on `events`.
-    pub(crate) fn start(sender: SignalingSender, events: mpsc::Sender<IngestEvent>) -> Self {
+    /// Start the task that sends with `sender`; failures are reported on `events` (counted as
+    /// lost events when the application's queue is full).
+    pub(crate) fn start(sender: SignalingSender, events: EventSink) -> Self {
         Self::start_with(events, move |message| {
             let sender = sender.clone();
             async move {
@@ -60,7 +61,7 @@ impl SignalingOutbox {
 
     /// [`SignalingOutbox::start`] over any way of sending (the tests' stands in for a full
     /// queue).
-    fn start_with<F, Fut>(events: mpsc::Sender<IngestEvent>, send: F) -> Self
+    fn start_with<F, Fut>(events: EventSink, send: F) -> Self
     where
         F: Fn(Message) -> Fut + Send + 'static,
         Fut: Future<Output = Result<(), String>> + Send,
@@ -112,10 +113,10 @@ impl SignalingOutbox {
     }
 }
 
-/// A warning for the application (and the log).
-fn warn(events: &mpsc::Sender<IngestEvent>, warning: String) {
+/// A warning for the application (and the log); counted as lost when its queue is full.
+fn warn(events: &EventSink, warning: String) {
     tracing::warn!("{warning}");
-    let _ = events.try_send(IngestEvent::Warning(warning));
+    events.send(IngestEvent::Warning(warning));
 }
 
 #[cfg(test)]
@@ -127,7 +128,8 @@ mod tests {
     #[tokio::test]
     async fn a_stuck_signaling_client_holds_up_nothing_and_overflow_is_reported() {
         let (events, mut warnings) = mpsc::channel(8);
-        let outbox = SignalingOutbox::start_with(events, |_| std::future::pending());
+        let outbox =
+            SignalingOutbox::start_with(EventSink::new(events), |_| std::future::pending());
         for i in 0..=CAPACITY + 1 {
             outbox.candidate(
                 format!("candidate:{i} 1 udp 1 127.0.0.1 9 typ host"),
@@ -147,7 +149,7 @@ mod tests {
     async fn messages_leave_in_order_and_a_failed_answer_is_a_warning() {
         let (events, mut warnings) = mpsc::channel(8);
         let (sent_tx, mut sent) = mpsc::unbounded_channel();
-        let outbox = SignalingOutbox::start_with(events, move |message| {
+        let outbox = SignalingOutbox::start_with(EventSink::new(events), move |message| {
             let sent_tx = sent_tx.clone();
             async move {
                 let refused = matches!(&message, Message::Answer(sdp) if sdp == "refused");
@@ -173,6 +175,27 @@ mod tests {
             Some(IngestEvent::Warning(
                 "the answer was not sent: the signaling socket is reconnecting".into()
             ))
+        );
+    }
+
+    /// Warnings that find the application's queue full are not lost silently: they are
+    /// counted with the driver's events and reported as one `EventsLost`.
+    #[tokio::test]
+    async fn warnings_that_find_the_event_queue_full_are_counted() {
+        let (events, mut received) = mpsc::channel(1);
+        let sink = EventSink::new(events);
+        let outbox = SignalingOutbox::start_with(sink.clone(), |_| std::future::pending());
+        for i in 0..CAPACITY + 3 {
+            outbox.candidate(format!("candidate:{i}"), "0".into());
+        }
+        // The first of the 3 overflow warnings fits; the other 2 are counted.
+        assert!(matches!(received.try_recv(), Ok(IngestEvent::Warning(_))));
+        assert!(received.try_recv().is_err());
+        // The driver reports what its clone of the sink did not deliver.
+        assert!(sink.report_lost());
+        assert_eq!(
+            received.try_recv().ok(),
+            Some(IngestEvent::EventsLost { count: 2 })
         );
     }
 }
