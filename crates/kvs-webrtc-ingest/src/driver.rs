@@ -5,7 +5,7 @@
 // The tokio side reads the clock and hands `now` to the sans-IO parts (clippy.toml).
 #![allow(clippy::disallowed_methods)]
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use kvs_webrtc_discovery::Role;
@@ -26,6 +26,11 @@ use crate::publish::StatsPublisher;
 use crate::session::{CoreConfig, IngestCore, JoinFailure, Output, Side};
 use crate::source::{AudioPacket, OpenedSource, Picture};
 use crate::tracks::{TrackOutput, Tracks};
+use crate::wake::{Deadlines, WakeGrid, WAKE_STEP};
+
+/// The instant every session's wake-up grid goes through: one per process, so that sessions
+/// wake together (see `wake.rs`).
+static WAKE_EPOCH: OnceLock<Instant> = OnceLock::new();
 
 /// Everything a session starts from.
 pub(crate) struct Start {
@@ -93,6 +98,7 @@ pub(crate) async fn start(start: Start) -> Result<IngestSession, Error> {
         failure: None,
         stopping: false,
         gathering: Gathering::new(&start.config, channel_arn.clone(), service_is_local),
+        grid: WakeGrid::new(*WAKE_EPOCH.get_or_init(Instant::now), WAKE_STEP),
     };
     let task = tokio::spawn(driver.run().instrument(span));
     Ok(IngestSession {
@@ -129,6 +135,8 @@ struct Driver {
     stopping: bool,
     /// Server-reflexive and relayed candidates: the ICE servers, STUN, TURN.
     gathering: Gathering,
+    /// Where wake-ups may fall.
+    grid: WakeGrid,
 }
 
 enum Wake {
@@ -161,16 +169,7 @@ impl Driver {
             if self.publisher.poll_publish(now, self.core.stats()) {
                 self.stats.send_replace(self.core.stats().clone());
             }
-            let wake_at = [
-                Some(deadline),
-                self.tracks.poll_timeout(now, self.core.is_streaming()),
-                self.gathering.poll_timeout(now),
-                self.publisher.poll_timeout(self.core.stats()),
-            ]
-            .into_iter()
-            .flatten()
-            .min()
-            .unwrap_or(deadline);
+            let wake_at = self.wake_at(now, deadline);
             let wake = tokio::select! {
                 biased;
                 _ = self.stop.changed() => Wake::Stop,
@@ -221,6 +220,26 @@ impl Driver {
             Some(failure) => Err(failure),
             None => Ok(stats),
         }
+    }
+
+    /// When to wake: the core's `deadline` and the other parts', on the wake-up grid. Paced
+    /// frames and the statistics may be a little late; once media flows, so may the core's and
+    /// the gathering's timers, which while connecting decide the time to the first frame and
+    /// are kept exactly.
+    fn wake_at(&mut self, now: Instant, deadline: Instant) -> Instant {
+        let streaming = self.core.is_streaming();
+        let timers = [Some(deadline), self.gathering.poll_timeout(now)];
+        let deadlines = Deadlines::default()
+            .flexible(self.tracks.poll_timeout(now, streaming))
+            .flexible(self.publisher.poll_timeout(self.core.stats()));
+        let deadlines = timers.into_iter().fold(deadlines, |d, timer| {
+            if streaming {
+                d.flexible(timer)
+            } else {
+                d.exact(timer)
+            }
+        });
+        self.grid.wake_at(now, deadlines).unwrap_or(deadline)
     }
 
     /// Carry out the core's outputs until it waits; `Err` when it ended (with its error when

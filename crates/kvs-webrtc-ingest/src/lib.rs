@@ -86,6 +86,7 @@ mod relay_io;
 mod session;
 mod source;
 mod tracks;
+mod wake;
 
 pub use client::{Client, IngestFluentBuilder};
 pub use config::{Builder as ConfigBuilder, Config, IceTransportPolicy, DEFAULT_EVENT_QUEUE};

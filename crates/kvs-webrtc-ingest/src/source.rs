@@ -17,10 +17,13 @@ use tokio::sync::{mpsc, watch};
 
 use crate::error::{Error, ErrorKind};
 
-/// Frames read ahead of their time, per track.
-const READ_AHEAD: usize = 8;
-/// Frames the driver takes from a reader at a time: the reader thread is woken once per batch.
-const BATCH: usize = 8;
+/// Pictures read ahead of their time (a sixth of a second at 25 fps; pictures are the bulk of
+/// a session's memory). The driver takes everything a reader has ready at once, so the reader
+/// thread is woken once per read-ahead.
+const VIDEO_READ_AHEAD: usize = 4;
+/// Audio packets read ahead of their time: about a second of 20 ms packets (a few kilobytes),
+/// so that the audio reader wakes about once a second rather than six times.
+const AUDIO_READ_AHEAD: usize = 48;
 /// Raw H.264 carries no timestamps; ffmpeg assumes 25 fps as well.
 pub const DEFAULT_FPS: u32 = 25;
 
@@ -333,10 +336,11 @@ pub(crate) struct Feed<T> {
 
 impl<T> Feed<T> {
     pub(crate) fn new(source: OpenedSource<T>) -> Self {
+        let batch = source.frames.max_capacity();
         Self {
             source,
-            ready: std::collections::VecDeque::with_capacity(BATCH),
-            taken: Vec::with_capacity(BATCH),
+            ready: std::collections::VecDeque::with_capacity(batch),
+            taken: Vec::with_capacity(batch),
             closed: false,
         }
     }
@@ -358,7 +362,8 @@ impl<T> Feed<T> {
 
     /// Wait until items are ready (or the source ended). Cancel-safe.
     pub(crate) async fn fill(&mut self) {
-        if self.source.frames.recv_many(&mut self.taken, BATCH).await == 0 {
+        let batch = self.source.frames.max_capacity();
+        if self.source.frames.recv_many(&mut self.taken, batch).await == 0 {
             self.closed = true;
         }
         self.ready.extend(self.taken.drain(..));
@@ -437,7 +442,7 @@ impl VideoSource {
                 let (name, open) = input.opener("video", self.looping, move |r, offset, _| {
                     Ok(h264_reader(r, fps, offset))
                 })?;
-                start_reader(name, open, self.looping)
+                start_reader(name, open, self.looping, VIDEO_READ_AHEAD)
             }
         }
     }
@@ -450,7 +455,7 @@ impl AudioSource {
             Origin::Pushed(rx) => Ok(pushed(rx, None)),
             Origin::Bytes(input) => {
                 let (name, open) = input.opener("audio", self.looping, opus_reader)?;
-                start_reader(name, open, self.looping)
+                start_reader(name, open, self.looping, AUDIO_READ_AHEAD)
             }
         }
     }
@@ -508,13 +513,14 @@ fn start_reader<R: FrameReader + 'static>(
     name: String,
     mut open: Opener<R>,
     looping: bool,
+    read_ahead: usize,
 ) -> Result<OpenedSource<R::Frame>, Error> {
     let mut reader = open(Duration::ZERO)?;
     let first = reader
         .next_frame()
         .map_err(|e| Error::media(&name, e))?
         .ok_or_else(|| no_frames(&name))?;
-    let (tx, frames) = mpsc::channel(READ_AHEAD);
+    let (tx, frames) = mpsc::channel(read_ahead);
     spawn_reader("kvs-ingest-source", move || loop {
         let item = match reader.next_frame() {
             Ok(Some(frame)) => SourceItem::Frame(frame),
@@ -597,8 +603,8 @@ impl ContainerSource {
         let mut reader = open(Duration::ZERO)?;
         check_tracks(&reader, &name, want_video)?;
         let first = read_first_frames(&mut reader, &name, want_video)?;
-        let (video_tx, video_rx) = mpsc::channel(READ_AHEAD);
-        let (audio_tx, audio_rx) = mpsc::channel(READ_AHEAD);
+        let (video_tx, video_rx) = mpsc::channel(VIDEO_READ_AHEAD);
+        let (audio_tx, audio_rx) = mpsc::channel(AUDIO_READ_AHEAD);
         let demux = Demux {
             reader,
             open,
@@ -678,7 +684,7 @@ fn read_first_frames(
                 };
                 if audio.is_none() {
                     audio = Some(packet);
-                } else if early_audio.len() < READ_AHEAD * 16 {
+                } else if early_audio.len() < AUDIO_READ_AHEAD * 3 {
                     early_audio.push(packet);
                 } else {
                     return Err(Error::new(
