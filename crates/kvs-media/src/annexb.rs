@@ -11,7 +11,7 @@ use crate::h264::{self, NAL_IDR, NAL_SLICE};
 const EXPECTED: &str = "an H.264 Annex-B stream (starting with 00 00 01 or 00 00 00 01)";
 /// An access unit larger than this is refused: no boundary in sight means the input is not H.264.
 pub const MAX_ACCESS_UNIT: usize = 16 << 20;
-const READ_CHUNK: usize = 32 << 10;
+const READ_CHUNK: usize = 16 << 10;
 
 /// One picture: its NAL units with start codes, as a WebRTC sender takes them.
 #[derive(Debug, Clone, PartialEq, Eq)]

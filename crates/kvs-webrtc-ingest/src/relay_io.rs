@@ -20,8 +20,12 @@ use tracing::Instrument as _;
 /// Writes queued per connection; beyond this, packets are dropped (as a congested network
 /// would), never the framing: a queued item is always one whole STUN message or ChannelData.
 const WRITE_QUEUE: usize = 1024;
-/// The largest read.
-const READ_BUFFER: usize = 65_536;
+/// The largest datagram read from a TURN server over UDP: what the storage peer sends back
+/// (STUN, RTCP, DTLS) in a Data indication or ChannelData fits a path MTU with room to spare
+/// (the host sockets read 2,048 bytes).
+const DATAGRAM_BUFFER: usize = 4_096;
+/// How much of a TCP/TLS stream is read at once (the framing reassembles messages).
+const STREAM_BUFFER: usize = 16_384;
 
 /// What a relay socket reports.
 #[derive(Debug)]
@@ -238,7 +242,7 @@ async fn pump_datagrams(
     events: &mpsc::Sender<RelayIoEvent>,
     mut writes: mpsc::Receiver<Vec<u8>>,
 ) -> Result<(), String> {
-    let mut buf = vec![0u8; READ_BUFFER];
+    let mut buf = vec![0u8; DATAGRAM_BUFFER];
     loop {
         tokio::select! {
             write = writes.recv() => match write {
@@ -266,7 +270,7 @@ async fn pump_stream<S: AsyncRead + AsyncWrite + Unpin>(
     mut writes: mpsc::Receiver<Vec<u8>>,
 ) -> Result<(), String> {
     let (mut reader, mut writer) = tokio::io::split(stream);
-    let mut buf = vec![0u8; READ_BUFFER];
+    let mut buf = vec![0u8; STREAM_BUFFER];
     loop {
         tokio::select! {
             write = writes.recv() => match write {

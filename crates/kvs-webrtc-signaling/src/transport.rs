@@ -73,7 +73,7 @@ pub(crate) async fn open(
     let connector = tokio_tungstenite::Connector::Rustls(config.tls.clone());
     let connect = tokio_tungstenite::connect_async_tls_with_config(
         url.as_str(),
-        None,
+        Some(websocket_config()),
         false,
         Some(connector),
     );
@@ -138,4 +138,16 @@ fn refused(endpoint: &str, err: tungstenite::Error) -> Error {
         format!("the signaling service at {endpoint} refused the connection: {status} {error_type}{hint}"),
     )
     .with_source(err)
+}
+
+/// Signaling messages are small (an SDP offer is a few kilobytes; the service refuses payloads
+/// over 10,000 characters): read in 16 KiB chunks and write each frame at once instead of
+/// tungstenite's 128 KiB buffers each way, which held most of a device's memory per
+/// connection. A message over 1 MiB is refused as the garbage it would be.
+fn websocket_config() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
+    tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .read_buffer_size(16 << 10)
+        .write_buffer_size(0)
+        .max_message_size(Some(1 << 20))
+        .max_frame_size(Some(1 << 20))
 }

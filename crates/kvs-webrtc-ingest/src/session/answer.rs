@@ -13,8 +13,9 @@ use str0m::{Candidate, Rtc, RtcConfig};
 
 use crate::media;
 
-/// Video packets kept for retransmission (about 1.3 s at 2 Mbit/s).
-const VIDEO_SEND_BUFFER: usize = 300;
+/// Video packets kept for retransmission: about 0.8 s at 2 Mbit/s, 0.4 s at 4 Mbit/s, a few
+/// round trips even on a slow path (a NACK comes one round trip after the loss).
+const VIDEO_SEND_BUFFER: usize = 160;
 
 /// The H.264 profiles the storage session accepts (protocol notes §5.1), as SDP
 /// `profile-level-id`s at level 3.1: constrained baseline, baseline, main, high.
@@ -50,7 +51,7 @@ pub(super) fn answer(
         .clear_codecs()
         .set_stats_interval(Some(Duration::from_secs(1)))
         // The packets kept to answer NACKs: a retransmission is asked for within a round
-        // trip, so about a second of video is plenty (str0m keeps 1000 packets, about 3 s and
+        // trip, so under a second of video is plenty (str0m keeps 1000 packets, about 5 s and
         // most of a session's memory at 2 Mbit/s).
         .set_send_buffer_video(VIDEO_SEND_BUFFER)
         // No transport-wide congestion control or absolute send time: nothing here estimates
