@@ -8,7 +8,16 @@
 //! * `send()` to the first frame at the storage peer: median and p95 of 20 ingestions, with the
 //!   emulator's offer delay (200 ms, the service's) reported apart;
 //! * unpaced throughput of one session: a push source written as fast as it is taken, in
-//!   Mbit/s per core of sender CPU.
+//!   Mbit/s per core of sender CPU;
+//! * beside each row, the **floor** of this machine for the same traffic: the same number of
+//!   packets per second, of the same sizes, sent the way the sessions send them (a picture's
+//!   packets in one GSO `sendmsg`, each audio packet alone, woken on the same 10 ms grid) by
+//!   a bare loop with no WebRTC at all, to a UDP socket that another process reads. On
+//!   loopback the kernel delivers each packet to the receiver on the sender's CPU, so part of
+//!   the floor (and of the sessions' cost) is the storage peer's receive path, which a real
+//!   network does not charge to the sender.
+//!
+//! `KVS_BENCH_PARTS` picks what runs (default `paced,ttff,unpaced`).
 //!
 //! The source is a 1280×720 H.264 stream at about 1.8 Mbit/s (25 fps, made by ffmpeg once and
 //! kept under `target/bench-media/`) and 32 kbit/s Opus, both looped.
@@ -52,6 +61,11 @@ fn main() {
         .collect();
     let warm_up = Duration::from_secs(env_or("KVS_BENCH_WARMUP_SECS", 2));
     let window = Duration::from_secs(env_or("KVS_BENCH_WINDOW_SECS", 15));
+    if std::env::var_os(SINK_ENV).is_some() {
+        return udp_sink();
+    }
+    let parts = std::env::var("KVS_BENCH_PARTS").unwrap_or_else(|_| "paced,ttff,unpaced".into());
+    let runs = |part: &str| parts.split(',').any(|p| p.trim() == part);
     let emulator = emulator_binary();
     let media = Media::prepare();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -64,21 +78,25 @@ fn main() {
         "sender figures: {} + Opus, one tokio worker, emulator in its own process",
         media.describe()
     );
-    println!(
-        "{:>8} {:>10} {:>12} {:>10} {:>12} {:>10} {:>12} {:>10}",
-        "sessions",
-        "CPU %",
-        "CPU %/sess",
-        "µs/packet",
-        "packets/s",
-        "Mbit/s",
-        "RSS MB/sess",
-        "emul. CPU %"
-    );
-    for n in sessions {
-        let row = runtime.block_on(paced_sessions(&emulator, &media, n, warm_up, window));
+    if runs("paced") {
         println!(
-            "{:>8} {:>10.2} {:>12.3} {:>10.1} {:>12.0} {:>10.2} {:>12.2} {:>10.1}",
+            "{:>8} {:>10} {:>12} {:>10} {:>12} {:>10} {:>12} {:>10} {:>12}",
+            "sessions",
+            "CPU %",
+            "CPU %/sess",
+            "µs/packet",
+            "packets/s",
+            "Mbit/s",
+            "RSS MB/sess",
+            "emul. CPU %",
+            "floor µs/pkt"
+        );
+    }
+    for n in sessions.iter().copied().filter(|_| runs("paced")) {
+        let row = runtime.block_on(paced_sessions(&emulator, &media, n, warm_up, window));
+        let floor = runtime.block_on(floor(n, &row, window.min(Duration::from_secs(5))));
+        println!(
+            "{:>8} {:>10.2} {:>12.3} {:>10.1} {:>12.0} {:>10.2} {:>12.2} {:>10.1} {:>12.1}",
             n,
             row.cpu_share * 100.0,
             row.cpu_share * 100.0 / n as f64,
@@ -86,18 +104,27 @@ fn main() {
             row.packets_per_second,
             row.mbit_per_second,
             row.rss_per_session as f64 / 1e6,
-            row.emulator_cpu_share * 100.0
+            row.emulator_cpu_share * 100.0,
+            floor.as_secs_f64() * 1e6
         );
     }
-    let ttff = runtime.block_on(time_to_first_frame(&emulator, &media));
-    println!(
-        "send() to the first frame at the storage peer, {TTFF_RUNS} runs: median {} ms, p95 {} ms \
-         (of which the emulator's offer delay: {} ms; ours: median {} ms)",
-        ttff.median.as_millis(),
-        ttff.p95.as_millis(),
-        OFFER_DELAY.as_millis(),
-        ttff.median.saturating_sub(OFFER_DELAY).as_millis()
-    );
+    if !runs("ttff") && !runs("unpaced") {
+        return;
+    }
+    if runs("ttff") {
+        let ttff = runtime.block_on(time_to_first_frame(&emulator, &media));
+        println!(
+            "send() to the first frame at the storage peer, {TTFF_RUNS} runs: median {} ms, p95 {} ms \
+             (of which the emulator's offer delay: {} ms; ours: median {} ms)",
+            ttff.median.as_millis(),
+            ttff.p95.as_millis(),
+            OFFER_DELAY.as_millis(),
+            ttff.median.saturating_sub(OFFER_DELAY).as_millis()
+        );
+    }
+    if !runs("unpaced") {
+        return;
+    }
     let unpaced = runtime.block_on(unpaced_session(
         &emulator,
         &media,
@@ -332,7 +359,20 @@ fn totals(sessions: &[IngestSession]) -> (u64, u64) {
         })
 }
 
+/// Video and audio RTP packets sent so far, over every session.
+fn packets_by_track(sessions: &[IngestSession]) -> (u64, u64) {
+    sessions
+        .iter()
+        .map(IngestSession::stats)
+        .fold((0, 0), |(v, a), s: Stats| {
+            (v + s.video.packets_sent, a + s.audio.packets_sent)
+        })
+}
+
 struct Row {
+    /// Video and audio RTP packets sent per second, over every session.
+    video_packets_per_second: f64,
+    audio_packets_per_second: f64,
     cpu_share: f64,
     cpu_per_packet: Duration,
     packets_per_second: f64,
@@ -383,10 +423,12 @@ async fn paced_sessions(
     let emulator_pid = emulator.pid().to_string();
     let (cpu0, emulator_cpu0) = (cpu_seconds(&pid), cpu_seconds(&emulator_pid));
     let (packets0, bytes0) = totals(&sessions);
+    let (video0, audio0) = packets_by_track(&sessions);
     let started = Instant::now();
     tokio::time::sleep(window).await; // the measurement window, not a synchronization
     let elapsed = started.elapsed().as_secs_f64();
     let (packets1, bytes1) = totals(&sessions);
+    let (video1, audio1) = packets_by_track(&sessions);
     let (cpu, emulator_cpu) = (
         cpu_seconds(&pid) - cpu0,
         cpu_seconds(&emulator_pid) - emulator_cpu0,
@@ -398,6 +440,8 @@ async fn paced_sessions(
     emulator.stop().await;
     let packets = packets1.saturating_sub(packets0).max(1);
     Row {
+        video_packets_per_second: video1.saturating_sub(video0) as f64 / elapsed,
+        audio_packets_per_second: audio1.saturating_sub(audio0) as f64 / elapsed,
         cpu_share: cpu / elapsed,
         cpu_per_packet: Duration::from_secs_f64(cpu / packets as f64),
         packets_per_second: packets as f64 / elapsed,
@@ -405,6 +449,107 @@ async fn paced_sessions(
         rss_per_session: rss / n as u64,
         emulator_cpu_share: emulator_cpu / elapsed,
     }
+}
+
+/// Set in the environment of the child that [`floor`] sends to.
+const SINK_ENV: &str = "KVS_BENCH_UDP_SINK";
+
+/// The child's job: read UDP datagrams on 127.0.0.1 (its port on stdout) until killed.
+fn udp_sink() {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("a UDP socket");
+    println!("{}", socket.local_addr().expect("its address").port());
+    let mut buf = vec![0; 65536];
+    while socket.recv(&mut buf).is_ok() {}
+}
+
+/// CPU per packet of the same traffic as `row`, without WebRTC: for each of `n` sessions a
+/// socket that sends, every 40 ms, one picture as one GSO `sendmsg` of 1,200-byte segments and
+/// two audio packets of 100 bytes, woken on a shared 10 ms grid, to a UDP socket that another
+/// process (this bench, started again as a sink) reads.
+async fn floor(n: usize, row: &Row, window: Duration) -> Duration {
+    let mut sink = tokio::process::Command::new(std::env::current_exe().expect("this bench"))
+        .env(SINK_ENV, "1")
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the sink starts");
+    let mut line = String::new();
+    tokio::io::AsyncBufReadExt::read_line(
+        &mut tokio::io::BufReader::new(sink.stdout.take().expect("piped")),
+        &mut line,
+    )
+    .await
+    .expect("the sink's port");
+    let sink_addr: std::net::SocketAddr = format!("127.0.0.1:{}", line.trim())
+        .parse()
+        .expect("a port");
+    // The sessions' traffic per 40 ms picture: video packets per picture, audio per picture.
+    let pictures_per_second = 25.0 * n as f64;
+    let video_per_picture = (row.video_packets_per_second / pictures_per_second).max(1.0);
+    let audio_per_picture = (row.audio_packets_per_second / pictures_per_second).round() as usize;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut senders = Vec::with_capacity(n);
+    for session in 0..n {
+        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0")
+            .await
+            .expect("a UDP socket");
+        let state = quinn_udp::UdpSocketState::new((&socket).into()).expect("GSO state");
+        let (stop, sent) = (stop.clone(), sent.clone());
+        // Each session's pictures start at its own offset, as real sessions do.
+        let offset = Duration::from_micros(40_000 * session as u64 / n as u64);
+        senders.push(tokio::spawn(async move {
+            let grid = Duration::from_millis(10);
+            let video = vec![0x80u8; 1200 * 16];
+            let audio = [0x80u8; 100];
+            let start = tokio::time::Instant::now() + offset;
+            let mut carry = 0.0;
+            for picture in 0u64.. {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                let due = start + Duration::from_millis(40) * picture as u32;
+                let since = due.duration_since(start - offset);
+                let ticks = since.as_nanos().div_ceil(grid.as_nanos()) as u32;
+                tokio::time::sleep_until(start - offset + grid * ticks).await;
+                carry += video_per_picture;
+                let segments = (carry as usize).clamp(1, 16);
+                carry -= segments as f64;
+                let transmit = quinn_udp::Transmit {
+                    destination: sink_addr,
+                    ecn: None,
+                    contents: &video[..1200 * segments],
+                    segment_size: (segments > 1).then_some(1200),
+                    src_ip: None,
+                };
+                let _ = socket
+                    .async_io(tokio::io::Interest::WRITABLE, || {
+                        state.try_send((&socket).into(), &transmit)
+                    })
+                    .await;
+                for _ in 0..audio_per_picture {
+                    let _ = socket.send_to(&audio, sink_addr).await;
+                }
+                sent.fetch_add(
+                    (segments + audio_per_picture) as u64,
+                    std::sync::atomic::Ordering::Relaxed,
+                );
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await; // the warm-up, not a synchronization
+    let pid = std::process::id().to_string();
+    let cpu0 = cpu_seconds(&pid);
+    let sent0 = sent.load(std::sync::atomic::Ordering::Relaxed);
+    tokio::time::sleep(window).await; // the measurement window, not a synchronization
+    let cpu = cpu_seconds(&pid) - cpu0;
+    let packets = sent.load(std::sync::atomic::Ordering::Relaxed) - sent0;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for sender in senders {
+        let _ = sender.await;
+    }
+    let _ = sink.kill().await;
+    Duration::from_secs_f64(cpu / packets.max(1) as f64)
 }
 
 struct Ttff {
