@@ -616,6 +616,12 @@ impl<'a> Reader<'a> {
                 format!(" {{ {} }}", assoc.join("; "))
             };
             let for_ = names.ty(&imp["for"]);
+            // rustdoc also lists `impl From<Owner> for Other` among Owner's impls; it is
+            // listed once, under the type it is for.
+            let own = format!("crate::{owner}");
+            if for_ != own && !for_.starts_with(&format!("{own}<")) {
+                continue;
+            }
             let signature = format!("impl{generics} {bang}{trait_} for {for_}{assoc}");
             api.insert(
                 format!("{owner} impl {bang}{trait_}"),
@@ -730,6 +736,38 @@ impl ApiItem {
     }
 }
 
+/// Names of the standard prelude, written without their path (`Option`, `impl Into<String>`).
+const PRELUDE: &[&str] = &[
+    "Option",
+    "Result",
+    "String",
+    "Vec",
+    "Box",
+    "Send",
+    "Sync",
+    "Sized",
+    "Unpin",
+    "Into",
+    "From",
+    "AsRef",
+    "AsMut",
+    "Clone",
+    "Copy",
+    "Default",
+    "Eq",
+    "PartialEq",
+    "Ord",
+    "PartialOrd",
+    "Iterator",
+    "IntoIterator",
+    "Fn",
+    "FnMut",
+    "FnOnce",
+    "Drop",
+    "ToString",
+    "ToOwned",
+];
+
 /// Renders types and paths of one document.
 struct Names<'a> {
     canonical: &'a BTreeMap<String, String>,
@@ -747,10 +785,8 @@ impl Names<'_> {
             if let Some(segments) = self.paths.get(&id).and_then(|p| p["path"].as_array()) {
                 let full: Vec<&str> = segments.iter().filter_map(Value::as_str).collect();
                 if let Some(last) = full.last() {
-                    if matches!(
-                        *last,
-                        "Option" | "Result" | "String" | "Vec" | "Box" | "Send" | "Sync" | "Sized"
-                    ) && matches!(full.first(), Some(&"core" | &"alloc" | &"std"))
+                    if PRELUDE.contains(last)
+                        && matches!(full.first(), Some(&"core" | &"alloc" | &"std"))
                     {
                         return (*last).to_string();
                     }
@@ -1246,7 +1282,7 @@ mod tests {
         for key in [
             "Input",
             "Input::arn",
-            "Input impl core::clone::Clone",
+            "Input impl Clone",
             "types::Input",
             "Input::arn()",
             "Client::join()",

@@ -9,7 +9,8 @@
 //! * a publishable crate that depends on an unpublishable one, or on a version of a workspace
 //!   crate that the workspace does not have;
 //! * a crate without the metadata crates.io shows (description, license, repository, readme,
-//!   keywords, categories, rust-version);
+//!   rust-version; keywords and categories too, but for the generated crate, whose manifest is
+//!   the generator's);
 //! * AWS's crate name on crates.io (regenerate with `--crate-name`).
 //!
 //! The order is a topological sort of the workspace dependencies that survive publishing
@@ -132,8 +133,15 @@ pub fn workspace_packages(root: &Path) -> anyhow::Result<Vec<WorkspacePackage>> 
         if package["license"].is_null() && package["license_file"].is_null() {
             missing_metadata.push("license");
         }
+        // The generated crate's manifest is the generator's (it writes no keywords or
+        // categories, and generated/ is never edited by hand).
+        let manifest_path = PathBuf::from(package["manifest_path"].as_str().unwrap_or_default());
+        let generated = manifest_path
+            .parent()
+            .and_then(Path::parent)
+            .is_some_and(|dir| dir.ends_with("generated"));
         for (field, label) in [("keywords", "keywords"), ("categories", "categories")] {
-            if package[field].as_array().is_none_or(Vec::is_empty) {
+            if !generated && package[field].as_array().is_none_or(Vec::is_empty) {
                 missing_metadata.push(label);
             }
         }
@@ -141,7 +149,7 @@ pub fn workspace_packages(root: &Path) -> anyhow::Result<Vec<WorkspacePackage>> 
             name,
             version: package["version"].as_str().unwrap_or_default().to_string(),
             id: package["id"].as_str().unwrap_or_default().to_string(),
-            manifest_path: PathBuf::from(package["manifest_path"].as_str().unwrap_or_default()),
+            manifest_path,
             publishable,
             workspace_dependencies: workspace_dependencies.into_iter().collect(),
             published_dependencies,

@@ -587,7 +587,8 @@ fn cargo_check(root: &Path, package: &str) -> anyhow::Result<()> {
 pub struct WorkspaceCheck {
     /// Hand-written packages with compile errors, and their first errors.
     pub broken: BTreeMap<String, Vec<String>>,
-    /// Packages not checked because they depend on a broken one.
+    /// Packages not checked, or only in part, because they (or their tests) depend on a broken
+    /// one.
     pub blocked: Vec<String>,
     /// Cargo failed without naming a package (resolution, manifest): its last lines.
     pub other_failure: Option<String>,
@@ -962,7 +963,8 @@ fn print_summary(s: &Summary<'_>) {
         }
         if !s.workspace.blocked.is_empty() {
             println!(
-                "              not checked (they depend on a broken crate): {}",
+                "              not checked, in whole or in part (they or their tests depend on a \
+                 broken crate): {}",
                 s.workspace.blocked.join(", ")
             );
         }
