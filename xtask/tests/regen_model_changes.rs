@@ -17,7 +17,7 @@
 
 mod support;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 use support::{shared_target_dir, smithy_rs_source, Run, Scratch};
@@ -35,7 +35,7 @@ fn changed_model(scratch: &Scratch, name: &str, edit: impl FnOnce(&mut Value)) -
     path
 }
 
-fn regen(scratch: &Scratch, model: &PathBuf) -> Run {
+fn regen(scratch: &Scratch, model: &Path) -> Run {
     let source = smithy_rs_source();
     let target = shared_target_dir();
     let run = scratch.regen(
