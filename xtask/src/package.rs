@@ -27,8 +27,8 @@ use serde::{Deserialize, Serialize};
 use crate::project::{AWS_CRATE_NAME, DEPENDENCY_KEY};
 
 /// The name this project publishes the generated crate under. Underscores, not hyphens: the
-/// generator writes `use <crate> as <name without "aws-sdk-">;` into the crate's docs, a doctest
-/// that only compiles when that name is an identifier (see [`validate_name`]).
+/// generator writes `use <crate> as <name without "aws-sdk-">;` into the crate's docs and
+/// README, which is Rust only when that name is an identifier (see [`validate_name`]).
 pub const PUBLISHED_CRATE_NAME: &str = "kvs_sdk_kinesisvideowebrtcstorage";
 
 /// The generated crate's package name and version, as recorded in the lock.
@@ -71,9 +71,11 @@ impl fmt::Display for CratePackage {
 }
 
 /// Cargo's rules for a package name that crates.io accepts (ASCII letters, digits, `-` and `_`,
-/// starting with a letter, at most 64 characters), and the generator's: its crate docs carry the
-/// example `use <lib name> as <name without the "aws-sdk-" prefix>;`, which compiles (as a
-/// doctest) only when that rest is an identifier, so a name other than `aws-sdk-...` has no `-`.
+/// starting with a letter, at most 64 characters), and the generator's: its crate docs and README
+/// carry the example `use <lib name> as <name without the "aws-sdk-" prefix>;`, which is Rust
+/// only when that rest is an identifier, so a name other than `aws-sdk-...` has no `-`. (As a
+/// doctest that example still fails for such a name, the crate being named twice next to
+/// rustdoc's injected `extern crate`; `cargo xtask test` skips that one doctest and says so.)
 pub fn validate_name(name: &str) -> anyhow::Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 64
@@ -91,8 +93,8 @@ pub fn validate_name(name: &str) -> anyhow::Result<()> {
     if short.contains('-') {
         bail!(
             "--crate-name {name:?}: use `_` instead of `-` (e.g. {:?}); the generator writes \
-             `use {} as {short};` into the crate's docs, which only compiles when {short:?} is \
-             an identifier",
+             `use {} as {short};` into the crate's docs and README, which is Rust only when \
+             {short:?} is an identifier",
             name.replace('-', "_"),
             name.replace('-', "_")
         );
