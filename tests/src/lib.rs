@@ -4,3 +4,12 @@
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]
 pub struct ReadmeDoctests;
+
+/// The crates' own READMEs (what crates.io shows), compiled the same way.
+#[cfg(doctest)]
+pub mod crate_readmes {
+    #[doc = include_str!("../../crates/kvs-webrtc-discovery/README.md")]
+    pub struct Discovery;
+    #[doc = include_str!("../../crates/kvs-webrtc-ingest/README.md")]
+    pub struct Ingest;
+}

@@ -17,8 +17,12 @@ pub enum Command {
     /// Pull the Smithy model, run the smithy-rs generator and replace generated/.
     Regen(RegenArgs),
     /// Install what the tests need (apt packages as root, a Python virtualenv with boto3 and the
-    /// AWS CLI, the npm tree, the smithy-rs source), then run `cargo test --workspace`.
+    /// AWS CLI, the npm tree, the smithy-rs source, a local registry server), then run
+    /// `cargo test --workspace`.
     Test(crate::test_env::TestArgs),
+    /// Publish every publishable crate in dependency order, from a clean tree whose generated/
+    /// is what regen made.
+    Publish(crate::publish::PublishArgs),
 }
 
 /// Flags of `cargo xtask regen`.
@@ -26,7 +30,7 @@ pub enum Command {
 pub struct RegenArgs {
     /// Regenerate from the locked model and pinned generator into a scratch directory and fail,
     /// with a diff, if generated/ differs. Changes nothing.
-    #[arg(long, conflicts_with_all = ["model_version", "model_url", "model_file"])]
+    #[arg(long, conflicts_with_all = ["model_version", "model_url", "model_file", "crate_name", "crate_version"])]
     pub check: bool,
 
     /// Pull this version of the Maven artifact
@@ -59,6 +63,22 @@ pub struct RegenArgs {
     /// codegen-version). Default: read from the archive's pax header or from `git rev-parse HEAD`.
     #[arg(long, value_name = "SHA", requires = "generator_source")]
     pub generator_commit: Option<String>,
+
+    /// Package name of the generated crate (also its directory under generated/); recorded in
+    /// model/model.lock.json and kept by later runs. Default: AWS's,
+    /// aws-sdk-kinesisvideowebrtcstorage, which only AWS may publish on crates.io.
+    #[arg(long, value_name = "NAME")]
+    pub crate_name: Option<String>,
+
+    /// Version of the generated crate; recorded in model/model.lock.json and kept by later runs.
+    /// Default: moduleVersion in codegen/gradle.properties (AWS's for the pinned generator).
+    #[arg(long, value_name = "VERSION")]
+    pub crate_version: Option<String>,
+
+    /// Accept a model change that breaks hand-written crates, or the crate's API without the
+    /// version bump it needs (exit 0 instead of 4).
+    #[arg(long)]
+    pub allow_breaking: bool,
 
     /// Pass Gradle's output through while it runs (it is always shown when Gradle fails).
     #[arg(long, short)]

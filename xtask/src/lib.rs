@@ -12,7 +12,9 @@ pub mod lock;
 pub mod maven;
 pub mod model;
 pub mod model_transform;
+pub mod package;
 pub mod project;
+pub mod publish;
 pub mod regen;
 pub mod stamp;
 pub mod test_env;
@@ -37,10 +39,33 @@ impl std::fmt::Display for GeneratorUnavailable {
 
 impl std::error::Error for GeneratorUnavailable {}
 
-/// Exit code for every failure that is not [`GeneratorUnavailable`].
+/// A regeneration that succeeded but changed the crate in a way the workspace does not accept
+/// as it is: hand-written crates no longer compile against it, or its API broke without the
+/// version bump that needs. The new crate stays in `generated/` for the maintainer to fix or
+/// undo; `cargo xtask` exits with [`EXIT_MODEL_CHANGE_NOT_ACCEPTED`] (`--allow-breaking`
+/// accepts it).
+#[derive(Debug)]
+pub struct ModelChangeNotAccepted {
+    /// What is wrong and what to do.
+    pub message: String,
+}
+
+impl std::fmt::Display for ModelChangeNotAccepted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ModelChangeNotAccepted {}
+
+/// Exit code for every failure that has no code of its own.
 pub const EXIT_FAILURE: u8 = 1;
-/// Exit code when the generator's artifacts cannot be resolved (see [`GeneratorUnavailable`]).
+/// Exit code when the generator's or the model's artifacts cannot be obtained: not published, or
+/// the repository or URL unreachable (see [`GeneratorUnavailable`]).
 pub const EXIT_GENERATOR_UNAVAILABLE: u8 = 3;
+/// Exit code when a model change breaks the workspace or the API without the version it needs
+/// (see [`ModelChangeNotAccepted`]).
+pub const EXIT_MODEL_CHANGE_NOT_ACCEPTED: u8 = 4;
 
 /// Maps an error to the process exit code.
 pub fn exit_code(err: &anyhow::Error) -> u8 {
@@ -49,6 +74,8 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
         || err.chain().any(|cause| cause.is::<GeneratorUnavailable>())
     {
         EXIT_GENERATOR_UNAVAILABLE
+    } else if err.downcast_ref::<ModelChangeNotAccepted>().is_some() {
+        EXIT_MODEL_CHANGE_NOT_ACCEPTED
     } else {
         EXIT_FAILURE
     }
@@ -59,5 +86,6 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<()> {
     match cli.command {
         cli::Command::Regen(args) => regen::run(&project::Project::locate()?, &args),
         cli::Command::Test(args) => test_env::run(&project::Project::locate()?, &args),
+        cli::Command::Publish(args) => publish::run(&project::Project::locate()?, &args),
     }
 }

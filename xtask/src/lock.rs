@@ -6,7 +6,8 @@ use anyhow::{bail, Context as _};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use crate::project::{SERVICE_SHAPE_ID, SERVICE_VERSION};
+use crate::package::CratePackage;
+use crate::project::{MODEL_FILE_NAME, SERVICE_SHAPE_ID, SERVICE_VERSION};
 
 /// Where a locked model came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,7 +30,9 @@ pub enum ModelSourceRecord {
         /// The URL.
         url: String,
     },
-    /// A local file, as given on the command line.
+    /// A local file: its path relative to the workspace root when it lies inside the
+    /// workspace, else its file name alone (no machine-local paths in the lock; the sha256 says
+    /// which file it was).
     File {
         /// The path.
         path: String,
@@ -75,6 +78,11 @@ pub struct ModelLock {
     /// Free text kept across regenerations when the source is the same (provenance details).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// The generated crate's package name and version (`--crate-name`, `--crate-version`);
+    /// absent: the generator's defaults, AWS's name and the version pinned in
+    /// `codegen/gradle.properties`.
+    #[serde(rename = "crate", default, skip_serializing_if = "Option::is_none")]
+    pub krate: Option<CratePackage>,
     /// What the generator reads instead of the model file, and why (absent in locks written
     /// before transformations were recorded; `regen --check` then asks for a regeneration).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -115,6 +123,7 @@ impl ModelLock {
             sha256: sha256_hex(json),
             source,
             note: None,
+            krate: None,
             generator_input: None,
         }
     }
@@ -142,8 +151,9 @@ impl ModelLock {
         let actual = sha256_hex(json);
         if actual != self.sha256 {
             bail!(
-                "the model's sha256 is {actual} but the lock records {}; the model was edited \
-                 by hand (restore it with git) or pulled without re-locking (run `cargo xtask regen`)",
+                "the model's sha256 is {actual} but the lock records {}; to generate from the \
+                 edited model run `cargo xtask regen --model-file model/{MODEL_FILE_NAME}`, or \
+                 restore it with `git checkout model/`",
                 self.sha256
             );
         }

@@ -74,10 +74,14 @@ impl PulledModel {
 }
 
 /// Pulls the model from `source` and validates it.
+///
+/// `root` is the workspace root: a model file inside it is recorded by its relative path, one
+/// outside by its file name, so that the lock holds no machine-local paths.
 pub fn pull(
     source: &ModelSource,
     repos: &Repositories,
     locked: Option<(&Path, &ModelLock)>,
+    root: &Path,
 ) -> anyhow::Result<PulledModel> {
     let (json, source) = match source {
         ModelSource::Maven { version } => {
@@ -91,7 +95,7 @@ pub fn pull(
                 format!("{group}:{artifact}:{version} does not contain a usable Smithy model")
             })?;
             let source = ModelSourceRecord::Maven {
-                repository,
+                repository: portable_repository(&repository),
                 coordinates: format!("{group}:{artifact}:{version}"),
                 version,
                 jar_sha256: sha256_hex(&jar),
@@ -99,8 +103,7 @@ pub fn pull(
             (json, source)
         }
         ModelSource::Url(url) => {
-            let bytes =
-                fetch(url).with_context(|| format!("cannot download the model from {url}"))?;
+            let bytes = fetch(url).map_err(|err| model_unavailable(url, err))?;
             let json = json_or_jar(bytes).with_context(|| format!("the model at {url}"))?;
             (json, ModelSourceRecord::Url { url: url.clone() })
         }
@@ -117,7 +120,7 @@ pub fn pull(
                     lock.source.clone()
                 }
                 _ => ModelSourceRecord::File {
-                    path: path.display().to_string(),
+                    path: portable_path(path, root),
                 },
             };
             (json, source)
@@ -141,6 +144,55 @@ pub fn pull(
         summary,
         generator,
     })
+}
+
+/// A download failure of `--model-url`: exit code 3 (like an unavailable Maven artifact) when
+/// the server cannot be reached or does not have the file, 1 for anything else.
+fn model_unavailable(url: &str, err: crate::fetch::FetchError) -> anyhow::Error {
+    use crate::fetch::FetchError;
+    let unavailable = matches!(
+        err,
+        FetchError::Unreachable { .. } | FetchError::NotFound { .. } | FetchError::Status { .. }
+    );
+    let err = anyhow::Error::new(err);
+    if unavailable {
+        err.context(crate::GeneratorUnavailable {
+            message: format!(
+                "cannot download the model from {url}; check the URL and the network (proxy \
+                 settings), or download it yourself and pass --model-file PATH"
+            ),
+        })
+    } else {
+        err.context(format!("cannot download the model from {url}"))
+    }
+}
+
+/// How a model file is recorded in the lock: relative to the workspace root (with `/`) when it
+/// is inside it, else by its file name.
+pub fn portable_path(path: &Path, root: &Path) -> String {
+    let absolute = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+    let root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
+    match absolute.strip_prefix(&root) {
+        Ok(relative) => relative
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join("/"),
+        Err(_) => path
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "model".to_string()),
+    }
+}
+
+/// How a Maven repository is recorded in the lock: as given for http(s) repositories; a local
+/// one (a directory or `file://`) is not named, as its path only means something on one machine.
+fn portable_repository(repository: &str) -> String {
+    if repository.starts_with("http://") || repository.starts_with("https://") {
+        repository.to_string()
+    } else {
+        "a local Maven repository (--maven-repo)".to_string()
+    }
 }
 
 fn same_file(a: &Path, b: &Path) -> bool {
@@ -284,6 +336,27 @@ mod tests {
         format!(
             r#"{{"smithy":"2.0","shapes":{{"{SERVICE_SHAPE_ID}":{{"type":"service","version":"{version}","operations":[{{"target":"a#Op"}}]}}}}}}"#
         )
+    }
+
+    #[test]
+    fn model_files_are_recorded_without_machine_local_paths() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(root.path().join("model")).unwrap();
+        let inside = root.path().join("model/m.json");
+        std::fs::write(&inside, "{}").unwrap();
+        assert_eq!(portable_path(&inside, root.path()), "model/m.json");
+        let outside = tempfile::tempdir().unwrap();
+        let file = outside.path().join("new-model.json");
+        std::fs::write(&file, "{}").unwrap();
+        assert_eq!(portable_path(&file, root.path()), "new-model.json");
+        assert_eq!(
+            portable_repository("file:///tmp/repo"),
+            "a local Maven repository (--maven-repo)"
+        );
+        assert_eq!(
+            portable_repository("https://repo1.maven.org/maven2"),
+            "https://repo1.maven.org/maven2"
+        );
     }
 
     #[test]

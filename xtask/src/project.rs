@@ -4,8 +4,14 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 
-/// Name of the generated crate (and of its directory under `generated/`).
-pub const CRATE_NAME: &str = "aws-sdk-kinesisvideowebrtcstorage";
+/// The generator's own name for the crate, AWS's: what `regen` produces when neither
+/// `--crate-name` nor the lock names another. crates.io's `aws-sdk-kinesisvideowebrtcstorage`
+/// belongs to AWS, so a crate we publish carries another name (see [`crate::package`]).
+pub const AWS_CRATE_NAME: &str = "aws-sdk-kinesisvideowebrtcstorage";
+/// The name hand-written crates use for the generated crate in Rust code
+/// (`aws_sdk_kinesisvideowebrtcstorage::Client`): the key of its `[workspace.dependencies]` entry,
+/// which renames whatever package regen produced (`package = "..."`) to it.
+pub const DEPENDENCY_KEY: &str = "aws-sdk-kinesisvideowebrtcstorage";
 /// Shape id of the service the generator is run for.
 pub const SERVICE_SHAPE_ID: &str =
     "com.amazonaws.kinesisvideowebrtcstorage#AWSAcuityRoutingServiceLambda";
@@ -82,9 +88,29 @@ impl Project {
         self.root.join("generated")
     }
 
-    /// The committed generated crate.
-    pub fn generated_crate(&self) -> PathBuf {
-        self.generated_dir().join(CRATE_NAME)
+    /// The generated crate called `name` (its directory under `generated/` is its package name).
+    pub fn generated_crate(&self, name: &str) -> PathBuf {
+        self.generated_dir().join(name)
+    }
+
+    /// The workspace manifest (`Cargo.toml` at the root).
+    pub fn workspace_manifest(&self) -> PathBuf {
+        self.root.join("Cargo.toml")
+    }
+
+    /// Cargo's target directory for this workspace: `$CARGO_TARGET_DIR`, else `target/`.
+    pub fn target_dir(&self) -> PathBuf {
+        match std::env::var_os("CARGO_TARGET_DIR").filter(|dir| !dir.is_empty()) {
+            Some(dir) => {
+                let dir = PathBuf::from(dir);
+                if dir.is_absolute() {
+                    dir
+                } else {
+                    self.root.join(dir)
+                }
+            }
+            None => self.root.join("target"),
+        }
     }
 
     /// The stamp that records what produced the generated crate.

@@ -13,6 +13,9 @@
 //! * npm: `npm ci` in `crates/kvs-emulator/tests/js`, redone only when its lock file changes.
 //! * smithy-rs source: `$KVS_SMITHY_RS_SOURCE`, else `../shared/vendor/...` beside the workspace,
 //!   else downloaded from GitHub into `target/test-env`.
+//! * A local Cargo registry server for the publishing test: `cargo-http-registry` (crates.io),
+//!   `cargo install`ed into `target/test-env/cargo-http-registry` at a pinned version; the tests
+//!   find it through `$KVS_CARGO_HTTP_REGISTRY`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -25,6 +28,9 @@ use crate::toolchain::which;
 
 /// Python packages the tests run (the official AWS clients).
 const PYTHON_PACKAGES: &[&str] = &["boto3", "awscli"];
+
+/// The registry server the publishing test starts (crates.io package and version).
+pub const REGISTRY_SERVER: (&str, &str) = ("cargo-http-registry", "0.1.8");
 
 /// The smithy-rs release whose source the generator tests build.
 const SMITHY_RS_TAG: &str = "release-2026-08-21";
@@ -104,6 +110,8 @@ pub struct TestEnv {
     pub path_prefix: Vec<PathBuf>,
     /// The smithy-rs source archive for the generator tests.
     pub smithy_rs_source: PathBuf,
+    /// The `cargo-http-registry` executable for the publishing test.
+    pub registry_server: PathBuf,
 }
 
 /// Runs `cargo xtask test`.
@@ -133,14 +141,29 @@ pub fn run(project: &Project, args: &TestArgs) -> anyhow::Result<()> {
         .copied()
         .chain(args.cargo_args.iter().map(String::as_str))
         .collect();
+    let skip = generated_doctest_to_skip(project)?;
+    let mut cargo_args = args.cargo_args.clone();
+    if let Some(name) = &skip {
+        println!(
+            "test-env: skipping the doctest {name:?}: the generator's crate-level example \
+             (`use <crate> as <name>;`) names the crate twice for any name but AWS's, which \
+             rustdoc's injected `extern crate` rejects (E0254); as code in a user's crate it \
+             compiles"
+        );
+        if !cargo_args.iter().any(|a| a == "--") {
+            cargo_args.push("--".into());
+        }
+        cargo_args.extend(["--skip".into(), name.clone()]);
+    }
     println!("test-env: cargo test {}", shown.join(" "));
     let status = Command::new(cargo)
         .current_dir(project.root())
         .arg("test")
         .args(scope)
-        .args(&args.cargo_args)
+        .args(&cargo_args)
         .env("PATH", path)
         .env("KVS_SMITHY_RS_SOURCE", &env.smithy_rs_source)
+        .env("KVS_CARGO_HTTP_REGISTRY", &env.registry_server)
         // Tests must not leave Gradle daemons behind.
         .env("GRADLE_OPTS", gradle_opts())
         .status()
@@ -149,6 +172,40 @@ pub fn run(project: &Project, args: &TestArgs) -> anyhow::Result<()> {
         bail!("cargo test failed ({status})");
     }
     Ok(())
+}
+
+/// The one doctest of the generated crate that cannot compile under a name other than AWS's
+/// (see `run`): `<crate dir>/src/lib.rs - (line 42)`, or `None` under AWS's name.
+fn generated_doctest_to_skip(project: &Project) -> anyhow::Result<Option<String>> {
+    let Some(krate) = crate::lock::ModelLock::read(&project.model_lock())?.and_then(|l| l.krate)
+    else {
+        return Ok(None);
+    };
+    if krate.is_aws_name() {
+        return Ok(None);
+    }
+    let lib = project.generated_crate(&krate.name).join("src/lib.rs");
+    let text =
+        std::fs::read_to_string(&lib).with_context(|| format!("cannot read {}", lib.display()))?;
+    // The fenced block that holds `use <lib> as <alias>;`: its opening line is the doctest's.
+    let lines: Vec<&str> = text.lines().collect();
+    let Some(use_line) = lines
+        .iter()
+        .position(|l| l.starts_with(&format!("//! use {} as ", krate.lib_name())))
+    else {
+        return Ok(None);
+    };
+    let Some(fence) = lines[..use_line]
+        .iter()
+        .rposition(|l| l.starts_with("//! ```"))
+    else {
+        return Ok(None);
+    };
+    Ok(Some(format!(
+        "generated/{}/src/lib.rs - (line {})",
+        krate.name,
+        fence + 1
+    )))
 }
 
 /// Makes everything the tests need present; see the module docs.
@@ -160,9 +217,11 @@ pub fn provision(project: &Project) -> anyhow::Result<TestEnv> {
     let python_bin = ensure_python_clients(&env_dir.join("python"))?;
     ensure_npm_tree(&project.root().join("crates/kvs-emulator/tests/js"))?;
     let smithy_rs_source = ensure_smithy_rs_source(project, &env_dir)?;
+    let registry_server = ensure_registry_server(&env_dir)?;
     Ok(TestEnv {
         path_prefix: vec![python_bin],
         smithy_rs_source,
+        registry_server,
     })
 }
 
@@ -345,6 +404,45 @@ fn ensure_smithy_rs_source(project: &Project, env_dir: &Path) -> anyhow::Result<
             shared.display()
         ),
     }
+}
+
+/// `cargo install`s [`REGISTRY_SERVER`] under `env_dir` unless that version is there; returns
+/// its executable.
+fn ensure_registry_server(env_dir: &Path) -> anyhow::Result<PathBuf> {
+    let (package, version) = REGISTRY_SERVER;
+    let root = env_dir.join(package);
+    let executable = root.join("bin").join(package);
+    let stamp = root.join("kvs-version.txt");
+    if executable.is_file() && std::fs::read_to_string(&stamp).is_ok_and(|v| v == version) {
+        println!(
+            "test-env: {package} {version} present ({})",
+            executable.display()
+        );
+        return Ok(executable);
+    }
+    println!(
+        "test-env: cargo install {package} {version} into {} (from crates.io)",
+        root.display()
+    );
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    run_quiet(
+        Command::new(cargo)
+            .args([
+                "install",
+                "--quiet",
+                "--force",
+                package,
+                "--version",
+                version,
+            ])
+            .arg("--root")
+            .arg(&root)
+            // Its build stays out of the workspace's target directory.
+            .env("CARGO_TARGET_DIR", env_dir.join("cargo-install-target")),
+        &format!("cargo install {package} --version {version}"),
+    )?;
+    std::fs::write(&stamp, version).with_context(|| format!("cannot write {}", stamp.display()))?;
+    Ok(executable)
 }
 
 /// Runs `command`, showing its output only when it fails.

@@ -233,3 +233,39 @@ fn a_failing_fmt_step_fails_regen() {
     .expect_failure(1, &["`cargo fmt` step failed"]);
     scratch.assert_model_and_generated_untouched();
 }
+
+/// The tree hash ([`xtask::tree::Tree::hash`]) of the crate the pinned generator makes with its
+/// defaults from the locked model: `aws-sdk-kinesisvideowebrtcstorage` 1.109.0, whose `src/`,
+/// `tests/`, `README.md` and `LICENSE` are byte for byte AWS's published 1.109.0 and whose
+/// `Cargo.toml` is its `Cargo.toml.orig` without the `path` keys (compared file by file when it
+/// was committed under that name, before the crate was published under ours).
+const AWS_1_109_0_TREE_SHA256: &str =
+    "f285c50c111454ac43a674bbb45e6f3582373049365111163ae2d3c6a9e57c13";
+
+#[test]
+fn with_the_generator_defaults_regen_reproduces_aws_crate_byte_for_byte() {
+    // A copy whose lock names no crate: AWS's name and codegen/gradle.properties' version.
+    let scratch = Scratch::new();
+    let target = support::shared_target_dir();
+    let model = scratch.path("model/kinesis-video-webrtc-storage-2018-05-10.json");
+    let run = regen_from(
+        &scratch,
+        &smithy_rs_source(),
+        &["--model-file", model.to_str().unwrap()],
+        &[("CARGO_TARGET_DIR", target.to_str().unwrap())],
+    );
+    run.expect_success();
+    assert!(
+        run.stdout
+            .contains("  crate:      aws-sdk-kinesisvideowebrtcstorage 1.109.0 (AWS's name"),
+        "{}",
+        run.stdout
+    );
+    let tree =
+        xtask::tree::Tree::read(&scratch.path("generated/aws-sdk-kinesisvideowebrtcstorage"))
+            .unwrap();
+    assert_eq!(tree.files().len(), 57);
+    assert_eq!(tree.hash(), AWS_1_109_0_TREE_SHA256);
+    // The lock records no crate: the defaults.
+    assert!(!scratch.read("model/model.lock.json").contains("\"crate\""));
+}

@@ -16,13 +16,15 @@ fn assert_untouched(scratch: &Scratch) {
         scratch.read(MODEL),
         std::fs::read_to_string(root.join(MODEL)).unwrap()
     );
-    assert_eq!(
-        scratch.read(LOCK),
-        std::fs::read_to_string(root.join(LOCK)).unwrap()
-    );
-    assert!(!scratch
-        .path("generated/aws-sdk-kinesisvideowebrtcstorage")
-        .exists());
+    // The scratch's lock is the committed one without its crate (the generator's defaults).
+    let mut lock = xtask::lock::ModelLock::read(&root.join(LOCK))
+        .unwrap()
+        .unwrap();
+    lock.krate = None;
+    assert_eq!(scratch.read(LOCK), lock.to_json());
+    for name in ["aws-sdk-kinesisvideowebrtcstorage", "kvs_sdk_x"] {
+        assert!(!scratch.path(&format!("generated/{name}")).exists());
+    }
     assert!(!scratch.path("generated/.staging").exists());
 }
 
@@ -214,6 +216,62 @@ fn a_model_jar_without_the_service_is_rejected() {
             "contains com.amazonaws.kinesisvideowebrtcstorage",
         ],
     );
+    assert_untouched(&scratch);
+}
+
+#[test]
+fn an_unreachable_or_missing_model_url_exits_3() {
+    let scratch = Scratch::new();
+    // A port that was just free: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}/model.json");
+    scratch
+        .regen(&["--model-url", &url], &[])
+        .expect_failure(3, &["cannot download the model from", &url, "--model-file"]);
+    assert_untouched(&scratch);
+    // Reachable, but the file is not there: also not obtainable.
+    let empty = tempfile::tempdir().unwrap();
+    let server = FileServer::serve(empty.path().to_path_buf());
+    let url = format!("{}/model.json", server.url());
+    scratch
+        .regen(&["--model-url", &url], &[])
+        .expect_failure(3, &["cannot download the model from", &url]);
+    assert_untouched(&scratch);
+}
+
+#[test]
+fn an_edited_model_names_the_flag_that_uses_it() {
+    let scratch = Scratch::with_generated();
+    let model = scratch.read(MODEL);
+    scratch.write(MODEL, &model.replacen("webrtc", "WebRTC", 1));
+    scratch.regen(&["--check"], &[]).expect_failure(
+        1,
+        &[
+            "model/ does not match its lock",
+            "cargo xtask regen --model-file model/kinesis-video-webrtc-storage-2018-05-10.json",
+        ],
+    );
+}
+
+#[test]
+fn a_crate_name_the_generator_cannot_document_is_refused() {
+    let scratch = Scratch::new();
+    scratch
+        .regen(
+            &["--crate-name", "kvs-sdk-x", "--crate-version", "1.0.0"],
+            &[],
+        )
+        .expect_failure(1, &["use `_` instead of `-`", "kvs_sdk_x"]);
+    scratch
+        .regen(
+            &["--crate-name", "kvs_sdk_x", "--crate-version", "1.0"],
+            &[],
+        )
+        .expect_failure(1, &["--crate-version 1.0 is not a version"]);
     assert_untouched(&scratch);
 }
 

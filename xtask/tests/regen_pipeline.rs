@@ -73,8 +73,8 @@ fn regen_then_check_then_drift_is_caught() {
         ),
         "codegen:    smithy-rs 0.1.25",
         "files:      2 added, 0 changed, 0 removed",
-        "+ crate::join_storage_session()",
-        "public API: 2 added, 0 removed",
+        "crate:      aws-sdk-kinesisvideowebrtcstorage 1.109.0 (AWS's name",
+        "public API: first generation (nothing to compare with)",
     ] {
         let fragment: &str = fragment;
         assert!(
@@ -99,11 +99,21 @@ fn regen_then_check_then_drift_is_caught() {
     regen(&scratch, &["--check"]).expect_failure(1, &["was edited after generation"]);
     scratch.write(&lib_path, &lib);
 
-    // A generator setting change is caught by regenerating, with a readable diff.
+    // A generator setting change is caught: the default crate version no longer matches the
+    // workspace dependency, and once that is changed too, by regenerating, with a readable diff.
     let properties = scratch.read("codegen/gradle.properties");
     scratch.write(
         "codegen/gradle.properties",
         &properties.replace("moduleVersion=1.109.0", "moduleVersion=1.110.0"),
+    );
+    regen(&scratch, &["--check"]).expect_failure(
+        1,
+        &["names package aws-sdk-kinesisvideowebrtcstorage at generated/aws-sdk-kinesisvideowebrtcstorage version 1.109.0, but the generated crate is aws-sdk-kinesisvideowebrtcstorage 1.110.0"],
+    );
+    let manifest = scratch.read("Cargo.toml");
+    scratch.write(
+        "Cargo.toml",
+        &manifest.replace("version = \"1.109.0\"", "version = \"1.110.0\""),
     );
     let run = regen(&scratch, &["--check"]);
     run.expect_failure(

@@ -41,8 +41,9 @@
 //! The AWS SDK crates provide every call; what no crate provides is the flow between them
 //! (which endpoint serves which API, the storage checks, caching with stale-entry
 //! invalidation), which is this crate. The storage client is the generated
-//! `aws-sdk-kinesisvideowebrtcstorage` in this workspace's `generated/` (the official smithy-rs
-//! output, identical to the published 1.109.0).
+//! `kvs_sdk_kinesisvideowebrtcstorage` in this workspace's `generated/` (the official smithy-rs
+//! output: AWS's `aws-sdk-kinesisvideowebrtcstorage` 1.109.0 under a name we publish), used as
+//! `aws_sdk_kinesisvideowebrtcstorage` and re-exported as [`sdk::kinesisvideowebrtcstorage`].
 
 mod cache;
 mod client;

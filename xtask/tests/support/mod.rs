@@ -11,7 +11,7 @@ use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 
 /// The committed generated crate, relative to the workspace root.
-pub(crate) const GENERATED_CRATE: &str = "generated/aws-sdk-kinesisvideowebrtcstorage";
+pub(crate) const GENERATED_CRATE: &str = "generated/kvs_sdk_kinesisvideowebrtcstorage";
 
 /// The pinned smithy-rs source archive: `$KVS_SMITHY_RS_SOURCE`, else the copy in `../shared`
 /// beside the workspace (where CI and the project's machines have it).
@@ -35,6 +35,44 @@ pub(crate) fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .unwrap()
+        .to_path_buf()
+}
+
+/// Copies the whole workspace as a fresh clone would have it (tracked files and new files that
+/// git does not ignore, as they are on disk) into `dest`; returns how many files.
+pub(crate) fn copy_workspace(dest: &Path) -> usize {
+    let root = workspace_root();
+    let output = Command::new("git")
+        .current_dir(&root)
+        .args([
+            "ls-files",
+            "-z",
+            "--cached",
+            "--others",
+            "--exclude-standard",
+        ])
+        .output()
+        .expect("git is installed");
+    assert!(output.status.success(), "git ls-files failed");
+    let mut copied = 0;
+    for name in output.stdout.split(|b| *b == 0).filter(|n| !n.is_empty()) {
+        let relative = Path::new(std::str::from_utf8(name).expect("UTF-8 file names"));
+        let from = root.join(relative);
+        // A tracked file deleted in the work tree is not part of the copy.
+        if from.is_file() {
+            copy(&from, &dest.join(relative));
+            copied += 1;
+        }
+    }
+    copied
+}
+
+/// The workspace's target directory (the parent of `CARGO_TARGET_TMPDIR`): tests that build
+/// copies of the workspace share its compiled third-party crates.
+pub(crate) fn shared_target_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .expect("CARGO_TARGET_TMPDIR is target/tmp")
         .to_path_buf()
 }
 
@@ -73,11 +111,25 @@ impl Scratch {
             &root.join("generated/README.md"),
             &dir.path().join("generated/README.md"),
         );
+        // The generator's defaults (AWS's crate name and version): the lock names no crate.
+        let lock_path = dir.path().join("model/model.lock.json");
+        let mut lock = xtask::lock::ModelLock::read(&lock_path).unwrap().unwrap();
+        lock.krate = None;
+        std::fs::write(&lock_path, lock.to_json()).unwrap();
         std::fs::write(
             dir.path().join("Cargo.toml"),
-            "[workspace]\nmembers = [\"generated/*\"]\nexclude = [\"generated/.staging\", \"codegen/build\"]\nresolver = \"2\"\n",
+            "[workspace]\nmembers = [\"generated/*\"]\nexclude = [\"generated/.staging\", \"codegen/build\"]\nresolver = \"2\"\n\n\
+             [workspace.dependencies]\n\
+             aws-sdk-kinesisvideowebrtcstorage = { path = \"generated/aws-sdk-kinesisvideowebrtcstorage\", version = \"1.109.0\" }\n",
         )
         .unwrap();
+        Self { dir }
+    }
+
+    /// A scratch copy of the whole workspace ([`copy_workspace`]), for runs that build it.
+    pub(crate) fn full() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        copy_workspace(dir.path());
         Self { dir }
     }
 
@@ -85,6 +137,21 @@ impl Scratch {
     pub(crate) fn with_generated() -> Self {
         let scratch = Self::new();
         let root = workspace_root();
+        copy(
+            &root.join("model/model.lock.json"),
+            &scratch.path("model/model.lock.json"),
+        );
+        let lock = xtask::lock::ModelLock::read(&scratch.path("model/model.lock.json"))
+            .unwrap()
+            .unwrap();
+        let krate = lock
+            .krate
+            .expect("the committed lock names the generated crate");
+        let manifest = scratch.read("Cargo.toml");
+        scratch.write(
+            "Cargo.toml",
+            &xtask::package::set_workspace_dependency(&manifest, &krate).unwrap(),
+        );
         xtask::tree::Tree::read(&root.join(GENERATED_CRATE))
             .unwrap()
             .write(&scratch.path(GENERATED_CRATE))

@@ -23,7 +23,7 @@ pub(crate) struct Handle {
 /// ```rust,no_run
 /// # async fn wrapper() {
 /// let config = aws_config::load_from_env().await;
-/// let client = aws_sdk_kinesisvideowebrtcstorage::Client::new(&config);
+/// let client = kvs_sdk_kinesisvideowebrtcstorage::Client::new(&config);
 /// # }
 /// ```
 ///
@@ -35,7 +35,7 @@ pub(crate) struct Handle {
 /// ```rust,no_run
 /// # async fn wrapper() {
 /// let sdk_config = ::aws_config::load_from_env().await;
-/// let config = aws_sdk_kinesisvideowebrtcstorage::config::Builder::from(&sdk_config)
+/// let config = kvs_sdk_kinesisvideowebrtcstorage::config::Builder::from(&sdk_config)
 /// # /*
 ///     .some_service_specific_setting("value")
 /// # */
@@ -143,8 +143,8 @@ impl Client {
 /// operation call. For example, this can be used to add an additional HTTP header:
 ///
 /// ```ignore
-/// # async fn wrapper() -> ::std::result::Result<(), aws_sdk_kinesisvideowebrtcstorage::Error> {
-/// # let client: aws_sdk_kinesisvideowebrtcstorage::Client = unimplemented!();
+/// # async fn wrapper() -> ::std::result::Result<(), kvs_sdk_kinesisvideowebrtcstorage::Error> {
+/// # let client: kvs_sdk_kinesisvideowebrtcstorage::Client = unimplemented!();
 /// use ::http_1x::header::{HeaderName, HeaderValue};
 ///
 /// let result = client.join_storage_session()

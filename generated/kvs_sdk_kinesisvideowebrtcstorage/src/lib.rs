@@ -27,25 +27,25 @@
 //! > [usage examples](https://github.com/awsdocs/aws-doc-sdk-examples/tree/main/rustv1).
 //!
 //! The SDK provides one crate per AWS service. You must add [Tokio](https://crates.io/crates/tokio)
-//! as a dependency within your Rust project to execute asynchronous code. To add `aws-sdk-kinesisvideowebrtcstorage` to
+//! as a dependency within your Rust project to execute asynchronous code. To add `kvs_sdk_kinesisvideowebrtcstorage` to
 //! your project, add the following to your **Cargo.toml** file:
 //!
 //! ```toml
 //! [dependencies]
 //! aws-config = { version = "1.1.7", features = ["behavior-version-latest"] }
-//! aws-sdk-kinesisvideowebrtcstorage = "1.109.0"
+//! kvs_sdk_kinesisvideowebrtcstorage = "1.0.0"
 //! tokio = { version = "1", features = ["full"] }
 //! ```
 //!
 //! Then in code, a client can be created with the following:
 //!
 //! ```rust,no_run
-//! use aws_sdk_kinesisvideowebrtcstorage as kinesisvideowebrtcstorage;
+//! use kvs_sdk_kinesisvideowebrtcstorage as kvs_sdk_kinesisvideowebrtcstorage;
 //!
 //! #[::tokio::main]
-//! async fn main() -> Result<(), kinesisvideowebrtcstorage::Error> {
+//! async fn main() -> Result<(), kvs_sdk_kinesisvideowebrtcstorage::Error> {
 //!     let config = aws_config::load_from_env().await;
-//!     let client = aws_sdk_kinesisvideowebrtcstorage::Client::new(&config);
+//!     let client = kvs_sdk_kinesisvideowebrtcstorage::Client::new(&config);
 //!
 //!     // ... make some calls with the client
 //!
@@ -53,7 +53,7 @@
 //! }
 //! ```
 //!
-//! See the [client documentation](https://docs.rs/aws-sdk-kinesisvideowebrtcstorage/latest/aws_sdk_kinesisvideowebrtcstorage/client/struct.Client.html)
+//! See the [client documentation](https://docs.rs/kvs_sdk_kinesisvideowebrtcstorage/latest/kvs_sdk_kinesisvideowebrtcstorage/client/struct.Client.html)
 //! for information on what calls can be made, and the inputs and outputs for each of those calls.
 //!
 //! ## Using the SDK
@@ -114,7 +114,7 @@ pub use config::Config;
 /// ```rust,no_run
 /// # async fn wrapper() {
 /// let config = aws_config::load_from_env().await;
-/// let client = aws_sdk_kinesisvideowebrtcstorage::Client::new(&config);
+/// let client = kvs_sdk_kinesisvideowebrtcstorage::Client::new(&config);
 /// # }
 /// ```
 ///
@@ -126,7 +126,7 @@ pub use config::Config;
 /// ```rust,no_run
 /// # async fn wrapper() {
 /// let sdk_config = ::aws_config::load_from_env().await;
-/// let config = aws_sdk_kinesisvideowebrtcstorage::config::Builder::from(&sdk_config)
+/// let config = kvs_sdk_kinesisvideowebrtcstorage::config::Builder::from(&sdk_config)
 /// # /*
 ///     .some_service_specific_setting("value")
 /// # */
