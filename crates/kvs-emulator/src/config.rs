@@ -98,6 +98,10 @@ pub struct Timings {
     pub answer_timeout: Duration,
     /// A storage peer that cannot connect its ICE and DTLS in this long gives up.
     pub connect_timeout: Duration,
+    /// A connected storage session whose client has answered none of the storage peer's ICE
+    /// connectivity checks (sent every few seconds) for this long ends: the client is gone
+    /// (`kill -9`, a lost network). RFC 7675 §5.1: consent expires after 30 s.
+    pub consent_timeout: Duration,
     /// A viewer may stay in a storage session without a master for this long (AWS: 3 minutes).
     pub viewer_without_master: Duration,
     /// A viewer's slot stays taken this long after it left (AWS: 1 minute).
@@ -119,6 +123,7 @@ impl Default for Timings {
             storage_session_max_duration: Duration::from_secs(3600),
             answer_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(30),
+            consent_timeout: Duration::from_secs(30),
             viewer_without_master: Duration::from_secs(180),
             viewer_slot_hold: Duration::from_secs(60),
             max_clock_skew: Duration::from_secs(300),
