@@ -153,12 +153,26 @@ pub struct Limits {
     pub storage_peer_inbound_queue: usize,
     /// Largest accepted HTTP request body, in bytes.
     pub max_request_body: usize,
-    /// Concurrent connections per listener; more wait for a free slot.
+    /// Connections per listener. When every slot is taken, a new connection takes the slot of
+    /// one that has not sent a complete request head (a new one, or a kept-alive one between
+    /// requests; silent ones first, the one that has waited longest first), which is closed:
+    /// clients that connect and say nothing never shut out one that sends a request. Only
+    /// connections serving requests make new ones wait.
     pub max_connections: usize,
-    /// How long a request body may take to arrive (headers have 30 s); a slower one gets 408.
+    /// How long a TLS handshake may take.
+    pub handshake_timeout: std::time::Duration,
+    /// How long a request head may take to arrive, and how long a kept-alive connection may
+    /// stay idle between requests.
+    pub request_head_timeout: std::time::Duration,
+    /// How long a request body may take to arrive; a slower one gets 408. Bodies still
+    /// arriving after 200 ms may hold at most half the connection slots (503 beyond).
     pub body_read_timeout: std::time::Duration,
     /// Largest media frame the storage peer records; larger ones are dropped and counted.
     pub max_media_frame: usize,
+    /// How many ended storage sessions the inspection API (`GET sessions`,
+    /// [`EmulatorHandle::sessions`](crate::EmulatorHandle::sessions)) keeps, besides the live
+    /// ones: the most recent; older ones are dropped (their recordings stay on disk).
+    pub ended_sessions_kept: usize,
 }
 
 impl Default for Limits {
@@ -174,8 +188,11 @@ impl Default for Limits {
             storage_peer_inbound_queue: 64,
             max_request_body: 1024 * 1024,
             max_connections: 1024,
+            handshake_timeout: std::time::Duration::from_secs(5),
+            request_head_timeout: std::time::Duration::from_secs(10),
             body_read_timeout: std::time::Duration::from_secs(30),
             max_media_frame: 4 * 1024 * 1024,
+            ended_sessions_kept: 100,
         }
     }
 }

@@ -15,7 +15,8 @@ use tokio_util::task::TaskTracker;
 use crate::config::{AccessKey, EmulatorConfig, Limits, Timings, TlsMode, TurnMode};
 use crate::error::{Error, ErrorKind};
 use crate::faults::Faults;
-use crate::http_server::{self, Handler, HttpResponse};
+use crate::hosts::AllowedHosts;
+use crate::http_server::{self, Handler, HttpResponse, ListenerConfig};
 use crate::hub::Hub;
 use crate::registry::Registry;
 use crate::sessions::{SessionInfo, Sessions};
@@ -251,6 +252,7 @@ impl EmulatorBuilder {
         };
         let mut endpoints = Endpoints::default();
         let mut listeners = Vec::with_capacity(ENDPOINTS.len());
+        let bound = vec![self.bind];
         for row in &ENDPOINTS {
             let port = if row.control_plane {
                 self.control_plane_port
@@ -281,7 +283,10 @@ impl EmulatorBuilder {
                 config.limits.signaling_outbound_queue,
                 config.limits.viewers_per_channel,
             ),
-            sessions: Sessions::new(config.limits.storage_peer_inbound_queue),
+            sessions: Sessions::new(
+                config.limits.storage_peer_inbound_queue,
+                config.limits.ended_sessions_kept,
+            ),
             relays: Default::default(),
             faults: Faults::default(),
             registry: Mutex::new(Registry::default()),
@@ -299,19 +304,26 @@ impl EmulatorBuilder {
         });
 
         let mut servers = JoinSet::new();
-        let max = shared.config.limits.max_connections;
+        let limits = &shared.config.limits;
+        let hosts = Arc::new(AllowedHosts::new(&bound, &[]));
         let acceptor = tls.as_ref().map(|t| t.acceptor.clone());
         for (listener, row) in listeners {
             let serve = row.serve;
             let for_requests = shared.clone();
             let handler: Handler = Arc::new(move |r| serve(for_requests.clone(), r));
+            let config = ListenerConfig {
+                name: row.name,
+                max_connections: limits.max_connections,
+                handshake_timeout: limits.handshake_timeout,
+                request_head_timeout: limits.request_head_timeout,
+                hosts: hosts.clone(),
+            };
             servers.spawn(http_server::serve(
                 listener,
                 acceptor.clone(),
                 handler,
                 shutdown.clone(),
-                max,
-                row.name,
+                config,
             ));
         }
         tracing::info!(control_plane = %shared.endpoints.control_plane, region = %shared.config.region, "kvs-emulator started");
@@ -488,7 +500,9 @@ impl EmulatorHandle {
         self.shared.external_peers.channels()
     }
 
-    /// Storage sessions, live and ended.
+    /// Storage sessions: the live ones, then the last
+    /// [`Limits::ended_sessions_kept`](crate::Limits::ended_sessions_kept) that ended (100 by
+    /// default), oldest first.
     pub fn sessions(&self) -> Vec<SessionInfo> {
         self.shared.sessions.snapshot()
     }

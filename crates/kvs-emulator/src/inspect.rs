@@ -11,7 +11,9 @@
 //! Every answer is built from short-lived snapshots taken under the emulator's locks and sent
 //! after they are released, so a client that reads slowly or never holds up no storage session
 //! (`serve_binary.rs` checks it).
-//! - `GET  /_emulator/v1/channels`, `/streams`, `/connections`, `/sessions`.
+//! - `GET  /_emulator/v1/channels`, `/streams`, `/connections`, `/sessions` (the live storage
+//!   sessions, then the last [`Limits::ended_sessions_kept`](crate::Limits::ended_sessions_kept),
+//!   100 by default, that ended, oldest first).
 //! - `GET  /_emulator/v1/calls`: how many times each AWS operation was called (by its path name,
 //!   e.g. `getSignalingChannelEndpoint`, `getIceServerConfig`, `joinStorageSession`, and
 //!   `connectAsMaster`/`connectAsViewer` for signaling upgrade requests).

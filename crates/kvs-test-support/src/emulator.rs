@@ -500,8 +500,8 @@ impl Service {
         (status, body)
     }
 
-    /// [`Service::http_raw`] with extra request headers; also returns the response headers
-    /// (lower-cased names).
+    /// [`Service::http_raw`] with extra request headers (a `Host` or `Content-Type` of them
+    /// replaces the default one); also returns the response headers (lower-cased names).
     pub async fn http_raw_with(
         &self,
         method: &str,
@@ -531,8 +531,14 @@ impl Service {
         } else {
             "Content-Type: application/json\r\n"
         };
+        // The authority as Host, unless the caller gives one of its own.
+        let host = if headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+            String::new()
+        } else {
+            format!("Host: {authority}\r\n")
+        };
         let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\n{content_type}Content-Length: {}\r\n{extra}Connection: close\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\n{host}{content_type}Content-Length: {}\r\n{extra}Connection: close\r\n\r\n",
         body.len()
     );
         tls.write_all(head.as_bytes()).await.expect("write request");
