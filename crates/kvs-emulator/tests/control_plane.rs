@@ -587,7 +587,8 @@ async fn browsers_get_cors_answers_on_every_https_listener() {
 
 /// Issue #13 item 7: any web site the developer visits can reach loopback through the browser.
 /// The inspection and fault API grants no CORS, refuses pages of other origins (a `text/plain`
-/// POST from one used to inject faults with 200) and takes faults only as JSON.
+/// POST from one used to inject faults with 200) and `Origin: null`, and takes faults only as
+/// JSON.
 #[tokio::test]
 async fn the_inspection_api_is_closed_to_other_origins_and_takes_faults_as_json() {
     let emu = TestEmulator::start().await;
@@ -634,11 +635,19 @@ async fn the_inspection_api_is_closed_to_other_origins_and_takes_faults_as_json(
         .await;
     assert_eq!(status, 403);
     assert_eq!(find(&headers, "access-control-allow-origin"), None);
-    // Programs (no Origin) and local pages (file:// sends `null`, loopback hosts) are served,
-    // still without CORS headers.
+    // `Origin: null` (sandboxed iframes of any web site, file:// pages) is refused too, for
+    // reading and for faults (issue #27 item 5).
+    let (status, _, _) = emu
+        .http_raw_with("GET", &sessions, &[("Origin", "null")], b"")
+        .await;
+    assert_eq!(status, 403);
+    let null_fault = [("Origin", "null"), ("Content-Type", "application/json")];
+    let (status, _, body) = emu.http_raw_with("POST", &faults, &null_fault, fault).await;
+    assert_eq!(status, 403, "{body}");
+    // Programs (no Origin) and local pages (loopback hosts) are served, still without CORS
+    // headers.
     for origin in [
         None,
-        Some("null"),
         Some("http://127.0.0.1:8080"),
         Some("http://localhost:3000"),
     ] {
@@ -658,6 +667,64 @@ async fn the_inspection_api_is_closed_to_other_origins_and_takes_faults_as_json(
     assert_eq!(status, 415, "{body}");
     let (status, _, body) = emu.http_raw_with("POST", &faults, &[], fault).await;
     assert_eq!(status, 200, "{body}");
+}
+
+/// Issue #27 item 5: the storage-peer WebSocket refused nothing but foreign origins; a page
+/// with `Origin: null` (any web site's sandboxed iframe) took over the channel's storage
+/// sessions. Now it is refused, and the page that needs the socket is served by the emulator
+/// itself, of its own origin, which is let in.
+#[tokio::test]
+async fn the_storage_peer_socket_refuses_origin_null_and_its_page_is_served_same_origin() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let emu = TestEmulator::start().await;
+    emu.handle.create_storage_channel("peer-cam").unwrap();
+    let ws_url = format!(
+        "{}{}/storage-peer?channel=peer-cam",
+        emu.endpoint.replace("https://", "wss://"),
+        kvs_emulator::inspect::PREFIX
+    );
+    let connect = |origin: &str| {
+        let mut request = ws_url.as_str().into_client_request().unwrap();
+        request
+            .headers_mut()
+            .insert("origin", http::HeaderValue::from_str(origin).unwrap());
+        let connector = tokio_tungstenite::Connector::Rustls(emu.rustls_client_config());
+        tokio_tungstenite::connect_async_tls_with_config(request, None, false, Some(connector))
+    };
+    match connect("null").await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 403)
+        }
+        other => panic!(
+            "Origin: null was let in: {:?}",
+            other.map(|(_, r)| r.status())
+        ),
+    }
+    assert!(emu.handle.external_storage_peers().is_empty());
+    // The emulator's own page, and a socket from its origin.
+    let page = format!(
+        "{}{}/storage-peer.html?channel=peer-cam",
+        emu.endpoint,
+        kvs_emulator::inspect::PREFIX
+    );
+    let (status, headers, body) = emu.http_raw_with("GET", &page, &[], b"").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        header(&headers, "content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    assert!(
+        body.contains("/_emulator/v1/storage-peer?channel="),
+        "{body}"
+    );
+    let (_ws, response) = connect(&emu.endpoint)
+        .await
+        .expect("its own origin is let in");
+    assert_eq!(response.status(), 101);
+    kvs_test_support::wait_until("the page's peer to register", || {
+        kvs_test_support::check(emu.handle.external_storage_peers(), |p| p.len() == 1)
+    })
+    .await;
 }
 
 /// Issue #27 item 5: every listener refuses a `Host` that is not the emulator's (DNS
