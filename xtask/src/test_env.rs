@@ -13,6 +13,8 @@
 //! * npm: `npm ci` in `crates/kvs-emulator/tests/js`, redone only when its lock file changes.
 //! * smithy-rs source: `$KVS_SMITHY_RS_SOURCE`, else `../shared/vendor/...` beside the workspace,
 //!   else downloaded from GitHub into `target/test-env`.
+//! * The AWS KVS WebRTC C SDK's master sample, built once from `../shared/vendor/kvs-webrtc-sdk-c`
+//!   into `target/c-sdk` ([`c_sdk`]); its path reaches the tests as `KVS_C_SDK_MASTER`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -22,6 +24,8 @@ use anyhow::{bail, Context as _};
 use crate::lock::sha256_hex;
 use crate::project::Project;
 use crate::toolchain::which;
+
+pub mod c_sdk;
 
 /// Python packages the tests run (the official AWS clients).
 const PYTHON_PACKAGES: &[&str] = &["boto3", "awscli"];
@@ -104,6 +108,8 @@ pub struct TestEnv {
     pub path_prefix: Vec<PathBuf>,
     /// The smithy-rs source archive for the generator tests.
     pub smithy_rs_source: PathBuf,
+    /// The C SDK's master sample for the emulator's interop test.
+    pub c_sdk_master: PathBuf,
 }
 
 /// Runs `cargo xtask test`.
@@ -141,6 +147,7 @@ pub fn run(project: &Project, args: &TestArgs) -> anyhow::Result<()> {
         .args(&args.cargo_args)
         .env("PATH", path)
         .env("KVS_SMITHY_RS_SOURCE", &env.smithy_rs_source)
+        .env("KVS_C_SDK_MASTER", &env.c_sdk_master)
         // Tests must not leave Gradle daemons behind.
         .env("GRADLE_OPTS", gradle_opts())
         .status()
@@ -160,9 +167,11 @@ pub fn provision(project: &Project) -> anyhow::Result<TestEnv> {
     let python_bin = ensure_python_clients(&env_dir.join("python"))?;
     ensure_npm_tree(&project.root().join("crates/kvs-emulator/tests/js"))?;
     let smithy_rs_source = ensure_smithy_rs_source(project, &env_dir)?;
+    let c_sdk_master = c_sdk::ensure(project)?;
     Ok(TestEnv {
         path_prefix: vec![python_bin],
         smithy_rs_source,
+        c_sdk_master,
     })
 }
 
@@ -209,18 +218,7 @@ fn ensure_system_tools() -> anyhow::Result<()> {
             packages.join(" ")
         );
     }
-    println!("test-env: apt-get install {}", packages.join(" "));
-    run_quiet(
-        Command::new("apt-get").args(["update", "-qq"]),
-        "apt-get update",
-    )?;
-    run_quiet(
-        Command::new("apt-get")
-            .args(["install", "-y", "-qq", "--no-install-recommends"])
-            .args(&packages)
-            .env("DEBIAN_FRONTEND", "noninteractive"),
-        "apt-get install",
-    )?;
+    apt_install(&packages)?;
     for tool in SYSTEM_TOOLS {
         if which(tool.command).is_none() {
             bail!(
@@ -233,6 +231,22 @@ fn ensure_system_tools() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `apt-get update` and `apt-get install` of `packages` (as root).
+pub(crate) fn apt_install(packages: &[&str]) -> anyhow::Result<()> {
+    println!("test-env: apt-get install {}", packages.join(" "));
+    run_quiet(
+        Command::new("apt-get").args(["update", "-qq"]),
+        "apt-get update",
+    )?;
+    run_quiet(
+        Command::new("apt-get")
+            .args(["install", "-y", "-qq", "--no-install-recommends"])
+            .args(packages)
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+        "apt-get install",
+    )
+}
+
 fn python_can_make_venvs() -> bool {
     Command::new("python3")
         .args(["-c", "import ensurepip, venv"])
@@ -240,7 +254,7 @@ fn python_can_make_venvs() -> bool {
         .is_ok_and(|out| out.status.success())
 }
 
-fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()
@@ -348,7 +362,7 @@ fn ensure_smithy_rs_source(project: &Project, env_dir: &Path) -> anyhow::Result<
 }
 
 /// Runs `command`, showing its output only when it fails.
-fn run_quiet(command: &mut Command, what: &str) -> anyhow::Result<()> {
+pub(crate) fn run_quiet(command: &mut Command, what: &str) -> anyhow::Result<()> {
     let output = command
         .output()
         .with_context(|| format!("cannot run {what}"))?;

@@ -512,11 +512,20 @@ impl Service {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let rest = url.strip_prefix("https://").expect("TLS endpoint");
         let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-        let tcp = TcpStream::connect(authority)
+        let path = if path.is_empty() { "/" } else { path };
+        // `host[:port]`, the port 443 when the URL leaves it out (every endpoint on 443).
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((host, port)) if !host.ends_with(':') && !port.contains(']') => {
+                (host, port.parse::<u16>().expect("a port"))
+            }
+            _ => (authority, 443),
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let tcp = TcpStream::connect((host, port))
             .await
             .expect("connect to the emulator");
         let connector = tokio_rustls::TlsConnector::from(self.rustls_client_config());
-        let name = rustls_pki_types::ServerName::try_from("127.0.0.1").expect("server name");
+        let name = rustls_pki_types::ServerName::try_from(host.to_owned()).expect("server name");
         let mut tls = connector.connect(name, tcp).await.expect("TLS handshake");
         let extra: String = headers
             .iter()
