@@ -23,6 +23,9 @@ pub enum Command {
     /// Publish every publishable crate in dependency order, from a clean tree whose generated/
     /// is what regen made.
     Publish(crate::publish::PublishArgs),
+    /// Run many ingestion sessions against the emulator for a long time with faults injected,
+    /// memory and descriptors sampled (`--minutes 30 --sessions 20` by default).
+    Soak(crate::soak::SoakArgs),
 }
 
 /// Flags of `cargo xtask regen`.

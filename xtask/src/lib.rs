@@ -16,6 +16,7 @@ pub mod package;
 pub mod project;
 pub mod publish;
 pub mod regen;
+pub mod soak;
 pub mod stamp;
 pub mod test_env;
 pub mod toolchain;
@@ -87,5 +88,6 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<()> {
         cli::Command::Regen(args) => regen::run(&project::Project::locate()?, &args),
         cli::Command::Test(args) => test_env::run(&project::Project::locate()?, &args),
         cli::Command::Publish(args) => publish::run(&project::Project::locate()?, &args),
+        cli::Command::Soak(args) => soak::run(&project::Project::locate()?, &args),
     }
 }

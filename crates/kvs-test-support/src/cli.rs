@@ -54,48 +54,7 @@ impl IngestCli {
     /// # Panics
     /// When cargo cannot build it; the message has cargo's output.
     pub fn workspace_binary() -> PathBuf {
-        static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-        BUILT
-            .get_or_init(|| {
-                // target/<profile>/deps/<test>-<hash> -> target/<profile>
-                let exe = std::env::current_exe().expect("the test's own path");
-                let profile_dir = exe
-                    .parent()
-                    .and_then(Path::parent)
-                    .expect("the test runs from target/<profile>/deps")
-                    .to_path_buf();
-                let target_dir = profile_dir.parent().expect("target/<profile>");
-                let release = profile_dir.file_name().is_some_and(|n| n == "release");
-                let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-                let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-                let mut build = Command::new(cargo);
-                build
-                    .current_dir(&workspace)
-                    .args([
-                        "build",
-                        "--quiet",
-                        "-p",
-                        "kvs-ingest",
-                        "--bin",
-                        "kvs-ingest",
-                    ])
-                    .arg("--target-dir")
-                    .arg(target_dir);
-                if release {
-                    build.arg("--release");
-                }
-                let out = build.output().expect("cargo runs");
-                assert!(
-                    out.status.success(),
-                    "cargo build -p kvs-ingest failed:\n{}",
-                    text(&out.stderr)
-                );
-                let binary =
-                    profile_dir.join(format!("kvs-ingest{}", std::env::consts::EXE_SUFFIX));
-                assert!(binary.is_file(), "{} was not built", binary.display());
-                binary
-            })
-            .clone()
+        workspace_bin("kvs-ingest", "kvs-ingest")
     }
 
     /// Run with `args` (and the AWS options), stdin empty.
@@ -153,4 +112,52 @@ impl IngestCli {
 /// Lossy text of a process's output.
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// This workspace's binary `bin` of `package`, built (`cargo build -p PACKAGE --bin BIN`, a
+/// no-op when it is up to date) once per test process into the target directory and profile of
+/// the running test, so that a test outside that package never runs a stale or missing one.
+///
+/// # Panics
+/// When cargo cannot build it; the message has cargo's output.
+pub fn workspace_bin(package: &str, bin: &str) -> PathBuf {
+    static BUILT: std::sync::Mutex<Vec<((String, String), PathBuf)>> =
+        std::sync::Mutex::new(Vec::new());
+    let mut built = BUILT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let key = (package.to_owned(), bin.to_owned());
+    if let Some((_, path)) = built.iter().find(|(k, _)| *k == key) {
+        return path.clone();
+    }
+    // target/<profile>/deps/<test>-<hash> -> target/<profile>
+    let exe = std::env::current_exe().expect("the test's own path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("the test runs from target/<profile>/deps")
+        .to_path_buf();
+    let target_dir = profile_dir.parent().expect("target/<profile>");
+    let release = profile_dir.file_name().is_some_and(|n| n == "release");
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut build = Command::new(cargo);
+    build
+        .current_dir(&workspace)
+        .args(["build", "--quiet", "-p", package, "--bin", bin])
+        .arg("--target-dir")
+        .arg(target_dir);
+    if release {
+        build.arg("--release");
+    }
+    let out = build.output().expect("cargo runs");
+    assert!(
+        out.status.success(),
+        "cargo build -p {package} --bin {bin} failed:\n{}",
+        text(&out.stderr)
+    );
+    let binary = profile_dir.join(format!("{bin}{}", std::env::consts::EXE_SUFFIX));
+    assert!(binary.is_file(), "{} was not built", binary.display());
+    built.push((key, binary.clone()));
+    binary
 }

@@ -31,7 +31,7 @@ mod turn_sim;
 mod wait;
 
 pub use browser::StoragePeerBrowser;
-pub use cli::{text, IngestCli};
+pub use cli::{text, workspace_bin, IngestCli};
 pub use coturn::Coturn;
 pub use emulator::{ingest_client, serve, Service, StorageMaster, TestEmulator, TEST_OFFER_DELAY};
 pub use ingest::{chain, opus_packets, run_to_end, IngestSetup, SampleClip};

@@ -1,0 +1,509 @@
+//! `kvs-soak`: N ingestion sessions against `kvs-emulator serve` (a process of its own) for M
+//! minutes, with one fault of the matrix (GO_AWAY, a dropped socket, a frozen socket,
+//! RECONNECT_ICE_SERVER, a rejected answer, throttled joins) injected every interval into the
+//! next session in turn, memory and descriptors of both processes sampled every 10 s. It
+//! prints:
+//!
+//! * sessions lost (goal 0): ingestions that ended by themselves;
+//! * faults recovered (goal all): media at the storage peer never stopped for more than 5 s,
+//!   and the client joined again where the fault asks it to;
+//! * the memory slope of the sender and of the emulator after the warm-up (goal flat: under 1 %
+//!   per 10 minutes; meaningful from about 10 minutes on);
+//! * descriptors at the end against the start (goal: no growth beyond
+//!   [`DESCRIPTOR_SLACK`]: the soak's own pooled HTTP connections to the emulator, for the
+//!   fault and inspection APIs, come and go on both sides; a leak of one per fault or per
+//!   re-join shows far above it);
+//! * the recordings' total decoded duration against the wall time the sessions ran.
+//!
+//! The exit code is 0 when every goal is met, 1 otherwise. `cargo xtask soak --minutes M
+//! --sessions N` builds and runs it; the test command runs a 2-minute form.
+
+mod plan;
+mod proc;
+mod trend;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use kvs_test_support::Service;
+use kvs_webrtc_ingest::{AudioSource, IngestSession, IngestState, VideoSource};
+use serde_json::{json, Value};
+
+use crate::plan::Fault;
+
+/// How often memory and descriptors are sampled.
+const SAMPLE_EVERY: Duration = Duration::from_secs(10);
+/// The longest media gap at the storage peer that still counts as recovered.
+const RECOVERED_WITHIN: Duration = Duration::from_secs(5);
+/// Descriptors the soak's own HTTP clients may hold open at one sample and not at another.
+const DESCRIPTOR_SLACK: usize = 2;
+/// How long a fault is watched at most.
+const WATCH_AT_MOST: Duration = Duration::from_secs(40);
+
+/// Soak the ingestion against the emulator; see the crate docs.
+#[derive(Debug, Parser)]
+#[command(name = "kvs-soak", version)]
+struct Args {
+    /// How long to run (after the warm-up).
+    #[arg(long, default_value_t = 30.0)]
+    minutes: f64,
+    /// How many sessions ingest at once.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=500))]
+    sessions: u32,
+    /// Seconds between two faults.
+    #[arg(long, default_value_t = 60)]
+    fault_every: u64,
+    /// Seconds every session streams before faults and the memory trend start.
+    #[arg(long, default_value_t = 30)]
+    warm_up: u64,
+    /// The signaling keep-alive, in seconds: the ping interval and the silence after a ping
+    /// that counts as a dead socket (default: the library's, 10 s and 10 s). A frozen socket
+    /// is noticed after both, so `--fault-every` must leave room for them.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=60))]
+    keep_alive: Option<u64>,
+    /// The `kvs-emulator` binary (default: next to this one).
+    #[arg(long)]
+    emulator: Option<PathBuf>,
+    /// Print the report as one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+/// One fault and what it did.
+#[derive(Debug)]
+struct FaultResult {
+    fault: Fault,
+    session: usize,
+    /// The longest time the channel's storage peer received no video, from the fault on.
+    longest_gap: Duration,
+    /// When the client's next storage session had media, if it joined again.
+    rejoined_after: Option<Duration>,
+}
+
+impl FaultResult {
+    fn recovered(&self) -> bool {
+        self.longest_gap <= RECOVERED_WITHIN && self.rejoined_after.is_some()
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    match runtime.block_on(soak(&args)) {
+        Ok(report) => {
+            if args.json {
+                println!("{report}");
+            } else {
+                print_report(&report);
+            }
+            if report["goalsMet"] == true {
+                std::process::ExitCode::SUCCESS
+            } else {
+                std::process::ExitCode::FAILURE
+            }
+        }
+        Err(message) => {
+            eprintln!("kvs-soak: {message}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
+async fn soak(args: &Args) -> Result<Value, String> {
+    let emulator_binary = match &args.emulator {
+        Some(path) => path.clone(),
+        None => sibling("kvs-emulator")?,
+    };
+    let dir = tempfile::tempdir().map_err(|e| format!("no temporary directory: {e}"))?;
+    let mut command = tokio::process::Command::new(&emulator_binary);
+    command
+        .args(["serve", "--storage-channels", "1000", "--data-dir"])
+        .arg(dir.path())
+        .env("RUST_LOG", "kvs_emulator=warn")
+        .stderr(Stdio::null());
+    let (mut emulator, info) = kvs_test_support::serve(command).await;
+    let emulator_pid = emulator.id().ok_or("the emulator exited at once")?;
+    let service = Service::from_startup_info(&info);
+    let clip = kvs_media::sample::write_files(&dir.path().join("clip"))
+        .map_err(|e| format!("cannot write the sample clip: {e}"))?;
+    let mut config = kvs_webrtc_ingest::Config::builder()
+        .sdk_config(service.bare_sdk_config())
+        .trust_root_certificate_pem(service.ca_pem.clone());
+    if let Some(seconds) = args.keep_alive {
+        let period = Duration::from_secs(seconds);
+        config = config.signaling_keep_alive(period, period);
+    }
+    let client = kvs_test_support::ingest_client(config);
+
+    let n = args.sessions as usize;
+    let mut sessions = Vec::with_capacity(n);
+    for i in 0..n {
+        let channel = channel_name(i);
+        service.storage_channel(&channel).await;
+        let session = client
+            .ingest()
+            .channel(&channel)
+            .video(VideoSource::annex_b_file(&clip.video).looping(true))
+            .audio(AudioSource::ogg_opus_file(&clip.audio).looping(true))
+            .send()
+            .await
+            .map_err(|e| {
+                format!(
+                    "session {i} did not start: {}",
+                    kvs_webrtc_ingest::ErrorChain(&e)
+                )
+            })?;
+        sessions.push(session);
+    }
+    kvs_test_support::wait_until_within(
+        Duration::from_secs(120),
+        "every session streaming",
+        || {
+            let streaming = sessions
+                .iter()
+                .filter(|s| s.stats().video.frames_sent > 0)
+                .count();
+            kvs_test_support::check(streaming, |s| *s == n)
+        },
+    )
+    .await;
+    let streaming_since = Instant::now();
+    tokio::time::sleep(Duration::from_secs(args.warm_up)).await; // the warm-up
+
+    let started = Instant::now();
+    let end = started + Duration::from_secs_f64(args.minutes * 60.0);
+    let every = Duration::from_secs(args.fault_every.max(5));
+    let sampler = tokio::spawn(sample_until(std::process::id(), emulator_pid, started, end));
+    let mut results = Vec::new();
+    let mut lost = std::collections::BTreeSet::new();
+    let mut n_fault = 0;
+    loop {
+        let next = started + plan::at(n_fault, every);
+        if next + WATCH_AT_MOST.min(every) > end {
+            break;
+        }
+        tokio::time::sleep_until(next.into()).await;
+        note_lost(&sessions, &mut lost);
+        let (fault, session) = plan::nth(n_fault, n);
+        results.push(inject_and_watch(&service, fault, session, every).await);
+        n_fault += 1;
+    }
+    tokio::time::sleep_until(end.into()).await;
+    note_lost(&sessions, &mut lost);
+    let samples = sampler
+        .await
+        .map_err(|e| format!("the sampler failed: {e}"))?;
+    let ran = streaming_since.elapsed();
+    stop_all(sessions).await;
+    // SIGINT: the emulator finalizes every recording before it exits.
+    let _ = std::process::Command::new("kill")
+        .args(["-INT", &emulator_pid.to_string()])
+        .status();
+    let _ = tokio::time::timeout(Duration::from_secs(30), emulator.wait()).await;
+    let recorded = recorded_seconds(&dir.path().join("recordings"));
+    Ok(report(args, &results, &lost, &samples, recorded, ran))
+}
+
+/// The soak's channels.
+fn channel_name(i: usize) -> String {
+    format!("soak-{i}")
+}
+
+/// `name` in the directory of this executable (cargo puts the workspace's binaries together).
+fn sibling(name: &str) -> Result<PathBuf, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("no path of this program: {e}"))?;
+    let dir = exe.parent().ok_or("this program has no directory")?;
+    // target/<profile>/kvs-soak, or target/<profile>/deps/<test binary>.
+    let candidates = [dir.join(name), dir.join("..").join(name)];
+    candidates.into_iter().find(|p| p.is_file()).ok_or_else(|| {
+        format!(
+            "no {name} next to {} (cargo build -p kvs-emulator, or pass --emulator)",
+            exe.display()
+        )
+    })
+}
+
+/// Sessions that ended by themselves.
+fn note_lost(sessions: &[IngestSession], lost: &mut std::collections::BTreeSet<usize>) {
+    for (i, session) in sessions.iter().enumerate() {
+        if session.stats().state == IngestState::Stopped {
+            lost.insert(i);
+        }
+    }
+}
+
+async fn stop_all(sessions: Vec<IngestSession>) {
+    for session in sessions {
+        let _ = session.stop().await;
+    }
+}
+
+/// The channel's storage sessions, from the inspection API.
+async fn channel_sessions(service: &Service, channel: &str) -> Vec<Value> {
+    let needle = format!(":channel/{channel}/");
+    service
+        .inspect("sessions")
+        .await
+        .as_array()
+        .map(|all| {
+            all.iter()
+                .filter(|s| {
+                    s["channelArn"]
+                        .as_str()
+                        .is_some_and(|a| a.contains(&needle))
+                })
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Video frames the channel's storage peer received over all its sessions, and its newest
+/// session with media.
+fn frames_and_newest(sessions: &[Value]) -> (u64, Option<u64>) {
+    let frames = sessions
+        .iter()
+        .filter_map(|s| s["media"]["video"]["frames"].as_u64())
+        .sum();
+    let newest = sessions
+        .iter()
+        .filter(|s| s["media"]["video"]["frames"].as_u64().unwrap_or(0) > 0)
+        .filter_map(|s| s["id"].as_u64())
+        .max();
+    (frames, newest)
+}
+
+/// Inject `fault` into session `session`'s channel and watch it: the longest time without new
+/// video at the storage peer, and when a newer storage session had media.
+async fn inject_and_watch(
+    service: &Service,
+    fault: Fault,
+    session: usize,
+    every: Duration,
+) -> FaultResult {
+    let channel = channel_name(session);
+    let (mut frames, before) = frames_and_newest(&channel_sessions(service, &channel).await);
+    let injected = Instant::now();
+    for request in fault.requests(&channel) {
+        service.fault(request).await;
+    }
+    let mut last_new_frame = injected;
+    let mut longest_gap = Duration::ZERO;
+    let mut rejoined_after = None;
+    let watch = WATCH_AT_MOST.min(every.saturating_sub(Duration::from_secs(1)));
+    while injected.elapsed() < watch {
+        tokio::time::sleep(Duration::from_millis(100)).await; // the polling period
+        let (now_frames, newest) = frames_and_newest(&channel_sessions(service, &channel).await);
+        if now_frames > frames {
+            frames = now_frames;
+            last_new_frame = Instant::now();
+        }
+        longest_gap = longest_gap.max(last_new_frame.elapsed());
+        if rejoined_after.is_none() && newest > before {
+            rejoined_after = Some(injected.elapsed());
+        }
+        // Once it joined again and media has flowed for a second, the fault is behind it.
+        if rejoined_after.is_some() && last_new_frame.elapsed() < Duration::from_millis(200) {
+            if injected.elapsed() > rejoined_after.unwrap_or_default() + Duration::from_secs(1) {
+                break;
+            }
+        }
+    }
+    FaultResult {
+        fault,
+        session,
+        longest_gap,
+        rejoined_after,
+    }
+}
+
+/// Memory and descriptor samples of both processes.
+#[derive(Debug, Default)]
+struct Samples {
+    sender_rss: Vec<(Duration, f64)>,
+    emulator_rss: Vec<(Duration, f64)>,
+    sender_fds: Vec<usize>,
+    emulator_fds: Vec<usize>,
+}
+
+async fn sample_until(sender: u32, emulator: u32, started: Instant, end: Instant) -> Samples {
+    let mut samples = Samples::default();
+    loop {
+        let at = started.elapsed();
+        if let (Some(rss), Some(fds)) = (proc::rss_bytes(sender), proc::descriptors(sender)) {
+            samples.sender_rss.push((at, rss as f64));
+            samples.sender_fds.push(fds);
+        }
+        if let (Some(rss), Some(fds)) = (proc::rss_bytes(emulator), proc::descriptors(emulator)) {
+            samples.emulator_rss.push((at, rss as f64));
+            samples.emulator_fds.push(fds);
+        }
+        let next = Instant::now() + SAMPLE_EVERY;
+        if next > end {
+            break;
+        }
+        tokio::time::sleep_until(next.into()).await;
+    }
+    samples
+}
+
+/// Seconds of media in the finalized recordings under `dir` (ffprobe's duration of each).
+fn recorded_seconds(dir: &Path) -> f64 {
+    let mut total = 0.0;
+    let Ok(channels) = std::fs::read_dir(dir) else {
+        return 0.0;
+    };
+    for channel in channels.flatten() {
+        let Ok(files) = std::fs::read_dir(channel.path()) else {
+            continue;
+        };
+        for file in files.flatten() {
+            let path = file.path();
+            if path.extension().is_some_and(|e| e == "mkv") {
+                total += duration_of(&path).unwrap_or(0.0);
+            }
+        }
+    }
+    total
+}
+
+fn duration_of(file: &Path) -> Option<f64> {
+    let out = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format=duration",
+            "-of",
+            "default=noprint_wrappers=1:nokey=1",
+        ])
+        .arg(file)
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+}
+
+fn report(
+    args: &Args,
+    results: &[FaultResult],
+    lost: &std::collections::BTreeSet<usize>,
+    samples: &Samples,
+    recorded: f64,
+    ran: Duration,
+) -> Value {
+    let recovered = results.iter().filter(|r| r.recovered()).count();
+    let sender_slope = trend::percent_per_10_minutes(&samples.sender_rss);
+    let emulator_slope = trend::percent_per_10_minutes(&samples.emulator_rss);
+    let fds = |v: &[usize]| (v.first().copied(), v.last().copied());
+    let (sender_fds_start, sender_fds_end) = fds(&samples.sender_fds);
+    let (emulator_fds_start, emulator_fds_end) = fds(&samples.emulator_fds);
+    let wall = ran.as_secs_f64() * f64::from(args.sessions);
+    // The memory goal is judged on runs long enough for a trend (10 minutes and more).
+    let long_enough = args.minutes >= 10.0;
+    let memory_flat = !long_enough || sender_slope.is_some_and(|s| s < 1.0);
+    let goals_met = lost.is_empty()
+        && recovered == results.len()
+        && memory_flat
+        && no_growth(sender_fds_start, sender_fds_end)
+        && no_growth(emulator_fds_start, emulator_fds_end)
+        && recorded >= 0.9 * wall;
+    json!({
+        "minutes": args.minutes,
+        "sessions": args.sessions,
+        "sessionsLost": lost.len(),
+        "faults": results.len(),
+        "faultsRecovered": recovered,
+        "faultResults": results.iter().map(|r| json!({
+            "fault": r.fault.name(),
+            "session": r.session,
+            "longestGapMs": r.longest_gap.as_millis() as u64,
+            "rejoinedAfterMs": r.rejoined_after.map(|d| d.as_millis() as u64),
+            "recovered": r.recovered(),
+        })).collect::<Vec<_>>(),
+        "senderMemoryMb": samples.sender_rss.last().map(|(_, v)| v / 1e6),
+        "senderMemorySlopePercentPer10Min": sender_slope,
+        "emulatorMemoryMb": samples.emulator_rss.last().map(|(_, v)| v / 1e6),
+        "emulatorMemorySlopePercentPer10Min": emulator_slope,
+        "senderDescriptors": [sender_fds_start, sender_fds_end],
+        "emulatorDescriptors": [emulator_fds_start, emulator_fds_end],
+        "recordedSeconds": recorded,
+        "wallSecondsTimesSessions": wall,
+        "recordedShare": if wall > 0.0 { recorded / wall } else { 0.0 },
+        "memoryJudged": long_enough,
+        "goalsMet": goals_met,
+    })
+}
+
+/// Whether descriptors at the end are within [`DESCRIPTOR_SLACK`] of the start.
+fn no_growth(start: Option<usize>, end: Option<usize>) -> bool {
+    matches!((start, end), (Some(start), Some(end)) if end <= start + DESCRIPTOR_SLACK)
+}
+
+fn print_report(report: &Value) {
+    println!(
+        "kvs-soak: {} sessions for {} minutes",
+        report["sessions"], report["minutes"]
+    );
+    println!("  sessions lost: {} (goal 0)", report["sessionsLost"]);
+    println!(
+        "  faults recovered within {} s: {} of {} (goal all)",
+        RECOVERED_WITHIN.as_secs(),
+        report["faultsRecovered"],
+        report["faults"]
+    );
+    for r in report["faultResults"].as_array().into_iter().flatten() {
+        println!(
+            "    {:<22} session {:>3}: longest gap {:>5} ms, joined again after {} ms{}",
+            r["fault"].as_str().unwrap_or(""),
+            r["session"],
+            r["longestGapMs"],
+            r["rejoinedAfterMs"],
+            if r["recovered"] == true {
+                ""
+            } else {
+                "  NOT RECOVERED"
+            }
+        );
+    }
+    println!(
+        "  memory: sender {:.1} MB, slope {} % per 10 min; emulator {:.1} MB, slope {} % per 10 min (goal under 1 %{})",
+        report["senderMemoryMb"].as_f64().unwrap_or(0.0),
+        fmt_slope(&report["senderMemorySlopePercentPer10Min"]),
+        report["emulatorMemoryMb"].as_f64().unwrap_or(0.0),
+        fmt_slope(&report["emulatorMemorySlopePercentPer10Min"]),
+        if report["memoryJudged"] == true { "" } else { "; judged from 10 minutes on" }
+    );
+    println!(
+        "  descriptors: sender {} -> {}, emulator {} -> {} (goal: no growth beyond {})",
+        report["senderDescriptors"][0],
+        report["senderDescriptors"][1],
+        report["emulatorDescriptors"][0],
+        report["emulatorDescriptors"][1],
+        DESCRIPTOR_SLACK
+    );
+    println!(
+        "  recordings: {:.0} s decoded of {:.0} s streamed ({:.1} %)",
+        report["recordedSeconds"].as_f64().unwrap_or(0.0),
+        report["wallSecondsTimesSessions"].as_f64().unwrap_or(0.0),
+        report["recordedShare"].as_f64().unwrap_or(0.0) * 100.0
+    );
+    println!(
+        "  goals {}",
+        if report["goalsMet"] == true {
+            "met"
+        } else {
+            "NOT met"
+        }
+    );
+}
+
+fn fmt_slope(value: &Value) -> String {
+    value
+        .as_f64()
+        .map_or_else(|| "n/a".to_owned(), |s| format!("{s:+.2}"))
+}
