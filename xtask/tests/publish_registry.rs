@@ -28,15 +28,16 @@ use support::{copy_workspace, shared_target_dir, workspace_root, Run};
 const REGISTRY: &str = "kvs-local";
 
 /// What `cargo xtask publish` must print, in this order.
-const ORDER: [&str; 8] = [
-    "1. kvs-media 0.1.0",
-    "2. kvs-webrtc-turn 0.1.0",
-    "3. kvs_sdk_kinesisvideowebrtcstorage 1.0.0",
-    "4. kvs-emulator 0.1.0",
-    "5. kvs-webrtc-discovery 0.1.0",
-    "6. kvs-webrtc-signaling 0.1.0",
-    "7. kvs-webrtc-ingest 0.1.0",
-    "8. kvs-ingest 0.1.0",
+const ORDER: [&str; 9] = [
+    "1. kvs-iot-credentials 0.1.0",
+    "2. kvs-media 0.1.0",
+    "3. kvs-webrtc-turn 0.1.0",
+    "4. kvs_sdk_kinesisvideowebrtcstorage 1.0.0",
+    "5. kvs-emulator 0.1.0",
+    "6. kvs-webrtc-discovery 0.1.0",
+    "7. kvs-webrtc-signaling 0.1.0",
+    "8. kvs-webrtc-ingest 0.1.0",
+    "9. kvs-ingest 0.1.0",
 ];
 
 /// `cargo-http-registry`: `$KVS_CARGO_HTTP_REGISTRY` (set by `cargo xtask test`), else where

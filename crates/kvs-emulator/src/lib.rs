@@ -53,6 +53,7 @@ mod emulator;
 mod error;
 mod external_peers;
 mod faults;
+mod hosts;
 mod http_server;
 mod http_util;
 mod hub;

@@ -50,7 +50,9 @@ pub(crate) async fn join_as_viewer(args: JoinAsViewerArgs) -> Result<(), Failed>
 
 async fn call(args: JoinArgs, viewer: Option<String>) -> Result<(), Failed> {
     let _logs = init_logging(args.aws.debug, !args.aws.debug);
-    let config = args.aws.build(args.aws.ingest_config().await?)?;
+    let config = args
+        .aws
+        .build(args.aws.ingest_config(&args.channel_arn).await?)?;
     let role = if viewer.is_some() {
         Role::Viewer
     } else {

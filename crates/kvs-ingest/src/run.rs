@@ -65,7 +65,7 @@ pub(crate) async fn run(args: RunArgs) -> Result<(), Failed> {
     let duration = parse_duration(args.duration)?;
     let config = args
         .aws
-        .ingest_config()
+        .ingest_config(&args.channel)
         .await?
         .ice_transport_policy(args.ice_transport_policy);
     let client = kvs_webrtc_ingest::Client::from_conf(args.aws.build(config)?);

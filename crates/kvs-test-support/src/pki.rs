@@ -14,6 +14,9 @@ pub struct TestCa {
     pub server_cert_pem: String,
     /// The server's private key (PEM, PKCS#8).
     pub server_key_pem: String,
+    /// What signs client certificates.
+    ca_params: CertificateParams,
+    ca_key_pem: String,
 }
 
 impl TestCa {
@@ -33,6 +36,8 @@ impl TestCa {
         let ca_key = KeyPair::generate().expect("CA key");
         let ca_cert = ca.self_signed(&ca_key).expect("CA certificate");
         let ca_pem = ca_cert.pem();
+        let ca_key_pem = ca_key.serialize_pem();
+        let ca_params = ca.clone();
         let issuer = Issuer::new(ca, ca_key);
 
         let mut server =
@@ -53,6 +58,32 @@ impl TestCa {
             ca_pem,
             server_cert_pem: server_cert.pem(),
             server_key_pem: server_key.serialize_pem(),
+            ca_params,
+            ca_key_pem,
         }
+    }
+
+    /// A client certificate (mutual TLS) for `common_name`, signed by this CA: its PEM and its
+    /// private key's (PKCS#8). `expired`: valid only in 2020.
+    ///
+    /// # Panics
+    /// If key generation fails.
+    pub fn client_certificate(&self, common_name: &str, expired: bool) -> (String, String) {
+        let key = KeyPair::from_pem(&self.ca_key_pem).expect("the CA key");
+        let issuer = Issuer::new(self.ca_params.clone(), key);
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("client parameters");
+        params
+            .distinguished_name
+            .push(DnType::CommonName, common_name);
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        if expired {
+            params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+            params.not_after = rcgen::date_time_ymd(2020, 12, 31);
+        }
+        let client_key = KeyPair::generate().expect("client key");
+        let cert = params
+            .signed_by(&client_key, &issuer)
+            .expect("client certificate");
+        (cert.pem(), client_key.serialize_pem())
     }
 }
