@@ -96,7 +96,9 @@ mod tests {
         assert!(message.contains("x264enc"), "{message}");
 
         let vp8 = caps("video/x-vp8");
-        assert!(check(Track::Video, &vp8).unwrap_err().contains("not video/x-vp8"));
+        assert!(check(Track::Video, &vp8)
+            .unwrap_err()
+            .contains("not video/x-vp8"));
 
         let aac = caps("audio/mpeg, mpegversion=4");
         let message = check(Track::Audio, &aac).unwrap_err();
@@ -113,6 +115,10 @@ mod tests {
         let open = caps("video/x-h264, stream-format=byte-stream, alignment={ au, nal }");
         assert!(check(Track::Video, &open).is_err());
         // H.264 on the audio pad is the wrong codec, whatever its fields.
-        assert!(check(Track::Audio, &caps("video/x-h264, stream-format=byte-stream, alignment=au")).is_err());
+        assert!(check(
+            Track::Audio,
+            &caps("video/x-h264, stream-format=byte-stream, alignment=au")
+        )
+        .is_err());
     }
 }

@@ -49,7 +49,9 @@ pub(crate) fn event_structure(event: &IngestEvent) -> Option<gst::Structure> {
             .field("server", server.as_str())
             .field("reason", reason.as_str())
             .build(),
-        IngestEvent::Stopped { reason } => named("stopped").field("reason", reason.as_str()).build(),
+        IngestEvent::Stopped { reason } => {
+            named("stopped").field("reason", reason.as_str()).build()
+        }
         IngestEvent::EventsLost { count } => named("events-lost").field("count", *count).build(),
         _ => return None,
     })
@@ -146,8 +148,8 @@ mod tests {
         .expect("a message");
         assert_eq!(start.get::<bool>("rejoin"), Ok(false));
 
-        let state = event_structure(&IngestEvent::StateChanged(IngestState::Streaming))
-            .expect("a message");
+        let state =
+            event_structure(&IngestEvent::StateChanged(IngestState::Streaming)).expect("a message");
         assert_eq!(state.get::<&str>("state"), Ok("streaming"));
         let first = event_structure(&IngestEvent::FirstFrameSent(Track::Audio)).expect("a message");
         assert_eq!(first.name(), "kvswebrtcstoragesink-first-frame");

@@ -118,10 +118,7 @@ mod tests {
     fn a_wait_ends_with_its_future_a_flush_or_its_limit() {
         let runtime = runtime().expect("the runtime starts");
         let (flush, flushing) = watch::channel(false);
-        assert_eq!(
-            wait_abortable(runtime, &flushing, None, async { 3 }),
-            Ok(3)
-        );
+        assert_eq!(wait_abortable(runtime, &flushing, None, async { 3 }), Ok(3));
         assert_eq!(
             wait_abortable(
                 runtime,

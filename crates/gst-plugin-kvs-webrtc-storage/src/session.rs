@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use gst::prelude::*;
 use kvs_webrtc_ingest::{
-    AudioPacket, AudioSource, AudioWriter, ErrorChain, IngestEvent, IngestState,
-    Stats, Stopper, Track, VideoFrame, VideoSource, VideoWriter,
+    AudioPacket, AudioSource, AudioWriter, ErrorChain, IngestEvent, IngestState, Stats, Stopper,
+    Track, VideoFrame, VideoSource, VideoWriter,
 };
 use tokio::runtime::Runtime;
 use tokio::sync::watch;
@@ -127,10 +127,9 @@ impl Session {
             has_video: video.is_some(),
         });
         let video = video.map(|input| {
-            runtime.spawn(Arc::clone(&session).forward_keyframe_requests(
-                input.keyframe_requests,
-                input.pad,
-            ));
+            runtime.spawn(
+                Arc::clone(&session).forward_keyframe_requests(input.keyframe_requests, input.pad),
+            );
             input.source
         });
         let task = runtime.spawn(Arc::clone(&session).run(plan, video, audio));
@@ -354,7 +353,9 @@ impl Session {
             Ok(Ok(())) => {
                 self.counters.video_buffers.fetch_add(1, Ordering::Relaxed);
                 if keyframe {
-                    self.counters.video_keyframes.fetch_add(1, Ordering::Relaxed);
+                    self.counters
+                        .video_keyframes
+                        .fetch_add(1, Ordering::Relaxed);
                 }
                 Ok(gst::FlowSuccess::Ok)
             }
@@ -389,18 +390,13 @@ impl Session {
     /// reported, so that its error is on the bus before the streaming thread stops.
     fn write_failed(&self, flushing: &watch::Receiver<bool>) -> gst::FlowError {
         let mut phase = self.phase.subscribe();
-        let ended = wait_abortable(
-            self.runtime,
-            flushing,
-            Some(END_REPORT_LIMIT),
-            async move {
-                phase
-                    .wait_for(|p| matches!(p, Phase::Ended { .. }))
-                    .await
-                    .map(|p| *p)
-                    .ok()
-            },
-        );
+        let ended = wait_abortable(self.runtime, flushing, Some(END_REPORT_LIMIT), async move {
+            phase
+                .wait_for(|p| matches!(p, Phase::Ended { .. }))
+                .await
+                .map(|p| *p)
+                .ok()
+        });
         match ended {
             Ok(Some(Phase::Ended { failed: true })) => gst::FlowError::Error,
             Err(Aborted::Flushing) => gst::FlowError::Flushing,

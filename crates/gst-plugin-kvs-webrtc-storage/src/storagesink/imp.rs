@@ -80,11 +80,7 @@ impl StorageSink {
         let plan = settings
             .plan(video.is_some(), audio.is_some())
             .map_err(|e| {
-                gst::element_imp_error!(
-                    self,
-                    gst::ResourceError::Settings,
-                    ("{}", ErrorChain(&e))
-                );
+                gst::element_imp_error!(self, gst::ResourceError::Settings, ("{}", ErrorChain(&e)));
                 gst::StateChangeError
             })?;
         gst::info!(CAT, imp = self, "starting: {settings:?}");
@@ -136,7 +132,18 @@ impl StorageSink {
     /// PAUSED→READY (or a failed start): stop the session, joining or not, and keep its
     /// statistics.
     fn stop(&self) {
-        let session = lock(&self.state).session.take();
+        let (session, sinks) = {
+            let mut state = lock(&self.state);
+            let sinks: Vec<TrackSink> = [&state.video, &state.audio]
+                .into_iter()
+                .flatten()
+                .map(|pad| pad.sink.clone())
+                .collect();
+            (state.session.take(), sinks)
+        };
+        for sink in sinks {
+            sink.detach();
+        }
         if let Some(session) = session {
             session.stop();
             lock(&self.state).last_stats = Some(session.stats());
@@ -152,11 +159,7 @@ impl StorageSink {
                 if let Err(message) = caps::check(track, event.caps()) {
                     if let Some(element) = element.upgrade() {
                         gst::error!(CAT, obj = element, "{message}");
-                        gst::element_error!(
-                            element,
-                            gst::CoreError::Negotiation,
-                            ("{}", message)
-                        );
+                        gst::element_error!(element, gst::CoreError::Negotiation, ("{}", message));
                     }
                 }
             }
@@ -394,7 +397,12 @@ impl ElementImpl for StorageSink {
             return None;
         }
         if lock(&self.state).slot(track).is_some() {
-            gst::error!(CAT, imp = self, "there is one {} pad, already requested", track.as_str());
+            gst::error!(
+                CAT,
+                imp = self,
+                "there is one {} pad, already requested",
+                track.as_str()
+            );
             return None;
         }
         let sink = TrackSink::new(track);
@@ -402,7 +410,9 @@ impl ElementImpl for StorageSink {
         self.obj().add(&sink).ok()?;
         let ghost = sink
             .static_pad("sink")
-            .and_then(|target| gst::GhostPad::builder_from_template_with_target(templ, &target).ok())
+            .and_then(|target| {
+                gst::GhostPad::builder_from_template_with_target(templ, &target).ok()
+            })
             .map(|builder| builder.name(track.as_str()).build());
         let Some(ghost) = ghost else {
             let _ = self.obj().remove(&sink);
@@ -426,7 +436,9 @@ impl ElementImpl for StorageSink {
             let mut state = lock(&self.state);
             [Track::Video, Track::Audio].into_iter().find_map(|track| {
                 let slot = state.slot(track);
-                let ours = slot.as_ref().is_some_and(|t| t.ghost.upcast_ref::<gst::Pad>() == pad);
+                let ours = slot
+                    .as_ref()
+                    .is_some_and(|t| t.ghost.upcast_ref::<gst::Pad>() == pad);
                 if ours {
                     slot.take()
                 } else {

@@ -52,6 +52,11 @@ impl TrackSink {
         *lock(&self.attached) = Some(attached);
     }
 
+    pub(super) fn detach(&self) {
+        // Dropping the writer ends the track in the library, if the session still runs.
+        lock(&self.attached).take();
+    }
+
     fn track(&self) -> Track {
         // Set by `TrackSink::new`, the only constructor the bin uses.
         self.track.get().copied().unwrap_or(Track::Video)
@@ -107,21 +112,8 @@ impl ElementImpl for TrackSink {
 }
 
 impl BaseSinkImpl for TrackSink {
-    fn start(&self) -> Result<(), gst::ErrorMessage> {
-        if lock(&self.attached).is_none() {
-            return Err(gst::error_msg!(
-                gst::CoreError::StateChange,
-                ["the {} sink started without a session", self.track().as_str()]
-            ));
-        }
-        Ok(())
-    }
-
-    fn stop(&self) -> Result<(), gst::ErrorMessage> {
-        // Dropping the writer ends the track in the library, if the session still runs.
-        lock(&self.attached).take();
-        Ok(())
-    }
+    // `start` and `stop` are the base class's (NULL→READY, READY→NULL); the bin attaches the
+    // session at READY→PAUSED and detaches it at PAUSED→READY.
 
     fn unlock(&self) -> Result<(), gst::ErrorMessage> {
         self.flush.send_replace(true);
@@ -174,7 +166,11 @@ impl BaseSinkImpl for TrackSink {
             .downcast_ref::<gst::ClockTime>()
             .and_then(|segment| segment.to_running_time(buffer.pts()));
         let Some(running_time) = running_time else {
-            gst::debug!(CAT, imp = self, "dropping {buffer:?}: no PTS in the segment");
+            gst::debug!(
+                CAT,
+                imp = self,
+                "dropping {buffer:?}: no PTS in the segment"
+            );
             session.count_clipped();
             return Ok(gst::FlowSuccess::Ok);
         };

@@ -31,4 +31,9 @@ impl TrackSink {
     pub(crate) fn attach(&self, attached: Attached) {
         self.imp().attach(attached);
     }
+
+    /// Let go of the session and the writer (the bin stops, or the start failed).
+    pub(crate) fn detach(&self) {
+        self.imp().detach();
+    }
 }

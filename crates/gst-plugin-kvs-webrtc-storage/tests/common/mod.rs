@@ -172,7 +172,10 @@ impl BusLog {
         self.seen
             .iter()
             .filter_map(|m| match m.view() {
-                gst::MessageView::Element(e) => e.structure().filter(|s| s.name() == full.as_str()).map(|s| s.to_owned()),
+                gst::MessageView::Element(e) => e
+                    .structure()
+                    .filter(|s| s.name() == full.as_str())
+                    .map(|s| s.to_owned()),
                 _ => None,
             })
             .collect()
@@ -195,7 +198,9 @@ pub fn describe(message: &gst::Message) -> String {
         .map(|s| s.name().to_string())
         .unwrap_or_default();
     match message.view() {
-        gst::MessageView::Error(e) => format!("ERROR from {source}: {} ({:?})", e.error(), e.debug()),
+        gst::MessageView::Error(e) => {
+            format!("ERROR from {source}: {} ({:?})", e.error(), e.debug())
+        }
         gst::MessageView::Warning(w) => {
             format!("WARNING from {source}: {} ({:?})", w.error(), w.debug())
         }
@@ -258,13 +263,16 @@ pub fn audio_buffers() -> Vec<gst::Buffer> {
         buffer
             .get_mut()
             .expect("a new buffer is writable")
-            .set_pts(gst::ClockTime::from_nseconds(packet.timestamp.as_nanos() as u64));
+            .set_pts(gst::ClockTime::from_nseconds(
+                packet.timestamp.as_nanos() as u64
+            ));
         buffers.push(buffer);
     }
     buffers
 }
 
 /// Caps the sample clip's video has on the wire.
-pub const VIDEO_CAPS: &str = "video/x-h264, stream-format=byte-stream, alignment=au, width=320, height=240, framerate=25/1";
+pub const VIDEO_CAPS: &str =
+    "video/x-h264, stream-format=byte-stream, alignment=au, width=320, height=240, framerate=25/1";
 /// Caps of the sample clip's audio.
 pub const AUDIO_CAPS: &str = "audio/x-opus, rate=48000, channels=1, channel-mapping-family=0";
