@@ -3,11 +3,25 @@
 use gst::prelude::*;
 use kvs_webrtc_ingest::Track;
 
-/// H.264 as WebRTC sends it: Annex-B start codes, one access unit (picture) per buffer.
+/// The H.264 profiles a storage session records (Kinesis Video's list); an encoder such as
+/// `x264enc` negotiates one of them (a 4:4:4 or 10-bit input would otherwise give High 4:4:4,
+/// which the storage peer refuses).
+pub(crate) const PROFILES: [&str; 6] = [
+    "constrained-baseline",
+    "baseline",
+    "main",
+    "constrained-high",
+    "progressive-high",
+    "high",
+];
+
+/// H.264 as WebRTC sends it: Annex-B start codes, one access unit (picture) per buffer, in a
+/// profile the storage peer takes.
 pub(crate) fn video() -> gst::Caps {
     gst::Caps::builder("video/x-h264")
         .field("stream-format", "byte-stream")
         .field("alignment", "au")
+        .field("profile", gst::List::new(PROFILES))
         .build()
 }
 
@@ -40,6 +54,20 @@ pub(crate) fn check(track: Track, caps: &gst::CapsRef) -> Result<(), String> {
             .map_or_else(|| "(unset)".to_owned(), |v| v.to_string())
     };
     Err(match track {
+        Track::Video
+            if media == "video/x-h264"
+                && got
+                    .and_then(|s| s.get::<&str>("profile").ok())
+                    .is_some_and(|p| !PROFILES.contains(&p)) =>
+        {
+            format!(
+                "the video pad takes H.264 in the profiles {}, not profile={}: feed the encoder \
+                 8-bit 4:2:0 video (videoconvert ! video/x-raw,format=I420) or set its profile \
+                 (x264enc ! video/x-h264,profile=high)",
+                PROFILES.join(", "),
+                field("profile")
+            )
+        }
         Track::Video if media == "video/x-h264" => format!(
             "the video pad takes H.264 with stream-format=byte-stream, alignment=au, not \
              stream-format={}, alignment={}: put h264parse before kvswebrtcstoragesink, \
@@ -94,6 +122,12 @@ mod tests {
         let message = check(Track::Video, &raw).unwrap_err();
         assert!(message.contains("not video/x-raw"), "{message}");
         assert!(message.contains("x264enc"), "{message}");
+
+        let high444 =
+            caps("video/x-h264, stream-format=byte-stream, alignment=au, profile=high-4:4:4");
+        let message = check(Track::Video, &high444).unwrap_err();
+        assert!(message.contains("not profile=high-4:4:4"), "{message}");
+        assert!(message.contains("format=I420"), "{message}");
 
         let vp8 = caps("video/x-vp8");
         assert!(check(Track::Video, &vp8)

@@ -81,6 +81,7 @@ fn the_pads_take_h264_byte_stream_access_units_and_opus_only() {
         "video/x-h264, stream-format=avc, alignment=au",
         "video/x-h264, stream-format=byte-stream, alignment=nal",
         "video/x-raw, format=I420, width=320, height=240, framerate=25/1",
+        "video/x-h264, stream-format=byte-stream, alignment=au, profile=high-4:4:4",
         "video/x-vp8",
         common::AUDIO_CAPS,
     ] {

@@ -273,6 +273,6 @@ pub fn audio_buffers() -> Vec<gst::Buffer> {
 
 /// Caps the sample clip's video has on the wire.
 pub const VIDEO_CAPS: &str =
-    "video/x-h264, stream-format=byte-stream, alignment=au, width=320, height=240, framerate=25/1";
+    "video/x-h264, stream-format=byte-stream, alignment=au, profile=constrained-baseline, width=320, height=240, framerate=25/1";
 /// Caps of the sample clip's audio.
 pub const AUDIO_CAPS: &str = "audio/x-opus, rate=48000, channels=1, channel-mapping-family=0";
