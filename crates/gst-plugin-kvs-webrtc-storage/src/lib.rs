@@ -35,7 +35,7 @@
 //!
 //! # Async glue
 //! The library is async; GStreamer calls from its own threads (and from applications' async
-//! code). The element spawns the session on one static tokio runtime ([`runtime`]) and waits
+//! code). The element spawns the session on one static tokio runtime (`runtime.rs`) and waits
 //! for it from streaming threads with a small executor of its own, each wait abortable by
 //! `unlock` (flushing, a state change to READY or NULL).
 

@@ -95,7 +95,7 @@ pub(crate) struct Session {
 enum StatsSource {
     None,
     Live(watch::Receiver<Stats>),
-    Final(Stats),
+    Final(Box<Stats>),
 }
 
 /// Lock `mutex`, whether or not another thread panicked while holding it.
@@ -216,7 +216,7 @@ impl Session {
             last.video.frames_sent,
             last.audio.frames_sent
         );
-        *lock(&self.stats) = StatsSource::Final(last);
+        *lock(&self.stats) = StatsSource::Final(Box::new(last));
         // The final statistics on the bus (before EOS, which waits for the end).
         let final_stats = self.stats();
         self.post(|element| {
@@ -349,19 +349,15 @@ impl Session {
         keyframe: bool,
         flushing: &watch::Receiver<bool>,
     ) -> Result<gst::FlowSuccess, gst::FlowError> {
-        match wait_abortable(self.runtime, flushing, None, writer.write(frame)) {
-            Ok(Ok(())) => {
-                self.counters.video_buffers.fetch_add(1, Ordering::Relaxed);
-                if keyframe {
-                    self.counters
-                        .video_keyframes
-                        .fetch_add(1, Ordering::Relaxed);
-                }
-                Ok(gst::FlowSuccess::Ok)
+        let written = wait_abortable(self.runtime, flushing, None, writer.write(frame));
+        self.written(written.map(|w| w.is_ok()), flushing, || {
+            self.counters.video_buffers.fetch_add(1, Ordering::Relaxed);
+            if keyframe {
+                self.counters
+                    .video_keyframes
+                    .fetch_add(1, Ordering::Relaxed);
             }
-            Ok(Err(_)) => Err(self.write_failed(flushing)),
-            Err(_) => Err(gst::FlowError::Flushing),
-        }
+        })
     }
 
     /// Write one Opus packet (waits while the library's queue is full).
@@ -371,12 +367,26 @@ impl Session {
         packet: AudioPacket,
         flushing: &watch::Receiver<bool>,
     ) -> Result<gst::FlowSuccess, gst::FlowError> {
-        match wait_abortable(self.runtime, flushing, None, writer.write(packet)) {
-            Ok(Ok(())) => {
-                self.counters.audio_buffers.fetch_add(1, Ordering::Relaxed);
+        let written = wait_abortable(self.runtime, flushing, None, writer.write(packet));
+        self.written(written.map(|w| w.is_ok()), flushing, || {
+            self.counters.audio_buffers.fetch_add(1, Ordering::Relaxed);
+        })
+    }
+
+    /// The flow return of one write: `count` it when the library took it; a write the library
+    /// refused means the session ended; an aborted wait is a flush.
+    fn written(
+        &self,
+        taken: Result<bool, Aborted>,
+        flushing: &watch::Receiver<bool>,
+        count: impl FnOnce(),
+    ) -> Result<gst::FlowSuccess, gst::FlowError> {
+        match taken {
+            Ok(true) => {
+                count();
                 Ok(gst::FlowSuccess::Ok)
             }
-            Ok(Err(_)) => Err(self.write_failed(flushing)),
+            Ok(false) => Err(self.write_failed(flushing)),
             Err(_) => Err(gst::FlowError::Flushing),
         }
     }
@@ -513,7 +523,7 @@ impl Session {
         let stats = match &*lock(&self.stats) {
             StatsSource::None => None,
             StatsSource::Live(live) => Some(live.borrow().clone()),
-            StatsSource::Final(stats) => Some(stats.clone()),
+            StatsSource::Final(stats) => Some((**stats).clone()),
         };
         messages::stats_structure(stats.as_ref(), counts)
     }

@@ -41,10 +41,17 @@ fn no_preroll(element: &gst::Element) {
     }
 }
 
-/// Start both pads' streams: stream-start, caps and a time segment.
-fn start_streams(video: &mut Harness, audio: &mut Harness) {
+/// An emulator with the channel `channel`, an element for it (see [`streaming_element`]) and
+/// a playing harness on each pad whose stream has started (stream-start, caps, a segment).
+fn streaming(channel: &str) -> (Rig, gst::Element, BusLog, Harness, Harness) {
+    let rig = Rig::start(channel);
+    let (element, bus) = streaming_element(&rig);
+    let (mut video, mut audio) = harnesses(&element);
+    video.play();
+    audio.play();
     video.set_src_caps_str(common::VIDEO_CAPS);
     audio.set_src_caps_str(common::AUDIO_CAPS);
+    (rig, element, bus, video, audio)
 }
 
 /// An element for the emulator of `rig`, unsynchronized (the harness pushes as fast as the
@@ -235,12 +242,7 @@ fn unusable_settings_fail_the_start_naming_the_property_or_pad() {
 
 #[test]
 fn eos_on_both_pads_ends_the_session_after_every_frame_then_posts_eos() {
-    let rig = Rig::start("harness-eos-cam");
-    let (element, mut bus) = streaming_element(&rig);
-    let (mut video, mut audio) = harnesses(&element);
-    video.play();
-    audio.play();
-    start_streams(&mut video, &mut audio);
+    let (rig, element, mut bus, mut video, mut audio) = streaming("harness-eos-cam");
     let (pictures, packets) = (video_buffers(), audio_buffers());
     // Interleaved by time, as a muxer-less pipeline delivers them.
     let mut packets_iter = packets.iter().peekable();
@@ -288,12 +290,7 @@ fn eos_on_both_pads_ends_the_session_after_every_frame_then_posts_eos() {
 
 #[test]
 fn eos_before_any_keyframe_is_an_error_saying_nothing_was_ingested() {
-    let rig = Rig::start("harness-no-idr-cam");
-    let (element, mut bus) = streaming_element(&rig);
-    let (mut video, mut audio) = harnesses(&element);
-    video.play();
-    audio.play();
-    start_streams(&mut video, &mut audio);
+    let (_rig, _element, mut bus, mut video, mut audio) = streaming("harness-no-idr-cam");
     // The clip's pictures after its first IDR, up to the next one: P frames only.
     let deltas: Vec<_> = video_buffers()
         .into_iter()
@@ -331,12 +328,7 @@ fn eos_before_any_keyframe_is_an_error_saying_nothing_was_ingested() {
 
 #[test]
 fn a_keyframe_request_arrives_upstream_as_force_key_unit() {
-    let rig = Rig::start("harness-fku-cam");
-    let (element, mut bus) = streaming_element(&rig);
-    let (mut video, mut audio) = harnesses(&element);
-    video.play();
-    audio.play();
-    start_streams(&mut video, &mut audio);
+    let (_rig, element, mut bus, mut video, mut audio) = streaming("harness-fku-cam");
     let pictures = video_buffers();
     let packets = audio_buffers();
     // The first picture waits until media flows; a new session asks the encoder for a

@@ -264,11 +264,12 @@ fn a_go_away_mid_pipeline_rejoins_without_an_error() {
         "{stats}"
     );
     // What the sessions received is what the element sent, but for the pictures in flight
-    // when the first session closed (one or two at 30 fps).
+    // when the first session closed: one or two on an idle machine, a few more on a loaded
+    // one (the bound is a third of a second at 30 fps).
     let received: u64 = sessions.iter().map(|s| s.media.video.frames).sum();
     let sent = stats.get::<u64>("video-frames-sent").unwrap_or(0);
     assert!(
-        received <= sent && sent - received <= 2,
+        received <= sent && sent - received <= 10,
         "{received} of {sent} received: {stats}"
     );
 }
@@ -278,24 +279,11 @@ fn an_unknown_channel_is_an_element_error_naming_it() {
     let rig = Rig::start("some-cam");
     let (pipeline, sink, mut bus) = pipeline(&rig, 30);
     sink.set_property("channel-name", "no-such-cam");
-    let _ = pipeline.set_state(gst::State::Playing);
-    let error = bus.until("the error", |m| {
-        matches!(m.view(), gst::MessageView::Error(_))
-    });
-    let gst::MessageView::Error(error) = error.view() else {
-        unreachable!("matched above");
-    };
-    let text = error.error().to_string();
+    let (error, source) = first_error(&pipeline, &mut bus);
+    let text = error.to_string();
     assert!(text.contains("no-such-cam"), "{text}");
-    assert!(
-        error.error().matches(gst::ResourceError::NotFound),
-        "{:?}",
-        error.error()
-    );
-    assert_eq!(
-        error.src().map(|s| s.name().to_string()).as_deref(),
-        Some("kvs")
-    );
+    assert!(error.matches(gst::ResourceError::NotFound), "{error:?}");
+    assert_eq!(source, "kvs");
     stop_within(&pipeline, Duration::from_secs(10));
 }
 
@@ -304,19 +292,13 @@ fn wrong_credentials_are_an_element_error_saying_access_was_denied() {
     let rig = Rig::start("key-cam");
     let (pipeline, sink, mut bus) = pipeline(&rig, 30);
     sink.set_property("secret-key", "not-the-secret");
-    let _ = pipeline.set_state(gst::State::Playing);
-    let error = bus.until("the error", |m| {
-        matches!(m.view(), gst::MessageView::Error(_))
-    });
-    let gst::MessageView::Error(error) = error.view() else {
-        unreachable!("matched above");
-    };
+    let (error, source) = first_error(&pipeline, &mut bus);
     assert!(
-        error.error().matches(gst::ResourceError::NotAuthorized),
-        "{:?}",
-        error.error()
+        error.matches(gst::ResourceError::NotAuthorized),
+        "{error:?}"
     );
-    let text = error.error().to_string();
+    assert_eq!(source, "kvs");
+    let text = error.to_string();
     assert!(
         !text.contains("not-the-secret"),
         "no secret in messages: {text}"
@@ -340,6 +322,22 @@ fn a_pipeline_set_to_null_while_joining_stops_at_once() {
     rig.wait_for_sessions("the session closed", |s| {
         s.first().is_some_and(|s| s.end_reason.is_some())
     });
+}
+
+/// Start `pipeline` and wait (bounded) for its first error: the error and its source's name.
+fn first_error(pipeline: &gst::Pipeline, bus: &mut BusLog) -> (gst::glib::Error, String) {
+    let _ = pipeline.set_state(gst::State::Playing);
+    let message = bus.until("the error", |m| {
+        matches!(m.view(), gst::MessageView::Error(_))
+    });
+    let gst::MessageView::Error(error) = message.view() else {
+        unreachable!("matched above");
+    };
+    let source = error
+        .src()
+        .map(|s| s.name().to_string())
+        .unwrap_or_default();
+    (error.error(), source)
 }
 
 /// Set `pipeline` to NULL from another thread and require it done within `limit`.

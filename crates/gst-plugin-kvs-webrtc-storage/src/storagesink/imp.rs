@@ -382,7 +382,7 @@ impl ElementImpl for StorageSink {
         _name: Option<&str>,
         _caps: Option<&gst::Caps>,
     ) -> Option<gst::Pad> {
-        let track = match templ.name_template().as_ref() {
+        let track = match templ.name_template() {
             "video" => Track::Video,
             "audio" => Track::Audio,
             _ => return None,
