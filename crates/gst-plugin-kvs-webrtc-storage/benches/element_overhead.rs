@@ -99,17 +99,20 @@ fn direct(rig: &Rig, video: &[gst::Buffer], audio: &[gst::Buffer]) -> f64 {
         .expect("streaming");
     // Both tracks from one thread, interleaved by time, as the element's two streaming
     // threads would deliver them.
+    let write_audio = |packet: &gst::Buffer| {
+        let data = packet.map_readable().expect("readable").to_vec();
+        let packet = AudioPacket {
+            data,
+            timestamp: timestamp(packet),
+        };
+        runtime
+            .block_on(audio_writer.write(packet))
+            .expect("written");
+    };
     let mut audio_iter = audio.iter().peekable();
     for picture in video {
         while let Some(packet) = audio_iter.next_if(|p| p.pts() <= picture.pts()) {
-            let data = packet.map_readable().expect("readable").to_vec();
-            let packet = AudioPacket {
-                data,
-                timestamp: timestamp(packet),
-            };
-            runtime
-                .block_on(audio_writer.write(packet))
-                .expect("written");
+            write_audio(packet);
         }
         let data = picture.map_readable().expect("readable").to_vec();
         let frame = VideoFrame {
@@ -120,16 +123,7 @@ fn direct(rig: &Rig, video: &[gst::Buffer], audio: &[gst::Buffer]) -> f64 {
             .block_on(video_writer.write(frame))
             .expect("written");
     }
-    for packet in audio_iter {
-        let data = packet.map_readable().expect("readable").to_vec();
-        let packet = AudioPacket {
-            data,
-            timestamp: timestamp(packet),
-        };
-        runtime
-            .block_on(audio_writer.write(packet))
-            .expect("written");
-    }
+    audio_iter.for_each(write_audio);
     drop((video_writer, audio_writer));
     let sent = runtime.block_on(session.wait()).expect("the session ends");
     assert_eq!(sent.video.frames_sent, video.len() as u64);
