@@ -2,7 +2,8 @@
 //!
 //! The suites use real outside peers and tools: ffprobe (recordings), coturn (TURN), the official AWS clients
 //! from PyPI (boto3, AWS CLI), the KVS WebRTC JS SDK from npm, Java + Gradle (the generator),
-//! and the pinned smithy-rs source archive (the generator built from source). This command makes
+//! the pinned smithy-rs source archive (the generator built from source), and GStreamer (the
+//! `-dev` packages the GStreamer plugin builds against, and the elements its tests run). This command makes
 //! each of them present, idempotently and quickly when they already are, then runs
 //! `cargo test --workspace`. What cannot be provisioned here stops it with an error that names
 //! the missing piece and how to get it; no test is skipped silently.
@@ -39,58 +40,130 @@ pub const REGISTRY_SERVER: (&str, &str) = ("cargo-http-registry", "0.1.8");
 /// The smithy-rs release whose source the generator tests build.
 const SMITHY_RS_TAG: &str = "release-2026-08-21";
 
-/// One command-line tool the tests run, and the Debian package that provides it.
+/// One thing the tests need from the system, and the Debian package that provides it.
 struct SystemTool {
-    command: &'static str,
+    present: Presence,
     package: &'static str,
     why: &'static str,
 }
 
+/// How a [`SystemTool`] is found.
+#[derive(Debug, Clone, Copy)]
+enum Presence {
+    /// A command on `PATH`.
+    Command(&'static str),
+    /// A pkg-config module (a library's `-dev` package), `pkg-config --exists`.
+    PkgConfig(&'static str),
+    /// A GStreamer element, `gst-inspect-1.0 --exists`.
+    GstElement(&'static str),
+}
+
+impl Presence {
+    fn is_present(self) -> bool {
+        let succeeds = |command: &mut Command| command.output().is_ok_and(|o| o.status.success());
+        match self {
+            Self::Command(command) => which(command).is_some(),
+            Self::PkgConfig(module) => {
+                succeeds(Command::new("pkg-config").args(["--exists", module]))
+            }
+            Self::GstElement(element) => {
+                succeeds(Command::new("gst-inspect-1.0").args(["--exists", element]))
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Presence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Command(command) => f.write_str(command),
+            Self::PkgConfig(module) => write!(f, "the pkg-config module {module}"),
+            Self::GstElement(element) => write!(f, "the GStreamer element {element}"),
+        }
+    }
+}
+
 const SYSTEM_TOOLS: &[SystemTool] = &[
     SystemTool {
-        command: "java",
+        present: Presence::Command("java"),
         package: "openjdk-17-jdk-headless",
         why: "runs the smithy-rs generator",
     },
     SystemTool {
-        command: "gradle",
+        present: Presence::Command("gradle"),
         package: "gradle",
         why: "drives the generator build in codegen/",
     },
     SystemTool {
-        command: "ffprobe",
+        present: Presence::Command("ffprobe"),
         package: "ffmpeg",
         why: "checks the emulator's recordings",
     },
     SystemTool {
-        command: "node",
+        present: Presence::Command("node"),
         package: "nodejs",
         why: "runs the KVS WebRTC JS SDK",
     },
     SystemTool {
-        command: "npm",
+        present: Presence::Command("npm"),
         package: "npm",
         why: "installs the KVS WebRTC JS SDK",
     },
     SystemTool {
-        command: "python3",
+        present: Presence::Command("python3"),
         package: "python3",
         why: "runs boto3 and the AWS CLI",
     },
     SystemTool {
-        command: "chromium",
+        present: Presence::Command("chromium"),
         package: "chromium",
         why: "plays the storage peer with an independent WebRTC stack",
     },
     SystemTool {
-        command: "certutil",
+        present: Presence::Command("certutil"),
         package: "libnss3-tools",
         why: "makes the test browser trust the emulator's CA",
     },
     SystemTool {
-        command: "turnserver",
+        present: Presence::Command("turnserver"),
         package: "coturn",
         why: "is the real TURN server the relay tests go through (UDP, TCP, TLS)",
+    },
+    // The GStreamer plugin (crates/gst-plugin-kvs-webrtc-storage): Debian bookworm's 1.22.
+    SystemTool {
+        present: Presence::Command("pkg-config"),
+        package: "pkg-config",
+        why: "finds GStreamer's libraries for the GStreamer plugin's build",
+    },
+    SystemTool {
+        present: Presence::PkgConfig("gstreamer-check-1.0"),
+        package: "libgstreamer1.0-dev",
+        why: "GStreamer's core, base and check libraries the plugin and its tests build against",
+    },
+    SystemTool {
+        present: Presence::PkgConfig("gstreamer-video-1.0"),
+        package: "libgstreamer-plugins-base1.0-dev",
+        why: "GStreamer's video library (the plugin's force-key-unit events)",
+    },
+    SystemTool {
+        present: Presence::Command("gst-launch-1.0"),
+        package: "gstreamer1.0-tools",
+        why: "runs the plugin's test pipelines (gst-launch-1.0, gst-inspect-1.0)",
+    },
+    SystemTool {
+        present: Presence::GstElement("opusenc"),
+        package: "gstreamer1.0-plugins-base",
+        why: "videotestsrc, audiotestsrc and opusenc for the plugin's test pipelines",
+    },
+    SystemTool {
+        present: Presence::GstElement("h264parse"),
+        package: "gstreamer1.0-plugins-bad",
+        why: "h264parse for the plugin's test pipelines",
+    },
+    SystemTool {
+        present: Presence::GstElement("x264enc"),
+        package: "gstreamer1.0-plugins-ugly",
+        why: "x264enc, the H.264 encoder of the plugin's test pipelines",
     },
 ];
 
@@ -243,11 +316,11 @@ fn gradle_opts() -> String {
 
 /// Installs missing Debian packages as root; otherwise names them.
 fn ensure_system_tools() -> anyhow::Result<()> {
-    let mut packages: Vec<&str> = SYSTEM_TOOLS
+    let missing_tools: Vec<&SystemTool> = SYSTEM_TOOLS
         .iter()
-        .filter(|tool| which(tool.command).is_none())
-        .map(|tool| tool.package)
+        .filter(|tool| !tool.present.is_present())
         .collect();
+    let mut packages: Vec<&str> = missing_tools.iter().map(|tool| tool.package).collect();
     // Debian's python3 cannot make a virtualenv without python3-venv (ensurepip).
     let python_ok = which("python3").is_some() && python_can_make_venvs();
     if !python_ok {
@@ -255,14 +328,13 @@ fn ensure_system_tools() -> anyhow::Result<()> {
     }
     packages.dedup();
     if packages.is_empty() {
-        let names: Vec<&str> = SYSTEM_TOOLS.iter().map(|t| t.command).collect();
+        let names: Vec<String> = SYSTEM_TOOLS.iter().map(|t| t.present.to_string()).collect();
         println!("test-env: system tools present ({})", names.join(", "));
         return Ok(());
     }
-    let missing = SYSTEM_TOOLS
+    let missing = missing_tools
         .iter()
-        .filter(|tool| which(tool.command).is_none())
-        .map(|tool| format!("{} ({}, {})", tool.command, tool.package, tool.why))
+        .map(|tool| format!("{} ({}, {})", tool.present, tool.package, tool.why))
         .collect::<Vec<_>>();
     if !is_root() || which("apt-get").is_none() {
         bail!(
@@ -279,10 +351,10 @@ fn ensure_system_tools() -> anyhow::Result<()> {
     }
     apt_install(&packages)?;
     for tool in SYSTEM_TOOLS {
-        if which(tool.command).is_none() {
+        if !tool.present.is_present() {
             bail!(
-                "`{}` is still missing after installing {}; install it by hand",
-                tool.command,
+                "{} is still missing after installing {}; install it by hand",
+                tool.present,
                 tool.package
             );
         }
