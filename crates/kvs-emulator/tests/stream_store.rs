@@ -1,0 +1,60 @@
+//! The stream store end to end: a device streams the 3 s fixture (H.264 with a keyframe every
+//! second, Opus) through a real storage session, and the channel's Kinesis video stream keeps
+//! it as fragments cut at the keyframes, each a Matroska file that ffprobe and ffmpeg read alone.
+//! (Restart recovery, SIGTERM and `kill -9`, is in `serve_binary.rs`.)
+
+mod support;
+
+use kvs_test_support::store::{assert_sample_fragments, stored_fragments};
+use serde_json::Value;
+use support::peer::{answer_and_stream, VideoCodec};
+use support::{StorageMaster, TestEmulator};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_storage_session_is_kept_as_fragments_cut_at_each_keyframe() {
+    let emu = TestEmulator::start().await;
+    let StorageMaster {
+        channel_arn,
+        webrtc,
+        mut ws,
+        ..
+    } = emu.storage_master("store-cam").await;
+    emu.join_master(&webrtc, &channel_arn).await;
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let report = answer_and_stream(&mut ws, VideoCodec::H264, 1).await;
+    assert!(report.connected);
+
+    // Keyframes at 0, 1 and 2 s: the first two fragments are closed while the session is live
+    // (the third stays open until the session ends).
+    let stored = kvs_test_support::wait_for("two fragments stored", || async {
+        let stored = stored_fragments(&emu, "store-cam-stream").await;
+        if stored.len() >= 2 {
+            Ok(stored)
+        } else {
+            Err(stored)
+        }
+    })
+    .await;
+    assert_eq!(stored.len(), 2, "{stored:?}");
+    assert_sample_fragments(&stored);
+    let first_server = stored[0]["serverTimestampMs"].as_i64().unwrap();
+    assert!(
+        (before..before + 10_000).contains(&first_server),
+        "server timestamps are the arrival time: {first_server} vs {before}"
+    );
+    let sessions = emu.inspect("sessions").await;
+    let store = &sessions[0]["media"]["store"];
+    assert_eq!(store["stream"], "store-cam-stream", "{sessions}");
+    assert_eq!(store["error"], Value::Null, "{store}");
+
+    let unknown = emu.inspect("streams/no-such-stream/fragments").await;
+    assert!(
+        unknown["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("no stream no-such-stream")),
+        "{unknown}"
+    );
+}
