@@ -5,7 +5,7 @@ mod support;
 
 use std::process::Stdio;
 
-use kvs_test_support::store::{assert_sample_fragments, stored_fragments};
+use kvs_test_support::store::{assert_sample_fragments, stored_fragments, wait_for_fragments};
 use serde_json::Value;
 use support::peer::{answer_and_stream, VideoCodec};
 use support::Service;
@@ -114,15 +114,7 @@ async fn after_kill_9_a_restart_keeps_every_complete_fragment_and_drops_the_rest
     let dir = tempfile::tempdir().unwrap();
     let (mut child, info) = serve_and_stream(dir.path(), "killed-store-cam").await;
     let service = Service::from_startup_info(&info);
-    let before = kvs_test_support::wait_for("the first two GOPs stored", || async {
-        let stored = stored_fragments(&service, "killed-store-cam-stream").await;
-        if stored.len() == 2 {
-            Ok(stored)
-        } else {
-            Err(stored)
-        }
-    })
-    .await;
+    let before = wait_for_fragments(&service, "killed-store-cam-stream", 2).await;
     child.start_kill().unwrap(); // SIGKILL
     child.wait().await.unwrap();
     let fragments_dir = dir.path().join("streams/killed-store-cam-stream/fragments");

@@ -1,11 +1,14 @@
-//! The stream store end to end: a device streams the 3 s fixture (H.264 with a keyframe every
-//! second, Opus) through a real storage session, and the channel's Kinesis video stream keeps
-//! it as fragments cut at the keyframes, each a Matroska file that ffprobe and ffmpeg read alone.
+//! The stream store end to end: a device streams the 3 s sample clip (H.264 with a keyframe
+//! every second, Opus) through a real storage session, and the channel's Kinesis video stream
+//! keeps it as the service does: fragments cut at the keyframes, H.264 + AAC (transcoded from
+//! the Opus), each a Matroska file that ffprobe and ffmpeg read alone.
 //! (Restart recovery, SIGTERM and `kill -9`, is in `serve_binary.rs`.)
 
 mod support;
 
-use kvs_test_support::store::{assert_sample_fragments, stored_fragments};
+use kvs_test_support::store::{assert_sample_fragments, assert_sample_tone, wait_for_fragments};
+use kvs_test_support::{run_to_end, IngestSetup};
+use kvs_webrtc_ingest::{AudioSource, VideoSource};
 use serde_json::Value;
 use support::peer::{answer_and_stream, VideoCodec};
 use support::{StorageMaster, TestEmulator};
@@ -29,15 +32,7 @@ async fn a_storage_session_is_kept_as_fragments_cut_at_each_keyframe() {
 
     // Keyframes at 0, 1 and 2 s: the first two fragments are closed while the session is live
     // (the third stays open until the session ends).
-    let stored = kvs_test_support::wait_for("two fragments stored", || async {
-        let stored = stored_fragments(&emu, "store-cam-stream").await;
-        if stored.len() >= 2 {
-            Ok(stored)
-        } else {
-            Err(stored)
-        }
-    })
-    .await;
+    let stored = wait_for_fragments(&emu, "store-cam-stream", 2).await;
     assert_eq!(stored.len(), 2, "{stored:?}");
     assert_sample_fragments(&stored);
     let first_server = stored[0]["serverTimestampMs"].as_i64().unwrap();
@@ -57,4 +52,37 @@ async fn a_storage_session_is_kept_as_fragments_cut_at_each_keyframe() {
             .is_some_and(|e| e.contains("no stream no-such-stream")),
         "{unknown}"
     );
+}
+
+/// The real ingestion client sends the sample clip (a 440 Hz tone in Opus); when the session
+/// ends, the stream holds its three GOPs as three fragments whose audio, now AAC, still
+/// carries the tone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingested_opus_is_kept_as_aac_that_carries_the_same_tone() {
+    let setup = IngestSetup::start("tone-cam").await;
+    let session = setup
+        .client()
+        .ingest()
+        .channel("tone-cam")
+        .video(VideoSource::annex_b_file(setup.file("clip.h264")))
+        .audio(AudioSource::ogg_opus_file(setup.file("clip.opus")))
+        .send()
+        .await
+        .expect("ingestion starts");
+    let stats = run_to_end(session).await;
+    assert_eq!(stats.video.keyframes_sent, 3);
+
+    let stored = wait_for_fragments(&setup.emulator, "tone-cam-stream", 3).await;
+    assert_eq!(
+        stored.len(),
+        3,
+        "one fragment per keyframe sent: {stored:?}"
+    );
+    assert_sample_fragments(&stored);
+    assert_sample_tone(&stored);
+    let sessions = setup.emulator.inspect("sessions").await;
+    let store = &sessions[0]["media"]["store"];
+    assert_eq!(store["audioCodec"], "aac", "{store}");
+    assert_eq!(store["fragments"], 3, "{store}");
+    assert_eq!(store["badAudioPackets"], 0, "{store}");
 }

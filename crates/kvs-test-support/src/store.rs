@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::recording::{decode_errors, probe};
+use crate::recording::{decode_errors, probe, tone_frequency};
 use crate::Service;
 
 /// The fragments the inspection API lists for `stream` (oldest first; empty when none).
@@ -16,10 +16,26 @@ pub async fn stored_fragments(service: &Service, stream: &str) -> Vec<Value> {
         .unwrap_or_default()
 }
 
+/// Wait (bounded) until `stream` keeps at least `count` fragments; returns them.
+///
+/// # Panics
+/// When it does not within [`crate::WAIT`].
+pub async fn wait_for_fragments(service: &Service, stream: &str, count: usize) -> Vec<Value> {
+    crate::wait_for(&format!("{count} fragments stored in {stream}"), || async {
+        let stored = stored_fragments(service, stream).await;
+        if stored.len() >= count {
+            Ok(stored)
+        } else {
+            Err(stored)
+        }
+    })
+    .await
+}
+
 /// Checks what every stored fragment of the sample clip (`kvs_media::sample`: 25 fps, a
 /// keyframe every second) must be: numbers that grow,
 /// producer timestamps that follow on from each other, a length of one GOP (1 s), a size equal
-/// to its file's, and a file that ffprobe reads as H.264 + Opus of that length and ffmpeg
+/// to its file's, and a file that ffprobe reads as H.264 + AAC of that length and that ffmpeg
 /// decodes without a word.
 ///
 /// # Panics
@@ -49,12 +65,28 @@ pub fn assert_sample_fragments(fragments: &[Value]) {
             fragment["fragmentSizeBytes"].as_u64().unwrap()
         );
         let probe = probe(&file);
-        assert_eq!(probe.codecs, ["h264", "opus"], "{}", file.display());
+        assert_eq!(probe.codecs, ["h264", "aac"], "{}", file.display());
         assert!(
             (probe.duration - length as f64 / 1000.0).abs() < 0.05,
             "ffprobe says {} s for a {length} ms fragment",
             probe.duration
         );
         assert_eq!(decode_errors(&file), "", "{} decodes", file.display());
+    }
+}
+
+/// Each fragment's audio carries the sample clip's 440 Hz tone (within 5 Hz).
+///
+/// # Panics
+/// When one does not.
+pub fn assert_sample_tone(fragments: &[Value]) {
+    for fragment in fragments {
+        let file = std::path::PathBuf::from(fragment["file"].as_str().unwrap_or_default());
+        let hz = tone_frequency(&file);
+        assert!(
+            (hz - 440.0).abs() < 5.0,
+            "the clip's 440 Hz tone is in {}: {hz} Hz",
+            file.display()
+        );
     }
 }

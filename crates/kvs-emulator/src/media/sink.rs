@@ -356,11 +356,7 @@ impl MediaSink {
             }
         }
         if let Some(feed) = self.store.as_mut() {
-            feed.audio(
-                unix_ms() as i64,
-                self.record_start_unix_ms + ts,
-                data.to_vec(),
-            );
+            feed.audio(unix_ms() as i64, self.record_start_unix_ms + ts, data);
         }
     }
 

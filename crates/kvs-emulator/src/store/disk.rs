@@ -17,7 +17,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
-use kvs_media::mkv::MkvWriter;
+use kvs_media::mkv::{AacParams, MkvWriter};
 
 use super::fragmenter::Fragment;
 
@@ -159,14 +159,19 @@ impl StreamStore {
             .then(|| fragment_path(&self.dir, fragment_number))
     }
 
-    /// Number, write and index one fragment; returns its metadata.
-    pub(crate) fn append(&mut self, fragment: &Fragment) -> io::Result<FragmentMeta> {
+    /// Number, write and index one fragment, its audio AAC with `aac` (Opus without); returns
+    /// its metadata.
+    pub(crate) fn append(
+        &mut self,
+        fragment: &Fragment,
+        aac: Option<&AacParams>,
+    ) -> io::Result<FragmentMeta> {
         let number = self.next_number.to_string();
         let path = fragment_path(&self.dir, &number);
         let part = path.with_extension("mkv.part");
         // A `.part` left by an earlier attempt at this number is garbage.
         let _ = fs::remove_file(&part);
-        let written = write_fragment(&part, fragment).and_then(|()| fs::rename(&part, &path));
+        let written = write_fragment(&part, fragment, aac).and_then(|()| fs::rename(&part, &path));
         if let Err(e) = written {
             let _ = fs::remove_file(&part);
             return Err(e);
@@ -242,8 +247,11 @@ fn fragment_path(dir: &Path, number: &str) -> PathBuf {
 }
 
 /// One fragment as a Matroska file, timestamps relative to its start.
-fn write_fragment(path: &Path, fragment: &Fragment) -> io::Result<()> {
-    let mut writer = MkvWriter::create(path, &fragment.video)?;
+fn write_fragment(path: &Path, fragment: &Fragment, aac: Option<&AacParams>) -> io::Result<()> {
+    let mut writer = match aac {
+        Some(aac) => MkvWriter::create_with_aac(path, &fragment.video, aac)?,
+        None => MkvWriter::create(path, &fragment.video)?,
+    };
     let start = fragment.producer_start_ms;
     let end = fragment.duration_ms;
     for frame in &fragment.frames {
@@ -294,8 +302,8 @@ mod tests {
     fn fragments_are_numbered_upwards_and_survive_a_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let (mut store, _) = StreamStore::open(dir.path()).unwrap();
-        let a = store.append(&fragment(1_000_000)).unwrap();
-        let b = store.append(&fragment(1_001_000)).unwrap();
+        let a = store.append(&fragment(1_000_000), None).unwrap();
+        let b = store.append(&fragment(1_001_000), None).unwrap();
         assert!(
             a.fragment_number.parse::<u128>().unwrap() < b.fragment_number.parse::<u128>().unwrap()
         );
@@ -315,7 +323,7 @@ mod tests {
             }
         );
         assert_eq!(reopened.fragments(), &[a, b.clone()]);
-        let c = reopened.append(&fragment(1_002_000)).unwrap();
+        let c = reopened.append(&fragment(1_002_000), None).unwrap();
         assert_eq!(
             c.fragment_number.parse::<u128>().unwrap(),
             b.fragment_number.parse::<u128>().unwrap() + 1
@@ -326,8 +334,8 @@ mod tests {
     fn what_a_crash_left_half_written_is_dropped_on_open() {
         let dir = tempfile::tempdir().unwrap();
         let (mut store, _) = StreamStore::open(dir.path()).unwrap();
-        let kept = store.append(&fragment(0)).unwrap();
-        let torn = store.append(&fragment(1000)).unwrap();
+        let kept = store.append(&fragment(0), None).unwrap();
+        let torn = store.append(&fragment(1000), None).unwrap();
         drop(store);
         let fragments = dir.path().join(FRAGMENTS);
         // Killed mid-write of a third fragment, after the rename of a fourth but before its line,
@@ -339,7 +347,7 @@ mod tests {
         fs::write(dir.path().join(INDEX), &index[..cut]).unwrap();
 
         let (store, recovery) = StreamStore::open(dir.path()).unwrap();
-        assert_eq!(store.fragments(), &[kept.clone()]);
+        assert_eq!(store.fragments(), std::slice::from_ref(&kept));
         assert_eq!(
             recovery,
             Recovery {
@@ -371,7 +379,7 @@ mod tests {
         let (mut store, _) = StreamStore::open(dir.path()).unwrap();
         let hour = 3_600_000;
         let metas: Vec<_> = (0..4)
-            .map(|i| store.append(&fragment(i * hour)).unwrap())
+            .map(|i| store.append(&fragment(i * hour), None).unwrap())
             .collect();
         let one_hour = Retention {
             hours: 1,

@@ -77,11 +77,11 @@ pub(crate) struct Fragmenter {
     done: VecDeque<Fragment>,
     last_video_ms: Option<i64>,
     last_video_gap_ms: i64,
+    last_audio_ms: Option<i64>,
+    /// The spacing of audio frames, the playing time of the last one (AAC-LC at 48 kHz: 21 ms).
+    last_audio_gap_ms: i64,
     dropped: u64,
 }
-
-/// Playing time assumed for an audio frame at a fragment's end (Opus: 20 ms).
-const AUDIO_FRAME_MS: i64 = 20;
 
 impl Fragmenter {
     /// A fragmenter with these limits.
@@ -93,6 +93,8 @@ impl Fragmenter {
             done: VecDeque::new(),
             last_video_ms: None,
             last_video_gap_ms: 40,
+            last_audio_ms: None,
+            last_audio_gap_ms: 21,
             dropped: 0,
         }
     }
@@ -147,6 +149,11 @@ impl Fragmenter {
 
     /// One audio frame.
     pub(crate) fn audio(&mut self, timestamp_ms: i64, data: Vec<u8>) {
+        if let Some(last) = self.last_audio_ms.replace(timestamp_ms) {
+            if timestamp_ms > last {
+                self.last_audio_gap_ms = (timestamp_ms - last).min(1000);
+            }
+        }
         let frame = StoredFrame {
             track: AUDIO_TRACK,
             timestamp_ms,
@@ -181,7 +188,7 @@ impl Fragmenter {
                         + if f.track == VIDEO_TRACK {
                             self.last_video_gap_ms
                         } else {
-                            AUDIO_FRAME_MS
+                            self.last_audio_gap_ms
                         }
                 })
                 .max()

@@ -8,12 +8,14 @@
 //! [`EmulatorConfig::streams_dir`](crate::EmulatorConfig::streams_dir), one directory per stream
 //! name, and are opened on first use, so fragments written before a restart are found by name.
 //!
-//! Audio is stored as it arrived (Opus, `A_OPUS`), not transcoded to AAC as the service does:
-//! see the README's "Stored streams" section for why and what that means for readers.
+//! Audio is kept as the service keeps it: the Opus a device sends is transcoded to AAC-LC
+//! ([`transcode`], which says which libraries and why), so a fragment holds H.264 (track 1,
+//! `V_MPEG4/ISO/AVC`, avcC codec private data) and AAC (track 2, `A_AAC`, AudioSpecificConfig).
 
 pub(crate) mod disk;
 pub(crate) mod feed;
 pub(crate) mod fragmenter;
+pub(crate) mod transcode;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
