@@ -47,6 +47,7 @@
 //! `tokio-tungstenite`, `str0m` and the webrtc-rs `turn` server.
 
 mod api_error;
+mod archived_media;
 mod config;
 mod control_plane;
 mod emulator;
