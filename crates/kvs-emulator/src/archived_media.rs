@@ -8,18 +8,28 @@
 //!   `PRODUCER_TIMESTAMP` with a `TimestampRange`, both ends inclusive, on each fragment's start),
 //!   `MaxResults` 1–1000 (default 100), `NextToken` (opaque: the last fragment number of the
 //!   page, base64) → `Fragments` oldest first, and a `NextToken` while more remain.
+//! - `GetMediaForFragmentList`: `StreamName|StreamARN`, `Fragments` (1–1000 fragment numbers)
+//!   → `video/webm`: each fragment in the order asked, as its own Matroska document (EBML
+//!   header, Segment) tagged with `AWS_KINESISVIDEO_FRAGMENT_NUMBER`, `_SERVER_TIMESTAMP` and
+//!   `_PRODUCER_TIMESTAMP` ([`crate::store::tagged`]); a number the stream does not keep is a
+//!   `ResourceNotFoundException`. The answer is built in memory, at most 100 MB.
 
 use base64::Engine;
 use serde_json::{json, Map, Value};
 
 use crate::api_error::ApiError;
+use crate::json_api::Reply;
 use crate::registry::ResourceRef;
 use crate::shared::Shared;
 use crate::store::FragmentMeta;
 use crate::validate;
 
 /// The archived-media operations this module serves, by path.
-pub(crate) const OPERATIONS: &[&str] = &["listFragments"];
+pub(crate) const OPERATIONS: &[&str] = &["listFragments", "getMediaForFragmentList"];
+
+/// The most bytes one GetMediaForFragmentList answer holds here (the service streams any
+/// size; the emulator builds the answer in memory, so it bounds it).
+const MAX_MEDIA_BYTES: u64 = 100 * 1024 * 1024;
 
 /// The APIs `GetDataEndpoint` knows (`APIName`).
 const API_NAMES: &[&str] = &[
@@ -42,9 +52,10 @@ pub(crate) fn route(
     shared: &Shared,
     op: &str,
     body: &Map<String, Value>,
-) -> Result<Value, ApiError> {
+) -> Result<Reply, ApiError> {
     match op {
-        "listFragments" => list_fragments(shared, body),
+        "listFragments" => list_fragments(shared, body).map(Reply::Json),
+        "getMediaForFragmentList" => get_media_for_fragment_list(shared, body),
         other => Err(ApiError::new(
             http::StatusCode::NOT_FOUND,
             "UnknownOperationException",
@@ -129,10 +140,12 @@ fn selector(body: &Map<String, Value>, member: &str) -> Result<Option<Selector>,
     let producer = match selector.get("FragmentSelectorType").and_then(Value::as_str) {
         Some("PRODUCER_TIMESTAMP") => true,
         Some("SERVER_TIMESTAMP") => false,
-        other => return Err(ApiError::invalid_argument(format!(
+        other => {
+            return Err(ApiError::invalid_argument(format!(
             "{member}.FragmentSelectorType must be PRODUCER_TIMESTAMP or SERVER_TIMESTAMP, not {}.",
             other.map_or("null".to_owned(), |v| validate::shown(v).into_owned())
-        ))),
+        )))
+        }
     };
     let Some(range) = selector.get("TimestampRange").and_then(Value::as_object) else {
         return Err(ApiError::invalid_argument(format!(
@@ -197,13 +210,7 @@ fn list_fragments(shared: &Shared, body: &Map<String, Value>) -> Result<Value, A
         .map(parse_token)
         .transpose()?;
     let selector = selector(body, "FragmentSelector")?;
-    let fragments = shared.stores.fragments(&stream).map_err(|e| {
-        ApiError::new(
-            http::StatusCode::INTERNAL_SERVER_ERROR,
-            "InternalFailure",
-            format!("The stream's fragments cannot be read: {e}"),
-        )
-    })?;
+    let fragments = shared.stores.fragments(&stream).map_err(read_failed)?;
     let mut matching = fragments.iter().map(|f| &f.meta).filter(|m| {
         selector.is_none_or(|s| s.admits(m))
             && after.is_none_or(|a| m.fragment_number.parse::<u128>().is_ok_and(|n| n > a))
@@ -214,6 +221,66 @@ fn list_fragments(shared: &Shared, body: &Map<String, Value>) -> Result<Value, A
         out["NextToken"] = json!(make_token(&last.fragment_number));
     }
     Ok(out)
+}
+
+fn get_media_for_fragment_list(
+    shared: &Shared,
+    body: &Map<String, Value>,
+) -> Result<Reply, ApiError> {
+    let stream = stream_name(shared, body)?;
+    let numbers: Vec<&str> = match body.get("Fragments").and_then(Value::as_array) {
+        Some(list) if (1..=1000).contains(&list.len()) => list
+            .iter()
+            .map(|v| {
+                v.as_str().ok_or_else(|| {
+                    ApiError::invalid_argument("Fragments must be a list of fragment numbers.")
+                })
+            })
+            .collect::<Result<_, _>>()?,
+        _ => {
+            return Err(ApiError::invalid_argument(
+                "Fragments must list between 1 and 1000 fragment numbers.",
+            ))
+        }
+    };
+    let stored = shared.stores.fragments(&stream).map_err(read_failed)?;
+    let mut wanted = Vec::with_capacity(numbers.len());
+    let mut bytes = 0;
+    for number in numbers {
+        let Some(found) = stored.iter().find(|f| f.meta.fragment_number == number) else {
+            return Err(ApiError::not_found(format!(
+                "The stream {stream} has no fragment {}.",
+                validate::shown(number)
+            )));
+        };
+        bytes += found.meta.fragment_size_bytes;
+        wanted.push(found);
+    }
+    if bytes > MAX_MEDIA_BYTES {
+        return Err(ApiError::client_limit(format!(
+            "The fragments hold {bytes} bytes; the emulator answers at most {MAX_MEDIA_BYTES} per call."
+        )));
+    }
+    let mut body = Vec::with_capacity(bytes as usize);
+    for fragment in wanted {
+        let file = std::fs::read(&fragment.file).map_err(read_failed)?;
+        let tagged = crate::store::tagged::tagged(file, &fragment.meta).map_err(read_failed)?;
+        body.extend_from_slice(&tagged);
+    }
+    Ok(Reply::Media {
+        content_type: "video/webm",
+        body,
+    })
+}
+
+/// The store could not be read: an internal failure, logged.
+fn read_failed(e: impl std::fmt::Display) -> ApiError {
+    tracing::error!(error = %e, "a stream's store could not be read");
+    ApiError::new(
+        http::StatusCode::INTERNAL_SERVER_ERROR,
+        "InternalFailure",
+        format!("The stream's fragments cannot be read: {e}"),
+    )
 }
 
 #[cfg(test)]

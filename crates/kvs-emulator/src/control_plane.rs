@@ -54,7 +54,7 @@ fn route(shared: &Arc<Shared>, req: &ReadRequest) -> Result<Reply, ApiError> {
         .find(|op| *op == requested)
     {
         let body = json_api::admit(shared, req, Api::ControlPlane, op, |_| None)?;
-        return crate::archived_media::route(shared, op, &body).map(Reply::Json);
+        return crate::archived_media::route(shared, op, &body);
     }
     let Some(op) = OPERATIONS.iter().copied().find(|op| *op == requested) else {
         return Err(ApiError::new(

@@ -56,8 +56,9 @@ async fn a_storage_session_is_kept_as_fragments_cut_at_each_keyframe() {
 
 /// The real ingestion client sends the sample clip (a 440 Hz tone in Opus); when the session
 /// ends, the stream holds its three GOPs as three fragments whose audio, now AAC, still
-/// carries the tone; boto3 lists them through GetDataEndpoint and ListFragments
-/// (`tests/python/read_back.py`: pages, ranges, bad input).
+/// carries the tone; boto3 lists them through GetDataEndpoint and ListFragments and fetches them
+/// with GetMediaForFragmentList, each a tagged Matroska document that ffprobe sees as h264 + aac
+/// and ffmpeg decodes silently (`tests/python/read_back.py`: pages, ranges, tags, bad input).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ingested_opus_is_kept_as_aac_that_carries_the_same_tone() {
     let setup = IngestSetup::start("tone-cam").await;
@@ -87,7 +88,7 @@ async fn ingested_opus_is_kept_as_aac_that_carries_the_same_tone() {
     assert_eq!(store["fragments"], 3, "{store}");
     assert_eq!(store["badAudioPackets"], 0, "{store}");
 
-    // boto3 finds the same fragments through GetDataEndpoint and ListFragments.
+    // boto3 finds and fetches the same fragments.
     let home = tempfile::tempdir().unwrap();
     let mut command = setup.emulator.python_command(
         concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/read_back.py"),

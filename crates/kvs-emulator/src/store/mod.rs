@@ -15,6 +15,7 @@
 pub(crate) mod disk;
 pub(crate) mod feed;
 pub(crate) mod fragmenter;
+pub(crate) mod tagged;
 pub(crate) mod transcode;
 
 use std::collections::HashMap;
