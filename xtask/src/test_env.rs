@@ -58,6 +58,11 @@ const SYSTEM_TOOLS: &[SystemTool] = &[
         why: "drives the generator build in codegen/",
     },
     SystemTool {
+        command: "cmake",
+        package: "cmake",
+        why: "builds the bundled libopus of the emulator's Opus to AAC transcoder",
+    },
+    SystemTool {
         command: "ffprobe",
         package: "ffmpeg",
         why: "checks the emulator's recordings",
