@@ -647,6 +647,7 @@ impl EmulatorHandle {
         tracing::info!("kvs-emulator stopped");
         Stopped {
             recordings_dir: self.shared.config.recordings_dir.clone(),
+            streams_dir: self.shared.config.streams_dir.clone(),
             _temporary_dir: self._temporary_dir.take(),
         }
     }
@@ -656,6 +657,7 @@ impl EmulatorHandle {
 #[derive(Debug)]
 pub struct Stopped {
     recordings_dir: PathBuf,
+    streams_dir: PathBuf,
     _temporary_dir: Option<tempfile::TempDir>,
 }
 
@@ -664,6 +666,11 @@ impl Stopped {
     /// [`EmulatorBuilder::temporary`] the directory is removed when `self` is dropped.
     pub fn recordings_dir(&self) -> &std::path::Path {
         &self.recordings_dir
+    }
+
+    /// Where the streams keep their fragments (`<dir>/<stream>/fragments/<number>.mkv`).
+    pub fn streams_dir(&self) -> &std::path::Path {
+        &self.streams_dir
     }
 }
 
