@@ -95,6 +95,11 @@ const SYSTEM_TOOLS: &[SystemTool] = &[
         why: "drives the generator build in codegen/",
     },
     SystemTool {
+        present: Presence::Command("cmake"),
+        package: "cmake",
+        why: "builds the bundled libopus of the emulator's Opus to AAC transcoder",
+    },
+    SystemTool {
         present: Presence::Command("ffprobe"),
         package: "ffmpeg",
         why: "checks the emulator's recordings",

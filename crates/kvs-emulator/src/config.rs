@@ -169,6 +169,9 @@ pub struct Limits {
     pub body_read_timeout: std::time::Duration,
     /// Largest media frame the storage peer records; larger ones are dropped and counted.
     pub max_media_frame: usize,
+    /// Bytes one stream's store may keep (default 1 GiB); past it the oldest fragments are
+    /// removed, as retention would, so a long test cannot fill the disk.
+    pub max_stream_store_bytes: u64,
     /// How many ended storage sessions the inspection API (`GET sessions`,
     /// [`EmulatorHandle::sessions`](crate::EmulatorHandle::sessions)) keeps, besides the live
     /// ones: the most recent; older ones are dropped (their recordings stay on disk).
@@ -192,6 +195,7 @@ impl Default for Limits {
             request_head_timeout: std::time::Duration::from_secs(10),
             body_read_timeout: std::time::Duration::from_secs(30),
             max_media_frame: 4 * 1024 * 1024,
+            max_stream_store_bytes: 1 << 30,
             ended_sessions_kept: 100,
         }
     }
@@ -210,6 +214,9 @@ pub struct EmulatorConfig {
     pub tls: TlsMode,
     /// Where storage sessions are recorded, one Matroska file per session.
     pub recordings_dir: PathBuf,
+    /// Where each Kinesis video stream keeps its fragments (`crate::store`), one directory per
+    /// stream; a restart in the same directory finds them again.
+    pub streams_dir: PathBuf,
     /// Timings.
     pub timings: Timings,
     /// Limits.
@@ -270,6 +277,7 @@ impl Default for EmulatorConfig {
             access_keys: Vec::new(),
             tls: TlsMode::GeneratedCa { dir: data.clone() },
             recordings_dir: data.join("recordings"),
+            streams_dir: data.join("streams"),
             timings: Timings::default(),
             limits: Limits::default(),
             accept_viewer_on_join_storage_session: true,

@@ -48,6 +48,14 @@ fn route(shared: &Arc<Shared>, req: &ReadRequest) -> Result<Reply, ApiError> {
         ));
     }
     let requested = req.path.trim_start_matches('/');
+    if let Some(op) = crate::archived_media::OPERATIONS
+        .iter()
+        .copied()
+        .find(|op| *op == requested)
+    {
+        let body = json_api::admit(shared, req, Api::ControlPlane, op, |_| None)?;
+        return crate::archived_media::route(shared, op, &body);
+    }
     let Some(op) = OPERATIONS.iter().copied().find(|op| *op == requested) else {
         return Err(ApiError::new(
             http::StatusCode::NOT_FOUND,
@@ -67,6 +75,7 @@ fn route(shared: &Arc<Shared>, req: &ReadRequest) -> Result<Reply, ApiError> {
         "updateMediaStorageConfiguration" => update_media_storage_configuration(shared, &body),
         "describeMediaStorageConfiguration" => describe_media_storage_configuration(shared, &body),
         "getSignalingChannelEndpoint" => get_signaling_channel_endpoint(shared, &body),
+        "getDataEndpoint" => crate::archived_media::get_data_endpoint(shared, &body),
         _ => unreachable!("checked against OPERATIONS"),
     }?;
     Ok(Reply::Json(value))
@@ -81,6 +90,7 @@ const OPERATIONS: &[&str] = &[
     "updateMediaStorageConfiguration",
     "describeMediaStorageConfiguration",
     "getSignalingChannelEndpoint",
+    "getDataEndpoint",
 ];
 
 /// The channel a request is about, for per-channel rates: its ARN when it exists, else what the

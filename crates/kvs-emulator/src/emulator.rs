@@ -170,7 +170,13 @@ impl EmulatorBuilder {
         self
     }
 
-    /// Keep the generated CA and the recordings in a fresh temporary directory that is deleted
+    /// Where streams keep their fragments (default `kvs-emulator-data/streams`).
+    pub fn streams_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.config.streams_dir = dir.into();
+        self
+    }
+
+    /// Keep the generated CA, the recordings and the streams in a fresh temporary directory that is deleted
     /// when the handle is dropped: one call for tests, examples and benchmarks. Overrides
     /// [`EmulatorBuilder::recordings_dir`] and a [`TlsMode::GeneratedCa`] directory (a provided
     /// CA or plain HTTP stay as set).
@@ -319,6 +325,7 @@ impl EmulatorBuilder {
                 *ca = dir.path().join("ca");
             }
             config.recordings_dir = dir.path().join("recordings");
+            config.streams_dir = dir.path().join("streams");
             Some(dir)
         } else {
             None
@@ -335,6 +342,7 @@ impl EmulatorBuilder {
             *dir = absolute(dir, ErrorKind::Tls)?;
         }
         config.recordings_dir = absolute(&config.recordings_dir, ErrorKind::Recording)?;
+        config.streams_dir = absolute(&config.streams_dir, ErrorKind::Recording)?;
         let mut bound: Vec<IpAddr> = addresses.iter().map(SocketAddr::ip).collect();
         bound.dedup();
         let tls = match &config.tls {
@@ -395,6 +403,10 @@ impl EmulatorBuilder {
             calls: Default::default(),
             external_peers: Default::default(),
             log_drops: self.log_drops,
+            stores: crate::store::StreamStores::new(
+                config.streams_dir.clone(),
+                config.limits.max_stream_store_bytes,
+            ),
             body_reads: crate::http_util::BodyReads::new(
                 config.limits.max_connections,
                 config.limits.body_read_timeout,
@@ -635,6 +647,7 @@ impl EmulatorHandle {
         tracing::info!("kvs-emulator stopped");
         Stopped {
             recordings_dir: self.shared.config.recordings_dir.clone(),
+            streams_dir: self.shared.config.streams_dir.clone(),
             _temporary_dir: self._temporary_dir.take(),
         }
     }
@@ -644,6 +657,7 @@ impl EmulatorHandle {
 #[derive(Debug)]
 pub struct Stopped {
     recordings_dir: PathBuf,
+    streams_dir: PathBuf,
     _temporary_dir: Option<tempfile::TempDir>,
 }
 
@@ -652,6 +666,11 @@ impl Stopped {
     /// [`EmulatorBuilder::temporary`] the directory is removed when `self` is dropped.
     pub fn recordings_dir(&self) -> &std::path::Path {
         &self.recordings_dir
+    }
+
+    /// Where the streams keep their fragments (`<dir>/<stream>/fragments/<number>.mkv`).
+    pub fn streams_dir(&self) -> &std::path::Path {
+        &self.streams_dir
     }
 }
 

@@ -204,6 +204,19 @@ pub(crate) fn json(value: &serde_json::Value, request_headers: &HeaderMap) -> Ht
     resp
 }
 
+/// 200 with a media body of `content_type`.
+pub(crate) fn media(
+    content_type: &'static str,
+    body: Vec<u8>,
+    request_headers: &HeaderMap,
+) -> HttpResponse {
+    let mut resp = HttpResponse::new(Full::new(Bytes::from(body)));
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    common_headers(&mut resp, Some(request_headers));
+    resp
+}
+
 /// 200 with an empty body (JoinStorageSession).
 pub(crate) fn ok_empty(request_headers: &HeaderMap) -> HttpResponse {
     let mut resp = empty(StatusCode::OK);

@@ -15,6 +15,10 @@
 //! - `GET  /_emulator/v1/channels`, `/streams`, `/connections`, `/sessions` (the live storage
 //!   sessions, then the last [`Limits::ended_sessions_kept`](crate::Limits::ended_sessions_kept),
 //!   100 by default, that ended, oldest first).
+//! - `GET  /_emulator/v1/streams/<name>/fragments`: the fragments a stream's store keeps, oldest
+//!   first (`fragmentNumber`, producer and server timestamps in ms, length, size and `file`, the
+//!   fragment's Matroska file). Stores are on disk: after a restart the stream's fragments are
+//!   listed even before the stream is created again.
 //! - `GET  /_emulator/v1/calls`: how many times each AWS operation was called (by its path name,
 //!   e.g. `getSignalingChannelEndpoint`, `getIceServerConfig`, `joinStorageSession`, and
 //!   `connectAsMaster`/`connectAsViewer` for signaling upgrade requests).
@@ -89,6 +93,9 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> HttpR
         (&Method::GET, "/calls") => reply(StatusCode::OK, json!(shared.calls.snapshot())),
         (&Method::GET, "/turn") => reply(StatusCode::OK, shared.turn.allocations().await),
         (&Method::GET, "/storage-peer.html") => storage_peer_page(),
+        (&Method::GET, p) if stream_fragments_name(p).is_some() => {
+            stream_fragments(&shared, stream_fragments_name(p).unwrap_or_default())
+        }
         (&Method::POST, "/faults") if !is_json(&req.headers) => reply(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             json!({ "error": "send the fault as Content-Type: application/json" }),
@@ -100,6 +107,35 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> HttpR
         _ => reply(
             StatusCode::NOT_FOUND,
             json!({ "error": format!("no inspection resource {} {}", req.method, req.path) }),
+        ),
+    }
+}
+
+/// `<name>` of `/streams/<name>/fragments`.
+fn stream_fragments_name(path: &str) -> Option<&str> {
+    path.strip_prefix("/streams/")?
+        .strip_suffix("/fragments")
+        .filter(|name| !name.is_empty() && !name.contains('/'))
+}
+
+/// A stream's stored fragments, oldest first, each with its Matroska file.
+fn stream_fragments(shared: &Shared, stream: &str) -> HttpResponse {
+    if shared.registry().stream(ResourceRef::Name(stream)).is_err()
+        && !shared.stores.has_data(stream)
+    {
+        return reply(
+            StatusCode::NOT_FOUND,
+            json!({ "error": format!("no stream {stream}, and no stored fragments of one") }),
+        );
+    }
+    match shared.stores.fragments(stream) {
+        Ok(fragments) => reply(
+            StatusCode::OK,
+            json!({ "stream": stream, "fragments": fragments }),
+        ),
+        Err(e) => reply(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json!({ "error": format!("the store of {stream} cannot be read: {e}") }),
         ),
     }
 }

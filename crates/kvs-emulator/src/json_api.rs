@@ -24,6 +24,13 @@ pub(crate) enum Reply {
     Json(Value),
     /// 200 with an empty body (JoinStorageSession).
     Empty,
+    /// 200 with a media body (`video/webm` for Matroska, as the service labels it).
+    Media {
+        /// The `Content-Type`.
+        content_type: &'static str,
+        /// The body.
+        body: Vec<u8>,
+    },
     /// The XML AccessDenied AWS answers for an operation sent to the wrong endpoint (§8.2).
     WrongEndpoint,
 }
@@ -62,6 +69,9 @@ impl JsonApi {
         match (self.route)(&shared, &req) {
             Ok(Reply::Json(value)) => http_util::json(&value, &req.headers),
             Ok(Reply::Empty) => http_util::ok_empty(&req.headers),
+            Ok(Reply::Media { content_type, body }) => {
+                http_util::media(content_type, body, &req.headers)
+            }
             Ok(Reply::WrongEndpoint) => http_util::wrong_endpoint(&req.headers),
             Err(err) => {
                 if self.log_refusals {

@@ -7,6 +7,7 @@
 //! | Endpoint | What | Module |
 //! | --- | --- | --- |
 //! | control plane | `kinesisvideo` restJson1: channels, streams, media storage, endpoints | `control_plane` |
+//! | control plane (data endpoint) | `kinesis-video-archived-media`: `ListFragments`, `GetMediaForFragmentList` | `archived_media` |
 //! | channel HTTPS | `POST /v1/get-ice-server-config` | `ice_config` |
 //! | channel WSS | the signaling WebSocket, SigV4-presigned | `signaling` |
 //! | channel WEBRTC | `JoinStorageSession`, `JoinStorageSessionAsViewer` | `storage` |
@@ -18,7 +19,10 @@
 //!
 //! Each accepted join starts a **storage peer**, a real WebRTC peer built on `str0m` that sends its
 //! offer over the signaling socket, checks the answer and the media (H.264 + Opus) as the service
-//! does, and records each session into a Matroska file that `ffprobe` and players read. Viewers
+//! does, and records each session into a Matroska file that `ffprobe` and players read. The master's
+//! media also goes into the **stream store** of the channel's Kinesis video stream (`store`):
+//! fragments cut at keyframes, H.264 + AAC (transcoded from the Opus, as the service does), on
+//! disk in the data directory and read back through the archived-media APIs. Viewers
 //! get the master's media through a relay (`relay`); an embedded TURN server (UDP) backs
 //! the GetIceServerConfig entries ([`TurnMode`]); per-API rates are throttled like AWS
 //! ([`Throttling`]).
@@ -47,6 +51,7 @@
 //! `tokio-tungstenite`, `str0m` and the webrtc-rs `turn` server.
 
 mod api_error;
+mod archived_media;
 mod config;
 mod control_plane;
 mod emulator;
@@ -71,6 +76,7 @@ mod signaling;
 mod sigv4;
 pub mod stderr_log;
 mod storage;
+mod store;
 mod throttle;
 mod tls;
 mod turn_server;
@@ -87,4 +93,6 @@ pub use registry::{Channel, Stream};
 pub use sdk_client::https_client_trusting;
 pub use sessions::{SessionInfo, SessionState};
 pub use shared::Endpoints;
+pub use store::feed::StoreStats;
+pub use store::FragmentMeta;
 pub use throttle::{Throttling, TpsLimit};

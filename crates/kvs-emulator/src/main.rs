@@ -135,6 +135,7 @@ async fn main() -> ExitCode {
     } else {
         builder.control_plane_port(args.port)
     };
+    builder = builder.streams_dir(args.data_dir.join("streams"));
     builder = builder.log_lines_dropped(log_drops.clone()).recordings_dir(
         args.recordings_dir
             .unwrap_or_else(|| args.data_dir.join("recordings")),

@@ -55,6 +55,8 @@ pub(crate) struct Shared {
     pub external_peers: crate::external_peers::ExternalPeers,
     /// Log lines the lossy log writer dropped, when the emulator was told its counter.
     pub log_drops: Option<tracing_appender::non_blocking::ErrorCounter>,
+    /// Every Kinesis video stream's fragments.
+    pub stores: crate::store::StreamStores,
 }
 
 /// Calls per AWS operation (known operation names only, so the map stays small), counted once

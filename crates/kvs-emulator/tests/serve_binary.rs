@@ -5,6 +5,7 @@ mod support;
 
 use std::process::Stdio;
 
+use kvs_test_support::store::{assert_sample_fragments, stored_fragments, wait_for_fragments};
 use serde_json::Value;
 use support::peer::{answer_and_stream, VideoCodec};
 use support::Service;
@@ -84,6 +85,66 @@ async fn signal_and_wait(
     (exit, log)
 }
 
+/// After SIGTERM the open fragment is stored too: a new `serve` in the same data directory
+/// lists and serves all three GOPs of the clip, as before the restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_sigterm_a_restart_keeps_every_fragment_of_the_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, _) = serve_and_stream(dir.path(), "term-store-cam").await;
+    let (exit, log) = signal_and_wait(&mut child, "-TERM").await;
+    assert!(exit.success(), "{exit:?}\n{log}");
+
+    let (mut child, info) = serve_in(dir.path()).await;
+    let service = Service::from_startup_info(&info);
+    let stored = stored_fragments(&service, "term-store-cam-stream").await;
+    assert_eq!(
+        stored.len(),
+        3,
+        "3 s with a keyframe every second: {stored:?}"
+    );
+    assert_sample_fragments(&stored);
+    child.kill().await.unwrap();
+}
+
+/// After `kill -9` the fragment being assembled is lost, and a half-written fragment file
+/// (planted: a kill during the write) and an unindexed one (a kill between the file and its
+/// index line) are dropped at the restart: only complete fragments are listed, and they decode.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_kill_9_a_restart_keeps_every_complete_fragment_and_drops_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, info) = serve_and_stream(dir.path(), "killed-store-cam").await;
+    let service = Service::from_startup_info(&info);
+    let before = wait_for_fragments(&service, "killed-store-cam-stream", 2).await;
+    child.start_kill().unwrap(); // SIGKILL
+    child.wait().await.unwrap();
+    let fragments_dir = dir.path().join("streams/killed-store-cam-stream/fragments");
+    let half = fragments_dir.join("91343852333181432392682062607743920999.mkv.part");
+    let unindexed = fragments_dir.join("91343852333181432392682062607743920998.mkv");
+    std::fs::write(&half, b"\x1a\x45\xdf\xa3 cut short").unwrap();
+    std::fs::copy(before[0]["file"].as_str().unwrap(), &unindexed).unwrap();
+
+    let (mut child, info) = serve_in(dir.path()).await;
+    let service = Service::from_startup_info(&info);
+    let after = stored_fragments(&service, "killed-store-cam-stream").await;
+    assert_eq!(
+        after, before,
+        "the complete fragments, as listed before the kill"
+    );
+    assert_sample_fragments(&after);
+    assert!(
+        !half.exists() && !unindexed.exists(),
+        "dropped from disk too"
+    );
+    child.kill().await.unwrap();
+}
+
+/// Start `kvs-emulator serve --data-dir dir` and read its startup line.
+async fn serve_in(dir: &std::path::Path) -> (tokio::process::Child, Value) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kvs-emulator"));
+    command.args(["serve", "--data-dir"]).arg(dir);
+    serve(command).await
+}
+
 #[tokio::test]
 async fn the_startup_line_gives_absolute_paths_for_a_relative_data_dir() {
     let dir = tempfile::tempdir().unwrap();
@@ -115,9 +176,7 @@ async fn the_startup_line_gives_absolute_paths_for_a_relative_data_dir() {
 /// Start `kvs-emulator serve` in `dir` and stream the 3 s fixture into `channel` as its master;
 /// returns once the storage peer has counted every frame, with the session still live.
 async fn serve_and_stream(dir: &std::path::Path, channel: &str) -> (tokio::process::Child, Value) {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_kvs-emulator"));
-    command.args(["serve", "--data-dir"]).arg(dir);
-    let (child, info) = serve(command).await;
+    let (child, info) = serve_in(dir).await;
     let service = Service::from_startup_info(&info);
     let mut master = service.storage_master(channel).await;
     service

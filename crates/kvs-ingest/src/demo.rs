@@ -48,6 +48,7 @@ pub(crate) async fn run(args: DemoArgs) -> Result<(), Failed> {
     let started = Instant::now();
     let emulator = Emulator::builder()
         .recordings_dir(out.join("recordings"))
+        .streams_dir(out.join("streams"))
         .tls(TlsMode::GeneratedCa {
             dir: out.join("ca"),
         })
@@ -147,6 +148,20 @@ pub(crate) async fn run(args: DemoArgs) -> Result<(), Failed> {
                 .saturating_sub(started.elapsed().as_millis() as u64);
             at.saturating_sub(started_unix_ms)
         });
+    // What the channel's Kinesis video stream kept (fragments of H.264 + AAC), and where.
+    let stored = received.iter().find_map(|s| s.media.store.clone());
+    let stored_dir = stored
+        .as_ref()
+        .map(|s| stopped.streams_dir().join(&s.stream).join("fragments"));
+    // Counted on disk after the shutdown, which stored the last fragment of every session.
+    let fragments = stored_dir.as_ref().map_or(0, |dir| {
+        std::fs::read_dir(dir).map_or(0, |entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter(|e| e.path().extension().is_some_and(|x| x == "mkv"))
+                .count()
+        })
+    });
     let video_frames: u64 = received.iter().map(|s| s.media.video.frames).sum();
     let video_bytes: u64 = received.iter().map(|s| s.media.video.bytes).sum();
     let audio_frames: u64 = received.iter().map(|s| s.media.audio.frames).sum();
@@ -162,6 +177,12 @@ pub(crate) async fn run(args: DemoArgs) -> Result<(), Failed> {
                     "audio": { "frames": audio_frames, "bytes": audio_bytes },
                 },
                 "recordings": recordings,
+                "stored": stored.as_ref().map(|s| serde_json::json!({
+                    "stream": s.stream,
+                    "fragments": fragments,
+                    "audioCodec": s.audio_codec,
+                    "dir": stored_dir,
+                })),
                 "sent": stats_json(&stats),
             })
         );
@@ -189,6 +210,18 @@ pub(crate) async fn run(args: DemoArgs) -> Result<(), Failed> {
             "  (recordings are kept under {})",
             stopped.recordings_dir().display()
         );
+        if let (Some(s), Some(dir)) = (&stored, &stored_dir) {
+            println!(
+                "  stream {}: {} fragments of H.264 + {} in {} (one Matroska file each; \
+                 `kvs-emulator serve --data-dir {}` serves them to ListFragments and \
+                 GetMediaForFragmentList once the stream is created again)",
+                s.stream,
+                fragments,
+                s.audio_codec.to_uppercase(),
+                dir.display(),
+                out.display()
+            );
+        }
     }
     if video_frames == 0 || audio_frames == 0 {
         return Err(Failed::new(

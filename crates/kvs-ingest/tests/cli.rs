@@ -58,6 +58,24 @@ fn the_demo_ingests_the_sample_and_reports_a_recording_ffprobe_reads() {
         "",
         "decodes without an error"
     );
+    // The channel's stream kept it too, as fragments of H.264 + AAC, one per keyframe sent.
+    let stored = &summary["stored"];
+    assert_eq!(stored["audioCodec"], "aac", "{summary}");
+    assert_eq!(
+        stored["fragments"], sent["video"]["keyframesSent"],
+        "{summary}"
+    );
+    let dir = std::path::Path::new(stored["dir"].as_str().expect("the fragments' directory"));
+    assert!(dir.starts_with(out_dir.path()), "{}", dir.display());
+    let first = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .min()
+        .expect("a fragment file");
+    assert_eq!(
+        kvs_test_support::recording::probe(&first).codecs,
+        ["h264", "aac"]
+    );
 }
 
 /// `run` with the given media files against an unreachable endpoint: bad media must be refused

@@ -1,4 +1,5 @@
-//! A small Matroska writer for one H.264 track and one Opus track.
+//! A small Matroska writer for one H.264 track and one audio track: Opus (the recordings), or
+//! AAC (the fragments of the emulator's stream store, as Kinesis Video keeps them).
 //!
 //! Written here because no well-kept Rust crate muxes H.264 into Matroska: `webm` wraps libwebm and
 //! is limited to WebM's codecs (VP8/VP9/AV1), and the pure-Rust Matroska crates are readers or
@@ -43,6 +44,17 @@ pub struct VideoParams {
     pub sps: Vec<u8>,
     /// The picture parameter set (without start code).
     pub pps: Vec<u8>,
+}
+
+/// What the Tracks element needs about an AAC audio track (the audio Kinesis Video keeps).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AacParams {
+    /// The AudioSpecificConfig (ISO/IEC 14496-3), the track's codec private data.
+    pub audio_specific_config: Vec<u8>,
+    /// Sampling frequency in Hz.
+    pub sample_rate: u32,
+    /// Channels.
+    pub channels: u8,
 }
 
 /// Bytes reserved after the Segment header for the SeekHead (three entries fit in 60).
@@ -141,6 +153,26 @@ impl MkvWriter {
     /// # Errors
     /// I/O errors; `AlreadyExists` when `path` exists (a recording is never overwritten).
     pub fn create(path: &Path, video: &VideoParams) -> io::Result<Self> {
+        Self::create_with_audio(path, video, &opus_track_entry())
+    }
+
+    /// [`MkvWriter::create`] with an AAC audio track (`A_AAC`, its AudioSpecificConfig as
+    /// codec private data) instead of Opus; its frames are raw AAC access units.
+    ///
+    /// # Errors
+    /// As [`MkvWriter::create`].
+    pub fn create_with_aac(path: &Path, video: &VideoParams, aac: &AacParams) -> io::Result<Self> {
+        let audio_entry = audio_track_entry(
+            "A_AAC",
+            &aac.audio_specific_config,
+            &[],
+            aac.sample_rate,
+            aac.channels,
+        );
+        Self::create_with_audio(path, video, &audio_entry)
+    }
+
+    fn create_with_audio(path: &Path, video: &VideoParams, audio_entry: &[u8]) -> io::Result<Self> {
         // Never overwrite: an existing file is an earlier recording (io::ErrorKind::AlreadyExists).
         let mut out = BufWriter::new(OpenOptions::new().write(true).create_new(true).open(path)?);
         let header = [
@@ -196,34 +228,8 @@ impl MkvWriter {
             ]
             .concat(),
         );
-        let audio_entry = element(
-            0xAE,
-            &[
-                uint(0xD7, AUDIO_TRACK),
-                uint(0x73C5, AUDIO_TRACK),
-                uint(0x83, 2),
-                uint(0x9C, 0),
-                string(0x86, AudioCodec::Opus.matroska_codec_id()),
-                element(0x63A2, &opus_head()),
-                uint(
-                    0x56AA,
-                    u64::from(OPUS_PRE_SKIP) * 1_000_000_000
-                        / u64::from(AudioCodec::Opus.clock_rate()),
-                ),
-                uint(0x56BB, 80_000_000),
-                element(
-                    0xE1,
-                    &[
-                        float(0xB5, f64::from(AudioCodec::Opus.clock_rate())),
-                        uint(0x9F, 2),
-                    ]
-                    .concat(),
-                ),
-            ]
-            .concat(),
-        );
         let tracks_offset = out.stream_position()? - segment_data_start;
-        out.write_all(&element(0x1654_AE6B, &[video_entry, audio_entry].concat()))?;
+        out.write_all(&element(0x1654_AE6B, &[&video_entry, audio_entry].concat()))?;
         out.flush()?;
         let cluster_offset = out.stream_position()? - segment_data_start;
         Ok(Self {
@@ -340,6 +346,58 @@ impl MkvWriter {
         file.sync_all()?;
         Ok(duration)
     }
+}
+
+/// The Tracks entry of the Opus track (48 kHz stereo, OpusHead as codec private data, its
+/// pre-skip as CodecDelay, 80 ms SeekPreRoll).
+fn opus_track_entry() -> Vec<u8> {
+    let delays = [
+        uint(
+            0x56AA,
+            u64::from(OPUS_PRE_SKIP) * 1_000_000_000 / u64::from(AudioCodec::Opus.clock_rate()),
+        ),
+        uint(0x56BB, 80_000_000),
+    ]
+    .concat();
+    audio_track_entry(
+        AudioCodec::Opus.matroska_codec_id(),
+        &opus_head(),
+        &delays,
+        AudioCodec::Opus.clock_rate(),
+        2,
+    )
+}
+
+/// The Tracks entry of the audio track: codec, codec private data, further elements (`extra`),
+/// sampling frequency and channels.
+fn audio_track_entry(
+    codec_id: &str,
+    private: &[u8],
+    extra: &[u8],
+    sample_rate: u32,
+    channels: u8,
+) -> Vec<u8> {
+    element(
+        0xAE,
+        &[
+            uint(0xD7, AUDIO_TRACK),
+            uint(0x73C5, AUDIO_TRACK),
+            uint(0x83, 2),
+            uint(0x9C, 0),
+            string(0x86, codec_id),
+            element(0x63A2, private),
+            extra.to_vec(),
+            element(
+                0xE1,
+                &[
+                    float(0xB5, f64::from(sample_rate)),
+                    uint(0x9F, u64::from(channels)),
+                ]
+                .concat(),
+            ),
+        ]
+        .concat(),
+    )
 }
 
 /// A Void element of exactly `total` bytes (at least 2), filling reserved space.

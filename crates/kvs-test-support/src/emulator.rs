@@ -40,6 +40,51 @@ impl std::ops::Deref for TestEmulator {
 }
 
 impl TestEmulator {
+    /// `python3 script` (boto3 and the AWS CLI, from PyPI) set up as a user points them at the
+    /// emulator: `KVS_ENDPOINT`, `KVS_REGION`, the access key, `AWS_CA_BUNDLE`, and a `HOME`
+    /// and AWS config of their own under `home`, with no profile or session token inherited.
+    pub fn python_command(&self, script: &str, home: &std::path::Path) -> std::process::Command {
+        let key = self.key();
+        let mut command = std::process::Command::new("python3");
+        command
+            .arg(script)
+            .env("KVS_ENDPOINT", self.handle.endpoint_url())
+            .env("KVS_REGION", self.handle.region())
+            .env("AWS_ACCESS_KEY_ID", &key.access_key_id)
+            .env("AWS_SECRET_ACCESS_KEY", &key.secret_access_key)
+            .env("HOME", home)
+            .env("AWS_CONFIG_FILE", home.join("config"))
+            .env("AWS_SHARED_CREDENTIALS_FILE", home.join("credentials"))
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env_remove("AWS_SESSION_TOKEN")
+            .env_remove("AWS_PROFILE");
+        if let Some(ca) = self.handle.ca_cert_path() {
+            command.env("AWS_CA_BUNDLE", ca);
+        }
+        command
+    }
+
+    /// Run a [`TestEmulator::python_command`] to its end (on a blocking thread, as the emulator
+    /// runs on the caller's runtime) and check that it succeeded and printed `passed`.
+    ///
+    /// # Panics
+    /// When python3 cannot run, fails, or does not print `passed`.
+    pub async fn run_python(&self, command: std::process::Command, passed: &str) -> String {
+        let mut command = command;
+        let output = tokio::task::spawn_blocking(move || command.output())
+            .await
+            .expect("the blocking task")
+            .expect("python3 runs; install the clients with `pip install boto3 awscli`");
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            output.status.success(),
+            "python failed:\n{stdout}\n{stderr}"
+        );
+        assert!(stdout.contains(passed), "{stdout}");
+        stdout
+    }
+
     /// The builder test emulators start from: a temporary directory (CA and recordings) and
     /// [`TEST_OFFER_DELAY`].
     pub fn builder() -> EmulatorBuilder {

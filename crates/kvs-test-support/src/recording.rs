@@ -114,6 +114,38 @@ pub fn decode_errors(file: &Path) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// The frequency of the tone in a file's first audio track, from the zero crossings of its
+/// first channel as `ffmpeg` decodes it (48 kHz), its first 100 ms (an encoder's priming)
+/// left out.
+///
+/// # Panics
+/// When ffmpeg cannot decode the audio or there is less than 200 ms of it.
+pub fn tone_frequency(file: &Path) -> f64 {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(file)
+        .args([
+            "-map", "0:a:0", "-ac", "1", "-ar", "48000", "-f", "s16le", "-",
+        ])
+        .output()
+        .expect("ffmpeg runs");
+    assert!(
+        out.status.success(),
+        "ffmpeg cannot decode the audio of {}: {}",
+        file.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pcm: Vec<i16> = out
+        .stdout
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .skip(4800)
+        .collect();
+    assert!(pcm.len() >= 4800, "{} has too little audio", file.display());
+    let crossings = pcm.windows(2).filter(|w| (w[0] < 0) != (w[1] < 0)).count();
+    crossings as f64 / 2.0 / (pcm.len() as f64 / 48_000.0)
+}
+
 /// The one recording in a channel's directory (`<recordings>/<channel>/`).
 ///
 /// # Panics

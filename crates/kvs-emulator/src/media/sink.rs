@@ -8,6 +8,8 @@ use kvs_media::h264::{self, NAL_IDR, NAL_PPS, NAL_SPS};
 use kvs_media::mkv::{self, MkvWriter, VideoParams, AUDIO_TRACK, VIDEO_TRACK};
 use kvs_media::AudioCodec;
 
+use crate::store::feed::{StoreFeed, StoreStats};
+
 const MAX_VIOLATIONS: usize = 32;
 const MAX_WIDTH: u32 = 1920;
 const MAX_HEIGHT: u32 = 1920;
@@ -80,6 +82,8 @@ pub struct MediaStats {
     pub recording: Option<PathBuf>,
     /// Duration written into the finished recording, in ms.
     pub recorded_duration_ms: Option<i64>,
+    /// What the session added to its Kinesis video stream, when the channel stores into one.
+    pub store: Option<StoreStats>,
 }
 
 struct TrackClock {
@@ -103,6 +107,10 @@ pub(crate) struct MediaSink {
     audio_clock: Option<TrackClock>,
     last_video_ms: Option<i64>,
     last_video_gap_ms: i64,
+    /// The stream store this session feeds, if any.
+    store: Option<StoreFeed>,
+    /// Wall clock at the recording's time 0: producer timestamps are counted from it.
+    record_start_unix_ms: i64,
 }
 
 fn unix_ms() -> u64 {
@@ -130,7 +138,15 @@ impl MediaSink {
             audio_clock: None,
             last_video_ms: None,
             last_video_gap_ms: 40,
+            store: None,
+            record_start_unix_ms: 0,
         }
+    }
+
+    /// Also cut what is recorded into fragments of a stream's store.
+    pub(crate) fn store_into(&mut self, feed: StoreFeed) {
+        self.stats.store = Some(feed.stats());
+        self.store = Some(feed);
     }
 
     /// The current statistics.
@@ -258,6 +274,7 @@ impl MediaSink {
                         tracing::info!(path = %self.path.display(), "recording started");
                         self.writer = Some(writer);
                         self.record_start = Some(arrival);
+                        self.record_start_unix_ms = unix_ms() as i64;
                         self.video_clock = Some(TrackClock {
                             first_media_us: media_time_us,
                             offset_ms: 0,
@@ -287,6 +304,30 @@ impl MediaSink {
                 self.recording_error(&e);
             }
         }
+        if let Some(feed) = self.store.as_mut() {
+            let params = match (&self.sps, &self.pps, self.stats.width, self.stats.height) {
+                (Some(sps), Some(pps), Some(width), Some(height)) if keyframe => {
+                    Some(VideoParams {
+                        width,
+                        height,
+                        sps: sps.clone(),
+                        pps: pps.clone(),
+                    })
+                }
+                _ => None,
+            };
+            let producer_ms = self.record_start_unix_ms + ts;
+            feed.video(
+                unix_ms() as i64,
+                producer_ms,
+                keyframe,
+                params.as_ref(),
+                avcc,
+            );
+            if keyframe {
+                self.stats.store = Some(feed.stats());
+            }
+        }
     }
 
     /// One audio packet ([`AudioCodec::INGESTED`]).
@@ -314,6 +355,9 @@ impl MediaSink {
                 self.recording_error(&e);
             }
         }
+        if let Some(feed) = self.store.as_mut() {
+            feed.audio(unix_ms() as i64, self.record_start_unix_ms + ts, data);
+        }
     }
 
     fn recording_error(&mut self, e: &std::io::Error) {
@@ -333,6 +377,9 @@ impl MediaSink {
         }
         if self.stats.audio.frames > 0 && self.stats.video.frames == 0 {
             self.violation("no H.264 video was received; the service needs both tracks".to_owned());
+        }
+        if let Some(feed) = self.store.as_mut() {
+            self.stats.store = Some(feed.finish(unix_ms() as i64));
         }
         if let Some(writer) = self.writer.take() {
             match writer.finish() {
@@ -375,12 +422,7 @@ mod tests {
     use super::*;
 
     fn params() -> VideoParams {
-        VideoParams {
-            width: 320,
-            height: 240,
-            sps: vec![0x67, 0x42, 0xe0, 0x1f],
-            pps: vec![0x68, 0xce],
-        }
+        crate::store::fragmenter::test_params()
     }
 
     #[test]

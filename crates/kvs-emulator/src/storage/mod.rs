@@ -7,3 +7,14 @@ pub(crate) mod api;
 pub(crate) mod external;
 pub(crate) mod peer;
 pub(crate) mod session;
+
+/// The directory (one path component) that holds a channel's recordings or a stream's fragments.
+/// Channel and stream names match `[a-zA-Z0-9_.-]+`, so only `.` and `..` could leave the
+/// parent directory; their dots are written as `%2E`.
+pub(crate) fn safe_dir_name(channel_name: &str) -> String {
+    if channel_name.bytes().all(|b| b == b'.') {
+        channel_name.replace('.', "%2E")
+    } else {
+        channel_name.to_owned()
+    }
+}

@@ -39,7 +39,7 @@ pub(crate) async fn run(
     let dir = shared
         .config
         .recordings_dir
-        .join(recording_dir_name(channel_name));
+        .join(super::safe_dir_name(channel_name));
     let file = match &role {
         Role::Master => format!("session-{}-master.mkv", handle.id),
         Role::Viewer(id) => format!("session-{}-viewer-{id}.mkv", handle.id),
@@ -48,6 +48,14 @@ pub(crate) async fn run(
         tracing::error!(dir = %dir.display(), error = %e, "cannot create the recordings directory");
     }
     let mut sink = MediaSink::new(dir.join(file), shared.config.limits.max_media_frame);
+    if matches!(role, Role::Master) {
+        let feed = shared
+            .stores
+            .feed_for_channel(&shared.registry(), &channel_arn);
+        if let Some(feed) = feed {
+            sink.store_into(feed);
+        }
+    }
     let mut driver = Driver {
         relay: shared.relays.channel(&channel_arn),
         shared: &shared,
@@ -72,17 +80,6 @@ pub(crate) async fn run(
     shared
         .sessions
         .finished(&handle, &role, shared.config.timings.viewer_slot_hold);
-}
-
-/// The directory (one path component) that holds a channel's recordings. Channel names match
-/// `[a-zA-Z0-9_.-]+`, so only `.` and `..` could leave the recordings directory; their dots are
-/// written as `%2E`.
-fn recording_dir_name(channel_name: &str) -> String {
-    if channel_name.bytes().all(|b| b == b'.') {
-        channel_name.replace('.', "%2E")
-    } else {
-        channel_name.to_owned()
-    }
 }
 
 struct Driver<'a> {
@@ -287,20 +284,20 @@ impl Driver<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::recording_dir_name;
+    use crate::storage::safe_dir_name;
     use std::path::{Component, Path};
 
     #[test]
     fn every_valid_channel_name_stays_inside_the_recordings_directory() {
         for name in [".", "..", "...", "front-door", "a.b", "_"] {
-            let dir = recording_dir_name(name);
+            let dir = safe_dir_name(name);
             let components: Vec<_> = Path::new(&dir).components().collect();
             assert!(
                 matches!(components[..], [Component::Normal(_)]),
                 "{name} -> {dir}"
             );
         }
-        assert_eq!(recording_dir_name(".."), "%2E%2E");
-        assert_eq!(recording_dir_name("front-door"), "front-door");
+        assert_eq!(safe_dir_name(".."), "%2E%2E");
+        assert_eq!(safe_dir_name("front-door"), "front-door");
     }
 }

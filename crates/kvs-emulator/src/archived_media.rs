@@ -1,0 +1,329 @@
+//! `kinesis-video-archived-media` (restJson1) over the stream store, and the control plane's
+//! `GetDataEndpoint` that points clients at it. Served on the control-plane listener: the
+//! service gives each API its own host, but clients call whatever `GetDataEndpoint` returns
+//! (boto3 and the AWS CLI through `endpoint_url` / `--endpoint-url`), so one listener keeps the
+//! emulator's endpoint table as it is.
+//!
+//! - `ListFragments`: `StreamName|StreamARN`, `FragmentSelector` (`SERVER_TIMESTAMP` or
+//!   `PRODUCER_TIMESTAMP` with a `TimestampRange`, both ends inclusive, on each fragment's start),
+//!   `MaxResults` 1–1000 (default 100), `NextToken` (opaque: the last fragment number of the
+//!   page, base64) → `Fragments` oldest first, and a `NextToken` while more remain.
+//! - `GetMediaForFragmentList`: `StreamName|StreamARN`, `Fragments` (1–1000 fragment numbers)
+//!   → `video/webm`: each fragment in the order asked, as its own Matroska document (EBML
+//!   header, Segment) tagged with `AWS_KINESISVIDEO_FRAGMENT_NUMBER`, `_SERVER_TIMESTAMP` and
+//!   `_PRODUCER_TIMESTAMP` ([`crate::store::tagged`]); a number the stream does not keep is a
+//!   `ResourceNotFoundException`. The answer is built in memory, at most 100 MB.
+
+use base64::Engine;
+use serde_json::{json, Map, Value};
+
+use crate::api_error::ApiError;
+use crate::json_api::Reply;
+use crate::registry::ResourceRef;
+use crate::shared::Shared;
+use crate::store::FragmentMeta;
+use crate::validate;
+
+/// The archived-media operations this module serves, by path.
+pub(crate) const OPERATIONS: &[&str] = &["listFragments", "getMediaForFragmentList"];
+
+/// The most bytes one GetMediaForFragmentList answer holds here (the service streams any
+/// size; the emulator builds the answer in memory, so it bounds it).
+const MAX_MEDIA_BYTES: u64 = 100 * 1024 * 1024;
+
+/// The APIs `GetDataEndpoint` knows (`APIName`).
+const API_NAMES: &[&str] = &[
+    "PUT_MEDIA",
+    "GET_MEDIA",
+    "LIST_FRAGMENTS",
+    "GET_MEDIA_FOR_FRAGMENT_LIST",
+    "GET_HLS_STREAMING_SESSION_URL",
+    "GET_DASH_STREAMING_SESSION_URL",
+    "GET_CLIP",
+    "GET_IMAGES",
+];
+
+const DEFAULT_MAX_RESULTS: u64 = 100;
+const MAX_MAX_RESULTS: u64 = 1000;
+const TOKEN_PREFIX: &str = "kvs-emulator-fragments-after:";
+
+/// Serve archived-media operation `op` (one of [`OPERATIONS`]) with its admitted body.
+pub(crate) fn route(
+    shared: &Shared,
+    op: &str,
+    body: &Map<String, Value>,
+) -> Result<Reply, ApiError> {
+    match op {
+        "listFragments" => list_fragments(shared, body).map(Reply::Json),
+        "getMediaForFragmentList" => get_media_for_fragment_list(shared, body),
+        other => Err(ApiError::new(
+            http::StatusCode::NOT_FOUND,
+            "UnknownOperationException",
+            format!("The emulator does not implement /{other}."),
+        )),
+    }
+}
+
+/// `GetDataEndpoint`: the endpoint that serves `APIName` for the stream.
+pub(crate) fn get_data_endpoint(
+    shared: &Shared,
+    body: &Map<String, Value>,
+) -> Result<Value, ApiError> {
+    let api_name = validate::required(body, "APIName")?;
+    if !API_NAMES.contains(&api_name) {
+        return Err(ApiError::invalid_argument(format!(
+            "1 validation error detected: Value '{}' at 'aPIName' failed to satisfy constraint: Member must satisfy enum value set: [{}]",
+            validate::shown(api_name),
+            API_NAMES.join(", ")
+        )));
+    }
+    stream_name(shared, body)?;
+    Ok(json!({ "DataEndpoint": shared.endpoints.control_plane }))
+}
+
+/// The name of the stream a body names (`StreamARN` wins over `StreamName`), which must exist.
+fn stream_name(shared: &Shared, body: &Map<String, Value>) -> Result<String, ApiError> {
+    let by = if let Some(arn) = validate::optional(body, "StreamARN")? {
+        validate::arn("StreamARN", arn)?;
+        ResourceRef::Arn(arn)
+    } else if let Some(name) = validate::optional(body, "StreamName")? {
+        validate::name("StreamName", name, 256)?;
+        ResourceRef::Name(name)
+    } else {
+        return Err(ApiError::invalid_argument(
+            "Either StreamName or StreamARN must be specified.",
+        ));
+    };
+    Ok(shared.registry().stream(by)?.name.clone())
+}
+
+/// Which timestamp a selector ranges over, and the range in ms (inclusive).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Selector {
+    producer: bool,
+    start_ms: i64,
+    end_ms: i64,
+}
+
+impl Selector {
+    fn admits(&self, meta: &FragmentMeta) -> bool {
+        let t = if self.producer {
+            meta.producer_timestamp_ms
+        } else {
+            meta.server_timestamp_ms
+        };
+        (self.start_ms..=self.end_ms).contains(&t)
+    }
+}
+
+/// A restJson1 timestamp (epoch seconds, fractions allowed) as ms.
+fn timestamp_ms(range: &Map<String, Value>, field: &str) -> Result<i64, ApiError> {
+    match range.get(field).and_then(Value::as_f64) {
+        Some(seconds) if seconds.is_finite() && seconds >= 0.0 => {
+            Ok((seconds * 1000.0).round() as i64)
+        }
+        _ => Err(ApiError::invalid_argument(format!(
+            "TimestampRange.{field} must be a timestamp (epoch seconds)."
+        ))),
+    }
+}
+
+fn selector(body: &Map<String, Value>, member: &str) -> Result<Option<Selector>, ApiError> {
+    let Some(selector) = body.get(member).filter(|v| !v.is_null()) else {
+        return Ok(None);
+    };
+    let Some(selector) = selector.as_object() else {
+        return Err(ApiError::invalid_argument(format!(
+            "{member} must be an object."
+        )));
+    };
+    let producer = match selector.get("FragmentSelectorType").and_then(Value::as_str) {
+        Some("PRODUCER_TIMESTAMP") => true,
+        Some("SERVER_TIMESTAMP") => false,
+        other => {
+            return Err(ApiError::invalid_argument(format!(
+            "{member}.FragmentSelectorType must be PRODUCER_TIMESTAMP or SERVER_TIMESTAMP, not {}.",
+            other.map_or("null".to_owned(), |v| validate::shown(v).into_owned())
+        )))
+        }
+    };
+    let Some(range) = selector.get("TimestampRange").and_then(Value::as_object) else {
+        return Err(ApiError::invalid_argument(format!(
+            "{member}.TimestampRange is required."
+        )));
+    };
+    let start_ms = timestamp_ms(range, "StartTimestamp")?;
+    let end_ms = timestamp_ms(range, "EndTimestamp")?;
+    if start_ms > end_ms {
+        return Err(ApiError::invalid_argument(
+            "TimestampRange.StartTimestamp must be before TimestampRange.EndTimestamp.",
+        ));
+    }
+    Ok(Some(Selector {
+        producer,
+        start_ms,
+        end_ms,
+    }))
+}
+
+/// The fragment number a `NextToken` continues after.
+fn parse_token(token: &str) -> Result<u128, ApiError> {
+    let invalid = || ApiError::invalid_argument("NextToken is not a token this stream returned.");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .map_err(|_| invalid())?;
+    let text = String::from_utf8(bytes).map_err(|_| invalid())?;
+    text.strip_prefix(TOKEN_PREFIX)
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(invalid)
+}
+
+fn make_token(after: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{TOKEN_PREFIX}{after}"))
+}
+
+/// A fragment as the API shapes it (timestamps in epoch seconds).
+fn fragment_json(meta: &FragmentMeta) -> Value {
+    json!({
+        "FragmentNumber": meta.fragment_number,
+        "FragmentSizeInBytes": meta.fragment_size_bytes,
+        "ProducerTimestamp": meta.producer_timestamp_ms as f64 / 1000.0,
+        "ServerTimestamp": meta.server_timestamp_ms as f64 / 1000.0,
+        "FragmentLengthInMilliseconds": meta.fragment_length_ms,
+    })
+}
+
+fn list_fragments(shared: &Shared, body: &Map<String, Value>) -> Result<Value, ApiError> {
+    let stream = stream_name(shared, body)?;
+    let max_results = match body.get("MaxResults").filter(|v| !v.is_null()) {
+        None => DEFAULT_MAX_RESULTS,
+        Some(v) => match v.as_u64() {
+            Some(n) if (1..=MAX_MAX_RESULTS).contains(&n) => n,
+            _ => {
+                return Err(ApiError::invalid_argument(format!(
+                    "1 validation error detected: Value '{v}' at 'maxResults' failed to satisfy constraint: Member must have value between 1 and {MAX_MAX_RESULTS}"
+                )))
+            }
+        },
+    };
+    let after = validate::optional(body, "NextToken")?
+        .map(parse_token)
+        .transpose()?;
+    let selector = selector(body, "FragmentSelector")?;
+    let fragments = shared.stores.fragments(&stream).map_err(read_failed)?;
+    let mut matching = fragments.iter().map(|f| &f.meta).filter(|m| {
+        selector.is_none_or(|s| s.admits(m))
+            && after.is_none_or(|a| m.fragment_number.parse::<u128>().is_ok_and(|n| n > a))
+    });
+    let page: Vec<&FragmentMeta> = matching.by_ref().take(max_results as usize).collect();
+    let mut out = json!({ "Fragments": page.iter().map(|m| fragment_json(m)).collect::<Vec<_>>() });
+    if let (Some(last), Some(_)) = (page.last(), matching.next()) {
+        out["NextToken"] = json!(make_token(&last.fragment_number));
+    }
+    Ok(out)
+}
+
+fn get_media_for_fragment_list(
+    shared: &Shared,
+    body: &Map<String, Value>,
+) -> Result<Reply, ApiError> {
+    let stream = stream_name(shared, body)?;
+    let numbers: Vec<&str> = match body.get("Fragments").and_then(Value::as_array) {
+        Some(list) if (1..=1000).contains(&list.len()) => list
+            .iter()
+            .map(|v| {
+                v.as_str().ok_or_else(|| {
+                    ApiError::invalid_argument("Fragments must be a list of fragment numbers.")
+                })
+            })
+            .collect::<Result<_, _>>()?,
+        _ => {
+            return Err(ApiError::invalid_argument(
+                "Fragments must list between 1 and 1000 fragment numbers.",
+            ))
+        }
+    };
+    let stored = shared.stores.fragments(&stream).map_err(read_failed)?;
+    let mut wanted = Vec::with_capacity(numbers.len());
+    let mut bytes = 0;
+    for number in numbers {
+        let Some(found) = stored.iter().find(|f| f.meta.fragment_number == number) else {
+            return Err(ApiError::not_found(format!(
+                "The stream {stream} has no fragment {}.",
+                validate::shown(number)
+            )));
+        };
+        bytes += found.meta.fragment_size_bytes;
+        wanted.push(found);
+    }
+    if bytes > MAX_MEDIA_BYTES {
+        return Err(ApiError::client_limit(format!(
+            "The fragments hold {bytes} bytes; the emulator answers at most {MAX_MEDIA_BYTES} per call."
+        )));
+    }
+    let mut body = Vec::with_capacity(bytes as usize);
+    for fragment in wanted {
+        let file = std::fs::read(&fragment.file).map_err(read_failed)?;
+        let tagged = crate::store::tagged::tagged(file, &fragment.meta).map_err(read_failed)?;
+        body.extend_from_slice(&tagged);
+    }
+    Ok(Reply::Media {
+        content_type: "video/webm",
+        body,
+    })
+}
+
+/// The store could not be read: an internal failure, logged.
+fn read_failed(e: impl std::fmt::Display) -> ApiError {
+    tracing::error!(error = %e, "a stream's store could not be read");
+    ApiError::new(
+        http::StatusCode::INTERNAL_SERVER_ERROR,
+        "InternalFailure",
+        format!("The stream's fragments cannot be read: {e}"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_round_trips_and_junk_is_refused() {
+        let token = make_token("91343852333181432392682062607743920146");
+        assert_eq!(
+            parse_token(&token).unwrap(),
+            91_343_852_333_181_432_392_682_062_607_743_920_146
+        );
+        for junk in ["", "not base64!", &make_token("12x"), "a2l0dGVu"] {
+            let err = parse_token(junk).unwrap_err();
+            assert_eq!(err.code, "InvalidArgumentException", "{junk}");
+        }
+    }
+
+    #[test]
+    fn a_reversed_range_is_refused_and_the_ends_are_inclusive() {
+        let body = |start: f64, end: f64| {
+            json!({ "FragmentSelector": {
+                "FragmentSelectorType": "SERVER_TIMESTAMP",
+                "TimestampRange": { "StartTimestamp": start, "EndTimestamp": end }
+            }})
+            .as_object()
+            .cloned()
+            .unwrap()
+        };
+        let err = selector(&body(20.0, 10.0), "FragmentSelector").unwrap_err();
+        assert!(err.message.contains("before"), "{}", err.message);
+        let s = selector(&body(10.0, 20.5), "FragmentSelector")
+            .unwrap()
+            .unwrap();
+        let meta = |ms| FragmentMeta {
+            fragment_number: "1".into(),
+            producer_timestamp_ms: 0,
+            server_timestamp_ms: ms,
+            fragment_length_ms: 1000,
+            fragment_size_bytes: 1,
+        };
+        assert!(s.admits(&meta(10_000)) && s.admits(&meta(20_500)));
+        assert!(!s.admits(&meta(9_999)) && !s.admits(&meta(20_501)));
+    }
+}

@@ -1,0 +1,134 @@
+//! Connects one storage session to its stream's store: Opus is transcoded to AAC
+//! ([`OpusToAac`]), frames go through the session's [`Fragmenter`], and each finished fragment is numbered, written and indexed, after which
+//! retention and the size cap are applied.
+
+use std::sync::{Arc, Mutex};
+
+use kvs_media::mkv::VideoParams;
+
+use super::disk::{Retention, StreamStore};
+use super::fragmenter::{Fragmenter, FragmenterLimits};
+use super::transcode::{AacFrame, OpusToAac};
+
+/// What a storage session added to its stream, as the inspection API reports it.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoreStats {
+    /// The stream written to.
+    pub stream: String,
+    /// Fragments written.
+    pub fragments: u64,
+    /// Frames not stored (before the first keyframe, or past a fragment limit).
+    pub frames_not_stored: u64,
+    /// The audio codec stored: `aac` (transcoded from Opus, as the service does) or, when the
+    /// transcoder could not start, `opus`.
+    pub audio_codec: &'static str,
+    /// Opus packets the transcoder could not decode.
+    pub bad_audio_packets: u64,
+    /// The last error writing a fragment, if any.
+    pub error: Option<String>,
+}
+
+/// One session's feed into one stream's store.
+#[derive(Debug)]
+pub(crate) struct StoreFeed {
+    fragmenter: Fragmenter,
+    store: Arc<Mutex<StreamStore>>,
+    retention: Retention,
+    stats: StoreStats,
+    /// Opus to AAC; `None` when it could not start (the Opus is then stored as it came).
+    transcoder: Option<OpusToAac>,
+    /// Scratch for the transcoder's output.
+    aac_frames: Vec<AacFrame>,
+}
+
+impl StoreFeed {
+    /// A feed into `store`, kept to `retention`.
+    pub(crate) fn new(stream: &str, store: Arc<Mutex<StreamStore>>, retention: Retention) -> Self {
+        let transcoder = OpusToAac::new()
+            .inspect_err(|e| {
+                tracing::error!(stream, error = %e, "no Opus to AAC transcoder; the stream keeps Opus");
+            })
+            .ok();
+        Self {
+            fragmenter: Fragmenter::new(FragmenterLimits::default()),
+            store,
+            retention,
+            stats: StoreStats {
+                stream: stream.to_owned(),
+                audio_codec: if transcoder.is_some() { "aac" } else { "opus" },
+                ..StoreStats::default()
+            },
+            transcoder,
+            aac_frames: Vec::new(),
+        }
+    }
+
+    /// What this session stored so far.
+    pub(crate) fn stats(&self) -> StoreStats {
+        let mut stats = self.stats.clone();
+        stats.frames_not_stored = self.fragmenter.dropped();
+        stats.bad_audio_packets = self.transcoder.as_ref().map_or(0, OpusToAac::bad_packets);
+        stats
+    }
+
+    /// One video access unit (AVCC) at producer time `timestamp_ms`, arriving at `now_ms`.
+    pub(crate) fn video(
+        &mut self,
+        now_ms: i64,
+        timestamp_ms: i64,
+        keyframe: bool,
+        params: Option<&VideoParams>,
+        data: Vec<u8>,
+    ) {
+        self.fragmenter
+            .video(now_ms, timestamp_ms, keyframe, params, data);
+        self.write_finished(now_ms);
+    }
+
+    /// One Opus packet at producer time `timestamp_ms`, stored as the AAC it transcodes to.
+    pub(crate) fn audio(&mut self, now_ms: i64, timestamp_ms: i64, data: &[u8]) {
+        match self.transcoder.as_mut() {
+            Some(transcoder) => {
+                transcoder.push(timestamp_ms, data, &mut self.aac_frames);
+                for frame in self.aac_frames.drain(..) {
+                    self.fragmenter.audio(frame.timestamp_ms, frame.data);
+                }
+            }
+            None => self.fragmenter.audio(timestamp_ms, data.to_vec()),
+        }
+        self.write_finished(now_ms);
+    }
+
+    /// The session ended: store the open fragment.
+    pub(crate) fn finish(&mut self, now_ms: i64) -> StoreStats {
+        self.fragmenter.finish();
+        self.write_finished(now_ms);
+        self.stats()
+    }
+
+    fn write_finished(&mut self, now_ms: i64) {
+        while let Some(fragment) = self.fragmenter.poll_fragment() {
+            let mut store = self.store.lock().unwrap_or_else(|e| e.into_inner());
+            let result = store
+                .append(&fragment, self.transcoder.as_ref().map(OpusToAac::params))
+                .and_then(|meta| store.prune(now_ms, self.retention).map(|_| meta));
+            match result {
+                Ok(meta) => {
+                    self.stats.fragments += 1;
+                    tracing::debug!(
+                        stream = %self.stats.stream,
+                        fragment = %meta.fragment_number,
+                        duration_ms = meta.fragment_length_ms,
+                        bytes = meta.fragment_size_bytes,
+                        "fragment stored"
+                    );
+                }
+                Err(e) => {
+                    tracing::error!(stream = %self.stats.stream, error = %e, "a fragment could not be stored");
+                    self.stats.error = Some(format!("storing a fragment failed: {e}"));
+                }
+            }
+        }
+    }
+}
