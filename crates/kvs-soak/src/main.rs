@@ -308,8 +308,10 @@ async fn inject_and_watch(
             rejoined_after = Some(injected.elapsed());
         }
         // Once it joined again and media has flowed for a second, the fault is behind it.
-        if rejoined_after.is_some() && last_new_frame.elapsed() < Duration::from_millis(200) {
-            if injected.elapsed() > rejoined_after.unwrap_or_default() + Duration::from_secs(1) {
+        if let Some(rejoined) = rejoined_after {
+            if last_new_frame.elapsed() < Duration::from_millis(200)
+                && injected.elapsed() > rejoined + Duration::from_secs(1)
+            {
                 break;
             }
         }
