@@ -16,6 +16,10 @@ pub(crate) mod disk;
 pub(crate) mod feed;
 pub(crate) mod fragmenter;
 pub(crate) mod tagged;
+#[cfg(feature = "aac")]
+pub(crate) mod transcode;
+#[cfg(not(feature = "aac"))]
+#[path = "transcode_off.rs"]
 pub(crate) mod transcode;
 
 use std::collections::HashMap;
