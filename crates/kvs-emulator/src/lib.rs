@@ -53,6 +53,9 @@ mod emulator;
 mod error;
 mod external_peers;
 mod faults;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod http_server;
 mod http_util;
 mod hub;
