@@ -12,4 +12,6 @@ pub mod crate_readmes {
     pub struct Discovery;
     #[doc = include_str!("../../crates/kvs-webrtc-ingest/README.md")]
     pub struct Ingest;
+    #[doc = include_str!("../../crates/kvs-iot-credentials/README.md")]
+    pub struct IotCredentials;
 }

@@ -16,6 +16,8 @@
 //! * A local Cargo registry server for the publishing test: `cargo-http-registry` (crates.io),
 //!   `cargo install`ed into `target/test-env/cargo-http-registry` at a pinned version; the tests
 //!   find it through `$KVS_CARGO_HTTP_REGISTRY`.
+//! * The AWS KVS WebRTC C SDK's master sample, built once from `../shared/vendor/kvs-webrtc-sdk-c`
+//!   into `target/c-sdk` ([`c_sdk`]); its path reaches the tests as `KVS_C_SDK_MASTER`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -25,6 +27,8 @@ use anyhow::{bail, Context as _};
 use crate::lock::sha256_hex;
 use crate::project::Project;
 use crate::toolchain::which;
+
+pub mod c_sdk;
 
 /// Python packages the tests run (the official AWS clients).
 const PYTHON_PACKAGES: &[&str] = &["boto3", "awscli"];
@@ -112,6 +116,8 @@ pub struct TestEnv {
     pub smithy_rs_source: PathBuf,
     /// The `cargo-http-registry` executable for the publishing test.
     pub registry_server: PathBuf,
+    /// The C SDK's master sample for the emulator's interop test.
+    pub c_sdk_master: PathBuf,
 }
 
 /// Runs `cargo xtask test`.
@@ -164,6 +170,7 @@ pub fn run(project: &Project, args: &TestArgs) -> anyhow::Result<()> {
         .env("PATH", path)
         .env("KVS_SMITHY_RS_SOURCE", &env.smithy_rs_source)
         .env("KVS_CARGO_HTTP_REGISTRY", &env.registry_server)
+        .env("KVS_C_SDK_MASTER", &env.c_sdk_master)
         // Tests must not leave Gradle daemons behind.
         .env("GRADLE_OPTS", gradle_opts())
         .status()
@@ -218,10 +225,12 @@ pub fn provision(project: &Project) -> anyhow::Result<TestEnv> {
     ensure_npm_tree(&project.root().join("crates/kvs-emulator/tests/js"))?;
     let smithy_rs_source = ensure_smithy_rs_source(project, &env_dir)?;
     let registry_server = ensure_registry_server(&env_dir)?;
+    let c_sdk_master = c_sdk::ensure(project)?;
     Ok(TestEnv {
         path_prefix: vec![python_bin],
         smithy_rs_source,
         registry_server,
+        c_sdk_master,
     })
 }
 
@@ -268,18 +277,7 @@ fn ensure_system_tools() -> anyhow::Result<()> {
             packages.join(" ")
         );
     }
-    println!("test-env: apt-get install {}", packages.join(" "));
-    run_quiet(
-        Command::new("apt-get").args(["update", "-qq"]),
-        "apt-get update",
-    )?;
-    run_quiet(
-        Command::new("apt-get")
-            .args(["install", "-y", "-qq", "--no-install-recommends"])
-            .args(&packages)
-            .env("DEBIAN_FRONTEND", "noninteractive"),
-        "apt-get install",
-    )?;
+    apt_install(&packages)?;
     for tool in SYSTEM_TOOLS {
         if which(tool.command).is_none() {
             bail!(
@@ -292,6 +290,22 @@ fn ensure_system_tools() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `apt-get update` and `apt-get install` of `packages` (as root).
+pub(crate) fn apt_install(packages: &[&str]) -> anyhow::Result<()> {
+    println!("test-env: apt-get install {}", packages.join(" "));
+    run_quiet(
+        Command::new("apt-get").args(["update", "-qq"]),
+        "apt-get update",
+    )?;
+    run_quiet(
+        Command::new("apt-get")
+            .args(["install", "-y", "-qq", "--no-install-recommends"])
+            .args(packages)
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+        "apt-get install",
+    )
+}
+
 fn python_can_make_venvs() -> bool {
     Command::new("python3")
         .args(["-c", "import ensurepip, venv"])
@@ -299,7 +313,7 @@ fn python_can_make_venvs() -> bool {
         .is_ok_and(|out| out.status.success())
 }
 
-fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()
@@ -446,7 +460,7 @@ fn ensure_registry_server(env_dir: &Path) -> anyhow::Result<PathBuf> {
 }
 
 /// Runs `command`, showing its output only when it fails.
-fn run_quiet(command: &mut Command, what: &str) -> anyhow::Result<()> {
+pub(crate) fn run_quiet(command: &mut Command, what: &str) -> anyhow::Result<()> {
     let output = command
         .output()
         .with_context(|| format!("cannot run {what}"))?;

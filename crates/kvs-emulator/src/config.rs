@@ -98,6 +98,10 @@ pub struct Timings {
     pub answer_timeout: Duration,
     /// A storage peer that cannot connect its ICE and DTLS in this long gives up.
     pub connect_timeout: Duration,
+    /// A connected storage session whose client has answered none of the storage peer's ICE
+    /// connectivity checks (sent every few seconds) for this long ends: the client is gone
+    /// (`kill -9`, a lost network). RFC 7675 §5.1: consent expires after 30 s.
+    pub consent_timeout: Duration,
     /// A viewer may stay in a storage session without a master for this long (AWS: 3 minutes).
     pub viewer_without_master: Duration,
     /// A viewer's slot stays taken this long after it left (AWS: 1 minute).
@@ -119,6 +123,7 @@ impl Default for Timings {
             storage_session_max_duration: Duration::from_secs(3600),
             answer_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(30),
+            consent_timeout: Duration::from_secs(30),
             viewer_without_master: Duration::from_secs(180),
             viewer_slot_hold: Duration::from_secs(60),
             max_clock_skew: Duration::from_secs(300),
@@ -148,12 +153,26 @@ pub struct Limits {
     pub storage_peer_inbound_queue: usize,
     /// Largest accepted HTTP request body, in bytes.
     pub max_request_body: usize,
-    /// Concurrent connections per listener; more wait for a free slot.
+    /// Connections per listener. When every slot is taken, a new connection takes the slot of
+    /// one that has not sent a complete request head (a new one, or a kept-alive one between
+    /// requests; silent ones first, the one that has waited longest first), which is closed:
+    /// clients that connect and say nothing never shut out one that sends a request. Only
+    /// connections serving requests make new ones wait.
     pub max_connections: usize,
-    /// How long a request body may take to arrive (headers have 30 s); a slower one gets 408.
+    /// How long a TLS handshake may take.
+    pub handshake_timeout: std::time::Duration,
+    /// How long a request head may take to arrive, and how long a kept-alive connection may
+    /// stay idle between requests.
+    pub request_head_timeout: std::time::Duration,
+    /// How long a request body may take to arrive; a slower one gets 408. Bodies still
+    /// arriving after 200 ms may hold at most half the connection slots (503 beyond).
     pub body_read_timeout: std::time::Duration,
     /// Largest media frame the storage peer records; larger ones are dropped and counted.
     pub max_media_frame: usize,
+    /// How many ended storage sessions the inspection API (`GET sessions`,
+    /// [`EmulatorHandle::sessions`](crate::EmulatorHandle::sessions)) keeps, besides the live
+    /// ones: the most recent; older ones are dropped (their recordings stay on disk).
+    pub ended_sessions_kept: usize,
 }
 
 impl Default for Limits {
@@ -169,8 +188,11 @@ impl Default for Limits {
             storage_peer_inbound_queue: 64,
             max_request_body: 1024 * 1024,
             max_connections: 1024,
+            handshake_timeout: std::time::Duration::from_secs(5),
+            request_head_timeout: std::time::Duration::from_secs(10),
             body_read_timeout: std::time::Duration::from_secs(30),
             max_media_frame: 4 * 1024 * 1024,
+            ended_sessions_kept: 100,
         }
     }
 }

@@ -15,7 +15,8 @@ use tokio_util::task::TaskTracker;
 use crate::config::{AccessKey, EmulatorConfig, Limits, Timings, TlsMode, TurnMode};
 use crate::error::{Error, ErrorKind};
 use crate::faults::Faults;
-use crate::http_server::{self, Handler, HttpResponse};
+use crate::hosts::AllowedHosts;
+use crate::http_server::{self, Handler, HttpResponse, ListenerConfig};
 use crate::hub::Hub;
 use crate::registry::Registry;
 use crate::sessions::{SessionInfo, Sessions};
@@ -70,6 +71,44 @@ const ENDPOINTS: [EndpointRow; 4] = [
     },
 ];
 
+/// `scheme://address`, without the port when it is the scheme's default: the C SDK refuses a
+/// URL with a port (`https://127.0.0.2`, not `https://127.0.0.2:443`).
+fn base_url(scheme: &str, addr: SocketAddr) -> String {
+    let default = match scheme {
+        "https" | "wss" => 443,
+        _ => 80,
+    };
+    match addr.ip() {
+        _ if addr.port() != default => format!("{scheme}://{addr}"),
+        IpAddr::V4(ip) => format!("{scheme}://{ip}"),
+        IpAddr::V6(ip) => format!("{scheme}://[{ip}]"),
+    }
+}
+
+/// Why a listener could not bind, with what to do about the usual causes.
+fn listen_error(addr: SocketAddr, error: std::io::Error) -> Error {
+    let hint = match error.kind() {
+        std::io::ErrorKind::PermissionDenied if addr.port() < 1024 => format!(
+            "; ports below 1024 need root, the CAP_NET_BIND_SERVICE capability (sudo setcap \
+             cap_net_bind_service=+ep <kvs-emulator binary>) or sudo sysctl \
+             net.ipv4.ip_unprivileged_port_start={}",
+            addr.port()
+        ),
+        std::io::ErrorKind::AddrNotAvailable => format!(
+            "; {} is not an address of this machine (macOS: sudo ifconfig lo0 alias {} up)",
+            addr.ip(),
+            addr.ip()
+        ),
+        std::io::ErrorKind::AddrInUse => "; another program listens there".to_owned(),
+        _ => String::new(),
+    };
+    Error::io(
+        ErrorKind::Listen,
+        format!("cannot listen on {addr}{hint}"),
+        error,
+    )
+}
+
 /// Entry point: `Emulator::builder().start().await`.
 #[derive(Debug)]
 pub struct Emulator;
@@ -81,6 +120,7 @@ impl Emulator {
             config: EmulatorConfig::default(),
             bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
             control_plane_port: 0,
+            shared_port: None,
             temporary: false,
             log_drops: None,
         }
@@ -93,6 +133,8 @@ pub struct EmulatorBuilder {
     config: EmulatorConfig,
     bind: IpAddr,
     control_plane_port: u16,
+    /// With [`EmulatorBuilder::every_endpoint_on_port`]: the one port.
+    shared_port: Option<u16>,
     temporary: bool,
     log_drops: Option<tracing_appender::non_blocking::ErrorCounter>,
 }
@@ -180,11 +222,71 @@ impl EmulatorBuilder {
         self
     }
 
-    /// A fixed port for the control plane (default: any free port). Channel endpoints always use
-    /// free ports; clients learn them from GetSignalingChannelEndpoint.
+    /// A fixed port for the control plane (default: any free port). Channel endpoints use free
+    /// ports; clients learn them from GetSignalingChannelEndpoint.
     pub fn control_plane_port(mut self, port: u16) -> Self {
         self.control_plane_port = port;
+        self.shared_port = None;
         self
+    }
+
+    /// Serve every endpoint on `port`, each on its own loopback address, as AWS serves each
+    /// endpoint on 443 under a host name of its own: the control plane on the bind address
+    /// (127.0.0.1 by default), the channel's HTTPS, WSS and WEBRTC endpoints on the next three
+    /// (127.0.0.2, .3, .4). The certificate covers each address, and URLs leave out the port
+    /// when it is the scheme's default (`https://127.0.0.2`). With 443 this is what the AWS KVS
+    /// WebRTC C SDK needs: it connects every endpoint on port 443 and refuses a URL with a
+    /// port. Replaces [`EmulatorBuilder::control_plane_port`].
+    ///
+    /// Ports below 1024 need root, the `CAP_NET_BIND_SERVICE` capability
+    /// (`sudo setcap cap_net_bind_service=+ep <binary>`) or
+    /// `sudo sysctl net.ipv4.ip_unprivileged_port_start=443`. Linux routes all of 127.0.0.0/8
+    /// to loopback; on macOS add the addresses first (`sudo ifconfig lo0 alias 127.0.0.2 up`,
+    /// `.3`, `.4`).
+    pub fn every_endpoint_on_port(mut self, port: u16) -> Self {
+        self.shared_port = Some(port);
+        self
+    }
+
+    /// Where each endpoint of [`ENDPOINTS`] listens.
+    fn listen_addresses(&self) -> Result<Vec<SocketAddr>, Error> {
+        let Some(port) = self.shared_port else {
+            return Ok(ENDPOINTS
+                .iter()
+                .map(|row| {
+                    let port = if row.control_plane {
+                        self.control_plane_port
+                    } else {
+                        0
+                    };
+                    SocketAddr::new(self.bind, port)
+                })
+                .collect());
+        };
+        let bad = || {
+            Error::new(
+                ErrorKind::Config,
+                format!(
+                    "every endpoint on one port needs an IPv4 loopback bind address with {} \
+                     more after it (e.g. 127.0.0.1), not {}",
+                    ENDPOINTS.len() - 1,
+                    self.bind
+                ),
+            )
+        };
+        let IpAddr::V4(base) = self.bind else {
+            return Err(bad());
+        };
+        (0..ENDPOINTS.len() as u32)
+            .map(|i| {
+                let ip = u32::from(base)
+                    .checked_add(i)
+                    .map(Ipv4Addr::from)
+                    .filter(Ipv4Addr::is_loopback)
+                    .ok_or_else(bad)?;
+                Ok(SocketAddr::new(IpAddr::V4(ip), port))
+            })
+            .collect()
     }
 
     /// The drop counter of a lossy `tracing-appender` log writer (as `kvs-emulator serve` logs):
@@ -200,6 +302,7 @@ impl EmulatorBuilder {
 
     /// Bind the listeners and start serving.
     pub async fn start(self) -> Result<EmulatorHandle, Error> {
+        let addresses = self.listen_addresses()?;
         let mut config = self.config;
         let temporary_dir = if self.temporary {
             let dir = tempfile::Builder::new()
@@ -232,9 +335,13 @@ impl EmulatorBuilder {
             *dir = absolute(dir, ErrorKind::Tls)?;
         }
         config.recordings_dir = absolute(&config.recordings_dir, ErrorKind::Recording)?;
+        let mut bound: Vec<IpAddr> = addresses.iter().map(SocketAddr::ip).collect();
+        bound.dedup();
         let tls = match &config.tls {
-            TlsMode::GeneratedCa { dir } => Some(tls::generated_ca(dir)?),
-            TlsMode::ProvidedCa { cert_pem, key_pem } => Some(tls::provided_ca(cert_pem, key_pem)?),
+            TlsMode::GeneratedCa { dir } => Some(tls::generated_ca(dir, &bound)?),
+            TlsMode::ProvidedCa { cert_pem, key_pem } => {
+                Some(tls::provided_ca(cert_pem, key_pem, &bound)?)
+            }
             TlsMode::Plain => None,
         };
         std::fs::create_dir_all(&config.recordings_dir).map_err(|e| {
@@ -251,16 +358,10 @@ impl EmulatorBuilder {
         };
         let mut endpoints = Endpoints::default();
         let mut listeners = Vec::with_capacity(ENDPOINTS.len());
-        for row in &ENDPOINTS {
-            let port = if row.control_plane {
-                self.control_plane_port
-            } else {
-                0
-            };
-            let addr = SocketAddr::new(self.bind, port);
+        for (row, addr) in ENDPOINTS.iter().zip(addresses) {
             let listener = TcpListener::bind(addr)
                 .await
-                .map_err(|e| Error::io(ErrorKind::Listen, format!("cannot listen on {addr}"), e))?;
+                .map_err(|e| listen_error(addr, e))?;
             let local = listener
                 .local_addr()
                 .map_err(|e| Error::io(ErrorKind::Listen, "listener has no address", e))?;
@@ -269,7 +370,7 @@ impl EmulatorBuilder {
             } else {
                 http_scheme
             };
-            *(row.url)(&mut endpoints) = format!("{scheme}://{local}");
+            *(row.url)(&mut endpoints) = base_url(scheme, local);
             listeners.push((listener, row));
         }
         let shutdown = CancellationToken::new();
@@ -281,7 +382,10 @@ impl EmulatorBuilder {
                 config.limits.signaling_outbound_queue,
                 config.limits.viewers_per_channel,
             ),
-            sessions: Sessions::new(config.limits.storage_peer_inbound_queue),
+            sessions: Sessions::new(
+                config.limits.storage_peer_inbound_queue,
+                config.limits.ended_sessions_kept,
+            ),
             relays: Default::default(),
             faults: Faults::default(),
             registry: Mutex::new(Registry::default()),
@@ -299,19 +403,26 @@ impl EmulatorBuilder {
         });
 
         let mut servers = JoinSet::new();
-        let max = shared.config.limits.max_connections;
+        let limits = &shared.config.limits;
+        let hosts = Arc::new(AllowedHosts::new(&bound, &[]));
         let acceptor = tls.as_ref().map(|t| t.acceptor.clone());
         for (listener, row) in listeners {
             let serve = row.serve;
             let for_requests = shared.clone();
             let handler: Handler = Arc::new(move |r| serve(for_requests.clone(), r));
+            let config = ListenerConfig {
+                name: row.name,
+                max_connections: limits.max_connections,
+                handshake_timeout: limits.handshake_timeout,
+                request_head_timeout: limits.request_head_timeout,
+                hosts: hosts.clone(),
+            };
             servers.spawn(http_server::serve(
                 listener,
                 acceptor.clone(),
                 handler,
                 shutdown.clone(),
-                max,
-                row.name,
+                config,
             ));
         }
         tracing::info!(control_plane = %shared.endpoints.control_plane, region = %shared.config.region, "kvs-emulator started");
@@ -488,7 +599,9 @@ impl EmulatorHandle {
         self.shared.external_peers.channels()
     }
 
-    /// Storage sessions, live and ended.
+    /// Storage sessions: the live ones, then the last
+    /// [`Limits::ended_sessions_kept`](crate::Limits::ended_sessions_kept) that ended (100 by
+    /// default), oldest first.
     pub fn sessions(&self) -> Vec<SessionInfo> {
         self.shared.sessions.snapshot()
     }

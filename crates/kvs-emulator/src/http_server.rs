@@ -1,10 +1,31 @@
-//! One HTTP/1.1 listener (plain or TLS) that hands each request to a handler, with a connection
-//! cap and graceful shutdown. WebSocket upgrades pass through (`with_upgrades`).
+//! One HTTP/1.1 listener (plain or TLS) that hands each request to a handler. WebSocket
+//! upgrades pass through (`with_upgrades`).
+//!
+//! **Connection slots** (issue #27 item 3). A listener holds at most
+//! [`Limits::max_connections`](crate::Limits::max_connections) connections. One that has not
+//! sent a complete request head (a new one, in its TLS handshake or before its first request,
+//! or a kept-alive one between requests) is *waiting*: its TLS handshake must end within
+//! `handshake_timeout` and each request head arrive within `request_head_timeout`. When every
+//! slot is taken, a new connection takes a waiting one's, which is closed: the one that has
+//! waited longest without sending a byte, else the one that has waited longest. Clients that
+//! connect and say nothing, however many and however fast they reconnect, therefore never
+//! shut out one that sends a request, and a request never waits for their timeouts.
+//! Connections whose request is being served are never closed for room (request bodies have
+//! bounds of their own, `http_util::BodyReads`); only they can make a new connection wait.
+//!
+//! **Shutdown** (issue #27 item 4). Accepting stops; connections get [`SHUTDOWN_GRACE`] to
+//! finish the request they are serving and are closed then, whatever their clients do.
+//!
+//! **Host** (issue #27 item 5). A request whose `Host` is not one of the emulator's own
+//! addresses or names ([`AllowedHosts`](crate::hosts::AllowedHosts)) is refused with 421
+//! before any handler sees it.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -12,10 +33,12 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
+
+use crate::hosts::AllowedHosts;
 
 /// The response type every handler returns.
 pub(crate) type HttpResponse = Response<Full<Bytes>>;
@@ -25,11 +48,29 @@ pub(crate) type Handler = Arc<
     dyn Fn(Request<Incoming>) -> Pin<Box<dyn Future<Output = HttpResponse> + Send>> + Send + Sync,
 >;
 
-const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long connections may go on finishing their requests after shutdown begins; then they
+/// are closed. With the recordings' finalization and the log's flush this keeps
+/// `kvs-emulator serve` within 2 s of SIGTERM.
+pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_millis(500);
 /// The first and the longest wait after a failed accept.
 const ACCEPT_BACKOFF: (Duration, Duration) = (Duration::from_millis(5), Duration::from_secs(1));
 /// Failed accepts are logged at most once per this interval.
 const ACCEPT_LOG_INTERVAL: Duration = Duration::from_secs(5);
+
+/// What a listener is and how it bounds its connections.
+#[derive(Debug, Clone)]
+pub(crate) struct ListenerConfig {
+    /// Its name in logs.
+    pub name: &'static str,
+    /// Connections held at once (see the module docs).
+    pub max_connections: usize,
+    /// How long a TLS handshake may take.
+    pub handshake_timeout: Duration,
+    /// How long a request head may take to arrive (also between kept-alive requests).
+    pub request_head_timeout: Duration,
+    /// The `Host` values it answers.
+    pub hosts: Arc<AllowedHosts>,
+}
 
 /// What a listener does after `accept` fails (EMFILE/ENFILE when file descriptors run out): wait,
 /// longer each time, and say so at most once per interval, instead of retrying at once forever
@@ -79,69 +120,284 @@ impl AcceptBackoff {
     }
 }
 
-/// Accept connections until `shutdown` fires, then let open requests finish.
+/// What the waiting registry knows of one connection: how to close it, and whether it has sent
+/// anything since it began waiting.
+#[derive(Debug, Default)]
+struct Presence {
+    close: CancellationToken,
+    heard: AtomicBool,
+}
+
+/// The connections of one listener that are waiting for a request head, oldest first.
+#[derive(Debug, Default)]
+struct Waiting {
+    state: Mutex<WaitingState>,
+}
+
+#[derive(Debug, Default)]
+struct WaitingState {
+    next_ticket: u64,
+    queue: BTreeMap<u64, Arc<Presence>>,
+}
+
+impl Waiting {
+    fn lock(&self) -> std::sync::MutexGuard<'_, WaitingState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The connection starts waiting (again, silent so far): its ticket.
+    fn enter(&self, presence: &Arc<Presence>) -> u64 {
+        presence.heard.store(false, Ordering::Relaxed);
+        let mut state = self.lock();
+        let ticket = state.next_ticket;
+        state.next_ticket += 1;
+        state.queue.insert(ticket, presence.clone());
+        ticket
+    }
+
+    fn leave(&self, ticket: u64) {
+        self.lock().queue.remove(&ticket);
+    }
+
+    /// Close the waiting connection that has waited longest without sending a byte, else the
+    /// one that has waited longest; false when none is waiting. A client that is sending its
+    /// handshake or request gives way last, so a flood of silent connections cannot push it
+    /// out while it talks.
+    fn close_oldest(&self) -> bool {
+        let mut state = self.lock();
+        let silent = state
+            .queue
+            .iter()
+            .find(|(_, p)| !p.heard.load(Ordering::Relaxed))
+            .map(|(ticket, _)| *ticket);
+        let victim = silent.or_else(|| state.queue.keys().next().copied());
+        match victim.and_then(|ticket| state.queue.remove(&ticket)) {
+            Some(presence) => {
+                presence.close.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// One connection's slot: its permit, and its place among the waiting connections while it
+/// has no request to serve.
+#[derive(Debug)]
+struct Slot {
+    waiting: Arc<Waiting>,
+    presence: Arc<Presence>,
+    ticket: Mutex<Option<u64>>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Slot {
+    fn new(waiting: Arc<Waiting>, permit: OwnedSemaphorePermit) -> Self {
+        let slot = Self {
+            waiting,
+            presence: Arc::default(),
+            ticket: Mutex::new(None),
+            _permit: permit,
+        };
+        slot.waits_for_head();
+        slot
+    }
+
+    fn ticket(&self) -> std::sync::MutexGuard<'_, Option<u64>> {
+        self.ticket.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Fires when the connection must give its slot to a new one.
+    fn close(&self) -> &CancellationToken {
+        &self.presence.close
+    }
+
+    /// No request is being served: the connection is waiting (again).
+    fn waits_for_head(&self) {
+        let mut ticket = self.ticket();
+        if ticket.is_none() {
+            *ticket = Some(self.waiting.enter(&self.presence));
+        }
+    }
+
+    /// A request head arrived: the connection is no longer waiting.
+    fn has_head(&self) {
+        if let Some(ticket) = self.ticket().take() {
+            self.waiting.leave(ticket);
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.has_head();
+    }
+}
+
+/// A connection's byte stream that notes, for [`Waiting::close_oldest`], that its client sent
+/// something.
+struct Observed<S> {
+    inner: S,
+    presence: Arc<Presence>,
+}
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Observed<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.presence.heard.store(true, Ordering::Relaxed);
+        }
+        polled
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Observed<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        data: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, data)
+    }
+
+    fn poll_flush(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+/// Accept connections until `shutdown` fires, then give open requests [`SHUTDOWN_GRACE`].
 pub(crate) async fn serve(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     handler: Handler,
     shutdown: CancellationToken,
-    max_connections: usize,
-    name: &'static str,
+    config: ListenerConfig,
 ) {
-    let slots = Arc::new(Semaphore::new(max_connections.max(1)));
+    let slots = Arc::new(Semaphore::new(config.max_connections.max(1)));
+    let waiting = Arc::new(Waiting::default());
     let tracker = tokio_util::task::TaskTracker::new();
     let mut backoff = AcceptBackoff::new();
+    let name = config.name;
+    let config = Arc::new(config);
     loop {
-        let permit = tokio::select! {
+        let accepted = tokio::select! {
             _ = shutdown.cancelled() => break,
-            permit = slots.clone().acquire_owned() => match permit {
-                Ok(p) => p,
-                Err(_) => break,
-            },
+            accepted = listener.accept() => accepted,
         };
-        let accepted = loop {
-            let accepted = tokio::select! {
-                _ = shutdown.cancelled() => None,
-                accepted = listener.accept() => Some(accepted),
-            };
-            match accepted {
-                None => break None,
-                Some(Ok(a)) => {
-                    backoff.succeeded();
-                    break Some(a);
-                }
-                Some(Err(e)) => {
-                    let wait = backoff.failed(&e, name);
-                    tokio::select! {
-                        _ = shutdown.cancelled() => break None,
-                        _ = tokio::time::sleep(wait) => {}
-                    }
+        let (stream, peer) = match accepted {
+            Ok(a) => {
+                backoff.succeeded();
+                a
+            }
+            Err(e) => {
+                let wait = backoff.failed(&e, name);
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(wait) => continue,
                 }
             }
         };
-        let Some((stream, peer)) = accepted else {
-            break;
+        let permit = match slots.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                // Every slot is taken: a connection waiting for a request head gives way (see
+                // `Waiting::close_oldest`). When every one is serving a request, wait for one.
+                if waiting.close_oldest() {
+                    tracing::debug!(
+                        listener = name,
+                        "all slots taken; the oldest idle connection was closed"
+                    );
+                }
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    permit = slots.clone().acquire_owned() => match permit {
+                        Ok(p) => p,
+                        Err(_) => break,
+                    },
+                }
+            }
         };
         let _ = stream.set_nodelay(true);
-        let tls = tls.clone();
-        let handler = handler.clone();
-        let shutdown = shutdown.clone();
-        tracker.spawn(async move {
-            let _permit = permit;
-            match tls {
-                Some(acceptor) => {
-                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                        Ok(Ok(tls_stream)) => serve_connection(tls_stream, peer, handler, shutdown).await,
-                        Ok(Err(e)) => tracing::debug!(listener = name, %peer, error = %e, "TLS handshake failed"),
-                        Err(_) => tracing::debug!(listener = name, %peer, "TLS handshake timed out"),
-                    }
-                }
-                None => serve_connection(stream, peer, handler, shutdown).await,
-            }
-        });
+        let slot = Arc::new(Slot::new(waiting.clone(), permit));
+        tracker.spawn(connection(
+            stream,
+            peer,
+            tls.clone(),
+            handler.clone(),
+            shutdown.clone(),
+            slot,
+            config.clone(),
+        ));
     }
     tracker.close();
     tracker.wait().await;
+}
+
+/// One accepted connection: its TLS handshake, then its requests.
+async fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    tls: Option<TlsAcceptor>,
+    handler: Handler,
+    shutdown: CancellationToken,
+    slot: Arc<Slot>,
+    config: Arc<ListenerConfig>,
+) {
+    let name = config.name;
+    let stream = Observed {
+        inner: stream,
+        presence: slot.presence.clone(),
+    };
+    let Some(acceptor) = tls else {
+        return serve_connection(stream, peer, handler, shutdown, slot, &config).await;
+    };
+    let handshake = tokio::time::timeout(config.handshake_timeout, acceptor.accept(stream));
+    let tls_stream = tokio::select! {
+        _ = shutdown.cancelled() => return,
+        _ = slot.close().cancelled() => {
+            tracing::debug!(listener = name, %peer, "closed in its TLS handshake: a new connection needed the slot");
+            return;
+        }
+        result = handshake => match result {
+            Ok(Ok(tls_stream)) => tls_stream,
+            Ok(Err(e)) => {
+                tracing::debug!(listener = name, %peer, error = %e, "TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(listener = name, %peer, "TLS handshake timed out");
+                return;
+            }
+        },
+    };
+    serve_connection(tls_stream, peer, handler, shutdown, slot, &config).await;
 }
 
 async fn serve_connection<S>(
@@ -149,28 +405,75 @@ async fn serve_connection<S>(
     peer: SocketAddr,
     handler: Handler,
     shutdown: CancellationToken,
+    slot: Arc<Slot>,
+    config: &ListenerConfig,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let service = hyper::service::service_fn(move |req| {
-        let fut = handler(req);
-        async move { Ok::<_, std::convert::Infallible>(fut.await) }
+    let close = slot.close().clone();
+    let hosts = config.hosts.clone();
+    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+        slot.has_head();
+        let fut: Pin<Box<dyn Future<Output = HttpResponse> + Send>> = match hosts.refusal(&req) {
+            Some(response) => Box::pin(std::future::ready(response)),
+            None => handler(req),
+        };
+        let slot = slot.clone();
+        async move {
+            let response = fut.await;
+            slot.waits_for_head();
+            Ok::<_, std::convert::Infallible>(response)
+        }
     });
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30))
+        .header_read_timeout(config.request_head_timeout)
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();
     tokio::pin!(conn);
     tokio::select! {
         result = conn.as_mut() => {
             if let Err(e) = result {
-                tracing::debug!(%peer, error = %e, "HTTP connection ended with an error");
+                tracing::debug!(listener = config.name, %peer, error = %e, "HTTP connection ended with an error");
             }
+        }
+        _ = close.cancelled() => {
+            tracing::debug!(listener = config.name, %peer, "idle connection closed: a new connection needed the slot");
         }
         _ = shutdown.cancelled() => {
             conn.as_mut().graceful_shutdown();
-            let _ = conn.await;
+            if tokio::time::timeout(SHUTDOWN_GRACE, conn.as_mut()).await.is_err() {
+                tracing::debug!(listener = config.name, %peer, "connection closed at shutdown with a request unfinished");
+            }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_silent_connection_that_waited_longest_gives_way_first() {
+        let waiting = Waiting::default();
+        let presences: Vec<Arc<Presence>> = (0..4).map(|_| Arc::default()).collect();
+        let tickets: Vec<u64> = presences.iter().map(|p| waiting.enter(p)).collect();
+        // The oldest is sending its handshake; the second got its request head.
+        presences[0].heard.store(true, Ordering::Relaxed);
+        waiting.leave(tickets[1]);
+        assert!(waiting.close_oldest());
+        assert!(presences[2].close.is_cancelled(), "the oldest silent one");
+        assert!(waiting.close_oldest());
+        assert!(presences[3].close.is_cancelled());
+        assert!(waiting.close_oldest());
+        assert!(
+            presences[0].close.is_cancelled(),
+            "a talking one only when no silent one is left"
+        );
+        assert!(
+            !presences[1].close.is_cancelled(),
+            "one serving a request is never closed"
+        );
+        assert!(!waiting.close_oldest(), "none left waiting");
     }
 }

@@ -273,9 +273,11 @@ pub(crate) fn json_body(
 }
 
 /// Whether a request may use the inspection API: programs send no `Origin`; a browser sends
-/// one, and only pages of this machine (`null` for `file://`, loopback hosts) are let in. Any
-/// web site the developer visits could otherwise reach loopback through the browser and inject
-/// faults or take over storage sessions (issue #13 item 7).
+/// one, and only pages of this machine (loopback hosts, among them the emulator's own pages)
+/// are let in. Any web site the developer visits could otherwise reach loopback through the
+/// browser and inject faults or take over storage sessions (issue #13 item 7). `Origin: null`
+/// is refused too (issue #27 item 5): sandboxed iframes of any web site send it, as do
+/// `file://` pages; a page that needs the API is served by the emulator itself.
 pub(crate) fn origin_allowed(headers: &http::HeaderMap) -> bool {
     let Some(origin) = headers.get(http::header::ORIGIN) else {
         return true;
@@ -283,9 +285,6 @@ pub(crate) fn origin_allowed(headers: &http::HeaderMap) -> bool {
     let Ok(origin) = origin.to_str() else {
         return false;
     };
-    if origin == "null" {
-        return true;
-    }
     let host = origin
         .strip_prefix("http://")
         .or_else(|| origin.strip_prefix("https://"))

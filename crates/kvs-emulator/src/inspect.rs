@@ -1,7 +1,8 @@
 //! The inspection and fault API, under [`PREFIX`] on the control-plane listener. It is not an AWS
 //! API: no SigV4, plain JSON, for tests and for developers poking at the emulator. It sends no
 //! CORS headers, refuses requests from web pages of other origins (a browser's `Origin` that is
-//! not `null` or a loopback host), and takes faults only as `Content-Type: application/json`.
+//! not a loopback host; `null`, which sandboxed iframes and `file://` pages send, is refused),
+//! and takes faults only as `Content-Type: application/json`.
 //!
 //! - `GET  /_emulator/v1/state`: everything below in one document, plus `heldMessages`: per
 //!   channel, the peer-to-peer messages kept for a recipient that is not connected, and
@@ -11,7 +12,9 @@
 //! Every answer is built from short-lived snapshots taken under the emulator's locks and sent
 //! after they are released, so a client that reads slowly or never holds up no storage session
 //! (`serve_binary.rs` checks it).
-//! - `GET  /_emulator/v1/channels`, `/streams`, `/connections`, `/sessions`.
+//! - `GET  /_emulator/v1/channels`, `/streams`, `/connections`, `/sessions` (the live storage
+//!   sessions, then the last [`Limits::ended_sessions_kept`](crate::Limits::ended_sessions_kept),
+//!   100 by default, that ended, oldest first).
 //! - `GET  /_emulator/v1/calls`: how many times each AWS operation was called (by its path name,
 //!   e.g. `getSignalingChannelEndpoint`, `getIceServerConfig`, `joinStorageSession`, and
 //!   `connectAsMaster`/`connectAsViewer` for signaling upgrade requests).
@@ -26,6 +29,9 @@
 //!   socket of the channel).
 //! - `GET  /_emulator/v1/storage-peer?channel=<name or ARN>` (WebSocket): bring your own storage
 //!   peer (a browser, another WebRTC stack); see `storage::external`.
+//! - `GET  /_emulator/v1/storage-peer.html?channel=<name or ARN>`: a page that makes the
+//!   browser showing it the channel's storage peer (it decodes the H.264, receives the Opus
+//!   and reports `getStats()`), served from here so that it is of the emulator's own origin.
 
 use std::sync::Arc;
 
@@ -82,6 +88,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> HttpR
         (&Method::GET, "/sessions") => reply(StatusCode::OK, json!(shared.sessions.snapshot())),
         (&Method::GET, "/calls") => reply(StatusCode::OK, json!(shared.calls.snapshot())),
         (&Method::GET, "/turn") => reply(StatusCode::OK, shared.turn.allocations().await),
+        (&Method::GET, "/storage-peer.html") => storage_peer_page(),
         (&Method::POST, "/faults") if !is_json(&req.headers) => reply(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             json!({ "error": "send the fault as Content-Type: application/json" }),
@@ -95,6 +102,23 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> HttpR
             json!({ "error": format!("no inspection resource {} {}", req.method, req.path) }),
         ),
     }
+}
+
+/// The browser storage peer (`storage-peer.html`).
+fn storage_peer_page() -> HttpResponse {
+    let mut resp = HttpResponse::new(http_body_util::Full::new(bytes::Bytes::from_static(
+        include_str!("storage/storage-peer.html").as_bytes(),
+    )));
+    let h = resp.headers_mut();
+    h.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-store"),
+    );
+    resp
 }
 
 fn is_json(headers: &http::HeaderMap) -> bool {

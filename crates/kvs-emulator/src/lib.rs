@@ -56,6 +56,7 @@ mod faults;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
+mod hosts;
 mod http_server;
 mod http_util;
 mod hub;

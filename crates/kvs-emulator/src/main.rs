@@ -29,9 +29,16 @@ struct ServeArgs {
     /// Region to claim.
     #[arg(long, default_value = "us-west-2")]
     region: String,
-    /// Control-plane port (0: any free port).
+    /// Control-plane port (0: any free port; the channel endpoints take free ports). 443: every
+    /// endpoint on port 443, each on its own loopback address (control plane 127.0.0.1, the
+    /// channels' HTTPS, WSS and WEBRTC endpoints 127.0.0.2, .3, .4), as AWS serves them; the
+    /// AWS KVS WebRTC C SDK needs it. Ports below 1024 need root or CAP_NET_BIND_SERVICE.
     #[arg(long, default_value_t = 0)]
     port: u16,
+    /// The address to listen on; with --port 443, the first of four consecutive loopback
+    /// addresses (e.g. 127.0.43.1 for 127.0.43.1-4, beside another emulator on 127.0.0.1).
+    #[arg(long, default_value = "127.0.0.1")]
+    bind: std::net::IpAddr,
     /// Directory for the generated CA and, by default, recordings.
     #[arg(long, default_value = "kvs-emulator-data")]
     data_dir: PathBuf,
@@ -122,12 +129,16 @@ async fn main() -> ExitCode {
     let mut builder = Emulator::builder()
         .region(args.region)
         .tls(tls)
-        .control_plane_port(args.port)
-        .log_lines_dropped(log_drops.clone())
-        .recordings_dir(
-            args.recordings_dir
-                .unwrap_or_else(|| args.data_dir.join("recordings")),
-        );
+        .bind(args.bind);
+    builder = if args.port == 443 {
+        builder.every_endpoint_on_port(443)
+    } else {
+        builder.control_plane_port(args.port)
+    };
+    builder = builder.log_lines_dropped(log_drops.clone()).recordings_dir(
+        args.recordings_dir
+            .unwrap_or_else(|| args.data_dir.join("recordings")),
+    );
     let turn = match (args.no_turn, args.turn_secret) {
         (true, _) => TurnMode::Placeholder,
         (false, Some(shared_secret)) => TurnMode::External {

@@ -13,9 +13,6 @@ use tokio_util::sync::CancellationToken;
 use crate::link::{PeerInput, Role};
 use crate::media::sink::MediaStats;
 
-/// How many ended sessions the inspection API remembers.
-const ENDED_HISTORY: usize = 1000;
-
 /// Where a storage session is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -97,19 +94,23 @@ struct State {
     ended: VecDeque<SessionInfo>,
 }
 
-/// Every storage session of the emulator.
+/// Every storage session of the emulator: the live ones, and the last `ended_kept` that ended.
 pub(crate) struct Sessions {
     state: Mutex<State>,
     next_id: AtomicU64,
     queue: usize,
+    ended_kept: usize,
 }
 
 impl Sessions {
-    pub(crate) fn new(queue: usize) -> Self {
+    /// Sessions whose inboxes hold `queue` messages, remembering the last `ended_kept` ended
+    /// ones ([`crate::Limits::ended_sessions_kept`]).
+    pub(crate) fn new(queue: usize, ended_kept: usize) -> Self {
         Self {
             state: Mutex::new(State::default()),
             next_id: AtomicU64::new(1),
             queue: queue.max(1),
+            ended_kept,
         }
     }
 
@@ -190,10 +191,10 @@ impl Sessions {
                 Instant::now() + slot_hold,
             );
         }
-        if state.ended.len() >= ENDED_HISTORY {
+        state.ended.push_back(info);
+        while state.ended.len() > self.ended_kept {
             state.ended.pop_front();
         }
-        state.ended.push_back(info);
     }
 
     /// Viewer slots in use on a channel, not counting `client_id` (which would reuse its own).
@@ -284,7 +285,7 @@ mod tests {
 
     #[test]
     fn a_new_join_cancels_the_previous_session() {
-        let sessions = Sessions::new(4);
+        let sessions = Sessions::new(4, 10);
         let (first, _rx1) = sessions.begin(CH, "s", Role::Master);
         let (second, _rx2) = sessions.begin(CH, "s", Role::Master);
         assert!(first.cancel.is_cancelled());
@@ -298,7 +299,7 @@ mod tests {
 
     #[test]
     fn viewer_slots_are_held_after_leaving_and_reusable_by_the_same_id() {
-        let sessions = Sessions::new(4);
+        let sessions = Sessions::new(4, 10);
         let viewer = Role::Viewer("v1".into());
         let (h, _rx) = sessions.begin(CH, "s", viewer.clone());
         let now = Instant::now();
@@ -322,7 +323,7 @@ mod tests {
 
     #[test]
     fn a_full_input_queue_drops_and_counts() {
-        let sessions = Sessions::new(1);
+        let sessions = Sessions::new(1, 10);
         let (h, _rx) = sessions.begin(CH, "s", Role::Master);
         let hub = crate::hub::Hub::new(1, 1);
         let (conn, _out) = hub.register(CH, Role::Master).unwrap();
@@ -340,14 +341,18 @@ mod tests {
 
     #[test]
     fn the_ended_session_history_is_capped() {
-        let sessions = Sessions::new(1);
-        for n in 0..ENDED_HISTORY + 5 {
+        let sessions = Sessions::new(1, 10);
+        for n in 0..15 {
             let (h, _rx) = sessions.begin(CH, &format!("s{n}"), Role::Master);
             sessions.finished(&h, &Role::Master, Duration::ZERO);
         }
         let kept = sessions.snapshot();
-        assert_eq!(kept.len(), ENDED_HISTORY);
+        assert_eq!(kept.len(), 10);
         // The oldest went first.
         assert_eq!(kept[0].stream_arn, "s5");
+        let none = Sessions::new(1, 0);
+        let (h, _rx) = none.begin(CH, "s", Role::Master);
+        none.finished(&h, &Role::Master, Duration::ZERO);
+        assert!(none.snapshot().is_empty());
     }
 }

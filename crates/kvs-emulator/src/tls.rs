@@ -4,6 +4,7 @@
 //! Clients trust the CA through their own option (`AWS_CA_BUNDLE`, `--ca-bundle`, a custom trust
 //! store); nothing here asks anybody to turn verification off.
 
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -34,8 +35,9 @@ impl std::fmt::Debug for TlsMaterial {
     }
 }
 
-/// Load the CA in `dir`, creating it on first use.
-pub(crate) fn generated_ca(dir: &Path) -> Result<TlsMaterial, Error> {
+/// Load the CA in `dir`, creating it on first use; the server certificate also covers
+/// `server_ips` (the listeners' addresses).
+pub(crate) fn generated_ca(dir: &Path, server_ips: &[IpAddr]) -> Result<TlsMaterial, Error> {
     let cert_path = dir.join("ca.pem");
     let key_path = dir.join("ca.key");
     if !cert_path.exists() || !key_path.exists() {
@@ -76,11 +78,16 @@ pub(crate) fn generated_ca(dir: &Path) -> Result<TlsMaterial, Error> {
         })?;
         tracing::info!(ca = %cert_path.display(), "generated a new local CA");
     }
-    provided_ca(&cert_path, &key_path)
+    provided_ca(&cert_path, &key_path, server_ips)
 }
 
-/// Use a CA the user gives.
-pub(crate) fn provided_ca(cert_path: &Path, key_path: &Path) -> Result<TlsMaterial, Error> {
+/// Use a CA the user gives; the server certificate covers `localhost`, 127.0.0.1, ::1 and
+/// `server_ips`.
+pub(crate) fn provided_ca(
+    cert_path: &Path,
+    key_path: &Path,
+    server_ips: &[IpAddr],
+) -> Result<TlsMaterial, Error> {
     let read = |p: &Path| {
         std::fs::read_to_string(p)
             .map_err(|e| Error::io(ErrorKind::Tls, format!("cannot read {}", p.display()), e))
@@ -93,12 +100,18 @@ pub(crate) fn provided_ca(cert_path: &Path, key_path: &Path) -> Result<TlsMateri
 
     let mut params = CertificateParams::new(vec!["localhost".to_owned()])
         .map_err(tls_err("server parameters"))?;
+    let mut ips = vec![
+        IpAddr::from([127, 0, 0, 1]),
+        IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
+    ];
+    for ip in server_ips {
+        if !ip.is_unspecified() && !ips.contains(ip) {
+            ips.push(*ip);
+        }
+    }
     params
         .subject_alt_names
-        .push(SanType::IpAddress([127, 0, 0, 1].into()));
-    params
-        .subject_alt_names
-        .push(SanType::IpAddress(std::net::Ipv6Addr::LOCALHOST.into()));
+        .extend(ips.into_iter().map(SanType::IpAddress));
     params
         .distinguished_name
         .push(DnType::CommonName, "kvs-emulator");

@@ -483,28 +483,27 @@ async fn request_dates_must_be_within_five_minutes() {
     }
 }
 
+/// Issue #27 item 3: connections that have sent nothing give their slot to a new one (they
+/// used to hold it for the whole TLS handshake timeout, and the new one waited).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_listener_serves_at_most_max_connections_at_once() {
+async fn silent_connections_give_their_slot_to_a_new_one() {
+    use tokio::io::AsyncReadExt;
     let emu = TestEmulator::start_with(|b| b.limits(|l| l.max_connections = 2)).await;
     let authority = emu.endpoint.trim_start_matches("https://").to_owned();
     // Two clients that connect and say nothing hold both slots of the control-plane listener.
-    let idle_a = tokio::net::TcpStream::connect(&authority).await.unwrap();
+    let mut idle_a = tokio::net::TcpStream::connect(&authority).await.unwrap();
     let idle_b = tokio::net::TcpStream::connect(&authority).await.unwrap();
-    let service = emu.service.clone();
     let url = format!("{}{}/calls", emu.endpoint, kvs_emulator::inspect::PREFIX);
-    let mut third = tokio::spawn(async move { service.http_raw("GET", &url, b"").await });
-    assert!(
-        tokio::time::timeout(Duration::from_millis(500), &mut third)
-            .await
-            .is_err(),
-        "a third connection waits while both slots are taken"
-    );
-    drop(idle_a);
-    let (status, _) = tokio::time::timeout(support::WAIT, third)
+    let (status, _) = tokio::time::timeout(Duration::from_secs(2), emu.http_raw("GET", &url, b""))
         .await
-        .expect("served once a slot is free")
-        .unwrap();
+        .expect("a third connection is served at once");
     assert_eq!(status, 200);
+    // The one that had waited longest was closed to make room.
+    let mut buf = [0u8; 16];
+    let read = tokio::time::timeout(support::WAIT, idle_a.read(&mut buf))
+        .await
+        .expect("the oldest silent connection was closed");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
     drop(idle_b);
 }
 
@@ -588,7 +587,8 @@ async fn browsers_get_cors_answers_on_every_https_listener() {
 
 /// Issue #13 item 7: any web site the developer visits can reach loopback through the browser.
 /// The inspection and fault API grants no CORS, refuses pages of other origins (a `text/plain`
-/// POST from one used to inject faults with 200) and takes faults only as JSON.
+/// POST from one used to inject faults with 200) and `Origin: null`, and takes faults only as
+/// JSON.
 #[tokio::test]
 async fn the_inspection_api_is_closed_to_other_origins_and_takes_faults_as_json() {
     let emu = TestEmulator::start().await;
@@ -635,11 +635,19 @@ async fn the_inspection_api_is_closed_to_other_origins_and_takes_faults_as_json(
         .await;
     assert_eq!(status, 403);
     assert_eq!(find(&headers, "access-control-allow-origin"), None);
-    // Programs (no Origin) and local pages (file:// sends `null`, loopback hosts) are served,
-    // still without CORS headers.
+    // `Origin: null` (sandboxed iframes of any web site, file:// pages) is refused too, for
+    // reading and for faults (issue #27 item 5).
+    let (status, _, _) = emu
+        .http_raw_with("GET", &sessions, &[("Origin", "null")], b"")
+        .await;
+    assert_eq!(status, 403);
+    let null_fault = [("Origin", "null"), ("Content-Type", "application/json")];
+    let (status, _, body) = emu.http_raw_with("POST", &faults, &null_fault, fault).await;
+    assert_eq!(status, 403, "{body}");
+    // Programs (no Origin) and local pages (loopback hosts) are served, still without CORS
+    // headers.
     for origin in [
         None,
-        Some("null"),
         Some("http://127.0.0.1:8080"),
         Some("http://localhost:3000"),
     ] {
@@ -659,6 +667,118 @@ async fn the_inspection_api_is_closed_to_other_origins_and_takes_faults_as_json(
     assert_eq!(status, 415, "{body}");
     let (status, _, body) = emu.http_raw_with("POST", &faults, &[], fault).await;
     assert_eq!(status, 200, "{body}");
+}
+
+/// Issue #27 item 5: the storage-peer WebSocket refused nothing but foreign origins; a page
+/// with `Origin: null` (any web site's sandboxed iframe) took over the channel's storage
+/// sessions. Now it is refused, and the page that needs the socket is served by the emulator
+/// itself, of its own origin, which is let in.
+#[tokio::test]
+async fn the_storage_peer_socket_refuses_origin_null_and_its_page_is_served_same_origin() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let emu = TestEmulator::start().await;
+    emu.handle.create_storage_channel("peer-cam").unwrap();
+    let ws_url = format!(
+        "{}{}/storage-peer?channel=peer-cam",
+        emu.endpoint.replace("https://", "wss://"),
+        kvs_emulator::inspect::PREFIX
+    );
+    let connect = |origin: &str| {
+        let mut request = ws_url.as_str().into_client_request().unwrap();
+        request
+            .headers_mut()
+            .insert("origin", http::HeaderValue::from_str(origin).unwrap());
+        let connector = tokio_tungstenite::Connector::Rustls(emu.rustls_client_config());
+        tokio_tungstenite::connect_async_tls_with_config(request, None, false, Some(connector))
+    };
+    match connect("null").await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 403)
+        }
+        other => panic!(
+            "Origin: null was let in: {:?}",
+            other.map(|(_, r)| r.status())
+        ),
+    }
+    assert!(emu.handle.external_storage_peers().is_empty());
+    // The emulator's own page, and a socket from its origin.
+    let page = format!(
+        "{}{}/storage-peer.html?channel=peer-cam",
+        emu.endpoint,
+        kvs_emulator::inspect::PREFIX
+    );
+    let (status, headers, body) = emu.http_raw_with("GET", &page, &[], b"").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        header(&headers, "content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    assert!(
+        body.contains("/_emulator/v1/storage-peer?channel="),
+        "{body}"
+    );
+    let (_ws, response) = connect(&emu.endpoint)
+        .await
+        .expect("its own origin is let in");
+    assert_eq!(response.status(), 101);
+    kvs_test_support::wait_until("the page's peer to register", || {
+        kvs_test_support::check(emu.handle.external_storage_peers(), |p| p.len() == 1)
+    })
+    .await;
+}
+
+/// Issue #27 item 5: every listener refuses a `Host` that is not the emulator's (DNS
+/// rebinding: a web site re-points its name at 127.0.0.1; `Host: evil.example` used to get
+/// 200), and answers its own addresses and names.
+#[tokio::test]
+async fn every_listener_refuses_hosts_that_are_not_the_emulator_s() {
+    let emu = TestEmulator::start().await;
+    let channel_arn = emu.handle.create_storage_channel("host-cam").unwrap();
+    let (wss, https, webrtc) = emu
+        .endpoints(
+            &channel_arn,
+            aws_sdk_kinesisvideo::types::ChannelRole::Master,
+        )
+        .await;
+    let calls = format!("{}{}/calls", emu.endpoint, kvs_emulator::inspect::PREFIX);
+    for url in [
+        calls.clone(),
+        format!("{}/describeSignalingChannel", emu.endpoint),
+        format!("{https}/v1/get-ice-server-config"),
+        format!("{}/", wss.replace("wss://", "https://")),
+        format!("{webrtc}/joinStorageSession"),
+    ] {
+        let port = url
+            .split(':')
+            .nth(2)
+            .and_then(|p| p.split('/').next())
+            .unwrap();
+        for host in [
+            "evil.example",
+            &format!("evil.example:{port}"),
+            "127.0.0.1.nip.io",
+        ] {
+            let (status, _, body) = emu
+                .http_raw_with("POST", &url, &[("Host", host)], b"{}")
+                .await;
+            assert_eq!(status, 421, "{url} with Host {host}: {body}");
+            assert!(body.contains("own addresses and names"), "{body}");
+        }
+    }
+    for host in [
+        "localhost".to_owned(),
+        format!(
+            "localhost:{}",
+            calls.split(':').nth(2).unwrap().split('/').next().unwrap()
+        ),
+        "127.0.0.1".to_owned(),
+        "[::1]".to_owned(),
+    ] {
+        let (status, _, body) = emu
+            .http_raw_with("GET", &calls, &[("Host", &host)], b"")
+            .await;
+        assert_eq!(status, 200, "Host {host}: {body}");
+    }
 }
 
 /// Issue #13 item 8, the fault API's `count`: refused unless a whole number of at least 1, and
@@ -799,7 +919,7 @@ async fn slow_bodies_time_out_and_cannot_take_every_connection_slot() {
             .await
             .expect("answered while the slow bodies hold their connections");
     assert_eq!(status, 200);
-    // Each slow body gets an answer: 503 at once beyond half the slots, 408 after the timeout.
+    // Each slow body gets an answer: 503 beyond half the slots, 408 after the timeout.
     let mut statuses = Vec::new();
     for mut tls in slow {
         let mut response = Vec::new();
@@ -809,8 +929,16 @@ async fn slow_bodies_time_out_and_cannot_take_every_connection_slot() {
         statuses.push(text.split(' ').nth(1).unwrap_or("").to_owned());
     }
     statuses.sort();
+    // One whose head the emulator had not read yet when the GET came may have been closed to
+    // make room for it (issue #27 item 3): no answer.
     assert!(
-        statuses.iter().all(|s| s == "408" || s == "503"),
+        statuses
+            .iter()
+            .all(|s| s == "408" || s == "503" || s.is_empty()),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().filter(|s| s.is_empty()).count() <= 1,
         "{statuses:?}"
     );
     assert!(statuses.iter().any(|s| s == "408"), "{statuses:?}");

@@ -344,3 +344,57 @@ async fn output_nobody_reads_never_holds_up_a_storage_session() {
     drop(unread);
     spammers.abort_all();
 }
+
+/// Issue #27 item 4: after SIGTERM the emulator finalizes its recordings and exits within 2 s,
+/// whatever its clients are doing: a silent TCP connection, a TLS connection that sent
+/// nothing, one request whose body stops after 1 of its 10 bytes, and 200 more slow bodies
+/// (it used to wait 9 s for one silent connection, 29 s for the slow bodies).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::disallowed_methods)] // real time: the test measures it
+async fn sigterm_exits_within_two_seconds_whatever_clients_do() {
+    use std::time::{Duration, Instant};
+    use tokio::io::AsyncWriteExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let channel = "leaving-emulator-cam";
+    let (mut child, info) = serve_and_stream(dir.path(), channel).await;
+    let service = Service::from_startup_info(&info);
+    let authority = service.endpoint.trim_start_matches("https://").to_owned();
+    let silent_tcp = tokio::net::TcpStream::connect(&authority).await.unwrap();
+    let tls = || {
+        let connector = tokio_rustls::TlsConnector::from(service.rustls_client_config());
+        let authority = authority.clone();
+        async move {
+            let tcp = tokio::net::TcpStream::connect(&authority).await.unwrap();
+            let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
+            connector.connect(name, tcp).await.unwrap()
+        }
+    };
+    let silent_tls = tls().await;
+    let mut slow = Vec::new();
+    for _ in 0..201 {
+        let mut conn = tls().await;
+        let head = format!(
+            "POST /describeSignalingChannel HTTP/1.1\r\nHost: {authority}\r\nContent-Type: \
+             application/json\r\nContent-Length: 10\r\n\r\n{{"
+        );
+        conn.write_all(head.as_bytes()).await.unwrap();
+        conn.flush().await.unwrap();
+        slow.push(conn);
+    }
+    // Past the 200 ms in which a body counts as prompt: the slow bodies are being waited for.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+
+    let signalled = Instant::now();
+    let (exit, log) = signal_and_wait(&mut child, "-TERM").await;
+    let took = signalled.elapsed();
+    eprintln!(
+        "SIGTERM with a silent TCP and TLS connection and 201 slow bodies: exited in {took:?}"
+    );
+    assert!(exit.success(), "{exit:?}\n{log}");
+    assert!(
+        took < Duration::from_secs(2),
+        "exited {took:?} after SIGTERM"
+    );
+    support::assert_sample_recording(&dir.path().join("recordings").join(channel));
+    drop((silent_tcp, silent_tls, slow));
+}

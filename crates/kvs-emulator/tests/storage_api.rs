@@ -225,3 +225,34 @@ async fn viewer_joins_are_capped_at_three_slots() {
         JoinStorageSessionAsViewerError::AccessDeniedException(_)
     ));
 }
+
+/// Issue #27 item 6: ended sessions are not kept forever in the inspection list (300 joins
+/// used to leave 300 entries): the last `Limits::ended_sessions_kept` (100), newest kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_inspection_list_keeps_the_last_hundred_ended_sessions() {
+    let kept = kvs_emulator::Limits::default().ended_sessions_kept;
+    assert_eq!(kept, 100, "the documented bound");
+    let emu = TestEmulator::start().await;
+    let (arn, _) = emu.storage_channel("many-joins").await;
+    let (_, _, webrtc) = emu.endpoints(&arn, ChannelRole::Master).await;
+    // No master socket: each session ends when its offer finds nobody, or at the next join.
+    for _ in 0..300 {
+        emu.join_master(&webrtc, &arn).await;
+    }
+    let sessions = emu
+        .wait_for_sessions("every session ended", |s| {
+            s.iter()
+                .all(|s| s.state == kvs_emulator::SessionState::Ended)
+                && s.iter().map(|s| s.id).max() == Some(300)
+        })
+        .await;
+    assert_eq!(sessions.len(), kept);
+    // The newest (sessions end in about the order they were joined).
+    let ids: Vec<u64> = sessions.iter().map(|s| s.id).collect();
+    assert!(
+        ids.contains(&300) && ids.iter().all(|&id| id > 150),
+        "{ids:?}"
+    );
+    let listed = emu.inspect("sessions").await;
+    assert_eq!(listed.as_array().map(Vec::len), Some(kept));
+}

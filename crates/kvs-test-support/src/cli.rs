@@ -38,6 +38,66 @@ impl IngestCli {
         }
     }
 
+    /// The CLI over `emulator`, for tests outside the `kvs-ingest` package (which have no
+    /// `CARGO_BIN_EXE_kvs-ingest`): see [`IngestCli::workspace_binary`].
+    ///
+    /// # Panics
+    /// As [`IngestCli::new`] and [`IngestCli::workspace_binary`] do.
+    pub fn from_workspace(emulator: &EmulatorHandle) -> Self {
+        Self::new(Self::workspace_binary(), emulator)
+    }
+
+    /// This workspace's `kvs-ingest` binary, built (`cargo build -p kvs-ingest`, a no-op
+    /// when it is up to date) once per test process into the target directory of the running
+    /// test, so that it is never a stale one.
+    ///
+    /// # Panics
+    /// When cargo cannot build it; the message has cargo's output.
+    pub fn workspace_binary() -> PathBuf {
+        static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+        BUILT
+            .get_or_init(|| {
+                // target/<profile>/deps/<test>-<hash> -> target/<profile>
+                let exe = std::env::current_exe().expect("the test's own path");
+                let profile_dir = exe
+                    .parent()
+                    .and_then(Path::parent)
+                    .expect("the test runs from target/<profile>/deps")
+                    .to_path_buf();
+                let target_dir = profile_dir.parent().expect("target/<profile>");
+                let release = profile_dir.file_name().is_some_and(|n| n == "release");
+                let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+                let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+                let mut build = Command::new(cargo);
+                build
+                    .current_dir(&workspace)
+                    .args([
+                        "build",
+                        "--quiet",
+                        "-p",
+                        "kvs-ingest",
+                        "--bin",
+                        "kvs-ingest",
+                    ])
+                    .arg("--target-dir")
+                    .arg(target_dir);
+                if release {
+                    build.arg("--release");
+                }
+                let out = build.output().expect("cargo runs");
+                assert!(
+                    out.status.success(),
+                    "cargo build -p kvs-ingest failed:\n{}",
+                    text(&out.stderr)
+                );
+                let binary =
+                    profile_dir.join(format!("kvs-ingest{}", std::env::consts::EXE_SUFFIX));
+                assert!(binary.is_file(), "{} was not built", binary.display());
+                binary
+            })
+            .clone()
+    }
+
     /// Run with `args` (and the AWS options), stdin empty.
     pub async fn run(&self, args: &[&str]) -> Output {
         self.run_with_stdin(args, Stdio::null()).await

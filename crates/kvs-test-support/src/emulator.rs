@@ -500,8 +500,8 @@ impl Service {
         (status, body)
     }
 
-    /// [`Service::http_raw`] with extra request headers; also returns the response headers
-    /// (lower-cased names).
+    /// [`Service::http_raw`] with extra request headers (a `Host` or `Content-Type` of them
+    /// replaces the default one); also returns the response headers (lower-cased names).
     pub async fn http_raw_with(
         &self,
         method: &str,
@@ -512,11 +512,20 @@ impl Service {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let rest = url.strip_prefix("https://").expect("TLS endpoint");
         let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-        let tcp = TcpStream::connect(authority)
+        let path = if path.is_empty() { "/" } else { path };
+        // `host[:port]`, the port 443 when the URL leaves it out (every endpoint on 443).
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((host, port)) if !host.ends_with(':') && !port.contains(']') => {
+                (host, port.parse::<u16>().expect("a port"))
+            }
+            _ => (authority, 443),
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let tcp = TcpStream::connect((host, port))
             .await
             .expect("connect to the emulator");
         let connector = tokio_rustls::TlsConnector::from(self.rustls_client_config());
-        let name = rustls_pki_types::ServerName::try_from("127.0.0.1").expect("server name");
+        let name = rustls_pki_types::ServerName::try_from(host.to_owned()).expect("server name");
         let mut tls = connector.connect(name, tcp).await.expect("TLS handshake");
         let extra: String = headers
             .iter()
@@ -531,8 +540,14 @@ impl Service {
         } else {
             "Content-Type: application/json\r\n"
         };
+        // The authority as Host, unless the caller gives one of its own.
+        let host = if headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+            String::new()
+        } else {
+            format!("Host: {authority}\r\n")
+        };
         let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\n{content_type}Content-Length: {}\r\n{extra}Connection: close\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\n{host}{content_type}Content-Length: {}\r\n{extra}Connection: close\r\n\r\n",
         body.len()
     );
         tls.write_all(head.as_bytes()).await.expect("write request");

@@ -16,7 +16,10 @@
 //!   TLS listeners; [`TestCa`]: a CA and a server certificate for `127.0.0.1` and `localhost`.
 //! * [`IngestCli`]: the `kvs-ingest` binary run against an emulator the way AWS is reached.
 //! * [`SimTurnServer`]: turn-server-proto's sans-IO TURN server for simulated-time tests.
+//! * [`StoragePeerBrowser`]: headless Chromium on the emulator's storage-peer page, an
+//!   independent WebRTC stack receiving what a device sends.
 
+mod browser;
 mod cli;
 mod coturn;
 mod emulator;
@@ -27,6 +30,7 @@ pub mod recording;
 mod turn_sim;
 mod wait;
 
+pub use browser::StoragePeerBrowser;
 pub use cli::{text, IngestCli};
 pub use coturn::Coturn;
 pub use emulator::{ingest_client, serve, Service, StorageMaster, TestEmulator, TEST_OFFER_DELAY};

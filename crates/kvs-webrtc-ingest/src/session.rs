@@ -644,10 +644,14 @@ impl IngestCore {
                     }
                 }
             };
-            // Media already written goes out first, then the close.
+            // Media already written goes out first, then the close: str0m's `close()` queues
+            // an RTCP BYE and the DTLS close_notify that tells the storage peer the device left
+            // (`disconnect()` alone sends nothing; the session then stayed up at the service).
             flush(&mut peer.rtc, &mut self.outputs);
+            if peer.rtc.close().is_ok() {
+                flush(&mut peer.rtc, &mut self.outputs);
+            }
             peer.rtc.disconnect();
-            flush(&mut peer.rtc, &mut self.outputs);
         }
         self.peer = None;
         self.end(reason.to_owned(), false);

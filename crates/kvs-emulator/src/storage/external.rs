@@ -37,6 +37,10 @@ use crate::wire::{self, Action};
 
 /// Where external storage peers connect (on the control-plane listener).
 pub(crate) const PATH: &str = "/_emulator/v1/storage-peer";
+/// How long a message to the peer may wait for room in its socket.
+const SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+/// How long the peer is given to hear that the emulator stops.
+const SHUTDOWN_GOODBYE: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// `GET /_emulator/v1/storage-peer?channel=...`: upgrade and serve an external peer.
 pub(crate) async fn handle(shared: Arc<Shared>, mut req: Request<Incoming>) -> HttpResponse {
@@ -149,8 +153,14 @@ impl Peer<'_> {
                     return;
                 }
                 Wake::Shutdown => {
-                    self.end("emulator shutting down").await;
-                    let _ = self.ws.close(None).await;
+                    // The session's record is closed whatever happens; the peer is told if it
+                    // reads in time (the emulator's exit waits for nobody).
+                    let goodbye = async {
+                        self.end("emulator shutting down").await;
+                        let _ = self.ws.close(None).await;
+                    };
+                    let _ = tokio::time::timeout(SHUTDOWN_GOODBYE, goodbye).await;
+                    self.end_quietly("emulator shutting down");
                     return;
                 }
                 Wake::Join(Some(join)) => self.start(join).await,
@@ -276,11 +286,19 @@ impl Peer<'_> {
 
     /// End the current session, if any: tell the peer, close the record.
     async fn end(&mut self, reason: &str) {
+        let Some(id) = self.current.as_ref().map(|c| c.handle.id) else {
+            return;
+        };
+        self.send(json!({ "type": "end", "session": id, "reason": reason }))
+            .await;
+        self.end_quietly(reason);
+    }
+
+    /// End the current session, if any, without telling the peer: close the record.
+    fn end_quietly(&mut self, reason: &str) {
         let Some(current) = self.current.take() else {
             return;
         };
-        self.send(json!({ "type": "end", "session": current.handle.id, "reason": reason }))
-            .await;
         current.handle.update(|i| {
             i.state = SessionState::Ended;
             i.end_reason.get_or_insert_with(|| reason.to_owned());
@@ -292,13 +310,18 @@ impl Peer<'_> {
         );
     }
 
+    /// Send to the peer; one that has not taken a message within [`SEND_TIMEOUT`] (its
+    /// socket's buffers full) misses it.
     async fn send(&mut self, message: Value) {
-        if let Err(e) = self
-            .ws
-            .send(Message::Text(message.to_string().into()))
-            .await
-        {
-            tracing::debug!(error = %e, "external storage peer unreachable");
+        let sent = tokio::time::timeout(
+            SEND_TIMEOUT,
+            self.ws.send(Message::Text(message.to_string().into())),
+        )
+        .await;
+        match sent {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::debug!(error = %e, "external storage peer unreachable"),
+            Err(_) => tracing::info!("external storage peer does not read; a message was dropped"),
         }
     }
 }

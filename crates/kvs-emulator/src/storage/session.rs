@@ -122,6 +122,11 @@ pub(crate) struct StorageSession {
     max_end: Option<Instant>,
     local: SocketAddr,
     connected: bool,
+    /// When the client's consent expires unless it answers another connectivity check (RFC
+    /// 7675); set once connected.
+    consent_until: Option<Instant>,
+    /// The time of the latest input.
+    last_now: Instant,
     want_keyframe: bool,
     speaker: SpeakerSelector,
     viewer_alone_since: Option<Instant>,
@@ -143,6 +148,15 @@ fn storage_rtc(now: Instant) -> Rtc {
         AudioCodec::Opus => codecs.enable_opus(true, false),
     }
     config.build(now)
+}
+
+/// Whether a datagram is a STUN Binding success response (RFC 8489 §5, §6: message type
+/// 0x0101 and the magic cookie): the client answered one of the storage peer's connectivity
+/// checks, which renews its consent (RFC 7675 §5.1).
+fn is_binding_success(datagram: &[u8]) -> bool {
+    datagram.len() >= 20
+        && datagram[..2] == [0x01, 0x01]
+        && datagram[4..8] == [0x21, 0x12, 0xa4, 0x42]
 }
 
 /// str0m's name of an audio codec.
@@ -192,6 +206,8 @@ impl StorageSession {
             max_end: None,
             local,
             connected: false,
+            consent_until: None,
+            last_now: now,
             want_keyframe: false,
             speaker: SpeakerSelector::default(),
             viewer_alone_since: None,
@@ -215,6 +231,7 @@ impl StorageSession {
         if self.ended.is_some() {
             return;
         }
+        self.last_now = now;
         if matches!(self.phase, Phase::WaitingToOffer(at) if now >= at) {
             self.send_offer(now);
         }
@@ -226,6 +243,12 @@ impl StorageSession {
         if self.max_end.is_some_and(|at| now >= at) {
             return self.end("maximum session duration reached".into());
         }
+        if self.consent_until.is_some_and(|at| now >= at) {
+            return self.end(format!(
+                "ICE consent expired: the client answered no connectivity check for {} s",
+                self.timings.consent_timeout.as_secs()
+            ));
+        }
         self.rtc_input(Input::Timeout(now));
     }
 
@@ -233,6 +256,10 @@ impl StorageSession {
     pub(crate) fn handle_datagram(&mut self, now: Instant, source: SocketAddr, contents: &[u8]) {
         if self.ended.is_some() {
             return;
+        }
+        self.last_now = now;
+        if self.connected && is_binding_success(contents) {
+            self.consent_until = Some(now + self.timings.consent_timeout);
         }
         let Ok(contents) = contents.try_into() else {
             return; // not STUN, DTLS or RTP: ignored, as str0m would
@@ -464,6 +491,9 @@ impl StorageSession {
             if let Some(at) = self.max_end {
                 next = next.min(at);
             }
+            if let Some(at) = self.consent_until {
+                next = next.min(at);
+            }
             return PeerOutput::Timeout(next);
         }
     }
@@ -504,9 +534,10 @@ impl StorageSession {
         match event {
             Event::Connected => {
                 self.update(SessionUpdate::State(SessionState::Connected));
-                // No connect deadline any more; the lifetime limit still holds.
+                // No connect deadline any more; the lifetime limit and consent still hold.
                 self.deadline = None;
                 self.connected = true;
+                self.consent_until = Some(self.last_now + self.timings.consent_timeout);
                 self.outputs.push_back(PeerOutput::Connected);
                 if matches!(self.role, Role::Master) {
                     self.want_keyframe = true;
@@ -521,6 +552,11 @@ impl StorageSession {
             }
             Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
                 self.end("ICE disconnected".into());
+            }
+            // The client left and said so: a DTLS close_notify (the C SDK's
+            // closePeerConnection(), our client's stop). str0m answers it as it closes.
+            Event::Closed => {
+                self.end("the client closed the connection (DTLS close_notify)".into());
             }
             Event::MediaData(data) => {
                 let kind = if data.mid == self.video_mid {

@@ -227,14 +227,24 @@ struct Pair {
     client_connected: bool,
     end: Option<String>,
     rejects: Vec<String>,
+    /// The client is gone without a word (`kill -9`): nothing reaches it or comes from it.
+    cut: bool,
 }
 
 impl Pair {
     /// Joins, answers the offer with a str0m client that sends H.264 and Opus, and trickles
     /// the candidates both ways.
     fn answered(faults: OfferFaults) -> Self {
+        Self::answered_with(faults, |_| {})
+    }
+
+    /// [`Pair::answered`] with other timings.
+    fn answered_with(faults: OfferFaults, timings: impl FnOnce(&mut Timings)) -> Self {
         let t0 = Instant::now();
-        let mut session = session(t0, Role::Master, faults);
+        let mut changed = Timings::default();
+        timings(&mut changed);
+        let mut session =
+            StorageSession::new(t0, Role::Master, faults, changed, addr(PEER)).unwrap();
         let offered_at = t0 + Timings::default().offer_delay;
         session.handle_timeout(offered_at);
         let out = drain(&mut session);
@@ -276,6 +286,7 @@ impl Pair {
             client_connected: false,
             end: None,
             rejects: Vec::new(),
+            cut: false,
         }
     }
 
@@ -296,6 +307,9 @@ impl Pair {
             let mut progressed = !out.transmits.is_empty();
             for (destination, contents) in out.transmits {
                 assert_eq!(destination, addr(CLIENT));
+                if self.cut {
+                    continue;
+                }
                 self.client
                     .handle_input(Input::Receive(
                         self.now,
@@ -311,6 +325,7 @@ impl Pair {
             let client_timeout = loop {
                 match self.client.poll_output().unwrap() {
                     Output::Timeout(at) => break at,
+                    Output::Transmit(_) if self.cut => {}
                     Output::Transmit(t) => {
                         progressed = true;
                         self.session
@@ -387,4 +402,62 @@ fn a_viewer_alone_too_long_is_ended() {
         drain(&mut s).end.as_deref(),
         Some("viewer without a master for too long")
     );
+}
+
+/// Issue #27 item 2: a device that leaves says so with a DTLS close_notify (the C SDK's
+/// `closePeerConnection()`, our client's stop); the session ends at once with that reason, not
+/// at the next join or the emulator's exit.
+#[test]
+fn a_dtls_close_from_the_client_ends_the_session_at_once() {
+    let mut pair = Pair::answered(OfferFaults::default());
+    pair.run_until(pair.now + Duration::from_secs(3));
+    assert!(pair.connected && pair.end.is_none(), "{:?}", pair.end);
+    let closed_at = pair.now;
+    pair.client.close().unwrap();
+    pair.run_until(closed_at + Duration::from_secs(5));
+    assert_eq!(
+        pair.end.as_deref(),
+        Some("the client closed the connection (DTLS close_notify)")
+    );
+    assert!(
+        pair.now < closed_at + Duration::from_millis(100),
+        "ended {:?} after the close",
+        pair.now - closed_at
+    );
+}
+
+/// Issue #27 item 2: a device that vanishes (`kill -9`, a cut cable) answers no more
+/// connectivity checks; its session ends when its consent expires, at most 30 s after its last
+/// answer (RFC 7675 §5.1), whichever of str0m's ICE agent and the consent timer notices first.
+#[test]
+fn a_client_that_vanishes_ends_the_session_when_its_consent_expires() {
+    let consent = Timings::default().consent_timeout;
+    assert_eq!(consent, Duration::from_secs(30), "RFC 7675's figure");
+    for (timeout, reason) in [
+        (consent, None),
+        (
+            // Shorter than str0m's own give-up: the consent timer ends it, and says so.
+            Duration::from_secs(5),
+            Some("ICE consent expired: the client answered no connectivity check for 5 s"),
+        ),
+    ] {
+        let mut pair = Pair::answered_with(OfferFaults::default(), |t| t.consent_timeout = timeout);
+        pair.run_until(pair.now + Duration::from_secs(10));
+        assert!(pair.connected && pair.end.is_none(), "{:?}", pair.end);
+        let cut_at = pair.now;
+        pair.cut = true;
+        pair.run_until(cut_at + Duration::from_secs(120));
+        let after = pair.now - cut_at;
+        let end = pair.end.clone().unwrap_or_default();
+        assert!(end.starts_with("ICE"), "{end}");
+        if let Some(reason) = reason {
+            assert_eq!(end, reason);
+        }
+        // The last answer came at most one check interval (str0m: 3 s) before the cut.
+        assert!(
+            after <= timeout,
+            "consent {timeout:?}: ended {after:?} after the client vanished ({end})"
+        );
+        assert!(after > timeout.min(Duration::from_secs(20)) - Duration::from_secs(4));
+    }
 }
