@@ -8,7 +8,9 @@ use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
 use arbitrary::{Arbitrary, Unstructured};
-use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SignatureLocation, SigningSettings};
+use aws_sigv4::http_request::{
+    sign, SignableBody, SignableRequest, SignatureLocation, SigningSettings,
+};
 use aws_sigv4::sign::v4;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use kvs_emulator::fuzzing::{SignedRequest, Verifier};
@@ -176,7 +178,12 @@ pub fn sigv4_run(data: &[u8]) -> Option<bool> {
         session_token: case.token.map(|t| format!("token{t}")),
     };
     let method = if case.post { "POST" } else { "GET" };
-    let path: Vec<String> = case.path.iter().take(6).map(|p| encode(&p.text())).collect();
+    let path: Vec<String> = case
+        .path
+        .iter()
+        .take(6)
+        .map(|p| encode(&p.text()))
+        .collect();
     let mut url = format!("https://127.0.0.1:4443/{}", path.join("/"));
     let query: Vec<String> = case
         .query
@@ -247,15 +254,21 @@ pub fn sigv4_run(data: &[u8]) -> Option<bool> {
         }
         Some(Tamper::AddUnsignedHeader(i)) => {
             let name = format!("x-unsigned-{i}");
-            request
-                .headers_mut()
-                .insert(HeaderName::from_bytes(name.as_bytes()).expect("a header name"), HeaderValue::from_static("1"));
+            request.headers_mut().insert(
+                HeaderName::from_bytes(name.as_bytes()).expect("a header name"),
+                HeaderValue::from_static("1"),
+            );
         }
         Some(Tamper::Junk(junk)) => {
             no_oracle = true;
             if presign.is_some() {
                 let path = request.uri().path().to_owned();
-                if let Ok(uri) = format!("{path}?{}", encode(junk).replace("%3D", "=").replace("%26", "&")).parse() {
+                if let Ok(uri) = format!(
+                    "{path}?{}",
+                    encode(junk).replace("%3D", "=").replace("%26", "&")
+                )
+                .parse()
+                {
                     *request.uri_mut() = uri;
                 }
             } else if let Ok(v) = HeaderValue::from_str(junk) {
@@ -290,8 +303,7 @@ pub fn sigv4_run(data: &[u8]) -> Option<bool> {
     };
     let expected_ok = in_time && !must_fail;
     // Exactly at the limits, rounding to whole seconds may go either way.
-    let at_edge = skew.abs() == 300
-        || presign.is_some_and(|e| skew + e.as_secs() as i64 == 0);
+    let at_edge = skew.abs() == 300 || presign.is_some_and(|e| skew + e.as_secs() as i64 == 0);
     if !at_edge {
         assert_eq!(
             verdict.is_ok(),
@@ -455,8 +467,11 @@ impl ClientFrame {
                 k.to_owned()
             }
         };
-        let mut obj: Map<String, Value> =
-            self.extra.iter().map(|(k, v)| (k.clone(), v.value())).collect();
+        let mut obj: Map<String, Value> = self
+            .extra
+            .iter()
+            .map(|(k, v)| (k.clone(), v.value()))
+            .collect();
         let actions = ["SDP_OFFER", "SDP_ANSWER", "ICE_CANDIDATE", "GO_AWAY", ""];
         obj.insert(
             key("action"),
@@ -689,7 +704,9 @@ pub fn http(data: &[u8]) {
                     headers = signed
                         .headers()
                         .iter()
-                        .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+                        .filter_map(|(k, v)| {
+                            Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned()))
+                        })
                         .collect();
                 }
             }

@@ -335,7 +335,14 @@ impl Codec {
             }
             let _ = write!(s, "a=fmtp:{} {}\r\n", self.pt, params.join(";"));
         }
-        let kinds = ["nack", "nack pli", "ccm fir", "goog-remb", "transport-cc", "x"];
+        let kinds = [
+            "nack",
+            "nack pli",
+            "ccm fir",
+            "goog-remb",
+            "transport-cc",
+            "x",
+        ];
         for k in self.feedback.iter().take(4) {
             let _ = write!(
                 s,
@@ -367,7 +374,11 @@ impl Offer {
 enum Step {
     Offer(Offer),
     Candidate(CandidateLine),
-    Datagram { from: u8, stun: bool, bytes: Vec<u8> },
+    Datagram {
+        from: u8,
+        stun: bool,
+        bytes: Vec<u8>,
+    },
     Advance(u16),
     AnswerRejected(String),
 }
@@ -414,7 +425,10 @@ pub fn offer_run(data: &[u8]) -> Option<usize> {
             Step::Offer(o) => core.offer(&o.text()),
             Step::Candidate(c) => core.remote_candidate(&c.text()),
             Step::Datagram { from, stun, bytes } => {
-                let source = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)), 40_000 + u16::from(*from % 4));
+                let source = SocketAddr::new(
+                    IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)),
+                    40_000 + u16::from(*from % 4),
+                );
                 let mut datagram = bytes.clone();
                 if *stun && datagram.len() >= 8 {
                     // A STUN header: type, length of the rest, magic cookie.

@@ -71,7 +71,9 @@ pub fn credentials(data: &[u8]) {
                     let frac = frac.map(|f| format!(".{f}")).unwrap_or_default();
                     c.insert(
                         "expiration".into(),
-                        json!(format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}{frac}Z")),
+                        json!(format!(
+                            "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}{frac}Z"
+                        )),
                     );
                 }
                 Some(Expiration::Text(t)) => {

@@ -81,8 +81,8 @@ fn same_whole_or_chunked(
 /// them: the access units a pipe yields are those of the whole stream.
 pub fn annexb(data: &[u8]) {
     let run = |whole: bool| {
-        let mut reader = AnnexBReader::new(Chunked::new(data, whole), 25)
-            .with_max_access_unit(MAX_ACCESS_UNIT);
+        let mut reader =
+            AnnexBReader::new(Chunked::new(data, whole), 25).with_max_access_unit(MAX_ACCESS_UNIT);
         outcome(|| reader.next_access_unit())
     };
     same_whole_or_chunked("Annex-B", run(true), run(false));
@@ -100,7 +100,10 @@ pub fn h264_units(data: &[u8]) {
             start >= end,
             "access units overlap or go backwards at {start}"
         );
-        assert!(end == 0 || start == end, "a gap between access units at {end}..{start}");
+        assert!(
+            end == 0 || start == end,
+            "a gap between access units at {end}..{start}"
+        );
         end = start + unit.len();
         let _ = h264::is_keyframe(unit);
         for nal in h264::nal_units(unit) {
@@ -109,7 +112,11 @@ pub fn h264_units(data: &[u8]) {
     }
     if let Some(last) = units.last() {
         let start = last.as_ptr() as usize - data.as_ptr() as usize;
-        assert_eq!(start + last.len(), data.len(), "the last access unit ends early");
+        assert_eq!(
+            start + last.len(),
+            data.len(),
+            "the last access unit ends early"
+        );
     }
     if let Some(end) = h264::first_access_unit_end(data, true) {
         assert!(end <= data.len());

@@ -36,7 +36,8 @@ enum Change {
 
 #[derive(Debug, Arbitrary)]
 enum Op {
-    /// Deliver everything the server sent, as sent.
+    /// Deliver everything the server sent, as sent, then let time go on to the client's next
+    /// timer if that is within a second (its retry with credentials waits for one).
     Deliver,
     /// Deliver the next message from the server changed.
     Change(Change),
@@ -93,6 +94,13 @@ impl Net {
     fn exchange(&mut self) {
         for _ in 0..64 {
             let mut moved = false;
+            if self
+                .client
+                .poll_timeout(self.now)
+                .is_some_and(|due| due <= self.now)
+            {
+                self.client.handle_timeout(self.now);
+            }
             while let Some(bytes) = self.client.poll_transmit(self.now) {
                 moved = true;
                 let sent = self
@@ -151,6 +159,10 @@ pub fn allocation(data: &[u8]) {
 pub fn allocation_run(data: &[u8]) -> Option<bool> {
     let u = Unstructured::new(data);
     let session = Session::arbitrary_take_rest(u).ok()?;
+    Some(run_session(&session))
+}
+
+fn run_session(session: &Session) -> bool {
     let transport = match session.transport % 3 {
         0 => RelayTransport::Udp,
         1 => RelayTransport::Tcp,
@@ -198,6 +210,12 @@ pub fn allocation_run(data: &[u8]) -> Option<bool> {
             Op::Deliver => {
                 while let Some(bytes) = net.to_client.pop_front() {
                     net.give(&bytes);
+                }
+                if let Some(due) = net.client.poll_timeout(net.now) {
+                    if due <= net.now + Duration::from_secs(1) {
+                        net.now = net.now.max(due);
+                        net.client.handle_timeout(net.now);
+                    }
                 }
             }
             Op::Change(change) => {
@@ -254,7 +272,7 @@ pub fn allocation_run(data: &[u8]) -> Option<bool> {
             "allocated with a wrong password"
         );
     }
-    Some(allocated)
+    allocated
 }
 
 /// `TurnUri::parse` on a URI as GetIceServerConfig could return it, then what it says.
@@ -263,8 +281,30 @@ pub fn uri(data: &[u8]) {
         return;
     };
     if let Ok(uri) = TurnUri::parse(text) {
-        let _ = (uri.host(), uri.port(), uri.is_secure(), uri.relay_transport());
+        let _ = (
+            uri.host(),
+            uri.port(),
+            uri.is_secure(),
+            uri.relay_transport(),
+        );
         let host_port = uri.host_port();
         assert!(host_port.ends_with(&uri.port().to_string()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_whose_bytes_are_delivered_as_sent_allocates() {
+        for transport in 0..3 {
+            let session = Session {
+                transport,
+                wrong_password: false,
+                ops: vec![Op::Deliver, Op::Deliver, Op::Deliver, Op::Deliver],
+            };
+            assert!(run_session(&session), "transport {transport}");
+        }
     }
 }
