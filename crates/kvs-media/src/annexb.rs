@@ -12,6 +12,9 @@ const EXPECTED: &str = "an H.264 Annex-B stream (starting with 00 00 01 or 00 00
 /// An access unit larger than this is refused: no boundary in sight means the input is not H.264.
 pub const MAX_ACCESS_UNIT: usize = 16 << 20;
 const READ_CHUNK: usize = 16 << 10;
+/// The start is judged on this many bytes (or all of a shorter input): what an error names
+/// (`describe_start` looks at 8) must not depend on how the input was chunked.
+const START_CHECKED_ON: usize = 8;
 
 /// One picture: its NAL units with start codes, as a WebRTC sender takes them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,7 +92,7 @@ impl<R: Read> AnnexBReader<R> {
     /// ([`MAX_ACCESS_UNIT`] by default); [`MediaError::Io`] when reading fails.
     pub fn next_access_unit(&mut self) -> Result<Option<AccessUnit>, MediaError> {
         loop {
-            if !self.checked_start && (self.buf.len() >= 5 || self.eof) {
+            if !self.checked_start && (self.buf.len() >= START_CHECKED_ON || self.eof) {
                 self.check_start()?;
             }
             if self.checked_start && self.scan_needed {
