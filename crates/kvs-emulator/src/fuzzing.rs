@@ -101,8 +101,10 @@ pub fn format_amz_date(secs: u64) -> String {
 /// of the accepted payload and the STATUS_RESPONSE of a refusal: `Ok(action)` or the
 /// STATUS_RESPONSE frame (if the frame had a usable correlation id).
 pub fn client_frame(text: &str) -> Result<&'static str, Option<String>> {
-    match crate::wire::parse_client_message(text, crate::config::Limits::default().max_message_payload)
-    {
+    match crate::wire::parse_client_message(
+        text,
+        crate::config::Limits::default().max_message_payload,
+    ) {
         Ok(message) => {
             let _ = crate::wire::decode_payload(&message.payload);
             Ok(message.action.as_str())
