@@ -5,5 +5,6 @@
 pub(crate) mod answer;
 pub(crate) mod api;
 pub(crate) mod external;
+pub(crate) mod path;
 pub(crate) mod peer;
 pub(crate) mod session;
