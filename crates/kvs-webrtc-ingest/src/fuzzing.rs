@@ -83,8 +83,7 @@ impl Core {
     /// A datagram from `source` to the host candidate.
     pub fn datagram(&mut self, source: SocketAddr, contents: &[u8]) {
         let local = LOCAL.parse().expect("a socket address");
-        self.core
-            .handle_datagram(self.now, source, local, contents);
+        self.core.handle_datagram(self.now, source, local, contents);
         self.drain();
     }
 
