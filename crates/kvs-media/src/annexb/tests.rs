@@ -77,6 +77,18 @@ fn a_wrong_start_is_named_the_same_however_it_is_chunked() {
         let chunked = read_all(&found, step).expect_err("not Annex-B").to_string();
         assert_eq!(chunked, whole, "step {step}");
     }
+    // Found next: a start code after more than 8 zeros is a start code, however it is read.
+    let mut zeros_then_stream = vec![0u8; 12];
+    zeros_then_stream.extend_from_slice(&[0, 0, 1, 0x67, 0x42, 0xe0, 0x1f, 0, 0, 1, 0x65, 0x88]);
+    let read = |step| {
+        read_all(&zeros_then_stream, step)
+            .map(|u| u.len())
+            .map_err(|e| e.to_string())
+    };
+    let whole = read(usize::MAX);
+    for step in 1..8 {
+        assert_eq!(read(step), whole, "step {step}");
+    }
     let mp4 = b"\0\0\0\x18ftypisom\0\0\x02\0";
     for step in [1, 3, 5, usize::MAX] {
         let e = read_all(mp4, step).expect_err("not Annex-B");
