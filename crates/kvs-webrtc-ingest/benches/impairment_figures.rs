@@ -5,22 +5,24 @@
 //!   reach the storage peer complete (frames received per 40 ms of media time covered), the
 //!   longest gap between two frames, time to first frame (from `send()` to the storage peer's
 //!   first video frame), NACKs and keyframe requests the sender received;
+//! * 5 % loss with 30 ms ± 20 ms relay-only through coturn over UDP (the impairment is on the
+//!   storage peer's leg, between coturn's relay and the storage peer);
 //! * a bandwidth cap at a third of the clip's bitrate (device to storage peer, 200 ms queue)
 //!   for 5 s, then lifted: the process's resident memory before, at the end of and 3 s after
 //!   the cap, keyframe requests and frames the sender dropped waiting for a keyframe, and the
 //!   time from lifting the cap to the next keyframe at the storage peer.
 //!
 //! `cargo bench -p kvs-webrtc-ingest --bench impairment_figures` (`KVS_IMPAIR_SECONDS`, default
-//! 20, sets how long each loss setting runs).
+//! 20, sets how long each loss setting runs; coturn must be installed).
 
 // End-to-end tests and benches run in real time (clippy.toml bans the clock in the sans-IO parts).
 #![allow(clippy::disallowed_methods)]
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use kvs_emulator::SessionInfo;
-use kvs_test_support::IngestSetup as Setup;
-use kvs_webrtc_ingest::{AudioSource, IngestSession, VideoSource};
+use kvs_emulator::TurnMode;
+use kvs_test_support::{Coturn, IngestSetup as Setup};
+use kvs_webrtc_ingest::{IceTransportPolicy, IngestSession};
 use serde_json::json;
 
 fn main() {
@@ -37,35 +39,13 @@ fn main() {
         println!("| setting | frames complete | longest gap | time to first frame | NACKs | keyframe requests |");
         println!("|---|---|---|---|---|---|");
         for loss in [0.01, 0.05, 0.10] {
-            loss_row(loss, seconds).await;
+            loss_row(loss, seconds, None).await;
         }
+        let coturn = Coturn::start();
+        loss_row(0.05, seconds, Some(&coturn)).await;
         println!();
         cap_row().await;
     });
-}
-
-async fn start(setup: &Setup) -> IngestSession {
-    kvs_test_support::ingest_client(setup.emulator.ingest_config())
-        .ingest()
-        .channel(&setup.channel)
-        .video(VideoSource::annex_b_file(setup.file("clip.h264")).looping(true))
-        .audio(AudioSource::ogg_opus_file(setup.file("clip.opus")).looping(true))
-        .send()
-        .await
-        .expect("ingestion starts")
-}
-
-async fn newest_when(
-    setup: &Setup,
-    what: &str,
-    done: impl Fn(&SessionInfo) -> bool,
-) -> SessionInfo {
-    let newest = |s: &[SessionInfo]| s.iter().max_by_key(|s| s.id).cloned();
-    let sessions = setup
-        .emulator
-        .wait_for_sessions(what, |s| newest(s).is_some_and(|s| done(&s)))
-        .await;
-    newest(&sessions).expect("a session")
 }
 
 fn unix_ms() -> u64 {
@@ -74,20 +54,46 @@ fn unix_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-async fn loss_row(loss: f64, seconds: u64) {
-    let name = format!("loss-{}", (loss * 100.0) as u32);
-    let setup = Setup::start(&name).await;
+/// The clip ingested, relay-only through `coturn` if given.
+async fn start(setup: &Setup, coturn: Option<&Coturn>) -> IngestSession {
+    let mut config = setup.emulator.ingest_config();
+    if let Some(coturn) = coturn {
+        config = config
+            .trust_root_certificate_pem(coturn.ca.ca_pem.clone())
+            .ice_transport_policy(IceTransportPolicy::Relay);
+    }
+    setup.ingest_looping(config).await
+}
+
+/// One loss setting, direct (host candidates) or relay-only through coturn over UDP.
+async fn loss_row(loss: f64, seconds: u64, coturn: Option<&Coturn>) {
+    let name = format!(
+        "loss-{}{}",
+        (loss * 100.0) as u32,
+        if coturn.is_some() { "-turn" } else { "" }
+    );
+    let setup = match coturn {
+        None => Setup::start(&name).await,
+        Some(coturn) => {
+            let turn = TurnMode::External {
+                uris: vec![coturn.udp_uri()],
+                shared_secret: coturn.secret.clone(),
+            };
+            Setup::start_with(&name, move |b| b.turn(turn)).await
+        }
+    };
     setup.emulator.inject_fault(json!({
         "channel": name, "fault": "IMPAIR",
         "loss": loss, "delayMs": 30, "jitterMs": 20, "seed": 25,
     }));
     let sent_at = unix_ms();
-    let session = start(&setup).await;
+    let session = start(&setup, coturn).await;
     let media_ms = seconds * 1000;
-    let info = newest_when(&setup, "the run's media time", |s| {
-        s.media.video.duration_ms >= media_ms
-    })
-    .await;
+    let info = setup
+        .newest_session_when("the run's media time", |s| {
+            s.media.video.duration_ms >= media_ms
+        })
+        .await;
     let stats = session.stop().await.expect("clean stop");
     let video = &info.media.video;
     let share = video.frames as f64 / (video.duration_ms / 40 + 1) as f64;
@@ -95,8 +101,13 @@ async fn loss_row(loss: f64, seconds: u64) {
         format!("{} ms", t.saturating_sub(sent_at))
     });
     println!(
-        "| {:.0} % loss, 30 ± 20 ms, {seconds} s | {:.1} % | {} ms | {ttff} | {} | {} |",
+        "| {:.0} % loss, 30 ± 20 ms, {seconds} s{} | {:.1} % | {} ms | {ttff} | {} | {} |",
         loss * 100.0,
+        if coturn.is_some() {
+            ", through coturn (UDP)"
+        } else {
+            ""
+        },
         share * 100.0,
         video.longest_gap_ms,
         stats.video.nacks_received,
@@ -118,11 +129,10 @@ fn rss_kib() -> u64 {
 
 async fn cap_row() {
     let setup = Setup::start("cap").await;
-    let session = start(&setup).await;
-    let before = newest_when(&setup, "2 s of video", |s| {
-        s.media.video.duration_ms >= 2000
-    })
-    .await;
+    let session = start(&setup, None).await;
+    let before = setup
+        .newest_session_when("2 s of video", |s| s.media.video.duration_ms >= 2000)
+        .await;
     let bitrate_kbps = before.media.video.bytes * 8 / before.media.video.duration_ms.max(1);
     let cap = (bitrate_kbps / 3).max(16);
     let rss_before = rss_kib();
@@ -134,7 +144,7 @@ async fn cap_row() {
     let capped_at = Instant::now();
     let mut rss_most = rss_before;
     let during = loop {
-        let info = newest_when(&setup, "under the cap", |_| true).await;
+        let info = setup.newest_session_when("under the cap", |_| true).await;
         rss_most = rss_most.max(rss_kib());
         if capped_at.elapsed() >= Duration::from_secs(5) {
             break info;
@@ -149,16 +159,18 @@ async fn cap_row() {
         .clear_impairment("cap")
         .expect("a channel");
     let keyframes = during.media.video.keyframes;
-    let recovered = newest_when(&setup, "a keyframe after the cap", |s| {
-        s.id != during.id || s.media.video.keyframes > keyframes
-    })
-    .await;
+    let recovered = setup
+        .newest_session_when("a keyframe after the cap", |s| {
+            s.id != during.id || s.media.video.keyframes > keyframes
+        })
+        .await;
     let recovery = lifted_at.elapsed();
     let frames = recovered.media.video.frames;
-    let after = newest_when(&setup, "3 s of video after the cap", |s| {
-        s.id == recovered.id && s.media.video.frames >= frames + 75
-    })
-    .await;
+    let after = setup
+        .newest_session_when("3 s of video after the cap", |s| {
+            s.id == recovered.id && s.media.video.frames >= frames + 75
+        })
+        .await;
     let rss_after = rss_kib();
     let stats = session.stop().await.expect("clean stop");
     println!("Bandwidth cap {cap} kbit/s (the clip's video: {bitrate_kbps} kbit/s), device to storage peer, 200 ms queue, 5 s:");

@@ -11,33 +11,8 @@ use std::time::{Duration, Instant};
 
 use kvs_emulator::SessionInfo;
 use kvs_test_support::IngestSetup as Setup;
-use kvs_webrtc_ingest::{AudioSource, IngestSession, VideoSource};
+
 use serde_json::json;
-
-async fn start(setup: &Setup) -> IngestSession {
-    kvs_test_support::ingest_client(setup.emulator.ingest_config())
-        .ingest()
-        .channel(&setup.channel)
-        .video(VideoSource::annex_b_file(setup.file("clip.h264")).looping(true))
-        .audio(AudioSource::ogg_opus_file(setup.file("clip.opus")).looping(true))
-        .send()
-        .await
-        .expect("ingestion starts")
-}
-
-/// The newest storage session once `done` holds for it (bounded by the test support's wait).
-async fn newest_when(
-    setup: &Setup,
-    what: &str,
-    done: impl Fn(&SessionInfo) -> bool,
-) -> SessionInfo {
-    let newest = |s: &[SessionInfo]| s.iter().max_by_key(|s| s.id).cloned();
-    let sessions = setup
-        .emulator
-        .wait_for_sessions(what, |s| newest(s).is_some_and(|s| done(&s)))
-        .await;
-    newest(&sessions).expect("a session")
-}
 
 /// Video frames received per frame the media time covers (the clip is 25 frames a second).
 fn share_complete(session: &SessionInfo) -> f64 {
@@ -53,11 +28,12 @@ async fn five_percent_loss_with_30_ms_jitter_keeps_frames_arriving_intact() {
         "channel": "lossy-cam", "fault": "IMPAIR",
         "loss": 0.05, "delayMs": 30, "jitterMs": 20, "seed": 25,
     }));
-    let session = start(&setup).await;
-    let media = newest_when(&setup, "6 s of video through the lossy path", |s| {
-        s.media.video.duration_ms >= 6000
-    })
-    .await;
+    let session = setup.ingest_looping(setup.emulator.ingest_config()).await;
+    let media = setup
+        .newest_session_when("6 s of video through the lossy path", |s| {
+            s.media.video.duration_ms >= 6000
+        })
+        .await;
     let stats = session.stop().await.expect("clean stop");
     let share = share_complete(&media);
     eprintln!(
@@ -86,11 +62,10 @@ async fn five_percent_loss_with_30_ms_jitter_keeps_frames_arriving_intact() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bandwidth_cap_below_the_bitrate_is_recovered_within_2_s_of_lifting() {
     let setup = Setup::start("narrow-cam").await;
-    let session = start(&setup).await;
-    let before = newest_when(&setup, "2 s of video", |s| {
-        s.media.video.duration_ms >= 2000
-    })
-    .await;
+    let session = setup.ingest_looping(setup.emulator.ingest_config()).await;
+    let before = setup
+        .newest_session_when("2 s of video", |s| s.media.video.duration_ms >= 2000)
+        .await;
     let bitrate_kbps = before.media.video.bytes * 8 / before.media.video.duration_ms.max(1);
     let cap = (bitrate_kbps / 3).max(16);
     setup.emulator.inject_fault(json!({
@@ -99,10 +74,11 @@ async fn a_bandwidth_cap_below_the_bitrate_is_recovered_within_2_s_of_lifting() 
     }));
     // Under the cap for 3 s (a bounded wait on the storage peer's counters, not a sleep).
     let capped_at = Instant::now();
-    let during = newest_when(&setup, "3 s under the cap", |_| {
-        capped_at.elapsed() >= Duration::from_secs(3)
-    })
-    .await;
+    let during = setup
+        .newest_session_when("3 s under the cap", |_| {
+            capped_at.elapsed() >= Duration::from_secs(3)
+        })
+        .await;
     let lifted_at = Instant::now();
     setup
         .emulator
@@ -111,16 +87,18 @@ async fn a_bandwidth_cap_below_the_bitrate_is_recovered_within_2_s_of_lifting() 
         .expect("a channel");
     let keyframes = during.media.video.keyframes;
     // Recovered: a keyframe reached the storage peer after the cap lifted.
-    let recovered_in = newest_when(&setup, "a keyframe after the cap", |s| {
-        s.id != during.id || s.media.video.keyframes > keyframes
-    })
-    .await;
+    let recovered_in = setup
+        .newest_session_when("a keyframe after the cap", |s| {
+            s.id != during.id || s.media.video.keyframes > keyframes
+        })
+        .await;
     let recovered = lifted_at.elapsed();
     let frames = recovered_in.media.video.frames;
-    let after = newest_when(&setup, "1 s of video after the keyframe", |s| {
-        s.id == recovered_in.id && s.media.video.frames >= frames + 25
-    })
-    .await;
+    let after = setup
+        .newest_session_when("1 s of video after the keyframe", |s| {
+            s.id == recovered_in.id && s.media.video.frames >= frames + 25
+        })
+        .await;
     let stats = session.stop().await.expect("clean stop");
     eprintln!(
         "cap {cap} kbit/s under {bitrate_kbps} kbit/s: recovered {} ms after lifting; keyframe requests {}",
