@@ -254,3 +254,47 @@ fn parse_impairment(body: &Value) -> Result<ArmedImpairment, String> {
         seed,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_impair_body_reads_every_field_and_defaults_the_rest() {
+        let armed = parse_impairment(&json!({
+            "channel": "c", "fault": "IMPAIR", "loss": 0.05, "delayMs": 30, "jitterMs": 20,
+            "bandwidthKbps": 300, "direction": "toStoragePeer", "seed": 9,
+        }))
+        .unwrap();
+        assert_eq!(armed.direction, Direction::ToStoragePeer);
+        assert_eq!(armed.seed, 9);
+        assert_eq!(
+            armed.impairment,
+            Impairment {
+                loss: 0.05,
+                delay_ms: 30,
+                jitter_ms: 20,
+                bandwidth_kbps: Some(300),
+                ..Impairment::default()
+            }
+        );
+        let plain = parse_impairment(&json!({ "channel": "c", "fault": "IMPAIR" })).unwrap();
+        assert_eq!(plain.direction, Direction::Both);
+        assert_eq!(plain.impairment, Impairment::default());
+    }
+
+    #[test]
+    fn a_bad_impair_body_is_refused_with_what_is_wrong() {
+        for (body, says) in [
+            (json!({ "loss": 2.0 }), "loss"),
+            (json!({ "lossy": 0.1 }), "lossy"),
+            (json!({ "delayMs": -1 }), "IMPAIR"),
+            (json!({ "bandwidthKbps": 0 }), "bandwidthKbps"),
+            (json!({ "direction": "sideways" }), "direction"),
+            (json!({ "seed": "x" }), "seed"),
+        ] {
+            let error = parse_impairment(&body).unwrap_err();
+            assert!(error.contains(says), "{body}: {error}");
+        }
+    }
+}
