@@ -234,13 +234,13 @@ pub fn sigv4_run(data: &[u8]) -> Option<bool> {
         Some(Tamper::Signature(i)) => {
             must_fail = tamper_signature(&mut request, usize::from(*i));
         }
-        Some(Tamper::Body(i)) => {
-            if presign.is_none() && !body.is_empty() {
-                let i = usize::from(*i) % body.len();
-                body[i] ^= 1;
-                must_fail = true;
-            }
+        Some(Tamper::Body(i)) if presign.is_none() && !body.is_empty() => {
+            let i = usize::from(*i) % body.len();
+            body[i] ^= 1;
+            must_fail = true;
         }
+        // A presigned request does not sign its body.
+        Some(Tamper::Body(_)) => {}
         Some(Tamper::Method) => {
             method = if method == "POST" { "PUT" } else { "POST" }.to_owned();
             must_fail = true;

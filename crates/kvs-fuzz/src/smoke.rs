@@ -15,7 +15,7 @@ impl Rng {
     }
 
     /// The next 64 random bits.
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
@@ -27,7 +27,7 @@ impl Rng {
         if n == 0 {
             0
         } else {
-            (self.next() % n as u64) as usize
+            (self.next_u64() % n as u64) as usize
         }
     }
 }
@@ -51,7 +51,7 @@ pub fn mutate(rng: &mut Rng, input: &[u8], other: &[u8]) -> Vec<u8> {
             2 => {
                 let at = rng.below(out.len() + 1);
                 let n = 1 + rng.below(16);
-                let bytes: Vec<u8> = (0..n).map(|_| rng.next() as u8).collect();
+                let bytes: Vec<u8> = (0..n).map(|_| rng.next_u64() as u8).collect();
                 out.splice(at..at, bytes);
             }
             3 if !out.is_empty() => {
@@ -76,7 +76,7 @@ pub fn mutate(rng: &mut Rng, input: &[u8], other: &[u8]) -> Vec<u8> {
             6 => out.truncate(rng.below(out.len() + 1)),
             _ => {
                 let i = rng.below(out.len() + 1);
-                out.insert(i, rng.next() as u8);
+                out.insert(i, rng.next_u64() as u8);
             }
         }
     }
@@ -105,7 +105,7 @@ pub fn run(
             return Ok(done);
         }
         let input = if corpus.is_empty() {
-            (0..rng.below(512)).map(|_| rng.next() as u8).collect()
+            (0..rng.below(512)).map(|_| rng.next_u64() as u8).collect()
         } else {
             let base = &corpus[rng.below(corpus.len())];
             let other = corpus.get(rng.below(corpus.len())).unwrap_or(&empty);

@@ -39,7 +39,7 @@ fn search_at_most(
     let mut rng = Rng::new(25);
     let mut found = Vec::new();
     for _ in 0..tries {
-        let bytes: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+        let bytes: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
         if keep(&bytes) {
             found.push(bytes);
             if found.len() == count {
@@ -161,7 +161,7 @@ fn write_seeds() {
     write(
         "ingest_offer",
         "storage-offer-video-only",
-        offer[..offer.find("m=audio").unwrap_or(offer.len())].as_bytes(),
+        &offer.as_bytes()[..offer.find("m=audio").unwrap_or(offer.len())],
     );
     for (i, seed) in search_at_most(3, 600, 5_000, |b| {
         kvs_fuzz::ingest::offer_run(b).is_some_and(|n| n > 0)
