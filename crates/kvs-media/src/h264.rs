@@ -407,7 +407,7 @@ mod tests {
         /// (no run of zero bytes is written here).
         fn sps(&mut self) -> Vec<u8> {
             self.put(1, 1);
-            while self.0.len() % 8 != 0 {
+            while !self.0.len().is_multiple_of(8) {
                 self.0.push(false);
             }
             let mut out = vec![0x67];
