@@ -150,7 +150,7 @@ impl PartialOrd for InFlight {
     }
 }
 
-/// What one [`Link`] did so far.
+/// What one direction of an impaired path did so far (logged when a session on it ends).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LinkCounters {
@@ -164,7 +164,7 @@ pub struct LinkCounters {
     pub duplicated: u64,
     /// Held back to be reordered.
     pub reordered: u64,
-    /// Handed out by [`Link::poll`].
+    /// Delivered (sent on, or handed to the storage peer).
     pub delivered: u64,
 }
 
