@@ -20,6 +20,9 @@ pub enum Command {
     /// AWS CLI, the npm tree, the smithy-rs source, a local registry server), then run
     /// `cargo test --workspace`.
     Test(crate::test_env::TestArgs),
+    /// Build the libFuzzer targets of fuzz/ on the stable toolchain and run them (all of them
+    /// in turn, or one), each for --seconds or --runs; --replay runs their corpora once.
+    Fuzz(crate::fuzz::FuzzArgs),
     /// Publish every publishable crate in dependency order, from a clean tree whose generated/
     /// is what regen made.
     Publish(crate::publish::PublishArgs),

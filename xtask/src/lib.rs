@@ -5,6 +5,7 @@ pub mod api;
 pub mod cli;
 pub mod fetch;
 pub mod format;
+pub mod fuzz;
 pub mod generator_build;
 pub mod generator_source;
 pub mod gradle;
@@ -87,6 +88,7 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<()> {
     match cli.command {
         cli::Command::Regen(args) => regen::run(&project::Project::locate()?, &args),
         cli::Command::Test(args) => test_env::run(&project::Project::locate()?, &args),
+        cli::Command::Fuzz(args) => fuzz::run(&project::Project::locate()?, &args),
         cli::Command::Publish(args) => publish::run(&project::Project::locate()?, &args),
         cli::Command::Soak(args) => soak::run(&project::Project::locate()?, &args),
     }

@@ -18,6 +18,7 @@ use crate::faults::Faults;
 use crate::hosts::AllowedHosts;
 use crate::http_server::{self, Handler, HttpResponse, ListenerConfig};
 use crate::hub::Hub;
+use crate::impairment::{Direction, Impairment};
 use crate::registry::Registry;
 use crate::sessions::{SessionInfo, Sessions};
 use crate::shared::{Endpoints, Shared};
@@ -587,6 +588,53 @@ impl EmulatorHandle {
     /// The inspection API's refusal message (unknown channel or fault kind, missing field).
     pub fn inject_fault(&self, body: serde_json::Value) -> Result<serde_json::Value, String> {
         crate::inspect::apply_fault(&self.shared, &body).map_err(|(_, message)| message)
+    }
+
+    /// Impair the storage-peer paths of `channel` (a name or ARN) until
+    /// [`EmulatorHandle::clear_impairment`]: what the storage peer's UDP socket sends
+    /// (`FromStoragePeer`), receives (`ToStoragePeer`) or both is lost, delayed, reordered,
+    /// duplicated or capped as `impairment` says, with randomness from `seed`. The same as the
+    /// fault API's `IMPAIR`; sessions running now are impaired from their next datagram.
+    ///
+    /// ```no_run
+    /// # fn run(emulator: kvs_emulator::EmulatorHandle) {
+    /// use kvs_emulator::{Direction, Impairment};
+    /// let lossy = Impairment { loss: 0.05, delay_ms: 30, jitter_ms: 20, ..Impairment::default() };
+    /// emulator.impair("front-door", lossy, Direction::Both, 1).expect("a channel");
+    /// emulator.clear_impairment("front-door").expect("a channel");
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// No such channel, or a value out of range.
+    pub fn impair(
+        &self,
+        channel: &str,
+        impairment: Impairment,
+        direction: Direction,
+        seed: u64,
+    ) -> Result<(), String> {
+        let mut body = serde_json::to_value(impairment).map_err(|e| e.to_string())?;
+        if let Some(fields) = body.as_object_mut() {
+            fields.insert("channel".into(), channel.into());
+            fields.insert("fault".into(), "IMPAIR".into());
+            fields.insert(
+                "direction".into(),
+                serde_json::to_value(direction).map_err(|e| e.to_string())?,
+            );
+            fields.insert("seed".into(), seed.into());
+        }
+        self.inject_fault(body).map(|_| ())
+    }
+
+    /// Stop impairing the storage-peer paths of `channel` (a name or ARN); datagrams already
+    /// delayed still arrive.
+    ///
+    /// # Errors
+    /// No such channel.
+    pub fn clear_impairment(&self, channel: &str) -> Result<(), String> {
+        self.inject_fault(serde_json::json!({ "channel": channel, "fault": "CLEAR_IMPAIRMENT" }))
+            .map(|_| ())
     }
 
     /// How many times each AWS operation was called, by its path name

@@ -1,8 +1,11 @@
-//! Faults armed through the inspection API, consumed by the next join or offer of a channel.
+//! Faults armed through the inspection API, consumed by the next join or offer of a channel,
+//! and the impairments of channels' storage-peer paths, which hold until cleared.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
+
+use crate::impairment::ArmedImpairment;
 
 /// Faults pending on one channel.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -42,6 +45,8 @@ fn take(counter: &mut u32) -> bool {
 #[derive(Debug, Default)]
 pub(crate) struct Faults {
     channels: Mutex<HashMap<String, ChannelFaults>>,
+    /// Per channel ARN: how its storage peers' paths are impaired (`IMPAIR`).
+    impairments: Mutex<HashMap<String, ArmedImpairment>>,
 }
 
 impl Faults {
@@ -87,9 +92,35 @@ impl Faults {
         self.lock().clone()
     }
 
-    /// Forget a channel's faults.
+    /// Forget a channel's faults, its impairment included.
     pub(crate) fn clear(&self, channel_arn: &str) {
         self.lock().remove(channel_arn);
+        self.clear_impairment(channel_arn);
+    }
+
+    fn lock_impairments(&self) -> std::sync::MutexGuard<'_, HashMap<String, ArmedImpairment>> {
+        self.impairments.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Impair a channel's storage-peer paths until [`Faults::clear_impairment`].
+    pub(crate) fn impair(&self, channel_arn: &str, armed: ArmedImpairment) {
+        self.lock_impairments()
+            .insert(channel_arn.to_owned(), armed);
+    }
+
+    /// Stop impairing a channel's storage-peer paths; whether they were.
+    pub(crate) fn clear_impairment(&self, channel_arn: &str) -> bool {
+        self.lock_impairments().remove(channel_arn).is_some()
+    }
+
+    /// How a channel's storage-peer paths are impaired now.
+    pub(crate) fn impairment(&self, channel_arn: &str) -> Option<ArmedImpairment> {
+        self.lock_impairments().get(channel_arn).copied()
+    }
+
+    /// Every impaired channel.
+    pub(crate) fn impairments(&self) -> HashMap<String, ArmedImpairment> {
+        self.lock_impairments().clone()
     }
 }
 

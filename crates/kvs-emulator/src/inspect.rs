@@ -30,7 +30,11 @@
 //!   `RECONNECT_ICE_SERVER`, `CLOSE_SOCKET`, `FREEZE_SOCKET` (the socket stops reading and
 //!   writing, pongs included, like a half-open connection), `JUNK_FRAME`. The counted kinds
 //!   take `count` (default 1). The socket kinds take `clientId` (absent: the master; `*`: every
-//!   socket of the channel).
+//!   socket of the channel). `IMPAIR` impairs the channel's storage-peer paths (the storage
+//!   peer's UDP, so the TURN relay's leg too) until `CLEAR_IMPAIRMENT`: `loss`, `reorder`,
+//!   `duplicate` (shares, 0.0 to 1.0), `delayMs`, `jitterMs`, `bandwidthKbps`, `queueMs` (the
+//!   longest wait behind the cap, default 200), `direction` (`both`, `toStoragePeer`,
+//!   `fromStoragePeer`) and `seed`; see [`Impairment`].
 //! - `GET  /_emulator/v1/storage-peer?channel=<name or ARN>` (WebSocket): bring your own storage
 //!   peer (a browser, another WebRTC stack); see `storage::external`.
 //! - `GET  /_emulator/v1/storage-peer.html?channel=<name or ARN>`: a page that makes the
@@ -46,6 +50,7 @@ use serde_json::{json, Value};
 
 use crate::http_server::HttpResponse;
 use crate::http_util;
+use crate::impairment::{ArmedImpairment, Direction, Impairment};
 use crate::link::Outbound;
 use crate::registry::ResourceRef;
 use crate::shared::Shared;
@@ -175,6 +180,7 @@ fn state(shared: &Shared) -> Value {
         "heldMessages": shared.hub.held_counts(),
         "sessions": shared.sessions.snapshot(),
         "faults": shared.faults.snapshot(),
+        "impairments": shared.faults.impairments(),
         "calls": shared.calls.snapshot(),
         "logLinesDropped": shared.log_drops.as_ref().map(|c| c.dropped_lines()),
     })
@@ -241,6 +247,90 @@ pub(crate) fn apply_fault(shared: &Shared, body: &Value) -> Result<Value, (Statu
             json!({ "message": "Endpoint request timed out", "connectionId": "emulator", "requestId": uuid::Uuid::new_v4().to_string() })
                 .to_string(),
         )),
+        "IMPAIR" => match parse_impairment(body) {
+            Ok(armed) => {
+                shared.faults.impair(&arn, armed);
+                tracing::info!(channel = %arn, ?armed, "storage-peer path impaired");
+                Ok(json!({ "channelArn": arn, "fault": kind, "impairment": armed }))
+            }
+            Err(message) => bad_request(&message),
+        },
+        "CLEAR_IMPAIRMENT" => {
+            let was = shared.faults.clear_impairment(&arn);
+            tracing::info!(channel = %arn, was, "storage-peer path impairment cleared");
+            Ok(json!({ "channelArn": arn, "fault": kind, "wasImpaired": was }))
+        }
         other => bad_request(&format!("unknown fault {other}")),
+    }
+}
+
+/// The impairment an `IMPAIR` body describes: the fields of [`Impairment`] (camelCase), plus
+/// `direction` (`both`, the default; `toStoragePeer`; `fromStoragePeer`) and `seed` (default 1).
+fn parse_impairment(body: &Value) -> Result<ArmedImpairment, String> {
+    let mut fields = body.as_object().cloned().unwrap_or_default();
+    for key in ["channel", "fault"] {
+        fields.remove(key);
+    }
+    let direction = match fields.remove("direction") {
+        None => Direction::Both,
+        Some(v) => serde_json::from_value(v).map_err(|_| {
+            "`direction` must be `both`, `toStoragePeer` or `fromStoragePeer`".to_owned()
+        })?,
+    };
+    let seed = match fields.remove("seed") {
+        None => 1,
+        Some(v) => v.as_u64().ok_or("`seed` must be a whole number")?,
+    };
+    let impairment: Impairment =
+        serde_json::from_value(Value::Object(fields)).map_err(|e| format!("IMPAIR: {e}"))?;
+    impairment.validate().map_err(|e| e.to_string())?;
+    Ok(ArmedImpairment {
+        impairment,
+        direction,
+        seed,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_impair_body_reads_every_field_and_defaults_the_rest() {
+        let armed = parse_impairment(&json!({
+            "channel": "c", "fault": "IMPAIR", "loss": 0.05, "delayMs": 30, "jitterMs": 20,
+            "bandwidthKbps": 300, "direction": "toStoragePeer", "seed": 9,
+        }))
+        .unwrap();
+        assert_eq!(armed.direction, Direction::ToStoragePeer);
+        assert_eq!(armed.seed, 9);
+        assert_eq!(
+            armed.impairment,
+            Impairment {
+                loss: 0.05,
+                delay_ms: 30,
+                jitter_ms: 20,
+                bandwidth_kbps: Some(300),
+                ..Impairment::default()
+            }
+        );
+        let plain = parse_impairment(&json!({ "channel": "c", "fault": "IMPAIR" })).unwrap();
+        assert_eq!(plain.direction, Direction::Both);
+        assert_eq!(plain.impairment, Impairment::default());
+    }
+
+    #[test]
+    fn a_bad_impair_body_is_refused_with_what_is_wrong() {
+        for (body, says) in [
+            (json!({ "loss": 2.0 }), "loss"),
+            (json!({ "lossy": 0.1 }), "lossy"),
+            (json!({ "delayMs": -1 }), "IMPAIR"),
+            (json!({ "bandwidthKbps": 0 }), "bandwidthKbps"),
+            (json!({ "direction": "sideways" }), "direction"),
+            (json!({ "seed": "x" }), "seed"),
+        ] {
+            let error = parse_impairment(&body).unwrap_err();
+            assert!(error.contains(says), "{body}: {error}");
+        }
     }
 }

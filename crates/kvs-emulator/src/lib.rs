@@ -58,11 +58,15 @@ mod emulator;
 mod error;
 mod external_peers;
 mod faults;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod hosts;
 mod http_server;
 mod http_util;
 mod hub;
 mod ice_config;
+mod impairment;
 pub mod inspect;
 mod json_api;
 mod link;
@@ -88,6 +92,7 @@ pub use emulator::{Emulator, EmulatorBuilder, EmulatorHandle, Stopped};
 pub use error::{Error, ErrorKind};
 pub use faults::ChannelFaults;
 pub use hub::ConnectionInfo;
+pub use impairment::{ArmedImpairment, Direction, Impairment, ImpairmentError, LinkCounters};
 pub use media::sink::{MediaStats, TrackStats};
 pub use registry::{Channel, Stream};
 pub use sdk_client::https_client_trusting;

@@ -413,15 +413,35 @@ fn canonical_request(
     ))
 }
 
-/// Each segment of the received (already encoded) path, encoded once more.
+/// The received (already encoded) path normalized as the SDKs do before signing (RFC 3986
+/// section 5.2.4: `.` and `..` segments resolved, empty segments dropped, a trailing slash
+/// kept), then each segment encoded once more.
 fn canonical_path(path: &str) -> String {
     if path.is_empty() {
         return "/".to_owned();
     }
-    path.split('/')
-        .map(uri_encode)
-        .collect::<Vec<_>>()
-        .join("/")
+    let mut segments: Vec<&str> = Vec::new();
+    for segment in path.split('/') {
+        match segment {
+            "" | "." => {}
+            ".." => {
+                segments.pop();
+            }
+            other => segments.push(other),
+        }
+    }
+    let trailing_slash = ["/", "/.", "/..", "/./", "/../"]
+        .iter()
+        .any(|end| path.ends_with(end));
+    let mut canonical = String::with_capacity(path.len() + 8);
+    for segment in &segments {
+        canonical.push('/');
+        canonical.push_str(&uri_encode(segment));
+    }
+    if canonical.is_empty() || trailing_slash {
+        canonical.push('/');
+    }
+    canonical
 }
 
 fn canonical_query(params: &[(String, String)], drop_signature: bool) -> String {
@@ -613,6 +633,68 @@ mod tests {
             assert!(
                 verify_query(&request(&none, query), &exp).is_err(),
                 "{query}"
+            );
+        }
+    }
+
+    /// A request signed by `aws-sigv4` for `path`, verified here.
+    fn signed_by_aws_sigv4_with_path(path: &str) -> Result<&'static str, AuthFailure> {
+        use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
+        use aws_sigv4::sign::v4;
+        let credentials =
+            aws_credential_types::Credentials::new("AKIDEXAMPLE", "secret", None, None, "test");
+        let identity = credentials.into();
+        let params = v4::SigningParams::builder()
+            .identity(&identity)
+            .region("us-west-2")
+            .name("kinesisvideo")
+            .time(SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000))
+            .settings(SigningSettings::default())
+            .build()
+            .unwrap()
+            .into();
+        let url = format!("https://127.0.0.1:4443{path}");
+        let signable = SignableRequest::new(
+            "POST",
+            &url,
+            [("host", "127.0.0.1:4443")].into_iter(),
+            SignableBody::Bytes(b"{}"),
+        )
+        .unwrap();
+        let (instructions, _) = sign(signable, &params).unwrap().into_parts();
+        let mut request = http::Request::builder()
+            .method("POST")
+            .uri(&url)
+            .header("host", "127.0.0.1:4443")
+            .body(())
+            .unwrap();
+        instructions.apply_to_request_http1x(&mut request);
+        let keys = [AccessKey::new("AKIDEXAMPLE", "secret")];
+        let received = ReceivedRequest {
+            method: "POST",
+            path: request.uri().path(),
+            query: "",
+            headers: request.headers(),
+            body: b"{}",
+        };
+        verify_header(&received, &expect(&keys)).map(|key| {
+            assert_eq!(key.access_key_id, "AKIDEXAMPLE");
+            "accepted"
+        })
+    }
+
+    /// Found by the `emulator_sigv4` fuzz target (issue #25): the SDKs normalize the path
+    /// (RFC 3986 dot segments, empty segments) before signing and AWS verifies the same way;
+    /// the emulator did not, so a request to `//op` signed by the SDK was refused.
+    #[test]
+    fn paths_are_normalized_as_the_sdks_sign_them() {
+        for path in [
+            "/op", "//w807", "/a//b/", "/a/./b", "/a/../b", "/a/b/..", "/%2Fx//y",
+        ] {
+            assert_eq!(
+                signed_by_aws_sigv4_with_path(path),
+                Ok("accepted"),
+                "{path}"
             );
         }
     }

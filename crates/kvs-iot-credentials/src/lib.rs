@@ -53,6 +53,9 @@
 
 mod error;
 mod fetch;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod identity;
 mod provider;
 mod refresh;

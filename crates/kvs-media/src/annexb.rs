@@ -12,6 +12,10 @@ const EXPECTED: &str = "an H.264 Annex-B stream (starting with 00 00 01 or 00 00
 /// An access unit larger than this is refused: no boundary in sight means the input is not H.264.
 pub const MAX_ACCESS_UNIT: usize = 16 << 20;
 const READ_CHUNK: usize = 16 << 10;
+/// The start is judged on this many bytes (or all of a shorter input), once a byte other than
+/// zero came (a start code's leading zeros may run on): what an error names (`describe_start`
+/// looks at 8) must not depend on how the input was chunked.
+const START_CHECKED_ON: usize = 8;
 
 /// One picture: its NAL units with start codes, as a WebRTC sender takes them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +41,9 @@ pub struct AnnexBReader<R> {
     scratch: Vec<u8>,
     eof: bool,
     checked_start: bool,
+    /// Whether a byte other than zero was read: until then the leading zeros of a start code
+    /// may still be running, and the start cannot be judged.
+    seen_nonzero: bool,
     frame_period: Duration,
     frames: u64,
     /// Bytes of the stream before `buf[0]`, for error positions.
@@ -60,6 +67,7 @@ impl<R: Read> AnnexBReader<R> {
             scratch: vec![0; READ_CHUNK],
             eof: false,
             checked_start: false,
+            seen_nonzero: false,
             frame_period: Duration::from_secs(1) / fps.max(1),
             frames: 0,
             consumed: 0,
@@ -89,7 +97,9 @@ impl<R: Read> AnnexBReader<R> {
     /// ([`MAX_ACCESS_UNIT`] by default); [`MediaError::Io`] when reading fails.
     pub fn next_access_unit(&mut self) -> Result<Option<AccessUnit>, MediaError> {
         loop {
-            if !self.checked_start && (self.buf.len() >= 5 || self.eof) {
+            if !self.checked_start
+                && (self.eof || self.seen_nonzero && self.buf.len() >= START_CHECKED_ON)
+            {
                 self.check_start()?;
             }
             if self.checked_start && self.scan_needed {
@@ -135,6 +145,7 @@ impl<R: Read> AnnexBReader<R> {
             }
         };
         self.buf.extend_from_slice(&self.scratch[..n]);
+        self.seen_nonzero |= self.scratch[..n].iter().any(|&b| b != 0);
         self.eof |= n == 0;
         let from = old.saturating_sub(3);
         self.scan_needed |= self.eof || self.buf[from..].windows(3).any(|w| w == [0, 0, 1]);

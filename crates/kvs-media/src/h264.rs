@@ -293,7 +293,12 @@ pub fn parse_sps(unit: &[u8]) -> Option<Sps> {
                     let (mut last, mut next) = (8i32, 8i32);
                     for _ in 0..size {
                         if next != 0 {
-                            next = (last + r.se()? + 256) % 256;
+                            // delta_scale is in -128..=127; more is not an SPS.
+                            let delta = r.se()?;
+                            if !(-128..=127).contains(&delta) {
+                                return None;
+                            }
+                            next = (last + delta + 256) % 256;
                         }
                         if next != 0 {
                             last = next;
@@ -343,7 +348,7 @@ pub fn parse_sps(unit: &[u8]) -> Option<Sps> {
     } else {
         chroma_format_idc
     };
-    let (sub_w, sub_h) = match chroma_array_type {
+    let (sub_w, sub_h): (u32, u32) = match chroma_array_type {
         1 => (2, 2),
         2 => (2, 1),
         _ => (1, 1),
@@ -354,9 +359,15 @@ pub fn parse_sps(unit: &[u8]) -> Option<Sps> {
     } else {
         sub_h * (2 - frame_mbs_only)
     };
-    let width = (width_mbs * 16).checked_sub(crop_unit_x * (crop_l + crop_r))?;
-    let height = ((2 - frame_mbs_only) * height_map_units * 16)
-        .checked_sub(crop_unit_y * (crop_t + crop_b))?;
+    // In u64: every value read is below 2^32, so no product here overflows; a size that does
+    // not fit u32 is not an SPS.
+    let [crop_l, crop_r, crop_t, crop_b] = [crop_l, crop_r, crop_t, crop_b].map(u64::from);
+    let width =
+        (u64::from(width_mbs) * 16).checked_sub(u64::from(crop_unit_x) * (crop_l + crop_r))?;
+    let height = (u64::from(2 - frame_mbs_only) * u64::from(height_map_units) * 16)
+        .checked_sub(u64::from(crop_unit_y) * (crop_t + crop_b))?;
+    let width = u32::try_from(width).ok()?;
+    let height = u32::try_from(height).ok()?;
     Some(Sps {
         profile_idc,
         constraint_flags,
@@ -371,6 +382,104 @@ mod tests {
     use super::*;
 
     const SPS: &[u8] = &[0x67, 0x42, 0xe0, 0x1f];
+
+    /// Bits written MSB first, with Exp-Golomb codes, to build SPSs by hand.
+    #[derive(Default)]
+    struct Bits(Vec<bool>);
+
+    impl Bits {
+        fn put(&mut self, value: u64, n: u32) -> &mut Self {
+            for i in (0..n).rev() {
+                self.0.push(value >> i & 1 == 1);
+            }
+            self
+        }
+        fn ue(&mut self, value: u64) -> &mut Self {
+            let v = value + 1;
+            let len = 64 - v.leading_zeros();
+            self.put(0, len - 1).put(v, len)
+        }
+        fn se(&mut self, value: i64) -> &mut Self {
+            let k = if value > 0 { 2 * value - 1 } else { -2 * value };
+            self.ue(k as u64)
+        }
+        /// The bits after a NAL header, padded with a stop bit, without emulation prevention
+        /// (no run of zero bytes is written here).
+        fn sps(&mut self) -> Vec<u8> {
+            self.put(1, 1);
+            while !self.0.len().is_multiple_of(8) {
+                self.0.push(false);
+            }
+            let mut out = vec![0x67];
+            out.extend(
+                self.0
+                    .chunks(8)
+                    .map(|c| c.iter().fold(0u8, |a, &b| a << 1 | u8::from(b))),
+            );
+            out
+        }
+    }
+
+    /// Found by the `h264_sps` fuzz target (issue #25): crop offsets near 2^32 overflowed the
+    /// size computation (a panic in debug builds, a wrapped size in release).
+    #[test]
+    fn huge_crop_offsets_are_not_an_sps_and_do_not_overflow() {
+        let found = [
+            0x67, 0x42, 0xc4, 0xba, 0x1e, 0xd9, 0x10, 0x00, 0x00, 0x03, 0x00, 0x10, 0x00, 0x00,
+            0x03, 0x03, 0x20, 0xf1, 0x62, 0xe4,
+        ];
+        let _ = parse_sps(&found);
+        // Baseline, 320x240 in macroblocks, cropping on with 2^32 - 2 on the left.
+        let mut bits = Bits::default();
+        bits.put(66, 8)
+            .put(0, 8)
+            .put(31, 8)
+            .ue(0)
+            .ue(0)
+            .ue(0)
+            .ue(0)
+            .ue(1)
+            .put(0, 1);
+        bits.ue(19).ue(14).put(1, 1).put(1, 1).put(1, 1);
+        bits.ue(u64::from(u32::MAX) - 1).ue(0).ue(0).ue(0).put(0, 1);
+        assert_eq!(parse_sps(&bits.sps()), None);
+    }
+
+    /// Found by the `h264_sps` fuzz target's neighbours: a scaling list delta far outside
+    /// -128..=127 overflowed `last + delta`.
+    #[test]
+    fn a_scaling_delta_out_of_range_is_not_an_sps_and_does_not_overflow() {
+        let mut bits = Bits::default();
+        // High profile, chroma 4:2:0, 8 bit, scaling matrix present, the first list present.
+        bits.put(100, 8)
+            .put(0, 8)
+            .put(40, 8)
+            .ue(0)
+            .ue(1)
+            .ue(0)
+            .ue(0)
+            .put(0, 1)
+            .put(1, 1);
+        bits.put(1, 1).se(i64::from(i32::MAX));
+        assert_eq!(parse_sps(&bits.sps()), None);
+    }
+
+    #[test]
+    fn a_hand_built_sps_reads_its_size() {
+        let mut bits = Bits::default();
+        bits.put(66, 8)
+            .put(0, 8)
+            .put(31, 8)
+            .ue(0)
+            .ue(0)
+            .ue(0)
+            .ue(0)
+            .ue(1)
+            .put(0, 1);
+        bits.ue(19).ue(14).put(1, 1).put(1, 1).put(0, 1).put(0, 1);
+        let sps = parse_sps(&bits.sps()).expect("an SPS");
+        assert_eq!((sps.width, sps.height), (320, 240));
+    }
     const PPS: &[u8] = &[0x68, 0xce];
 
     fn nal(code4: bool, unit: &[u8]) -> Vec<u8> {

@@ -48,6 +48,43 @@ impl IngestSetup {
         self.clip.dir().join(name)
     }
 
+    /// The sample clip, video and audio looping, ingested into the channel by a client made
+    /// from `config`.
+    ///
+    /// # Panics
+    /// When the ingestion does not start.
+    pub async fn ingest_looping(&self, config: kvs_webrtc_ingest::ConfigBuilder) -> IngestSession {
+        crate::emulator::ingest_client(config)
+            .ingest()
+            .channel(&self.channel)
+            .video(
+                kvs_webrtc_ingest::VideoSource::annex_b_file(self.file("clip.h264")).looping(true),
+            )
+            .audio(
+                kvs_webrtc_ingest::AudioSource::ogg_opus_file(self.file("clip.opus")).looping(true),
+            )
+            .send()
+            .await
+            .expect("ingestion starts")
+    }
+
+    /// The newest storage session, once `done` holds for it (a bounded wait).
+    ///
+    /// # Panics
+    /// When it does not within the test support's wait.
+    pub async fn newest_session_when(
+        &self,
+        what: &str,
+        done: impl Fn(&kvs_emulator::SessionInfo) -> bool,
+    ) -> kvs_emulator::SessionInfo {
+        let newest = |s: &[kvs_emulator::SessionInfo]| s.iter().max_by_key(|s| s.id).cloned();
+        let sessions = self
+            .emulator
+            .wait_for_sessions(what, |s| newest(s).is_some_and(|s| done(&s)))
+            .await;
+        newest(&sessions).expect("a session")
+    }
+
     /// A ready ingest client ([`TestEmulator::ingest_client`]).
     pub fn client(&self) -> kvs_webrtc_ingest::Client {
         self.emulator.ingest_client()

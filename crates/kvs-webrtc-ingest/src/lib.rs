@@ -72,6 +72,9 @@ mod config;
 mod driver;
 mod error;
 mod event;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod gathering;
 mod handle;
 mod ice_servers;

@@ -5,6 +5,7 @@
 pub(crate) mod answer;
 pub(crate) mod api;
 pub(crate) mod external;
+pub(crate) mod path;
 pub(crate) mod peer;
 pub(crate) mod session;
 

@@ -12,6 +12,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, mpsc};
 
+use super::path::Path;
 use super::session::{EndReason, PeerOutput, ReceivedMedia, SessionUpdate, StorageSession};
 use crate::faults::OfferFaults;
 use crate::link::{Connection, Outbound, PeerInput, Role};
@@ -105,6 +106,13 @@ async fn next_relayed(
     }
 }
 
+/// Send one datagram; a failure is only logged (UDP).
+async fn send(socket: &UdpSocket, to: std::net::SocketAddr, bytes: &[u8]) {
+    if let Err(e) = socket.send_to(bytes, to).await {
+        tracing::debug!(error = %e, "UDP send failed");
+    }
+}
+
 impl Driver<'_> {
     async fn drive(
         &mut self,
@@ -126,18 +134,39 @@ impl Driver<'_> {
         let mut feed: Option<broadcast::Receiver<RelayedFrame>> = None;
         let mut viewer_tick = tokio::time::interval(VIEWER_CHECK);
         let mut buf = vec![0u8; 2048];
+        let mut path = Path::new();
         loop {
+            // The channel's impairment as it is now, and what it delivers now.
+            path.refresh(&self.shared.faults, self.channel_arn);
+            let now = Instant::now();
+            while let Some((source, bytes)) = path.due_received(now) {
+                session.handle_datagram(now, source, &bytes);
+            }
             // Drain the session to its next timeout (the single-mutation rule).
             let timeout = loop {
                 match session.poll_output() {
                     PeerOutput::Timeout(at) => break at,
-                    PeerOutput::End(reason) => return Ok(reason),
+                    PeerOutput::End(reason) => {
+                        let (to_peer, from_peer) = path.counters();
+                        if to_peer.offered != to_peer.delivered
+                            || from_peer.offered != from_peer.delivered
+                        {
+                            tracing::info!(
+                                session = self.handle.id,
+                                ?to_peer,
+                                ?from_peer,
+                                "impaired path"
+                            );
+                        }
+                        return Ok(reason);
+                    }
                     PeerOutput::Transmit {
                         destination,
                         contents,
                     } => {
-                        if let Err(e) = socket.send_to(&contents, destination).await {
-                            tracing::debug!(error = %e, "UDP send failed");
+                        if let Some((to, bytes)) = path.send(Instant::now(), destination, contents)
+                        {
+                            send(&socket, to, &bytes).await;
                         }
                     }
                     PeerOutput::ToClient(frame) => {
@@ -172,6 +201,10 @@ impl Driver<'_> {
                 let stats = self.sink.stats().clone();
                 self.handle.update(|i| i.media = stats);
             }
+            while let Some((to, bytes)) = path.due_to_send(Instant::now()) {
+                send(&socket, to, &bytes).await;
+            }
+            let timeout = path.next_due().map_or(timeout, |due| due.min(timeout));
             let wake = tokio::time::Instant::from_std(timeout.max(Instant::now()));
             tokio::select! {
                 _ = self.handle.cancel.cancelled() => session.handle_stop("superseded by a newer join"),
@@ -179,7 +212,10 @@ impl Driver<'_> {
                 _ = tokio::time::sleep_until(wake) => session.handle_timeout(Instant::now()),
                 received = socket.recv_from(&mut buf) => {
                     let (n, source) = received?;
-                    session.handle_datagram(Instant::now(), source, &buf[..n]);
+                    let now = Instant::now();
+                    if let Some((source, bytes)) = path.receive(now, source, &buf[..n]) {
+                        session.handle_datagram(now, source, &bytes);
+                    }
                 }
                 message = inbound.recv(), if session.offer_sent() => match message {
                     Some(PeerInput::Signal { action, payload, correlation_id, from }) => {

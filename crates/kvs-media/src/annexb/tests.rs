@@ -64,6 +64,38 @@ fn other_formats_are_named() {
     assert!(e.to_string().contains("data starting with"), "{e}");
 }
 
+/// Found by the `annexb_reader` fuzz target (issue #25): the start was judged on its first 5
+/// bytes, so a pipe handing out small reads named other bytes than a file read at once, and an
+/// MP4 (told by bytes 4..8) piped in was "data starting with ...".
+#[test]
+fn a_wrong_start_is_named_the_same_however_it_is_chunked() {
+    let found = [0x00, 0x00, 0x56, 0x00, 0x41, 0x01, 0x65, 0x88];
+    let whole = read_all(&found, usize::MAX)
+        .expect_err("not Annex-B")
+        .to_string();
+    for step in 1..8 {
+        let chunked = read_all(&found, step).expect_err("not Annex-B").to_string();
+        assert_eq!(chunked, whole, "step {step}");
+    }
+    // Found next: a start code after more than 8 zeros is a start code, however it is read.
+    let mut zeros_then_stream = vec![0u8; 12];
+    zeros_then_stream.extend_from_slice(&[0, 0, 1, 0x67, 0x42, 0xe0, 0x1f, 0, 0, 1, 0x65, 0x88]);
+    let read = |step| {
+        read_all(&zeros_then_stream, step)
+            .map(|u| u.len())
+            .map_err(|e| e.to_string())
+    };
+    let whole = read(usize::MAX);
+    for step in 1..8 {
+        assert_eq!(read(step), whole, "step {step}");
+    }
+    let mp4 = b"\0\0\0\x18ftypisom\0\0\x02\0";
+    for step in [1, 3, 5, usize::MAX] {
+        let e = read_all(mp4, step).expect_err("not Annex-B");
+        assert!(e.to_string().contains("MP4"), "step {step}: {e}");
+    }
+}
+
 #[test]
 fn h265_is_recognised() {
     // VPS, SPS of an HEVC stream.
