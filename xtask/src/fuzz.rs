@@ -72,7 +72,9 @@ pub const RUSTFLAGS: &[&str] = &[
 pub fn targets(project: &Project) -> anyhow::Result<Vec<String>> {
     let dir = project.root().join("fuzz/fuzz_targets");
     let mut names = Vec::new();
-    for entry in std::fs::read_dir(&dir).with_context(|| format!("cannot read {}", dir.display()))? {
+    for entry in
+        std::fs::read_dir(&dir).with_context(|| format!("cannot read {}", dir.display()))?
+    {
         let path = entry?.path();
         if path.extension().is_some_and(|e| e == "rs") {
             if let Some(stem) = path.file_stem().and_then(|s| s.to_str()) {
@@ -112,7 +114,14 @@ pub fn build(project: &Project) -> anyhow::Result<PathBuf> {
     println!("fuzz: building the libFuzzer targets (stable, SanitizerCoverage, no sanitizer)");
     let status = Command::new(cargo)
         .current_dir(project.root().join("fuzz"))
-        .args(["build", "--release", "--locked", "--bins", "--target", &triple])
+        .args([
+            "build",
+            "--release",
+            "--locked",
+            "--bins",
+            "--target",
+            &triple,
+        ])
         .env("CARGO_TARGET_DIR", &target_dir)
         .env("RUSTFLAGS", RUSTFLAGS.join(" "))
         // Set for the workspace's own builds; its flags must not reach this one.
@@ -193,7 +202,9 @@ fn fuzz_one(
         println!(
             "fuzz: {name}: {} s{}",
             args.seconds,
-            args.runs.map(|r| format!(" or {r} inputs")).unwrap_or_default()
+            args.runs
+                .map(|r| format!(" or {r} inputs"))
+                .unwrap_or_default()
         );
     }
     // New inputs go to the first directory; the committed seeds are only read.
