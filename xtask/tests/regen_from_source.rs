@@ -73,7 +73,7 @@ fn check_regenerates_with_the_source_built_generator_and_reuses_the_jars() {
 
     // The comparison is real: a generated file that differs from the generator's output (with
     // the stamp updated, so only regeneration can notice) fails the check.
-    let lib = scratch.path("generated/aws-sdk-kinesisvideowebrtcstorage/src/lib.rs");
+    let lib = scratch.path(&format!("{}/src/lib.rs", support::GENERATED_CRATE));
     let mut text = std::fs::read_to_string(&lib).unwrap();
     text.push_str("// drift\n");
     std::fs::write(&lib, text).unwrap();

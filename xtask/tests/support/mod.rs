@@ -116,11 +116,21 @@ impl Scratch {
         let mut lock = xtask::lock::ModelLock::read(&lock_path).unwrap().unwrap();
         lock.krate = None;
         std::fs::write(&lock_path, lock.to_json()).unwrap();
+        // The workspace's repository: regen writes it into a crate published under our name.
+        let repository = std::fs::read_to_string(root.join("Cargo.toml"))
+            .unwrap()
+            .lines()
+            .find(|line| line.starts_with("repository"))
+            .expect("the workspace manifest names its repository")
+            .to_string();
         std::fs::write(
             dir.path().join("Cargo.toml"),
-            "[workspace]\nmembers = [\"generated/*\"]\nexclude = [\"generated/.staging\", \"codegen/build\"]\nresolver = \"2\"\n\n\
-             [workspace.dependencies]\n\
-             aws-sdk-kinesisvideowebrtcstorage = { path = \"generated/aws-sdk-kinesisvideowebrtcstorage\", version = \"1.109.0\" }\n",
+            format!(
+                "[workspace]\nmembers = [\"generated/*\"]\nexclude = [\"generated/.staging\", \"codegen/build\"]\nresolver = \"2\"\n\n\
+                 [workspace.package]\n{repository}\n\n\
+                 [workspace.dependencies]\n\
+                 aws-sdk-kinesisvideowebrtcstorage = {{ path = \"generated/aws-sdk-kinesisvideowebrtcstorage\", version = \"1.109.0\" }}\n"
+            ),
         )
         .unwrap();
         Self { dir }
