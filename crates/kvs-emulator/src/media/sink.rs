@@ -9,6 +9,7 @@ use kvs_media::mkv::{self, MkvWriter, VideoParams, AUDIO_TRACK, VIDEO_TRACK};
 use kvs_media::AudioCodec;
 
 use crate::store::feed::{StoreFeed, StoreStats};
+use crate::store::writer::StoreWriter;
 
 const MAX_VIOLATIONS: usize = 32;
 const MAX_WIDTH: u32 = 1920;
@@ -107,8 +108,8 @@ pub(crate) struct MediaSink {
     audio_clock: Option<TrackClock>,
     last_video_ms: Option<i64>,
     last_video_gap_ms: i64,
-    /// The stream store this session feeds, if any.
-    store: Option<StoreFeed>,
+    /// The stream store this session feeds, if any, through its writer thread.
+    store: Option<StoreWriter>,
     /// Wall clock at the recording's time 0: producer timestamps are counted from it.
     record_start_unix_ms: i64,
 }
@@ -143,10 +144,12 @@ impl MediaSink {
         }
     }
 
-    /// Also cut what is recorded into fragments of a stream's store.
+    /// Also cut what is recorded into fragments of a stream's store (on a thread of its own:
+    /// see [`StoreWriter`]).
     pub(crate) fn store_into(&mut self, feed: StoreFeed) {
-        self.stats.store = Some(feed.stats());
-        self.store = Some(feed);
+        let writer = StoreWriter::spawn(feed);
+        self.stats.store = Some(writer.stats());
+        self.store = Some(writer);
     }
 
     /// The current statistics.
@@ -317,13 +320,7 @@ impl MediaSink {
                 _ => None,
             };
             let producer_ms = self.record_start_unix_ms + ts;
-            feed.video(
-                unix_ms() as i64,
-                producer_ms,
-                keyframe,
-                params.as_ref(),
-                avcc,
-            );
+            feed.video(unix_ms() as i64, producer_ms, keyframe, params, avcc);
             if keyframe {
                 self.stats.store = Some(feed.stats());
             }
@@ -367,7 +364,8 @@ impl MediaSink {
         self.violation(format!("recording to {} failed: {e}", self.path.display()));
     }
 
-    /// Finalize the recording and return the final statistics.
+    /// Finalize the recording and return the final statistics. Blocks until the store's
+    /// writer has written what it was handed: call it off the runtime.
     pub(crate) fn finish(mut self) -> MediaStats {
         if self.stats.video.frames > 0 && self.stats.audio.frames == 0 {
             self.violation(format!(

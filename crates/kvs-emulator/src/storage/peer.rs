@@ -72,7 +72,15 @@ pub(crate) async fn run(
         Err(e) => format!("storage peer failed: {e}"),
     };
     tracing::info!(session = handle.id, %reason, "storage session ended");
-    let stats = sink.finish();
+    // The recording is finalized and the store's writer drained off the runtime.
+    let last_stats = sink.stats().clone();
+    let stats = match tokio::task::spawn_blocking(move || sink.finish()).await {
+        Ok(stats) => stats,
+        Err(e) => {
+            tracing::error!(session = handle.id, error = %e, "finishing the recording failed");
+            last_stats
+        }
+    };
     handle.update(|i| {
         i.state = SessionState::Ended;
         i.end_reason.get_or_insert(reason);

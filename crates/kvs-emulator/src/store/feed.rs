@@ -20,6 +20,9 @@ pub struct StoreStats {
     pub fragments: u64,
     /// Frames not stored (before the first keyframe, or past a fragment limit).
     pub frames_not_stored: u64,
+    /// Frames not stored because the store's writer thread was too far behind (a disk much
+    /// slower than the media).
+    pub frames_dropped_writer_behind: u64,
     /// The audio codec stored: `aac` (transcoded from Opus, as the service does) or, when the
     /// transcoder could not start, `opus`.
     pub audio_codec: &'static str,

@@ -21,6 +21,7 @@ pub(crate) mod transcode;
 #[cfg(not(feature = "aac"))]
 #[path = "transcode_off.rs"]
 pub(crate) mod transcode;
+pub(crate) mod writer;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
