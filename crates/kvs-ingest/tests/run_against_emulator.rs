@@ -294,9 +294,12 @@ async fn output_that_nobody_reads_never_holds_up_media_or_recovery() {
         tokio::time::sleep_until((spawned + Duration::from_secs(at)).into()).await;
         let injected = Instant::now();
         emulator.inject_fault(serde_json::json!({ "channel": "unread-cam", "fault": fault }));
+        // Output held up by the pipe would hold media up until the pipes are drained (after
+        // this loop), so any bound catches it; 3 s leaves a loaded debug build room for the
+        // re-join itself (the soak measures up to 4 s after a fault, see README).
         let sessions = kvs_test_support::wait_until_within(
-            Duration::from_secs(1),
-            &format!("media in a new session within 1 s of {fault}"),
+            Duration::from_secs(3),
+            &format!("media in a new session within 3 s of {fault}"),
             || {
                 kvs_test_support::check(emulator.sessions(), |s| {
                     s.iter().any(|s| s.id > last && s.media.video.frames > 0)

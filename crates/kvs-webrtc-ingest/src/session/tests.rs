@@ -567,3 +567,69 @@ fn a_session_is_renewed_at_the_duration_limit() {
         "the old session carries media until the new offer"
     );
 }
+
+/// `stop` right after a burst of writes (the sources ended; the last frames were released to
+/// the core in the same wake-up): every frame written goes out before the DTLS close, and the
+/// storage peer sees the close, not a silent device.
+#[test]
+fn stop_sends_every_frame_written_then_the_close() {
+    let t0 = Instant::now();
+    let mut net = Net::connect(t0);
+    net.run(t0 + Duration::from_secs(2), |_| false);
+    assert!(net.core.is_streaming());
+    let aus = kvs_media::h264::access_units(kvs_media::sample::H264);
+    let written = net.core.stats().video.frames_sent as usize;
+    assert!(written < aus.len() - 10, "{written} written in 2 s");
+    for (i, au) in aus.iter().enumerate().skip(written) {
+        let time = Duration::from_millis(40 * i as u64);
+        net.core.write_video(net.now, picture(au, time));
+        net.core.write_audio(net.now, time, &[0xF8, 0xFF, 0xFE]);
+    }
+    net.core.stop("the media sources ended");
+    let mut ended = false;
+    while !ended {
+        match net.core.poll_output() {
+            Output::Transmit {
+                source,
+                destination,
+                contents,
+            } => {
+                let input = str0m::Input::Receive(
+                    net.now,
+                    str0m::net::Receive {
+                        proto: str0m::net::Protocol::Udp,
+                        source,
+                        destination,
+                        contents: contents.as_slice().try_into().unwrap(),
+                    },
+                );
+                net.peer.rtc.handle_input(input).unwrap();
+            }
+            Output::Ended { .. } => ended = true,
+            Output::Timeout(at) => panic!("a timeout ({at:?}) after stop, before the end"),
+            _ => {}
+        }
+    }
+    let mut closed = false;
+    while let Ok(output) = net.peer.rtc.poll_output() {
+        match output {
+            str0m::Output::Timeout(_) => break,
+            str0m::Output::Event(str0m::Event::MediaData(d)) => {
+                if d.mid == net.peer.video_mid {
+                    net.peer.video_frames += 1;
+                } else {
+                    net.peer.audio_frames += 1;
+                }
+            }
+            str0m::Output::Event(str0m::Event::Closed) => closed = true,
+            _ => {}
+        }
+    }
+    assert_eq!(net.core.stats().video.frames_sent as usize, aus.len());
+    assert_eq!(
+        net.peer.video_frames,
+        aus.len(),
+        "every frame written arrived"
+    );
+    assert!(closed, "the storage peer saw the DTLS close");
+}
