@@ -217,6 +217,10 @@ pub struct EmulatorConfig {
     /// Where each Kinesis video stream keeps its fragments (`crate::store`), one directory per
     /// stream; a restart in the same directory finds them again.
     pub streams_dir: PathBuf,
+    /// Where the channels and streams are kept across restarts (`kvs-emulator serve` uses
+    /// `<data dir>/registry.json`); `None` (the default): in memory only, gone with the
+    /// emulator.
+    pub registry_file: Option<PathBuf>,
     /// Timings.
     pub timings: Timings,
     /// Limits.
@@ -278,6 +282,7 @@ impl Default for EmulatorConfig {
             tls: TlsMode::GeneratedCa { dir: data.clone() },
             recordings_dir: data.join("recordings"),
             streams_dir: data.join("streams"),
+            registry_file: None,
             timings: Timings::default(),
             limits: Limits::default(),
             accept_viewer_on_join_storage_session: true,

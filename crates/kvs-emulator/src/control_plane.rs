@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use base64::Engine;
 use http::Method;
 use hyper::body::Incoming;
 use hyper::Request;
@@ -72,6 +73,7 @@ fn route(shared: &Arc<Shared>, req: &ReadRequest) -> Result<Reply, ApiError> {
         "deleteSignalingChannel" => delete_signaling_channel(shared, &body),
         "createStream" => create_stream(shared, &body),
         "describeStream" => describe_stream(shared, &body),
+        "listStreams" => list_streams(shared, &body),
         "updateMediaStorageConfiguration" => update_media_storage_configuration(shared, &body),
         "describeMediaStorageConfiguration" => describe_media_storage_configuration(shared, &body),
         "getSignalingChannelEndpoint" => get_signaling_channel_endpoint(shared, &body),
@@ -87,6 +89,7 @@ const OPERATIONS: &[&str] = &[
     "deleteSignalingChannel",
     "createStream",
     "describeStream",
+    "listStreams",
     "updateMediaStorageConfiguration",
     "describeMediaStorageConfiguration",
     "getSignalingChannelEndpoint",
@@ -227,7 +230,11 @@ fn create_stream(shared: &Shared, body: &Map<String, Value>) -> Result<Value, Ap
 fn describe_stream(shared: &Shared, body: &Map<String, Value>) -> Result<Value, ApiError> {
     let by = resource_ref(body, "Stream")?;
     let registry = shared.registry();
-    let s = registry.stream(by)?;
+    Ok(json!({ "StreamInfo": stream_info(registry.stream(by)?) }))
+}
+
+/// A stream as `DescribeStream` and `ListStreams` show it.
+fn stream_info(s: &crate::registry::Stream) -> Value {
     let mut info = json!({
         "StreamName": s.name,
         "StreamARN": s.arn,
@@ -243,7 +250,70 @@ fn describe_stream(shared: &Shared, body: &Map<String, Value>) -> Result<Value, 
     if let Some(media_type) = &s.media_type {
         info["MediaType"] = json!(media_type);
     }
-    Ok(json!({ "StreamInfo": info }))
+    info
+}
+
+/// `ListStreams`: every stream by name, `MaxResults` (1–10000) a page, the page after
+/// `NextToken`, only names beginning with `StreamNameCondition.ComparisonValue` when given.
+fn list_streams(shared: &Shared, body: &Map<String, Value>) -> Result<Value, ApiError> {
+    const TOKEN_PREFIX: &str = "kvs-emulator-streams-after:";
+    let max_results = match body.get("MaxResults") {
+        None => 10_000,
+        Some(v) => match v.as_u64() {
+            Some(n) if (1..=10_000).contains(&n) => n as usize,
+            _ => {
+                return Err(ApiError::invalid_argument(format!(
+                    "1 validation error detected: Value '{v}' at 'maxResults' failed to satisfy constraint: Member must have value between 1 and 10000"
+                )))
+            }
+        },
+    };
+    let prefix = match body.get("StreamNameCondition") {
+        None => None,
+        Some(Value::Object(condition)) => {
+            let operator = validate::optional(condition, "ComparisonOperator")?;
+            if operator.is_some_and(|o| o != "BEGINS_WITH") {
+                return Err(ApiError::invalid_argument(format!(
+                    "1 validation error detected: Value '{}' at 'streamNameCondition.comparisonOperator' failed to satisfy constraint: Member must satisfy enum value set: [BEGINS_WITH]",
+                    validate::shown(operator.unwrap_or_default())
+                )));
+            }
+            let value = validate::optional(condition, "ComparisonValue")?;
+            if let Some(value) = value {
+                validate::name("StreamNameCondition.ComparisonValue", value, 256)?;
+            }
+            value.map(str::to_owned)
+        }
+        Some(_) => return Err(ApiError::invalid_argument(
+            "StreamNameCondition must be an object with ComparisonOperator and ComparisonValue.",
+        )),
+    };
+    let after = match validate::optional(body, "NextToken")? {
+        None => None,
+        Some(token) => Some(
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(token)
+                .ok()
+                .and_then(|bytes| String::from_utf8(bytes).ok())
+                .and_then(|text| text.strip_prefix(TOKEN_PREFIX).map(str::to_owned))
+                .ok_or_else(|| {
+                    ApiError::invalid_argument("NextToken is not a token ListStreams returned.")
+                })?,
+        ),
+    };
+    let streams = shared.registry().streams();
+    let mut matching = streams
+        .iter()
+        .filter(|s| prefix.as_deref().is_none_or(|p| s.name.starts_with(p)))
+        .filter(|s| after.as_deref().is_none_or(|a| s.name.as_str() > a));
+    let page: Vec<&crate::registry::Stream> = matching.by_ref().take(max_results).collect();
+    let mut answer =
+        json!({ "StreamInfoList": page.iter().map(|s| stream_info(s)).collect::<Vec<_>>() });
+    if let (Some(last), Some(_)) = (page.last(), matching.next()) {
+        answer["NextToken"] = json!(base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(format!("{TOKEN_PREFIX}{}", last.name)));
+    }
+    Ok(answer)
 }
 
 fn update_media_storage_configuration(

@@ -177,6 +177,14 @@ impl EmulatorBuilder {
         self
     }
 
+    /// Keep the channels and streams in `file` across restarts (default: in memory only). A
+    /// restart with the same file and [`EmulatorBuilder::streams_dir`] serves every stored
+    /// fragment again through the AWS APIs. [`EmulatorBuilder::temporary`] leaves it as set.
+    pub fn registry_file(mut self, file: impl Into<PathBuf>) -> Self {
+        self.config.registry_file = Some(file.into());
+        self
+    }
+
     /// Keep the generated CA, the recordings and the streams in a fresh temporary directory that is deleted
     /// when the handle is dropped: one call for tests, examples and benchmarks. Overrides
     /// [`EmulatorBuilder::recordings_dir`] and a [`TlsMode::GeneratedCa`] directory (a provided
@@ -344,6 +352,10 @@ impl EmulatorBuilder {
         }
         config.recordings_dir = absolute(&config.recordings_dir, ErrorKind::Recording)?;
         config.streams_dir = absolute(&config.streams_dir, ErrorKind::Recording)?;
+        if let Some(file) = &mut config.registry_file {
+            *file = absolute(file, ErrorKind::Resources)?;
+        }
+        let registry = Registry::open(config.registry_file.clone())?;
         let mut bound: Vec<IpAddr> = addresses.iter().map(SocketAddr::ip).collect();
         bound.dedup();
         let tls = match &config.tls {
@@ -397,7 +409,7 @@ impl EmulatorBuilder {
             ),
             relays: Default::default(),
             faults: Faults::default(),
-            registry: Mutex::new(Registry::default()),
+            registry: Mutex::new(registry),
             endpoints,
             shutdown: shutdown.clone(),
             peers: TaskTracker::new(),

@@ -14,6 +14,8 @@ pub enum ErrorKind {
     Config,
     /// Recording to disk failed.
     Recording,
+    /// The file that keeps channels and streams across restarts cannot be read.
+    Resources,
 }
 
 /// Why the emulator could not start or keep running.

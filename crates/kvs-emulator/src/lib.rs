@@ -6,7 +6,7 @@
 //!
 //! | Endpoint | What | Module |
 //! | --- | --- | --- |
-//! | control plane | `kinesisvideo` restJson1: channels, streams, media storage, endpoints | `control_plane` |
+//! | control plane | `kinesisvideo` restJson1: channels, streams (`ListStreams` too), media storage, endpoints; kept across restarts in a file when asked (`registry_file`) | `control_plane` |
 //! | control plane (data endpoint) | `kinesis-video-archived-media`: `ListFragments`, `GetMediaForFragmentList` | `archived_media` |
 //! | channel HTTPS | `POST /v1/get-ice-server-config` | `ice_config` |
 //! | channel WSS | the signaling WebSocket, SigV4-presigned | `signaling` |
@@ -72,6 +72,7 @@ mod json_api;
 mod link;
 mod media;
 mod registry;
+mod registry_file;
 mod relay;
 mod sdk_client;
 mod sessions;

@@ -39,7 +39,9 @@ struct ServeArgs {
     /// addresses (e.g. 127.0.43.1 for 127.0.43.1-4, beside another emulator on 127.0.0.1).
     #[arg(long, default_value = "127.0.0.1")]
     bind: std::net::IpAddr,
-    /// Directory for the generated CA and, by default, recordings.
+    /// Directory for the generated CA, the channels and streams (registry.json: a restart here
+    /// keeps them; delete it to start with none), each stream's fragments and, by default,
+    /// the recordings.
     #[arg(long, default_value = "kvs-emulator-data")]
     data_dir: PathBuf,
     /// Use this CA certificate (PEM) instead of generating one; needs --ca-key.
@@ -135,7 +137,9 @@ async fn main() -> ExitCode {
     } else {
         builder.control_plane_port(args.port)
     };
-    builder = builder.streams_dir(args.data_dir.join("streams"));
+    builder = builder
+        .streams_dir(args.data_dir.join("streams"))
+        .registry_file(args.data_dir.join("registry.json"));
     builder = builder.log_lines_dropped(log_drops.clone()).recordings_dir(
         args.recordings_dir
             .unwrap_or_else(|| args.data_dir.join("recordings")),

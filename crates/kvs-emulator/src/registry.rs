@@ -1,12 +1,14 @@
 //! The control plane's resources: signaling channels, streams and the mapping between them.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::time::SystemTime;
 
 use crate::api_error::ApiError;
+use crate::registry_file::{self, Resources};
 
 /// One signaling channel.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Channel {
     /// Channel name.
@@ -43,7 +45,7 @@ impl Channel {
 }
 
 /// One Kinesis video stream.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Stream {
     /// Stream name.
@@ -69,6 +71,8 @@ pub struct Stream {
 pub(crate) struct Registry {
     channels: HashMap<String, Channel>,
     streams: HashMap<String, Stream>,
+    /// Where they are kept across restarts ([`registry_file`]); `None`: in memory only.
+    file: Option<PathBuf>,
 }
 
 /// How a request names a resource.
@@ -92,6 +96,43 @@ fn new_version() -> String {
 }
 
 impl Registry {
+    /// The resources kept in `file` (none yet when it does not exist), kept there after every
+    /// change; `None`: in memory only.
+    ///
+    /// # Errors
+    /// The file exists but cannot be read as the emulator's resources.
+    pub(crate) fn open(file: Option<PathBuf>) -> Result<Self, crate::Error> {
+        let resources = match &file {
+            Some(path) => registry_file::load(path)?,
+            None => Resources::default(),
+        };
+        Ok(Self {
+            channels: resources
+                .channels
+                .into_iter()
+                .map(|c| (c.arn.clone(), c))
+                .collect(),
+            streams: resources
+                .streams
+                .into_iter()
+                .map(|s| (s.arn.clone(), s))
+                .collect(),
+            file,
+        })
+    }
+
+    /// Keep the resources as they are now in the file, if there is one. A failure is logged:
+    /// the change stands in memory, as the API call that made it already succeeded.
+    fn persist(&self) {
+        let Some(path) = &self.file else {
+            return;
+        };
+        let resources = Resources::new(self.channels(), self.streams());
+        if let Err(e) = registry_file::save(path, &resources) {
+            tracing::error!(file = %path.display(), error = %e, "the channels and streams could not be saved; a restart will not have this change");
+        }
+    }
+
     /// Create a channel; a name in use is `ResourceInUseException`.
     pub(crate) fn create_channel(
         &mut self,
@@ -119,6 +160,7 @@ impl Registry {
             storage_status_enabled: false,
         };
         self.channels.insert(channel.arn.clone(), channel.clone());
+        self.persist();
         Ok(channel)
     }
 
@@ -154,6 +196,7 @@ impl Registry {
             version: new_version(),
         };
         self.streams.insert(stream.arn.clone(), stream.clone());
+        self.persist();
         Ok(stream)
     }
 
@@ -192,7 +235,9 @@ impl Registry {
                 ));
             }
         }
-        Ok(self.channels.remove(arn).expect("looked up above"))
+        let removed = self.channels.remove(arn).expect("looked up above");
+        self.persist();
+        Ok(removed)
     }
 
     /// Enable storage of `channel_arn` into `stream_arn`, or disable it (`None`).
@@ -243,6 +288,7 @@ impl Registry {
         channel.storage_stream_arn = stream_arn.map(str::to_owned);
         channel.storage_status_enabled = enabled;
         channel.version = new_version();
+        self.persist();
         Ok(())
     }
 

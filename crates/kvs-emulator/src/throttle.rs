@@ -17,12 +17,13 @@ use crate::api_error::ApiError;
 const THROTTLED: &str = "Your request has been throttled because you have exceeded the limit of allowed client calls. Try making the call later.";
 
 /// The operations the emulator serves, by AWS name: the ones a rate can be set for.
-pub(crate) const OPERATIONS: [&str; 13] = [
+pub(crate) const OPERATIONS: [&str; 14] = [
     "CreateSignalingChannel",
     "DescribeSignalingChannel",
     "DeleteSignalingChannel",
     "CreateStream",
     "DescribeStream",
+    "ListStreams",
     "UpdateMediaStorageConfiguration",
     "DescribeMediaStorageConfiguration",
     "GetSignalingChannelEndpoint",

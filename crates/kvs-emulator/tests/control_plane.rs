@@ -943,3 +943,69 @@ async fn slow_bodies_time_out_and_cannot_take_every_connection_slot() {
     );
     assert!(statuses.iter().any(|s| s == "408"), "{statuses:?}");
 }
+
+/// `ListStreams` as the SDK's paginator reads it: every stream once, by name, a page at a
+/// time; a name prefix; and bad input refused with InvalidArgumentException.
+#[tokio::test]
+async fn list_streams_pages_by_name_and_filters_by_prefix() {
+    use aws_sdk_kinesisvideo::types::{ComparisonOperator, StreamNameCondition};
+    let emu = TestEmulator::start().await;
+    let kv = emu.control_plane();
+    for name in ["lobby-b", "yard", "lobby-a", "lobby-c", "dock"] {
+        kv.create_stream()
+            .stream_name(name)
+            .data_retention_in_hours(24)
+            .send()
+            .await
+            .unwrap();
+    }
+    let mut pages = 0;
+    let mut names = Vec::new();
+    let mut paginator = kv.list_streams().max_results(2).into_paginator().send();
+    while let Some(page) = paginator.next().await {
+        pages += 1;
+        for info in page.unwrap().stream_info_list() {
+            assert_eq!(info.data_retention_in_hours(), Some(24));
+            assert!(info.stream_arn().unwrap().contains(":stream/"));
+            names.push(info.stream_name().unwrap().to_owned());
+        }
+    }
+    assert_eq!(names, ["dock", "lobby-a", "lobby-b", "lobby-c", "yard"]);
+    assert_eq!(pages, 3, "pages of 2");
+
+    let lobby = kv
+        .list_streams()
+        .stream_name_condition(
+            StreamNameCondition::builder()
+                .comparison_operator(ComparisonOperator::BeginsWith)
+                .comparison_value("lobby-")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let lobby: Vec<_> = lobby
+        .stream_info_list()
+        .iter()
+        .map(|s| s.stream_name().unwrap())
+        .collect();
+    assert_eq!(lobby, ["lobby-a", "lobby-b", "lobby-c"]);
+    assert!(kv.list_streams().send().await.unwrap().next_token.is_none());
+
+    for (request, fragment) in [
+        (kv.list_streams().max_results(0), "maxResults"),
+        (kv.list_streams().max_results(10_001), "maxResults"),
+        (
+            kv.list_streams().next_token("not-a-token"),
+            "not a token ListStreams returned",
+        ),
+    ] {
+        let e = request.send().await.unwrap_err();
+        assert_eq!(e.code(), Some("InvalidArgumentException"), "{e:?}");
+        assert!(
+            e.message().unwrap_or_default().contains(fragment),
+            "{:?}",
+            e.message()
+        );
+    }
+}

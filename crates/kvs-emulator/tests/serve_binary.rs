@@ -86,16 +86,58 @@ async fn signal_and_wait(
 }
 
 /// After SIGTERM the open fragment is stored too: a new `serve` in the same data directory
-/// lists and serves all three GOPs of the clip, as before the restart.
+/// lists and serves all three GOPs of the clip, as before the restart, and still has the
+/// channel, the stream and the mapping between them (`registry.json`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_sigterm_a_restart_keeps_every_fragment_of_the_stream() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut child, _) = serve_and_stream(dir.path(), "term-store-cam").await;
+    let (mut child, info) = serve_and_stream(dir.path(), "term-store-cam").await;
+    let resources = |service: Service| async move {
+        let kv = service.control_plane();
+        let stream = kv
+            .describe_stream()
+            .stream_name("term-store-cam-stream")
+            .send()
+            .await
+            .expect("the stream exists")
+            .stream_info
+            .unwrap();
+        let channel = kv
+            .describe_signaling_channel()
+            .channel_name("term-store-cam")
+            .send()
+            .await
+            .expect("the channel exists")
+            .channel_info
+            .unwrap();
+        let storage = kv
+            .describe_media_storage_configuration()
+            .channel_arn(channel.channel_arn().unwrap())
+            .send()
+            .await
+            .unwrap()
+            .media_storage_configuration
+            .unwrap();
+        (
+            stream.stream_arn,
+            stream.version,
+            channel.channel_arn,
+            storage.stream_arn,
+            storage.status,
+        )
+    };
+    let before = resources(Service::from_startup_info(&info)).await;
+    assert_eq!(before.3, before.0, "the channel stores into the stream");
     let (exit, log) = signal_and_wait(&mut child, "-TERM").await;
     assert!(exit.success(), "{exit:?}\n{log}");
 
     let (mut child, info) = serve_in(dir.path()).await;
     let service = Service::from_startup_info(&info);
+    assert_eq!(
+        resources(Service::from_startup_info(&info)).await,
+        before,
+        "the same channel, stream and mapping after the restart"
+    );
     let stored = stored_fragments(&service, "term-store-cam-stream").await;
     assert_eq!(
         stored.len(),
@@ -104,6 +146,28 @@ async fn after_sigterm_a_restart_keeps_every_fragment_of_the_stream() {
     );
     assert_sample_fragments(&stored);
     child.kill().await.unwrap();
+}
+
+/// A registry file that is not the emulator's is refused at start, naming the file and the
+/// way on, before anything listens.
+#[tokio::test]
+async fn a_registry_file_that_is_not_the_emulator_s_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("registry.json"), "[1, 2, 3]").unwrap();
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_kvs-emulator"))
+        .args(["serve", "--data-dir"])
+        .arg(dir.path())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("registry.json does not hold the emulator's channels and streams")
+            && stderr.contains("move it away"),
+        "{stderr}"
+    );
 }
 
 /// After `kill -9` the fragment being assembled is lost, and a half-written fragment file
