@@ -52,6 +52,9 @@
 
 mod api_error;
 mod archived_media;
+#[cfg(feature = "bench")]
+#[doc(hidden)]
+pub mod bench;
 mod config;
 mod control_plane;
 mod emulator;

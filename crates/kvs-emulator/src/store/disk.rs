@@ -146,7 +146,7 @@ impl StreamStore {
     }
 
     /// Bytes of all fragment files.
-    #[cfg(test)]
+    #[cfg(any(test, feature = "bench"))]
     pub(crate) fn bytes(&self) -> u64 {
         self.bytes
     }
