@@ -313,7 +313,7 @@ impl Driver {
         }
         if !self.stopping && self.tracks.is_done() {
             self.stopping = true;
-            self.core.stop("the media sources ended");
+            self.core.finish(Instant::now(), "the media sources ended");
         }
     }
 

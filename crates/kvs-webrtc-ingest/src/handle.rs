@@ -63,7 +63,10 @@ impl IngestSession {
     }
 
     /// Wait until the session ends by itself: the sources ended (files without looping), it
-    /// gave up, or a [`Stopper`] stopped it.
+    /// gave up, or a [`Stopper`] stopped it. When the sources end, the session stays up for
+    /// three round trips after the last frame (100 ms to 1 s) so that the storage peer can ask
+    /// again for packets lost among the last ones, then closes (a DTLS close_notify); `stop`
+    /// closes at once.
     ///
     /// # Errors
     /// Why it ended, when that was a failure ([`ErrorKind::GaveUp`], [`ErrorKind::AccessDenied`],

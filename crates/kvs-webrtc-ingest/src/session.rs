@@ -35,6 +35,11 @@ use crate::source::Picture;
 
 /// Candidates kept while no offer has arrived.
 const MAX_EARLY_CANDIDATES: usize = 64;
+/// The least time the session stays up after the last frame, for NACKs of the last packets
+/// (three round trips, when the round trip is known and longer).
+pub(crate) const FINISH_LINGER_MIN: Duration = Duration::from_millis(100);
+/// The most time the session stays up after the last frame.
+pub(crate) const FINISH_LINGER_MAX: Duration = Duration::from_secs(1);
 
 /// How long things may take; the defaults are the AWS SDKs' values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -219,6 +224,8 @@ pub(crate) struct IngestCore {
     now: Instant,
     /// Offers answered.
     sessions_answered: u64,
+    /// The sources ended: stop at this instant, with this reason ([`IngestCore::finish`]).
+    finishing: Option<(Instant, String)>,
 }
 
 impl IngestCore {
@@ -243,6 +250,7 @@ impl IngestCore {
             rng,
             now,
             sessions_answered: 0,
+            finishing: None,
         }
     }
 
@@ -510,6 +518,17 @@ impl IngestCore {
         if self.ended {
             return;
         }
+        if let Some((at, reason)) = self.finishing.take() {
+            if now >= at {
+                if let Some(peer) = &mut self.peer {
+                    // Retransmissions due now go out before the close.
+                    let _ = peer.rtc.handle_input(Input::Timeout(now));
+                }
+                self.stop(&reason);
+                return;
+            }
+            self.finishing = Some((at, reason));
+        }
         match self.phase {
             Phase::BackingOff(at) if now >= at => {
                 let reason = self.join_reason.clone();
@@ -621,6 +640,27 @@ impl IngestCore {
         }
     }
 
+    /// The last frame was written: stop with `reason` once the storage peer had time to ask
+    /// for what it lost ([`FINISH_LINGER_MIN`]..[`FINISH_LINGER_MAX`], three round trips), so
+    /// that a packet lost among the last ones is sent again rather than lost with the close.
+    /// Without a connected peer it stops at once.
+    pub(crate) fn finish(&mut self, now: Instant, reason: &str) {
+        self.tick(now);
+        if self.ended || self.finishing.is_some() {
+            return;
+        }
+        if !self.is_streaming() {
+            self.stop(reason);
+            return;
+        }
+        let linger = self
+            .stats
+            .rtt
+            .map_or(FINISH_LINGER_MIN, |rtt| rtt * 3)
+            .clamp(FINISH_LINGER_MIN, FINISH_LINGER_MAX);
+        self.finishing = Some((now + linger, reason.to_owned()));
+    }
+
     /// Stop for good: send what is queued, close the session (a DTLS close goes out) and end.
     pub(crate) fn stop(&mut self, reason: &str) {
         if let Some(peer) = &mut self.peer {
@@ -714,6 +754,11 @@ impl IngestCore {
                 | Phase::Answered(at)
                 | Phase::Streaming(at) => Some(at),
                 Phase::WaitingForSignaling | Phase::Joining => None,
+            };
+            let phase_deadline = match (phase_deadline, &self.finishing) {
+                (Some(a), Some((b, _))) => Some(a.min(*b)),
+                (None, Some((b, _))) => Some(*b),
+                (a, None) => a,
             };
             let next = match (rtc_timeout, phase_deadline) {
                 (Some(a), Some(b)) => a.min(b),

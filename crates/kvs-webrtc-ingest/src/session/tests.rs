@@ -633,3 +633,125 @@ fn stop_sends_every_frame_written_then_the_close() {
     );
     assert!(closed, "the storage peer saw the DTLS close");
 }
+
+/// `finish` after the last frame keeps the session up long enough for the storage peer's
+/// NACKs: packets lost among the last burst are sent again, every frame arrives, and only then
+/// the DTLS close goes out. (`stop` at that point lost them: nothing was left to answer.)
+#[test]
+fn finish_answers_nacks_for_the_last_packets_then_closes() {
+    let t0 = Instant::now();
+    let mut net = Net::connect(t0);
+    net.run(t0 + Duration::from_secs(2), |_| false);
+    let aus = kvs_media::h264::access_units(kvs_media::sample::H264);
+    let written = net.core.stats().video.frames_sent as usize;
+    for (i, au) in aus.iter().enumerate().skip(written) {
+        let time = Duration::from_millis(40 * i as u64);
+        net.core.write_video(net.now, picture(au, time));
+        net.core.write_audio(net.now, time, &[0xF8, 0xFF, 0xFE]);
+    }
+    net.core.finish(net.now, "the media sources ended");
+    let finished_at = net.now;
+    let deliver =
+        |net: &mut Net, (source, destination, contents): (SocketAddr, SocketAddr, Vec<u8>)| {
+            let input = str0m::Input::Receive(
+                net.now,
+                str0m::net::Receive {
+                    proto: str0m::net::Protocol::Udp,
+                    source,
+                    destination,
+                    contents: contents.as_slice().try_into().unwrap(),
+                },
+            );
+            net.peer.rtc.handle_input(input).unwrap();
+        };
+    let is_rtp = |contents: &[u8]| {
+        contents.first().is_some_and(|b| (128..192).contains(b))
+            && contents.get(1).is_some_and(|pt| !(192..=223).contains(pt))
+    };
+    let (mut ended_at, mut closed, mut first_round, mut dropped) = (None, false, true, 0);
+    while ended_at.is_none() && net.now < finished_at + Duration::from_secs(3) {
+        let mut sent = Vec::new();
+        let core_timeout = loop {
+            match net.core.poll_output() {
+                Output::Transmit {
+                    source,
+                    destination,
+                    contents,
+                } => sent.push((source, destination, contents)),
+                Output::Timeout(at) => break at,
+                Output::Ended { .. } => {
+                    ended_at = Some(net.now);
+                    break net.now;
+                }
+                _ => {}
+            }
+        };
+        // The burst loses every 7th RTP packet, but never its last three (a loss at the very
+        // end leaves no later packet to reveal it, in any stack).
+        let rtp_total = sent.iter().filter(|(_, _, c)| is_rtp(c)).count();
+        let mut rtp_index = 0;
+        for packet in sent {
+            if first_round && is_rtp(&packet.2) {
+                rtp_index += 1;
+                if rtp_index % 7 == 3 && rtp_index + 3 <= rtp_total {
+                    dropped += 1;
+                    continue;
+                }
+            }
+            deliver(&mut net, packet);
+        }
+        first_round = false;
+        let peer_timeout = loop {
+            match net.peer.rtc.poll_output().unwrap() {
+                str0m::Output::Timeout(at) => break at,
+                str0m::Output::Transmit(t) => {
+                    net.core
+                        .handle_datagram(net.now, t.source, t.destination, &t.contents)
+                }
+                str0m::Output::Event(str0m::Event::MediaData(d)) => {
+                    if d.mid == net.peer.video_mid {
+                        net.peer.video_frames += 1;
+                    }
+                }
+                str0m::Output::Event(str0m::Event::Closed) => closed = true,
+                str0m::Output::Event(_) => {}
+            }
+        };
+        if ended_at.is_some() {
+            break;
+        }
+        let next = core_timeout
+            .min(peer_timeout)
+            .min(net.now + Duration::from_millis(5));
+        net.now = next.max(net.now + Duration::from_micros(100));
+        net.core.handle_timeout(net.now);
+        net.peer
+            .rtc
+            .handle_input(str0m::Input::Timeout(net.now))
+            .unwrap();
+    }
+    // What the close sent reaches the peer.
+    while let Ok(output) = net.peer.rtc.poll_output() {
+        match output {
+            str0m::Output::Timeout(_) => break,
+            str0m::Output::Event(str0m::Event::MediaData(d)) if d.mid == net.peer.video_mid => {
+                net.peer.video_frames += 1
+            }
+            str0m::Output::Event(str0m::Event::Closed) => closed = true,
+            _ => {}
+        }
+    }
+    let ended_at = ended_at.expect("the core ended");
+    assert!(dropped >= 3, "the burst lost {dropped} packets");
+    assert_eq!(
+        net.peer.video_frames,
+        aus.len(),
+        "every frame arrived, resent ones too"
+    );
+    assert!(closed, "the storage peer saw the DTLS close");
+    let lingered = ended_at - finished_at;
+    assert!(
+        (FINISH_LINGER_MIN..=FINISH_LINGER_MAX + Duration::from_millis(10)).contains(&lingered),
+        "stopped {lingered:?} after the last frame"
+    );
+}
