@@ -48,6 +48,16 @@ fn route(shared: &Arc<Shared>, req: &ReadRequest) -> Result<Reply, ApiError> {
         ));
     }
     let requested = req.path.trim_start_matches('/');
+    if requested == crate::get_media::OPERATION {
+        let body = json_api::admit(
+            shared,
+            req,
+            Api::ControlPlane,
+            crate::get_media::OPERATION,
+            |body| crate::archived_media::stream_name(shared, body).ok(),
+        )?;
+        return crate::get_media::get_media(shared, &body);
+    }
     if let Some(op) = crate::archived_media::OPERATIONS
         .iter()
         .copied()

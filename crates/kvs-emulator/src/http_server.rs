@@ -41,7 +41,66 @@ use tokio_util::sync::CancellationToken;
 use crate::hosts::AllowedHosts;
 
 /// The response type every handler returns.
-pub(crate) type HttpResponse = Response<Full<Bytes>>;
+pub(crate) type HttpResponse = Response<ResponseBody>;
+
+/// A response body: whole, or streamed from a channel (GetMedia) whose sender is a task that
+/// ends when the receiver is dropped (the client went away or the connection closed).
+#[derive(Debug)]
+pub(crate) enum ResponseBody {
+    /// The whole body, known up front.
+    Full(Full<Bytes>),
+    /// Chunks as a task produces them; the body ends when the task drops its sender. The
+    /// channel's capacity bounds what waits in memory.
+    Channel(tokio::sync::mpsc::Receiver<Bytes>),
+}
+
+/// A 200 response with a whole body (set the status and headers on it).
+pub(crate) fn full_response(body: Full<Bytes>) -> HttpResponse {
+    Response::new(body.into())
+}
+
+impl Default for ResponseBody {
+    fn default() -> Self {
+        Self::Full(Full::default())
+    }
+}
+
+impl From<Full<Bytes>> for ResponseBody {
+    fn from(full: Full<Bytes>) -> Self {
+        Self::Full(full)
+    }
+}
+
+impl hyper::body::Body for ResponseBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        match self.get_mut() {
+            Self::Full(full) => Pin::new(full).poll_frame(cx),
+            Self::Channel(rx) => rx
+                .poll_recv(cx)
+                .map(|chunk| chunk.map(|b| Ok(hyper::body::Frame::data(b)))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Self::Full(full) => full.is_end_stream(),
+            Self::Channel(_) => false,
+        }
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        match self {
+            Self::Full(full) => full.size_hint(),
+            Self::Channel(_) => hyper::body::SizeHint::default(),
+        }
+    }
+}
 
 /// A request handler: one per listener.
 pub(crate) type Handler = Arc<

@@ -67,6 +67,8 @@ pub(crate) struct StreamStore {
     index: Vec<FragmentMeta>,
     next_number: u128,
     bytes: u64,
+    /// Counts appended fragments; GetMedia readers wait on it to follow live ingestion.
+    appended: tokio::sync::watch::Sender<u64>,
 }
 
 /// What opening a store found and dropped.
@@ -133,11 +135,17 @@ impl StreamStore {
             index,
             next_number,
             bytes,
+            appended: tokio::sync::watch::Sender::new(0),
         };
         if rewrite {
             store.rewrite_index()?;
         }
         Ok((store, recovery))
+    }
+
+    /// Changes each time a fragment is appended (for readers that follow the stream).
+    pub(crate) fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.appended.subscribe()
     }
 
     /// Every fragment, oldest first.
@@ -194,6 +202,7 @@ impl StreamStore {
         index.sync_data()?;
         self.bytes += meta.fragment_size_bytes;
         self.index.push(meta.clone());
+        self.appended.send_modify(|n| *n += 1);
         Ok(meta)
     }
 

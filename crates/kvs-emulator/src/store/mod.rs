@@ -40,6 +40,8 @@ pub(crate) struct StreamStores {
     /// Bytes each stream may keep before its oldest fragments go.
     max_bytes_per_stream: u64,
     open: Mutex<HashMap<String, Arc<Mutex<StreamStore>>>>,
+    /// Open GetMedia responses per stream (the service allows a few at once).
+    readers: Mutex<HashMap<String, usize>>,
 }
 
 impl StreamStores {
@@ -49,6 +51,7 @@ impl StreamStores {
             dir,
             max_bytes_per_stream,
             open: Mutex::new(HashMap::new()),
+            readers: Mutex::new(HashMap::new()),
         }
     }
 
@@ -105,6 +108,28 @@ impl StreamStores {
             Err(e) => {
                 tracing::error!(stream = %stream.name, error = %e, "the stream's store cannot be opened; media is not stored");
                 None
+            }
+        }
+    }
+
+    /// Count one more reader of `stream` unless it already has `max`; whether it was counted.
+    pub(crate) fn add_reader(&self, stream: &str, max: usize) -> bool {
+        let mut readers = self.readers.lock().unwrap_or_else(|e| e.into_inner());
+        let count = readers.entry(stream.to_owned()).or_default();
+        if *count >= max {
+            return false;
+        }
+        *count += 1;
+        true
+    }
+
+    /// A reader [`add_reader`](Self::add_reader) counted is gone.
+    pub(crate) fn remove_reader(&self, stream: &str) {
+        let mut readers = self.readers.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = readers.get_mut(stream) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                readers.remove(stream);
             }
         }
     }
