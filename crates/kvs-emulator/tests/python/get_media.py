@@ -1,0 +1,247 @@
+"""boto3 reads a live stream with kinesis-video-media GetMedia, as a user would: GetDataEndpoint
+(APIName GET_MEDIA), then get_media against the endpoint it returned, reading the chunked
+Matroska body document by document as it arrives; ffprobe reads the media.
+
+Run by tests/get_media.rs with KVS_ENDPOINT, KVS_REGION, AWS_ACCESS_KEY_ID,
+AWS_SECRET_ACCESS_KEY, AWS_CA_BUNDLE, KVS_STREAM and KVS_PHASE:
+- `live`: while a device ingests the looping sample clip: NOW delivers each new fragment
+  (latency printed), a continuation token resumes without gap or duplicate, EARLIEST starts
+  with the oldest stored fragment and counts up, ffprobe sees h264 + aac, and bad input gets
+  its error;
+- `ended`: after the ingestion ended: EARLIEST delivers every stored fragment, then the body
+  ends on its own once no fragment came for KVS_IDLE_MS.
+Any failed check raises: the process exits non-zero.
+"""
+
+import os
+import subprocess
+import tempfile
+import time
+
+import boto3
+import botocore.config
+import botocore.exceptions
+
+ENDPOINT = os.environ["KVS_ENDPOINT"]
+REGION = os.environ["KVS_REGION"]
+CA = os.environ["AWS_CA_BUNDLE"]
+STREAM = os.environ["KVS_STREAM"]
+PHASE = os.environ["KVS_PHASE"]
+IDLE_MS = int(os.environ.get("KVS_IDLE_MS", "0"))
+
+
+def client(service, endpoint):
+    return boto3.client(
+        service,
+        endpoint_url=endpoint,
+        region_name=REGION,
+        aws_access_key_id=os.environ["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=os.environ["AWS_SECRET_ACCESS_KEY"],
+        verify=CA,
+        # A bounded wait for each read: a body that stalls fails the test.
+        config=botocore.config.Config(read_timeout=15, retries={"max_attempts": 1}),
+    )
+
+
+def expect_error(code, call):
+    try:
+        call()
+    except botocore.exceptions.ClientError as err:
+        got = err.response["Error"]["Code"]
+        assert got == code, f"expected {code}, got {got}: {err.response}"
+        return err
+    raise AssertionError(f"expected {code}, the call succeeded")
+
+
+def vint_length(first):
+    length = 1
+    while length <= 8 and not first & (0x80 >> (length - 1)):
+        length += 1
+    assert length <= 8, f"bad EBML size byte {first:#x}"
+    return length
+
+
+def read_exactly(payload, n):
+    data = b""
+    while len(data) < n:
+        chunk = payload.read(n - len(data))
+        if not chunk:
+            assert not data, "the body ended inside an element"
+            return None
+        data += chunk
+    return data
+
+
+def next_document(payload):
+    """The next Matroska document (EBML header + Segment) of a GetMedia body, read with exact
+    sizes so that it returns as soon as its last byte arrived; None at the body's end."""
+    doc = b""
+    for _ in range(2):
+        head = read_exactly(payload, 5)  # a 4-byte ID and the size's first byte
+        if head is None:
+            assert not doc, "the body ended between a header and its Segment"
+            return None
+        length = vint_length(head[4])
+        rest = read_exactly(payload, length - 1) or b""
+        size_bytes = head[4:] + rest
+        size = size_bytes[0] & (0xFF >> length)
+        for b in size_bytes[1:]:
+            size = (size << 8) | b
+        doc += head + rest + read_exactly(payload, size)
+    return doc
+
+
+def simple_tags(doc):
+    """The SimpleTag name/value pairs of a document's Tags."""
+    tags, at = {}, 0
+    while True:
+        at = doc.find(b"\x45\xa3", at)
+        if at < 0:
+            return tags
+        size, length = doc[at + 2] & 0x7F, 1
+        if not doc[at + 2] & 0x80:
+            length = vint_length(doc[at + 2])
+            size = doc[at + 2] & (0xFF >> length)
+            for b in doc[at + 3:at + 2 + length]:
+                size = (size << 8) | b
+        name = doc[at + 2 + length:at + 2 + length + size]
+        vat = at + 2 + length + size
+        if doc[vat:vat + 2] == b"\x44\x87":
+            vlength = vint_length(doc[vat + 2])
+            vsize = doc[vat + 2] & (0xFF >> vlength)
+            for b in doc[vat + 3:vat + 2 + vlength]:
+                vsize = (vsize << 8) | b
+            tags[name.decode("latin-1")] = doc[vat + 2 + vlength:vat + 2 + vlength + vsize].decode("latin-1")
+        at = vat
+
+
+def read_fragments(media, selector, count):
+    """GetMedia with `selector`: the first `count` documents, each as (tags, doc, time read)."""
+    answer = media.get_media(StreamName=STREAM, StartSelector=selector)
+    assert answer["ContentType"] == "video/webm", answer["ContentType"]
+    payload = answer["Payload"]
+    got = []
+    while len(got) < count:
+        doc = next_document(payload)
+        assert doc is not None, f"the body ended after {len(got)} fragments"
+        got.append((simple_tags(doc), doc, time.time()))
+    payload.close()
+    return got
+
+
+def numbers(got):
+    return [int(tags["AWS_KINESISVIDEO_FRAGMENT_NUMBER"]) for tags, _, _ in got]
+
+
+def check_media(doc, path):
+    with open(path, "wb") as f:
+        f.write(doc)
+    probe = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_entries", "stream=codec_name", "-of", "csv=p=0", path],
+        capture_output=True, text=True, check=True,
+    )
+    assert probe.stdout.split() == ["h264", "aac"], probe.stdout
+    assert probe.stderr == "", probe.stderr
+
+
+def live(kv, media):
+    am_endpoint = kv.get_data_endpoint(StreamName=STREAM, APIName="LIST_FRAGMENTS")["DataEndpoint"]
+    am = client("kinesis-video-archived-media", am_endpoint)
+
+    # NOW: only fragments stored after the call, each as soon as the store has it.
+    stored_before = max(int(f["FragmentNumber"]) for f in am.list_fragments(StreamName=STREAM)["Fragments"])
+    now = read_fragments(media, {"StartSelectorType": "NOW"}, 3)
+    got = numbers(now)
+    assert got[0] > stored_before and got == sorted(set(got)), (stored_before, got)
+    worst = 0.0
+    for tags, _, read_at in now:
+        server = float(tags["AWS_KINESISVIDEO_SERVER_TIMESTAMP"])
+        first_frame = read_at - server
+        worst = max(worst, first_frame)
+        print(f"get-media NOW: fragment {tags['AWS_KINESISVIDEO_FRAGMENT_NUMBER']} read "
+              f"{first_frame * 1000:.0f} ms after its first frame reached the storage peer "
+              f"({tags['AWS_KINESISVIDEO_MILLIS_BEHIND_NOW']} ms behind when sent)")
+        assert set(tags) >= {
+            "AWS_KINESISVIDEO_FRAGMENT_NUMBER", "AWS_KINESISVIDEO_SERVER_TIMESTAMP",
+            "AWS_KINESISVIDEO_PRODUCER_TIMESTAMP", "AWS_KINESISVIDEO_CONTINUATION_TOKEN",
+            "AWS_KINESISVIDEO_MILLIS_BEHIND_NOW"}, tags
+    print(f"get-media NOW: worst first-frame latency {worst * 1000:.0f} ms")
+    # Whole fragments: a fragment leaves when the next keyframe (1 s GOP) closes it and the
+    # fragmenter's wait for late audio is over.
+    assert worst < 2.5, f"NOW delivered a fragment {worst:.3f} s after its first frame"
+
+    # The continuation token of the second fragment resumes with the third: no gap, no
+    # duplicate, and on into live fragments.
+    token = now[1][0]["AWS_KINESISVIDEO_CONTINUATION_TOKEN"]
+    resumed = read_fragments(media, {"StartSelectorType": "CONTINUATION_TOKEN", "ContinuationToken": token}, 2)
+    assert numbers(resumed)[0] == got[2], (got, numbers(resumed))
+    assert numbers(resumed)[1] > got[2], (got, numbers(resumed))
+    # The same fragment, byte for byte up to its Tags (MILLIS_BEHIND_NOW differs).
+    media_of = lambda doc: doc[:doc.rfind(b"\x12\x54\xc3\x67")]
+    assert media_of(resumed[0][1]) == media_of(now[2][1]), "the same fragment"
+
+    # FRAGMENT_NUMBER starts after the one named.
+    after = read_fragments(media, {"StartSelectorType": "FRAGMENT_NUMBER", "AfterFragmentNumber": str(got[0])}, 1)
+    assert numbers(after) == [got[1]], (got, numbers(after))
+
+    # EARLIEST: every stored fragment from the oldest, numbers counting up, h264 + aac each.
+    listed = sorted(int(f["FragmentNumber"]) for f in am.list_fragments(StreamName=STREAM)["Fragments"])
+    earliest = read_fragments(media, {"StartSelectorType": "EARLIEST"}, len(listed))
+    assert numbers(earliest) == listed, (numbers(earliest), listed)
+    with tempfile.TemporaryDirectory() as tmp:
+        for tags, doc, _ in earliest[:3]:
+            check_media(doc, os.path.join(tmp, tags["AWS_KINESISVIDEO_FRAGMENT_NUMBER"] + ".mkv"))
+
+    # Bad input, a clear error each.
+    expect_error("InvalidArgumentException", lambda: media.get_media(
+        StreamName=STREAM, StartSelector={"StartSelectorType": "LATEST"}))
+    expect_error("InvalidArgumentException", lambda: media.get_media(
+        StreamName=STREAM, StartSelector={"StartSelectorType": "FRAGMENT_NUMBER"}))
+    expect_error("InvalidArgumentException", lambda: media.get_media(
+        StreamName=STREAM, StartSelector={"StartSelectorType": "CONTINUATION_TOKEN", "ContinuationToken": "not-a-token"}))
+    expect_error("InvalidArgumentException", lambda: media.get_media(
+        StreamName=STREAM, StartSelector={"StartSelectorType": "FRAGMENT_NUMBER", "AfterFragmentNumber": "12345"}))
+    expect_error("ResourceNotFoundException", lambda: media.get_media(
+        StreamName="no-such-stream", StartSelector={"StartSelectorType": "NOW"}))
+    kv.create_stream(StreamName="get-media-empty", DataRetentionInHours=1)
+    expect_error("ResourceNotFoundException", lambda: media.get_media(
+        StreamName="get-media-empty", StartSelector={"StartSelectorType": "EARLIEST"}))
+
+    # At most 3 open responses per stream: the fourth is refused, and a slot frees when a
+    # reader closes.
+    open_ones = [media.get_media(StreamName=STREAM, StartSelector={"StartSelectorType": "NOW"}) for _ in range(3)]
+    expect_error("ConnectionLimitExceededException", lambda: media.get_media(
+        StreamName=STREAM, StartSelector={"StartSelectorType": "NOW"}))
+    for answer in open_ones:
+        answer["Payload"].close()
+
+
+def ended(media):
+    answer = media.get_media(StreamName=STREAM, StartSelector={"StartSelectorType": "EARLIEST"})
+    payload = answer["Payload"]
+    got, last_at = [], None
+    while True:
+        doc = next_document(payload)
+        if doc is None:
+            break
+        got.append(int(simple_tags(doc)["AWS_KINESISVIDEO_FRAGMENT_NUMBER"]))
+        last_at = time.time()
+    quiet = time.time() - last_at
+    print(f"get-media ended: {len(got)} fragments, then the body ended {quiet * 1000:.0f} ms later")
+    assert len(got) >= 3 and got == sorted(set(got)), got
+    assert IDLE_MS / 1000 - 0.2 <= quiet < IDLE_MS / 1000 + 2.0, quiet
+
+
+def main():
+    kv = client("kinesisvideo", ENDPOINT)
+    endpoint = kv.get_data_endpoint(StreamName=STREAM, APIName="GET_MEDIA")["DataEndpoint"]
+    media = client("kinesis-video-media", endpoint)
+    if PHASE == "live":
+        live(kv, media)
+    else:
+        ended(media)
+    print(f"get-media {PHASE}: all checks passed")
+
+
+if __name__ == "__main__":
+    main()
