@@ -82,6 +82,7 @@ fn route(shared: &Arc<Shared>, req: &ReadRequest) -> Result<Reply, ApiError> {
         "deleteSignalingChannel" => delete_signaling_channel(shared, &body),
         "createStream" => create_stream(shared, &body),
         "describeStream" => describe_stream(shared, &body),
+        "deleteStream" => delete_stream(shared, &body),
         "updateMediaStorageConfiguration" => update_media_storage_configuration(shared, &body),
         "describeMediaStorageConfiguration" => describe_media_storage_configuration(shared, &body),
         "getSignalingChannelEndpoint" => get_signaling_channel_endpoint(shared, &body),
@@ -97,6 +98,7 @@ const OPERATIONS: &[&str] = &[
     "deleteSignalingChannel",
     "createStream",
     "describeStream",
+    "deleteStream",
     "updateMediaStorageConfiguration",
     "describeMediaStorageConfiguration",
     "getSignalingChannelEndpoint",
@@ -204,6 +206,19 @@ fn delete_signaling_channel(shared: &Shared, body: &Map<String, Value>) -> Resul
     shared.relays.remove(&channel.arn);
     shared.hub.close_channel(&channel.arn, "channel deleted");
     tracing::info!(channel = %channel.name, "deleted signaling channel");
+    Ok(json!({}))
+}
+
+/// `DeleteStream`: the stream leaves the registry; open GetMedia responses on it end after the
+/// fragment they are sending. Its fragments stay on disk (found again by a stream created with
+/// the same name, as after a restart).
+fn delete_stream(shared: &Shared, body: &Map<String, Value>) -> Result<Value, ApiError> {
+    let arn = validate::required(body, "StreamARN")?;
+    validate::arn("StreamARN", arn)?;
+    let current_version = validate::optional(body, "CurrentVersion")?;
+    let stream = shared.registry().delete_stream(arn, current_version)?;
+    shared.stores.wake_readers(&stream.name);
+    tracing::info!(stream = %stream.name, "deleted stream");
     Ok(json!({}))
 }
 

@@ -195,6 +195,23 @@ impl Registry {
         Ok(self.channels.remove(arn).expect("looked up above"))
     }
 
+    /// Delete a stream, checking `CurrentVersion` when given.
+    pub(crate) fn delete_stream(
+        &mut self,
+        arn: &str,
+        current_version: Option<&str>,
+    ) -> Result<Stream, ApiError> {
+        let stream = self.stream(ResourceRef::Arn(arn))?;
+        if current_version.is_some_and(|v| v != stream.version) {
+            return Err(ApiError::new(
+                http::StatusCode::BAD_REQUEST,
+                "VersionMismatchException",
+                "The CurrentVersion does not match the stream's version.",
+            ));
+        }
+        Ok(self.streams.remove(arn).expect("looked up above"))
+    }
+
     /// Enable storage of `channel_arn` into `stream_arn`, or disable it (`None`).
     pub(crate) fn update_media_storage(
         &mut self,

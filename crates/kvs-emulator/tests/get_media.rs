@@ -6,7 +6,7 @@
 //! continuation tokens and FRAGMENT_NUMBER resume without gap or duplicate, EARLIEST reads
 //! every stored fragment in order, ffprobe sees h264 + aac, bad input gets its error, the
 //! fourth open response of a stream is refused, and once ingestion ends the body ends by itself
-//! after the idle timeout.
+//! after the idle timeout, or at once when the stream is deleted.
 
 use std::time::Duration;
 

@@ -148,6 +148,11 @@ impl StreamStore {
         self.appended.subscribe()
     }
 
+    /// Wake the subscribers without a new fragment (they check why).
+    pub(crate) fn wake(&self) {
+        self.appended.send_modify(|_| {});
+    }
+
     /// Every fragment, oldest first.
     pub(crate) fn fragments(&self) -> &[FragmentMeta] {
         &self.index

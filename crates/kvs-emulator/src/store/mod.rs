@@ -134,6 +134,14 @@ impl StreamStores {
         }
     }
 
+    /// Wake the GetMedia readers of `stream` (it was deleted: they end).
+    pub(crate) fn wake_readers(&self, stream: &str) {
+        let open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(store) = open.get(stream) {
+            store.lock().unwrap_or_else(|e| e.into_inner()).wake();
+        }
+    }
+
     /// Whether `stream` has a store on disk (it had media once).
     pub(crate) fn has_data(&self, stream: &str) -> bool {
         self.dir

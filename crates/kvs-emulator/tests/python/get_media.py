@@ -9,7 +9,8 @@ AWS_SECRET_ACCESS_KEY, AWS_CA_BUNDLE, KVS_STREAM and KVS_PHASE:
   with the oldest stored fragment and counts up, ffprobe sees h264 + aac, and bad input gets
   its error;
 - `ended`: after the ingestion ended: EARLIEST delivers every stored fragment, then the body
-  ends on its own once no fragment came for KVS_IDLE_MS.
+  ends on its own once no fragment came for KVS_IDLE_MS; a body waiting for more ends as soon
+  as the stream is deleted.
 Any failed check raises: the process exits non-zero.
 """
 
@@ -216,7 +217,7 @@ def live(kv, media):
         answer["Payload"].close()
 
 
-def ended(media):
+def ended(kv, media):
     answer = media.get_media(StreamName=STREAM, StartSelector={"StartSelectorType": "EARLIEST"})
     payload = answer["Payload"]
     got, last_at = [], None
@@ -231,6 +232,22 @@ def ended(media):
     assert len(got) >= 3 and got == sorted(set(got)), got
     assert IDLE_MS / 1000 - 0.2 <= quiet < IDLE_MS / 1000 + 2.0, quiet
 
+    # The stream is deleted while a reader waits for more: its body ends at once (well before
+    # the idle timeout), after whole documents only; the stream is then unknown.
+    answer = media.get_media(StreamName=STREAM, StartSelector={"StartSelectorType": "EARLIEST"})
+    payload = answer["Payload"]
+    for _ in got:
+        assert next_document(payload) is not None
+    arn = kv.describe_stream(StreamName=STREAM)["StreamInfo"]["StreamARN"]
+    kv.delete_stream(StreamARN=arn)
+    deleted_at = time.time()
+    assert next_document(payload) is None, "nothing after the deletion"
+    ended_after = time.time() - deleted_at
+    print(f"get-media ended: the body ended {ended_after * 1000:.0f} ms after DeleteStream")
+    assert ended_after < IDLE_MS / 1000 / 2, ended_after
+    expect_error("ResourceNotFoundException", lambda: media.get_media(
+        StreamName=STREAM, StartSelector={"StartSelectorType": "NOW"}))
+
 
 def main():
     kv = client("kinesisvideo", ENDPOINT)
@@ -239,7 +256,7 @@ def main():
     if PHASE == "live":
         live(kv, media)
     else:
-        ended(media)
+        ended(kv, media)
     print(f"get-media {PHASE}: all checks passed")
 
 
