@@ -6,8 +6,10 @@ Run by tests/get_media.rs with KVS_ENDPOINT, KVS_REGION, AWS_ACCESS_KEY_ID,
 AWS_SECRET_ACCESS_KEY, AWS_CA_BUNDLE, KVS_STREAM and KVS_PHASE:
 - `live`: while a device ingests the looping sample clip: NOW delivers each new fragment
   (latency printed), a continuation token resumes without gap or duplicate, EARLIEST starts
-  with the oldest stored fragment and counts up, ffprobe sees h264 + aac, and bad input gets
-  its error;
+  with the oldest stored fragment and counts up, ffprobe sees h264 + aac;
+- `refusals`: bad input gets its error each, and a stream's fourth open response is refused;
+- `rate`: on a fresh emulator with the default limits, the sixth call in a quick row on one
+  stream is ClientLimitExceeded;
 - `ended`: after the ingestion ended: EARLIEST delivers every stored fragment, then the body
   ends on its own once no fragment came for KVS_IDLE_MS; a body waiting for more ends as soon
   as the stream is deleted.
@@ -193,7 +195,9 @@ def live(kv, media):
         for tags, doc, _ in earliest[:3]:
             check_media(doc, os.path.join(tmp, tags["AWS_KINESISVIDEO_FRAGMENT_NUMBER"] + ".mkv"))
 
-    # Bad input, a clear error each.
+
+def refusals(kv, media):
+    """Bad input, a clear error each; at most 3 open responses per stream."""
     expect_error("InvalidArgumentException", lambda: media.get_media(
         StreamName=STREAM, StartSelector={"StartSelectorType": "LATEST"}))
     expect_error("InvalidArgumentException", lambda: media.get_media(
@@ -215,6 +219,9 @@ def live(kv, media):
         StreamName=STREAM, StartSelector={"StartSelectorType": "NOW"}))
     for answer in open_ones:
         answer["Payload"].close()
+    again = media.get_media(StreamName=STREAM, StartSelector={"StartSelectorType": "EARLIEST"})
+    assert next_document(again["Payload"]) is not None
+    again["Payload"].close()
 
 
 def ended(kv, media):
@@ -249,14 +256,34 @@ def ended(kv, media):
         StreamName=STREAM, StartSelector={"StartSelectorType": "NOW"}))
 
 
+def rate(kv, media):
+    """5 calls per second per stream: calls in a quick row are refused from the sixth on (a
+    refused call uses nothing up). The stream has no media, so admitted calls are
+    ResourceNotFound."""
+    codes = []
+    for _ in range(50):
+        try:
+            media.get_media(StreamName=STREAM, StartSelector={"StartSelectorType": "NOW"})
+            codes.append("200")
+        except botocore.exceptions.ClientError as err:
+            codes.append(err.response["Error"]["Code"])
+        if codes[-1] == "ClientLimitExceededException":
+            break
+    print(f"get-media rate: {codes}")
+    assert codes[-1] == "ClientLimitExceededException", codes
+    assert len(codes) >= 6 and set(codes[:5]) == {"ResourceNotFoundException"}, codes
+    # Another stream has its own budget.
+    expect_error("ResourceNotFoundException", lambda: media.get_media(
+        StreamName="no-such-stream", StartSelector={"StartSelectorType": "NOW"}))
+
+
 def main():
     kv = client("kinesisvideo", ENDPOINT)
+    if PHASE == "rate":
+        kv.create_stream(StreamName=STREAM, DataRetentionInHours=1)
     endpoint = kv.get_data_endpoint(StreamName=STREAM, APIName="GET_MEDIA")["DataEndpoint"]
     media = client("kinesis-video-media", endpoint)
-    if PHASE == "live":
-        live(kv, media)
-    else:
-        ended(kv, media)
+    {"live": live, "refusals": refusals, "ended": ended, "rate": rate}[PHASE](kv, media)
     print(f"get-media {PHASE}: all checks passed")
 
 
