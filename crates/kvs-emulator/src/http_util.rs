@@ -223,7 +223,7 @@ pub(crate) fn media_stream(
     body: tokio::sync::mpsc::Receiver<Bytes>,
     request_headers: &HeaderMap,
 ) -> HttpResponse {
-    let mut resp = HttpResponse::new(crate::http_server::ResponseBody::Channel(body));
+    let mut resp = HttpResponse::new(crate::http_server::ResponseBody::channel(body));
     resp.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     common_headers(&mut resp, Some(request_headers));
