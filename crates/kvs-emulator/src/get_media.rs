@@ -9,11 +9,15 @@
 //!   which the stream must keep), `SERVER_TIMESTAMP` / `PRODUCER_TIMESTAMP` (from the fragment
 //!   that holds `StartTimestamp`, or the first after it), `CONTINUATION_TOKEN` (those after the
 //!   fragment whose tags carried `ContinuationToken`).
-//! - Following live ingestion: once the stored fragments are sent, the response waits on the
-//!   store's append notification ([`StreamStore::subscribe`](crate::store::disk::StreamStore))
-//!   and sends each fragment as the store appends it. A fragment is stored when the next
-//!   keyframe closes it, so a frame reaches the reader about one GOP (plus the fragmenter's wait
-//!   for late audio) after it arrived.
+//! - Following live ingestion: stored fragments go whole ([`Step::Stored`]); once none is left,
+//!   the response streams the fragment being assembled as the service does, frame by frame:
+//!   the storage session's writer publishes each frame to the store's live view
+//!   ([`crate::store::live`]) and wakes the readers through the store's notification (a
+//!   `tokio::sync::watch`, no polling); the document (unknown-size Segment and Cluster) gets a
+//!   SimpleBlock per frame as it arrives and its Tags once the fragment is stored
+//!   ([`Step::Live`]). A frame reaches the reader milliseconds after the storage peer got it
+//!   (about one GOP if it had to wait for the whole fragment). A reader so slow that its live
+//!   fragment leaves the view (a few fragments) ends; it resumes with its last token.
 //! - The response ends, as the service's does, when no fragment has been available for
 //!   [`Timings::get_media_idle_timeout`](crate::Timings) (AWS: 3 s), after
 //!   [`Timings::get_media_max_duration`](crate::Timings), when the stream is gone from the
@@ -34,6 +38,7 @@ use serde_json::{Map, Value};
 use crate::api_error::ApiError;
 use crate::json_api::Reply;
 use crate::shared::Shared;
+use crate::store::disk::StreamStore;
 use crate::store::FragmentMeta;
 use crate::validate;
 
@@ -44,8 +49,9 @@ pub(crate) const OPERATION: &str = "getMedia";
 /// connections" are refused).
 const MAX_READERS_PER_STREAM: usize = 3;
 
-/// Fragments that may wait in the response channel: bounds what a slow reader holds in memory.
-const CHANNEL_FRAGMENTS: usize = 2;
+/// Chunks (a stored fragment, or a live document's new frames) that may wait in the response
+/// channel: bounds what a slow reader holds in memory.
+const CHANNEL_FRAGMENTS: usize = 8;
 
 const TOKEN_PREFIX: &str = "kvs-emulator-getmedia-after:";
 
@@ -270,13 +276,110 @@ enum End {
     StreamGone,
     Shutdown,
     ReadFailed,
+    FellBehind,
 }
 
-/// Write the body: stored fragments, then each one as it is appended, until an [`End`].
+/// A live document being streamed: its fragment (by producer start) and the frames sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LiveCursor {
+    producer_start_ms: i64,
+    sent: usize,
+}
+
+/// What a response sends next.
+#[derive(Debug)]
+pub(crate) enum Step {
+    /// A stored fragment, whole (its file, unless pruned meanwhile).
+    Stored(FragmentMeta, Option<std::path::PathBuf>),
+    /// The next bytes of a live document.
+    Live(Vec<u8>),
+    /// Nothing yet: wait for the store.
+    Wait,
+    /// The fragment being streamed live left the live view (the reader fell behind).
+    Lost,
+}
+
+/// The tags GetMedia adds after the standard three: the token that resumes after `meta`, and
+/// how far behind the newest data it is.
+fn extra_tags(meta: &FragmentMeta, now_ms: i64) -> [(&'static str, String); 2] {
+    [
+        (
+            "AWS_KINESISVIDEO_CONTINUATION_TOKEN",
+            make_token(&meta.fragment_number),
+        ),
+        (
+            "AWS_KINESISVIDEO_MILLIS_BEHIND_NOW",
+            now_ms
+                .saturating_sub(meta.server_timestamp_ms)
+                .max(0)
+                .to_string(),
+        ),
+    ]
+}
+
+/// The next thing a response at `follow` (and `live`) sends from `store`, at wall-clock
+/// `now_ms`. Sans-IO: stored fragments first (whole), then, once none is left, the fragment
+/// being assembled, as a live document whose frames go out as they arrive and which ends with
+/// its Tags once the fragment is stored.
+pub(crate) fn step(
+    store: &StreamStore,
+    follow: &mut Follow,
+    live: &mut Option<LiveCursor>,
+    now_ms: i64,
+) -> Step {
+    use crate::store::live::{document_start, simple_block};
+    if let Some(cursor) = live.as_mut() {
+        let Some(fragment) = store
+            .live()
+            .fragments()
+            .iter()
+            .find(|f| f.producer_start_ms == cursor.producer_start_ms)
+        else {
+            return Step::Lost;
+        };
+        let mut out = Vec::new();
+        for frame in &fragment.frames[cursor.sent.min(fragment.frames.len())..] {
+            out.extend(simple_block(frame, fragment.producer_start_ms));
+        }
+        cursor.sent = fragment.frames.len();
+        if let Some(meta) = &fragment.stored {
+            let extra = extra_tags(meta, now_ms);
+            let extra: Vec<(&str, &str)> = extra.iter().map(|(n, v)| (*n, v.as_str())).collect();
+            out.extend(crate::store::tagged::tags(meta, &extra));
+            follow.sent(meta);
+            *live = None;
+        }
+        return if out.is_empty() {
+            Step::Wait
+        } else {
+            Step::Live(out)
+        };
+    }
+    if let Some(meta) = follow.next(store.fragments()) {
+        return Step::Stored(meta.clone(), store.path_of(&meta.fragment_number));
+    }
+    if let Follow::After(_) = follow {
+        if let Some(fragment) = store.live().fragments().iter().find(|f| f.stored.is_none()) {
+            let mut out = document_start(fragment);
+            for frame in &fragment.frames {
+                out.extend(simple_block(frame, fragment.producer_start_ms));
+            }
+            *live = Some(LiveCursor {
+                producer_start_ms: fragment.producer_start_ms,
+                sent: fragment.frames.len(),
+            });
+            return Step::Live(out);
+        }
+    }
+    Step::Wait
+}
+
+/// Write the body: stored fragments, then the stream's fragments as they are assembled, until
+/// an [`End`].
 async fn run(
     shared: &Shared,
     stream: &str,
-    store: &std::sync::Mutex<crate::store::disk::StreamStore>,
+    store: &std::sync::Mutex<StreamStore>,
     mut follow: Follow,
     tx: &tokio::sync::mpsc::Sender<Bytes>,
 ) -> End {
@@ -284,47 +387,28 @@ async fn run(
     let max_end = tokio::time::Instant::now() + timings.get_media_max_duration;
     let mut appended = store.lock().unwrap_or_else(|e| e.into_inner()).subscribe();
     let mut idle_end = tokio::time::Instant::now() + timings.get_media_idle_timeout;
+    let mut live = None;
     loop {
         appended.borrow_and_update();
         loop {
             let next = {
                 let store = store.lock().unwrap_or_else(|e| e.into_inner());
-                follow
-                    .next(store.fragments())
-                    .map(|m| (m.clone(), store.path_of(&m.fragment_number)))
+                step(&store, &mut follow, &mut live, epoch_ms())
             };
-            let Some((meta, path)) = next else { break };
-            follow.sent(&meta);
-            let file = match path.map(tokio::fs::read) {
-                Some(read) => read.await,
-                None => continue,
-            };
-            let file = match file {
-                Ok(file) => file,
-                // Pruned (retention, size cap) between the index read and the file read.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => {
-                    tracing::error!(stream, error = %e, "a fragment could not be read for GetMedia");
-                    return End::ReadFailed;
+            let chunk = match next {
+                Step::Wait => break,
+                Step::Lost => return End::FellBehind,
+                Step::Live(bytes) => bytes,
+                Step::Stored(meta, path) => {
+                    follow.sent(&meta);
+                    match stored_document(stream, &meta, path).await {
+                        Ok(Some(doc)) => doc,
+                        Ok(None) => continue,
+                        Err(end) => return end,
+                    }
                 }
             };
-            let token = make_token(&meta.fragment_number);
-            let behind = epoch_ms().saturating_sub(meta.server_timestamp_ms).max(0);
-            let tagged = match crate::store::tagged::tagged_with(
-                file,
-                &meta,
-                &[
-                    ("AWS_KINESISVIDEO_CONTINUATION_TOKEN", &token),
-                    ("AWS_KINESISVIDEO_MILLIS_BEHIND_NOW", &behind.to_string()),
-                ],
-            ) {
-                Ok(tagged) => tagged,
-                Err(e) => {
-                    tracing::error!(stream, error = %e, "a fragment could not be tagged for GetMedia");
-                    return End::ReadFailed;
-                }
-            };
-            if tx.send(Bytes::from(tagged)).await.is_err() {
+            if tx.send(Bytes::from(chunk)).await.is_err() {
                 return End::ClientGone;
             }
             idle_end = tokio::time::Instant::now() + timings.get_media_idle_timeout;
@@ -344,6 +428,32 @@ async fn run(
             () = shared.shutdown.cancelled() => return End::Shutdown,
         }
     }
+}
+
+/// A stored fragment as a tagged document; `None` when it was pruned meanwhile.
+async fn stored_document(
+    stream: &str,
+    meta: &FragmentMeta,
+    path: Option<std::path::PathBuf>,
+) -> Result<Option<Vec<u8>>, End> {
+    let Some(path) = path else { return Ok(None) };
+    let file = match tokio::fs::read(path).await {
+        Ok(file) => file,
+        // Pruned (retention, size cap) between the index read and the file read.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            tracing::error!(stream, error = %e, "a fragment could not be read for GetMedia");
+            return Err(End::ReadFailed);
+        }
+    };
+    let extra = extra_tags(meta, epoch_ms());
+    let extra: Vec<(&str, &str)> = extra.iter().map(|(n, v)| (*n, v.as_str())).collect();
+    crate::store::tagged::tagged_with(file, meta, &extra)
+        .map(Some)
+        .map_err(|e| {
+            tracing::error!(stream, error = %e, "a fragment could not be tagged for GetMedia");
+            End::ReadFailed
+        })
 }
 
 /// The wall clock in epoch ms (for `AWS_KINESISVIDEO_MILLIS_BEHIND_NOW`).
@@ -516,5 +626,95 @@ mod tests {
             &stored,
         );
         assert_eq!(drain(&mut resumed, &stored), ["12", "13"]);
+    }
+
+    fn assembled(start: i64, frames: usize) -> crate::store::fragmenter::Fragment {
+        crate::store::fragmenter::Fragment {
+            producer_start_ms: start,
+            server_start_ms: start,
+            duration_ms: 1000,
+            video: crate::store::fragmenter::test_params(),
+            frames: (0..frames)
+                .map(|i| crate::store::fragmenter::StoredFrame {
+                    track: kvs_media::mkv::VIDEO_TRACK,
+                    timestamp_ms: start + 40 * i as i64,
+                    keyframe: i == 0,
+                    data: vec![7; 3],
+                })
+                .collect(),
+            bytes: 3 * frames,
+        }
+    }
+
+    #[test]
+    fn stored_fragments_go_whole_then_the_one_in_assembly_frame_by_frame() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut store, _) = StreamStore::open(dir.path()).unwrap();
+        let aac = kvs_media::mkv::AacParams {
+            audio_specific_config: vec![0x11, 0x90],
+            sample_rate: 48_000,
+            channels: 2,
+        };
+        let first = store.append(&assembled(1_000, 25), Some(&aac)).unwrap();
+        store.publish_live(&assembled(2_000, 2), &aac);
+        let mut follow = Follow::new(Start::Earliest, store.fragments());
+        let mut live = None;
+        let mut next = |store: &StreamStore, follow: &mut Follow| {
+            let step = step(store, follow, &mut live, 10_000);
+            if let Step::Stored(meta, _) = &step {
+                follow.sent(meta);
+            }
+            step
+        };
+        assert!(matches!(next(&store, &mut follow), Step::Stored(m, Some(_)) if m == first));
+        let Step::Live(start) = next(&store, &mut follow) else {
+            panic!("the live document")
+        };
+        assert_eq!(
+            &start[..4],
+            &[0x1A, 0x45, 0xDF, 0xA3],
+            "an EBML header first"
+        );
+        assert!(
+            matches!(next(&store, &mut follow), Step::Wait),
+            "nothing new yet"
+        );
+        store.publish_live(&assembled(2_000, 3), &aac);
+        let Step::Live(block) = next(&store, &mut follow) else {
+            panic!("the new frame")
+        };
+        assert_eq!(block[0], 0xA3, "one SimpleBlock");
+        assert_eq!(block.len(), 9 + 4 + 3);
+        // Stored with one more frame: that frame, then the Tags, and the reader goes on after it.
+        let second = store.append(&assembled(2_000, 4), Some(&aac)).unwrap();
+        let Step::Live(end) = next(&store, &mut follow) else {
+            panic!("the end of the document")
+        };
+        assert_eq!(end[0], 0xA3);
+        assert_eq!(
+            &end[16..20],
+            &[0x12, 0x54, 0xC3, 0x67],
+            "the Tags after the last block"
+        );
+        let tags = String::from_utf8_lossy(&end);
+        assert!(
+            tags.contains(&second.fragment_number)
+                && tags.contains(&make_token(&second.fragment_number))
+        );
+        assert!(matches!(next(&store, &mut follow), Step::Wait));
+        assert_eq!(
+            follow,
+            Follow::After(second.fragment_number.parse().unwrap())
+        );
+
+        // A reader whose live fragment left the view (too far behind) is told so.
+        store.publish_live(&assembled(3_000, 1), &aac);
+        assert!(matches!(next(&store, &mut follow), Step::Live(_)));
+        for i in 0..6 {
+            let fragment = assembled(3_000 + 1000 * i, 1);
+            store.publish_live(&fragment, &aac);
+            store.append(&fragment, Some(&aac)).unwrap();
+        }
+        assert!(matches!(next(&store, &mut follow), Step::Lost));
     }
 }

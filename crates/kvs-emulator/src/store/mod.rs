@@ -15,6 +15,7 @@
 pub(crate) mod disk;
 pub(crate) mod feed;
 pub(crate) mod fragmenter;
+pub(crate) mod live;
 pub(crate) mod tagged;
 #[cfg(feature = "aac")]
 pub(crate) mod transcode;

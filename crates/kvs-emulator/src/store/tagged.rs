@@ -59,7 +59,7 @@ fn seconds(ms: i64) -> String {
 }
 
 /// The `Tags` element of a fragment, with `extra` name/value tags after the standard ones.
-fn tags(meta: &FragmentMeta, extra: &[(&str, &str)]) -> Vec<u8> {
+pub(crate) fn tags(meta: &FragmentMeta, extra: &[(&str, &str)]) -> Vec<u8> {
     let mut tag = [
         // Targets (empty: the whole segment).
         ebml_element(&[0x63, 0xC0], &[]),
