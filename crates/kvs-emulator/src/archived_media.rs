@@ -82,7 +82,7 @@ pub(crate) fn get_data_endpoint(
 }
 
 /// The name of the stream a body names (`StreamARN` wins over `StreamName`), which must exist.
-fn stream_name(shared: &Shared, body: &Map<String, Value>) -> Result<String, ApiError> {
+pub(crate) fn stream_name(shared: &Shared, body: &Map<String, Value>) -> Result<String, ApiError> {
     let by = if let Some(arn) = validate::optional(body, "StreamARN")? {
         validate::arn("StreamARN", arn)?;
         ResourceRef::Arn(arn)

@@ -111,6 +111,13 @@ pub struct Timings {
     /// How long GetIceServerConfig's TURN credentials are valid (`Ttl`; AWS: 300 s). Shorter
     /// values let tests watch credentials expire mid-session.
     pub ice_server_ttl: Duration,
+    /// A GetMedia response that has had no fragment to send for this long ends (AWS: "the
+    /// reading of the HTTP response payload will timeout after 3 seconds if there are no
+    /// ingested fragments available"); the reader resumes with the last continuation token.
+    pub get_media_idle_timeout: Duration,
+    /// A GetMedia response ends after this long in any case, and the reader resumes with the
+    /// last continuation token. AWS publishes no figure; the emulator's default is 1 hour.
+    pub get_media_max_duration: Duration,
 }
 
 impl Default for Timings {
@@ -128,6 +135,8 @@ impl Default for Timings {
             viewer_slot_hold: Duration::from_secs(60),
             max_clock_skew: Duration::from_secs(300),
             ice_server_ttl: Duration::from_secs(300),
+            get_media_idle_timeout: Duration::from_secs(3),
+            get_media_max_duration: Duration::from_secs(3600),
         }
     }
 }

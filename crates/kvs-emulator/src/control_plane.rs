@@ -49,6 +49,16 @@ fn route(shared: &Arc<Shared>, req: &ReadRequest) -> Result<Reply, ApiError> {
         ));
     }
     let requested = req.path.trim_start_matches('/');
+    if requested == crate::get_media::OPERATION {
+        let body = json_api::admit(
+            shared,
+            req,
+            Api::ControlPlane,
+            crate::get_media::OPERATION,
+            |body| crate::archived_media::stream_name(shared, body).ok(),
+        )?;
+        return crate::get_media::get_media(shared, &body);
+    }
     if let Some(op) = crate::archived_media::OPERATIONS
         .iter()
         .copied()
@@ -74,6 +84,7 @@ fn route(shared: &Arc<Shared>, req: &ReadRequest) -> Result<Reply, ApiError> {
         "createStream" => create_stream(shared, &body),
         "describeStream" => describe_stream(shared, &body),
         "listStreams" => list_streams(shared, &body),
+        "deleteStream" => delete_stream(shared, &body),
         "updateMediaStorageConfiguration" => update_media_storage_configuration(shared, &body),
         "describeMediaStorageConfiguration" => describe_media_storage_configuration(shared, &body),
         "getSignalingChannelEndpoint" => get_signaling_channel_endpoint(shared, &body),
@@ -90,6 +101,7 @@ const OPERATIONS: &[&str] = &[
     "createStream",
     "describeStream",
     "listStreams",
+    "deleteStream",
     "updateMediaStorageConfiguration",
     "describeMediaStorageConfiguration",
     "getSignalingChannelEndpoint",
@@ -197,6 +209,19 @@ fn delete_signaling_channel(shared: &Shared, body: &Map<String, Value>) -> Resul
     shared.relays.remove(&channel.arn);
     shared.hub.close_channel(&channel.arn, "channel deleted");
     tracing::info!(channel = %channel.name, "deleted signaling channel");
+    Ok(json!({}))
+}
+
+/// `DeleteStream`: the stream leaves the registry; open GetMedia responses on it end after the
+/// fragment they are sending. Its fragments stay on disk (found again by a stream created with
+/// the same name, as after a restart).
+fn delete_stream(shared: &Shared, body: &Map<String, Value>) -> Result<Value, ApiError> {
+    let arn = validate::required(body, "StreamARN")?;
+    validate::arn("StreamARN", arn)?;
+    let current_version = validate::optional(body, "CurrentVersion")?;
+    let stream = shared.registry().delete_stream(arn, current_version)?;
+    shared.stores.wake_readers(&stream.name);
+    tracing::info!(stream = %stream.name, "deleted stream");
     Ok(json!({}))
 }
 

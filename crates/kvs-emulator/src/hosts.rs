@@ -105,7 +105,7 @@ fn misdirected(host: &str) -> HttpResponse {
          the addresses it listens on); Host {} is not one of them\n",
         shown(host)
     );
-    let mut resp = HttpResponse::new(Full::new(Bytes::from(text)));
+    let mut resp = crate::http_server::full_response(Full::new(Bytes::from(text)));
     *resp.status_mut() = StatusCode::MISDIRECTED_REQUEST;
     resp.headers_mut().insert(
         CONTENT_TYPE,

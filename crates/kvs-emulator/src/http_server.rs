@@ -41,7 +41,89 @@ use tokio_util::sync::CancellationToken;
 use crate::hosts::AllowedHosts;
 
 /// The response type every handler returns.
-pub(crate) type HttpResponse = Response<Full<Bytes>>;
+pub(crate) type HttpResponse = Response<ResponseBody>;
+
+/// A response body: whole, or streamed from a channel (GetMedia) whose sender is a task that
+/// ends when the receiver is dropped (the client went away or the connection closed).
+#[derive(Debug)]
+pub(crate) enum ResponseBody {
+    /// The whole body, known up front.
+    Full(Full<Bytes>),
+    /// Chunks as a task produces them; the body ends when the task drops its sender. The
+    /// channel's capacity bounds what waits in memory.
+    Channel {
+        /// The chunks.
+        chunks: tokio::sync::mpsc::Receiver<Bytes>,
+        /// The connection's slot, set by the server: the request is being served (its slot
+        /// is not given to a new connection) until the body ends.
+        serving: Option<Arc<Slot>>,
+    },
+}
+
+impl ResponseBody {
+    /// A body streamed from `chunks`.
+    pub(crate) fn channel(chunks: tokio::sync::mpsc::Receiver<Bytes>) -> Self {
+        Self::Channel {
+            chunks,
+            serving: None,
+        }
+    }
+}
+
+/// A 200 response with a whole body (set the status and headers on it).
+pub(crate) fn full_response(body: Full<Bytes>) -> HttpResponse {
+    Response::new(body.into())
+}
+
+impl Default for ResponseBody {
+    fn default() -> Self {
+        Self::Full(Full::default())
+    }
+}
+
+impl From<Full<Bytes>> for ResponseBody {
+    fn from(full: Full<Bytes>) -> Self {
+        Self::Full(full)
+    }
+}
+
+impl hyper::body::Body for ResponseBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        match self.get_mut() {
+            Self::Full(full) => Pin::new(full).poll_frame(cx),
+            Self::Channel { chunks, serving } => {
+                let polled = chunks.poll_recv(cx);
+                if let std::task::Poll::Ready(None) = polled {
+                    // The body is over: the connection waits for its next request.
+                    if let Some(slot) = serving.take() {
+                        slot.waits_for_head();
+                    }
+                }
+                polled.map(|chunk| chunk.map(|b| Ok(hyper::body::Frame::data(b))))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Self::Full(full) => full.is_end_stream(),
+            Self::Channel { .. } => false,
+        }
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        match self {
+            Self::Full(full) => full.size_hint(),
+            Self::Channel { .. } => hyper::body::SizeHint::default(),
+        }
+    }
+}
 
 /// A request handler: one per listener.
 pub(crate) type Handler = Arc<
@@ -184,7 +266,7 @@ impl Waiting {
 /// One connection's slot: its permit, and its place among the waiting connections while it
 /// has no request to serve.
 #[derive(Debug)]
-struct Slot {
+pub(crate) struct Slot {
     waiting: Arc<Waiting>,
     presence: Arc<Presence>,
     ticket: Mutex<Option<u64>>,
@@ -420,8 +502,12 @@ async fn serve_connection<S>(
         };
         let slot = slot.clone();
         async move {
-            let response = fut.await;
-            slot.waits_for_head();
+            let mut response = fut.await;
+            match response.body_mut() {
+                // A streamed body is still being served: the slot waits once it ends.
+                ResponseBody::Channel { serving, .. } => *serving = Some(slot),
+                ResponseBody::Full(_) => slot.waits_for_head(),
+            }
             Ok::<_, std::convert::Infallible>(response)
         }
     });
@@ -475,5 +561,37 @@ mod tests {
             "one serving a request is never closed"
         );
         assert!(!waiting.close_oldest(), "none left waiting");
+    }
+
+    #[tokio::test]
+    async fn a_streamed_body_keeps_its_connection_serving_until_it_ends() {
+        use http_body_util::BodyExt;
+
+        let waiting = Arc::new(Waiting::default());
+        let permit = Arc::new(Semaphore::new(1)).try_acquire_owned().unwrap();
+        let slot = Arc::new(Slot::new(waiting.clone(), permit));
+        slot.has_head();
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        let mut body = ResponseBody::channel(rx);
+        if let ResponseBody::Channel { serving, .. } = &mut body {
+            *serving = Some(slot.clone());
+        }
+        tx.send(Bytes::from_static(b"chunk")).await.unwrap();
+        let chunk = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert_eq!(chunk, Bytes::from_static(b"chunk"));
+        assert!(
+            !waiting.close_oldest(),
+            "a connection streaming a body is serving, not waiting"
+        );
+        drop(tx);
+        assert!(
+            body.frame().await.is_none(),
+            "the body ends with its sender"
+        );
+        assert!(
+            waiting.close_oldest(),
+            "waiting for a request once the body ended"
+        );
+        assert!(slot.close().is_cancelled());
     }
 }

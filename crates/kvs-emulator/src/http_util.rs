@@ -190,14 +190,14 @@ pub(crate) fn preflight(headers: &HeaderMap) -> HttpResponse {
 }
 
 fn empty(status: StatusCode) -> HttpResponse {
-    let mut resp = HttpResponse::new(Full::new(Bytes::new()));
+    let mut resp = crate::http_server::full_response(Full::new(Bytes::new()));
     *resp.status_mut() = status;
     resp
 }
 
 /// 200 with a JSON body.
 pub(crate) fn json(value: &serde_json::Value, request_headers: &HeaderMap) -> HttpResponse {
-    let mut resp = HttpResponse::new(Full::new(Bytes::from(value.to_string())));
+    let mut resp = crate::http_server::full_response(Full::new(Bytes::from(value.to_string())));
     resp.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     common_headers(&mut resp, Some(request_headers));
@@ -210,7 +210,20 @@ pub(crate) fn media(
     body: Vec<u8>,
     request_headers: &HeaderMap,
 ) -> HttpResponse {
-    let mut resp = HttpResponse::new(Full::new(Bytes::from(body)));
+    let mut resp = crate::http_server::full_response(Full::new(Bytes::from(body)));
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    common_headers(&mut resp, Some(request_headers));
+    resp
+}
+
+/// 200 with a chunked media body of `content_type`, read from `body` until its sender drops.
+pub(crate) fn media_stream(
+    content_type: &'static str,
+    body: tokio::sync::mpsc::Receiver<Bytes>,
+    request_headers: &HeaderMap,
+) -> HttpResponse {
+    let mut resp = HttpResponse::new(crate::http_server::ResponseBody::channel(body));
     resp.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     common_headers(&mut resp, Some(request_headers));
@@ -226,7 +239,7 @@ pub(crate) fn ok_empty(request_headers: &HeaderMap) -> HttpResponse {
 
 /// An AWS error in the API's restJson1 form.
 pub(crate) fn error(api: Api, err: &ApiError, request_headers: Option<&HeaderMap>) -> HttpResponse {
-    let mut resp = HttpResponse::new(Full::new(Bytes::from(err.json_body(api))));
+    let mut resp = crate::http_server::full_response(Full::new(Bytes::from(err.json_body(api))));
     *resp.status_mut() = err.status;
     let h = resp.headers_mut();
     h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -240,7 +253,7 @@ pub(crate) fn error(api: Api, err: &ApiError, request_headers: Option<&HeaderMap
 /// The XML AccessDenied AWS returns when an operation is sent to the wrong endpoint (§8.2).
 pub(crate) fn wrong_endpoint(request_headers: &HeaderMap) -> HttpResponse {
     let body = "<AccessDeniedException>\n  <Message>Unable to determine service/operation name to be authorized</Message>\n</AccessDeniedException>\n";
-    let mut resp = HttpResponse::new(Full::new(Bytes::from(body)));
+    let mut resp = crate::http_server::full_response(Full::new(Bytes::from(body)));
     *resp.status_mut() = StatusCode::FORBIDDEN;
     resp.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/xml"));
@@ -250,7 +263,7 @@ pub(crate) fn wrong_endpoint(request_headers: &HeaderMap) -> HttpResponse {
 
 /// A plain-text answer for things outside any AWS API (e.g. a body that is too large).
 pub(crate) fn plain(status: StatusCode, text: &str) -> HttpResponse {
-    let mut resp = HttpResponse::new(Full::new(Bytes::from(text.to_owned())));
+    let mut resp = crate::http_server::full_response(Full::new(Bytes::from(text.to_owned())));
     *resp.status_mut() = status;
     resp.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));

@@ -61,9 +61,9 @@ pub const PREFIX: &str = "/_emulator/v1";
 
 /// A JSON reply. Deliberately without CORS headers: no web page may read this API.
 fn reply(status: StatusCode, value: Value) -> HttpResponse {
-    let mut resp = HttpResponse::new(http_body_util::Full::new(bytes::Bytes::from(
-        value.to_string(),
-    )));
+    let mut resp = crate::http_server::full_response(http_body_util::Full::new(
+        bytes::Bytes::from(value.to_string()),
+    ));
     *resp.status_mut() = status;
     resp.headers_mut().insert(
         http::header::CONTENT_TYPE,
@@ -147,9 +147,9 @@ fn stream_fragments(shared: &Shared, stream: &str) -> HttpResponse {
 
 /// The browser storage peer (`storage-peer.html`).
 fn storage_peer_page() -> HttpResponse {
-    let mut resp = HttpResponse::new(http_body_util::Full::new(bytes::Bytes::from_static(
-        include_str!("storage/storage-peer.html").as_bytes(),
-    )));
+    let mut resp = crate::http_server::full_response(http_body_util::Full::new(
+        bytes::Bytes::from_static(include_str!("storage/storage-peer.html").as_bytes()),
+    ));
     let h = resp.headers_mut();
     h.insert(
         http::header::CONTENT_TYPE,

@@ -31,6 +31,13 @@ pub(crate) enum Reply {
         /// The body.
         body: Vec<u8>,
     },
+    /// 200 with a chunked media body that a task keeps writing (GetMedia).
+    MediaStream {
+        /// The `Content-Type`.
+        content_type: &'static str,
+        /// The chunks; the body ends when their sender is dropped.
+        body: tokio::sync::mpsc::Receiver<bytes::Bytes>,
+    },
     /// The XML AccessDenied AWS answers for an operation sent to the wrong endpoint (§8.2).
     WrongEndpoint,
 }
@@ -71,6 +78,9 @@ impl JsonApi {
             Ok(Reply::Empty) => http_util::ok_empty(&req.headers),
             Ok(Reply::Media { content_type, body }) => {
                 http_util::media(content_type, body, &req.headers)
+            }
+            Ok(Reply::MediaStream { content_type, body }) => {
+                http_util::media_stream(content_type, body, &req.headers)
             }
             Ok(Reply::WrongEndpoint) => http_util::wrong_endpoint(&req.headers),
             Err(err) => {

@@ -8,6 +8,7 @@
 //! | --- | --- | --- |
 //! | control plane | `kinesisvideo` restJson1: channels, streams (`ListStreams` too), media storage, endpoints; kept across restarts in a file when asked (`registry_file`) | `control_plane` |
 //! | control plane (data endpoint) | `kinesis-video-archived-media`: `ListFragments`, `GetMediaForFragmentList` | `archived_media` |
+//! | control plane (data endpoint) | `kinesis-video-media`: `GetMedia`, a chunked body that follows live ingestion | `get_media` |
 //! | channel HTTPS | `POST /v1/get-ice-server-config` | `ice_config` |
 //! | channel WSS | the signaling WebSocket, SigV4-presigned | `signaling` |
 //! | channel WEBRTC | `JoinStorageSession`, `JoinStorageSessionAsViewer` | `storage` |
@@ -64,6 +65,7 @@ mod faults;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
+mod get_media;
 mod hosts;
 mod http_server;
 mod http_util;

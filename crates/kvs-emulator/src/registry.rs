@@ -240,6 +240,25 @@ impl Registry {
         Ok(removed)
     }
 
+    /// Delete a stream, checking `CurrentVersion` when given.
+    pub(crate) fn delete_stream(
+        &mut self,
+        arn: &str,
+        current_version: Option<&str>,
+    ) -> Result<Stream, ApiError> {
+        let stream = self.stream(ResourceRef::Arn(arn))?;
+        if current_version.is_some_and(|v| v != stream.version) {
+            return Err(ApiError::new(
+                http::StatusCode::BAD_REQUEST,
+                "VersionMismatchException",
+                "The CurrentVersion does not match the stream's version.",
+            ));
+        }
+        let removed = self.streams.remove(arn).expect("looked up above");
+        self.persist();
+        Ok(removed)
+    }
+
     /// Enable storage of `channel_arn` into `stream_arn`, or disable it (`None`).
     pub(crate) fn update_media_storage(
         &mut self,

@@ -4,7 +4,7 @@
 //! Defaults are the published Kinesis Video Streams WebRTC quotas (protocol notes §8.2):
 //! DescribeSignalingChannel 300/s per account and 5/s per channel, GetSignalingChannelEndpoint
 //! 300/s per account, DescribeMediaStorageConfiguration 50 and 5, UpdateMediaStorageConfiguration
-//! 10 and 5, ConnectAsMaster and ConnectAsViewer 3/s per channel. The storage API's quotas are not
+//! 10 and 5, ConnectAsMaster and ConnectAsViewer 3/s per channel, GetMedia 5/s per stream. The storage API's quotas are not
 //! published; JoinStorageSession(AsViewer) is unthrottled unless configured.
 
 use std::collections::{BTreeMap, HashMap};
@@ -17,13 +17,14 @@ use crate::api_error::ApiError;
 const THROTTLED: &str = "Your request has been throttled because you have exceeded the limit of allowed client calls. Try making the call later.";
 
 /// The operations the emulator serves, by AWS name: the ones a rate can be set for.
-pub(crate) const OPERATIONS: [&str; 14] = [
+pub(crate) const OPERATIONS: [&str; 16] = [
     "CreateSignalingChannel",
     "DescribeSignalingChannel",
     "DeleteSignalingChannel",
     "CreateStream",
     "DescribeStream",
     "ListStreams",
+    "DeleteStream",
     "UpdateMediaStorageConfiguration",
     "DescribeMediaStorageConfiguration",
     "GetSignalingChannelEndpoint",
@@ -32,6 +33,7 @@ pub(crate) const OPERATIONS: [&str; 14] = [
     "ConnectAsViewer",
     "JoinStorageSession",
     "JoinStorageSessionAsViewer",
+    "GetMedia",
 ];
 
 /// Buckets kept before idle ones are forgotten.
@@ -80,6 +82,9 @@ impl Throttling {
             },
         );
         t.set("DescribeMediaStorageConfiguration", both(50, 5));
+        // "A client can call GetMedia up to five times per second per stream" (the stream
+        // name stands where other operations put the channel).
+        t.set("GetMedia", channel(5));
         t.set("UpdateMediaStorageConfiguration", both(10, 5));
         t.set("ConnectAsMaster", channel(3));
         t.set("ConnectAsViewer", channel(3));

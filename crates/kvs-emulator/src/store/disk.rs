@@ -67,6 +67,10 @@ pub(crate) struct StreamStore {
     index: Vec<FragmentMeta>,
     next_number: u128,
     bytes: u64,
+    /// Counts appended fragments; GetMedia readers wait on it to follow live ingestion.
+    appended: tokio::sync::watch::Sender<u64>,
+    /// The fragments being assembled, as GetMedia streams them.
+    live: super::live::LiveView,
 }
 
 /// What opening a store found and dropped.
@@ -133,11 +137,35 @@ impl StreamStore {
             index,
             next_number,
             bytes,
+            appended: tokio::sync::watch::Sender::new(0),
+            live: super::live::LiveView::default(),
         };
         if rewrite {
             store.rewrite_index()?;
         }
         Ok((store, recovery))
+    }
+
+    /// Changes each time a fragment is appended (for readers that follow the stream).
+    pub(crate) fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.appended.subscribe()
+    }
+
+    /// The fragments being assembled (and the last few stored), for GetMedia.
+    pub(crate) fn live(&self) -> &super::live::LiveView {
+        &self.live
+    }
+
+    /// `fragment`, open or closing, has the frames it has: publish the new ones to readers.
+    pub(crate) fn publish_live(&mut self, fragment: &Fragment, aac: &AacParams) {
+        if self.live.publish(fragment, aac) {
+            self.appended.send_modify(|_| {});
+        }
+    }
+
+    /// Wake the subscribers without a new fragment (they check why).
+    pub(crate) fn wake(&self) {
+        self.appended.send_modify(|_| {});
     }
 
     /// Every fragment, oldest first.
@@ -194,6 +222,8 @@ impl StreamStore {
         index.sync_data()?;
         self.bytes += meta.fragment_size_bytes;
         self.index.push(meta.clone());
+        self.live.stored(fragment, &meta);
+        self.appended.send_modify(|n| *n += 1);
         Ok(meta)
     }
 

@@ -87,6 +87,7 @@ impl StoreFeed {
         self.fragmenter
             .video(now_ms, timestamp_ms, keyframe, params, data);
         self.write_finished(now_ms);
+        self.publish_live();
     }
 
     /// One Opus packet at producer time `timestamp_ms`, stored as the AAC it transcodes to.
@@ -101,6 +102,7 @@ impl StoreFeed {
             None => self.fragmenter.audio(timestamp_ms, data.to_vec()),
         }
         self.write_finished(now_ms);
+        self.publish_live();
     }
 
     /// The session ended: store the open fragment.
@@ -108,6 +110,18 @@ impl StoreFeed {
         self.fragmenter.finish();
         self.write_finished(now_ms);
         self.stats()
+    }
+
+    /// Publish the frames of the fragments in assembly to the store's GetMedia readers (only
+    /// with AAC: the live documents carry the AAC track the stored ones do).
+    fn publish_live(&mut self) {
+        let Some(transcoder) = self.transcoder.as_ref() else {
+            return;
+        };
+        let mut store = self.store.lock().unwrap_or_else(|e| e.into_inner());
+        for fragment in self.fragmenter.pending() {
+            store.publish_live(fragment, transcoder.params());
+        }
     }
 
     fn write_finished(&mut self, now_ms: i64) {

@@ -199,6 +199,11 @@ impl Fragmenter {
         }
     }
 
+    /// The fragments still taking frames: the closing one, then the open one.
+    pub(crate) fn pending(&self) -> impl Iterator<Item = &Fragment> {
+        self.closing.iter().chain(self.open.iter())
+    }
+
     /// The next finished fragment, oldest first.
     pub(crate) fn poll_fragment(&mut self) -> Option<Fragment> {
         self.done.pop_front()

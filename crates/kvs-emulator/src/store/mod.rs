@@ -15,6 +15,7 @@
 pub(crate) mod disk;
 pub(crate) mod feed;
 pub(crate) mod fragmenter;
+pub(crate) mod live;
 pub(crate) mod tagged;
 #[cfg(feature = "aac")]
 pub(crate) mod transcode;
@@ -40,6 +41,8 @@ pub(crate) struct StreamStores {
     /// Bytes each stream may keep before its oldest fragments go.
     max_bytes_per_stream: u64,
     open: Mutex<HashMap<String, Arc<Mutex<StreamStore>>>>,
+    /// Open GetMedia responses per stream (the service allows a few at once).
+    readers: Mutex<HashMap<String, usize>>,
 }
 
 impl StreamStores {
@@ -49,6 +52,7 @@ impl StreamStores {
             dir,
             max_bytes_per_stream,
             open: Mutex::new(HashMap::new()),
+            readers: Mutex::new(HashMap::new()),
         }
     }
 
@@ -106,6 +110,36 @@ impl StreamStores {
                 tracing::error!(stream = %stream.name, error = %e, "the stream's store cannot be opened; media is not stored");
                 None
             }
+        }
+    }
+
+    /// Count one more reader of `stream` unless it already has `max`; whether it was counted.
+    pub(crate) fn add_reader(&self, stream: &str, max: usize) -> bool {
+        let mut readers = self.readers.lock().unwrap_or_else(|e| e.into_inner());
+        let count = readers.entry(stream.to_owned()).or_default();
+        if *count >= max {
+            return false;
+        }
+        *count += 1;
+        true
+    }
+
+    /// A reader [`add_reader`](Self::add_reader) counted is gone.
+    pub(crate) fn remove_reader(&self, stream: &str) {
+        let mut readers = self.readers.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = readers.get_mut(stream) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                readers.remove(stream);
+            }
+        }
+    }
+
+    /// Wake the GetMedia readers of `stream` (it was deleted: they end).
+    pub(crate) fn wake_readers(&self, stream: &str) {
+        let open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(store) = open.get(stream) {
+            store.lock().unwrap_or_else(|e| e.into_inner()).wake();
         }
     }
 

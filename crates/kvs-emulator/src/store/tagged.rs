@@ -58,9 +58,9 @@ fn seconds(ms: i64) -> String {
     format!("{}.{:03}", ms.div_euclid(1000), ms.rem_euclid(1000))
 }
 
-/// The `Tags` element of a fragment.
-fn tags(meta: &FragmentMeta) -> Vec<u8> {
-    let tag = [
+/// The `Tags` element of a fragment, with `extra` name/value tags after the standard ones.
+pub(crate) fn tags(meta: &FragmentMeta, extra: &[(&str, &str)]) -> Vec<u8> {
+    let mut tag = [
         // Targets (empty: the whole segment).
         ebml_element(&[0x63, 0xC0], &[]),
         simple_tag("AWS_KINESISVIDEO_FRAGMENT_NUMBER", &meta.fragment_number),
@@ -74,6 +74,9 @@ fn tags(meta: &FragmentMeta) -> Vec<u8> {
         ),
     ]
     .concat();
+    for (name, value) in extra {
+        tag.extend_from_slice(&simple_tag(name, value));
+    }
     ebml_element(
         &[0x12, 0x54, 0xC3, 0x67],
         &ebml_element(&[0x73, 0x73], &tag),
@@ -81,7 +84,17 @@ fn tags(meta: &FragmentMeta) -> Vec<u8> {
 }
 
 /// `file` (a fragment file's bytes) with the fragment's tags added to its Segment.
-pub(crate) fn tagged(mut file: Vec<u8>, meta: &FragmentMeta) -> Result<Vec<u8>, NotAFragment> {
+pub(crate) fn tagged(file: Vec<u8>, meta: &FragmentMeta) -> Result<Vec<u8>, NotAFragment> {
+    tagged_with(file, meta, &[])
+}
+
+/// [`tagged`], with `extra` tags (GetMedia's `AWS_KINESISVIDEO_CONTINUATION_TOKEN` and
+/// `AWS_KINESISVIDEO_MILLIS_BEHIND_NOW`) after the standard three.
+pub(crate) fn tagged_with(
+    mut file: Vec<u8>,
+    meta: &FragmentMeta,
+    extra: &[(&str, &str)],
+) -> Result<Vec<u8>, NotAFragment> {
     let header_id = id_len(&file, 0).ok_or(NotAFragment("no EBML header"))?;
     let (header_size, header_size_len) =
         vint(&file, header_id).ok_or(NotAFragment("no EBML header size"))?;
@@ -96,7 +109,7 @@ pub(crate) fn tagged(mut file: Vec<u8>, meta: &FragmentMeta) -> Result<Vec<u8>, 
             "the Segment is not the finished, 8-byte-sized one",
         ));
     }
-    let tags = tags(meta);
+    let tags = tags(meta, extra);
     let new_size = size + tags.len() as u64;
     file[size_at] = 0x01;
     file[size_at + 1..size_at + 8].copy_from_slice(&new_size.to_be_bytes()[1..]);
