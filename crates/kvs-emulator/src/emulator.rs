@@ -19,7 +19,7 @@ use crate::hosts::AllowedHosts;
 use crate::http_server::{self, Handler, HttpResponse, ListenerConfig};
 use crate::hub::Hub;
 use crate::impairment::{Direction, Impairment};
-use crate::registry::Registry;
+use crate::registry::{Registry, ResourceRef};
 use crate::sessions::{SessionInfo, Sessions};
 use crate::shared::{Endpoints, Shared};
 use crate::throttle::{Throttle, Throttling};
@@ -583,6 +583,27 @@ impl EmulatorHandle {
             Ok::<_, crate::api_error::ApiError>(channel.arn)
         };
         seed(&mut registry).map_err(|e| e.message)
+    }
+
+    /// [`EmulatorHandle::create_storage_channel`], or, when the channel `name` exists already
+    /// (kept in a [`EmulatorBuilder::registry_file`] from an earlier run) with media storage
+    /// enabled, that channel. Returns the channel ARN.
+    ///
+    /// # Errors
+    /// The service error message; a channel `name` without media storage enabled is one.
+    pub fn create_or_reuse_storage_channel(&self, name: &str) -> Result<String, String> {
+        {
+            let registry = self.shared.registry();
+            if let Ok(channel) = registry.channel(ResourceRef::Name(name)) {
+                return match channel.storage_stream() {
+                    Some(_) => Ok(channel.arn.clone()),
+                    None => Err(format!(
+                        "the channel {name} exists without media storage enabled"
+                    )),
+                };
+            }
+        }
+        self.create_storage_channel(name)
     }
 
     /// Arm or fire a fault, exactly as `POST /_emulator/v1/faults` with this JSON body does

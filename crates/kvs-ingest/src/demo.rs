@@ -49,6 +49,8 @@ pub(crate) async fn run(args: DemoArgs) -> Result<(), Failed> {
     let emulator = Emulator::builder()
         .recordings_dir(out.join("recordings"))
         .streams_dir(out.join("streams"))
+        // Kept, so that `kvs-emulator serve --data-dir <out>` serves the stream afterwards.
+        .registry_file(out.join("registry.json"))
         .tls(TlsMode::GeneratedCa {
             dir: out.join("ca"),
         })
@@ -62,10 +64,9 @@ pub(crate) async fn run(args: DemoArgs) -> Result<(), Failed> {
             emulator.region()
         );
     }
-    let channel_arn = match emulator.create_storage_channel(CHANNEL) {
+    // A demo run before in the same directory left its channel in the registry: reused.
+    let channel_arn = match emulator.create_or_reuse_storage_channel(CHANNEL) {
         Ok(arn) => arn,
-        // A second demo in the same directory finds its channel again... in a fresh emulator
-        // the registry is empty, so this is a real failure.
         Err(e) => {
             return Err(Failed::new(
                 Exit::Failure,
@@ -212,15 +213,13 @@ pub(crate) async fn run(args: DemoArgs) -> Result<(), Failed> {
         );
         if let (Some(s), Some(dir)) = (&stored, &stored_dir) {
             println!(
-                "  stream {}: {} fragments of H.264 + {} in {} (one Matroska file each; \
-                 `kvs-emulator serve --data-dir {}` serves them to ListFragments and \
-                 GetMediaForFragmentList once the stream is created again)",
+                "  stream {}: {} fragments of H.264 + {} in {} (one Matroska file each)",
                 s.stream,
                 fragments,
                 s.audio_codec.to_uppercase(),
                 dir.display(),
-                out.display()
             );
+            print_read_back(&out, &s.stream);
         }
     }
     if video_frames == 0 || audio_frames == 0 {
@@ -230,4 +229,20 @@ pub(crate) async fn run(args: DemoArgs) -> Result<(), Failed> {
         ));
     }
     Ok(())
+}
+
+/// How to read the demo's stream back with the AWS CLI, from `kvs-emulator serve` on the
+/// demo's directory (which keeps the channel, the stream and its fragments).
+fn print_read_back(out: &std::path::Path, stream: &str) {
+    let out = out.display();
+    println!("  read it back as from AWS (the demo's directory keeps the stream):");
+    println!(
+        "    kvs-emulator serve --data-dir {out} --port 4567 --access-key-id AKIAKVSDEMO0000READ \\\n      --secret-access-key demo-read-back-secret    # cargo run -p kvs-emulator -- serve ..."
+    );
+    println!(
+        "    export AWS_ACCESS_KEY_ID=AKIAKVSDEMO0000READ AWS_SECRET_ACCESS_KEY=demo-read-back-secret AWS_DEFAULT_REGION=us-west-2"
+    );
+    println!(
+        "    aws kinesis-video-archived-media list-fragments --stream-name {stream} \\\n      --endpoint-url https://127.0.0.1:4567 --ca-bundle {out}/ca.pem"
+    );
 }

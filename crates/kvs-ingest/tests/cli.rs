@@ -168,3 +168,86 @@ fn a_missing_file_and_a_bad_duration_are_bad_input() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a positive number of seconds"));
 }
+
+/// The demo's directory keeps its channel and stream: a second demo there reuses them (the
+/// stream grows), and the read-back commands the demo prints work as printed: `kvs-emulator
+/// serve` on that directory, then the AWS CLI lists every fragment of both runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_s_stream_reads_back_with_the_commands_it_prints() {
+    let out_dir = tempfile::tempdir().unwrap();
+    let demo = || {
+        let out = kvs_ingest()
+            .args(["demo", "--duration", "3", "--out"])
+            .arg(out_dir.path())
+            .output()
+            .expect("kvs-ingest runs");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    };
+    demo();
+    let stdout = demo();
+    let fragments: usize = stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("stream demo-camera-stream: "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("the stream's line: {stdout}"));
+    assert!(fragments >= 4, "two runs of 3 s: {stdout}");
+
+    // The printed commands, continuation lines joined, comments dropped.
+    let joined = stdout.replace("\\\n", " ");
+    let command = |prefix: &str| -> Vec<String> {
+        let line = joined
+            .lines()
+            .map(str::trim)
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no `{prefix}` line: {stdout}"));
+        let line = line.split(" # ").next().unwrap();
+        line.split_whitespace().map(str::to_owned).collect()
+    };
+    let serve_args = command("kvs-emulator serve");
+    let mut serve = tokio::process::Command::new(kvs_test_support::workspace_bin(
+        "kvs-emulator",
+        "kvs-emulator",
+    ));
+    serve.args(&serve_args[1..]);
+    let (mut child, _) = kvs_test_support::serve(serve).await;
+
+    let mut aws = std::process::Command::new("aws");
+    for assignment in &command("export")[1..] {
+        let (name, value) = assignment.split_once('=').expect("NAME=value");
+        aws.env(name, value);
+    }
+    let home = tempfile::tempdir().unwrap();
+    aws.args(&command("aws kinesis-video-archived-media")[1..])
+        .env("HOME", home.path())
+        .env("AWS_CONFIG_FILE", home.path().join("config"))
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            home.path().join("credentials"),
+        )
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_PROFILE");
+    let listed = tokio::task::spawn_blocking(move || aws.output())
+        .await
+        .unwrap()
+        .expect("the AWS CLI runs (installed by `cargo xtask test`)");
+    child.kill().await.unwrap();
+    let listed_out = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        listed.status.success(),
+        "{listed_out}\n{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    let listed: serde_json::Value = serde_json::from_str(&listed_out).unwrap();
+    assert_eq!(
+        listed["Fragments"].as_array().map(Vec::len),
+        Some(fragments),
+        "every fragment of both runs: {listed}"
+    );
+}
