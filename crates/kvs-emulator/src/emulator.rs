@@ -415,6 +415,7 @@ impl EmulatorBuilder {
             peers: TaskTracker::new(),
             calls: Default::default(),
             external_peers: Default::default(),
+            temporary_keys: Default::default(),
             log_drops: self.log_drops,
             stores: crate::store::StreamStores::new(
                 config.streams_dir.clone(),

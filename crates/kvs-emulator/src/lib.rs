@@ -85,6 +85,7 @@ mod sigv4;
 pub mod stderr_log;
 mod storage;
 mod store;
+mod temporary_keys;
 mod throttle;
 mod tls;
 mod turn_server;

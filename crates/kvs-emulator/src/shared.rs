@@ -57,6 +57,8 @@ pub(crate) struct Shared {
     pub log_drops: Option<tracing_appender::non_blocking::ErrorCounter>,
     /// Every Kinesis video stream's fragments.
     pub stores: crate::store::StreamStores,
+    /// Temporary keys the IoT credentials endpoint handed out.
+    pub temporary_keys: crate::temporary_keys::TemporaryKeys,
 }
 
 /// Calls per AWS operation (known operation names only, so the map stays small), counted once
@@ -80,6 +82,7 @@ impl Shared {
     pub(crate) fn expectation(&self, now: SystemTime) -> Expectation<'_> {
         Expectation {
             keys: &self.config.access_keys,
+            temporary: Some(&self.temporary_keys),
             region: &self.config.region,
             service: "kinesisvideo",
             now,
