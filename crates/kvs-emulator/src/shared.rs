@@ -29,6 +29,9 @@ pub struct Endpoints {
     pub wss: String,
     /// Channel WEBRTC endpoint: the storage API.
     pub webrtc: String,
+    /// The IoT credentials endpoint, `host:port` as AWS gives it (`aws iot describe-endpoint
+    /// --endpoint-type iot:CredentialProvider`, no scheme); `None` with plain HTTP.
+    pub iot_credentials: Option<String>,
 }
 
 pub(crate) struct Shared {
