@@ -41,7 +41,7 @@ impl TemporaryKeys {
             .join("");
         let issued = TemporaryKey {
             key: AccessKey::new(id, random.secret_access_key).with_session_token(token),
-            expiration: now + duration,
+            expiration: whole_seconds(now + duration),
             thing: thing.to_owned(),
         };
         let mut keys = self.0.lock().unwrap_or_else(|e| e.into_inner());
@@ -58,6 +58,13 @@ impl TemporaryKeys {
             .get(access_key_id)
             .cloned()
     }
+}
+
+/// `t` without its fraction of a second: the expiration a device is told (ISO 8601 to the
+/// second) is then exactly the one enforced.
+fn whole_seconds(t: SystemTime) -> SystemTime {
+    let since = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    SystemTime::UNIX_EPOCH + Duration::from_secs(since.as_secs())
 }
 
 impl std::fmt::Debug for TemporaryKeys {
@@ -81,6 +88,13 @@ mod tests {
         assert!(a.key.access_key_id.starts_with("ASIA"));
         assert!(a.key.session_token.is_some());
         assert_eq!(a.expiration, now + Duration::from_secs(60));
+        // Told to the second, so enforced to the second.
+        let c = store.issue(
+            "cam-1",
+            Duration::from_secs(60),
+            now + Duration::from_millis(999),
+        );
+        assert_eq!(c.expiration, now + Duration::from_secs(60));
         let found = store.get(&a.key.access_key_id).unwrap();
         assert_eq!(found.thing, "cam-1");
         assert_eq!(found.key.secret_access_key, a.key.secret_access_key);
