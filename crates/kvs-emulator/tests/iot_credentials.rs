@@ -212,3 +212,39 @@ async fn expired_credentials_are_refused_with_expired_token() {
         Ok(_) => panic!("the socket opened with expired credentials"),
     }
 }
+
+/// curl (mutual TLS with the files `kvs-emulator cert issue` writes) and boto3 as independent
+/// clients: `tests/python/iot_curl_boto3.py`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn curl_gets_credentials_that_boto3_uses() {
+    let emu = TestEmulator::start().await;
+    let (arn, _) = emu.storage_channel("cam-1").await;
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = emu.handle.issue_device_certificate("cam-1").unwrap();
+    let cert_path = dir.path().join("cam-1.cert.pem");
+    let key_path = dir.path().join("cam-1.private.key");
+    std::fs::write(&cert_path, cert).unwrap();
+    std::fs::write(&key_path, key).unwrap();
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/python/iot_curl_boto3.py"
+    );
+    let mut command = emu.python_command(script, &home);
+    command
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env(
+            "IOT_ENDPOINT",
+            emu.handle.endpoints().iot_credentials.clone().unwrap(),
+        )
+        .env("IOT_CERT", &cert_path)
+        .env("IOT_KEY", &key_path)
+        .env("IOT_THING", "cam-1")
+        .env("IOT_ROLE_ALIAS", DEFAULT_ROLE_ALIAS)
+        .env("CHANNEL_ARN", &arn);
+    emu.run_python(command, "iot-curl-boto3: all checks passed")
+        .await;
+    assert_eq!(emu.calls("AssumeRoleWithCertificate"), 2);
+}
