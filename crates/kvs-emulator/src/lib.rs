@@ -11,6 +11,7 @@
 //! | channel HTTPS | `POST /v1/get-ice-server-config` | `ice_config` |
 //! | channel WSS | the signaling WebSocket, SigV4-presigned | `signaling` |
 //! | channel WEBRTC | `JoinStorageSession`, `JoinStorageSessionAsViewer` | `storage` |
+//! | IoT credentials (`iotCredentials`, mutual TLS) | `GET /role-aliases/<alias>/credentials`: a device certificate issued by the emulator's CA ([`EmulatorHandle::issue_device_certificate`], `kvs-emulator cert issue`) for temporary credentials the SigV4 checks accept until they expire | `iot` |
 //!
 //! Each endpoint is one row of a table (`emulator.rs`): a listener, its URL in [`Endpoints`]
 //! and its handler; the AWS JSON APIs among them share one prologue (`json_api`: preflight,

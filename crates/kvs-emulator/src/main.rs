@@ -313,3 +313,24 @@ async fn stop_signal() -> &'static str {
         "Ctrl-C"
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::parse_role_alias;
+    use std::time::Duration;
+
+    #[test]
+    fn role_aliases_take_an_optional_duration_in_seconds() {
+        assert_eq!(
+            parse_role_alias("Cams"),
+            Ok(("Cams".to_owned(), Duration::from_secs(3600)))
+        );
+        assert_eq!(
+            parse_role_alias("Short=5"),
+            Ok(("Short".to_owned(), Duration::from_secs(5)))
+        );
+        for bad in ["", "=5", "a b", "Short=0", "Short=-1", "Short=x", "a/b=5"] {
+            assert!(parse_role_alias(bad).is_err(), "{bad:?}");
+        }
+    }
+}
