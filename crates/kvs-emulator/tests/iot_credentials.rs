@@ -248,3 +248,93 @@ async fn curl_gets_credentials_that_boto3_uses() {
         .await;
     assert_eq!(emu.calls("AssumeRoleWithCertificate"), 2);
 }
+
+/// A client that presents `cert_pem` but signs the handshake with `key_pem`, whether or not
+/// they belong together (rustls's own builder would refuse a mismatch before connecting).
+#[derive(Debug)]
+struct Present(std::sync::Arc<rustls::sign::CertifiedKey>);
+
+impl rustls::client::ResolvesClientCert for Present {
+    fn resolve(
+        &self,
+        _hints: &[&[u8]],
+        _schemes: &[rustls::SignatureScheme],
+    ) -> Option<std::sync::Arc<rustls::sign::CertifiedKey>> {
+        Some(self.0.clone())
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
+}
+
+/// `GET /role-aliases/<default>/credentials` over mutual TLS with `cert_pem` and `key_pem`:
+/// the answer's status line, or the connection's error.
+async fn raw_request(emu: &TestEmulator, cert_pem: &str, key_pem: &str) -> Result<String, String> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let key = provider
+        .key_provider
+        .load_private_key(PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).unwrap())
+        .unwrap();
+    let chain = vec![CertificateDer::from_pem_slice(cert_pem.as_bytes()).unwrap()];
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(emu.ca_pem.as_bytes()).unwrap())
+        .unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_cert_resolver(std::sync::Arc::new(Present(std::sync::Arc::new(
+            rustls::sign::CertifiedKey::new(chain, key),
+        ))));
+    let address = emu.handle.endpoints().iot_credentials.clone().unwrap();
+    let tcp = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let exchange = async {
+        let mut tls = connector
+            .connect(name, tcp)
+            .await
+            .map_err(|e| e.to_string())?;
+        let request = format!(
+            "GET /role-aliases/{DEFAULT_ROLE_ALIAS}/credentials HTTP/1.1\r\nHost: {address}\r\n\
+             x-amzn-iot-thingname: cam-1\r\nConnection: close\r\n\r\n"
+        );
+        tls.write_all(request.as_bytes())
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut answer = Vec::new();
+        tls.read_to_end(&mut answer)
+            .await
+            .map_err(|e| e.to_string())?;
+        let answer = String::from_utf8_lossy(&answer).into_owned();
+        match answer.lines().next() {
+            Some(status) if !status.is_empty() => Ok(status.to_owned()),
+            _ => Err("the connection closed without an answer".to_owned()),
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), exchange)
+        .await
+        .expect("the exchange ends in time")
+}
+
+/// The endpoint takes any certificate in the handshake (so that it can answer 403 to one it
+/// does not know) but checks that the client holds the certificate's key.
+#[tokio::test]
+async fn a_certificate_presented_without_its_key_fails_the_handshake() {
+    let emu = TestEmulator::start().await;
+    let (cert, key) = emu.handle.issue_device_certificate("cam-1").unwrap();
+    let (_, other_key) = emu.handle.issue_device_certificate("cam-1").unwrap();
+    assert_eq!(
+        raw_request(&emu, &cert, &key).await,
+        Ok("HTTP/1.1 200 OK".to_owned()),
+        "the certificate with its own key"
+    );
+    let refused = raw_request(&emu, &cert, &other_key).await;
+    assert!(refused.is_err(), "{refused:?}");
+    assert_eq!(emu.calls("AssumeRoleWithCertificate"), 1);
+}
