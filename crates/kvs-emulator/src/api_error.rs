@@ -55,6 +55,16 @@ impl ApiError {
         }
     }
 
+    /// 403 ExpiredTokenException: a temporary key used after its expiration, as AWS answers
+    /// (the same shape in every API).
+    pub(crate) fn expired_token() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "ExpiredTokenException",
+            "The security token included in the request is expired",
+        )
+    }
+
     /// 400 InvalidArgumentException.
     pub(crate) fn invalid_argument(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "InvalidArgumentException", message)

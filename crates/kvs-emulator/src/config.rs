@@ -240,6 +240,10 @@ pub struct EmulatorConfig {
     pub turn: TurnMode,
     /// Per-API request rates (default: the published AWS quotas).
     pub throttling: Throttling,
+    /// The IoT credentials endpoint's role aliases and how long their credentials are valid
+    /// (default: [`DEFAULT_ROLE_ALIAS`](crate::DEFAULT_ROLE_ALIAS), 3600 s). Unlike AWS (900 s
+    /// to 12 h), any duration of at least 1 s is accepted, so tests can watch credentials expire.
+    pub role_aliases: std::collections::BTreeMap<String, Duration>,
 }
 
 /// Which TURN server GetIceServerConfig returns. Its credentials are always time-limited TURN
@@ -297,6 +301,10 @@ impl Default for EmulatorConfig {
             accept_viewer_on_join_storage_session: true,
             turn: TurnMode::Embedded { port: 0 },
             throttling: Throttling::aws_defaults(),
+            role_aliases: std::collections::BTreeMap::from([(
+                crate::iot::DEFAULT_ROLE_ALIAS.to_owned(),
+                crate::iot::DEFAULT_CREDENTIAL_DURATION,
+            )]),
         }
     }
 }

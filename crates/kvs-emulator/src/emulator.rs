@@ -3,6 +3,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use hyper::body::Incoming;
@@ -122,6 +123,7 @@ impl Emulator {
             bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
             control_plane_port: 0,
             shared_port: None,
+            iot_port: 0,
             temporary: false,
             log_drops: None,
         }
@@ -136,6 +138,8 @@ pub struct EmulatorBuilder {
     control_plane_port: u16,
     /// With [`EmulatorBuilder::every_endpoint_on_port`]: the one port.
     shared_port: Option<u16>,
+    /// The IoT credentials endpoint's port (0: any free one).
+    iot_port: u16,
     temporary: bool,
     log_drops: Option<tracing_appender::non_blocking::ErrorCounter>,
 }
@@ -242,6 +246,24 @@ impl EmulatorBuilder {
     pub fn control_plane_port(mut self, port: u16) -> Self {
         self.control_plane_port = port;
         self.shared_port = None;
+        self
+    }
+
+    /// Add a role alias to the IoT credentials endpoint, or change one's duration (the default
+    /// alias, [`DEFAULT_ROLE_ALIAS`](crate::DEFAULT_ROLE_ALIAS), is always there, valid 3600 s
+    /// unless changed here). Emulator only: any duration of at least 1 s is accepted (AWS:
+    /// 900 s to 12 h), so that tests can watch credentials expire and be refreshed.
+    pub fn role_alias(mut self, name: impl Into<String>, duration: Duration) -> Self {
+        self.config
+            .role_aliases
+            .insert(name.into(), duration.max(Duration::from_secs(1)));
+        self
+    }
+
+    /// A fixed port for the IoT credentials endpoint (default: any free port), on the bind
+    /// address.
+    pub fn iot_credentials_port(mut self, port: u16) -> Self {
+        self.iot_port = port;
         self
     }
 
@@ -394,6 +416,21 @@ impl EmulatorBuilder {
             *(row.url)(&mut endpoints) = base_url(scheme, local);
             listeners.push((listener, row));
         }
+        // The IoT credentials endpoint: mutual TLS only, so none with plain HTTP.
+        let iot_listener = match &tls {
+            Some(_) => {
+                let addr = SocketAddr::new(self.bind, self.iot_port);
+                let listener = TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| listen_error(addr, e))?;
+                let local = listener
+                    .local_addr()
+                    .map_err(|e| Error::io(ErrorKind::Listen, "listener has no address", e))?;
+                endpoints.iot_credentials = Some(local.to_string());
+                Some(listener)
+            }
+            None => None,
+        };
         let shutdown = CancellationToken::new();
         let turn = TurnService::start(&config.turn, self.bind, shutdown.clone()).await?;
         let shared = Arc::new(Shared {
@@ -415,6 +452,7 @@ impl EmulatorBuilder {
             peers: TaskTracker::new(),
             calls: Default::default(),
             external_peers: Default::default(),
+            temporary_keys: Default::default(),
             log_drops: self.log_drops,
             stores: crate::store::StreamStores::new(
                 config.streams_dir.clone(),
@@ -445,6 +483,31 @@ impl EmulatorBuilder {
             servers.spawn(http_server::serve(
                 listener,
                 acceptor.clone(),
+                handler,
+                shutdown.clone(),
+                config,
+            ));
+        }
+        if let (Some(listener), Some(tls)) = (iot_listener, &tls) {
+            let for_requests = shared.clone();
+            let verifier = tls.device_verifier.clone();
+            let handler: Handler = Arc::new(move |r| {
+                Box::pin(crate::iot::handle(
+                    for_requests.clone(),
+                    verifier.clone(),
+                    r,
+                ))
+            });
+            let config = ListenerConfig {
+                name: "iot-credentials",
+                max_connections: limits.max_connections,
+                handshake_timeout: limits.handshake_timeout,
+                request_head_timeout: limits.request_head_timeout,
+                hosts: hosts.clone(),
+            };
+            servers.spawn(http_server::serve(
+                listener,
+                Some(tls.device_acceptor.clone()),
                 handler,
                 shutdown.clone(),
                 config,
@@ -712,7 +775,27 @@ impl EmulatorHandle {
             "inspectionUrl": format!("{}{}", self.shared.endpoints.control_plane, crate::inspect::PREFIX),
             "recordingsDir": self.shared.config.recordings_dir.display().to_string(),
             "turnUris": self.shared.turn.uris(),
+            "iotCredentials": self.shared.endpoints.iot_credentials,
+            "roleAliases": self.shared.config.role_aliases.iter()
+                .map(|(name, d)| (name.clone(), d.as_secs()))
+                .collect::<std::collections::BTreeMap<_, _>>(),
         })
+    }
+
+    /// A device identity for `thing`, as AWS IoT's `create-keys-and-certificate` followed by
+    /// `attach-thing-principal` gives: a certificate (PEM) issued by the emulator's CA and a
+    /// fresh private key (PEM, PKCS#8). The certificate is attached to `thing` (its subject's
+    /// common name is the thing name) and gets credentials from
+    /// [`Endpoints::iot_credentials`]. Fails with plain HTTP (no CA) or a thing name outside
+    /// AWS's `[a-zA-Z0-9_:-]{1,128}`.
+    pub fn issue_device_certificate(&self, thing: &str) -> Result<(String, String), Error> {
+        let tls = self.tls.as_ref().ok_or_else(|| {
+            Error::new(
+                ErrorKind::Config,
+                "device certificates need the emulator's CA: it serves plain HTTP",
+            )
+        })?;
+        tls.issue_device_certificate(thing)
     }
 
     /// Stop accepting, close sockets, end every storage session and wait until recordings are

@@ -42,6 +42,7 @@ impl Verifier<'_> {
     {
         Expectation {
             keys,
+            temporary: None,
             region: self.region,
             service: "kinesisvideo",
             now: self.now,

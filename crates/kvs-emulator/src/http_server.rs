@@ -458,7 +458,7 @@ async fn connection(
         presence: slot.presence.clone(),
     };
     let Some(acceptor) = tls else {
-        return serve_connection(stream, peer, handler, shutdown, slot, &config).await;
+        return serve_connection(stream, peer, None, handler, shutdown, slot, &config).await;
     };
     let handshake = tokio::time::timeout(config.handshake_timeout, acceptor.accept(stream));
     let tls_stream = tokio::select! {
@@ -479,12 +479,28 @@ async fn connection(
             }
         },
     };
-    serve_connection(tls_stream, peer, handler, shutdown, slot, &config).await;
+    // Only the IoT credentials endpoint asks for one; its handler reads it from the request.
+    let certificates = tls_stream.get_ref().1.peer_certificates().map(|chain| {
+        crate::iot::PeerCertificates(Arc::new(
+            chain.iter().map(|c| c.clone().into_owned()).collect(),
+        ))
+    });
+    serve_connection(
+        tls_stream,
+        peer,
+        certificates,
+        handler,
+        shutdown,
+        slot,
+        &config,
+    )
+    .await;
 }
 
 async fn serve_connection<S>(
     stream: S,
     peer: SocketAddr,
+    certificates: Option<crate::iot::PeerCertificates>,
     handler: Handler,
     shutdown: CancellationToken,
     slot: Arc<Slot>,
@@ -494,8 +510,11 @@ async fn serve_connection<S>(
 {
     let close = slot.close().clone();
     let hosts = config.hosts.clone();
-    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+    let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
         slot.has_head();
+        if let Some(certificates) = &certificates {
+            req.extensions_mut().insert(certificates.clone());
+        }
         let fut: Pin<Box<dyn Future<Output = HttpResponse> + Send>> = match hosts.refusal(&req) {
             Some(response) => Box::pin(std::future::ready(response)),
             None => handler(req),

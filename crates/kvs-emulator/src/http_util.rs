@@ -134,6 +134,9 @@ pub(crate) fn authenticate(
 /// The error AWS returns for an authentication failure: the API's AccessDenied, but always 403
 /// for clock errors, whose "Signature expired" text clients match on (protocol notes §8.2).
 pub(crate) fn auth_error(api: Api, failure: &AuthFailure) -> ApiError {
+    if *failure == AuthFailure::ExpiredToken {
+        return ApiError::expired_token();
+    }
     let mut err = ApiError::access_denied(api, failure.to_string());
     if matches!(
         failure,

@@ -21,7 +21,8 @@
 //!   listed even before the stream is created again.
 //! - `GET  /_emulator/v1/calls`: how many times each AWS operation was called (by its path name,
 //!   e.g. `getSignalingChannelEndpoint`, `getIceServerConfig`, `joinStorageSession`, and
-//!   `connectAsMaster`/`connectAsViewer` for signaling upgrade requests).
+//!   `connectAsMaster`/`connectAsViewer` for signaling upgrade requests, and
+//!   `AssumeRoleWithCertificate` for requests to the IoT credentials endpoint).
 //! - `GET  /_emulator/v1/turn`: the TURN URIs handed out and the embedded TURN server's live
 //!   allocations (TURN username, client address, relay address, relayed bytes).
 //! - `POST /_emulator/v1/faults` with `{"channel": "<name or ARN>", "fault": "<KIND>", ...}` where

@@ -12,6 +12,7 @@
 //! | channel HTTPS | `POST /v1/get-ice-server-config` | `ice_config` |
 //! | channel WSS | the signaling WebSocket, SigV4-presigned | `signaling` |
 //! | channel WEBRTC | `JoinStorageSession`, `JoinStorageSessionAsViewer` | `storage` |
+//! | IoT credentials (`iotCredentials`, mutual TLS) | `GET /role-aliases/<alias>/credentials`: a device certificate issued by the emulator's CA ([`EmulatorHandle::issue_device_certificate`], `kvs-emulator cert issue`) for temporary credentials the SigV4 checks accept until they expire | `iot` |
 //!
 //! Each endpoint is one row of a table (`emulator.rs`): a listener, its URL in [`Endpoints`]
 //! and its handler; the AWS JSON APIs among them share one prologue (`json_api`: preflight,
@@ -73,6 +74,7 @@ mod hub;
 mod ice_config;
 mod impairment;
 pub mod inspect;
+mod iot;
 mod json_api;
 mod link;
 mod media;
@@ -87,6 +89,7 @@ mod sigv4;
 pub mod stderr_log;
 mod storage;
 mod store;
+mod temporary_keys;
 mod throttle;
 mod tls;
 mod turn_server;
@@ -99,6 +102,7 @@ pub use error::{Error, ErrorKind};
 pub use faults::ChannelFaults;
 pub use hub::ConnectionInfo;
 pub use impairment::{ArmedImpairment, Direction, Impairment, ImpairmentError, LinkCounters};
+pub use iot::{issue_device_certificate_files, DEFAULT_CREDENTIAL_DURATION, DEFAULT_ROLE_ALIAS};
 pub use media::sink::{MediaStats, TrackStats};
 pub use registry::{Channel, Stream};
 pub use sdk_client::https_client_trusting;

@@ -1,5 +1,6 @@
 //! `kvs-emulator serve`: run the emulator until Ctrl-C, printing one JSON line with the endpoint,
-//! region, CA path and test credentials on stdout.
+//! region, CA path and test credentials on stdout. `kvs-emulator cert issue`: a device identity
+//! for the IoT credentials endpoint, from the CA in a data directory.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -21,7 +22,31 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve until Ctrl-C.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
+    /// Device certificates for the IoT credentials endpoint.
+    #[command(subcommand)]
+    Cert(CertCommand),
+}
+
+#[derive(Subcommand)]
+enum CertCommand {
+    /// Issue a device certificate and key for a thing, signed by the CA in --data-dir (created
+    /// there if absent, as `serve` would), and attached to the thing: the thing name is the
+    /// certificate's subject common name, so a running `serve` needs no notice of it.
+    Issue(IssueArgs),
+}
+
+#[derive(clap::Args)]
+struct IssueArgs {
+    /// The thing the certificate is attached to (conventionally the channel name).
+    #[arg(long)]
+    thing: String,
+    /// The data directory of `serve` (its CA: ca.pem, ca.key).
+    #[arg(long, default_value = "kvs-emulator-data")]
+    data_dir: PathBuf,
+    /// Where to write <thing>.cert.pem and <thing>.private.key.
+    #[arg(long, default_value = ".")]
+    out: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -96,6 +121,15 @@ struct ServeArgs {
     /// Throttle nothing (by default the published AWS quotas apply).
     #[arg(long, conflicts_with = "tps")]
     no_throttling: bool,
+    /// Add a role alias to the IoT credentials endpoint, with its credentials' duration in
+    /// seconds (default 3600): NAME or NAME=SECONDS. Repeatable. The alias KvsCameraIoTRoleAlias
+    /// (3600 s) is always there; name it to change its duration. Emulator only: durations
+    /// below AWS's 900 s are accepted, for tests that watch credentials expire.
+    #[arg(long, value_parser = parse_role_alias)]
+    role_alias: Vec<(String, std::time::Duration)>,
+    /// Port of the IoT credentials endpoint (0: any free port), on --bind.
+    #[arg(long, default_value_t = 0)]
+    iot_port: u16,
     /// How many channels of the account may have media storage enabled at once (the
     /// service's quota, 100 by default); raise it to run more devices against one emulator.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
@@ -117,7 +151,10 @@ async fn main() -> ExitCode {
                 .unwrap_or_else(|_| "kvs_emulator=info".into()),
         )
         .init();
-    let Command::Serve(args) = Cli::parse().command;
+    let args = match Cli::parse().command {
+        Command::Serve(args) => *args,
+        Command::Cert(CertCommand::Issue(args)) => return issue(&args),
+    };
     let tls = match (&args.ca_cert, &args.ca_key, args.plain_http) {
         (_, _, true) => TlsMode::Plain,
         (Some(cert), Some(key), false) => TlsMode::ProvidedCa {
@@ -166,6 +203,10 @@ async fn main() -> ExitCode {
     builder = builder
         .throttling(throttling)
         .limits(|l| l.storage_enabled_channels = args.storage_channels as usize);
+    for (name, duration) in args.role_alias {
+        builder = builder.role_alias(name, duration);
+    }
+    builder = builder.iot_credentials_port(args.iot_port);
     if let (Some(id), Some(secret)) = (args.access_key_id, args.secret_access_key) {
         builder = builder.access_key(AccessKey::new(id, secret));
     }
@@ -196,6 +237,58 @@ async fn main() -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// `NAME` or `NAME=SECONDS` (at least 1).
+fn parse_role_alias(text: &str) -> Result<(String, std::time::Duration), String> {
+    let (name, seconds) = match text.split_once('=') {
+        Some((name, seconds)) => {
+            let seconds: u64 =
+                seconds.parse().ok().filter(|s| *s >= 1).ok_or_else(|| {
+                    format!("{seconds:?} is not a duration in seconds (at least 1)")
+                })?;
+            (name, seconds)
+        }
+        None => (text, kvs_emulator::DEFAULT_CREDENTIAL_DURATION.as_secs()),
+    };
+    if name.is_empty()
+        || name.len() > 128
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_=,@-".contains(&b))
+    {
+        return Err(format!(
+            "{name:?} is not a role alias name (1-128 of a-z A-Z 0-9 _ = , @ -)"
+        ));
+    }
+    Ok((name.to_owned(), std::time::Duration::from_secs(seconds)))
+}
+
+/// `kvs-emulator cert issue`: prints the two paths written, as JSON.
+fn issue(args: &IssueArgs) -> ExitCode {
+    match kvs_emulator::issue_device_certificate_files(&args.data_dir, &args.thing, &args.out) {
+        Ok((cert, key)) => {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "thing": args.thing,
+                    "certificate": cert.display().to_string(),
+                    "privateKey": key.display().to_string(),
+                })
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            let mut text = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                text.push_str(&format!(": {s}"));
+                source = s.source();
+            }
+            eprintln!("kvs-emulator: {text}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// Wait for Ctrl-C (SIGINT) or SIGTERM (how Docker and systemd stop a service); both finalize
 /// the recordings. Returns which one came.
 async fn stop_signal() -> &'static str {
@@ -218,5 +311,26 @@ async fn stop_signal() -> &'static str {
     {
         let _ = tokio::signal::ctrl_c().await;
         "Ctrl-C"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_role_alias;
+    use std::time::Duration;
+
+    #[test]
+    fn role_aliases_take_an_optional_duration_in_seconds() {
+        assert_eq!(
+            parse_role_alias("Cams"),
+            Ok(("Cams".to_owned(), Duration::from_secs(3600)))
+        );
+        assert_eq!(
+            parse_role_alias("Short=5"),
+            Ok(("Short".to_owned(), Duration::from_secs(5)))
+        );
+        for bad in ["", "=5", "a b", "Short=0", "Short=-1", "Short=x", "a/b=5"] {
+            assert!(parse_role_alias(bad).is_err(), "{bad:?}");
+        }
     }
 }

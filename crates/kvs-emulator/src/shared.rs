@@ -29,6 +29,9 @@ pub struct Endpoints {
     pub wss: String,
     /// Channel WEBRTC endpoint: the storage API.
     pub webrtc: String,
+    /// The IoT credentials endpoint, `host:port` as AWS gives it (`aws iot describe-endpoint
+    /// --endpoint-type iot:CredentialProvider`, no scheme); `None` with plain HTTP.
+    pub iot_credentials: Option<String>,
 }
 
 pub(crate) struct Shared {
@@ -57,6 +60,8 @@ pub(crate) struct Shared {
     pub log_drops: Option<tracing_appender::non_blocking::ErrorCounter>,
     /// Every Kinesis video stream's fragments.
     pub stores: crate::store::StreamStores,
+    /// Temporary keys the IoT credentials endpoint handed out.
+    pub temporary_keys: crate::temporary_keys::TemporaryKeys,
 }
 
 /// Calls per AWS operation (known operation names only, so the map stays small), counted once
@@ -80,6 +85,7 @@ impl Shared {
     pub(crate) fn expectation(&self, now: SystemTime) -> Expectation<'_> {
         Expectation {
             keys: &self.config.access_keys,
+            temporary: Some(&self.temporary_keys),
             region: &self.config.region,
             service: "kinesisvideo",
             now,

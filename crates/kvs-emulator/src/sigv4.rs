@@ -15,6 +15,7 @@ use http::HeaderMap;
 use sha2::{Digest, Sha256};
 
 use crate::config::AccessKey;
+use crate::temporary_keys::TemporaryKeys;
 
 const ALGORITHM: &str = "AWS4-HMAC-SHA256";
 const LONGEST_PRESIGN: u64 = 604_800;
@@ -39,6 +40,8 @@ pub(crate) struct ReceivedRequest<'a> {
 pub(crate) struct Expectation<'a> {
     /// Accepted keys.
     pub keys: &'a [AccessKey],
+    /// Temporary keys handed out at run time (accepted until they expire), if any.
+    pub temporary: Option<&'a TemporaryKeys>,
     /// Region in the credential scope.
     pub region: &'a str,
     /// Service in the credential scope (`kinesisvideo` for every KVS API).
@@ -83,6 +86,9 @@ pub(crate) enum AuthFailure {
     /// The session token is missing, not signed or not the key's.
     #[error("The security token included in the request is invalid.")]
     BadSessionToken,
+    /// The key is a temporary one whose expiration has passed (AWS: `ExpiredTokenException`).
+    #[error("The security token included in the request is expired")]
+    ExpiredToken,
     /// The signature does not match.
     #[error(
         "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method."
@@ -90,11 +96,20 @@ pub(crate) enum AuthFailure {
     SignatureMismatch,
 }
 
+/// The key a request was signed with.
+#[derive(Debug, Clone)]
+pub(crate) struct Signer {
+    /// The key (a configured one, or a temporary one with its session token).
+    pub key: AccessKey,
+    /// For a temporary key, when it expires.
+    pub expiration: Option<SystemTime>,
+}
+
 /// Verify a request signed with an `Authorization` header. Returns the key that signed it.
-pub(crate) fn verify_header<'k>(
+pub(crate) fn verify_header(
     req: &ReceivedRequest<'_>,
-    expect: &Expectation<'k>,
-) -> Result<&'k AccessKey, AuthFailure> {
+    expect: &Expectation<'_>,
+) -> Result<Signer, AuthFailure> {
     let auth = req
         .headers
         .get(http::header::AUTHORIZATION)
@@ -144,9 +159,10 @@ pub(crate) fn verify_header<'k>(
     }
     let token = header_str(req.headers, "x-amz-security-token");
     check_token(
-        key,
+        &key,
         token,
         token.is_some() && signed.contains(&"x-amz-security-token"),
+        expect.now,
     )?;
 
     let payload_hash = match header_str(req.headers, "x-amz-content-sha256") {
@@ -169,15 +185,15 @@ pub(crate) fn verify_header<'k>(
         &signed,
         &payload_hash,
     )?;
-    check_signature(key, &scope, date, &canonical, signature)?;
+    check_signature(&key.key, &scope, date, &canonical, signature)?;
     Ok(key)
 }
 
 /// Verify a presigned URL (SigV4 in the query string), as the signaling WebSocket uses.
-pub(crate) fn verify_query<'k>(
+pub(crate) fn verify_query(
     req: &ReceivedRequest<'_>,
-    expect: &Expectation<'k>,
-) -> Result<&'k AccessKey, AuthFailure> {
+    expect: &Expectation<'_>,
+) -> Result<Signer, AuthFailure> {
     let params = decode_query(req.query);
     let get = |name: &str| {
         params
@@ -219,7 +235,7 @@ pub(crate) fn verify_query<'k>(
     )?;
     // The signaling service wants the token inside the signed query (protocol notes §2.1); a
     // token in the query is always part of the canonical query, so it is signed when present.
-    check_token(key, get("X-Amz-Security-Token"), true)?;
+    check_token(&key, get("X-Amz-Security-Token"), true, expect.now)?;
 
     let signed: Vec<&str> = signed_headers.split(';').collect();
     if !signed.contains(&"host") {
@@ -229,7 +245,7 @@ pub(crate) fn verify_query<'k>(
     }
     let empty_hash = hex::encode(Sha256::digest(b""));
     let canonical = canonical_request(req, canonical_query(&params, true), &signed, &empty_hash)?;
-    check_signature(key, &scope, date, &canonical, signature)?;
+    check_signature(&key.key, &scope, date, &canonical, signature)?;
     Ok(key)
 }
 
@@ -257,15 +273,24 @@ impl<'a> Scope<'a> {
         }
     }
 
-    fn check<'k>(
-        &self,
-        expect: &Expectation<'k>,
-        date: &str,
-    ) -> Result<&'k AccessKey, AuthFailure> {
-        let key = expect
+    fn check(&self, expect: &Expectation<'_>, date: &str) -> Result<Signer, AuthFailure> {
+        let configured = expect
             .keys
             .iter()
             .find(|k| k.access_key_id == self.access_key_id)
+            .map(|k| Signer {
+                key: k.clone(),
+                expiration: None,
+            });
+        let key = configured
+            .or_else(|| {
+                let t = expect.temporary?.get(self.access_key_id)?;
+                tracing::debug!(thing = %t.thing, access_key_id = self.access_key_id, "signed with temporary credentials");
+                Some(Signer {
+                    key: t.key,
+                    expiration: Some(t.expiration),
+                })
+            })
             .ok_or(AuthFailure::UnknownAccessKey)?;
         if self.region != expect.region || self.service != expect.service {
             return Err(AuthFailure::WrongScope(format!(
@@ -295,13 +320,22 @@ fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-fn check_token(key: &AccessKey, token: Option<&str>, signed: bool) -> Result<(), AuthFailure> {
-    match (&key.session_token, token) {
+fn check_token(
+    signer: &Signer,
+    token: Option<&str>,
+    signed: bool,
+    now: SystemTime,
+) -> Result<(), AuthFailure> {
+    match (&signer.key.session_token, token) {
         (None, None) => Ok(()),
         (Some(expected), Some(got))
             if signed && constant_time_eq(expected.as_bytes(), got.as_bytes()) =>
         {
-            Ok(())
+            // As STS credentials: the token is checked first, then its expiration.
+            match signer.expiration {
+                Some(expiration) if now >= expiration => Err(AuthFailure::ExpiredToken),
+                _ => Ok(()),
+            }
         }
         _ => Err(AuthFailure::BadSessionToken),
     }
@@ -585,6 +619,7 @@ mod tests {
     fn expect(keys: &[AccessKey]) -> Expectation<'_> {
         Expectation {
             keys,
+            temporary: None,
             region: "us-west-2",
             service: "kinesisvideo",
             now: SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
@@ -677,10 +712,156 @@ mod tests {
             headers: request.headers(),
             body: b"{}",
         };
-        verify_header(&received, &expect(&keys)).map(|key| {
-            assert_eq!(key.access_key_id, "AKIDEXAMPLE");
+        verify_header(&received, &expect(&keys)).map(|signer| {
+            assert_eq!(signer.key.access_key_id, "AKIDEXAMPLE");
             "accepted"
         })
+    }
+
+    /// Sign a request with `credentials` at the test's `now` (header or presigned query) and
+    /// verify it against `store` (no configured keys).
+    fn signed_with_temporary(
+        credentials: aws_credential_types::Credentials,
+        store: &TemporaryKeys,
+        now: SystemTime,
+        presigned: bool,
+    ) -> Result<Signer, AuthFailure> {
+        use aws_sigv4::http_request::{
+            sign, SignableBody, SignableRequest, SignatureLocation, SigningSettings,
+        };
+        use aws_sigv4::sign::v4;
+        let identity = credentials.into();
+        let mut settings = SigningSettings::default();
+        if presigned {
+            settings.signature_location = SignatureLocation::QueryParams;
+            settings.expires_in = Some(Duration::from_secs(300));
+        }
+        let params = v4::SigningParams::builder()
+            .identity(&identity)
+            .region("us-west-2")
+            .name("kinesisvideo")
+            .time(SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000))
+            .settings(settings)
+            .build()
+            .unwrap()
+            .into();
+        let url = "https://127.0.0.1:4443/op";
+        let body: &[u8] = if presigned { b"" } else { b"{}" };
+        let signable = SignableRequest::new(
+            "POST",
+            url,
+            [("host", "127.0.0.1:4443")].into_iter(),
+            SignableBody::Bytes(body),
+        )
+        .unwrap();
+        let (instructions, _) = sign(signable, &params).unwrap().into_parts();
+        let mut request = http::Request::builder()
+            .method("POST")
+            .uri(url)
+            .header("host", "127.0.0.1:4443")
+            .body(())
+            .unwrap();
+        instructions.apply_to_request_http1x(&mut request);
+        let received = ReceivedRequest {
+            method: "POST",
+            path: request.uri().path(),
+            query: request.uri().query().unwrap_or(""),
+            headers: request.headers(),
+            body,
+        };
+        let mut exp = expect(&[]);
+        exp.temporary = Some(store);
+        exp.now = now;
+        if presigned {
+            verify_query(&received, &exp)
+        } else {
+            verify_header(&received, &exp)
+        }
+    }
+
+    fn credentials_of(
+        k: &crate::temporary_keys::TemporaryKey,
+    ) -> aws_credential_types::Credentials {
+        aws_credential_types::Credentials::new(
+            k.key.access_key_id.clone(),
+            k.key.secret_access_key.clone(),
+            k.key.session_token.clone(),
+            None,
+            "test",
+        )
+    }
+
+    #[test]
+    fn temporary_keys_are_accepted_until_they_expire_then_refused_as_expired() {
+        let signed_at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let store = TemporaryKeys::default();
+        let issued = store.issue("cam-1", Duration::from_secs(60), signed_at);
+        for presigned in [false, true] {
+            let signer =
+                signed_with_temporary(credentials_of(&issued), &store, signed_at, presigned)
+                    .unwrap();
+            assert_eq!(
+                signer.expiration,
+                Some(issued.expiration),
+                "presigned {presigned}"
+            );
+            assert_eq!(signer.key.access_key_id, issued.key.access_key_id);
+            // The same request once the key has expired (still within the clock skew).
+            let later = signed_at + Duration::from_secs(60);
+            assert_eq!(
+                signed_with_temporary(credentials_of(&issued), &store, later, presigned)
+                    .unwrap_err(),
+                AuthFailure::ExpiredToken,
+                "presigned {presigned}"
+            );
+        }
+        assert_eq!(
+            AuthFailure::ExpiredToken.to_string(),
+            "The security token included in the request is expired"
+        );
+    }
+
+    #[test]
+    fn temporary_keys_need_their_own_session_token() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let store = TemporaryKeys::default();
+        let issued = store.issue("cam-1", Duration::from_secs(60), now);
+        let other = store.issue("cam-1", Duration::from_secs(60), now);
+        for presigned in [false, true] {
+            let no_token = aws_credential_types::Credentials::new(
+                issued.key.access_key_id.clone(),
+                issued.key.secret_access_key.clone(),
+                None,
+                None,
+                "test",
+            );
+            assert_eq!(
+                signed_with_temporary(no_token, &store, now, presigned).unwrap_err(),
+                AuthFailure::BadSessionToken
+            );
+            let wrong_token = aws_credential_types::Credentials::new(
+                issued.key.access_key_id.clone(),
+                issued.key.secret_access_key.clone(),
+                other.key.session_token.clone(),
+                None,
+                "test",
+            );
+            assert_eq!(
+                signed_with_temporary(wrong_token, &store, now, presigned).unwrap_err(),
+                AuthFailure::BadSessionToken
+            );
+            let unknown = aws_credential_types::Credentials::new(
+                "ASIAUNKNOWN",
+                "secret",
+                issued.key.session_token.clone(),
+                None,
+                "test",
+            );
+            assert_eq!(
+                signed_with_temporary(unknown, &store, now, presigned).unwrap_err(),
+                AuthFailure::UnknownAccessKey
+            );
+        }
     }
 
     /// Found by the `emulator_sigv4` fuzz target (issue #25): the SDKs normalize the path

@@ -12,6 +12,11 @@ use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose, SanType,
 };
+use rustls::client::danger::HandshakeSignatureValid;
+use rustls::crypto::CryptoProvider;
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
+use rustls_pki_types::UnixTime;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio_rustls::TlsAcceptor;
 
@@ -24,7 +29,13 @@ pub(crate) struct TlsMaterial {
     pub ca_cert_path: PathBuf,
     /// The CA certificate, PEM.
     pub ca_cert_pem: String,
+    /// The CA private key, PEM: it issues device certificates.
+    ca_key_pem: String,
     pub(crate) acceptor: TlsAcceptor,
+    /// The IoT credentials endpoint's: asks for a client certificate (see [`AnyClientCertificate`]).
+    pub(crate) device_acceptor: TlsAcceptor,
+    /// Checks a device certificate against the CA (chain and validity), after the handshake.
+    pub(crate) device_verifier: Arc<dyn ClientCertVerifier>,
 }
 
 impl std::fmt::Debug for TlsMaterial {
@@ -38,6 +49,12 @@ impl std::fmt::Debug for TlsMaterial {
 /// Load the CA in `dir`, creating it on first use; the server certificate also covers
 /// `server_ips` (the listeners' addresses).
 pub(crate) fn generated_ca(dir: &Path, server_ips: &[IpAddr]) -> Result<TlsMaterial, Error> {
+    let (cert_path, key_path) = ensure_generated_ca(dir)?;
+    provided_ca(&cert_path, &key_path, server_ips)
+}
+
+/// The CA in `dir` (`ca.pem`, `ca.key`), created if absent; returns the two paths.
+pub(crate) fn ensure_generated_ca(dir: &Path) -> Result<(PathBuf, PathBuf), Error> {
     let cert_path = dir.join("ca.pem");
     let key_path = dir.join("ca.key");
     if !cert_path.exists() || !key_path.exists() {
@@ -78,7 +95,7 @@ pub(crate) fn generated_ca(dir: &Path, server_ips: &[IpAddr]) -> Result<TlsMater
         })?;
         tracing::info!(ca = %cert_path.display(), "generated a new local CA");
     }
-    provided_ca(&cert_path, &key_path, server_ips)
+    Ok((cert_path, key_path))
 }
 
 /// Use a CA the user gives; the server certificate covers `localhost`, 127.0.0.1, ::1 and
@@ -93,8 +110,9 @@ pub(crate) fn provided_ca(
             .map_err(|e| Error::io(ErrorKind::Tls, format!("cannot read {}", p.display()), e))
     };
     let ca_cert_pem = read(cert_path)?;
-    let ca_key = KeyPair::from_pem(&read(key_path)?)
-        .map_err(tls_err("CA private key (expected PEM PKCS#8)"))?;
+    let ca_key_pem = read(key_path)?;
+    let ca_key =
+        KeyPair::from_pem(&ca_key_pem).map_err(tls_err("CA private key (expected PEM PKCS#8)"))?;
     let issuer =
         Issuer::from_ca_cert_pem(&ca_cert_pem, ca_key).map_err(tls_err("CA certificate"))?;
 
@@ -129,19 +147,167 @@ pub(crate) fn provided_ca(
 
     let chain = vec![server_cert.der().clone(), pem_to_der(&ca_cert_pem)?];
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(server_key.serialize_der()));
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(tls_err("protocol versions"))?
-    .with_no_client_auth()
-    .with_single_cert(chain, key)
-    .map_err(tls_err("server identity"))?;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(tls_err("protocol versions"))?
+        .with_no_client_auth()
+        .with_single_cert(chain.clone(), key.clone_key())
+        .map_err(tls_err("server identity"))?;
+    let device_config = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(tls_err("protocol versions"))?
+        .with_client_cert_verifier(Arc::new(AnyClientCertificate {
+            provider: provider.clone(),
+        }))
+        .with_single_cert(chain, key)
+        .map_err(tls_err("server identity"))?;
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(pem_to_der(&ca_cert_pem)?)
+        .map_err(tls_err("CA as a trust anchor"))?;
+    let device_verifier =
+        rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+            .build()
+            .map_err(tls_err("device certificate verifier"))?;
     Ok(TlsMaterial {
         ca_cert_path: cert_path.to_path_buf(),
         ca_cert_pem,
+        ca_key_pem,
         acceptor: TlsAcceptor::from(Arc::new(config)),
+        device_acceptor: TlsAcceptor::from(Arc::new(device_config)),
+        device_verifier,
     })
+}
+
+impl TlsMaterial {
+    /// A device certificate for `thing`, issued by the CA (see [`issue_device_certificate`]).
+    pub(crate) fn issue_device_certificate(&self, thing: &str) -> Result<(String, String), Error> {
+        issue_device_certificate(&self.ca_cert_pem, &self.ca_key_pem, thing, DEVICE_VALIDITY)
+    }
+}
+
+/// Validity of the device certificates the emulator issues: (not before, not after) as
+/// (year, month, day), within the CA's.
+pub(crate) const DEVICE_VALIDITY: ((i32, u8, u8), (i32, u8, u8)) = ((2024, 1, 1), (2035, 1, 1));
+
+/// A device identity, as AWS IoT's `create-keys-and-certificate` gives: a certificate (PEM) for
+/// a fresh key (PEM, PKCS#8), issued by the CA. The thing the certificate is attached to is its
+/// subject's common name: the IoT credentials endpoint reads it from the certificate, so no
+/// state is shared between `kvs-emulator cert issue` and a running emulator.
+pub(crate) fn issue_device_certificate(
+    ca_cert_pem: &str,
+    ca_key_pem: &str,
+    thing: &str,
+    validity: ((i32, u8, u8), (i32, u8, u8)),
+) -> Result<(String, String), Error> {
+    if thing.is_empty()
+        || thing.len() > 128
+        || !thing
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-:".contains(&b))
+    {
+        return Err(Error::new(
+            ErrorKind::Config,
+            format!("{thing:?} is not a thing name (1-128 of a-z A-Z 0-9 _ - :)"),
+        ));
+    }
+    let ca_key =
+        KeyPair::from_pem(ca_key_pem).map_err(tls_err("CA private key (expected PEM PKCS#8)"))?;
+    let issuer =
+        Issuer::from_ca_cert_pem(ca_cert_pem, ca_key).map_err(tls_err("CA certificate"))?;
+    let mut params =
+        CertificateParams::new(Vec::<String>::new()).map_err(tls_err("device parameters"))?;
+    params.distinguished_name.push(DnType::CommonName, thing);
+    params
+        .distinguished_name
+        .push(DnType::OrganizationName, "kvs-emulator device");
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    let ((y0, m0, d0), (y1, m1, d1)) = validity;
+    params.not_before = rcgen::date_time_ymd(y0, m0, d0);
+    params.not_after = rcgen::date_time_ymd(y1, m1, d1);
+    let key = KeyPair::generate().map_err(tls_err("device key"))?;
+    let cert = params
+        .signed_by(&key, &issuer)
+        .map_err(tls_err("device certificate"))?;
+    Ok((cert.pem(), key.serialize_pem()))
+}
+
+/// The thing a device certificate issued by [`issue_device_certificate`] is attached to: its
+/// subject's common name. `None` for a certificate that does not parse or has none.
+pub(crate) fn device_thing(cert: &CertificateDer<'_>) -> Option<String> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert).ok()?;
+    let mut names = parsed.subject().iter_common_name();
+    let name = names.next()?.as_str().ok()?.to_owned();
+    names.next().is_none().then_some(name)
+}
+
+/// The IoT credentials endpoint's handshake: asks for a client certificate and checks that the
+/// client holds its key (the handshake signature), but takes any certificate, so that a
+/// certificate the endpoint does not know is answered at HTTP level (403), as AWS answers,
+/// rather than by a TLS alert. The certificate itself is checked per request against the CA
+/// (`TlsMaterial::device_verifier`).
+#[derive(Debug)]
+struct AnyClientCertificate {
+    provider: Arc<CryptoProvider>,
+}
+
+impl ClientCertVerifier for AnyClientCertificate {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        Ok(ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
 }
 
 fn pem_to_der(pem: &str) -> Result<CertificateDer<'static>, Error> {
@@ -150,7 +316,7 @@ fn pem_to_der(pem: &str) -> Result<CertificateDer<'static>, Error> {
         .map_err(|e| Error::new(ErrorKind::Tls, format!("CA certificate is not PEM: {e}")))
 }
 
-fn write_private(path: &Path, contents: &[u8]) -> Result<(), Error> {
+pub(crate) fn write_private(path: &Path, contents: &[u8]) -> Result<(), Error> {
     use std::io::Write;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);

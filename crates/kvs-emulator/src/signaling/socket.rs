@@ -58,6 +58,9 @@ pub(crate) async fn handle(shared: Arc<Shared>, mut req: Request<Incoming>) -> H
     };
     if let Err(failure) = sigv4::verify_query(&signed, &shared.expectation(SystemTime::now())) {
         tracing::info!(reason = %failure, "signaling connect refused");
+        if failure == sigv4::AuthFailure::ExpiredToken {
+            return reject(ApiError::expired_token());
+        }
         return reject(ApiError::new(
             StatusCode::FORBIDDEN,
             "AccessDeniedException",
