@@ -238,9 +238,9 @@ pub(crate) async fn handle(
 }
 
 fn answer(status: StatusCode, body: &serde_json::Value) -> HttpResponse {
-    let mut resp = HttpResponse::new(http_body_util::Full::new(bytes::Bytes::from(
-        body.to_string(),
-    )));
+    let mut resp = crate::http_server::full_response(http_body_util::Full::new(
+        bytes::Bytes::from(body.to_string()),
+    ));
     *resp.status_mut() = status;
     resp.headers_mut().insert(
         http::header::CONTENT_TYPE,

@@ -24,7 +24,7 @@ pub fn interpret_answer(
             host: "c1a2b3.credentials.iot.us-west-2.amazonaws.com".into(),
             port: 443,
         },
-        role_alias: "KvsCameraRoleAlias".into(),
+        role_alias: "KvsCameraIoTRoleAlias".into(),
         thing_name: "front-door".into(),
         timeout: Duration::from_secs(5),
     };

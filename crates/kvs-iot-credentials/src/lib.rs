@@ -15,7 +15,7 @@
 //!
 //! let provider = IotCredentialsProvider::builder()
 //!     .endpoint("c1a2b3c4d5e6f7.credentials.iot.us-west-2.amazonaws.com")
-//!     .role_alias("KvsCameraRoleAlias")
+//!     .role_alias("KvsCameraIoTRoleAlias")
 //!     .thing_name("front-door")
 //!     .certificate_pem_file("front-door.cert.pem")?
 //!     .private_key_pem_file("front-door.private.key")?
