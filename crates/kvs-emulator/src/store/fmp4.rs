@@ -5,11 +5,15 @@
 //! segment and one media segment per fragment; HLS/DASH can serve the same pieces apart
 //! (`getMP4InitFragment.mp4`, `getMP4MediaFragment.mp4`).
 //!
-//! Hand-written boxes, not a crate: the crates looked at (`mp4` 0.14: writes progressive MP4
-//! only, no `moof`; `mp4-atom`, `muxide`: not in the pre-built dependency set, and adding one
-//! means a fresh dependency tree on a shared build machine) would each have needed a wrapper as
-//! large as this file. What is written here is checked by independent readers: ffprobe and a
-//! full ffmpeg decode in `tests/stream_store.rs`, plus structural unit tests below.
+//! Hand-written boxes, not a crate. Looked at by their docs only (none was tried): `mp4` 0.14
+//! (alfg/mp4-rust) has box structs that implement `WriteBox`, `moof` among them, but its
+//! `Mp4Writer` writes progressive MP4 only, so the fragment layout (data offsets, `tfdt`, sample
+//! flags) would still be ours to get right; `mp4-atom` and `muxide` were not evaluated in
+//! depth. None of them is in the workspace's lock file, and the boxes GetClip needs fit in this
+//! one file with no new dependency tree to build. What is written here is checked by
+//! independent readers: ffprobe (codecs, each stream's duration), a full ffmpeg decode and a
+//! Python box walk of the sample flags (`tests/python/get_clip.py`, run by
+//! `tests/stream_store.rs`), plus the unit tests below.
 //!
 //! Track 1 is video at timescale 90 000, track 2 audio at its sample rate. Sample times are
 //! decode times in the track's timescale; keyframes are sync samples (every other video sample

@@ -51,7 +51,7 @@ def selector(start, end, kind="PRODUCER_TIMESTAMP"):
 
 def check_mp4(path):
     probe = subprocess.run(
-        ["ffprobe", "-v", "error", "-show_entries", "stream=codec_name:format=duration,format_name", "-of", "json", path],
+        ["ffprobe", "-v", "error", "-show_entries", "stream=codec_name,duration:format=duration,format_name", "-of", "json", path],
         capture_output=True, text=True, check=True,
     )
     assert probe.stderr == "", probe.stderr
@@ -62,6 +62,10 @@ def check_mp4(path):
     total = sum(e["fragmentLengthMs"] for e in EXPECTED) / 1000
     duration = float(info["format"]["duration"])
     assert abs(duration - total) < 0.1, f"the clip lasts {duration} s, the fragments {total} s"
+    for stream in info["streams"]:
+        # Each track's own timescale: a wrong one stretches or shrinks that track.
+        length = float(stream["duration"])
+        assert abs(length - total) < 0.1, f"{stream['codec_name']} lasts {length} s, the fragments {total} s"
     decode = subprocess.run(["ffmpeg", "-v", "error", "-i", path, "-f", "null", "-"], capture_output=True, text=True)
     assert decode.returncode == 0 and decode.stderr == "", decode.stderr
     # Every video frame decodes, and keyframes are sync samples: one per fragment.
