@@ -36,11 +36,11 @@ use crate::validate;
 pub(crate) const OPERATIONS: &[&str] = &["listFragments", "getMediaForFragmentList", "getClip"];
 
 /// The most fragments one GetClip answer holds (the service's limit).
-const MAX_CLIP_FRAGMENTS: usize = 200;
+pub(crate) const MAX_CLIP_FRAGMENTS: usize = 200;
 
 /// The most bytes one GetMediaForFragmentList answer holds here (the service streams any
 /// size; the emulator builds the answer in memory, so it bounds it).
-const MAX_MEDIA_BYTES: u64 = 100 * 1024 * 1024;
+pub(crate) const MAX_MEDIA_BYTES: u64 = 100 * 1024 * 1024;
 
 /// The APIs `GetDataEndpoint` knows (`APIName`).
 const API_NAMES: &[&str] = &[

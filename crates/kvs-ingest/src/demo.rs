@@ -162,6 +162,29 @@ pub(crate) async fn run(args: DemoArgs) -> Result<(), Failed> {
                 .count()
         })
     });
+    // The stream read back as GetClip returns it (fragmented MP4), next to the recordings.
+    let clip = match &stored {
+        Some(s) => match stopped.clip(&s.stream) {
+            Ok(Some(bytes)) => {
+                let path = out.join("clips").join(format!("{}.mp4", s.stream));
+                let written = std::fs::create_dir_all(out.join("clips"))
+                    .and_then(|()| std::fs::write(&path, bytes));
+                match written {
+                    Ok(()) => Some(path),
+                    Err(e) => {
+                        tracing::warn!(error = %e, path = %path.display(), "the clip could not be written");
+                        None
+                    }
+                }
+            }
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, stream = %s.stream, "the stream's clip could not be made");
+                None
+            }
+        },
+        None => None,
+    };
     let video_frames: u64 = received.iter().map(|s| s.media.video.frames).sum();
     let video_bytes: u64 = received.iter().map(|s| s.media.video.bytes).sum();
     let audio_frames: u64 = received.iter().map(|s| s.media.audio.frames).sum();
@@ -182,6 +205,7 @@ pub(crate) async fn run(args: DemoArgs) -> Result<(), Failed> {
                     "fragments": fragments,
                     "audioCodec": s.audio_codec,
                     "dir": stored_dir,
+                    "clip": clip,
                 })),
                 "sent": stats_json(&stats),
             })
@@ -213,13 +237,24 @@ pub(crate) async fn run(args: DemoArgs) -> Result<(), Failed> {
         if let (Some(s), Some(dir)) = (&stored, &stored_dir) {
             println!(
                 "  stream {}: {} fragments of H.264 + {} in {} (one Matroska file each; \
-                 `kvs-emulator serve --data-dir {}` serves them to ListFragments and \
-                 GetMediaForFragmentList once the stream is created again)",
+                 `kvs-emulator serve --data-dir {}` serves them to ListFragments, \
+                 GetMediaForFragmentList and GetClip once the stream is created again)",
                 s.stream,
                 fragments,
                 s.audio_codec.to_uppercase(),
                 dir.display(),
                 out.display()
+            );
+        }
+        if let Some(clip) = &clip {
+            println!(
+                "  clip: {} (the stream read back as GetClip returns it, fragmented MP4; \
+                 against a running emulator: `aws kinesis-video-archived-media get-clip \
+                 --endpoint-url <emulator> --stream-name {} --clip-fragment-selector \
+                 'FragmentSelectorType=SERVER_TIMESTAMP,TimestampRange={{StartTimestamp=<start>,EndTimestamp=<end>}}' \
+                 clip.mp4`)",
+                clip.display(),
+                stored.as_ref().map_or("", |s| s.stream.as_str())
             );
         }
     }

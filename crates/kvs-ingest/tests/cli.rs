@@ -86,6 +86,29 @@ fn the_demo_ingests_the_sample_and_reports_a_recording_ffprobe_reads() {
         kvs_test_support::recording::probe(&first).codecs,
         ["h264", audio_codec]
     );
+    // The stream read back as GetClip returns it: every fragment, H.264 + AAC (video only
+    // when the stream keeps Opus, which an MP4 clip of Kinesis Video does not carry).
+    let clip = std::path::Path::new(stored["clip"].as_str().expect("a clip path"));
+    assert!(clip.starts_with(out_dir.path()), "{}", clip.display());
+    let probe = kvs_test_support::recording::probe(clip);
+    let expected: &[&str] = if audio_codec == "aac" {
+        &["h264", "aac"]
+    } else {
+        &["h264"]
+    };
+    assert_eq!(probe.codecs, expected, "{}", clip.display());
+    let keyframes = sent["video"]["keyframesSent"].as_u64().unwrap() as f64;
+    // One second per fragment; the last one ends with the session, inside its GOP.
+    assert!(
+        keyframes - 1.0 < probe.duration && probe.duration <= keyframes + 0.05,
+        "about a second per fragment: {} s for {keyframes} fragments",
+        probe.duration
+    );
+    assert_eq!(
+        kvs_test_support::recording::decode_errors(clip),
+        "",
+        "the clip decodes without an error"
+    );
 }
 
 /// `run` with the given media files against an unreachable endpoint: bad media must be refused

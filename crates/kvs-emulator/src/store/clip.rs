@@ -184,12 +184,46 @@ fn read_track(entry: &[u8], out: &mut ReadFragment) -> Result<(), Unreadable> {
 }
 
 /// Why a set of fragments cannot be one clip.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum ClipError {
     /// A fragment has no H.264 track with codec private data.
+    #[error("fragment {0} has no H.264 track with codec private data")]
     MissingCodecPrivateData(String),
     /// A fragment file is not what the store wrote.
+    #[error("fragment {0} cannot be read back ({1})")]
     Unreadable(String, &'static str),
+}
+
+/// The newest fragments `stream` keeps under `streams_dir`, as many as one GetClip answer
+/// holds (200, 100 MB), as one fragmented MP4; `None` when the stream kept none. For a stopped
+/// emulator ([`crate::Stopped::clip`]); a running one serves GetClip.
+pub(crate) fn newest_clip(
+    streams_dir: &std::path::Path,
+    stream: &str,
+) -> std::io::Result<Option<Vec<u8>>> {
+    let stores = super::StreamStores::new(streams_dir.to_path_buf(), u64::MAX);
+    if !stores.has_data(stream) {
+        return Ok(None);
+    }
+    let stored = stores.fragments(stream)?;
+    let mut bytes = 0;
+    let newest: Vec<_> = stored
+        .iter()
+        .rev()
+        .take(crate::archived_media::MAX_CLIP_FRAGMENTS)
+        .take_while(|f| {
+            bytes += f.meta.fragment_size_bytes;
+            bytes <= crate::archived_media::MAX_MEDIA_BYTES
+        })
+        .collect();
+    if newest.is_empty() {
+        return Ok(None);
+    }
+    let mut files = Vec::with_capacity(newest.len());
+    for fragment in newest.into_iter().rev() {
+        files.push((fragment.meta.clone(), std::fs::read(&fragment.file)?));
+    }
+    clip(&files).map(Some).map_err(std::io::Error::other)
 }
 
 /// The fragments (their metadata and file bytes, oldest first) as one fragmented MP4.
