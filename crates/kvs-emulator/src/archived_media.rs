@@ -13,6 +13,14 @@
 //!   header, Segment) tagged with `AWS_KINESISVIDEO_FRAGMENT_NUMBER`, `_SERVER_TIMESTAMP` and
 //!   `_PRODUCER_TIMESTAMP` ([`crate::store::tagged`]); a number the stream does not keep is a
 //!   `ResourceNotFoundException`. The answer is built in memory, at most 100 MB.
+//! - `GetClip`: `StreamName|StreamARN`, `ClipFragmentSelector` (a selector as `ListFragments`
+//!   takes, required) → `video/mp4`: the fragments in range as one fragmented MP4
+//!   ([`crate::store::clip`] over [`crate::store::fmp4`]). A reversed range is an
+//!   `InvalidArgumentException`; an unknown stream, a stream that never had media and a range
+//!   with no fragment are `ResourceNotFoundException`s; more than 200 fragments or 100 MB (the
+//!   service's limits) a `ClientLimitExceededException`, the code the emulator's
+//!   GetMediaForFragmentList uses for its 100 MB bound (the reference names the limits, not the
+//!   code).
 
 use base64::Engine;
 use serde_json::{json, Map, Value};
@@ -25,11 +33,14 @@ use crate::store::FragmentMeta;
 use crate::validate;
 
 /// The archived-media operations this module serves, by path.
-pub(crate) const OPERATIONS: &[&str] = &["listFragments", "getMediaForFragmentList"];
+pub(crate) const OPERATIONS: &[&str] = &["listFragments", "getMediaForFragmentList", "getClip"];
+
+/// The most fragments one GetClip answer holds (the service's limit).
+pub(crate) const MAX_CLIP_FRAGMENTS: usize = 200;
 
 /// The most bytes one GetMediaForFragmentList answer holds here (the service streams any
 /// size; the emulator builds the answer in memory, so it bounds it).
-const MAX_MEDIA_BYTES: u64 = 100 * 1024 * 1024;
+pub(crate) const MAX_MEDIA_BYTES: u64 = 100 * 1024 * 1024;
 
 /// The APIs `GetDataEndpoint` knows (`APIName`).
 const API_NAMES: &[&str] = &[
@@ -56,6 +67,7 @@ pub(crate) fn route(
     match op {
         "listFragments" => list_fragments(shared, body).map(Reply::Json),
         "getMediaForFragmentList" => get_media_for_fragment_list(shared, body),
+        "getClip" => get_clip(shared, body),
         other => Err(ApiError::new(
             http::StatusCode::NOT_FOUND,
             "UnknownOperationException",
@@ -273,6 +285,70 @@ fn get_media_for_fragment_list(
     })
 }
 
+/// The fragments of a clip: those `selector` admits, oldest first, within the service's limits
+/// (at most [`MAX_CLIP_FRAGMENTS`] fragments and [`MAX_MEDIA_BYTES`]).
+fn clip_fragments<'a>(
+    stream: &str,
+    stored: &'a [crate::store::StoredFragment],
+    selector: Selector,
+) -> Result<Vec<&'a crate::store::StoredFragment>, ApiError> {
+    let wanted: Vec<_> = stored.iter().filter(|f| selector.admits(&f.meta)).collect();
+    if wanted.is_empty() {
+        return Err(ApiError::not_found(format!(
+            "No fragments found in the stream {stream} for the requested time range."
+        )));
+    }
+    if wanted.len() > MAX_CLIP_FRAGMENTS {
+        return Err(ApiError::client_limit(format!(
+            "The requested time range holds {} fragments; a clip holds at most {MAX_CLIP_FRAGMENTS}. Narrow the TimestampRange.",
+            wanted.len()
+        )));
+    }
+    let bytes: u64 = wanted.iter().map(|f| f.meta.fragment_size_bytes).sum();
+    if bytes > MAX_MEDIA_BYTES {
+        return Err(ApiError::client_limit(format!(
+            "The requested time range holds {bytes} bytes of media; a clip holds at most {MAX_MEDIA_BYTES}. Narrow the TimestampRange."
+        )));
+    }
+    Ok(wanted)
+}
+
+/// `GetClip`: the fragments in a range as one fragmented MP4 ([`crate::store::clip`]).
+fn get_clip(shared: &Shared, body: &Map<String, Value>) -> Result<Reply, ApiError> {
+    let stream = stream_name(shared, body)?;
+    let Some(selector) = selector(body, "ClipFragmentSelector")? else {
+        return Err(ApiError::invalid_argument(
+            "ClipFragmentSelector is required.",
+        ));
+    };
+    if !shared.stores.has_data(&stream) {
+        return Err(ApiError::not_found(format!(
+            "The stream {stream} has never received media: no fragments found."
+        )));
+    }
+    let stored = shared.stores.fragments(&stream).map_err(read_failed)?;
+    let wanted = clip_fragments(&stream, &stored, selector)?;
+    let mut files = Vec::with_capacity(wanted.len());
+    for fragment in wanted {
+        let file = std::fs::read(&fragment.file).map_err(read_failed)?;
+        files.push((fragment.meta.clone(), file));
+    }
+    match crate::store::clip::clip(&files) {
+        Ok(body) => Ok(Reply::Media {
+            content_type: "video/mp4",
+            body,
+        }),
+        Err(crate::store::clip::ClipError::MissingCodecPrivateData(number)) => Err(ApiError::new(
+            http::StatusCode::BAD_REQUEST,
+            "MissingCodecPrivateDataException",
+            format!("Fragment {number} has no H.264 track with codec private data."),
+        )),
+        Err(crate::store::clip::ClipError::Unreadable(number, why)) => {
+            Err(read_failed(format!("fragment {number}: {why}")))
+        }
+    }
+}
+
 /// The store could not be read: an internal failure, logged.
 fn read_failed(e: impl std::fmt::Display) -> ApiError {
     tracing::error!(error = %e, "a stream's store could not be read");
@@ -325,5 +401,55 @@ mod tests {
         };
         assert!(s.admits(&meta(10_000)) && s.admits(&meta(20_500)));
         assert!(!s.admits(&meta(9_999)) && !s.admits(&meta(20_501)));
+    }
+
+    #[test]
+    fn a_clip_holds_at_most_200_fragments_and_100_mb_and_at_least_one() {
+        let stored = |count: usize, size: u64| -> Vec<crate::store::StoredFragment> {
+            (0..count)
+                .map(|i| crate::store::StoredFragment {
+                    meta: FragmentMeta {
+                        fragment_number: i.to_string(),
+                        producer_timestamp_ms: i as i64 * 1000,
+                        server_timestamp_ms: i as i64 * 1000,
+                        fragment_length_ms: 1000,
+                        fragment_size_bytes: size,
+                    },
+                    file: Default::default(),
+                })
+                .collect()
+        };
+        let all = Selector {
+            producer: true,
+            start_ms: 0,
+            end_ms: i64::MAX,
+        };
+        assert_eq!(
+            clip_fragments("s", &stored(200, 1), all).unwrap().len(),
+            200
+        );
+        let err = clip_fragments("s", &stored(201, 1), all).unwrap_err();
+        assert_eq!(err.code, "ClientLimitExceededException");
+        assert!(err.message.contains("201 fragments"), "{}", err.message);
+        let big = MAX_MEDIA_BYTES / 2;
+        let (fits, too_big) = (stored(2, big), stored(3, big));
+        assert_eq!(clip_fragments("s", &fits, all).unwrap().len(), 2);
+        let err = clip_fragments("s", &too_big, all).unwrap_err();
+        assert_eq!(err.code, "ClientLimitExceededException");
+        let later = Selector {
+            start_ms: 5_000,
+            end_ms: 6_000,
+            ..all
+        };
+        let (ten, three) = (stored(10, 1), stored(3, 1));
+        let two = clip_fragments("s", &ten, later).unwrap();
+        assert_eq!(two.len(), 2, "the ends are inclusive");
+        let err = clip_fragments("s", &three, later).unwrap_err();
+        assert_eq!(err.code, "ResourceNotFoundException");
+        assert!(
+            err.message.contains("No fragments found"),
+            "{}",
+            err.message
+        );
     }
 }

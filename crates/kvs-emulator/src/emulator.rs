@@ -836,6 +836,16 @@ impl Stopped {
     pub fn streams_dir(&self) -> &std::path::Path {
         &self.streams_dir
     }
+
+    /// What GetClip returns for the newest fragments `stream` kept (as many as one clip holds:
+    /// 200, 100 MB): a fragmented MP4 of H.264 and, when the stream keeps AAC, AAC. `None` when
+    /// the stream kept nothing.
+    ///
+    /// # Errors
+    /// When the stream's fragments cannot be read.
+    pub fn clip(&self, stream: &str) -> std::io::Result<Option<Vec<u8>>> {
+        crate::store::clip::newest_clip(&self.streams_dir, stream)
+    }
 }
 
 impl Drop for EmulatorHandle {

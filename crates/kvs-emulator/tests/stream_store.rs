@@ -101,4 +101,27 @@ async fn ingested_opus_is_kept_as_aac_that_carries_the_same_tone() {
         .emulator
         .run_python(command, "read-back: all checks passed")
         .await;
+
+    // boto3 and the AWS CLI get the same fragments as one fragmented MP4 through GetClip
+    // (`tests/python/get_clip.py`: ffprobe, ffmpeg, keyframes, durations, bad input); its
+    // audio still carries the tone.
+    let mut command = setup.emulator.python_command(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/get_clip.py"),
+        home.path(),
+    );
+    command
+        .env("KVS_STREAM", "tone-cam-stream")
+        .env("KVS_EXPECTED", serde_json::to_string(&stored).unwrap())
+        .env("KVS_CLIP_DIR", home.path());
+    setup
+        .emulator
+        .run_python(command, "get-clip: all checks passed")
+        .await;
+    for clip in ["clip.mp4", "cli-clip.mp4"] {
+        let hz = kvs_test_support::recording::tone_frequency(&home.path().join(clip));
+        assert!(
+            (hz - 440.0).abs() < 5.0,
+            "the 440 Hz tone is in {clip}: {hz} Hz"
+        );
+    }
 }

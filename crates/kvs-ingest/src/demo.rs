@@ -163,6 +163,29 @@ pub(crate) async fn run(args: DemoArgs) -> Result<(), Failed> {
                 .count()
         })
     });
+    // The stream read back as GetClip returns it (fragmented MP4), next to the recordings.
+    let clip = match &stored {
+        Some(s) => match stopped.clip(&s.stream) {
+            Ok(Some(bytes)) => {
+                let path = out.join("clips").join(format!("{}.mp4", s.stream));
+                let written = std::fs::create_dir_all(out.join("clips"))
+                    .and_then(|()| std::fs::write(&path, bytes));
+                match written {
+                    Ok(()) => Some(path),
+                    Err(e) => {
+                        tracing::warn!(error = %e, path = %path.display(), "the clip could not be written");
+                        None
+                    }
+                }
+            }
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, stream = %s.stream, "the stream's clip could not be made");
+                None
+            }
+        },
+        None => None,
+    };
     let video_frames: u64 = received.iter().map(|s| s.media.video.frames).sum();
     let video_bytes: u64 = received.iter().map(|s| s.media.video.bytes).sum();
     let audio_frames: u64 = received.iter().map(|s| s.media.audio.frames).sum();
@@ -183,6 +206,7 @@ pub(crate) async fn run(args: DemoArgs) -> Result<(), Failed> {
                     "fragments": fragments,
                     "audioCodec": s.audio_codec,
                     "dir": stored_dir,
+                    "clip": clip,
                 })),
                 "sent": stats_json(&stats),
             })
@@ -219,7 +243,13 @@ pub(crate) async fn run(args: DemoArgs) -> Result<(), Failed> {
                 s.audio_codec.to_uppercase(),
                 dir.display(),
             );
-            print_read_back(&out, &s.stream);
+            if let Some(clip) = &clip {
+                println!(
+                    "  clip: {} (the stream read back as GetClip returns it: fragmented MP4)",
+                    clip.display()
+                );
+            }
+            print_read_back(&out, &s.stream, this_run_seconds(started.elapsed()));
         }
     }
     if video_frames == 0 || audio_frames == 0 {
@@ -233,7 +263,23 @@ pub(crate) async fn run(args: DemoArgs) -> Result<(), Failed> {
 
 /// How to read the demo's stream back with the AWS CLI, from `kvs-emulator serve` on the
 /// demo's directory (which keeps the channel, the stream and its fragments).
-fn print_read_back(out: &std::path::Path, stream: &str) {
+/// Whole UTC seconds around this run (botocore sends timestamps in whole seconds): the server
+/// timestamps of the fragments it stored lie inside.
+fn this_run_seconds(elapsed: std::time::Duration) -> (String, String) {
+    use aws_sdk_kinesisvideowebrtcstorage::primitives::{DateTime, DateTimeFormat};
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    let at = |secs: u64| {
+        DateTime::from_secs(secs as i64)
+            .fmt(DateTimeFormat::DateTime)
+            .unwrap_or_else(|_| secs.to_string())
+    };
+    (at(now.saturating_sub(elapsed.as_secs() + 1)), at(now + 1))
+}
+
+fn print_read_back(out: &std::path::Path, stream: &str, (start, end): (String, String)) {
     let out = out.display();
     println!("  read it back as from AWS (the demo's directory keeps the stream):");
     println!(
@@ -244,5 +290,8 @@ fn print_read_back(out: &std::path::Path, stream: &str) {
     );
     println!(
         "    aws kinesis-video-archived-media list-fragments --stream-name {stream} \\\n      --endpoint-url https://127.0.0.1:4567 --ca-bundle {out}/ca.pem"
+    );
+    println!(
+        "    aws kinesis-video-archived-media get-clip --stream-name {stream} \\\n      --endpoint-url https://127.0.0.1:4567 --ca-bundle {out}/ca.pem \\\n      --clip-fragment-selector 'FragmentSelectorType=SERVER_TIMESTAMP,TimestampRange={{StartTimestamp={start},EndTimestamp={end}}}' \\\n      {out}/clips/read-back.mp4    # this run's fragments"
     );
 }

@@ -86,6 +86,29 @@ fn the_demo_ingests_the_sample_and_reports_a_recording_ffprobe_reads() {
         kvs_test_support::recording::probe(&first).codecs,
         ["h264", audio_codec]
     );
+    // The stream read back as GetClip returns it: every fragment, H.264 + AAC (video only
+    // when the stream keeps Opus, which an MP4 clip of Kinesis Video does not carry).
+    let clip = std::path::Path::new(stored["clip"].as_str().expect("a clip path"));
+    assert!(clip.starts_with(out_dir.path()), "{}", clip.display());
+    let probe = kvs_test_support::recording::probe(clip);
+    let expected: &[&str] = if audio_codec == "aac" {
+        &["h264", "aac"]
+    } else {
+        &["h264"]
+    };
+    assert_eq!(probe.codecs, expected, "{}", clip.display());
+    let keyframes = sent["video"]["keyframesSent"].as_u64().unwrap() as f64;
+    // One second per fragment; the last one ends with the session, inside its GOP.
+    assert!(
+        keyframes - 1.0 < probe.duration && probe.duration <= keyframes + 0.05,
+        "about a second per fragment: {} s for {keyframes} fragments",
+        probe.duration
+    );
+    assert_eq!(
+        kvs_test_support::recording::decode_errors(clip),
+        "",
+        "the clip decodes without an error"
+    );
 }
 
 /// `run` with the given media files against an unreachable endpoint: bad media must be refused
@@ -191,12 +214,17 @@ async fn the_demo_s_stream_reads_back_with_the_commands_it_prints() {
     };
     demo();
     let stdout = demo();
-    let fragments: usize = stdout
+    // `stream demo-camera-stream: N fragments of H.264 + AAC in DIR (...)`
+    let stream_line: Vec<&str> = stdout
         .lines()
         .find_map(|l| l.trim().strip_prefix("stream demo-camera-stream: "))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("the stream's line: {stdout}"));
+        .unwrap_or_else(|| panic!("the stream's line: {stdout}"))
+        .split_whitespace()
+        .collect();
+    let fragments: usize = stream_line[0]
+        .parse()
+        .unwrap_or_else(|_| panic!("a fragment count: {stdout}"));
+    let audio_codec = stream_line[5].to_lowercase();
     assert!(fragments >= 4, "two runs of 3 s: {stdout}");
 
     // The printed commands, continuation lines joined, comments dropped.
@@ -218,36 +246,67 @@ async fn the_demo_s_stream_reads_back_with_the_commands_it_prints() {
     serve.args(&serve_args[1..]);
     let (mut child, _) = kvs_test_support::serve(serve).await;
 
-    let mut aws = std::process::Command::new("aws");
-    for assignment in &command("export")[1..] {
-        let (name, value) = assignment.split_once('=').expect("NAME=value");
-        aws.env(name, value);
-    }
+    let env: Vec<(String, String)> = command("export")[1..]
+        .iter()
+        .map(|assignment| {
+            let (name, value) = assignment.split_once('=').expect("NAME=value");
+            (name.to_owned(), value.to_owned())
+        })
+        .collect();
     let home = tempfile::tempdir().unwrap();
-    aws.args(&command("aws kinesis-video-archived-media")[1..])
-        .env("HOME", home.path())
-        .env("AWS_CONFIG_FILE", home.path().join("config"))
-        .env(
-            "AWS_SHARED_CREDENTIALS_FILE",
-            home.path().join("credentials"),
-        )
-        .env_remove("AWS_SESSION_TOKEN")
-        .env_remove("AWS_PROFILE");
-    let listed = tokio::task::spawn_blocking(move || aws.output())
-        .await
-        .unwrap()
-        .expect("the AWS CLI runs (installed by `cargo xtask test`)");
+    // Runs one printed `aws` command as a shell would (single quotes removed) with the printed
+    // environment and no other AWS settings.
+    let run_aws = |args: Vec<String>| {
+        let mut aws = std::process::Command::new("aws");
+        aws.args(args[1..].iter().map(|a| a.trim_matches('\'')))
+            .envs(env.iter().map(|(n, v)| (n, v)))
+            .env("HOME", home.path())
+            .env("AWS_CONFIG_FILE", home.path().join("config"))
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                home.path().join("credentials"),
+            )
+            .env_remove("AWS_SESSION_TOKEN")
+            .env_remove("AWS_PROFILE");
+        async move {
+            let done = tokio::task::spawn_blocking(move || aws.output())
+                .await
+                .unwrap()
+                .expect("the AWS CLI runs (installed by `cargo xtask test`)");
+            let stdout = String::from_utf8_lossy(&done.stdout).into_owned();
+            assert!(
+                done.status.success(),
+                "{stdout}\n{}",
+                String::from_utf8_lossy(&done.stderr)
+            );
+            stdout
+        }
+    };
+    let listed = run_aws(command("aws kinesis-video-archived-media list-fragments")).await;
+    let clip_args = command("aws kinesis-video-archived-media get-clip");
+    let clip_path = std::path::PathBuf::from(clip_args.last().unwrap());
+    run_aws(clip_args).await;
     child.kill().await.unwrap();
-    let listed_out = String::from_utf8_lossy(&listed.stdout);
-    assert!(
-        listed.status.success(),
-        "{listed_out}\n{}",
-        String::from_utf8_lossy(&listed.stderr)
-    );
-    let listed: serde_json::Value = serde_json::from_str(&listed_out).unwrap();
+
+    let listed: serde_json::Value = serde_json::from_str(&listed).unwrap();
     assert_eq!(
         listed["Fragments"].as_array().map(Vec::len),
         Some(fragments),
         "every fragment of both runs: {listed}"
+    );
+    // The clip of the second run alone: H.264 (+ AAC when the stream keeps AAC; an MP4 clip
+    // does not carry Opus), about its 3 s (not the 6 s of both runs).
+    let probe = kvs_test_support::recording::probe(&clip_path);
+    let expected: &[&str] = if audio_codec == "aac" {
+        &["h264", "aac"]
+    } else {
+        &["h264"]
+    };
+    assert_eq!(probe.codecs, expected, "{}", clip_path.display());
+    let seconds = probe.duration;
+    assert!(
+        (2.0..=4.5).contains(&seconds),
+        "this run's fragments only: {seconds} s in {}",
+        clip_path.display()
     );
 }

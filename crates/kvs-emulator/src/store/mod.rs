@@ -11,9 +11,14 @@
 //! Audio is kept as the service keeps it: the Opus a device sends is transcoded to AAC-LC
 //! ([`transcode`], which says which libraries and why), so a fragment holds H.264 (track 1,
 //! `V_MPEG4/ISO/AVC`, avcC codec private data) and AAC (track 2, `A_AAC`, AudioSpecificConfig).
+//!
+//! Read back as fragmented MP4 ([`clip`] reads the fragment files, [`fmp4`] writes the init
+//! and media segments) for GetClip, and next for HLS and DASH.
 
+pub(crate) mod clip;
 pub(crate) mod disk;
 pub(crate) mod feed;
+pub(crate) mod fmp4;
 pub(crate) mod fragmenter;
 pub(crate) mod live;
 pub(crate) mod tagged;
