@@ -293,7 +293,19 @@ def refusals(kv, media):
         StreamName=STREAM, StartSelector={"StartSelectorType": "NOW"}))
     for answer in open_ones:
         answer["Payload"].close()
-    again = Body(media.get_media(StreamName=STREAM, StartSelector={"StartSelectorType": "EARLIEST"})["Payload"])
+    # The emulator sees a reader gone when its connection closes, a moment after close()
+    # returns here: the slot must be free within 2 s.
+    deadline = time.monotonic() + 2.0
+    while True:
+        try:
+            answer = media.get_media(StreamName=STREAM, StartSelector={"StartSelectorType": "EARLIEST"})
+            break
+        except botocore.exceptions.ClientError as e:
+            code = e.response["Error"]["Code"]
+            assert code == "ConnectionLimitExceededException", code
+            assert time.monotonic() < deadline, "no slot freed within 2 s of the readers closing"
+            time.sleep(0.02)
+    again = Body(answer["Payload"])
     assert next_document(again) is not None
     again.close()
 
