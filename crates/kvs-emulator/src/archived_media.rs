@@ -33,7 +33,12 @@ use crate::store::FragmentMeta;
 use crate::validate;
 
 /// The archived-media operations this module serves, by path.
-pub(crate) const OPERATIONS: &[&str] = &["listFragments", "getMediaForFragmentList", "getClip"];
+pub(crate) const OPERATIONS: &[&str] = &[
+    "listFragments",
+    "getMediaForFragmentList",
+    "getClip",
+    crate::hls::OPERATION,
+];
 
 /// The most fragments one GetClip answer holds (the service's limit).
 pub(crate) const MAX_CLIP_FRAGMENTS: usize = 200;
@@ -68,6 +73,12 @@ pub(crate) fn route(
         "listFragments" => list_fragments(shared, body).map(Reply::Json),
         "getMediaForFragmentList" => get_media_for_fragment_list(shared, body),
         "getClip" => get_clip(shared, body),
+        crate::hls::OPERATION => {
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64);
+            crate::hls::get_hls_streaming_session_url(shared, body, now_ms).map(Reply::Json)
+        }
         other => Err(ApiError::new(
             http::StatusCode::NOT_FOUND,
             "UnknownOperationException",

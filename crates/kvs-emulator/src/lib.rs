@@ -67,6 +67,7 @@ mod faults;
 #[doc(hidden)]
 pub mod fuzzing;
 mod get_media;
+mod hls;
 mod hosts;
 mod http_server;
 mod http_util;

@@ -252,17 +252,27 @@ fn trex(track_id: u32) -> Vec<u8> {
 
 /// The init segment: `ftyp` and `moov` for the video track and, if given, the audio track.
 pub(crate) fn init_segment(video: &VideoTrack, audio: Option<&AudioTrack>) -> Vec<u8> {
+    init_segment_of(Some(video), audio)
+}
+
+/// An init segment for any of the tracks: both (GetClip), or one alone, as HLS serves each
+/// track's init fragment (`TrackNumber=1` or `2`). Track IDs stay [`VIDEO_TRACK_ID`] and
+/// [`AUDIO_TRACK_ID`] either way.
+pub(crate) fn init_segment_of(video: Option<&VideoTrack>, audio: Option<&AudioTrack>) -> Vec<u8> {
     let ftyp = boxed(b"ftyp", b"iso6\0\0\0\0iso6isomiso5avc1mp41");
-    let vmhd = full_box(b"vmhd", 0, 1, &[0; 8]);
     let mut moov = vec![mvhd(if audio.is_some() { 3 } else { 2 })];
-    moov.push(trak(
-        VIDEO_TIMESCALE,
-        vmhd,
-        hdlr(b"vide", "VideoHandler"),
-        avc1(video),
-        tkhd(VIDEO_TRACK_ID, false, video.width, video.height),
-    ));
-    let mut mvex = vec![trex(VIDEO_TRACK_ID)];
+    let mut mvex = Vec::new();
+    if let Some(video) = video {
+        let vmhd = full_box(b"vmhd", 0, 1, &[0; 8]);
+        moov.push(trak(
+            VIDEO_TIMESCALE,
+            vmhd,
+            hdlr(b"vide", "VideoHandler"),
+            avc1(video),
+            tkhd(VIDEO_TRACK_ID, false, video.width, video.height),
+        ));
+        mvex.push(trex(VIDEO_TRACK_ID));
+    }
     if let Some(audio) = audio {
         let smhd = full_box(b"smhd", 0, 0, &[0; 4]);
         moov.push(trak(

@@ -1,0 +1,299 @@
+//! The `/hls/v1/` paths a player fetches with a session's token: the playlists and the fMP4
+//! pieces, without SigV4. Each request checks the token ([`super::token`]), that its stream
+//! still exists as the stream it was made for, and reads the stream's fragments as they are
+//! now, so a LIVE playlist lists fragments as soon as the store has them.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use http::Method;
+use hyper::body::Incoming;
+use hyper::Request;
+
+use super::playlist::{self, Entry, MasterInfo, MediaPlaylist, AUDIO_TRACK, VIDEO_TRACK};
+use super::segments::{self, SegmentError, Track};
+use super::session::{self, Selection};
+use super::token::{Claims, PlaybackMode, TokenError};
+use crate::api_error::{Api, ApiError};
+use crate::http_server::HttpResponse;
+use crate::http_util;
+use crate::shared::Shared;
+use crate::store::StoredFragment;
+
+/// The `Content-Type` of playlists, as the service sends it.
+const PLAYLIST_TYPE: &str = "application/x-mpegURL";
+/// The `Content-Type` of fMP4 pieces.
+const MP4_TYPE: &str = "video/mp4";
+
+/// Serve one request under [`super::PREFIX`].
+pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> HttpResponse {
+    let headers = req.headers().clone();
+    if req.method() == Method::OPTIONS {
+        return http_util::preflight(&headers);
+    }
+    let now_ms = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let path = req.uri().path().to_owned();
+    let query = crate::sigv4::decode_query(req.uri().query().unwrap_or(""));
+    let answer = if req.method() == Method::GET || req.method() == Method::HEAD {
+        let name = path.strip_prefix(super::PREFIX).unwrap_or_default();
+        // Reading fragment files is blocking file I/O.
+        let shared = shared.clone();
+        let name = name.to_owned();
+        tokio::task::spawn_blocking(move || serve(&shared, &name, &query, now_ms))
+            .await
+            .unwrap_or_else(|e| Err(super::read_failed(e)))
+    } else {
+        Err(ApiError::new(
+            http::StatusCode::METHOD_NOT_ALLOWED,
+            "InvalidArgumentException",
+            "HLS playlists and fragments are fetched with GET.",
+        ))
+    };
+    match answer {
+        Ok((content_type, body)) => http_util::media(content_type, body, &headers),
+        Err(err) => {
+            tracing::debug!(%path, code = err.code, message = %err.message, "HLS request refused");
+            http_util::error(Api::ControlPlane, &err, Some(&headers))
+        }
+    }
+}
+
+/// 401 NotAuthorizedException, as the service answers a token it does not accept.
+fn not_authorized(message: impl Into<String>) -> ApiError {
+    ApiError::new(
+        http::StatusCode::UNAUTHORIZED,
+        "NotAuthorizedException",
+        message,
+    )
+}
+
+fn param<'a>(query: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    query
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// The track a request asks for (`TrackNumber`: 1 or 2; absent: both).
+fn track(query: &[(String, String)]) -> Result<Track, ApiError> {
+    match param(query, "TrackNumber") {
+        None => Ok(None),
+        Some("1") => Ok(Some(VIDEO_TRACK)),
+        Some("2") => Ok(Some(AUDIO_TRACK)),
+        Some(other) => Err(ApiError::invalid_argument(format!(
+            "TrackNumber must be 1 or 2, not {}.",
+            crate::validate::shown(other)
+        ))),
+    }
+}
+
+/// The session a request's token stands for, checked at `now_ms`.
+fn session(shared: &Shared, query: &[(String, String)], now_ms: i64) -> Result<Claims, ApiError> {
+    let token = param(query, "SessionToken")
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| ApiError::invalid_argument("SessionToken is required."))?;
+    let claims = shared.hls_key.verify(token, now_ms).map_err(|e| match e {
+        TokenError::Expired => not_authorized(
+            "The session token has expired: get a new URL with GetHLSStreamingSessionURL.",
+        ),
+        TokenError::Malformed | TokenError::BadSignature => {
+            not_authorized("The session token is not valid.")
+        }
+    })?;
+    let registry = shared.registry();
+    let stream = registry
+        .stream(crate::registry::ResourceRef::Name(&claims.stream))
+        .map_err(|_| {
+            ApiError::not_found(format!(
+                "The stream {} of this session no longer exists.",
+                claims.stream
+            ))
+        })?;
+    if stream.arn != claims.arn {
+        return Err(not_authorized(
+            "The session token was issued for another stream.",
+        ));
+    }
+    Ok(claims)
+}
+
+/// What one `/hls/v1/` request answers: a content type and body.
+fn serve(
+    shared: &Shared,
+    name: &str,
+    query: &[(String, String)],
+    now_ms: i64,
+) -> Result<(&'static str, Vec<u8>), ApiError> {
+    let known = [
+        "getHLSMasterPlaylist.m3u8",
+        "getHLSMediaPlaylist.m3u8",
+        "getMP4InitFragment.mp4",
+        "getMP4MediaFragment.mp4",
+        "getTSFragment.ts",
+    ];
+    if !known.contains(&name) {
+        return Err(ApiError::new(
+            http::StatusCode::NOT_FOUND,
+            "UnknownOperationException",
+            format!(
+                "The emulator does not serve /hls/v1/{}.",
+                crate::validate::shown(name)
+            ),
+        ));
+    }
+    let claims = session(shared, query, now_ms)?;
+    if name == "getTSFragment.ts" {
+        return Err(ApiError::invalid_argument(
+            "MPEG_TS fragments are not supported by the emulator; sessions are FRAGMENTED_MP4.",
+        ));
+    }
+    let stored = shared
+        .stores
+        .fragments(&claims.stream)
+        .map_err(super::read_failed)?;
+    let metas: Vec<_> = stored.iter().map(|f| f.meta.clone()).collect();
+    let selection = session::select(&claims, &metas, now_ms);
+    match name {
+        "getHLSMasterPlaylist.m3u8" => {
+            let (_, read) = codec_fragment(&claims, &stored, &selection)?;
+            let video = read
+                .video
+                .as_ref()
+                .ok_or_else(|| super::missing_codec_private_data("in the session"))?;
+            let info = MasterInfo {
+                video_codec: playlist::avc_codec(&video.avcc).unwrap_or_else(|| "avc1".into()),
+                audio_codec: read
+                    .audio
+                    .as_ref()
+                    .map(|a| playlist::aac_codec(&a.audio_specific_config)),
+                width: video.width,
+                height: video.height,
+                bandwidth: bandwidth(&stored, &selection),
+            };
+            let token = param(query, "SessionToken").unwrap_or_default();
+            Ok((PLAYLIST_TYPE, playlist::master(&info, token).into_bytes()))
+        }
+        "getHLSMediaPlaylist.m3u8" => {
+            let track = track(query)?.unwrap_or(VIDEO_TRACK);
+            if track == AUDIO_TRACK {
+                let (_, read) = codec_fragment(&claims, &stored, &selection)?;
+                if read.audio.is_none() {
+                    return Err(ApiError::not_found("The stream has no audio track (2)."));
+                }
+            }
+            let listed = media_playlist(&claims, &stored, &selection, track);
+            let token = param(query, "SessionToken").unwrap_or_default();
+            Ok((PLAYLIST_TYPE, playlist::media(&listed, token).into_bytes()))
+        }
+        "getMP4InitFragment.mp4" => {
+            let (number, read) = codec_fragment(&claims, &stored, &selection)?;
+            segments::init(&read, track(query)?)
+                .map(|b| (MP4_TYPE, b))
+                .map_err(|e| segment_error(e, &number))
+        }
+        _ => {
+            let number = param(query, "FragmentNumber")
+                .ok_or_else(|| ApiError::invalid_argument("FragmentNumber is required."))?;
+            let fragment = stored
+                .iter()
+                .find(|f| f.meta.fragment_number == number && session::admits(&claims, &f.meta))
+                .ok_or_else(|| {
+                    ApiError::not_found(format!(
+                        "Fragment {} is not in this session's stream or range.",
+                        crate::validate::shown(number)
+                    ))
+                })?;
+            let read = super::read(fragment)?;
+            let sequence = session::media_sequence(&fragment.meta) as u32;
+            segments::media(
+                &read,
+                &fragment.meta,
+                track(query)?,
+                sequence.wrapping_add(1),
+            )
+            .map(|b| (MP4_TYPE, b))
+            .map_err(|e| segment_error(e, number))
+        }
+    }
+}
+
+fn segment_error(e: SegmentError, fragment: &str) -> ApiError {
+    match e {
+        SegmentError::MissingCodecPrivateData => super::missing_codec_private_data(fragment),
+        SegmentError::NoSuchTrack(n) => {
+            ApiError::not_found(format!("The stream has no track {n}."))
+        }
+    }
+}
+
+/// The fragment whose codec private data the session's init fragments and master playlist
+/// describe: the newest one listed (for LIVE, the stream as it is now). Its number and
+/// contents.
+fn codec_fragment(
+    claims: &Claims,
+    stored: &[StoredFragment],
+    selection: &Selection,
+) -> Result<(String, crate::store::clip::ReadFragment), ApiError> {
+    let Some(&newest) = selection.listed.last() else {
+        return Err(ApiError::not_found(format!(
+            "No fragments found in the stream {} for this session.",
+            claims.stream
+        )));
+    };
+    let fragment = &stored[newest];
+    Ok((
+        fragment.meta.fragment_number.clone(),
+        super::read(fragment)?,
+    ))
+}
+
+/// The peak bit rate over the listed fragments (bits per second).
+fn bandwidth(stored: &[StoredFragment], selection: &Selection) -> u64 {
+    selection
+        .listed
+        .iter()
+        .map(|&i| {
+            let m = &stored[i].meta;
+            m.fragment_size_bytes * 8 * 1000 / m.fragment_length_ms.max(1) as u64
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// The media playlist of `track` for what the session lists now.
+fn media_playlist(
+    claims: &Claims,
+    stored: &[StoredFragment],
+    selection: &Selection,
+    track: u8,
+) -> MediaPlaylist {
+    let entries = selection
+        .listed
+        .iter()
+        .zip(&selection.discontinuity)
+        .map(|(&i, &discontinuity)| {
+            let meta = &stored[i].meta;
+            Entry {
+                fragment_number: meta.fragment_number.clone(),
+                duration_ms: meta.fragment_length_ms,
+                date_ms: claims
+                    .display_timestamp
+                    .then(|| session::timestamp(claims.kind, meta)),
+                discontinuity,
+            }
+        })
+        .collect();
+    MediaPlaylist {
+        track,
+        media_sequence: selection
+            .listed
+            .first()
+            .map_or(0, |&i| session::media_sequence(&stored[i].meta)),
+        discontinuity_sequence: selection.discontinuity_sequence,
+        entries,
+        vod: claims.mode == PlaybackMode::OnDemand,
+        ended: selection.ended,
+    }
+}
