@@ -66,10 +66,17 @@ pub(crate) fn read_failed(e: impl std::fmt::Display) -> ApiError {
     )
 }
 
-/// Read a stored fragment's file back.
+/// Read a stored fragment's file back. An audio track without a frame is left out: the store
+/// declares AAC in every fragment, and a device that sends no audio leaves it empty, so such a
+/// stream plays as video only.
 pub(crate) fn read(fragment: &StoredFragment) -> Result<ReadFragment, ApiError> {
     let file = std::fs::read(&fragment.file).map_err(read_failed)?;
-    crate::store::clip::read_fragment(&file).map_err(read_failed)
+    let mut read = crate::store::clip::read_fragment(&file).map_err(read_failed)?;
+    let audio_id = u64::from(crate::store::fmp4::AUDIO_TRACK_ID);
+    if !read.samples.iter().any(|s| s.track == audio_id) {
+        read.audio = None;
+    }
+    Ok(read)
 }
 
 /// `GetHLSStreamingSessionURL` at `now_ms`: validate, check that the stream has what the
@@ -105,9 +112,11 @@ pub(crate) fn get_hls_streaming_session_url(
     };
     if claims.mode == token::PlaybackMode::Live {
         let end = metas[newest].server_timestamp_ms + metas[newest].fragment_length_ms;
-        if end < now_ms - session::LIVE_RECENT_MS {
+        let recent = shared.config.timings.hls_live_recent_media;
+        if end < now_ms - recent.as_millis() as i64 {
             return Err(ApiError::not_found(format!(
-                "No fragments found in the stream {name} in the last 30 seconds: LIVE needs media being ingested."
+                "No fragments found in the stream {name} in the last {} seconds: LIVE needs media being ingested.",
+                recent.as_secs()
             )));
         }
     }

@@ -5,7 +5,8 @@
 //!
 //! - `PlaybackMode` `LIVE` (default): no `TimestampRange`; the newest
 //!   `MaxMediaPlaylistFragmentResults` (default 5) fragments, following ingestion; the stream
-//!   must have a fragment that ended in the last 30 s.
+//!   must have a fragment that ended in the last 30 s
+//!   ([`Timings::hls_live_recent_media`](crate::Timings)).
 //! - `LIVE_REPLAY`: a `StartTimestamp`, an optional `EndTimestamp`; fragments from the start
 //!   appear at the pace they were ingested (a fragment `t` after the first is listed `t` after
 //!   the session was made), the newest `MaxMediaPlaylistFragmentResults` (default 5) of them;
@@ -29,8 +30,6 @@ pub(crate) const MIN_EXPIRES_S: u64 = 300;
 pub(crate) const MAX_EXPIRES_S: u64 = 43_200;
 /// Most fragments a media playlist may be asked to hold.
 pub(crate) const MAX_PLAYLIST_FRAGMENTS: u64 = 5_000;
-/// LIVE needs a fragment that ended this recently (ms).
-pub(crate) const LIVE_RECENT_MS: i64 = 30_000;
 /// Longest range (ms): 24 h.
 const MAX_RANGE_MS: i64 = 24 * 3_600_000;
 /// ON_DISCONTINUITY: a fragment starting further than this (ms) from where the one before it
