@@ -21,6 +21,8 @@
 //!   service's limits) a `ClientLimitExceededException`, the code the emulator's
 //!   GetMediaForFragmentList uses for its 100 MB bound (the reference names the limits, not the
 //!   code).
+//! - `GetHLSStreamingSessionURL`: a session URL whose playlists and fMP4 fragments
+//!   [`crate::hls`] serves.
 
 use base64::Engine;
 use serde_json::{json, Map, Value};

@@ -228,6 +228,18 @@ def on_demand(am, kv):
     decode(url)
     print(f"on-demand: {len(expected)} fragments, {duration:.2f} s; ffprobe sees h264 + aac, ffmpeg decodes silently")
 
+    # The AWS CLI's URL serves the same playlist (dates aside).
+    cli = subprocess.run(
+        ["aws", "kinesis-video-archived-media", "get-hls-streaming-session-url", "--stream-name", STREAM,
+         "--playback-mode", "ON_DEMAND", "--hls-fragment-selector", json.dumps(selector(start, end)),
+         "--endpoint-url", ENDPOINT, "--region", REGION, "--ca-bundle", CA,
+         "--query", "HLSStreamingSessionURL", "--output", "text"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert cli.returncode == 0, cli.stderr
+    _, cli_entries, _ = parse_media(text(variants(cli.stdout.strip())[1]))
+    assert [e[0] for e in cli_entries] == [f["fragmentNumber"] for f in expected], cli_entries
+
     # Server timestamps: markers between every fragment by default, none with NEVER.
     server_start = expected[0]["serverTimestampMs"] // 1000
     server_end = min(math.ceil(expected[-1]["serverTimestampMs"] / 1000) + 1, int(time.time()))
