@@ -19,7 +19,7 @@
 
 use serde_json::{Map, Value};
 
-use super::token::{Claims, Discontinuity, PlaybackMode, TimestampKind};
+use super::token::{Claims, DiscontinuityMode, PlaybackMode, TimestampKind};
 use crate::api_error::ApiError;
 use crate::store::FragmentMeta;
 use crate::validate;
@@ -181,18 +181,16 @@ pub(crate) fn request_claims(
             ));
         }
     }
-    match enum_member(
+    if enum_member(
         body,
         "ContainerFormat",
         "containerFormat",
         &["FRAGMENTED_MP4", "MPEG_TS"],
-    )? {
-        Some("MPEG_TS") => {
-            return Err(ApiError::invalid_argument(
-                "ContainerFormat MPEG_TS is not supported by the emulator; use FRAGMENTED_MP4 (the default).",
-            ))
-        }
-        _ => {}
+    )? == Some("MPEG_TS")
+    {
+        return Err(ApiError::invalid_argument(
+            "ContainerFormat MPEG_TS is not supported by the emulator; use FRAGMENTED_MP4 (the default).",
+        ));
     }
     let discontinuity = match enum_member(
         body,
@@ -200,13 +198,13 @@ pub(crate) fn request_claims(
         "discontinuityMode",
         &["ALWAYS", "NEVER", "ON_DISCONTINUITY"],
     )? {
-        Some("ALWAYS") => Discontinuity::Always,
-        Some("NEVER") => Discontinuity::Never,
-        Some(_) => Discontinuity::OnDiscontinuity,
+        Some("ALWAYS") => DiscontinuityMode::Always,
+        Some("NEVER") => DiscontinuityMode::Never,
+        Some(_) => DiscontinuityMode::OnDiscontinuity,
         // The service's defaults: markers everywhere for server timestamps, none for the
         // producer's.
-        None if kind == TimestampKind::Server => Discontinuity::Always,
-        None => Discontinuity::Never,
+        None if kind == TimestampKind::Server => DiscontinuityMode::Always,
+        None => DiscontinuityMode::Never,
     };
     let display_timestamp = enum_member(
         body,
@@ -309,9 +307,9 @@ pub(crate) fn select(claims: &Claims, stored: &[FragmentMeta], now_ms: i64) -> S
         .map(|(n, &i)| {
             n > 0
                 && match claims.discontinuity {
-                    Discontinuity::Always => true,
-                    Discontinuity::Never => false,
-                    Discontinuity::OnDiscontinuity => {
+                    DiscontinuityMode::Always => true,
+                    DiscontinuityMode::Never => false,
+                    DiscontinuityMode::OnDiscontinuity => {
                         let (prev, this) = (&stored[in_range[n - 1]], &stored[i]);
                         let expected = prev.producer_timestamp_ms + prev.fragment_length_ms;
                         (this.producer_timestamp_ms - expected).abs() > GAP_TOLERANCE_MS
@@ -380,13 +378,13 @@ mod tests {
         let live = claims_of(json!({})).unwrap();
         assert_eq!(live.mode, PlaybackMode::Live);
         assert_eq!(live.kind, TimestampKind::Server);
-        assert_eq!(live.discontinuity, Discontinuity::Always);
+        assert_eq!(live.discontinuity, DiscontinuityMode::Always);
         assert!(!live.display_timestamp);
         assert_eq!(live.max_results, 5);
         assert_eq!(live.expires_ms, NOW + 300_000);
         let od = claims_of(on_demand(1000.0, 1010.0)).unwrap();
         assert_eq!(od.max_results, 1000);
-        assert_eq!(od.discontinuity, Discontinuity::Never);
+        assert_eq!(od.discontinuity, DiscontinuityMode::Never);
         assert_eq!((od.start_ms, od.end_ms), (Some(1_000_000), Some(1_010_000)));
         let mut v = on_demand(1000.0, 1010.0);
         v["Expires"] = json!(43_200);
@@ -397,7 +395,7 @@ mod tests {
         assert_eq!(c.expires_ms, NOW + 43_200_000);
         assert_eq!(c.max_results, 5000);
         assert!(c.display_timestamp);
-        assert_eq!(c.discontinuity, Discontinuity::OnDiscontinuity);
+        assert_eq!(c.discontinuity, DiscontinuityMode::OnDiscontinuity);
     }
 
     #[test]
@@ -531,18 +529,18 @@ mod tests {
             m.producer_timestamp_ms += 5_000;
         }
         let mut c = claims(PlaybackMode::OnDemand, Some(0), Some(2_000_000), 1000);
-        c.discontinuity = Discontinuity::OnDiscontinuity;
+        c.discontinuity = DiscontinuityMode::OnDiscontinuity;
         let s = select(&c, &all, NOW);
         assert_eq!(s.discontinuity, [false, false, false, false, true, false]);
         assert_eq!(s.discontinuity_sequence, 0);
-        c.discontinuity = Discontinuity::Always;
+        c.discontinuity = DiscontinuityMode::Always;
         let s = select(&c, &all, NOW);
         assert_eq!(s.discontinuity, [false, true, true, true, true, true]);
-        c.discontinuity = Discontinuity::Never;
+        c.discontinuity = DiscontinuityMode::Never;
         assert!(select(&c, &all, NOW).discontinuity.iter().all(|d| !d));
         // A live window that starts after two markers counts them.
         let live = Claims {
-            discontinuity: Discontinuity::Always,
+            discontinuity: DiscontinuityMode::Always,
             ..claims(PlaybackMode::Live, None, None, 3)
         };
         let s = select(&live, &all, NOW);

@@ -34,7 +34,7 @@ pub(crate) enum PlaybackMode {
 
 /// `DiscontinuityMode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub(crate) enum Discontinuity {
+pub(crate) enum DiscontinuityMode {
     /// A marker before every fragment but the first of a playlist.
     Always,
     /// No markers.
@@ -60,7 +60,7 @@ pub(crate) struct Claims {
     /// End of the range, ms since the epoch (inclusive; ON_DEMAND always, LIVE_REPLAY maybe).
     pub end_ms: Option<i64>,
     /// Where the media playlists put `#EXT-X-DISCONTINUITY`.
-    pub discontinuity: Discontinuity,
+    pub discontinuity: DiscontinuityMode,
     /// Whether the media playlists carry `#EXT-X-PROGRAM-DATE-TIME`.
     pub display_timestamp: bool,
     /// The most fragments one media playlist lists.
@@ -151,7 +151,7 @@ pub(crate) mod tests {
             kind: TimestampKind::Producer,
             start_ms: Some(1_000),
             end_ms: Some(9_000),
-            discontinuity: Discontinuity::Never,
+            discontinuity: DiscontinuityMode::Never,
             display_timestamp: false,
             max_results: 1000,
             created_ms: 10_000,

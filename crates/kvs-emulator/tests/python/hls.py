@@ -178,23 +178,30 @@ def live(am):
     assert "#EXT-X-ENDLIST" not in text(video)
     init_bytes = get(urllib.parse.urljoin(video, init))[2]
     assert init_bytes[4:8] == b"ftyp", init_bytes[:16]
-    # New fragments appear as they are stored, and the window moves on.
+    # New fragments appear as they are stored, and the window moves on: with at most two
+    # listed (the stream already keeps three), each new one pushes the oldest out and the media
+    # sequence number grows with the fragment numbers.
+    two = session_url(am, PlaybackMode="LIVE", MaxMediaPlaylistFragmentResults=2,
+                      DisplayFragmentTimestamp="ALWAYS")
+    _, two_video, _ = variants(two)
+    sequence, entries, _ = parse_media(text(two_video))
+    assert len(entries) == 2 and int(entries[1][0]) == int(entries[0][0]) + 1, entries
     asked = time.monotonic()
-    newest = entries[-1][0]
     while True:
-        later_sequence, later, _ = parse_media(text(video))
-        if int(later[-1][0]) > int(newest):
+        later_sequence, later, _ = parse_media(text(two_video))
+        if int(later[-1][0]) > int(entries[-1][0]):
             break
         assert time.monotonic() - asked < 20, f"no new fragment in the live playlist: {later}"
         time.sleep(0.1)
-    print(f"live: a new fragment listed {time.monotonic() - asked:.2f} s after the first playlist")
-    assert later_sequence >= sequence, (sequence, later_sequence)
+    listed_at = time.time()
+    started = datetime.datetime.strptime(later[-1][2], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.timezone.utc)
+    print(f"live: a new fragment listed {time.monotonic() - asked:.2f} s after the first playlist, "
+          f"{listed_at - started.timestamp():.2f} s after its first frame reached the emulator")
+    assert len(later) == 2, later
+    assert later_sequence - sequence == int(later[0][0]) - int(entries[0][0]) > 0, (sequence, entries, later_sequence, later)
     # Audio has its own playlist over the same fragments.
     _, audio_entries, _ = parse_media(text(audio))
     assert audio_entries, audio_entries
-    two = session_url(am, PlaybackMode="LIVE", MaxMediaPlaylistFragmentResults=2)
-    _, two_video, _ = variants(two)
-    assert 1 <= len(parse_media(text(two_video))[1]) <= 2
     info = probe(url)
     assert sorted(s["codec_name"] for s in info["streams"]) == ["aac", "h264"], info
     decode(url, "-t", "3")
