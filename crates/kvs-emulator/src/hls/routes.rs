@@ -13,7 +13,7 @@ use hyper::Request;
 use super::playlist::{self, Entry, MasterInfo, MediaPlaylist, AUDIO_TRACK, VIDEO_TRACK};
 use super::segments::{self, SegmentError, Track};
 use super::session::{self, Selection};
-use super::token::{Claims, PlaybackMode, TokenError};
+use super::token::{Claims, PlaybackMode, TokenError, TokenKey};
 use crate::api_error::{Api, ApiError};
 use crate::http_server::HttpResponse;
 use crate::http_util;
@@ -89,19 +89,26 @@ fn track(query: &[(String, String)]) -> Result<Track, ApiError> {
     }
 }
 
-/// The session a request's token stands for, checked at `now_ms`.
-fn session(shared: &Shared, query: &[(String, String)], now_ms: i64) -> Result<Claims, ApiError> {
+/// The claims of the request's `SessionToken` if `key` signed it and it has not expired at
+/// `now_ms`, else the service's refusal.
+fn verified(key: &TokenKey, query: &[(String, String)], now_ms: i64) -> Result<Claims, ApiError> {
     let token = param(query, "SessionToken")
         .filter(|t| !t.is_empty())
         .ok_or_else(|| ApiError::invalid_argument("SessionToken is required."))?;
-    let claims = shared.hls_key.verify(token, now_ms).map_err(|e| match e {
+    key.verify(token, now_ms).map_err(|e| match e {
         TokenError::Expired => not_authorized(
             "The session token has expired: get a new URL with GetHLSStreamingSessionURL.",
         ),
         TokenError::Malformed | TokenError::BadSignature => {
             not_authorized("The session token is not valid.")
         }
-    })?;
+    })
+}
+
+/// The session a request's token stands for, checked at `now_ms`, on the stream it was made
+/// for.
+fn session(shared: &Shared, query: &[(String, String)], now_ms: i64) -> Result<Claims, ApiError> {
+    let claims = verified(&shared.hls_key, query, now_ms)?;
     let registry = shared.registry();
     let stream = registry
         .stream(crate::registry::ResourceRef::Name(&claims.stream))
@@ -295,5 +302,60 @@ fn media_playlist(
         entries,
         vod: claims.mode == PlaybackMode::OnDemand,
         ended: selection.ended,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query(token: &str) -> Vec<(String, String)> {
+        vec![
+            ("SessionToken".to_owned(), token.to_owned()),
+            ("TrackNumber".to_owned(), "1".to_owned()),
+        ]
+    }
+
+    #[test]
+    fn an_expired_altered_or_missing_token_gets_the_services_error() {
+        let key = TokenKey::from_bytes([3; 32]);
+        let claims = super::super::token::tests::claims("cam");
+        let token = key.sign(&claims);
+        assert_eq!(
+            verified(&key, &query(&token), claims.expires_ms - 1),
+            Ok(claims.clone())
+        );
+        let expired = verified(&key, &query(&token), claims.expires_ms).unwrap_err();
+        assert_eq!(
+            (expired.status.as_u16(), expired.code),
+            (401, "NotAuthorizedException")
+        );
+        assert!(expired.message.contains("expired"), "{}", expired.message);
+        let last = if token.ends_with('x') { 'y' } else { 'x' };
+        let altered = format!("{}{last}", &token[..token.len() - 1]);
+        let err = verified(&key, &query(&altered), claims.created_ms).unwrap_err();
+        assert_eq!(
+            (err.status.as_u16(), err.code),
+            (401, "NotAuthorizedException")
+        );
+        let other_key = TokenKey::from_bytes([4; 32]);
+        let err = verified(&other_key, &query(&token), claims.created_ms).unwrap_err();
+        assert_eq!(err.code, "NotAuthorizedException");
+        for missing in [vec![], query("")] {
+            let err = verified(&key, &missing, claims.created_ms).unwrap_err();
+            assert_eq!(
+                (err.status.as_u16(), err.code),
+                (400, "InvalidArgumentException")
+            );
+        }
+    }
+
+    #[test]
+    fn track_numbers_are_1_2_or_none() {
+        let q = |v: &str| vec![("TrackNumber".to_owned(), v.to_owned())];
+        assert_eq!(track(&[]), Ok(None));
+        assert_eq!(track(&q("1")), Ok(Some(VIDEO_TRACK)));
+        assert_eq!(track(&q("2")), Ok(Some(AUDIO_TRACK)));
+        assert_eq!(track(&q("3")).unwrap_err().code, "InvalidArgumentException");
     }
 }

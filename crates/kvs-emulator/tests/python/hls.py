@@ -273,6 +273,18 @@ def on_demand(am, kv):
     replay = session_url(am, PlaybackMode="LIVE_REPLAY", HLSFragmentSelector=selector(start))
     _, entries, _ = parse_media(text(variants(replay)[1]))
     assert entries and entries[0][0] == expected[0]["fragmentNumber"], entries
+    # A closed replay of the first fragments: listed at their pace, then ended.
+    replay_end = math.ceil(expected[1]["producerTimestampMs"] / 1000)
+    in_replay = [f["fragmentNumber"] for f in expected if f["producerTimestampMs"] <= replay_end * 1000]
+    replay = session_url(am, PlaybackMode="LIVE_REPLAY", HLSFragmentSelector=selector(start, replay_end))
+    replay_video = variants(replay)[1]
+    asked = time.monotonic()
+    while "#EXT-X-ENDLIST" not in (playlist := text(replay_video)):
+        assert time.monotonic() - asked < 10, f"the closed replay never ends: {playlist}"
+        time.sleep(0.1)
+    assert [e[0] for e in parse_media(playlist)[1]] == in_replay[-5:], (in_replay, playlist)
+    assert "#EXT-X-PLAYLIST-TYPE:VOD" not in playlist
+    print(f"live replay: {len(in_replay)} fragments listed and ended after {time.monotonic() - asked:.2f} s")
 
     # Bad input.
     message = expect_error("InvalidArgumentException", lambda: am.get_hls_streaming_session_url(
