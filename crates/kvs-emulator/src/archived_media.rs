@@ -21,8 +21,8 @@
 //!   service's limits) a `ClientLimitExceededException`, the code the emulator's
 //!   GetMediaForFragmentList uses for its 100 MB bound (the reference names the limits, not the
 //!   code).
-//! - `GetHLSStreamingSessionURL`: a session URL whose playlists and fMP4 fragments
-//!   [`crate::hls`] serves.
+//! - `GetHLSStreamingSessionURL`, `GetDASHStreamingSessionURL`: a session URL whose playlists
+//!   (or manifest) and fMP4 fragments [`crate::playback`] serves.
 
 use base64::Engine;
 use serde_json::{json, Map, Value};
@@ -39,7 +39,8 @@ pub(crate) const OPERATIONS: &[&str] = &[
     "listFragments",
     "getMediaForFragmentList",
     "getClip",
-    crate::hls::OPERATION,
+    crate::playback::HLS_OPERATION,
+    crate::playback::DASH_OPERATION,
 ];
 
 /// The most fragments one GetClip answer holds (the service's limit).
@@ -75,11 +76,11 @@ pub(crate) fn route(
         "listFragments" => list_fragments(shared, body).map(Reply::Json),
         "getMediaForFragmentList" => get_media_for_fragment_list(shared, body),
         "getClip" => get_clip(shared, body),
-        crate::hls::OPERATION => {
-            let now_ms = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as i64);
-            crate::hls::get_hls_streaming_session_url(shared, body, now_ms).map(Reply::Json)
+        crate::playback::HLS_OPERATION => {
+            crate::playback::get_hls_streaming_session_url(shared, body, now_ms()).map(Reply::Json)
+        }
+        crate::playback::DASH_OPERATION => {
+            crate::playback::get_dash_streaming_session_url(shared, body, now_ms()).map(Reply::Json)
         }
         other => Err(ApiError::new(
             http::StatusCode::NOT_FOUND,
@@ -87,6 +88,13 @@ pub(crate) fn route(
             format!("The emulator does not implement /{other}."),
         )),
     }
+}
+
+/// The wall clock in ms since the epoch (the playback operations take time as an input).
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// `GetDataEndpoint`: the endpoint that serves `APIName` for the stream.

@@ -63,7 +63,7 @@ pub(crate) struct Shared {
     /// Temporary keys the IoT credentials endpoint handed out.
     pub temporary_keys: crate::temporary_keys::TemporaryKeys,
     /// Signs and checks HLS session tokens.
-    pub hls_key: crate::hls::token::TokenKey,
+    pub playback_key: crate::playback::token::TokenKey,
 }
 
 /// Calls per AWS operation (known operation names only, so the map stays small), counted once

@@ -1,7 +1,8 @@
-//! HLS playback end to end (issue #23): boto3's `get_hls_streaming_session_url` against the
-//! endpoint `GetDataEndpoint(APIName=GET_HLS_STREAMING_SESSION_URL)` returns, and what the URL
-//! serves read by independent players (ffprobe, ffmpeg) and plain HTTPS requests. The checks
-//! live in `tests/python/hls.py`, one phase per step:
+//! HLS (and DASH) playback end to end (issue #23): boto3's `get_hls_streaming_session_url` and
+//! `get_dash_streaming_session_url` against the endpoint
+//! `GetDataEndpoint(APIName=GET_HLS_STREAMING_SESSION_URL)` returns, and what the URLs serve
+//! read by independent players (ffprobe, ffmpeg) and plain HTTPS requests. The checks live in
+//! `tests/python/hls.py`, one phase per step (each phase checks the DASH manifest too):
 //! - live: while the real ingestion client streams the sample clip in a loop: codecs and
 //!   resolution in the master playlist, a media playlist that follows ingestion, ffprobe sees
 //!   h264 + aac and ffmpeg decodes 3 s silently;
@@ -49,7 +50,7 @@ async fn phase(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hls_follows_live_ingestion_and_replays_the_stream_on_demand() {
     let setup = IngestSetup::start_with("hls-cam", |b| {
-        b.timings(|t| t.hls_live_recent_media = LIVE_RECENT)
+        b.timings(|t| t.live_playback_recent_media = LIVE_RECENT)
     })
     .await;
     let session = setup.ingest_looping(setup.emulator.ingest_config()).await;

@@ -331,11 +331,18 @@ pub(crate) fn media_segment(sequence: u32, runs: &[TrackRun]) -> Vec<u8> {
         .filter(|r| !r.samples.is_empty())
         .cloned()
         .collect();
+    media_segment_with_empty_runs(sequence, &runs)
+}
+
+/// [`media_segment`] that keeps runs without samples, as a `traf` whose `trun` holds none: a
+/// track's segment of a fragment in which the track had no frame (HLS and DASH list every
+/// fragment in each track's playlist).
+pub(crate) fn media_segment_with_empty_runs(sequence: u32, runs: &[TrackRun]) -> Vec<u8> {
     // The moof's size does not depend on the offsets' values: measure it, then write them.
-    let moof_len = moof(sequence, &runs, &vec![0; runs.len()]).len() as u32;
+    let moof_len = moof(sequence, runs, &vec![0; runs.len()]).len() as u32;
     let mut offsets = Vec::with_capacity(runs.len());
     let mut at = moof_len + 8;
-    for run in &runs {
+    for run in runs {
         offsets.push(at);
         at += run.samples.iter().map(|s| s.data.len() as u32).sum::<u32>();
     }
@@ -343,7 +350,7 @@ pub(crate) fn media_segment(sequence: u32, runs: &[TrackRun]) -> Vec<u8> {
         .iter()
         .flat_map(|r| r.samples.iter().flat_map(|s| s.data.iter().copied()))
         .collect();
-    [moof(sequence, &runs, &offsets), boxed(b"mdat", &data)].concat()
+    [moof(sequence, runs, &offsets), boxed(b"mdat", &data)].concat()
 }
 
 /// The sampling frequency an AudioSpecificConfig gives (`None` for an escape value or one too

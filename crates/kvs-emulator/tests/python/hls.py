@@ -1,4 +1,4 @@
-"""boto3 asks for HLS streaming session URLs of a stream the emulator stores, as a user would
+"""boto3 asks for HLS (and DASH) streaming session URLs of a stream the emulator stores, as a user would
 (GetDataEndpoint with GET_HLS_STREAMING_SESSION_URL, then kinesis-video-archived-media
 GetHLSStreamingSessionURL against the endpoint it returned), and ffprobe, ffmpeg and plain HTTPS
 requests play what the URL serves. Bad input gets the service's errors.
@@ -29,6 +29,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import xml.etree.ElementTree as ET
 
 import boto3
 import botocore.exceptions
@@ -161,6 +162,27 @@ def with_token(url, token):
     return re.sub(r"SessionToken=[^&]*", "SessionToken=" + token, url)
 
 
+MPD_NS = {"mpd": "urn:mpeg:dash:schema:mpd:2011"}
+KVS_NS = "{https://kinesisvideo.amazonaws.com/ns/dash}"
+
+
+def dash_url(am, **kwargs):
+    url = am.get_dash_streaming_session_url(StreamName=STREAM, **kwargs)["DASHStreamingSessionURL"]
+    assert url.startswith(ENDPOINT + "/dash/v1/getDASHManifest.mpd?SessionToken="), url
+    return url
+
+
+def manifest(url):
+    """The MPD's root, and per adaptation set (content type, representation, S elements)."""
+    root = ET.fromstring(get(url)[2])
+    sets = []
+    for adaptation in root.iterfind(".//mpd:AdaptationSet", MPD_NS):
+        representation = adaptation.find("mpd:Representation", MPD_NS)
+        timeline = representation.findall(".//mpd:S", MPD_NS)
+        sets.append((adaptation.get("contentType"), representation.attrib, timeline))
+    return root, sets
+
+
 def check_master(master, audio=True):
     codecs = re.search(r'CODECS="([^"]+)"', master).group(1).split(",")
     assert re.fullmatch(r"avc1\.[0-9a-f]{6}", codecs[0]), codecs
@@ -206,6 +228,17 @@ def live(am):
     assert sorted(s["codec_name"] for s in info["streams"]) == ["aac", "h264"], info
     decode(url, "-t", "3")
     print("live: ffprobe sees h264 + aac, ffmpeg decodes 3 s silently")
+
+    # DASH: a dynamic manifest over the newest fragments.
+    mpd = dash_url(am, PlaybackMode="LIVE")
+    root, sets = manifest(mpd)
+    assert root.get("type") == "dynamic", root.attrib
+    assert [s[0] for s in sets] == ["video", "audio"], sets
+    assert 1 <= len(sets[0][2]) <= 5, sets[0][2]
+    info = probe(mpd)
+    assert sorted(s["codec_name"] for s in info["streams"]) == ["aac", "h264"], info
+    decode(mpd, "-t", "3")
+    print("live DASH: ffprobe sees h264 + aac, ffmpeg decodes 3 s silently")
 
 
 def on_demand(am, kv):
@@ -297,6 +330,36 @@ def on_demand(am, kv):
     assert "#EXT-X-PLAYLIST-TYPE:VOD" not in playlist
     print(f"live replay: {len(in_replay)} fragments listed and ended after {time.monotonic() - asked:.2f} s")
 
+    # DASH over the same range, with the kvs: attributes.
+    mpd = dash_url(am, PlaybackMode="ON_DEMAND", DASHFragmentSelector=selector(start, end),
+                   DisplayFragmentNumber="ALWAYS", DisplayFragmentTimestamp="ALWAYS")
+    root, sets = manifest(mpd)
+    assert root.get("type") == "static", root.attrib
+    assert [s[0] for s in sets] == ["video", "audio"], sets
+    assert (sets[0][1]["width"], sets[0][1]["height"]) == ("320", "240"), sets[0][1]
+    assert re.fullmatch(r"avc1\.[0-9a-f]{6}", sets[0][1]["codecs"]) and sets[1][1]["codecs"] == "mp4a.40.2", sets
+    for _, _, timeline in sets:
+        assert [e.get(KVS_NS + "fn") for e in timeline] == [f["fragmentNumber"] for f in expected], timeline
+        assert [int(e.get(KVS_NS + "ts")) for e in timeline] == [f["producerTimestampMs"] for f in expected]
+        assert [int(e.get("d")) for e in timeline] == [f["fragmentLengthMs"] for f in expected]
+    info = probe(mpd)
+    assert sorted(s["codec_name"] for s in info["streams"]) == ["aac", "h264"], info
+    dash_duration = float(info["format"]["duration"])
+    assert abs(dash_duration - total) < 0.25, f"the manifest lasts {dash_duration} s, the fragments {total} s"
+    decode(mpd)
+    plain = dash_url(am, PlaybackMode="ON_DEMAND", DASHFragmentSelector=selector(start, end),
+                     MaxManifestFragmentResults=2)
+    _, sets = manifest(plain)
+    assert len(sets[0][2]) == 2 and sets[0][2][0].get(KVS_NS + "fn") is None, sets
+    # A token opens its own protocol's paths only.
+    expect_refusal(f"{ENDPOINT}/dash/v1/getDASHManifest.mpd?SessionToken={token_of(url)}", 401, "NotAuthorizedException")
+    expect_refusal(with_token(url, token_of(mpd)), 401, "NotAuthorizedException")
+    message = expect_error("InvalidArgumentException", lambda: am.get_dash_streaming_session_url(
+        StreamName=STREAM, PlaybackMode="ON_DEMAND", DASHFragmentSelector=selector(end, start)))
+    assert "later than" in message, message
+    print(f"on-demand DASH: {len(expected)} fragments with kvs:fn and kvs:ts, {dash_duration:.2f} s; "
+          "ffprobe sees h264 + aac, ffmpeg decodes silently")
+
     # Bad input.
     message = expect_error("InvalidArgumentException", lambda: am.get_hls_streaming_session_url(
         StreamName=STREAM, PlaybackMode="ON_DEMAND", HLSFragmentSelector=selector(end, start)))
@@ -370,7 +433,14 @@ def video_only(am):
     info = probe(url)
     assert [s["codec_name"] for s in info["streams"]] == ["h264"], info
     decode(url)
-    print("video only: no audio rendition, ffprobe sees h264 alone, ffmpeg decodes silently")
+    mpd = dash_url(am, PlaybackMode="ON_DEMAND", DASHFragmentSelector=selector(start, end))
+    _, sets = manifest(mpd)
+    assert [s[0] for s in sets] == ["video"], sets
+    info = probe(mpd)
+    assert [s["codec_name"] for s in info["streams"]] == ["h264"], info
+    decode(mpd)
+    print("video only: no audio rendition (HLS) or adaptation set (DASH), ffprobe sees h264 alone, "
+          "ffmpeg decodes silently")
 
 
 def main():

@@ -1,6 +1,7 @@
-//! The `SessionToken` of an HLS streaming session: what `GetHLSStreamingSessionURL` was asked
-//! ([`Claims`]: the stream, the playback mode, the selector, the playlist options, when it was
-//! made and when it expires), signed with a key the emulator draws at start ([`TokenKey`]).
+//! The `SessionToken` of an HLS or DASH streaming session: what `GetHLSStreamingSessionURL` or
+//! `GetDASHStreamingSessionURL` was asked ([`Claims`]: the protocol, the stream, the playback
+//! mode, the selector, the playlist or manifest options, when it was made and when it expires),
+//! signed with a key the emulator draws at start ([`TokenKey`]).
 //!
 //! A token is `base64url(JSON claims) "." base64url(HMAC-SHA256(key, first part))`. The service's
 //! token is encrypted; this one is only signed, so whoever holds it can read what it says (a
@@ -11,6 +12,15 @@
 use base64::Engine;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
+
+/// Which protocol a session plays: its token opens only that protocol's paths.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) enum Protocol {
+    /// HLS: `/hls/v1/`.
+    Hls,
+    /// MPEG-DASH: `/dash/v1/`.
+    Dash,
+}
 
 /// Which timestamp a session's range and displayed timestamps use (`FragmentSelectorType`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -46,6 +56,8 @@ pub(crate) enum DiscontinuityMode {
 /// What a session token says: the request it was made for, and its lifetime.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Claims {
+    /// HLS or DASH.
+    pub protocol: Protocol,
     /// The stream's name.
     pub stream: String,
     /// The stream's ARN: a stream deleted and created again under the same name is another
@@ -61,9 +73,12 @@ pub(crate) struct Claims {
     pub end_ms: Option<i64>,
     /// Where the media playlists put `#EXT-X-DISCONTINUITY`.
     pub discontinuity: DiscontinuityMode,
-    /// Whether the media playlists carry `#EXT-X-PROGRAM-DATE-TIME`.
+    /// Whether the media playlists carry `#EXT-X-PROGRAM-DATE-TIME` (HLS), the manifest's
+    /// segments `kvs:ts` (DASH).
     pub display_timestamp: bool,
-    /// The most fragments one media playlist lists.
+    /// Whether the manifest's segments carry `kvs:fn` (DASH).
+    pub display_fragment_number: bool,
+    /// The most fragments one media playlist or manifest lists.
     pub max_results: u32,
     /// When the session was made, ms since the epoch (LIVE_REPLAY paces itself from it).
     pub created_ms: i64,
@@ -145,6 +160,7 @@ pub(crate) mod tests {
 
     pub(crate) fn claims(stream: &str) -> Claims {
         Claims {
+            protocol: Protocol::Hls,
             stream: stream.to_owned(),
             arn: format!("arn:aws:kinesisvideo:us-west-2:111122223333:stream/{stream}/1"),
             mode: PlaybackMode::OnDemand,
@@ -153,6 +169,7 @@ pub(crate) mod tests {
             end_ms: Some(9_000),
             discontinuity: DiscontinuityMode::Never,
             display_timestamp: false,
+            display_fragment_number: false,
             max_results: 1000,
             created_ms: 10_000,
             expires_ms: 310_000,

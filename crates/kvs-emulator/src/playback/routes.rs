@@ -1,7 +1,8 @@
-//! The `/hls/v1/` paths a player fetches with a session's token: the playlists and the fMP4
-//! pieces, without SigV4. Each request checks the token ([`super::token`]), that its stream
-//! still exists as the stream it was made for, and reads the stream's fragments as they are
-//! now, so a LIVE playlist lists fragments as soon as the store has them.
+//! The `/hls/v1/` and `/dash/v1/` paths a player fetches with a session's token: the playlists,
+//! the manifest and the fMP4 pieces, without SigV4. Each request checks the token
+//! ([`super::token`]: this emulator's, unexpired, of this protocol), that its stream still
+//! exists as the stream it was made for, and reads the stream's fragments as they are now, so a
+//! LIVE playlist or manifest lists fragments as soon as the store has them.
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -10,22 +11,26 @@ use http::Method;
 use hyper::body::Incoming;
 use hyper::Request;
 
-use super::playlist::{self, Entry, MasterInfo, MediaPlaylist, AUDIO_TRACK, VIDEO_TRACK};
+use super::dash;
+use super::hls::{self, Entry, MasterInfo, MediaPlaylist, AUDIO_TRACK, VIDEO_TRACK};
 use super::segments::{self, SegmentError, Track};
 use super::session::{self, Selection};
-use super::token::{Claims, PlaybackMode, TokenError, TokenKey};
+use super::token::{Claims, PlaybackMode, Protocol, TokenError, TokenKey};
 use crate::api_error::{Api, ApiError};
 use crate::http_server::HttpResponse;
 use crate::http_util;
 use crate::shared::Shared;
+use crate::store::clip::ReadFragment;
 use crate::store::StoredFragment;
 
 /// The `Content-Type` of playlists, as the service sends it.
 const PLAYLIST_TYPE: &str = "application/x-mpegURL";
+/// The `Content-Type` of DASH manifests.
+const MANIFEST_TYPE: &str = "application/dash+xml";
 /// The `Content-Type` of fMP4 pieces.
 const MP4_TYPE: &str = "video/mp4";
 
-/// Serve one request under [`super::PREFIX`].
+/// Serve one request under [`super::HLS_PREFIX`] or [`super::DASH_PREFIX`].
 pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> HttpResponse {
     let headers = req.headers().clone();
     if req.method() == Method::OPTIONS {
@@ -37,24 +42,30 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> HttpR
     let path = req.uri().path().to_owned();
     let query = crate::sigv4::decode_query(req.uri().query().unwrap_or(""));
     let answer = if req.method() == Method::GET || req.method() == Method::HEAD {
-        let name = path.strip_prefix(super::PREFIX).unwrap_or_default();
+        let (protocol, name) = match path.strip_prefix(super::HLS_PREFIX) {
+            Some(name) => (Protocol::Hls, name),
+            None => (
+                Protocol::Dash,
+                path.strip_prefix(super::DASH_PREFIX).unwrap_or_default(),
+            ),
+        };
         // Reading fragment files is blocking file I/O.
         let shared = shared.clone();
         let name = name.to_owned();
-        tokio::task::spawn_blocking(move || serve(&shared, &name, &query, now_ms))
+        tokio::task::spawn_blocking(move || serve(&shared, protocol, &name, &query, now_ms))
             .await
             .unwrap_or_else(|e| Err(super::read_failed(e)))
     } else {
         Err(ApiError::new(
             http::StatusCode::METHOD_NOT_ALLOWED,
             "InvalidArgumentException",
-            "HLS playlists and fragments are fetched with GET.",
+            "Playlists, manifests and fragments are fetched with GET.",
         ))
     };
     match answer {
         Ok((content_type, body)) => http_util::media(content_type, body, &headers),
         Err(err) => {
-            tracing::debug!(%path, code = err.code, message = %err.message, "HLS request refused");
+            tracing::debug!(%path, code = err.code, message = %err.message, "playback request refused");
             http_util::error(Api::ControlPlane, &err, Some(&headers))
         }
     }
@@ -108,7 +119,7 @@ fn verified(key: &TokenKey, query: &[(String, String)], now_ms: i64) -> Result<C
 /// The session a request's token stands for, checked at `now_ms`, on the stream it was made
 /// for.
 fn session(shared: &Shared, query: &[(String, String)], now_ms: i64) -> Result<Claims, ApiError> {
-    let claims = verified(&shared.hls_key, query, now_ms)?;
+    let claims = verified(&shared.playback_key, query, now_ms)?;
     let registry = shared.registry();
     let stream = registry
         .stream(crate::registry::ResourceRef::Name(&claims.stream))
@@ -126,31 +137,45 @@ fn session(shared: &Shared, query: &[(String, String)], now_ms: i64) -> Result<C
     Ok(claims)
 }
 
-/// What one `/hls/v1/` request answers: a content type and body.
+/// What one request under a playback prefix answers: a content type and body.
 fn serve(
     shared: &Shared,
+    protocol: Protocol,
     name: &str,
     query: &[(String, String)],
     now_ms: i64,
 ) -> Result<(&'static str, Vec<u8>), ApiError> {
-    let known = [
-        "getHLSMasterPlaylist.m3u8",
-        "getHLSMediaPlaylist.m3u8",
-        "getMP4InitFragment.mp4",
-        "getMP4MediaFragment.mp4",
-        "getTSFragment.ts",
-    ];
+    let known: &[&str] = match protocol {
+        Protocol::Hls => &[
+            "getHLSMasterPlaylist.m3u8",
+            "getHLSMediaPlaylist.m3u8",
+            "getMP4InitFragment.mp4",
+            "getMP4MediaFragment.mp4",
+            "getTSFragment.ts",
+        ],
+        Protocol::Dash => &[
+            "getDASHManifest.mpd",
+            "getMP4InitFragment.mp4",
+            "getMP4MediaFragment.mp4",
+        ],
+    };
     if !known.contains(&name) {
         return Err(ApiError::new(
             http::StatusCode::NOT_FOUND,
             "UnknownOperationException",
             format!(
-                "The emulator does not serve /hls/v1/{}.",
+                "The emulator does not serve {}.",
                 crate::validate::shown(name)
             ),
         ));
     }
     let claims = session(shared, query, now_ms)?;
+    if claims.protocol != protocol {
+        return Err(not_authorized(format!(
+            "The session token is for a {:?} session.",
+            claims.protocol
+        )));
+    }
     if name == "getTSFragment.ts" {
         return Err(ApiError::invalid_argument(
             "MPEG_TS fragments are not supported by the emulator; sessions are FRAGMENTED_MP4.",
@@ -162,25 +187,12 @@ fn serve(
         .map_err(super::read_failed)?;
     let metas: Vec<_> = stored.iter().map(|f| f.meta.clone()).collect();
     let selection = session::select(&claims, &metas, now_ms);
+    let token = param(query, "SessionToken").unwrap_or_default();
     match name {
         "getHLSMasterPlaylist.m3u8" => {
             let (_, read) = codec_fragment(&claims, &stored, &selection)?;
-            let video = read
-                .video
-                .as_ref()
-                .ok_or_else(|| super::missing_codec_private_data("in the session"))?;
-            let info = MasterInfo {
-                video_codec: playlist::avc_codec(&video.avcc).unwrap_or_else(|| "avc1".into()),
-                audio_codec: read
-                    .audio
-                    .as_ref()
-                    .map(|a| playlist::aac_codec(&a.audio_specific_config)),
-                width: video.width,
-                height: video.height,
-                bandwidth: bandwidth(&stored, &selection),
-            };
-            let token = param(query, "SessionToken").unwrap_or_default();
-            Ok((PLAYLIST_TYPE, playlist::master(&info, token).into_bytes()))
+            let info = describe(&read, &stored, &selection)?;
+            Ok((PLAYLIST_TYPE, hls::master(&info, token).into_bytes()))
         }
         "getHLSMediaPlaylist.m3u8" => {
             let track = track(query)?.unwrap_or(VIDEO_TRACK);
@@ -191,8 +203,13 @@ fn serve(
                 }
             }
             let listed = media_playlist(&claims, &stored, &selection, track);
-            let token = param(query, "SessionToken").unwrap_or_default();
-            Ok((PLAYLIST_TYPE, playlist::media(&listed, token).into_bytes()))
+            Ok((PLAYLIST_TYPE, hls::media(&listed, token).into_bytes()))
+        }
+        "getDASHManifest.mpd" => {
+            let (_, read) = codec_fragment(&claims, &stored, &selection)?;
+            let info = describe(&read, &stored, &selection)?;
+            let manifest = manifest(&claims, &stored, &selection, &read, info, now_ms);
+            Ok((MANIFEST_TYPE, dash::mpd(&manifest, token).into_bytes()))
         }
         "getMP4InitFragment.mp4" => {
             let (number, read) = codec_fragment(&claims, &stored, &selection)?;
@@ -201,17 +218,7 @@ fn serve(
                 .map_err(|e| segment_error(e, &number))
         }
         _ => {
-            let number = param(query, "FragmentNumber")
-                .ok_or_else(|| ApiError::invalid_argument("FragmentNumber is required."))?;
-            let fragment = stored
-                .iter()
-                .find(|f| f.meta.fragment_number == number && session::admits(&claims, &f.meta))
-                .ok_or_else(|| {
-                    ApiError::not_found(format!(
-                        "Fragment {} is not in this session's stream or range.",
-                        crate::validate::shown(number)
-                    ))
-                })?;
+            let fragment = asked_fragment(&claims, &stored, query)?;
             let read = super::read(fragment)?;
             let sequence = session::media_sequence(&fragment.meta) as u32;
             segments::media(
@@ -221,8 +228,113 @@ fn serve(
                 sequence.wrapping_add(1),
             )
             .map(|b| (MP4_TYPE, b))
-            .map_err(|e| segment_error(e, number))
+            .map_err(|e| segment_error(e, &fragment.meta.fragment_number))
         }
+    }
+}
+
+/// The fragment a media fragment request names, by `FragmentNumber` (HLS) or `SequenceNumber`
+/// (DASH's `$Number$`), if the session's range holds it.
+fn asked_fragment<'a>(
+    claims: &Claims,
+    stored: &'a [StoredFragment],
+    query: &[(String, String)],
+) -> Result<&'a StoredFragment, ApiError> {
+    let (asked, number) = match (
+        param(query, "FragmentNumber"),
+        param(query, "SequenceNumber"),
+    ) {
+        (Some(number), _) => (number, number.to_owned()),
+        (None, Some(sequence)) => match sequence.parse::<u128>() {
+            Ok(n) => (
+                sequence,
+                (crate::store::disk::FIRST_FRAGMENT_NUMBER.saturating_add(n)).to_string(),
+            ),
+            Err(_) => {
+                return Err(ApiError::invalid_argument(
+                    "SequenceNumber must be a number.",
+                ))
+            }
+        },
+        (None, None) => {
+            return Err(ApiError::invalid_argument(
+                "FragmentNumber (or SequenceNumber) is required.",
+            ))
+        }
+    };
+    stored
+        .iter()
+        .find(|f| f.meta.fragment_number == number && session::admits(claims, &f.meta))
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "Fragment {} is not in this session's stream or range.",
+                crate::validate::shown(asked)
+            ))
+        })
+}
+
+/// Codecs, resolution and bandwidth for the master playlist or the manifest.
+fn describe(
+    read: &ReadFragment,
+    stored: &[StoredFragment],
+    selection: &Selection,
+) -> Result<MasterInfo, ApiError> {
+    let video = read
+        .video
+        .as_ref()
+        .ok_or_else(|| super::missing_codec_private_data("in the session"))?;
+    Ok(MasterInfo {
+        video_codec: hls::avc_codec(&video.avcc).unwrap_or_else(|| "avc1".into()),
+        audio_codec: read
+            .audio
+            .as_ref()
+            .map(|a| hls::aac_codec(&a.audio_specific_config)),
+        width: video.width,
+        height: video.height,
+        bandwidth: bandwidth(stored, selection),
+    })
+}
+
+/// The DASH manifest of what the session lists now.
+fn manifest(
+    claims: &Claims,
+    stored: &[StoredFragment],
+    selection: &Selection,
+    read: &ReadFragment,
+    info: MasterInfo,
+    now_ms: i64,
+) -> dash::Manifest {
+    let segments = selection
+        .listed
+        .iter()
+        .map(|&i| {
+            let meta = &stored[i].meta;
+            dash::Segment {
+                number: session::media_sequence(meta),
+                start_ms: meta.producer_timestamp_ms,
+                duration_ms: meta.fragment_length_ms,
+                fragment_number: claims
+                    .display_fragment_number
+                    .then(|| meta.fragment_number.clone()),
+                timestamp_ms: claims
+                    .display_timestamp
+                    .then(|| session::timestamp(claims.kind, meta)),
+            }
+        })
+        .collect();
+    dash::Manifest {
+        dynamic: !selection.ended,
+        now_ms,
+        tracks: dash::Tracks {
+            video_codec: info.video_codec,
+            width: info.width,
+            height: info.height,
+            audio: info
+                .audio_codec
+                .zip(read.audio.as_ref().map(|a| a.sample_rate)),
+            bandwidth: info.bandwidth,
+        },
+        segments,
     }
 }
 
@@ -235,14 +347,19 @@ fn segment_error(e: SegmentError, fragment: &str) -> ApiError {
     }
 }
 
-/// The fragment whose codec private data the session's init fragments and master playlist
-/// describe: the newest one listed (for LIVE, the stream as it is now). Its number and
-/// contents.
+/// How many of the newest listed fragments are looked at for audio frames.
+const AUDIO_LOOKBACK: usize = 5;
+
+/// The fragment whose codec private data the session's init fragments, master playlist and
+/// manifest describe: the newest one listed (for LIVE, the stream as it is now). Its number and
+/// contents; its audio track is left out unless it, or one of the [`AUDIO_LOOKBACK`] newest
+/// listed fragments, has audio frames, so a stream whose device sends no audio plays as video
+/// alone.
 fn codec_fragment(
     claims: &Claims,
     stored: &[StoredFragment],
     selection: &Selection,
-) -> Result<(String, crate::store::clip::ReadFragment), ApiError> {
+) -> Result<(String, ReadFragment), ApiError> {
     let Some(&newest) = selection.listed.last() else {
         return Err(ApiError::not_found(format!(
             "No fragments found in the stream {} for this session.",
@@ -250,10 +367,25 @@ fn codec_fragment(
         )));
     };
     let fragment = &stored[newest];
-    Ok((
-        fragment.meta.fragment_number.clone(),
-        super::read(fragment)?,
-    ))
+    let mut read = super::read(fragment)?;
+    if !super::has_audio_frames(&read) {
+        let mut with_audio = None;
+        for &i in selection
+            .listed
+            .iter()
+            .rev()
+            .skip(1)
+            .take(AUDIO_LOOKBACK - 1)
+        {
+            let older = super::read(&stored[i])?;
+            if super::has_audio_frames(&older) {
+                with_audio = older.audio;
+                break;
+            }
+        }
+        read.audio = with_audio;
+    }
+    Ok((fragment.meta.fragment_number.clone(), read))
 }
 
 /// The peak bit rate over the listed fragments (bits per second).

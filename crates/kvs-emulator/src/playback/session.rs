@@ -1,12 +1,15 @@
-//! `GetHLSStreamingSessionURL`: the request's validation, in the service's terms, into the
-//! [`Claims`] a session token carries ([`request_claims`]); and what a session shows at a given
-//! time ([`select`]): which of the stream's fragments its media playlists list, where the
-//! discontinuity markers go, and whether the playlist has ended.
+//! `GetHLSStreamingSessionURL` and `GetDASHStreamingSessionURL`: the request's validation, in
+//! the service's terms, into the [`Claims`] a session token carries ([`request_claims`]); and
+//! what a session shows at a given time ([`select`]): which of the stream's fragments its media
+//! playlists (or its manifest) list, where the discontinuity markers go, and whether the
+//! playlist has ended. DASH names the selector `DASHFragmentSelector` and the maximum
+//! `MaxManifestFragmentResults`, has no `ContainerFormat` or `DiscontinuityMode`, and adds
+//! `DisplayFragmentNumber`; the rest is the same.
 //!
 //! - `PlaybackMode` `LIVE` (default): no `TimestampRange`; the newest
 //!   `MaxMediaPlaylistFragmentResults` (default 5) fragments, following ingestion; the stream
 //!   must have a fragment that ended in the last 30 s
-//!   ([`Timings::hls_live_recent_media`](crate::Timings)).
+//!   ([`Timings::live_playback_recent_media`](crate::Timings)).
 //! - `LIVE_REPLAY`: a `StartTimestamp`, an optional `EndTimestamp`; fragments from the start
 //!   appear at the pace they were ingested (a fragment `t` after the first is listed `t` after
 //!   the session was made), the newest `MaxMediaPlaylistFragmentResults` (default 5) of them;
@@ -19,7 +22,7 @@
 
 use serde_json::{Map, Value};
 
-use super::token::{Claims, DiscontinuityMode, PlaybackMode, TimestampKind};
+use super::token::{Claims, DiscontinuityMode, PlaybackMode, Protocol, TimestampKind};
 use crate::api_error::ApiError;
 use crate::store::FragmentMeta;
 use crate::validate;
@@ -77,8 +80,12 @@ fn int_member(
     }
 }
 
-/// A restJson1 timestamp member (epoch seconds, fractions allowed) as ms.
-fn timestamp_ms(range: &Map<String, Value>, field: &str) -> Result<Option<i64>, ApiError> {
+/// A restJson1 timestamp member (epoch seconds, fractions allowed) of `selector`'s range as ms.
+fn timestamp_ms(
+    range: &Map<String, Value>,
+    selector: &str,
+    field: &str,
+) -> Result<Option<i64>, ApiError> {
     match range.get(field).filter(|v| !v.is_null()) {
         None => Ok(None),
         Some(v) => match v.as_f64() {
@@ -86,20 +93,42 @@ fn timestamp_ms(range: &Map<String, Value>, field: &str) -> Result<Option<i64>, 
                 Ok(Some((seconds * 1000.0).round() as i64))
             }
             _ => Err(ApiError::invalid_argument(format!(
-                "HLSFragmentSelector.TimestampRange.{field} must be a timestamp."
+                "{selector}.TimestampRange.{field} must be a timestamp."
             ))),
         },
     }
 }
 
-/// The claims of a session for `body` (already admitted), on the stream `stream` (`arn`), made
-/// at `now_ms`. Checks the request alone; whether the stream has the media is the caller's.
+/// The members a protocol names differently: (selector, its path in validation messages, the
+/// maximum, its path).
+fn member_names(protocol: Protocol) -> [&'static str; 4] {
+    match protocol {
+        Protocol::Hls => [
+            "HLSFragmentSelector",
+            "hLSFragmentSelector",
+            "MaxMediaPlaylistFragmentResults",
+            "maxMediaPlaylistFragmentResults",
+        ],
+        Protocol::Dash => [
+            "DASHFragmentSelector",
+            "dASHFragmentSelector",
+            "MaxManifestFragmentResults",
+            "maxManifestFragmentResults",
+        ],
+    }
+}
+
+/// The claims of a `protocol` session for `body` (already admitted), on the stream `stream`
+/// (`arn`), made at `now_ms`. Checks the request alone; whether the stream has the media is the
+/// caller's.
 pub(crate) fn request_claims(
+    protocol: Protocol,
     body: &Map<String, Value>,
     stream: &str,
     arn: &str,
     now_ms: i64,
 ) -> Result<Claims, ApiError> {
+    let [sel, sel_member, max_field, max_member] = member_names(protocol);
     let mode = match enum_member(
         body,
         "PlaybackMode",
@@ -110,19 +139,19 @@ pub(crate) fn request_claims(
         Some("LIVE_REPLAY") => PlaybackMode::LiveReplay,
         Some(_) => PlaybackMode::OnDemand,
     };
-    let selector =
-        match body.get("HLSFragmentSelector").filter(|v| !v.is_null()) {
-            None => None,
-            Some(v) => Some(v.as_object().ok_or_else(|| {
-                ApiError::invalid_argument("HLSFragmentSelector must be an object.")
-            })?),
-        };
+    let selector = match body.get(sel).filter(|v| !v.is_null()) {
+        None => None,
+        Some(v) => Some(
+            v.as_object()
+                .ok_or_else(|| ApiError::invalid_argument(format!("{sel} must be an object.")))?,
+        ),
+    };
     let empty = Map::new();
     let selector = selector.unwrap_or(&empty);
     let kind = match enum_member(
         selector,
         "FragmentSelectorType",
-        "hLSFragmentSelector.fragmentSelectorType",
+        &format!("{sel_member}.fragmentSelectorType"),
         &["PRODUCER_TIMESTAMP", "SERVER_TIMESTAMP"],
     )? {
         Some("PRODUCER_TIMESTAMP") => TimestampKind::Producer,
@@ -131,38 +160,38 @@ pub(crate) fn request_claims(
     let range = match selector.get("TimestampRange").filter(|v| !v.is_null()) {
         None => None,
         Some(v) => Some(v.as_object().ok_or_else(|| {
-            ApiError::invalid_argument("HLSFragmentSelector.TimestampRange must be an object.")
+            ApiError::invalid_argument(format!("{sel}.TimestampRange must be an object."))
         })?),
     };
     let (start_ms, end_ms) = match range {
         None => (None, None),
         Some(r) => (
-            timestamp_ms(r, "StartTimestamp")?,
-            timestamp_ms(r, "EndTimestamp")?,
+            timestamp_ms(r, sel, "StartTimestamp")?,
+            timestamp_ms(r, sel, "EndTimestamp")?,
         ),
     };
     match mode {
         PlaybackMode::Live if range.is_some() => {
             return Err(ApiError::invalid_argument(
-                "HLSFragmentSelector.TimestampRange must not be present when PlaybackMode is LIVE.",
+                format!("{sel}.TimestampRange must not be present when PlaybackMode is LIVE."),
             ))
         }
         PlaybackMode::LiveReplay if start_ms.is_none() => {
             return Err(ApiError::invalid_argument(
-                "HLSFragmentSelector.TimestampRange.StartTimestamp is required when PlaybackMode is LIVE_REPLAY.",
+                format!("{sel}.TimestampRange.StartTimestamp is required when PlaybackMode is LIVE_REPLAY."),
             ))
         }
         PlaybackMode::OnDemand if start_ms.is_none() || end_ms.is_none() => {
             return Err(ApiError::invalid_argument(
-                "HLSFragmentSelector.TimestampRange with StartTimestamp and EndTimestamp is required when PlaybackMode is ON_DEMAND.",
+                format!("{sel}.TimestampRange with StartTimestamp and EndTimestamp is required when PlaybackMode is ON_DEMAND."),
             ))
         }
         _ => {}
     }
     if range.is_some() && start_ms.is_none() {
-        return Err(ApiError::invalid_argument(
-            "HLSFragmentSelector.TimestampRange.StartTimestamp is required when a TimestampRange is given.",
-        ));
+        return Err(ApiError::invalid_argument(format!(
+            "{sel}.TimestampRange.StartTimestamp is required when a TimestampRange is given."
+        )));
     }
     if let (Some(start), Some(end)) = (start_ms, end_ms) {
         if end <= start {
@@ -181,23 +210,29 @@ pub(crate) fn request_claims(
             ));
         }
     }
-    if enum_member(
-        body,
-        "ContainerFormat",
-        "containerFormat",
-        &["FRAGMENTED_MP4", "MPEG_TS"],
-    )? == Some("MPEG_TS")
+    if protocol == Protocol::Hls
+        && enum_member(
+            body,
+            "ContainerFormat",
+            "containerFormat",
+            &["FRAGMENTED_MP4", "MPEG_TS"],
+        )? == Some("MPEG_TS")
     {
         return Err(ApiError::invalid_argument(
             "ContainerFormat MPEG_TS is not supported by the emulator; use FRAGMENTED_MP4 (the default).",
         ));
     }
-    let discontinuity = match enum_member(
-        body,
-        "DiscontinuityMode",
-        "discontinuityMode",
-        &["ALWAYS", "NEVER", "ON_DISCONTINUITY"],
-    )? {
+    let asked_discontinuity = match protocol {
+        Protocol::Hls => enum_member(
+            body,
+            "DiscontinuityMode",
+            "discontinuityMode",
+            &["ALWAYS", "NEVER", "ON_DISCONTINUITY"],
+        )?,
+        // DASH has no markers: the manifest's timeline shows gaps itself.
+        Protocol::Dash => Some("NEVER"),
+    };
+    let discontinuity = match asked_discontinuity {
         Some("ALWAYS") => DiscontinuityMode::Always,
         Some("NEVER") => DiscontinuityMode::Never,
         Some(_) => DiscontinuityMode::OnDiscontinuity,
@@ -212,20 +247,23 @@ pub(crate) fn request_claims(
         "displayFragmentTimestamp",
         &["ALWAYS", "NEVER"],
     )? == Some("ALWAYS");
+    let display_fragment_number = protocol == Protocol::Dash
+        && enum_member(
+            body,
+            "DisplayFragmentNumber",
+            "displayFragmentNumber",
+            &["ALWAYS", "NEVER"],
+        )? == Some("ALWAYS");
     let expires_s = int_member(body, "Expires", "expires", MIN_EXPIRES_S..=MAX_EXPIRES_S)?
         .unwrap_or(MIN_EXPIRES_S);
-    let max_results = int_member(
-        body,
-        "MaxMediaPlaylistFragmentResults",
-        "maxMediaPlaylistFragmentResults",
-        1..=MAX_PLAYLIST_FRAGMENTS,
-    )?
-    .unwrap_or(if mode == PlaybackMode::OnDemand {
-        1000
-    } else {
-        5
-    });
+    let max_results = int_member(body, max_field, max_member, 1..=MAX_PLAYLIST_FRAGMENTS)?
+        .unwrap_or(if mode == PlaybackMode::OnDemand {
+            1000
+        } else {
+            5
+        });
     Ok(Claims {
+        protocol,
         stream: stream.to_owned(),
         arn: arn.to_owned(),
         mode,
@@ -234,6 +272,7 @@ pub(crate) fn request_claims(
         end_ms,
         discontinuity,
         display_timestamp,
+        display_fragment_number,
         max_results: max_results as u32,
         created_ms: now_ms,
         expires_ms: now_ms + expires_s as i64 * 1000,
@@ -360,7 +399,7 @@ mod tests {
     }
 
     fn claims_of(v: Value) -> Result<Claims, ApiError> {
-        request_claims(&body(v), "cam", "arn:cam", NOW)
+        request_claims(Protocol::Hls, &body(v), "cam", "arn:cam", NOW)
     }
 
     fn on_demand(start: f64, end: f64) -> Value {
@@ -396,6 +435,46 @@ mod tests {
         assert_eq!(c.max_results, 5000);
         assert!(c.display_timestamp);
         assert_eq!(c.discontinuity, DiscontinuityMode::OnDiscontinuity);
+    }
+
+    #[test]
+    fn dash_requests_use_their_own_member_names() {
+        let dash = |v: Value| request_claims(Protocol::Dash, &body(v), "cam", "arn:cam", NOW);
+        let c = dash(json!({
+            "PlaybackMode": "ON_DEMAND",
+            "DASHFragmentSelector": {
+                "FragmentSelectorType": "SERVER_TIMESTAMP",
+                "TimestampRange": {"StartTimestamp": 1000, "EndTimestamp": 1010}
+            },
+            "DisplayFragmentNumber": "ALWAYS",
+            "MaxManifestFragmentResults": 7,
+            // HLS members mean nothing to DASH.
+            "ContainerFormat": "MPEG_TS",
+            "MaxMediaPlaylistFragmentResults": 3
+        }))
+        .unwrap();
+        assert_eq!(c.protocol, Protocol::Dash);
+        assert_eq!((c.start_ms, c.end_ms), (Some(1_000_000), Some(1_010_000)));
+        assert!(c.display_fragment_number);
+        assert_eq!(c.max_results, 7);
+        assert_eq!(c.discontinuity, DiscontinuityMode::Never);
+        let err = dash(json!({"PlaybackMode": "ON_DEMAND"})).unwrap_err();
+        assert!(
+            err.message.contains("DASHFragmentSelector"),
+            "{}",
+            err.message
+        );
+        let err = dash(json!({"MaxManifestFragmentResults": 5001})).unwrap_err();
+        assert!(
+            err.message.contains("maxManifestFragmentResults"),
+            "{}",
+            err.message
+        );
+        assert!(
+            !claims_of(json!({"DisplayFragmentNumber": "ALWAYS"}))
+                .unwrap()
+                .display_fragment_number
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@ use crate::store::clip::{self, ReadFragment};
 use crate::store::fmp4;
 use crate::store::FragmentMeta;
 
-use super::playlist::{AUDIO_TRACK, VIDEO_TRACK};
+use super::hls::{AUDIO_TRACK, VIDEO_TRACK};
 
 /// Which tracks a piece holds: `None` both, else [`VIDEO_TRACK`] or [`AUDIO_TRACK`].
 pub(crate) type Track = Option<u8>;
@@ -67,13 +67,21 @@ pub(crate) fn media(
         )
     };
     let audio = |rate| clip::run(&read.samples, fmp4::AUDIO_TRACK_ID, rate, start_ms, None);
-    let runs = match (track, &read.audio) {
-        (None, Some(a)) => vec![video(), audio(a.sample_rate)],
-        (None, None) | (Some(VIDEO_TRACK), _) => vec![video()],
-        (Some(AUDIO_TRACK), Some(a)) => vec![audio(a.sample_rate)],
+    Ok(match (track, &read.audio) {
+        (None, Some(a)) => fmp4::media_segment(sequence, &[video(), audio(a.sample_rate)]),
+        (None, None) | (Some(VIDEO_TRACK), _) => fmp4::media_segment(sequence, &[video()]),
+        (Some(AUDIO_TRACK), Some(a)) => {
+            // A fragment without audio frames still has its place in the audio playlist: an
+            // empty run that starts where the fragment does.
+            let mut run = audio(a.sample_rate);
+            if run.samples.is_empty() {
+                run.base_decode_time =
+                    (start_ms.max(0) as u128 * u128::from(a.sample_rate) / 1000) as u64;
+            }
+            fmp4::media_segment_with_empty_runs(sequence, &[run])
+        }
         (Some(other), _) => return Err(SegmentError::NoSuchTrack(other)),
-    };
-    Ok(fmp4::media_segment(sequence, &runs))
+    })
 }
 
 #[cfg(test)]
@@ -161,5 +169,12 @@ mod tests {
             media(&read(false), &meta(), Some(AUDIO_TRACK), 9).unwrap_err(),
             SegmentError::NoSuchTrack(2)
         );
+        // A fragment whose audio track has no frame: an empty run at the fragment's start.
+        let mut silent = read(true);
+        silent.samples.retain(|s| s.track == 1);
+        let empty = media(&silent, &meta(), Some(AUDIO_TRACK), 9).unwrap();
+        assert_eq!(empty.windows(4).filter(|w| w == b"traf").count(), 1);
+        let tfdt = 1_780_000_000_000u64 * 48;
+        assert!(empty.windows(8).any(|w| w == tfdt.to_be_bytes()), "tfdt");
     }
 }
