@@ -21,6 +21,8 @@
 //!   service's limits) a `ClientLimitExceededException`, the code the emulator's
 //!   GetMediaForFragmentList uses for its 100 MB bound (the reference names the limits, not the
 //!   code).
+//! - `GetHLSStreamingSessionURL`, `GetDASHStreamingSessionURL`: a session URL whose playlists
+//!   (or manifest) and fMP4 fragments [`crate::playback`] serves.
 
 use base64::Engine;
 use serde_json::{json, Map, Value};
@@ -33,7 +35,13 @@ use crate::store::FragmentMeta;
 use crate::validate;
 
 /// The archived-media operations this module serves, by path.
-pub(crate) const OPERATIONS: &[&str] = &["listFragments", "getMediaForFragmentList", "getClip"];
+pub(crate) const OPERATIONS: &[&str] = &[
+    "listFragments",
+    "getMediaForFragmentList",
+    "getClip",
+    crate::playback::HLS_OPERATION,
+    crate::playback::DASH_OPERATION,
+];
 
 /// The most fragments one GetClip answer holds (the service's limit).
 pub(crate) const MAX_CLIP_FRAGMENTS: usize = 200;
@@ -68,12 +76,25 @@ pub(crate) fn route(
         "listFragments" => list_fragments(shared, body).map(Reply::Json),
         "getMediaForFragmentList" => get_media_for_fragment_list(shared, body),
         "getClip" => get_clip(shared, body),
+        crate::playback::HLS_OPERATION => {
+            crate::playback::get_hls_streaming_session_url(shared, body, now_ms()).map(Reply::Json)
+        }
+        crate::playback::DASH_OPERATION => {
+            crate::playback::get_dash_streaming_session_url(shared, body, now_ms()).map(Reply::Json)
+        }
         other => Err(ApiError::new(
             http::StatusCode::NOT_FOUND,
             "UnknownOperationException",
             format!("The emulator does not implement /{other}."),
         )),
     }
+}
+
+/// The wall clock in ms since the epoch (the playback operations take time as an input).
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// `GetDataEndpoint`: the endpoint that serves `APIName` for the stream.

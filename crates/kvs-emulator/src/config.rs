@@ -118,6 +118,11 @@ pub struct Timings {
     /// A GetMedia response ends after this long in any case, and the reader resumes with the
     /// last continuation token. AWS publishes no figure; the emulator's default is 1 hour.
     pub get_media_max_duration: Duration,
+    /// LIVE HLS and DASH sessions need a fragment that ended this recently (AWS: 30 s): an
+    /// older newest fragment makes `GetHLSStreamingSessionURL` and `GetDASHStreamingSessionURL`
+    /// a `ResourceNotFoundException`. Tests
+    /// shorten it to see the refusal without waiting half a minute.
+    pub live_playback_recent_media: Duration,
 }
 
 impl Default for Timings {
@@ -137,6 +142,7 @@ impl Default for Timings {
             ice_server_ttl: Duration::from_secs(300),
             get_media_idle_timeout: Duration::from_secs(3),
             get_media_max_duration: Duration::from_secs(3600),
+            live_playback_recent_media: Duration::from_secs(30),
         }
     }
 }

@@ -33,6 +33,12 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> HttpR
     if req.uri().path().starts_with(crate::inspect::PREFIX) {
         return crate::inspect::handle(shared, req).await;
     }
+    if req.uri().path().starts_with(crate::playback::HLS_PREFIX)
+        || req.uri().path().starts_with(crate::playback::DASH_PREFIX)
+    {
+        // Playlists and fragments: the session token authorizes, not SigV4.
+        return crate::playback::routes::handle(shared, req).await;
+    }
     API.serve(shared, req).await
 }
 

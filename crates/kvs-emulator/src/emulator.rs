@@ -453,6 +453,7 @@ impl EmulatorBuilder {
             calls: Default::default(),
             external_peers: Default::default(),
             temporary_keys: Default::default(),
+            playback_key: crate::playback::token::TokenKey::random(),
             log_drops: self.log_drops,
             stores: crate::store::StreamStores::new(
                 config.streams_dir.clone(),

@@ -24,7 +24,9 @@
 //! does, and records each session into a Matroska file that `ffprobe` and players read. The master's
 //! media also goes into the **stream store** of the channel's Kinesis video stream (`store`):
 //! fragments cut at keyframes, H.264 + AAC (transcoded from the Opus, as the service does), on
-//! disk in the data directory and read back through the archived-media APIs. Viewers
+//! disk in the data directory and read back through the archived-media APIs, HLS and DASH
+//! playback among them (`playback`: session URLs with signed tokens, playlists, manifests and
+//! fMP4 fragments). Viewers
 //! get the master's media through a relay (`relay`); an embedded TURN server (UDP) backs
 //! the GetIceServerConfig entries ([`TurnMode`]); per-API rates are throttled like AWS
 //! ([`Throttling`]).
@@ -78,6 +80,7 @@ mod iot;
 mod json_api;
 mod link;
 mod media;
+mod playback;
 mod registry;
 mod registry_file;
 mod relay;

@@ -62,6 +62,8 @@ pub(crate) struct Shared {
     pub stores: crate::store::StreamStores,
     /// Temporary keys the IoT credentials endpoint handed out.
     pub temporary_keys: crate::temporary_keys::TemporaryKeys,
+    /// Signs and checks HLS session tokens.
+    pub playback_key: crate::playback::token::TokenKey,
 }
 
 /// Calls per AWS operation (known operation names only, so the map stays small), counted once

@@ -133,6 +133,7 @@ async fn a_viewer_gets_the_masters_media_and_the_master_hears_the_viewer() {
             codec: VideoCodec::H264,
             loops: 1,
             send_video: false,
+            send_audio: true,
         },
     )
     .await;

@@ -68,6 +68,7 @@ async fn a_storage_session_connects_through_the_embedded_turn_relay_only() {
             codec: VideoCodec::H264,
             loops: 1,
             send_video: true,
+            send_audio: true,
         },
         relay,
     )

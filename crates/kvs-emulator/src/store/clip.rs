@@ -280,7 +280,7 @@ fn ticks(ms: i64, timescale: u32) -> u64 {
 
 /// The samples of `track` in a fragment starting `start_ms` after the clip's origin; the last
 /// one ends at `end_ms` (from the fragment's start) if given.
-fn run(
+pub(crate) fn run(
     samples: &[StoredSample],
     track: u32,
     timescale: u32,

@@ -23,7 +23,7 @@ use super::fragmenter::Fragment;
 
 /// Fragment numbers are decimal strings that grow, as the service's do; ours count up from this
 /// (the service's are 47-digit numbers; 38 digits keep ours in a `u128`).
-const FIRST_FRAGMENT_NUMBER: u128 = 91_343_852_333_181_432_392_682_062_607_743_920_146;
+pub(crate) const FIRST_FRAGMENT_NUMBER: u128 = 91_343_852_333_181_432_392_682_062_607_743_920_146;
 
 const INDEX: &str = "index.jsonl";
 const FRAGMENTS: &str = "fragments";

@@ -252,17 +252,27 @@ fn trex(track_id: u32) -> Vec<u8> {
 
 /// The init segment: `ftyp` and `moov` for the video track and, if given, the audio track.
 pub(crate) fn init_segment(video: &VideoTrack, audio: Option<&AudioTrack>) -> Vec<u8> {
+    init_segment_of(Some(video), audio)
+}
+
+/// An init segment for any of the tracks: both (GetClip), or one alone, as HLS serves each
+/// track's init fragment (`TrackNumber=1` or `2`). Track IDs stay [`VIDEO_TRACK_ID`] and
+/// [`AUDIO_TRACK_ID`] either way.
+pub(crate) fn init_segment_of(video: Option<&VideoTrack>, audio: Option<&AudioTrack>) -> Vec<u8> {
     let ftyp = boxed(b"ftyp", b"iso6\0\0\0\0iso6isomiso5avc1mp41");
-    let vmhd = full_box(b"vmhd", 0, 1, &[0; 8]);
     let mut moov = vec![mvhd(if audio.is_some() { 3 } else { 2 })];
-    moov.push(trak(
-        VIDEO_TIMESCALE,
-        vmhd,
-        hdlr(b"vide", "VideoHandler"),
-        avc1(video),
-        tkhd(VIDEO_TRACK_ID, false, video.width, video.height),
-    ));
-    let mut mvex = vec![trex(VIDEO_TRACK_ID)];
+    let mut mvex = Vec::new();
+    if let Some(video) = video {
+        let vmhd = full_box(b"vmhd", 0, 1, &[0; 8]);
+        moov.push(trak(
+            VIDEO_TIMESCALE,
+            vmhd,
+            hdlr(b"vide", "VideoHandler"),
+            avc1(video),
+            tkhd(VIDEO_TRACK_ID, false, video.width, video.height),
+        ));
+        mvex.push(trex(VIDEO_TRACK_ID));
+    }
     if let Some(audio) = audio {
         let smhd = full_box(b"smhd", 0, 0, &[0; 4]);
         moov.push(trak(
@@ -321,11 +331,18 @@ pub(crate) fn media_segment(sequence: u32, runs: &[TrackRun]) -> Vec<u8> {
         .filter(|r| !r.samples.is_empty())
         .cloned()
         .collect();
+    media_segment_with_empty_runs(sequence, &runs)
+}
+
+/// [`media_segment`] that keeps runs without samples, as a `traf` whose `trun` holds none: a
+/// track's segment of a fragment in which the track had no frame (HLS and DASH list every
+/// fragment in each track's playlist).
+pub(crate) fn media_segment_with_empty_runs(sequence: u32, runs: &[TrackRun]) -> Vec<u8> {
     // The moof's size does not depend on the offsets' values: measure it, then write them.
-    let moof_len = moof(sequence, &runs, &vec![0; runs.len()]).len() as u32;
+    let moof_len = moof(sequence, runs, &vec![0; runs.len()]).len() as u32;
     let mut offsets = Vec::with_capacity(runs.len());
     let mut at = moof_len + 8;
-    for run in &runs {
+    for run in runs {
         offsets.push(at);
         at += run.samples.iter().map(|s| s.data.len() as u32).sum::<u32>();
     }
@@ -333,7 +350,7 @@ pub(crate) fn media_segment(sequence: u32, runs: &[TrackRun]) -> Vec<u8> {
         .iter()
         .flat_map(|r| r.samples.iter().flat_map(|s| s.data.iter().copied()))
         .collect();
-    [moof(sequence, &runs, &offsets), boxed(b"mdat", &data)].concat()
+    [moof(sequence, runs, &offsets), boxed(b"mdat", &data)].concat()
 }
 
 /// The sampling frequency an AudioSpecificConfig gives (`None` for an escape value or one too

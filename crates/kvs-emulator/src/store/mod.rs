@@ -13,7 +13,7 @@
 //! `V_MPEG4/ISO/AVC`, avcC codec private data) and AAC (track 2, `A_AAC`, AudioSpecificConfig).
 //!
 //! Read back as fragmented MP4 ([`clip`] reads the fragment files, [`fmp4`] writes the init
-//! and media segments) for GetClip, and next for HLS and DASH.
+//! and media segments) for GetClip, and for HLS and DASH playback ([`crate::playback`]).
 
 pub(crate) mod clip;
 pub(crate) mod disk;

@@ -41,6 +41,8 @@ pub(crate) struct Plan {
     pub loops: usize,
     /// Send the fixture's video (a master) or only audio (a viewer).
     pub send_video: bool,
+    /// Send audio (Opus silence); without it a master's stream has no audio frames.
+    pub send_audio: bool,
 }
 
 #[derive(Debug, Default)]
@@ -67,6 +69,21 @@ pub(crate) async fn answer_and_stream(ws: &mut Ws, codec: VideoCodec, loops: usi
             codec,
             loops,
             send_video: true,
+            send_audio: true,
+        },
+    )
+    .await
+}
+
+/// [`answer_and_stream`] with H.264 and no audio at all.
+pub(crate) async fn answer_and_stream_video_only(ws: &mut Ws, loops: usize) -> Report {
+    answer_and_run(
+        ws,
+        Plan {
+            codec: VideoCodec::H264,
+            loops,
+            send_video: true,
+            send_audio: false,
         },
     )
     .await
@@ -159,6 +176,7 @@ pub(crate) async fn answer_and_run_over(ws: &mut Ws, plan: Plan, transport: Tran
         codec,
         loops,
         send_video,
+        send_audio,
     } = plan;
     let send_media = loops > 0;
     let mut report = Report::default();
@@ -299,7 +317,7 @@ pub(crate) async fn answer_and_run_over(ws: &mut Ws, plan: Plan, transport: Tran
             if next_audio < aus.len() * 2
                 && elapsed >= Duration::from_millis(20 * next_audio as u64)
             {
-                if let Some(mid) = mids.1 {
+                if let Some(mid) = mids.1.filter(|_| send_audio) {
                     if let Some(writer) = rtc.writer(mid) {
                         let pt = writer
                             .payload_params()

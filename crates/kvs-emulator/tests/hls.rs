@@ -1,0 +1,93 @@
+//! HLS (and DASH) playback end to end (issue #23): boto3's `get_hls_streaming_session_url` and
+//! `get_dash_streaming_session_url` against the endpoint
+//! `GetDataEndpoint(APIName=GET_HLS_STREAMING_SESSION_URL)` returns, and what the URLs serve
+//! read by independent players (ffprobe, ffmpeg) and plain HTTPS requests. The checks live in
+//! `tests/python/hls.py`, one phase per step (each phase checks the DASH manifest too):
+//! - live: while the real ingestion client streams the sample clip in a loop: codecs and
+//!   resolution in the master playlist, a media playlist that follows ingestion, ffprobe sees
+//!   h264 + aac and ffmpeg decodes 3 s silently;
+//! - on_demand: once the session ended: every stored fragment in a VOD playlist with its date,
+//!   ffprobe and a silent decode of the whole stream, server-timestamp sessions with their
+//!   markers, then bad input (ranges, MPEG_TS, tokens altered, of another stream, of a
+//!   deleted one, LIVE without recent media);
+//! - video_only: a stream whose device sent no audio plays as video alone.
+
+mod support;
+
+use std::time::Duration;
+
+use kvs_emulator::SessionState;
+use kvs_test_support::store::wait_for_fragments;
+use kvs_test_support::IngestSetup;
+use support::peer::answer_and_stream_video_only;
+use support::{StorageMaster, TestEmulator};
+
+const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/hls.py");
+
+/// The test's LIVE window (AWS: 30 s): long enough for a fragment stored every second, short
+/// enough to see LIVE refused soon after ingestion ends.
+const LIVE_RECENT: Duration = Duration::from_secs(5);
+
+/// Run one phase of the script and print what it printed.
+async fn phase(
+    emulator: &TestEmulator,
+    stream: &str,
+    phase: &str,
+    expected: Option<&[serde_json::Value]>,
+) {
+    let home = tempfile::tempdir().unwrap();
+    let mut command = emulator.python_command(SCRIPT, home.path());
+    command.env("KVS_STREAM", stream).env("KVS_PHASE", phase);
+    if let Some(expected) = expected {
+        command.env("KVS_EXPECTED", serde_json::to_string(expected).unwrap());
+    }
+    let out = emulator
+        .run_python(command, &format!("hls {phase}: all checks passed"))
+        .await;
+    println!("{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hls_follows_live_ingestion_and_replays_the_stream_on_demand() {
+    let setup = IngestSetup::start_with("hls-cam", |b| {
+        b.timings(|t| t.live_playback_recent_media = LIVE_RECENT)
+    })
+    .await;
+    let session = setup.ingest_looping(setup.emulator.ingest_config()).await;
+    wait_for_fragments(&setup.emulator, "hls-cam-stream", 3).await;
+    phase(&setup.emulator, "hls-cam-stream", "live", None).await;
+
+    session.stop().await.expect("a clean stop");
+    setup
+        .newest_session_when("the storage session ended", |s| {
+            s.state == SessionState::Ended
+        })
+        .await;
+    let stored = kvs_test_support::store::stored_fragments(&setup.emulator, "hls-cam-stream").await;
+    assert!(stored.len() >= 4, "{stored:?}");
+    phase(
+        &setup.emulator,
+        "hls-cam-stream",
+        "on_demand",
+        Some(&stored),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_without_audio_plays_as_video_alone() {
+    let emu = TestEmulator::start().await;
+    let StorageMaster {
+        channel_arn,
+        webrtc,
+        mut ws,
+        ..
+    } = emu.storage_master("hls-mute").await;
+    emu.join_master(&webrtc, &channel_arn).await;
+    let report = answer_and_stream_video_only(&mut ws, 1).await;
+    assert!(report.connected);
+    assert_eq!(report.audio_frames_sent, 0);
+    // Keyframes at 0, 1 and 2 s: two fragments are stored while the session is live.
+    let stored = wait_for_fragments(&emu, "hls-mute-stream", 2).await;
+    phase(&emu, "hls-mute-stream", "video_only", Some(&stored)).await;
+}
