@@ -384,27 +384,28 @@ impl Service {
 
     /// A channel (no storage) through the control-plane API. Returns its ARN.
     pub async fn channel(&self, name: &str) -> String {
-        self.control_plane()
-            .create_signaling_channel()
-            .channel_name(name)
-            .send()
-            .await
-            .expect("CreateSignalingChannel")
-            .channel_arn
-            .expect("a channel ARN")
+        let client = self.control_plane();
+        unless_throttled("CreateSignalingChannel", || {
+            client.create_signaling_channel().channel_name(name).send()
+        })
+        .await
+        .channel_arn
+        .expect("a channel ARN")
     }
 
     /// A stream with 24 h retention through the control-plane API. Returns its ARN.
     pub async fn stream(&self, name: &str) -> String {
-        self.control_plane()
-            .create_stream()
-            .stream_name(name)
-            .data_retention_in_hours(24)
-            .send()
-            .await
-            .expect("CreateStream")
-            .stream_arn
-            .expect("a stream ARN")
+        let client = self.control_plane();
+        unless_throttled("CreateStream", || {
+            client
+                .create_stream()
+                .stream_name(name)
+                .data_retention_in_hours(24)
+                .send()
+        })
+        .await
+        .stream_arn
+        .expect("a stream ARN")
     }
 
     /// UpdateMediaStorageConfiguration: storage into `stream_arn`, enabled or not.
@@ -414,19 +415,20 @@ impl Service {
         } else {
             MediaStorageConfigurationStatus::Disabled
         };
-        self.control_plane()
-            .update_media_storage_configuration()
-            .channel_arn(channel_arn)
-            .media_storage_configuration(
-                MediaStorageConfiguration::builder()
-                    .set_stream_arn(stream_arn.map(str::to_owned))
-                    .status(status)
-                    .build()
-                    .expect("a storage configuration"),
-            )
-            .send()
-            .await
-            .expect("UpdateMediaStorageConfiguration");
+        let configuration = MediaStorageConfiguration::builder()
+            .set_stream_arn(stream_arn.map(str::to_owned))
+            .status(status)
+            .build()
+            .expect("a storage configuration");
+        let client = self.control_plane();
+        unless_throttled("UpdateMediaStorageConfiguration", || {
+            client
+                .update_media_storage_configuration()
+                .channel_arn(channel_arn)
+                .media_storage_configuration(configuration.clone())
+                .send()
+        })
+        .await;
     }
 
     /// A channel with storage enabled into a fresh stream `<name>-stream`, through the API.
@@ -661,4 +663,44 @@ pub struct StorageMaster {
     pub webrtc: String,
     /// The master's socket.
     pub ws: Ws,
+}
+
+/// Runs a control-plane call, again while it is throttled: the emulator refuses calls past the
+/// service's per-second limits with `ClientLimitExceededException` (UpdateMediaStorageConfiguration
+/// allows 10 a second per account), which the AWS SDK does not retry by itself. Setting up many
+/// channels at once (the soak's 20) meets it. Backs off 100 ms, doubling to 1.6 s, at most 10
+/// tries.
+///
+/// # Panics
+/// When the call fails otherwise, or is still throttled after the last try.
+async fn unless_throttled<T, E, R, Fut>(operation: &str, mut call: impl FnMut() -> Fut) -> T
+where
+    Fut: std::future::Future<
+        Output = Result<T, aws_smithy_runtime_api::client::result::SdkError<E, R>>,
+    >,
+    E: aws_sdk_kinesisvideo::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    use aws_sdk_kinesisvideo::error::ProvideErrorMetadata;
+    let mut backoff = Duration::from_millis(100);
+    for _ in 1..10 {
+        match call().await {
+            Ok(out) => return out,
+            Err(e) if e.code() == Some("ClientLimitExceededException") => {
+                // A retry's backoff, not a wait for something to happen.
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_millis(1600));
+            }
+            Err(e) => panic!(
+                "{operation}: {:?}",
+                aws_sdk_kinesisvideo::error::DisplayErrorContext(&e)
+            ),
+        }
+    }
+    call().await.unwrap_or_else(|e| {
+        panic!(
+            "{operation}, still throttled after 10 tries: {:?}",
+            aws_sdk_kinesisvideo::error::DisplayErrorContext(&e)
+        )
+    })
 }
