@@ -29,9 +29,11 @@
 //! * The `stats` property holds the library's statistics and the element's own counters.
 //!
 //! Properties are read when the element goes from READY to PAUSED: `channel-name` (or
-//! `channel-arn`), `aws-region`, `access-key`/`secret-key`/`session-token` (else the standard
-//! credential chain), `endpoint-url`, `ca-file`, `ice-transport-policy`, `role`, `client-id`,
-//! `sync`. Secrets are write-only and never logged.
+//! `channel-arn`), `aws-region`, `access-key`/`secret-key`/`session-token` or `iot-certificate`
+//! (a device certificate exchanged at the AWS IoT credentials endpoint through
+//! [`kvs_iot_credentials`], with `kvssink`'s fields; else the standard credential chain),
+//! `endpoint-url`, `ca-file`, `ice-transport-policy`, `role`, `client-id`, `sync`. Secrets are
+//! write-only and never logged.
 //!
 //! # Async glue
 //! The library is async; GStreamer calls from its own threads (and from applications' async

@@ -16,6 +16,8 @@ pub(crate) struct Settings {
     pub(crate) access_key: Option<String>,
     pub(crate) secret_key: Option<String>,
     pub(crate) session_token: Option<String>,
+    /// `iot-certificate`: a device's certificate for the AWS IoT credentials endpoint.
+    pub(crate) iot_certificate: Option<gst::Structure>,
     pub(crate) endpoint_url: Option<String>,
     pub(crate) ca_file: Option<PathBuf>,
     pub(crate) ice_transport_policy: IceTransportPolicy,
@@ -33,6 +35,7 @@ impl Default for Settings {
             access_key: None,
             secret_key: None,
             session_token: None,
+            iot_certificate: None,
             endpoint_url: None,
             ca_file: None,
             ice_transport_policy: IceTransportPolicy::All,
@@ -53,6 +56,7 @@ impl std::fmt::Debug for Settings {
             .field("access_key", &self.access_key)
             .field("secret_key", &redacted(&self.secret_key))
             .field("session_token", &redacted(&self.session_token))
+            .field("iot_certificate", &self.iot_certificate)
             .field("endpoint_url", &self.endpoint_url)
             .field("ca_file", &self.ca_file)
             .field("ice_transport_policy", &self.ice_transport_policy)
@@ -81,6 +85,26 @@ pub(crate) enum SettingsError {
     },
     #[error("session-token is set without access-key and secret-key: it belongs to a key")]
     TokenWithoutKey,
+    #[error(
+        "iot-certificate and access-key are both set: a device authenticates with its \
+         certificate or with a key, set one of them"
+    )]
+    IotAndKey,
+    #[error(
+        "iot-certificate has no {field}: it needs endpoint, cert-path, key-path and \
+         role-aliases (ca-path and iot-thing-name are optional), as kvssink's does"
+    )]
+    IotFieldMissing { field: &'static str },
+    #[error(
+        "iot-certificate's {field} must be a string: write {field}=(string)VALUE where \
+         GStreamer would read the value as another type"
+    )]
+    IotFieldNotAString { field: String },
+    #[error(
+        "iot-certificate has a field {field} it does not know: its fields are endpoint, \
+         cert-path, key-path, ca-path, role-aliases and iot-thing-name"
+    )]
+    IotFieldUnknown { field: String },
     #[error("role=viewer needs client-id: the storage session routes a viewer's offer by it")]
     ViewerNeedsClientId,
     #[error(
@@ -114,6 +138,13 @@ pub(crate) enum StartError {
          (AWS_PROFILE)"
     )]
     NoRegion,
+    /// No credentials from the IoT credentials endpoint with the `iot-certificate`.
+    #[error("no credentials from the IoT credentials endpoint {endpoint}")]
+    Iot {
+        endpoint: String,
+        #[source]
+        source: kvs_iot_credentials::Error,
+    },
     /// The library refused the configuration or failed to start the session.
     #[error(transparent)]
     Ingest(#[from] kvs_webrtc_ingest::Error),
@@ -124,6 +155,17 @@ impl StartError {
     pub(crate) fn domain(&self) -> gst::ResourceError {
         match self {
             Self::Settings(_) | Self::NoRegion => gst::ResourceError::Settings,
+            Self::Iot { source, .. } => {
+                use kvs_iot_credentials::ErrorKind as K;
+                match source.kind() {
+                    K::Config => gst::ResourceError::Settings,
+                    K::CertificateRefused
+                    | K::ThingNotAttached
+                    | K::RoleAliasUnknown
+                    | K::AccessDenied => gst::ResourceError::NotAuthorized,
+                    _ => gst::ResourceError::OpenRead,
+                }
+            }
             Self::Ingest(e) => ingest_error_domain(e.kind()),
         }
     }
@@ -153,9 +195,100 @@ pub(crate) struct Plan {
     pub(crate) viewer: Option<String>,
     region: Option<String>,
     key: Option<aws_credential_types::Credentials>,
+    iot: Option<IotCertificate>,
     endpoint_url: Option<String>,
     ca_pem: Option<Vec<u8>>,
     policy: kvs_webrtc_ingest::IceTransportPolicy,
+}
+
+/// The `iot-certificate` property, read: kvssink's fields (`iot-certificate,endpoint=...,
+/// cert-path=...,key-path=...,ca-path=...,role-aliases=...,iot-thing-name=...`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct IotCertificate {
+    endpoint: String,
+    cert_path: PathBuf,
+    key_path: PathBuf,
+    ca_path: Option<PathBuf>,
+    role_alias: String,
+    thing_name: Option<String>,
+}
+
+impl IotCertificate {
+    const FIELDS: [&'static str; 6] = [
+        "endpoint",
+        "cert-path",
+        "key-path",
+        "ca-path",
+        "role-aliases",
+        "iot-thing-name",
+    ];
+
+    /// Read the structure; each problem names the field.
+    fn read(structure: &gst::StructureRef) -> Result<Self, SettingsError> {
+        if let Some(unknown) = structure
+            .fields()
+            .find(|field| !Self::FIELDS.contains(&field.as_str()))
+        {
+            return Err(SettingsError::IotFieldUnknown {
+                field: unknown.to_string(),
+            });
+        }
+        let optional = |field: &str| -> Result<Option<String>, SettingsError> {
+            match structure.get_optional::<String>(field) {
+                Ok(value) => Ok(value.filter(|v| !v.trim().is_empty())),
+                Err(_) => Err(SettingsError::IotFieldNotAString {
+                    field: field.to_owned(),
+                }),
+            }
+        };
+        let required =
+            |field: &'static str| optional(field)?.ok_or(SettingsError::IotFieldMissing { field });
+        Ok(Self {
+            endpoint: required("endpoint")?,
+            cert_path: required("cert-path")?.into(),
+            key_path: required("key-path")?.into(),
+            ca_path: optional("ca-path")?.map(PathBuf::from),
+            role_alias: required("role-aliases")?,
+            thing_name: optional("iot-thing-name")?,
+        })
+    }
+
+    /// The credentials provider for `channel` (the thing name defaults to the channel's name),
+    /// checked by getting credentials once, so that a refused certificate or an unknown role
+    /// alias is an error at the start rather than at the first signed request. Without
+    /// `ca-path`, the endpoint is trusted through `ca_pem` (the `ca-file`) and the system's roots.
+    async fn provider(
+        &self,
+        channel: &str,
+        ca_pem: Option<&[u8]>,
+    ) -> Result<kvs_iot_credentials::IotCredentialsProvider, StartError> {
+        let failed = |source| StartError::Iot {
+            endpoint: self.endpoint.clone(),
+            source,
+        };
+        let thing =
+            self.thing_name.clone().unwrap_or_else(
+                || match kvs_webrtc_discovery::ChannelId::parse(channel) {
+                    Ok(kvs_webrtc_discovery::ChannelId::Arn(arn)) => arn.name().to_owned(),
+                    _ => channel.to_owned(),
+                },
+            );
+        let mut builder = kvs_iot_credentials::IotCredentialsProvider::builder()
+            .endpoint(&self.endpoint)
+            .role_alias(&self.role_alias)
+            .thing_name(thing)
+            .certificate_pem_file(&self.cert_path)
+            .and_then(|b| b.private_key_pem_file(&self.key_path))
+            .map_err(failed)?;
+        builder = match (&self.ca_path, ca_pem) {
+            (Some(path), _) => builder.ca_pem_file(path).map_err(failed)?,
+            (None, Some(pem)) => builder.ca_pem(pem.to_vec()),
+            (None, None) => builder,
+        };
+        let provider = builder.build().map_err(failed)?;
+        provider.credentials().await.map_err(failed)?;
+        Ok(provider)
+    }
 }
 
 impl std::fmt::Debug for Plan {
@@ -213,6 +346,14 @@ impl Settings {
             (None, None, Some(_)) => return Err(SettingsError::TokenWithoutKey),
             (None, None, None) => None,
         };
+        let iot = self
+            .iot_certificate
+            .as_ref()
+            .map(|structure| IotCertificate::read(structure))
+            .transpose()?;
+        if iot.is_some() && key.is_some() {
+            return Err(SettingsError::IotAndKey);
+        }
         let viewer = match self.role {
             Role::Master => {
                 let missing = match (video, audio) {
@@ -259,6 +400,7 @@ impl Settings {
             viewer,
             region: given(&self.aws_region),
             key,
+            iot,
             endpoint_url: given(&self.endpoint_url),
             ca_pem,
             policy: match self.ice_transport_policy {
@@ -271,8 +413,8 @@ impl Settings {
 
 impl Plan {
     /// The ingest client: the AWS settings of the standard chain (environment, profile,
-    /// instance role) with the properties over them, and the CA file trusted by every
-    /// connection the library makes.
+    /// instance role) with the properties over them (a key, or the `iot-certificate`'s
+    /// credentials), and the CA file trusted by every connection the library makes.
     pub(crate) async fn client(&self) -> Result<kvs_webrtc_ingest::Client, StartError> {
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
         if let Some(region) = &self.region {
@@ -280,6 +422,10 @@ impl Plan {
         }
         if let Some(key) = &self.key {
             loader = loader.credentials_provider(key.clone());
+        }
+        if let Some(iot) = &self.iot {
+            let provider = iot.provider(&self.channel, self.ca_pem.as_deref()).await?;
+            loader = loader.credentials_provider(provider);
         }
         if let Some(url) = &self.endpoint_url {
             loader = loader.endpoint_url(url);
@@ -390,5 +536,88 @@ mod tests {
         let plan = format!("{:?}", settings.plan(true, true).expect("usable"));
         assert!(!plan.contains("wJalrXUtnFEMI"), "{plan}");
         assert!(!plan.contains("FwoGZXIvYXdz"), "{plan}");
+    }
+    fn iot(fields: &str) -> Settings {
+        gst::init().expect("GStreamer initializes");
+        Settings {
+            iot_certificate: Some(fields.parse().expect("a structure")),
+            ..master()
+        }
+    }
+
+    #[test]
+    fn an_iot_certificate_is_read_as_kvssink_writes_it() {
+        let plan = iot(
+            "iot-certificate,endpoint=abc.credentials.iot.us-west-2.amazonaws.com,\
+             cert-path=/etc/cam/cert.pem,key-path=/etc/cam/key.pem,ca-path=/etc/cam/ca.pem,\
+             role-aliases=KvsCameraIoTRoleAlias,iot-thing-name=front-door-1",
+        )
+        .plan(true, true)
+        .expect("usable");
+        assert_eq!(
+            plan.iot,
+            Some(IotCertificate {
+                endpoint: "abc.credentials.iot.us-west-2.amazonaws.com".into(),
+                cert_path: "/etc/cam/cert.pem".into(),
+                key_path: "/etc/cam/key.pem".into(),
+                ca_path: Some("/etc/cam/ca.pem".into()),
+                role_alias: "KvsCameraIoTRoleAlias".into(),
+                thing_name: Some("front-door-1".into()),
+            })
+        );
+        assert!(plan.key.is_none());
+    }
+
+    #[test]
+    fn an_unusable_iot_certificate_names_the_field() {
+        let error = |settings: Settings| {
+            settings
+                .plan(true, true)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+                .unwrap_err()
+        };
+        let complete = "endpoint=abc.credentials.iot.us-west-2.amazonaws.com,cert-path=c.pem,\
+                        key-path=k.pem,role-aliases=Alias";
+        for missing in ["endpoint", "cert-path", "key-path", "role-aliases"] {
+            let fields: Vec<&str> = complete
+                .split(',')
+                .filter(|f| !f.starts_with(missing))
+                .collect();
+            let message = error(iot(&format!("iot-certificate,{}", fields.join(","))));
+            assert!(
+                message.starts_with(&format!("iot-certificate has no {missing}:")),
+                "{message}"
+            );
+        }
+        let message = error(iot(&format!("iot-certificate,{complete},cert_path=x")));
+        assert!(
+            message.contains("a field cert_path it does not know"),
+            "{message}"
+        );
+        let message = error(iot(&format!(
+            "iot-certificate,{complete},iot-thing-name=(int)7"
+        )));
+        assert!(
+            message.contains("iot-thing-name must be a string"),
+            "{message}"
+        );
+        // GStreamer reads an unannotated `e:443` as a flag set; annotated it is the string.
+        let rest = "cert-path=c.pem,key-path=k.pem,role-aliases=Alias";
+        let message = error(iot(&format!("iot-certificate,endpoint=e:443,{rest}")));
+        assert!(
+            message.contains("write endpoint=(string)VALUE"),
+            "{message}"
+        );
+        let typed = iot(&format!("iot-certificate,endpoint=(string)e:443,{rest}"))
+            .plan(true, true)
+            .expect("usable");
+        assert_eq!(typed.iot.map(|iot| iot.endpoint).as_deref(), Some("e:443"));
+        let both = Settings {
+            access_key: Some("AKIDEXAMPLE".into()),
+            secret_key: Some("secret".into()),
+            ..iot(&format!("iot-certificate,{complete}"))
+        };
+        assert!(error(both).contains("both set"));
     }
 }

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use common::{is_element_message, BusLog, Rig};
 use gst::prelude::*;
+use kvs_emulator::SessionInfo;
 use kvs_test_support::recording::{decode_errors, probe};
 use kvs_test_support::WAIT;
 
@@ -88,25 +89,27 @@ fn plugin_dir(scratch: &Path) -> PathBuf {
     dir
 }
 
-#[test]
-fn gst_launch_ingests_every_picture_and_the_recording_decodes_silently() {
-    let channel = "launch-cam";
-    let rig = Rig::start(channel);
-    let scratch = tempfile::tempdir().expect("a temporary directory");
-    let plugins = plugin_dir(scratch.path());
-    let description = format!(
-        "kvswebrtcstoragesink name=kvs {} {} {AUDIO_BRANCH}",
-        rig.launch_properties(),
-        video_branch(30)
-    );
+/// Run `description` through `gst-launch-1.0` with the plugin this test binary was built with
+/// (bounded), with no AWS credentials in its environment: the element gets what it needs from
+/// its properties. It must succeed.
+fn gst_launch(description: &str, scratch: &Path) {
+    let plugins = plugin_dir(scratch);
     // gst-launch-1.0 splits its arguments itself; one argument per token, as a shell would.
     let mut command = Command::new("gst-launch-1.0");
     command
         .arg("-q")
-        .args(shell_words(&description))
+        .args(shell_words(description))
         .env("GST_PLUGIN_PATH", &plugins)
         // A registry of its own, so the user's cache neither hides nor keeps the plugin.
-        .env("GST_REGISTRY", scratch.path().join("registry.bin"));
+        .env("GST_REGISTRY", scratch.join("registry.bin"));
+    for credentials in [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+    ] {
+        command.env_remove(credentials);
+    }
     let output = run_bounded(command, WAIT * 2);
     assert!(
         output.status.success(),
@@ -114,11 +117,28 @@ fn gst_launch_ingests_every_picture_and_the_recording_decodes_silently() {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
+}
 
-    let sessions = rig.wait_for_sessions("every picture received", |s| {
+/// The test pipeline into `rig`'s channel with the sink's `properties`, through
+/// `gst-launch-1.0`, then the storage sessions once every picture (and some audio) arrived.
+fn launch_until_every_picture(rig: &Rig, properties: &str, scratch: &Path) -> Vec<SessionInfo> {
+    let description = format!(
+        "kvswebrtcstoragesink name=kvs {properties} {} {AUDIO_BRANCH}",
+        video_branch(30)
+    );
+    gst_launch(&description, scratch);
+    rig.wait_for_sessions("every picture received", |s| {
         s.first()
             .is_some_and(|s| s.media.video.frames == PICTURES && s.media.audio.frames > 0)
-    });
+    })
+}
+
+#[test]
+fn gst_launch_ingests_every_picture_and_the_recording_decodes_silently() {
+    let channel = "launch-cam";
+    let rig = Rig::start(channel);
+    let scratch = tempfile::tempdir().expect("a temporary directory");
+    let sessions = launch_until_every_picture(&rig, &rig.launch_properties(), scratch.path());
     assert_eq!(sessions.len(), 1, "one storage session");
     let media = &sessions[0].media;
     assert!(media.violations.is_empty(), "{:?}", media.violations);
@@ -292,17 +312,93 @@ fn wrong_credentials_are_an_element_error_saying_access_was_denied() {
     let rig = Rig::start("key-cam");
     let (pipeline, sink, mut bus) = pipeline(&rig, 30);
     sink.set_property("secret-key", "not-the-secret");
-    let (error, source) = first_error(&pipeline, &mut bus);
-    assert!(
-        error.matches(gst::ResourceError::NotAuthorized),
-        "{error:?}"
-    );
-    assert_eq!(source, "kvs");
-    let text = error.to_string();
+    let text = not_authorized_error(&pipeline, &mut bus);
     assert!(
         !text.contains("not-the-secret"),
         "no secret in messages: {text}"
     );
+    stop_within(&pipeline, Duration::from_secs(10));
+}
+
+/// The emulator's default role alias (`KvsCameraIoTRoleAlias`, as the KVS samples name it).
+const ROLE_ALIAS: &str = "KvsCameraIoTRoleAlias";
+
+/// An `iot-certificate` value (kvssink's fields) for a device certificate that `rig`'s emulator
+/// issued for the thing named like its channel, written to files in `scratch`.
+fn iot_certificate(rig: &Rig, scratch: &Path, role_alias: &str) -> String {
+    let handle = &rig.setup.emulator.handle;
+    let (cert, key) = handle
+        .issue_device_certificate(&rig.setup.channel)
+        .expect("a device certificate from the emulator's CA");
+    let cert_path = scratch.join("device.cert.pem");
+    let key_path = scratch.join("device.private.key");
+    std::fs::write(&cert_path, cert).expect("the certificate written");
+    std::fs::write(&key_path, key).expect("the key written");
+    let endpoint = handle
+        .endpoints()
+        .iot_credentials
+        .clone()
+        .expect("the emulator's IoT credentials endpoint");
+    format!(
+        "iot-certificate,endpoint={endpoint},cert-path={},key-path={},role-aliases={role_alias}",
+        cert_path.display(),
+        key_path.display()
+    )
+}
+
+/// `rig`'s launch properties without the key.
+fn launch_properties_without_a_key(rig: &Rig) -> String {
+    rig.properties()
+        .iter()
+        .filter(|(name, _)| !matches!(*name, "access-key" | "secret-key"))
+        .map(|(name, value)| format!("{name}=\"{value}\""))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[test]
+fn a_device_certificate_ingests_through_gst_launch_without_a_key() {
+    let channel = "iot-launch-cam";
+    let rig = Rig::start(channel);
+    let scratch = tempfile::tempdir().expect("a temporary directory");
+    let properties = format!(
+        "{} iot-certificate=\"{}\"",
+        launch_properties_without_a_key(&rig),
+        iot_certificate(&rig, scratch.path(), ROLE_ALIAS),
+    );
+    let sessions = launch_until_every_picture(&rig, &properties, scratch.path());
+    assert!(sessions[0].media.violations.is_empty());
+    let calls = rig.setup.emulator.handle.calls();
+    assert!(
+        calls
+            .get("AssumeRoleWithCertificate")
+            .is_some_and(|n| *n >= 1),
+        "credentials came from the IoT endpoint: {calls:?}"
+    );
+    assert!(
+        calls.get("joinStorageSession").is_some_and(|n| *n >= 1),
+        "signed with them: {calls:?}"
+    );
+}
+
+#[test]
+fn an_unknown_role_alias_is_an_element_error_naming_it() {
+    let rig = Rig::start("iot-alias-cam");
+    let scratch = tempfile::tempdir().expect("a temporary directory");
+    let (pipeline, sink, mut bus) = pipeline(&rig, 30);
+    sink.set_property("access-key", None::<String>);
+    sink.set_property("secret-key", None::<String>);
+    let value = iot_certificate(&rig, scratch.path(), "NoSuchRoleAlias");
+    let structure: gst::Structure = value.parse().expect("an iot-certificate structure");
+    sink.set_property("iot-certificate", &structure);
+    assert_eq!(
+        sink.property::<Option<gst::Structure>>("iot-certificate"),
+        Some(structure),
+        "readable back"
+    );
+    let text = not_authorized_error(&pipeline, &mut bus);
+    assert!(text.contains("NoSuchRoleAlias"), "{text}");
+    assert!(text.contains("IoT credentials endpoint"), "{text}");
     stop_within(&pipeline, Duration::from_secs(10));
 }
 
@@ -322,6 +418,18 @@ fn a_pipeline_set_to_null_while_joining_stops_at_once() {
     rig.wait_for_sessions("the session closed", |s| {
         s.first().is_some_and(|s| s.end_reason.is_some())
     });
+}
+
+/// Start `pipeline` and wait (bounded) for its first error, which must be the sink's
+/// `RESOURCE/NOT_AUTHORIZED`: its message.
+fn not_authorized_error(pipeline: &gst::Pipeline, bus: &mut BusLog) -> String {
+    let (error, source) = first_error(pipeline, bus);
+    assert!(
+        error.matches(gst::ResourceError::NotAuthorized),
+        "{error:?}"
+    );
+    assert_eq!(source, "kvs");
+    error.to_string()
 }
 
 /// Start `pipeline` and wait (bounded) for its first error: the error and its source's name.

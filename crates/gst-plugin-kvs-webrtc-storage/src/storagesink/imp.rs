@@ -218,6 +218,16 @@ impl ObjectImpl for StorageSink {
                 )
                 .write_only()
                 .build(),
+                glib::ParamSpecBoxed::builder::<gst::Structure>("iot-certificate")
+                    .nick("IoT certificate")
+                    .blurb(
+                        "Credentials from a device certificate through the AWS IoT credentials \
+                         endpoint instead of a key, as kvssink's: iot-certificate,endpoint=..., \
+                         cert-path=...,key-path=...,role-aliases=...[,ca-path=...]\
+                         [,iot-thing-name=...] (the thing name defaults to the channel's name)",
+                    )
+                    .mutable_ready()
+                    .build(),
                 string(
                     "endpoint-url",
                     "Endpoint URL",
@@ -281,6 +291,9 @@ impl ObjectImpl for StorageSink {
             "access-key" => settings.access_key = string(),
             "secret-key" => settings.secret_key = string(),
             "session-token" => settings.session_token = string(),
+            "iot-certificate" => {
+                settings.iot_certificate = value.get::<Option<gst::Structure>>().ok().flatten();
+            }
             "endpoint-url" => settings.endpoint_url = string(),
             "ca-file" => settings.ca_file = string().map(PathBuf::from),
             "client-id" => settings.client_id = string(),
@@ -320,6 +333,7 @@ impl ObjectImpl for StorageSink {
             "channel-arn" => settings.channel_arn.to_value(),
             "aws-region" => settings.aws_region.to_value(),
             "access-key" => settings.access_key.to_value(),
+            "iot-certificate" => settings.iot_certificate.to_value(),
             "endpoint-url" => settings.endpoint_url.to_value(),
             "ca-file" => settings
                 .ca_file
