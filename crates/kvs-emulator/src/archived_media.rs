@@ -132,10 +132,10 @@ pub(crate) fn stream_name(shared: &Shared, body: &Map<String, Value>) -> Result<
 
 /// Which timestamp a selector ranges over, and the range in ms (inclusive).
 #[derive(Debug, Clone, Copy, PartialEq)]
-struct Selector {
-    producer: bool,
-    start_ms: i64,
-    end_ms: i64,
+pub(crate) struct Selector {
+    pub(crate) producer: bool,
+    pub(crate) start_ms: i64,
+    pub(crate) end_ms: i64,
 }
 
 impl Selector {
@@ -161,7 +161,10 @@ fn timestamp_ms(range: &Map<String, Value>, field: &str) -> Result<i64, ApiError
     }
 }
 
-fn selector(body: &Map<String, Value>, member: &str) -> Result<Option<Selector>, ApiError> {
+pub(crate) fn selector(
+    body: &Map<String, Value>,
+    member: &str,
+) -> Result<Option<Selector>, ApiError> {
     let Some(selector) = body.get(member).filter(|v| !v.is_null()) else {
         return Ok(None);
     };
@@ -200,7 +203,7 @@ fn selector(body: &Map<String, Value>, member: &str) -> Result<Option<Selector>,
 }
 
 /// The fragment number a `NextToken` continues after.
-fn parse_token(token: &str) -> Result<u128, ApiError> {
+pub(crate) fn parse_token(token: &str) -> Result<u128, ApiError> {
     let invalid = || ApiError::invalid_argument("NextToken is not a token this stream returned.");
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(token)
@@ -211,7 +214,7 @@ fn parse_token(token: &str) -> Result<u128, ApiError> {
         .ok_or_else(invalid)
 }
 
-fn make_token(after: &str) -> String {
+pub(crate) fn make_token(after: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{TOKEN_PREFIX}{after}"))
 }
 

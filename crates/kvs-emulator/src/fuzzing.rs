@@ -126,3 +126,136 @@ pub fn json_body(body: &[u8]) -> Result<usize, &'static str> {
 pub fn origin_allowed(headers: &HeaderMap) -> bool {
     crate::http_util::origin_allowed(headers)
 }
+
+/// The archived-media and playback parsers of what clients send: `GetHLSStreamingSessionURL` /
+/// `GetDASHStreamingSessionURL`'s request check and the session tokens made of it, the fragments
+/// a session lists, `GetMedia`'s `StartSelector` and continuation tokens, and `ListFragments`'
+/// selector and `NextToken`.
+pub mod media_read {
+    use serde_json::{Map, Value};
+
+    use crate::playback::session;
+    use crate::playback::token::{Claims, Protocol, TokenKey};
+    pub use crate::store::disk::FragmentMeta;
+
+    /// The number of a stream's first fragment (numbers count up by one from it).
+    pub const FIRST_FRAGMENT_NUMBER: u128 = crate::store::disk::FIRST_FRAGMENT_NUMBER;
+
+    /// `session::request_claims` for HLS (or DASH) on the stream `cam`, at `now_ms`: the
+    /// session's claims as JSON, or the refusal's message.
+    pub fn session_claims(
+        dash: bool,
+        body: &Map<String, Value>,
+        now_ms: i64,
+    ) -> Result<Value, String> {
+        let protocol = if dash { Protocol::Dash } else { Protocol::Hls };
+        session::request_claims(
+            protocol,
+            body,
+            "cam",
+            "arn:aws:kinesisvideo:us-west-2:111122223333:stream/cam/1",
+            now_ms,
+        )
+        .map(|claims| serde_json::to_value(claims).expect("claims serialize"))
+        .map_err(|e| e.message)
+    }
+
+    fn claims_of(claims: &Value) -> Claims {
+        serde_json::from_value(claims.clone()).expect("claims that session_claims made")
+    }
+
+    /// The key that signs session tokens.
+    #[derive(Debug)]
+    pub struct SessionKey(TokenKey);
+
+    impl SessionKey {
+        /// A key with these bytes.
+        pub fn from_bytes(bytes: [u8; 32]) -> Self {
+            Self(TokenKey::from_bytes(bytes))
+        }
+
+        /// The token of `claims` (as [`session_claims`] made them).
+        pub fn sign(&self, claims: &Value) -> String {
+            self.0.sign(&claims_of(claims))
+        }
+
+        /// The claims of `token` if this key signed it and it has not expired at `now_ms`.
+        pub fn verify(&self, token: &str, now_ms: i64) -> Result<Value, String> {
+            self.0
+                .verify(token, now_ms)
+                .map(|claims| serde_json::to_value(claims).expect("claims serialize"))
+                .map_err(|e| e.to_string())
+        }
+    }
+
+    /// What a session lists of a stream's fragments.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Listed {
+        /// Indexes into the fragments, oldest first.
+        pub fragments: Vec<usize>,
+        /// A discontinuity marker before each.
+        pub discontinuity: Vec<bool>,
+        /// `#EXT-X-DISCONTINUITY-SEQUENCE`.
+        pub discontinuity_sequence: u64,
+        /// `#EXT-X-ENDLIST`.
+        pub ended: bool,
+    }
+
+    /// `session::select`: what the session `claims` lists of `stored` (oldest first) at
+    /// `now_ms`, with each listed fragment's media sequence number.
+    pub fn select(claims: &Value, stored: &[FragmentMeta], now_ms: i64) -> (Listed, Vec<u64>) {
+        let selection = session::select(&claims_of(claims), stored, now_ms);
+        let sequence = selection
+            .listed
+            .iter()
+            .map(|&i| session::media_sequence(&stored[i]))
+            .collect();
+        (
+            Listed {
+                fragments: selection.listed,
+                discontinuity: selection.discontinuity,
+                discontinuity_sequence: selection.discontinuity_sequence,
+                ended: selection.ended,
+            },
+            sequence,
+        )
+    }
+
+    /// `get_media::parse_start`: the start, described, or the refusal's message.
+    pub fn get_media_start(body: &Map<String, Value>) -> Result<String, String> {
+        crate::get_media::parse_start(body)
+            .map(|start| format!("{start:?}"))
+            .map_err(|e| e.message)
+    }
+
+    /// `get_media::make_token`: the continuation token after fragment `number`.
+    pub fn continuation_token(number: &str) -> String {
+        crate::get_media::make_token(number)
+    }
+
+    /// `get_media::parse_token`: the fragment number a continuation token resumes after.
+    pub fn parse_continuation_token(token: &str) -> Result<u128, String> {
+        crate::get_media::parse_token(token).map_err(|e| e.message)
+    }
+
+    /// `archived_media::selector` of `member`: (producer timestamps, start ms, end ms), or the
+    /// refusal's message.
+    pub fn fragment_selector(
+        body: &Map<String, Value>,
+        member: &str,
+    ) -> Result<Option<(bool, i64, i64)>, String> {
+        crate::archived_media::selector(body, member)
+            .map(|s| s.map(|s| (s.producer, s.start_ms, s.end_ms)))
+            .map_err(|e| e.message)
+    }
+
+    /// `archived_media::make_token`: `ListFragments`' `NextToken` after fragment `after`.
+    pub fn next_token(after: &str) -> String {
+        crate::archived_media::make_token(after)
+    }
+
+    /// `archived_media::parse_token`: the fragment number a `NextToken` continues after.
+    pub fn parse_next_token(token: &str) -> Result<u128, String> {
+        crate::archived_media::parse_token(token).map_err(|e| e.message)
+    }
+}

@@ -25,6 +25,7 @@ pub mod emulator;
 pub mod ingest;
 pub mod iot;
 pub mod media;
+pub mod media_read;
 pub mod signaling;
 pub mod smoke;
 pub mod turn;
@@ -101,6 +102,12 @@ pub const TARGETS: &[Target] = &[
         name: "emulator_http",
         about: "kvs-emulator whole HTTP requests (signed API calls, raw bytes) to its listeners",
         run: emulator::http,
+    },
+    Target {
+        name: "emulator_media_read",
+        about: "kvs-emulator HLS/DASH session requests and tokens, playlist selection, GetMedia \
+                start selectors and continuation tokens, ListFragments selectors and NextToken",
+        run: media_read::target,
     },
     Target {
         name: "iot_credentials",

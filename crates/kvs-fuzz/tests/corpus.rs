@@ -100,5 +100,6 @@ targets!(
     emulator_client_frame,
     emulator_request_parts,
     emulator_http,
+    emulator_media_read,
     iot_credentials,
 );

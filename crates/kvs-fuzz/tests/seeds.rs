@@ -236,6 +236,20 @@ fn write_seeds() {
         write("emulator_http", &format!("request-{i}"), seed);
     }
 
+    // Session requests: some the emulator accepts, a few it refuses.
+    for (i, seed) in search(6, 200, |b| kvs_fuzz::media_read::run(b) == Some(true))
+        .iter()
+        .enumerate()
+    {
+        write("emulator_media_read", &format!("accepted-{i}"), seed);
+    }
+    for (i, seed) in search(2, 200, |b| kvs_fuzz::media_read::run(b) == Some(false))
+        .iter()
+        .enumerate()
+    {
+        write("emulator_media_read", &format!("refused-{i}"), seed);
+    }
+
     write(
         "iot_credentials",
         "answer",

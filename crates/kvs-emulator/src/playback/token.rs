@@ -115,8 +115,8 @@ impl TokenKey {
         Self(rand::random())
     }
 
-    /// A key with these bytes (tests).
-    #[cfg(test)]
+    /// A key with these bytes (tests, fuzzing).
+    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn from_bytes(bytes: [u8; 32]) -> Self {
         Self(bytes)
     }
