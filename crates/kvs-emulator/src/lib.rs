@@ -96,6 +96,7 @@ mod temporary_keys;
 mod throttle;
 mod tls;
 mod turn_server;
+mod udp_buffers;
 mod validate;
 mod wire;
 

@@ -145,6 +145,7 @@ impl TurnService {
                         e,
                     )
                 })?;
+                crate::udp_buffers::enlarge_receive_buffer(&socket);
                 let local = socket
                     .local_addr()
                     .map_err(|e| Error::io(ErrorKind::Listen, "TURN socket has no address", e))?;

@@ -263,7 +263,7 @@ impl ObjectImpl for StorageSink {
                 .build(),
                 glib::ParamSpecBoolean::builder("sync")
                     .nick("Sync")
-                    .blurb("Send each buffer at its time on the pipeline clock (as any sink)")
+                    .blurb("Send each buffer at its time on the pipeline clock (as any sink); unsynchronized, a file goes out as fast as it is read, a burst a network may drop in part")
                     .default_value(true)
                     .mutable_playing()
                     .build(),

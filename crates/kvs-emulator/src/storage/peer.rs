@@ -128,6 +128,7 @@ impl Driver<'_> {
         faults: OfferFaults,
     ) -> Result<EndReason, Box<dyn std::error::Error + Send + Sync>> {
         let socket = UdpSocket::bind("127.0.0.1:0").await?;
+        crate::udp_buffers::enlarge_receive_buffer(&socket);
         let local = socket.local_addr()?;
         let mut session = StorageSession::new(
             Instant::now(),
