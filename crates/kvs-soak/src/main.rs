@@ -22,6 +22,7 @@ mod plan;
 mod proc;
 mod trend;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -331,6 +332,9 @@ struct Samples {
     emulator_rss: Vec<(Duration, f64)>,
     sender_fds: Vec<usize>,
     emulator_fds: Vec<usize>,
+    /// Descriptors by kind at the first and the last sample: what grew, when they did.
+    sender_kinds: [BTreeMap<String, usize>; 2],
+    emulator_kinds: [BTreeMap<String, usize>; 2],
 }
 
 async fn sample_until(sender: u32, emulator: u32, started: Instant, end: Instant) -> Samples {
@@ -346,7 +350,14 @@ async fn sample_until(sender: u32, emulator: u32, started: Instant, end: Instant
             samples.emulator_fds.push(fds);
         }
         let next = Instant::now() + SAMPLE_EVERY;
-        if next > end {
+        let last = next > end;
+        let first = samples.sender_fds.len() == 1;
+        if first || last {
+            let slot = usize::from(last);
+            samples.sender_kinds[slot] = proc::descriptor_kinds(sender);
+            samples.emulator_kinds[slot] = proc::descriptor_kinds(emulator);
+        }
+        if last {
             break;
         }
         tokio::time::sleep_until(next.into()).await;
@@ -433,6 +444,8 @@ fn report(
         "emulatorMemorySlopePercentPer10Min": emulator_slope,
         "senderDescriptors": [sender_fds_start, sender_fds_end],
         "emulatorDescriptors": [emulator_fds_start, emulator_fds_end],
+        "senderDescriptorChanges": proc::kind_changes(&samples.sender_kinds[0], &samples.sender_kinds[1]),
+        "emulatorDescriptorChanges": proc::kind_changes(&samples.emulator_kinds[0], &samples.emulator_kinds[1]),
         "recordedSeconds": recorded,
         "wallSecondsTimesSessions": wall,
         "recordedShare": if wall > 0.0 { recorded / wall } else { 0.0 },
@@ -488,6 +501,20 @@ fn print_report(report: &Value) {
         report["emulatorDescriptors"][1],
         DESCRIPTOR_SLACK
     );
+    for side in ["sender", "emulator"] {
+        let changes = report[format!("{side}DescriptorChanges")]
+            .as_array()
+            .map(|c| {
+                c.iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default();
+        if !changes.is_empty() {
+            println!("    {side} descriptors by kind: {changes}");
+        }
+    }
     println!(
         "  recordings: {:.0} s decoded of {:.0} s streamed ({:.1} %)",
         report["recordedSeconds"].as_f64().unwrap_or(0.0),
