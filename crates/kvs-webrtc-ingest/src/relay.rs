@@ -1,8 +1,10 @@
 //! The TURN relays of one ingestion, sans-IO: one [`Allocation`] per usable TURN URI of
 //! GetIceServerConfig, the routing between str0m's transmits and the allocations, and the
 //! credentials' lifecycle: when new credentials arrive (the TTL ran down, or
-//! RECONNECT_ICE_SERVER), new allocations are made with them; the old ones keep carrying the
-//! running session and are deallocated once a later session has taken over.
+//! RECONNECT_ICE_SERVER), new allocations are made with them; an old one that carries the
+//! running session's media keeps doing so and is deallocated once a later session has taken
+//! over, the others at once (so a session that runs for days holds two allocations, not one
+//! per renewal).
 //!
 //! Its style is str0m's: inputs go in through `handle_*` calls (and [`Relays::send`], the
 //! storage peer's data to relay), and the driver drains [`Relays::poll_output`] after each:
@@ -16,6 +18,10 @@ use std::time::{Duration, Instant};
 
 /// How long a relayed candidate may be held back while its permissions are installed.
 const CANDIDATE_HOLD: Duration = Duration::from_millis(300);
+/// A superseded relay that carried no media for this long is not the running session's path:
+/// it is released at once rather than at the next session (media flows many times a second;
+/// ICE checks, which may go over any relay, do not count).
+const IDLE_RELAY: Duration = Duration::from_secs(3);
 
 use kvs_webrtc_turn::{Allocation, AllocationConfig, AllocationEvent, RelayTransport, TurnUri};
 
@@ -93,8 +99,11 @@ struct Relay {
     allocation: Option<Allocation>,
     /// Failed before an allocation existed (the socket could not be opened).
     failed: bool,
-    /// Superseded while this many sessions had been answered: deallocated once a later one is.
+    /// Superseded while this many sessions had been answered: deallocated once a later one is,
+    /// or as soon as it is idle ([`IDLE_RELAY`]).
     superseded_at: Option<u64>,
+    /// When media (anything but STUN) last went through it, either way.
+    last_media: Option<Instant>,
 }
 
 impl Relay {
@@ -181,6 +190,7 @@ impl Relays {
                     allocation: None,
                     failed: false,
                     superseded_at: None,
+                    last_media: None,
                 });
             }
         }
@@ -345,13 +355,13 @@ impl Relays {
         destination: SocketAddr,
         data: &[u8],
     ) {
-        if let Some(allocation) = self
-            .relays
-            .iter_mut()
-            .filter_map(|r| r.allocation.as_mut())
-            .find(|a| a.relayed() == Some(source))
-        {
-            allocation.send_to(now, destination, data);
+        if let Some(relay) = self.relays.iter_mut().find(|r| r.relayed() == Some(source)) {
+            if is_media(data) {
+                relay.last_media = Some(now);
+            }
+            if let Some(allocation) = &mut relay.allocation {
+                allocation.send_to(now, destination, data);
+            }
         }
         self.collect(now);
     }
@@ -465,6 +475,9 @@ impl Relays {
                 continue;
             };
             while let Some(data) = allocation.poll_peer_data() {
+                if is_media(&data.data) {
+                    relay.last_media = Some(now);
+                }
                 if let Some(relayed) = allocation.relayed() {
                     self.received.push_back(Relayed {
                         relayed,
@@ -501,18 +514,39 @@ impl Relays {
         for (uri, reason) in failed {
             self.fail_uri(uri, reason);
         }
-        // A newer generation works: the older relays' candidates are not offered any more.
+        // A newer generation works: the older relays' candidates are not offered any more,
+        // and those that carry no media are released now. Else a device that never re-joins
+        // would keep every renewal's allocation (a socket here and an allocation at the
+        // server per TTL, without bound).
         if let Some(generation) = newly_allocated_generation {
             for relay in &mut self.relays {
-                if relay.generation < generation && relay.superseded_at.is_none() {
+                if relay.generation >= generation {
+                    continue;
+                }
+                if relay.superseded_at.is_none() {
                     relay.superseded_at = Some(self.sessions_seen);
                     if let Some(relayed) = relay.relayed() {
                         self.events.push_back(RelayEvent::Superseded { relayed });
                     }
                 }
+                let idle = relay
+                    .last_media
+                    .is_none_or(|at| now.saturating_duration_since(at) >= IDLE_RELAY);
+                if let Some(allocation) = relay.allocation.as_mut().filter(|_| idle) {
+                    if !allocation.is_finished() {
+                        tracing::info!(uri = %relay.uri, "idle TURN allocation with old credentials released");
+                        allocation.close(now);
+                    }
+                }
             }
         }
     }
+}
+
+/// Whether relayed bytes are media (DTLS, RTP, RTCP) rather than STUN (RFC 7983: STUN
+/// starts with 0 or 1).
+fn is_media(data: &[u8]) -> bool {
+    data.first().is_some_and(|b| *b > 3)
 }
 
 #[cfg(test)]
@@ -552,7 +586,7 @@ mod tests {
         fn new() -> Self {
             let now = Instant::now();
             let mut server = SimTurnServer::new(addr(SERVER), false, now);
-            for user in ["1:gen1", "2:gen2"] {
+            for user in ["1:gen1", "2:gen2", "3:gen3", "4:gen4"] {
                 server.add_user(user, "secret");
             }
             Self {
@@ -631,6 +665,17 @@ mod tests {
             self.settle();
         }
 
+        /// Let `d` pass while the running session's media goes through `relayed` (an RTP
+        /// packet every 20 ms).
+        fn advance_with_media(&mut self, d: Duration, relayed: SocketAddr) {
+            let until = self.now + d;
+            while self.now < until {
+                self.relays
+                    .send(self.now, relayed, addr(PEER), &[0x80, 96, 0, 1]);
+                self.advance(Duration::from_millis(20));
+            }
+        }
+
         fn allocated(&self) -> Vec<SocketAddr> {
             self.events
                 .iter()
@@ -659,9 +704,10 @@ mod tests {
             panic!("{:?}", net.events)
         };
         net.relays.sessions_answered(net.now, 1);
+        net.advance_with_media(Duration::from_millis(500), first);
 
         net.credentials("2:gen2");
-        net.advance(Duration::from_millis(500));
+        net.advance_with_media(Duration::from_millis(500), first);
         let allocated = net.allocated();
         assert_eq!(allocated.len(), 2, "{:?}", net.events);
         assert!(net
@@ -670,7 +716,7 @@ mod tests {
         // The running session (the first) still uses it: both relays keep working.
         assert!(net.relays.owns(first) && net.relays.owns(allocated[1]));
         net.relays.sessions_answered(net.now, 1);
-        net.advance(Duration::from_millis(200));
+        net.advance_with_media(Duration::from_millis(200), first);
         assert!(
             net.closed.is_empty(),
             "nothing released while session 1 runs"
@@ -682,6 +728,66 @@ mod tests {
         assert_eq!(net.closed, [1], "relay 1's socket closes");
         assert!(!net.relays.owns(first) && net.relays.owns(allocated[1]));
         assert!(!net.relays.none_can_work());
+    }
+
+    #[test]
+    fn credentials_renewed_while_one_session_runs_keep_two_allocations_not_one_per_renewal() {
+        // A device on a good network never re-joins: its credentials are renewed every TTL
+        // (5 minutes at AWS), and each renewal allocates anew. The allocation in use stays;
+        // one made after the session was answered was never offered to it and goes as soon
+        // as a newer one works (before, every renewal's allocation stayed until a re-join:
+        // two sockets and a server allocation more per TTL, without bound).
+        let mut net = Net::new();
+        net.credentials("1:gen1");
+        net.advance(Duration::from_millis(500));
+        let [first] = net.allocated()[..] else {
+            panic!("{:?}", net.events)
+        };
+        net.relays.sessions_answered(net.now, 1);
+        for user in ["2:gen2", "3:gen3", "4:gen4"] {
+            net.credentials(user);
+            net.advance_with_media(Duration::from_millis(500), first);
+        }
+        let allocated = net.allocated();
+        assert_eq!(allocated.len(), 4, "{:?}", net.events);
+        assert_eq!(
+            net.closed,
+            [2, 3],
+            "the renewals never offered are released"
+        );
+        assert!(
+            net.relays.owns(allocated[0]),
+            "the running session's relay stays"
+        );
+        assert!(
+            net.relays.owns(allocated[3]),
+            "the newest relay waits for the next session"
+        );
+        assert!(!net.relays.owns(allocated[1]) && !net.relays.owns(allocated[2]));
+
+        // The next session takes the newest; the one of session 1 goes then.
+        net.relays.sessions_answered(net.now, 2);
+        net.advance(Duration::from_millis(200));
+        assert_eq!(net.closed, [2, 3, 1]);
+        assert!(net.relays.owns(allocated[3]));
+    }
+
+    #[test]
+    fn a_session_on_the_host_path_keeps_only_the_newest_allocation() {
+        // No media goes through any relay (the storage peer is reached directly): each
+        // renewal's allocation replaces the previous one at once.
+        let mut net = Net::new();
+        net.credentials("1:gen1");
+        net.advance(Duration::from_millis(500));
+        net.relays.sessions_answered(net.now, 1);
+        net.credentials("2:gen2");
+        net.advance(Duration::from_millis(500));
+        assert_eq!(net.closed, [1]);
+        net.credentials("3:gen3");
+        net.advance(Duration::from_millis(500));
+        assert_eq!(net.closed, [1, 2]);
+        let allocated = net.allocated();
+        assert!(net.relays.owns(allocated[2]) && !net.relays.none_can_work());
     }
 
     #[test]
