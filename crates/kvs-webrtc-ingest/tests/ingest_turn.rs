@@ -330,6 +330,27 @@ async fn credentials_expiring_mid_session_are_refreshed_without_a_media_gap() {
         .await
         .expect("12 s of video within the wait")
         .expect("stats");
+    // Allocations no session uses are released as the credentials are renewed: the
+    // session's own (its relay pair may move to a newer one) and the newest stay.
+    let allocations_live = |log: &str| {
+        let ours = |l: &&str| l.contains(":expiring.master>");
+        let made = log
+            .lines()
+            .filter(ours)
+            .filter(|l| l.contains(": new,"))
+            .count();
+        let released = log
+            .lines()
+            .filter(ours)
+            .filter(|l| l.contains(": refreshed,") && l.contains("lifetime=0"))
+            .count();
+        (made, made - released.min(made))
+    };
+    let (made, live) = allocations_live(&coturn.log());
+    assert!(
+        made >= 4 && live <= 3,
+        "{live} of {made} allocations still held during the session"
+    );
     let stats = session.stop().await.expect("a clean stop");
 
     assert!(
@@ -358,6 +379,8 @@ async fn credentials_expiring_mid_session_are_refreshed_without_a_media_gap() {
         .filter(|l| l.contains(": new,") && l.contains(":expiring.master>"))
         .count();
     assert!(allocations as u64 >= stats.relay_allocations, "{log}");
+    // The stop deallocates the rest.
+    assert_eq!(allocations_live(&log).1, 0, "{log}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
