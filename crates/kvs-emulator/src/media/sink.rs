@@ -92,6 +92,11 @@ struct TrackClock {
     offset_ms: i64,
 }
 
+/// IDR frames before any SPS and PPS that make a violation: the first may be a loss (of the
+/// packet that carried them), and so, rarely, the one a keyframe request brings; three in a
+/// row is a device that does not send them in-band.
+const IDRS_WITHOUT_PARAMETER_SETS: u32 = 3;
+
 /// Receives frames from one storage session.
 pub(crate) struct MediaSink {
     stats: MediaStats,
@@ -101,7 +106,10 @@ pub(crate) struct MediaSink {
     recording_failed: bool,
     sps: Option<Vec<u8>>,
     pps: Option<Vec<u8>>,
+    /// A decodable IDR (with the parameter sets before it) arrived.
     seen_idr: bool,
+    /// IDRs that came before any SPS and PPS (see [`IDRS_WITHOUT_PARAMETER_SETS`]).
+    idrs_without_parameter_sets: u32,
     first_pli: Option<Instant>,
     record_start: Option<Instant>,
     video_clock: Option<TrackClock>,
@@ -133,6 +141,7 @@ impl MediaSink {
             sps: None,
             pps: None,
             seen_idr: false,
+            idrs_without_parameter_sets: 0,
             first_pli: None,
             record_start: None,
             video_clock: None,
@@ -195,15 +204,23 @@ impl MediaSink {
                 _ => {}
             }
         }
+        let mut parameter_sets_lost = false;
         if has_idr {
             self.stats.video.keyframes += 1;
-            if !self.seen_idr {
-                self.seen_idr = true;
-                if self.sps.is_none() || self.pps.is_none() {
-                    self.violation(
-                        "the first IDR frame arrived before an SPS and a PPS".to_owned(),
-                    );
+            if !self.seen_idr && (self.sps.is_none() || self.pps.is_none()) {
+                // The packet that carried them may have been lost: when it was the stream's
+                // first, nothing reveals the gap and no NACK brings it back. A keyframe is
+                // asked for again; a device that never sends them in-band breaks the rule.
+                self.idrs_without_parameter_sets += 1;
+                parameter_sets_lost = true;
+                if self.idrs_without_parameter_sets >= IDRS_WITHOUT_PARAMETER_SETS {
+                    self.violation(format!(
+                        "{IDRS_WITHOUT_PARAMETER_SETS} IDR frames in a row arrived without an \
+                         SPS and a PPS before them"
+                    ));
                 }
+            } else if !self.seen_idr {
+                self.seen_idr = true;
                 if let Some(pli) = self.first_pli {
                     self.stats.time_to_first_keyframe_ms =
                         Some(arrival.saturating_duration_since(pli).as_millis() as u64);
@@ -222,6 +239,7 @@ impl MediaSink {
         self.record_video(&units, has_idr, media_time_us, arrival);
         // Ask for a keyframe after loss, and while nothing decodable has arrived yet.
         !contiguous
+            || parameter_sets_lost
             || (!self.seen_idr && self.writer.is_none() && self.stats.video.frames % 30 == 1)
     }
 
@@ -421,6 +439,62 @@ mod tests {
 
     fn params() -> VideoParams {
         crate::store::fragmenter::test_params()
+    }
+
+    /// The sample clip's first access unit (SPS, PPS, IDR) and its IDR alone.
+    fn first_keyframe() -> (Vec<u8>, Vec<u8>) {
+        let au = h264::access_units(kvs_media::sample::H264)[0].to_vec();
+        let idr: Vec<u8> = h264::nal_units(&au)
+            .into_iter()
+            .filter(|u| h264::nal_type(u) == NAL_IDR)
+            .flat_map(|u| [&[0, 0, 0, 1][..], u].concat())
+            .collect();
+        assert!(!idr.is_empty());
+        (au, idr)
+    }
+
+    #[test]
+    fn an_idr_whose_parameter_sets_were_lost_asks_for_a_keyframe_and_records_from_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sink = MediaSink::new(dir.path().join("s.mkv"), 1 << 20);
+        let (keyframe, idr_alone) = first_keyframe();
+        let now = Instant::now();
+        // The stream's first packet (SPS and PPS) was lost: nothing shows the gap.
+        assert!(
+            sink.on_video(&idr_alone, 0, now, true),
+            "a keyframe is asked for"
+        );
+        assert!(
+            sink.stats().violations.is_empty(),
+            "{:?}",
+            sink.stats().violations
+        );
+        assert!(sink.stats().recording.is_none());
+        assert!(!sink.on_video(&keyframe, 40_000, now, true));
+        assert!(
+            sink.stats().violations.is_empty(),
+            "{:?}",
+            sink.stats().violations
+        );
+        assert!(
+            sink.stats().recording.is_some(),
+            "recording starts at the full keyframe"
+        );
+    }
+
+    #[test]
+    fn a_device_that_never_sends_parameter_sets_breaks_the_rule() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sink = MediaSink::new(dir.path().join("s.mkv"), 1 << 20);
+        let (_, idr_alone) = first_keyframe();
+        for i in 0..IDRS_WITHOUT_PARAMETER_SETS {
+            assert!(sink.on_video(&idr_alone, u64::from(i) * 40_000, Instant::now(), true));
+        }
+        assert_eq!(
+            sink.stats().violations,
+            ["3 IDR frames in a row arrived without an SPS and a PPS before them"]
+        );
+        assert!(sink.stats().recording.is_none());
     }
 
     #[test]
