@@ -163,6 +163,34 @@ pub(crate) fn check(sdp: &str, answerer: Answerer) -> Result<(), String> {
     Ok(())
 }
 
+/// The longest STUN USERNAME (`client-ufrag:our-ufrag`) str0m writes in a connectivity check;
+/// it panics on a longer one (RFC 8489 allows 512 bytes).
+const STUN_USERNAME_LIMIT: usize = 128;
+
+/// The answer's `a=ice-ufrag`s: ICE characters only (RFC 8839 §5.4), 4 to 256 of them, and
+/// short enough beside ours (`ours_len` bytes) for str0m to sign the connectivity checks.
+pub(crate) fn check_ice_ufrags(sdp: &str, ours_len: usize) -> Result<(), String> {
+    let longest = STUN_USERNAME_LIMIT - 1 - ours_len;
+    let ufrags = sdp
+        .lines()
+        .filter_map(|l| l.trim_end().strip_prefix("a=ice-ufrag:"));
+    for ufrag in ufrags {
+        let ice_char = |c: &char| c.is_ascii_alphanumeric() || matches!(c, '+' | '/');
+        if let Some(c) = ufrag.chars().find(|c| !ice_char(c)) {
+            return Err(format!(
+                "The answer's ice-ufrag holds {c:?}, which is not an ICE character."
+            ));
+        }
+        let len = ufrag.len();
+        if !(4..=longest.min(256)).contains(&len) {
+            return Err(format!(
+                "The answer's ice-ufrag is {len} characters; it must have 4 to {longest}."
+            ));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

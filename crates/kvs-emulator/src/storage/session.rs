@@ -382,6 +382,8 @@ impl StorageSession {
                     answer::check(&sdp, answerer)
                 };
                 let rtc = &mut self.rtc;
+                let ours = rtc.direct_api().local_ice_credentials().ufrag.len();
+                let checked = checked.and_then(|()| answer::check_ice_ufrags(&sdp, ours));
                 let accepted = checked.and_then(|()| {
                     let parsed = SdpAnswer::from_sdp_string(&sdp)
                         .map_err(|e| format!("The answer SDP could not be parsed: {e}"))?;

@@ -17,6 +17,11 @@ use crate::media;
 /// round trips even on a slow path (a NACK comes one round trip after the loss).
 const VIDEO_SEND_BUFFER: usize = 160;
 
+/// The longest STUN USERNAME str0m writes (its ICE agent refuses, and panics on, a longer one
+/// when it sends a connectivity check; RFC 8489 allows 512 bytes). The USERNAME is the peer's
+/// ufrag, a colon and ours.
+const STUN_USERNAME_LIMIT: usize = 128;
+
 /// The H.264 profiles the storage session accepts (protocol notes §5.1), as SDP
 /// `profile-level-id`s at level 3.1: constrained baseline, baseline, main, high.
 const ALLOWED_H264: [u32; 4] = [0x42e01f, 0x42001f, 0x4d001f, 0x64001f];
@@ -70,6 +75,8 @@ pub(super) fn answer(
     }
     enable_audio(codecs, AudioCodec::INGESTED);
     let mut rtc = config.build(now);
+    let local_ufrag = rtc.direct_api().local_ice_credentials().ufrag;
+    check_ice_ufrags(offer_sdp, local_ufrag.len())?;
     for candidate in local_candidates {
         rtc.add_local_candidate(candidate.clone());
     }
@@ -118,6 +125,40 @@ pub(super) fn answer(
         audio,
         sdp: answer.to_sdp_string(),
     })
+}
+
+/// Every `a=ice-ufrag` of the offer must be 4 to 256 ICE characters (RFC 8839 §5.4) and short
+/// enough that the connectivity checks' USERNAME (`theirs:ours`, `ours_len` bytes of ours) fits
+/// str0m's limit: a longer one would make str0m panic when it sends the first check.
+fn check_ice_ufrags(offer_sdp: &str, ours_len: usize) -> Result<(), String> {
+    let longest = STUN_USERNAME_LIMIT - 1 - ours_len;
+    for ufrag in offer_sdp
+        .lines()
+        .filter_map(|l| l.trim_end_matches('\r').strip_prefix("a=ice-ufrag:"))
+    {
+        let is_ice_char = |c: char| c.is_ascii_alphanumeric() || c == '+' || c == '/';
+        if let Some(bad) = ufrag.chars().find(|c| !is_ice_char(*c)) {
+            return Err(format!(
+                "its ice-ufrag holds {bad:?}, which is not an ICE character (letters, digits, \
+                 '+' and '/', RFC 8839)"
+            ));
+        }
+        if !(4..=256).contains(&ufrag.len()) {
+            return Err(format!(
+                "its ice-ufrag is {} characters long; RFC 8839 asks for 4 to 256",
+                ufrag.len()
+            ));
+        }
+        if ufrag.len() > longest {
+            return Err(format!(
+                "its ice-ufrag is {} characters long; str0m, the WebRTC stack, writes at most \
+                 {STUN_USERNAME_LIMIT} bytes of STUN USERNAME, so the peer's ufrag can have at \
+                 most {longest}",
+                ufrag.len()
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// str0m's name of an audio codec.

@@ -234,6 +234,78 @@ fn an_offer_that_cannot_be_answered_ends_with_a_clear_reason() {
     assert!(reason.contains("cannot be answered"), "{reason}");
 }
 
+/// Answers a str0m offer whose ufrag is replaced by `ufrag`, with the peer's candidate, then
+/// runs the core for two simulated seconds: returns how it ended (if it did) and how many
+/// datagrams (connectivity checks) it sent.
+fn answer_with_remote_ufrag(ufrag: &str) -> (Option<String>, usize) {
+    let t0 = Instant::now();
+    let mut c = core(t0);
+    c.add_local_candidate(Candidate::host(CORE_ADDR.parse().unwrap(), "udp").unwrap());
+    let (_peer, offer, peer_candidate) = Offerer::new(t0);
+    let theirs = offer
+        .lines()
+        .find_map(|l| l.trim_end().strip_prefix("a=ice-ufrag:"))
+        .expect("a ufrag")
+        .to_string();
+    let offer = offer.replace(
+        &format!("a=ice-ufrag:{theirs}"),
+        &format!("a=ice-ufrag:{ufrag}"),
+    );
+    c.handle_signaling_connected(t0, 0);
+    c.handle_join_result(t0, Ok(()));
+    c.handle_remote_candidate(&peer_candidate);
+    c.handle_offer(t0, &offer);
+    let mut datagrams = 0;
+    let mut now = t0;
+    while now < t0 + Duration::from_secs(2) {
+        loop {
+            match c.poll_output() {
+                Output::Transmit { .. } => datagrams += 1,
+                Output::Ended { reason, .. } => return (Some(reason), datagrams),
+                Output::Timeout(_) => break,
+                _ => {}
+            }
+        }
+        now += Duration::from_millis(50);
+        c.handle_timeout(now);
+    }
+    (None, datagrams)
+}
+
+#[test]
+fn an_offer_whose_ice_ufrag_str0m_cannot_sign_is_refused_instead_of_panicking() {
+    // str0m's ufrag is 16 characters, its STUN USERNAME at most 128 bytes: 111 + ':' + 16 fit.
+    let (ended, checks) = answer_with_remote_ufrag(&"u".repeat(111));
+    assert_eq!(ended, None, "the longest ufrag that fits is answered");
+    assert!(checks > 0, "connectivity checks go out");
+    // One more character and str0m panicked on its first check (found by the ingest_offer
+    // fuzz target); now the offer is refused with the reason.
+    let (ended, checks) = answer_with_remote_ufrag(&"u".repeat(112));
+    let reason = ended.expect("refused");
+    assert!(reason.contains("cannot be answered"), "{reason}");
+    assert!(
+        reason.contains("ice-ufrag is 112 characters long"),
+        "{reason}"
+    );
+    assert!(reason.contains("at most 111"), "{reason}");
+    assert_eq!(checks, 0);
+}
+
+#[test]
+fn an_ice_ufrag_outside_rfc_8839_is_refused_with_the_rule() {
+    let (ended, _) = answer_with_remote_ufrag("abc");
+    assert!(ended
+        .expect("refused")
+        .contains("RFC 8839 asks for 4 to 256"));
+    let (ended, _) = answer_with_remote_ufrag("abc\u{fffd}d");
+    assert!(ended.expect("refused").contains("not an ICE character"));
+    let (ended, _) = answer_with_remote_ufrag("Ab+/9");
+    assert_eq!(
+        ended, None,
+        "letters, digits, '+' and '/' are ICE characters"
+    );
+}
+
 #[test]
 fn candidates_before_the_offer_are_kept_and_unparsable_ones_reported() {
     let t0 = Instant::now();

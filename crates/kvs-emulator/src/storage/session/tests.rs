@@ -240,6 +240,15 @@ impl Pair {
 
     /// [`Pair::answered`] with other timings.
     fn answered_with(faults: OfferFaults, timings: impl FnOnce(&mut Timings)) -> Self {
+        Self::answered_edited(faults, timings, |sdp| sdp)
+    }
+
+    /// [`Pair::answered_with`], the answer SDP changed by `edit` before it is sent.
+    fn answered_edited(
+        faults: OfferFaults,
+        timings: impl FnOnce(&mut Timings),
+        edit: impl FnOnce(String) -> String,
+    ) -> Self {
         let t0 = Instant::now();
         let mut changed = Timings::default();
         timings(&mut changed);
@@ -274,7 +283,7 @@ impl Pair {
         );
         session.handle_signal(
             Action::SdpAnswer,
-            &encode(serde_json::json!({"type": "answer", "sdp": answer.to_sdp_string()})),
+            &encode(serde_json::json!({"type": "answer", "sdp": edit(answer.to_sdp_string())})),
             Some("a1".into()),
             offered_at,
         );
@@ -378,6 +387,53 @@ fn an_answer_the_service_refuses_ends_the_session_with_a_reason() {
     assert_eq!(pair.end.as_deref(), Some("the answer was rejected"));
     assert!(
         pair.rejects.iter().any(|r| r.contains("fault injected")),
+        "{:?}",
+        pair.rejects
+    );
+}
+
+/// The pair with the client's ufrag in its answer replaced by `ufrag`, run for a second.
+fn answered_with_client_ufrag(ufrag: &str) -> Pair {
+    let mut pair = Pair::answered_edited(
+        OfferFaults::default(),
+        |_| {},
+        |sdp| {
+            let ours = sdp
+                .lines()
+                .find_map(|l| l.trim_end().strip_prefix("a=ice-ufrag:"))
+                .expect("a ufrag")
+                .to_owned();
+            sdp.replace(
+                &format!("a=ice-ufrag:{ours}"),
+                &format!("a=ice-ufrag:{ufrag}"),
+            )
+        },
+    );
+    pair.run_until(pair.now + Duration::from_secs(1));
+    pair
+}
+
+#[test]
+fn an_answer_whose_ice_ufrag_str0m_cannot_sign_is_refused_instead_of_panicking() {
+    // The emulator's ufrag is 16 characters and str0m's STUN USERNAME at most 128 bytes.
+    let pair = answered_with_client_ufrag(&"u".repeat(111));
+    assert!(pair.rejects.is_empty(), "{:?}", pair.rejects);
+    assert_eq!(pair.end, None);
+    // One more character and str0m panicked on its first connectivity check.
+    let pair = answered_with_client_ufrag(&"u".repeat(112));
+    assert_eq!(pair.end.as_deref(), Some("the answer was rejected"));
+    assert!(
+        pair.rejects
+            .iter()
+            .any(|r| r.contains("ice-ufrag is 112 characters")),
+        "{:?}",
+        pair.rejects
+    );
+    let pair = answered_with_client_ufrag("ab c");
+    assert!(
+        pair.rejects
+            .iter()
+            .any(|r| r.contains("not an ICE character")),
         "{:?}",
         pair.rejects
     );
