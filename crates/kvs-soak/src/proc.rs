@@ -98,8 +98,13 @@ pub(crate) fn kind_changes(
 mod tests {
     use super::*;
 
+    /// Both tests count this process's descriptors: one at a time (the test harness runs
+    /// tests on parallel threads, and stop 32's CI saw one test's socket in the other's count).
+    static COUNTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
     #[test]
     fn descriptors_are_told_apart_by_kind() {
+        let _alone = COUNTING.lock().unwrap_or_else(|e| e.into_inner());
         let me = std::process::id();
         let before = descriptor_kinds(me);
         let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -128,6 +133,7 @@ mod tests {
 
     #[test]
     fn this_process_has_memory_and_descriptors() {
+        let _alone = COUNTING.lock().unwrap_or_else(|e| e.into_inner());
         let me = std::process::id();
         assert!(rss_bytes(me).is_some_and(|b| b > 1 << 20));
         let before = descriptors(me).unwrap();
