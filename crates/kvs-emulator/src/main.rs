@@ -134,6 +134,10 @@ struct ServeArgs {
     /// service's quota, 100 by default); raise it to run more devices against one emulator.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
     storage_channels: u32,
+    /// MiB of media one stream's store keeps at most (default 1024); past it the oldest
+    /// fragments are removed, as retention would. Lower it for long runs on a small disk.
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=1 << 30))]
+    stream_store_mib: u64,
 }
 
 #[tokio::main]
@@ -200,9 +204,10 @@ async fn main() -> ExitCode {
     for (operation, limit) in &args.tps {
         throttling.set(operation, *limit);
     }
-    builder = builder
-        .throttling(throttling)
-        .limits(|l| l.storage_enabled_channels = args.storage_channels as usize);
+    builder = builder.throttling(throttling).limits(|l| {
+        l.storage_enabled_channels = args.storage_channels as usize;
+        l.max_stream_store_bytes = args.stream_store_mib << 20;
+    });
     for (name, duration) in args.role_alias {
         builder = builder.role_alias(name, duration);
     }

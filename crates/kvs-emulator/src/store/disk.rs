@@ -5,13 +5,18 @@
 //!   header, Tracks with the codec private data, one cluster per keyframe), its timestamps
 //!   relative to the fragment's start, so `ffprobe` reads any fragment alone;
 //! - `index.jsonl`: one JSON line per fragment ([`FragmentMeta`]), appended once its file is
-//!   complete.
+//!   complete, and a `{"removedThrough":"<number>"}` line each time retention or the size cap
+//!   removes the oldest fragments. Removal appends rather than rewrites: at its cap a store
+//!   removes a fragment for each one it adds, and rewriting thousands of lines each time would
+//!   make every fragment cost the whole index. The file is compacted (rewritten with only the
+//!   live fragments) once it holds more than twice their lines.
 //!
 //! Crash safety: a fragment is written as `<number>.mkv.part`, synced, renamed, and only then
 //! its index line is appended and synced. On open, `.part` files (a `kill -9` mid-fragment),
 //! files without an index line (killed between rename and append), a torn last line and lines
 //! whose file is gone or has another size are dropped, and the index is rewritten from what
-//! survived: nothing half-written is ever served.
+//! survived: nothing half-written is ever served. Removal appends its line (synced) before
+//! it deletes the files, so a crash in between leaves files that open removes.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};
@@ -26,6 +31,9 @@ use super::fragmenter::Fragment;
 pub(crate) const FIRST_FRAGMENT_NUMBER: u128 = 91_343_852_333_181_432_392_682_062_607_743_920_146;
 
 const INDEX: &str = "index.jsonl";
+/// Lines of dead weight (removed fragments, removal lines) an index file may carry beyond
+/// its live fragments before it is compacted: at most this many plus as many as it keeps.
+const INDEX_SLACK_LINES: usize = 64;
 const FRAGMENTS: &str = "fragments";
 
 /// What the index keeps about one fragment (the fields `ListFragments` returns).
@@ -50,6 +58,13 @@ impl FragmentMeta {
     }
 }
 
+/// An index line saying that every fragment up to this number (included) is removed.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RemovedThrough {
+    removed_through: String,
+}
+
 /// When fragments are removed.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Retention {
@@ -65,6 +80,8 @@ pub(crate) struct StreamStore {
     dir: PathBuf,
     /// Oldest first; numbers grow.
     index: Vec<FragmentMeta>,
+    /// Lines in the index file (live fragments, removed ones, removal lines).
+    index_lines: usize,
     next_number: u128,
     bytes: u64,
     /// Counts appended fragments; GetMedia readers wait on it to follow live ingestion.
@@ -90,27 +107,48 @@ impl StreamStore {
         let mut recovery = Recovery::default();
         let mut index: Vec<FragmentMeta> = Vec::new();
         let mut rewrite = false;
+        let mut lines = 0;
+        let mut removed_through = None;
         if let Ok(file) = File::open(dir.join(INDEX)) {
             for line in BufReader::new(file).split(b'\n') {
                 let line = line?;
+                lines += 1;
+                if let Ok(removed) = serde_json::from_slice::<RemovedThrough>(&line) {
+                    match removed.removed_through.parse::<u128>() {
+                        Ok(through) => removed_through = removed_through.max(Some(through)),
+                        Err(_) => {
+                            recovery.dropped += 1;
+                            rewrite = true;
+                        }
+                    }
+                    continue;
+                }
                 let meta = serde_json::from_slice::<FragmentMeta>(&line)
                     .ok()
-                    .filter(|m| {
-                        let size =
-                            fs::metadata(fragment_path(dir, &m.fragment_number)).map(|md| md.len());
-                        m.number().is_some() && size.ok() == Some(m.fragment_size_bytes)
-                    });
+                    .filter(|m| m.number() > index.last().and_then(FragmentMeta::number));
                 match meta {
-                    Some(meta) if index.last().and_then(FragmentMeta::number) < meta.number() => {
-                        index.push(meta)
-                    }
-                    _ => {
+                    Some(meta) => index.push(meta),
+                    None => {
                         recovery.dropped += 1;
                         rewrite = true;
                     }
                 }
             }
         }
+        // Fragments up to the last removal line are gone (numbers grow, so one pass does);
+        // each of the others needs its file, whole.
+        index.retain(|m| m.number() > removed_through);
+        let listed = index.len();
+        index.retain(|m| {
+            let size = fs::metadata(fragment_path(dir, &m.fragment_number)).map(|md| md.len());
+            size.ok() == Some(m.fragment_size_bytes)
+        });
+        if index.len() < listed {
+            recovery.dropped += listed - index.len();
+            rewrite = true;
+        }
+        let vouched: std::collections::HashSet<&str> =
+            index.iter().map(|m| m.fragment_number.as_str()).collect();
         for entry in fs::read_dir(&fragments)? {
             let path = entry?.path();
             let name = path
@@ -119,7 +157,7 @@ impl StreamStore {
                 .unwrap_or_default();
             let indexed = name
                 .strip_suffix(".mkv")
-                .is_some_and(|n| index.iter().any(|m| m.fragment_number == n));
+                .is_some_and(|n| vouched.contains(n));
             if !indexed {
                 tracing::warn!(file = %path.display(), "removing a fragment file no index line vouches for");
                 fs::remove_file(&path)?;
@@ -127,20 +165,23 @@ impl StreamStore {
             }
         }
         recovery.kept = index.len();
+        // Numbers go on growing after the newest fragment, or the newest removed one.
         let next_number = index
             .last()
             .and_then(FragmentMeta::number)
+            .max(removed_through)
             .map_or(FIRST_FRAGMENT_NUMBER, |n| n + 1);
         let bytes = index.iter().map(|m| m.fragment_size_bytes).sum();
         let mut store = Self {
             dir: dir.to_path_buf(),
             index,
+            index_lines: lines,
             next_number,
             bytes,
             appended: tokio::sync::watch::Sender::new(0),
             live: super::live::LiveView::default(),
         };
-        if rewrite {
+        if rewrite || store.index_needs_compaction() {
             store.rewrite_index()?;
         }
         Ok((store, recovery))
@@ -181,10 +222,12 @@ impl StreamStore {
 
     /// The Matroska file of a fragment in the index.
     pub(crate) fn path_of(&self, fragment_number: &str) -> Option<PathBuf> {
+        let wanted = fragment_number.parse::<u128>().ok()?;
+        // The index is in growing number order (open drops lines out of it).
         self.index
-            .iter()
-            .any(|m| m.fragment_number == fragment_number)
-            .then(|| fragment_path(&self.dir, fragment_number))
+            .binary_search_by_key(&Some(wanted), FragmentMeta::number)
+            .ok()
+            .map(|_| fragment_path(&self.dir, fragment_number))
     }
 
     /// Number, write and index one fragment, its audio AAC with `aac` (Opus without); returns
@@ -212,14 +255,7 @@ impl StreamStore {
             fragment_length_ms: fragment.duration_ms,
             fragment_size_bytes: fs::metadata(&path)?.len(),
         };
-        let mut line = serde_json::to_vec(&meta).map_err(io::Error::other)?;
-        line.push(b'\n');
-        let mut index = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join(INDEX))?;
-        index.write_all(&line)?;
-        index.sync_data()?;
+        self.append_index_line(&meta)?;
         self.bytes += meta.fragment_size_bytes;
         self.index.push(meta.clone());
         self.live.stored(fragment, &meta);
@@ -250,7 +286,14 @@ impl StreamStore {
         let gone: Vec<FragmentMeta> = self.index.drain(..expired).collect();
         self.bytes = bytes;
         // The index first: a crash in between leaves unindexed files, which open removes.
-        self.rewrite_index()?;
+        if self.index_needs_compaction() {
+            self.rewrite_index()?;
+        } else {
+            let through = gone.last().map(|m| m.fragment_number.clone());
+            self.append_index_line(&RemovedThrough {
+                removed_through: through.unwrap_or_default(),
+            })?;
+        }
         for meta in &gone {
             fs::remove_file(fragment_path(&self.dir, &meta.fragment_number))?;
         }
@@ -258,17 +301,50 @@ impl StreamStore {
         Ok(expired)
     }
 
+    /// Append `line` to the index file and sync it.
+    fn append_index_line(&mut self, line: &impl serde::Serialize) -> io::Result<()> {
+        let mut bytes = serde_json::to_vec(line).map_err(io::Error::other)?;
+        bytes.push(b'\n');
+        let mut index = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join(INDEX))?;
+        index.write_all(&bytes)?;
+        index.sync_data()?;
+        self.index_lines += 1;
+        Ok(())
+    }
+
+    /// Whether the index file carries more dead lines than [`INDEX_SLACK_LINES`] beyond as
+    /// many as it keeps.
+    fn index_needs_compaction(&self) -> bool {
+        self.index_lines > 2 * self.index.len() + INDEX_SLACK_LINES
+    }
+
     /// Write the index anew (to a temporary file, then renamed over it).
     fn rewrite_index(&mut self) -> io::Result<()> {
         let tmp = self.dir.join("index.jsonl.tmp");
         let mut file = File::create(&tmp)?;
+        let mut lines = self.index.len();
+        if self.index.is_empty() && self.next_number > FIRST_FRAGMENT_NUMBER {
+            // Every fragment is gone: this line keeps the numbers growing after a restart.
+            let removed = RemovedThrough {
+                removed_through: (self.next_number - 1).to_string(),
+            };
+            let mut line = serde_json::to_vec(&removed).map_err(io::Error::other)?;
+            line.push(b'\n');
+            file.write_all(&line)?;
+            lines += 1;
+        }
         for meta in &self.index {
             let mut line = serde_json::to_vec(meta).map_err(io::Error::other)?;
             line.push(b'\n');
             file.write_all(&line)?;
         }
         file.sync_all()?;
-        fs::rename(&tmp, self.dir.join(INDEX))
+        fs::rename(&tmp, self.dir.join(INDEX))?;
+        self.index_lines = lines;
+        Ok(())
     }
 }
 
@@ -430,5 +506,107 @@ mod tests {
         assert_eq!(reopened.fragments(), &metas[3..]);
         assert_eq!(recovery.dropped, 0);
         assert_eq!(fs::read_dir(dir.path().join(FRAGMENTS)).unwrap().count(), 1);
+    }
+
+    fn index_lines(dir: &Path) -> Vec<String> {
+        fs::read_to_string(dir.join(INDEX))
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn at_the_cap_a_removal_appends_a_line_and_the_index_is_compacted_before_it_doubles() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut store, _) = StreamStore::open(dir.path()).unwrap();
+        let size = store
+            .append(&fragment(0), None)
+            .unwrap()
+            .fragment_size_bytes;
+        // Room for about ten fragments (their sizes differ by a few bytes at most).
+        let cap = Retention {
+            hours: 24,
+            max_bytes: 10 * size + size / 2,
+        };
+        let (mut appended_lines, mut compactions) = (0, 0);
+        for i in 1..400 {
+            store.append(&fragment(i * 1000), None).unwrap();
+            let before = index_lines(dir.path()).len();
+            let removed = store.prune(i * 1000, cap).unwrap();
+            let after = index_lines(dir.path());
+            let kept = store.fragments().len();
+            assert!(kept <= 11, "{kept} kept");
+            assert!(
+                removed == 0 || kept >= 9,
+                "{kept} kept after removing {removed}"
+            );
+            assert!(
+                after.len() <= 2 * kept + INDEX_SLACK_LINES + 1,
+                "{}",
+                after.len()
+            );
+            if removed > 0 && after.len() == before + 1 {
+                appended_lines += 1;
+                let last: serde_json::Value = serde_json::from_str(after.last().unwrap()).unwrap();
+                assert_eq!(
+                    last["removedThrough"].as_str(),
+                    Some(
+                        store.fragments()[0]
+                            .number()
+                            .map(|n| (n - 1).to_string())
+                            .unwrap()
+                            .as_str()
+                    )
+                );
+            } else if removed > 0 {
+                compactions += 1;
+                assert_eq!(after.len(), kept, "compacted to the live fragments");
+            }
+        }
+        // Before, each removal rewrote the whole index.
+        assert!(
+            appended_lines > 300,
+            "{appended_lines} removals appended a line"
+        );
+        // Each round adds two lines (a fragment, a removal): one compaction per ~37 rounds.
+        assert!((8..=12).contains(&compactions), "{compactions} compactions");
+        let (reopened, recovery) = StreamStore::open(dir.path()).unwrap();
+        assert_eq!(reopened.fragments(), store.fragments());
+        assert_eq!(recovery.dropped, 0);
+        let files = fs::read_dir(dir.path().join(FRAGMENTS)).unwrap().count();
+        assert_eq!(files, store.fragments().len());
+        let middle = &store.fragments()[4].fragment_number;
+        assert!(reopened.path_of(middle).is_some());
+        assert!(reopened.path_of("12").is_none());
+        assert!(reopened.path_of("not a number").is_none());
+    }
+
+    #[test]
+    fn numbers_keep_growing_after_every_fragment_is_removed_and_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut store, _) = StreamStore::open(dir.path()).unwrap();
+        let hour = 3_600_000;
+        let last = (0..3)
+            .map(|i| store.append(&fragment(i * 1000), None).unwrap())
+            .last()
+            .unwrap();
+        let one_hour = Retention {
+            hours: 1,
+            max_bytes: u64::MAX,
+        };
+        assert_eq!(store.prune(2 * hour, one_hour).unwrap(), 3);
+        drop(store);
+        let (mut reopened, recovery) = StreamStore::open(dir.path()).unwrap();
+        assert_eq!(recovery, Recovery::default());
+        let next = reopened.append(&fragment(2 * hour), None).unwrap();
+        assert_eq!(next.number(), last.number().map(|n| n + 1));
+        // Compacted with nothing left, the index still remembers where numbers stood.
+        reopened.prune(4 * hour, one_hour).unwrap();
+        reopened.rewrite_index().unwrap();
+        drop(reopened);
+        let (mut again, _) = StreamStore::open(dir.path()).unwrap();
+        let after = again.append(&fragment(4 * hour), None).unwrap();
+        assert_eq!(after.number(), next.number().map(|n| n + 1));
     }
 }
