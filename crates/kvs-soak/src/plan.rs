@@ -19,16 +19,23 @@ pub(crate) enum Fault {
     RejectedAnswer,
     /// The next joins are throttled (after a GO_AWAY that makes the client join again).
     ThrottledJoin,
+    /// The storage peer's path loses 5 % of the packets each way, with 30 ms ± 20 ms of
+    /// delay, for [`IMPAIRMENT_BURST`]; then it is cleared. Nothing to join again for.
+    ImpairmentBurst,
 }
 
+/// How long an impairment burst lasts.
+pub(crate) const IMPAIRMENT_BURST: Duration = Duration::from_secs(10);
+
 /// The matrix, in the order it is walked.
-pub(crate) const MATRIX: [Fault; 6] = [
+pub(crate) const MATRIX: [Fault; 7] = [
     Fault::GoAway,
     Fault::SocketDrop,
     Fault::FrozenSocket,
     Fault::ReconnectIceServer,
     Fault::RejectedAnswer,
     Fault::ThrottledJoin,
+    Fault::ImpairmentBurst,
 ];
 
 impl Fault {
@@ -45,7 +52,28 @@ impl Fault {
                 serde_json::json!({ "channel": channel, "fault": "CLIENT_LIMIT_EXCEEDED", "count": 2 }),
                 one("GO_AWAY"),
             ],
+            Self::ImpairmentBurst => vec![serde_json::json!({
+                "channel": channel, "fault": "IMPAIR",
+                "loss": 0.05, "delayMs": 30, "jitterMs": 20,
+            })],
         }
+    }
+
+    /// The requests that end the fault, and when (after injecting it), if it does not end
+    /// by itself.
+    pub(crate) fn clearing(self, channel: &str) -> Option<(Duration, Vec<serde_json::Value>)> {
+        match self {
+            Self::ImpairmentBurst => Some((
+                IMPAIRMENT_BURST,
+                vec![serde_json::json!({ "channel": channel, "fault": "CLEAR_IMPAIRMENT" })],
+            )),
+            _ => None,
+        }
+    }
+
+    /// Whether the client must join a new storage session to recover.
+    pub(crate) fn needs_a_new_session(self) -> bool {
+        !matches!(self, Self::ImpairmentBurst)
     }
 
     /// A short name for the report.
@@ -57,6 +85,7 @@ impl Fault {
             Self::ReconnectIceServer => "RECONNECT_ICE_SERVER",
             Self::RejectedAnswer => "rejected answer",
             Self::ThrottledJoin => "throttled join",
+            Self::ImpairmentBurst => "impairment burst",
         }
     }
 }
@@ -88,7 +117,7 @@ mod tests {
         assert_eq!(seen.len(), MATRIX.len() * sessions);
         assert_eq!(nth(0, 4), (Fault::GoAway, 0));
         assert_eq!(nth(1, 4), (Fault::SocketDrop, 1));
-        assert_eq!(nth(7, 4), (Fault::SocketDrop, 2));
+        assert_eq!(nth(8, 4), (Fault::SocketDrop, 2));
         assert_eq!(at(0, Duration::from_secs(60)), Duration::from_secs(60));
     }
 
@@ -99,6 +128,20 @@ mod tests {
             assert_eq!(requests.len(), 2);
             assert_eq!(requests[1]["fault"], "GO_AWAY");
             assert_eq!(requests[0]["channel"], "cam-1");
+        }
+    }
+
+    #[test]
+    fn only_the_impairment_burst_is_cleared_and_needs_no_new_session() {
+        let burst = Fault::ImpairmentBurst;
+        assert_eq!(burst.requests("cam-1")[0]["fault"], "IMPAIR");
+        let (after, clear) = burst.clearing("cam-1").expect("cleared");
+        assert_eq!(after, IMPAIRMENT_BURST);
+        assert_eq!(clear[0]["fault"], "CLEAR_IMPAIRMENT");
+        assert!(!burst.needs_a_new_session());
+        for fault in MATRIX.into_iter().filter(|f| *f != burst) {
+            assert!(fault.clearing("cam-1").is_none(), "{fault:?}");
+            assert!(fault.needs_a_new_session(), "{fault:?}");
         }
     }
 }

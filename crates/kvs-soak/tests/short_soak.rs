@@ -45,6 +45,7 @@ fn three_sessions_for_two_minutes_survive_every_fault_of_the_matrix() {
         "RECONNECT_ICE_SERVER",
         "rejected answer",
         "throttled join",
+        "impairment burst",
     ] {
         assert!(
             faults.contains(&kind),
