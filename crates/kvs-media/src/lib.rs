@@ -11,6 +11,8 @@
 //! * [`mkv`]: a Matroska writer for one H.264 track and one Opus track; [`mkv_reader`]: H.264
 //!   and Opus frames read incrementally from a Matroska/WebM file or pipe.
 //! * [`sample`]: the project's 3 s sample clip (H.264, Ogg Opus, Matroska).
+//! * [`sdp`]: rules an SDP from the network must keep before str0m reads it (one configuration
+//!   per payload type).
 //! * [`AudioCodec`]: the audio codec as a named type (SDP and Matroska names, clock rate,
 //!   frame durations), asked by every crate instead of spelling "Opus" itself.
 //!
@@ -46,6 +48,7 @@ pub mod mkv_reader;
 pub mod ogg;
 pub mod opus;
 pub mod sample;
+pub mod sdp;
 
 pub use codec::AudioCodec;
 pub use error::MediaError;

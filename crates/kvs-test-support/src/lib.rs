@@ -10,7 +10,7 @@
 //! * [`raw`]: the wire below the SDKs (presigning with `aws-sigv4`, raw HTTPS, signaling
 //!   frames), for the emulator's own tests.
 //! * [`recording`]: ffprobe and ffmpeg on what the emulator recorded; [`store`]: the
-//!   fragments a stream's store keeps.
+//!   fragments a stream's store keeps; [`sdp`]: malformed SDP.
 //! * [`wait_until`], [`wait_for`] and [`WAIT`]: polling with a bound and a message.
 //! * [`Coturn`]: the coturn TURN server (Debian package `coturn`, installed by
 //!   `cargo xtask test`) with the TURN REST shared-secret scheme KVS uses, and UDP, TCP and
@@ -28,6 +28,7 @@ mod ingest;
 mod pki;
 pub mod raw;
 pub mod recording;
+pub mod sdp;
 pub mod store;
 mod turn_sim;
 mod wait;

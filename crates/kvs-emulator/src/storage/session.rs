@@ -383,7 +383,12 @@ impl StorageSession {
                 };
                 let rtc = &mut self.rtc;
                 let ours = rtc.direct_api().local_ice_credentials().ufrag.len();
-                let checked = checked.and_then(|()| answer::check_ice_ufrags(&sdp, ours));
+                let checked = checked
+                    .and_then(|()| answer::check_ice_ufrags(&sdp, ours))
+                    .and_then(|()| {
+                        kvs_media::sdp::check_payload_types(&sdp)
+                            .map_err(|rule| format!("The answer breaks a rule: {rule}."))
+                    });
                 let accepted = checked.and_then(|()| {
                     let parsed = SdpAnswer::from_sdp_string(&sdp)
                         .map_err(|e| format!("The answer SDP could not be parsed: {e}"))?;

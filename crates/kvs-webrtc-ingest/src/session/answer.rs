@@ -77,6 +77,7 @@ pub(super) fn answer(
     let mut rtc = config.build(now);
     let local_ufrag = rtc.direct_api().local_ice_credentials().ufrag;
     check_ice_ufrags(offer_sdp, local_ufrag.len())?;
+    kvs_media::sdp::check_payload_types(offer_sdp)?;
     for candidate in local_candidates {
         rtc.add_local_candidate(candidate.clone());
     }

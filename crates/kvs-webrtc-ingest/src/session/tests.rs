@@ -238,19 +238,27 @@ fn an_offer_that_cannot_be_answered_ends_with_a_clear_reason() {
 /// runs the core for two simulated seconds: returns how it ended (if it did) and how many
 /// datagrams (connectivity checks) it sent.
 fn answer_with_remote_ufrag(ufrag: &str) -> (Option<String>, usize) {
+    answer_edited_offer(|offer| {
+        let theirs = offer
+            .lines()
+            .find_map(|l| l.trim_end().strip_prefix("a=ice-ufrag:"))
+            .expect("a ufrag")
+            .to_string();
+        offer.replace(
+            &format!("a=ice-ufrag:{theirs}"),
+            &format!("a=ice-ufrag:{ufrag}"),
+        )
+    })
+}
+
+/// A core answers a storage peer's offer changed by `edit` and runs 2 s of simulated time:
+/// why it ended, if it did, and how many datagrams it sent.
+fn answer_edited_offer(edit: impl FnOnce(String) -> String) -> (Option<String>, usize) {
     let t0 = Instant::now();
     let mut c = core(t0);
     c.add_local_candidate(Candidate::host(CORE_ADDR.parse().unwrap(), "udp").unwrap());
     let (_peer, offer, peer_candidate) = Offerer::new(t0);
-    let theirs = offer
-        .lines()
-        .find_map(|l| l.trim_end().strip_prefix("a=ice-ufrag:"))
-        .expect("a ufrag")
-        .to_string();
-    let offer = offer.replace(
-        &format!("a=ice-ufrag:{theirs}"),
-        &format!("a=ice-ufrag:{ufrag}"),
-    );
+    let offer = edit(offer);
     c.handle_signaling_connected(t0, 0);
     c.handle_join_result(t0, Ok(()));
     c.handle_remote_candidate(&peer_candidate);
@@ -288,6 +296,20 @@ fn an_offer_whose_ice_ufrag_str0m_cannot_sign_is_refused_instead_of_panicking() 
         "{reason}"
     );
     assert!(reason.contains("at most 111"), "{reason}");
+    assert_eq!(checks, 0);
+}
+
+#[test]
+fn an_offer_that_gives_one_payload_type_two_configurations_is_refused_instead_of_panicking() {
+    // The audio m-line maps the video's H.264 payload type to another H.264 profile: str0m
+    // locked two of its codecs to that type and panicked ("Pt locked multiple times"; found
+    // by the ingest_offer fuzz target).
+    let (ended, checks) = answer_edited_offer(|offer| {
+        kvs_test_support::sdp::with_the_video_payload_type_reused_in_audio(&offer)
+    });
+    let reason = ended.expect("refused");
+    assert!(reason.contains("cannot be answered"), "{reason}");
+    assert!(reason.contains("RFC 8843"), "{reason}");
     assert_eq!(checks, 0);
 }
 

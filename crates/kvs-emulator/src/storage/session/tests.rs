@@ -440,6 +440,26 @@ fn an_answer_whose_ice_ufrag_str0m_cannot_sign_is_refused_instead_of_panicking()
 }
 
 #[test]
+fn an_answer_that_gives_one_payload_type_two_configurations_is_refused_instead_of_panicking() {
+    // The audio m-line maps the video's H.264 payload type to another H.264 profile. On the
+    // device's side such an offer made str0m panic (the ingest_offer fuzz target found it);
+    // here str0m took the answer, which breaks BUNDLE's rule, so the peer refuses it with the
+    // rule as it refuses other malformed answers (this failed before: the answer was taken).
+    let mut pair = Pair::answered_edited(
+        OfferFaults::default(),
+        |_| {},
+        |sdp| kvs_test_support::sdp::with_the_video_payload_type_reused_in_audio(&sdp),
+    );
+    pair.run_until(pair.now + Duration::from_secs(1));
+    assert_eq!(pair.end.as_deref(), Some("the answer was rejected"));
+    assert!(
+        pair.rejects.iter().any(|r| r.contains("RFC 8843")),
+        "{:?}",
+        pair.rejects
+    );
+}
+
+#[test]
 fn a_viewer_alone_too_long_is_ended() {
     let t0 = Instant::now();
     let limit = Timings::default().viewer_without_master;
