@@ -1,5 +1,7 @@
 //! Input checks shared by the emulated APIs, with the patterns of the API models.
 
+use serde_json::{Map, Value};
+
 use crate::api_error::ApiError;
 
 /// At most this many characters of a refused value are echoed in messages and logs.
@@ -99,6 +101,47 @@ pub(crate) fn optional<'a>(
             "SerializationException",
             format!("Member '{field}' must be a string."),
         )),
+    }
+}
+
+/// "1 validation error detected" for an enum member, as the service words it.
+pub(crate) fn enum_member<'a>(
+    body: &'a Map<String, Value>,
+    field: &str,
+    member: &str,
+    allowed: &[&str],
+) -> Result<Option<&'a str>, ApiError> {
+    let Some(value) = optional(body, field)? else {
+        return Ok(None);
+    };
+    if allowed.contains(&value) {
+        Ok(Some(value))
+    } else {
+        Err(ApiError::invalid_argument(format!(
+            "1 validation error detected: Value '{}' at '{member}' failed to satisfy constraint: Member must satisfy enum value set: [{}]",
+            shown(value),
+            allowed.join(", ")
+        )))
+    }
+}
+
+/// An optional integer member within `range`.
+pub(crate) fn int_member(
+    body: &Map<String, Value>,
+    field: &str,
+    member: &str,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<Option<u64>, ApiError> {
+    match body.get(field).filter(|v| !v.is_null()) {
+        None => Ok(None),
+        Some(v) => match v.as_u64() {
+            Some(n) if range.contains(&n) => Ok(Some(n)),
+            _ => Err(ApiError::invalid_argument(format!(
+                "1 validation error detected: Value '{v}' at '{member}' failed to satisfy constraint: Member must have value between {} and {}",
+                range.start(),
+                range.end()
+            ))),
+        },
     }
 }
 

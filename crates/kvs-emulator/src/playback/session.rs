@@ -39,47 +39,6 @@ const MAX_RANGE_MS: i64 = 24 * 3_600_000;
 /// ended starts a discontinuity.
 const GAP_TOLERANCE_MS: i64 = 1;
 
-/// "1 validation error detected" for an enum member, as the service words it.
-fn enum_member<'a>(
-    body: &'a Map<String, Value>,
-    field: &str,
-    member: &str,
-    allowed: &[&str],
-) -> Result<Option<&'a str>, ApiError> {
-    let Some(value) = validate::optional(body, field)? else {
-        return Ok(None);
-    };
-    if allowed.contains(&value) {
-        Ok(Some(value))
-    } else {
-        Err(ApiError::invalid_argument(format!(
-            "1 validation error detected: Value '{}' at '{member}' failed to satisfy constraint: Member must satisfy enum value set: [{}]",
-            validate::shown(value),
-            allowed.join(", ")
-        )))
-    }
-}
-
-/// An optional integer member within `range`.
-fn int_member(
-    body: &Map<String, Value>,
-    field: &str,
-    member: &str,
-    range: std::ops::RangeInclusive<u64>,
-) -> Result<Option<u64>, ApiError> {
-    match body.get(field).filter(|v| !v.is_null()) {
-        None => Ok(None),
-        Some(v) => match v.as_u64() {
-            Some(n) if range.contains(&n) => Ok(Some(n)),
-            _ => Err(ApiError::invalid_argument(format!(
-                "1 validation error detected: Value '{v}' at '{member}' failed to satisfy constraint: Member must have value between {} and {}",
-                range.start(),
-                range.end()
-            ))),
-        },
-    }
-}
-
 /// A restJson1 timestamp member (epoch seconds, fractions allowed) of `selector`'s range as ms.
 fn timestamp_ms(
     range: &Map<String, Value>,
@@ -129,7 +88,7 @@ pub(crate) fn request_claims(
     now_ms: i64,
 ) -> Result<Claims, ApiError> {
     let [sel, sel_member, max_field, max_member] = member_names(protocol);
-    let mode = match enum_member(
+    let mode = match validate::enum_member(
         body,
         "PlaybackMode",
         "playbackMode",
@@ -148,7 +107,7 @@ pub(crate) fn request_claims(
     };
     let empty = Map::new();
     let selector = selector.unwrap_or(&empty);
-    let kind = match enum_member(
+    let kind = match validate::enum_member(
         selector,
         "FragmentSelectorType",
         &format!("{sel_member}.fragmentSelectorType"),
@@ -211,7 +170,7 @@ pub(crate) fn request_claims(
         }
     }
     if protocol == Protocol::Hls
-        && enum_member(
+        && validate::enum_member(
             body,
             "ContainerFormat",
             "containerFormat",
@@ -223,7 +182,7 @@ pub(crate) fn request_claims(
         ));
     }
     let asked_discontinuity = match protocol {
-        Protocol::Hls => enum_member(
+        Protocol::Hls => validate::enum_member(
             body,
             "DiscontinuityMode",
             "discontinuityMode",
@@ -241,27 +200,30 @@ pub(crate) fn request_claims(
         None if kind == TimestampKind::Server => DiscontinuityMode::Always,
         None => DiscontinuityMode::Never,
     };
-    let display_timestamp = enum_member(
+    let display_timestamp = validate::enum_member(
         body,
         "DisplayFragmentTimestamp",
         "displayFragmentTimestamp",
         &["ALWAYS", "NEVER"],
     )? == Some("ALWAYS");
     let display_fragment_number = protocol == Protocol::Dash
-        && enum_member(
+        && validate::enum_member(
             body,
             "DisplayFragmentNumber",
             "displayFragmentNumber",
             &["ALWAYS", "NEVER"],
         )? == Some("ALWAYS");
-    let expires_s = int_member(body, "Expires", "expires", MIN_EXPIRES_S..=MAX_EXPIRES_S)?
-        .unwrap_or(MIN_EXPIRES_S);
-    let max_results = int_member(body, max_field, max_member, 1..=MAX_PLAYLIST_FRAGMENTS)?
-        .unwrap_or(if mode == PlaybackMode::OnDemand {
-            1000
-        } else {
-            5
-        });
+    let expires_s =
+        validate::int_member(body, "Expires", "expires", MIN_EXPIRES_S..=MAX_EXPIRES_S)?
+            .unwrap_or(MIN_EXPIRES_S);
+    let max_results =
+        validate::int_member(body, max_field, max_member, 1..=MAX_PLAYLIST_FRAGMENTS)?.unwrap_or(
+            if mode == PlaybackMode::OnDemand {
+                1000
+            } else {
+                5
+            },
+        );
     Ok(Claims {
         protocol,
         stream: stream.to_owned(),

@@ -13,8 +13,9 @@ import math
 import os
 import subprocess
 
-import boto3
 import botocore.exceptions
+
+from emulator_clients import client
 
 ENDPOINT = os.environ["KVS_ENDPOINT"]
 REGION = os.environ["KVS_REGION"]
@@ -22,17 +23,6 @@ CA = os.environ["AWS_CA_BUNDLE"]
 STREAM = os.environ["KVS_STREAM"]
 EXPECTED = json.loads(os.environ["KVS_EXPECTED"])
 OUT = os.environ["KVS_CLIP_DIR"]
-
-
-def client(service, endpoint):
-    return boto3.client(
-        service,
-        endpoint_url=endpoint,
-        region_name=REGION,
-        aws_access_key_id=os.environ["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=os.environ["AWS_SECRET_ACCESS_KEY"],
-        verify=CA,
-    )
 
 
 def expect_error(code, call):

@@ -21,28 +21,21 @@ import subprocess
 import tempfile
 import time
 
-import boto3
 import botocore.config
 import botocore.exceptions
 
+import emulator_clients
+
 ENDPOINT = os.environ["KVS_ENDPOINT"]
-REGION = os.environ["KVS_REGION"]
-CA = os.environ["AWS_CA_BUNDLE"]
 STREAM = os.environ["KVS_STREAM"]
 PHASE = os.environ["KVS_PHASE"]
 IDLE_MS = int(os.environ.get("KVS_IDLE_MS", "0"))
 
 
 def client(service, endpoint):
-    return boto3.client(
-        service,
-        endpoint_url=endpoint,
-        region_name=REGION,
-        aws_access_key_id=os.environ["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=os.environ["AWS_SECRET_ACCESS_KEY"],
-        verify=CA,
-        # A bounded wait for each read: a body that stalls fails the test.
-        config=botocore.config.Config(read_timeout=15, retries={"max_attempts": 1}),
+    # A bounded wait for each read: a body that stalls fails the test.
+    return emulator_clients.client(
+        service, endpoint, botocore.config.Config(read_timeout=15, retries={"max_attempts": 1})
     )
 
 

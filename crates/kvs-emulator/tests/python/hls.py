@@ -31,8 +31,9 @@ import urllib.parse
 import urllib.request
 import xml.etree.ElementTree as ET
 
-import boto3
 import botocore.exceptions
+
+from emulator_clients import client
 
 ENDPOINT = os.environ["KVS_ENDPOINT"]
 REGION = os.environ["KVS_REGION"]
@@ -43,17 +44,6 @@ TLS = ssl.create_default_context(cafile=CA)
 # ffmpeg verifies the emulator's certificate against its CA (the first request; ffmpeg does not
 # pass these options on to the playlists and fragments it fetches next).
 FF_TLS = ["-tls_verify", "1", "-ca_file", CA]
-
-
-def client(service, endpoint):
-    return boto3.client(
-        service,
-        endpoint_url=endpoint,
-        region_name=REGION,
-        aws_access_key_id=os.environ["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=os.environ["AWS_SECRET_ACCESS_KEY"],
-        verify=CA,
-    )
 
 
 def expect_error(code, call):
