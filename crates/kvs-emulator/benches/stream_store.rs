@@ -1,6 +1,6 @@
 //! The stream store's capacity, measured on its parts alone: Opus to AAC transcoding, cutting
 //! and writing fragments (each synced and indexed), and reading them back as
-//! `GetMediaForFragmentList` serves them. The CPU of whole storage sessions, store included, is
+//! `GetMediaForFragmentList` serves them, and making images of them as `GetImages` does. The CPU of whole storage sessions, store included, is
 //! `storage_sessions`.
 //!
 //! ```sh
@@ -38,5 +38,10 @@ fn main() {
         "  read (file + fragment tags, as GetMediaForFragmentList): {:.0} fragments/s, {:.0} MiB/s",
         f.fragments as f64 / f.read.as_secs_f64(),
         mib / f.read.as_secs_f64()
+    );
+    println!(
+        "  GetImages (read, decode from the keyframe, JPEG at 80, 320x240; one a second of media): {:.0} images/s, {:.1} ms per image",
+        f.images as f64 / f.images_time.as_secs_f64(),
+        f.images_time.as_secs_f64() * 1e3 / f.images as f64
     );
 }

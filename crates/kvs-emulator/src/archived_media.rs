@@ -23,6 +23,7 @@
 //!   code).
 //! - `GetHLSStreamingSessionURL`, `GetDASHStreamingSessionURL`: a session URL whose playlists
 //!   (or manifest) and fMP4 fragments [`crate::playback`] serves.
+//! - `GetImages`: JPEG or PNG images at a sampling interval ([`crate::images`]).
 
 use base64::Engine;
 use serde_json::{json, Map, Value};
@@ -41,6 +42,7 @@ pub(crate) const OPERATIONS: &[&str] = &[
     "getClip",
     crate::playback::HLS_OPERATION,
     crate::playback::DASH_OPERATION,
+    crate::images::OPERATION,
 ];
 
 /// The most fragments one GetClip answer holds (the service's limit).
@@ -82,6 +84,7 @@ pub(crate) fn route(
         crate::playback::DASH_OPERATION => {
             crate::playback::get_dash_streaming_session_url(shared, body, now_ms()).map(Reply::Json)
         }
+        crate::images::OPERATION => crate::images::get_images(shared, body).map(Reply::Json),
         other => Err(ApiError::new(
             http::StatusCode::NOT_FOUND,
             "UnknownOperationException",

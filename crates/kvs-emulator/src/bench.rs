@@ -27,6 +27,11 @@ pub struct StoreFigures {
     pub write: Duration,
     /// Time reading them back as `GetMediaForFragmentList` does (file read, tags added).
     pub read: Duration,
+    /// Images made as `GetImages` makes them (one a second of media, JPEG at quality 80, the
+    /// stream's size), fragment files read included.
+    pub images: usize,
+    /// Time making them.
+    pub images_time: Duration,
 }
 
 /// Transcodes, fragments, writes and reads back `media_seconds` (a multiple of 3) of the
@@ -84,6 +89,23 @@ pub fn measure(dir: &std::path::Path, media_seconds: u32) -> StoreFigures {
     }
     let read = started.elapsed();
     assert!(read_bytes as u64 >= store.bytes());
+
+    let started = Instant::now();
+    let mut images = 0;
+    let output = crate::images::Output {
+        format: crate::images::Format::Jpeg { quality: 80 },
+        size: crate::images::Size::Source,
+    };
+    for meta in &written {
+        let path = store.path_of(&meta.fragment_number).expect("indexed");
+        let file = std::fs::read(path).expect("the fragment reads");
+        let offsets: Vec<i64> = (0..meta.fragment_length_ms).step_by(1000).collect();
+        for image in crate::images::render(&file, &offsets, output) {
+            image.expect("an image");
+            images += 1;
+        }
+    }
+    let images_time = started.elapsed();
     StoreFigures {
         media_seconds,
         opus_packets: packets.len(),
@@ -92,6 +114,8 @@ pub fn measure(dir: &std::path::Path, media_seconds: u32) -> StoreFigures {
         bytes: store.bytes(),
         write: write_time,
         read,
+        images,
+        images_time,
     }
 }
 

@@ -258,4 +258,39 @@ pub mod media_read {
     pub fn parse_next_token(token: &str) -> Result<u128, String> {
         crate::archived_media::parse_token(token).map_err(|e| e.message)
     }
+
+    /// What a `GetImages` request samples, or the refusal's message.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct ImagesSampling {
+        /// The range's start, ms.
+        pub start_ms: i64,
+        /// Its end, ms.
+        pub end_ms: i64,
+        /// The sampling interval, ms.
+        pub interval_ms: i64,
+        /// Images per page.
+        pub page: usize,
+        /// The sampled times from the page's first on.
+        pub times: Vec<i64>,
+    }
+
+    /// `GetImages`' `NextToken` for a page starting at `from_ms`.
+    pub fn images_token(from_ms: i64) -> String {
+        crate::images::make_token(from_ms)
+    }
+
+    /// `images::parse` and the times it samples.
+    pub fn images_sampling(body: &Map<String, Value>) -> Result<ImagesSampling, String> {
+        crate::images::sampling_of(body)
+            .map(
+                |(start_ms, end_ms, interval_ms, page, times)| ImagesSampling {
+                    start_ms,
+                    end_ms,
+                    interval_ms,
+                    page,
+                    times,
+                },
+            )
+            .map_err(|e| e.message)
+    }
 }

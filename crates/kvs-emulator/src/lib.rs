@@ -7,7 +7,7 @@
 //! | Endpoint | What | Module |
 //! | --- | --- | --- |
 //! | control plane | `kinesisvideo` restJson1: channels, streams (`ListStreams` too), media storage, endpoints; kept across restarts in a file when asked (`registry_file`) | `control_plane` |
-//! | control plane (data endpoint) | `kinesis-video-archived-media`: `ListFragments`, `GetMediaForFragmentList` | `archived_media` |
+//! | control plane (data endpoint) | `kinesis-video-archived-media`: `ListFragments`, `GetMediaForFragmentList`, `GetClip`, `GetHLSStreamingSessionURL`, `GetDASHStreamingSessionURL`, `GetImages` (JPEG and PNG decoded by OpenH264, the `images` feature) | `archived_media`, `playback`, `images` |
 //! | control plane (data endpoint) | `kinesis-video-media`: `GetMedia`, a chunked body that follows live ingestion | `get_media` |
 //! | channel HTTPS | `POST /v1/get-ice-server-config` | `ice_config` |
 //! | channel WSS | the signaling WebSocket, SigV4-presigned | `signaling` |
@@ -74,6 +74,7 @@ mod http_server;
 mod http_util;
 mod hub;
 mod ice_config;
+mod images;
 mod impairment;
 pub mod inspect;
 mod iot;

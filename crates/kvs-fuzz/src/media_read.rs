@@ -2,7 +2,7 @@
 //! from the bytes with the service's member names, so that most inputs get past the first
 //! check), the session token made of it (signed, verified, changed), the fragments the session
 //! lists of a stream, `GetMedia`'s `StartSelector` and continuation tokens, `ListFragments`'
-//! selector and `NextToken`.
+//! selector and `NextToken`, and `GetImages`' request and the times it samples.
 
 use arbitrary::{Arbitrary, Unstructured};
 use kvs_emulator::fuzzing::media_read::{self, FragmentMeta, SessionKey, FIRST_FRAGMENT_NUMBER};
@@ -182,6 +182,91 @@ struct Input {
     number: u128,
     /// Text that a client sends as a token.
     token_text: String,
+    images: ImagesRequest,
+}
+
+/// A `GetImages` enum member: one of its values (`Err`: what bytes that run out give), any
+/// member, or absent.
+type Choice = Result<Option<Member>, u8>;
+
+fn put_choice(choice: &Choice, body: &mut Map<String, Value>, name: &str, allowed: &[&str]) {
+    let value = match choice {
+        Err(n) => json!(allowed[usize::from(*n) % allowed.len()]),
+        Ok(Some(m)) => m.value(allowed),
+        Ok(None) => return,
+    };
+    body.insert(name.to_owned(), value);
+}
+
+/// `GetImages`: the required members usually valid (the range usually a few minutes long, as
+/// an offset from its start), the others present or not; its `NextToken` made for a time some
+/// ms after the start, or any text.
+#[derive(Debug, Arbitrary)]
+struct ImagesRequest {
+    selector_type: Choice,
+    format: Choice,
+    start: Option<Member>,
+    /// `Err`: the end this many ms (modulo 400 s) after the start.
+    end: Result<Option<Member>, u32>,
+    interval: Option<Member>,
+    quality: Option<Member>,
+    width: Option<Member>,
+    height: Option<Member>,
+    max_results: Option<Member>,
+    token: Option<Result<i32, String>>,
+}
+
+impl ImagesRequest {
+    fn body(&self) -> Map<String, Value> {
+        let mut body = Map::new();
+        put_choice(
+            &self.selector_type,
+            &mut body,
+            "ImageSelectorType",
+            &["PRODUCER_TIMESTAMP", "SERVER_TIMESTAMP"],
+        );
+        put_choice(&self.format, &mut body, "Format", &["JPEG", "PNG"]);
+        let start_s = match &self.start {
+            Some(m) => m.value(&[]),
+            None => json!(NOW_MS as f64 / 1000.0 - 600.0),
+        };
+        let start_ms = start_s.as_f64().map_or(0, |s| (s * 1000.0) as i64);
+        body.insert("StartTimestamp".into(), start_s);
+        match &self.end {
+            Err(after_ms) => {
+                let end_ms = start_ms.saturating_add(i64::from(*after_ms % 400_000));
+                body.insert("EndTimestamp".into(), json!(end_ms as f64 / 1000.0));
+            }
+            Ok(Some(m)) => {
+                body.insert("EndTimestamp".into(), m.value(&[]));
+            }
+            Ok(None) => {}
+        }
+        let mut put = |name: &str, m: &Option<Member>, allowed: &[&str]| {
+            if let Some(m) = m {
+                body.insert(name.to_owned(), m.value(allowed));
+            }
+        };
+        put("SamplingInterval", &self.interval, &[]);
+        put("WidthPixels", &self.width, &[]);
+        put("HeightPixels", &self.height, &[]);
+        put("MaxResults", &self.max_results, &[]);
+        if let Some(q) = &self.quality {
+            let quality = q.value(&["1", "80", "100", "0", "101"]);
+            body.insert("FormatConfig".into(), json!({ "JPEGQuality": quality }));
+        }
+        match &self.token {
+            Some(Ok(after)) => {
+                let token = media_read::images_token(start_ms.saturating_add(i64::from(*after)));
+                body.insert("NextToken".into(), json!(token));
+            }
+            Some(Err(text)) => {
+                body.insert("NextToken".into(), json!(text));
+            }
+            None => {}
+        }
+        body
+    }
 }
 
 /// The stream's fragments: numbers from the first, producer timestamps growing (with the
@@ -212,6 +297,7 @@ pub fn run(data: &[u8]) -> Option<bool> {
     let accepted = check_session(&input);
     check_get_media(&input);
     check_list_fragments(&input);
+    check_images(&input);
     Some(accepted)
 }
 
@@ -360,4 +446,38 @@ fn check_list_fragments(input: &Input) {
         Ok(input.number)
     );
     let _ = media_read::parse_next_token(&input.token_text);
+}
+
+/// `GetImages`: an accepted request spans at most 300 s, samples at least 200 ms apart from
+/// within its range, and pages hold 1 to 25 images.
+fn check_images(input: &Input) {
+    let body = input.images.body();
+    let Ok(sampling) = media_read::images_sampling(&body) else {
+        return;
+    };
+    let media_read::ImagesSampling {
+        start_ms,
+        end_ms,
+        interval_ms,
+        page,
+        times,
+    } = &sampling;
+    assert!(
+        start_ms <= end_ms && end_ms - start_ms <= 300_000,
+        "{sampling:?}"
+    );
+    assert!(
+        *interval_ms >= 200 && (1..=25).contains(page),
+        "{sampling:?}"
+    );
+    let first = *times.first().expect("at least one sampled time");
+    assert!(
+        first >= *start_ms && times.len() <= 1501,
+        "{body:?}: {sampling:?}"
+    );
+    assert!(times.iter().all(|t| t <= end_ms), "{sampling:?}");
+    assert!(
+        times.windows(2).all(|w| w[1] - w[0] == *interval_ms),
+        "{sampling:?}"
+    );
 }

@@ -50,7 +50,7 @@ pub(crate) const HLS_PREFIX: &str = "/hls/v1/";
 pub(crate) const DASH_PREFIX: &str = "/dash/v1/";
 
 /// 400 NoDataRetentionException: the stream keeps no media.
-fn no_data_retention(stream: &str) -> ApiError {
+pub(crate) fn no_data_retention(stream: &str) -> ApiError {
     ApiError::new(
         http::StatusCode::BAD_REQUEST,
         "NoDataRetentionException",
