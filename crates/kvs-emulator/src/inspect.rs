@@ -19,6 +19,10 @@
 //!   first (`fragmentNumber`, producer and server timestamps in ms, length, size and `file`, the
 //!   fragment's Matroska file). Stores are on disk: after a restart the stream's fragments are
 //!   listed even before the stream is created again.
+//! - `GET  /_emulator/v1/process`: `liveHeapBytes`, the bytes the process holds allocated (a
+//!   leak grows it; memory freed but kept by the C allocator does not), or `null` when no probe
+//!   is set ([`set_live_heap_probe`]; `kvs-emulator serve` built with the `live-heap` feature
+//!   sets one, as `cargo xtask soak` builds it).
 //! - `GET  /_emulator/v1/calls`: how many times each AWS operation was called (by its path name,
 //!   e.g. `getSignalingChannelEndpoint`, `getIceServerConfig`, `joinStorageSession`, and
 //!   `connectAsMaster`/`connectAsViewer` for signaling upgrade requests, and
@@ -60,6 +64,15 @@ use crate::wire;
 /// Path prefix of the inspection API.
 pub const PREFIX: &str = "/_emulator/v1";
 
+/// What `/process` reports as `liveHeapBytes`.
+static LIVE_HEAP_PROBE: std::sync::OnceLock<fn() -> usize> = std::sync::OnceLock::new();
+
+/// Let `/process` report the live heap: `probe` returns the bytes allocated and not freed
+/// (a counting global allocator's figure). Set once per process; later calls are ignored.
+pub fn set_live_heap_probe(probe: fn() -> usize) {
+    let _ = LIVE_HEAP_PROBE.set(probe);
+}
+
 /// A JSON reply. Deliberately without CORS headers: no web page may read this API.
 fn reply(status: StatusCode, value: Value) -> HttpResponse {
     let mut resp = crate::http_server::full_response(http_body_util::Full::new(
@@ -96,6 +109,10 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> HttpR
         (&Method::GET, "/streams") => reply(StatusCode::OK, json!(shared.registry().streams())),
         (&Method::GET, "/connections") => reply(StatusCode::OK, json!(shared.hub.connections())),
         (&Method::GET, "/sessions") => reply(StatusCode::OK, json!(shared.sessions.snapshot())),
+        (&Method::GET, "/process") => reply(
+            StatusCode::OK,
+            json!({ "liveHeapBytes": LIVE_HEAP_PROBE.get().map(|probe| probe()) }),
+        ),
         (&Method::GET, "/calls") => reply(StatusCode::OK, json!(shared.calls.snapshot())),
         (&Method::GET, "/turn") => reply(StatusCode::OK, shared.turn.allocations().await),
         (&Method::GET, "/storage-peer.html") => storage_peer_page(),

@@ -140,8 +140,16 @@ struct ServeArgs {
     stream_store_mib: u64,
 }
 
+/// With `live-heap`: the system allocator, counted, so that `/_emulator/v1/process` tells a
+/// leak from memory the C allocator keeps (the soak reads it).
+#[cfg(feature = "live-heap")]
+#[global_allocator]
+static ALLOCATOR: cap::Cap<std::alloc::System> = cap::Cap::new(std::alloc::System, usize::MAX);
+
 #[tokio::main]
 async fn main() -> ExitCode {
+    #[cfg(feature = "live-heap")]
+    kvs_emulator::inspect::set_live_heap_probe(|| ALLOCATOR.allocated());
     // Logs are written by a thread of their own through a bounded, lossy queue: a stderr that
     // is read slowly or not at all (a supervisor's pipe) loses log lines, and never holds up a
     // storage session, an API call or the shutdown.
