@@ -237,6 +237,21 @@ async fn the_startup_line_gives_absolute_paths_for_a_relative_data_dir() {
     child.kill().await.unwrap();
 }
 
+#[tokio::test]
+async fn the_process_endpoint_reports_the_live_heap_of_a_binary_built_to_count_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, info) = serve_in(dir.path()).await;
+    let service = kvs_test_support::Service::from_startup_info(&info);
+    let heap = service.inspect("process").await["liveHeapBytes"].clone();
+    if cfg!(feature = "live-heap") {
+        // The idle emulator holds its runtime, listeners, CA and registry (about 350 KB).
+        assert!(heap.as_u64().is_some_and(|b| b > 64 << 10), "{heap}");
+    } else {
+        assert!(heap.is_null(), "no probe without the feature: {heap}");
+    }
+    child.kill().await.unwrap();
+}
+
 /// Start `kvs-emulator serve` in `dir` and stream the 3 s fixture into `channel` as its master;
 /// returns once the storage peer has counted every frame, with the session still live.
 async fn serve_and_stream(dir: &std::path::Path, channel: &str) -> (tokio::process::Child, Value) {
