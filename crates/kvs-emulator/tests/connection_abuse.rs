@@ -184,6 +184,9 @@ async fn connections_reopened_as_fast_as_they_close_do_not_slow_requests() {
         reopened.load(std::sync::atomic::Ordering::Relaxed),
         latencies.len()
     );
-    assert!(max < Duration::from_secs(2), "longest {max:?}");
+    // A request whose SYN the flood's full accept queue drops waits for Linux's SYN
+    // retransmission (1 s, then 2 s more), and the other abuse test runs beside this one: CI
+    // measured 2.05 s once. Before the fix every request took 6.0 s.
+    assert!(max < Duration::from_secs(4), "longest {max:?}");
     assert!(median < Duration::from_millis(500), "median {median:?}");
 }
