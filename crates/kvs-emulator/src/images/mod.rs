@@ -19,6 +19,8 @@ use base64::Engine;
 use serde_json::{json, Map, Value};
 
 use crate::api_error::ApiError;
+use crate::playback::session::timestamp;
+use crate::playback::token::TimestampKind;
 use crate::shared::Shared;
 use crate::store::StoredFragment;
 use crate::validate;
@@ -97,8 +99,8 @@ pub(crate) struct Output {
 /// A validated `GetImages` request.
 #[derive(Debug, Clone, PartialEq)]
 struct Request {
-    /// Sample producer timestamps (else server timestamps).
-    producer: bool,
+    /// The clock sampled (`ImageSelectorType`).
+    kind: TimestampKind,
     /// The range's start, ms.
     start_ms: i64,
     /// The first sampled time of this page (the start, or where `NextToken` left off), ms.
@@ -151,10 +153,10 @@ pub(crate) fn get_images(shared: &Shared, body: &Map<String, Value>) -> Result<V
     let page = &times[..times.len().min(request.page)];
     let covering: Vec<Option<usize>> = page
         .iter()
-        .map(|&t| covering_fragment(&stored, request.producer, t))
+        .map(|&t| covering_fragment(&stored, request.kind, t))
         .collect();
     let in_range = |f: &StoredFragment| {
-        let start = fragment_start(&f.meta, request.producer);
+        let start = timestamp(request.kind, &f.meta);
         start <= request.end_ms && start + f.meta.fragment_length_ms >= request.start_ms
     };
     if !stored.iter().any(in_range) {
@@ -163,8 +165,7 @@ pub(crate) fn get_images(shared: &Shared, body: &Map<String, Value>) -> Result<V
         )));
     }
     // Decoding takes milliseconds per frame: off the runtime's worker when it has others.
-    let images =
-        blocking(|| images_of(&stored, request.producer, page, &covering, request.output))?;
+    let images = blocking(|| images_of(&stored, request.kind, page, &covering, request.output))?;
     let mut answer = json!({ "Images": images });
     if more {
         answer["NextToken"] = json!(make_token(times[request.page]));
@@ -184,7 +185,7 @@ fn blocking<T>(work: impl FnOnce() -> T) -> T {
 /// The images of `page` (sampled times), `covering` naming each one's fragment.
 fn images_of(
     stored: &[StoredFragment],
-    producer: bool,
+    kind: TimestampKind,
     page: &[i64],
     covering: &[Option<usize>],
     output: Output,
@@ -206,7 +207,7 @@ fn images_of(
             .take_while(|c| **c == Some(index))
             .count();
         let fragment = &stored[index];
-        let start = fragment_start(&fragment.meta, producer);
+        let start = timestamp(kind, &fragment.meta);
         let offsets: Vec<i64> = page[at..at + run].iter().map(|t| t - start).collect();
         let rendered = std::fs::read(&fragment.file)
             .map_err(crate::playback::read_failed)
@@ -228,19 +229,10 @@ fn images_of(
     Ok(images)
 }
 
-/// The fragment's start on the selector's clock.
-fn fragment_start(meta: &crate::store::FragmentMeta, producer: bool) -> i64 {
-    if producer {
-        meta.producer_timestamp_ms
-    } else {
-        meta.server_timestamp_ms
-    }
-}
-
 /// The fragment whose span (start included, end excluded) holds `t`.
-fn covering_fragment(stored: &[StoredFragment], producer: bool, t: i64) -> Option<usize> {
+fn covering_fragment(stored: &[StoredFragment], kind: TimestampKind, t: i64) -> Option<usize> {
     stored.iter().position(|f| {
-        let start = fragment_start(&f.meta, producer);
+        let start = timestamp(kind, &f.meta);
         (start..start + f.meta.fragment_length_ms.max(1)).contains(&t)
     })
 }
@@ -340,12 +332,15 @@ fn jpeg_quality(body: &Map<String, Value>) -> Result<u8, ApiError> {
 
 /// Validate a request body (the stream is checked apart).
 fn parse(body: &Map<String, Value>) -> Result<Request, ApiError> {
-    let producer = one_of(
+    let kind = match one_of(
         body,
         "ImageSelectorType",
         "imageSelectorType",
         &["PRODUCER_TIMESTAMP", "SERVER_TIMESTAMP"],
-    )? == "PRODUCER_TIMESTAMP";
+    )? {
+        "PRODUCER_TIMESTAMP" => TimestampKind::Producer,
+        _ => TimestampKind::Server,
+    };
     let start_ms = timestamp_ms(body, "StartTimestamp")?;
     let end_ms = timestamp_ms(body, "EndTimestamp")?;
     if end_ms < start_ms {
@@ -398,7 +393,7 @@ fn parse(body: &Map<String, Value>) -> Result<Request, ApiError> {
         None => start_ms,
     };
     Ok(Request {
-        producer,
+        kind,
         start_ms,
         from_ms,
         end_ms,

@@ -30,7 +30,7 @@ fn a_request_is_read_with_its_defaults() {
     assert_eq!(
         request,
         Request {
-            producer: true,
+            kind: TimestampKind::Producer,
             start_ms: 1_000_000,
             from_ms: 1_000_000,
             end_ms: 1_010_000,
@@ -47,7 +47,7 @@ fn a_request_is_read_with_its_defaults() {
         "HeightPixels": 120, "MaxResults": 100,
     })))
     .unwrap();
-    assert!(!request.producer);
+    assert_eq!(request.kind, TimestampKind::Server);
     assert_eq!(
         request.output,
         Output {
@@ -183,16 +183,33 @@ fn a_sampled_time_belongs_to_the_fragment_whose_span_holds_it() {
         fragment(2, 1000, 1500),
         fragment(3, 3000, 3500),
     ];
-    assert_eq!(covering_fragment(&stored, true, 0), Some(0));
-    assert_eq!(covering_fragment(&stored, true, 999), Some(0));
-    assert_eq!(covering_fragment(&stored, true, 1000), Some(1));
-    assert_eq!(covering_fragment(&stored, true, 2500), None, "a gap");
     assert_eq!(
-        covering_fragment(&stored, false, 1000),
+        covering_fragment(&stored, TimestampKind::Producer, 0),
+        Some(0)
+    );
+    assert_eq!(
+        covering_fragment(&stored, TimestampKind::Producer, 999),
+        Some(0)
+    );
+    assert_eq!(
+        covering_fragment(&stored, TimestampKind::Producer, 1000),
+        Some(1)
+    );
+    assert_eq!(
+        covering_fragment(&stored, TimestampKind::Producer, 2500),
+        None,
+        "a gap"
+    );
+    assert_eq!(
+        covering_fragment(&stored, TimestampKind::Server, 1000),
         Some(0),
         "on the server clock"
     );
-    assert_eq!(covering_fragment(&stored, true, 4000), None, "past the end");
+    assert_eq!(
+        covering_fragment(&stored, TimestampKind::Producer, 4000),
+        None,
+        "past the end"
+    );
 }
 
 #[cfg(feature = "images")]
