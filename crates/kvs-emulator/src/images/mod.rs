@@ -174,7 +174,7 @@ pub(crate) fn get_images(shared: &Shared, body: &Map<String, Value>) -> Result<V
 }
 
 /// Run `work` where it may block: through `block_in_place` on a multi-thread runtime (the
-/// worker's other tasks move to another), as it is elsewhere.
+/// worker's other tasks move to another), inline on a current-thread one.
 fn blocking<T>(work: impl FnOnce() -> T) -> T {
     match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
         Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),

@@ -303,8 +303,7 @@ impl StreamStore {
 
     /// Append `line` to the index file and sync it.
     fn append_index_line(&mut self, line: &impl serde::Serialize) -> io::Result<()> {
-        let mut bytes = serde_json::to_vec(line).map_err(io::Error::other)?;
-        bytes.push(b'\n');
+        let bytes = json_line(line)?;
         let mut index = OpenOptions::new()
             .create(true)
             .append(true)
@@ -331,21 +330,24 @@ impl StreamStore {
             let removed = RemovedThrough {
                 removed_through: (self.next_number - 1).to_string(),
             };
-            let mut line = serde_json::to_vec(&removed).map_err(io::Error::other)?;
-            line.push(b'\n');
-            file.write_all(&line)?;
+            file.write_all(&json_line(&removed)?)?;
             lines += 1;
         }
         for meta in &self.index {
-            let mut line = serde_json::to_vec(meta).map_err(io::Error::other)?;
-            line.push(b'\n');
-            file.write_all(&line)?;
+            file.write_all(&json_line(meta)?)?;
         }
         file.sync_all()?;
         fs::rename(&tmp, self.dir.join(INDEX))?;
         self.index_lines = lines;
         Ok(())
     }
+}
+
+/// `value` as one line of the index: its JSON and a newline.
+fn json_line(value: &impl serde::Serialize) -> io::Result<Vec<u8>> {
+    let mut line = serde_json::to_vec(value).map_err(io::Error::other)?;
+    line.push(b'\n');
+    Ok(line)
 }
 
 fn fragment_path(dir: &Path, number: &str) -> PathBuf {
