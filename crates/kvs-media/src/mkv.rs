@@ -9,10 +9,12 @@
 //! Each cluster (one group of pictures, at most 30 s) is assembled in memory and written whole,
 //! with its real size, when the next one starts; the file is flushed then. The Segment's size
 //! stays "unknown" until [`MkvWriter::finish`], so a file cut short by a crash or `kill -9` is
-//! playable up to its last complete cluster. `finish` writes the last cluster, Cues (one per
-//! cluster, for seeking), a SeekHead pointing at Info, Tracks and Cues (into space reserved at
-//! the start), and patches the Segment size and the Duration in place: the finished file has no
-//! unknown-sized element.
+//! playable up to its last complete cluster. `finish` writes the last cluster, Cues (for
+//! seeking), a SeekHead pointing at Info, Tracks and Cues (into space reserved at the start),
+//! and patches the Segment size and the Duration in place: the finished file has no
+//! unknown-sized element. A writer's memory does not grow with the recording's length: Cues
+//! point at every cluster up to [`MAX_CUE_POINTS`] clusters, then at every 2nd, 4th, …, evenly
+//! spread ([`CuePoints`]), so a recording of hours holds 4 KiB of them.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Seek, SeekFrom, Write};
@@ -27,6 +29,50 @@ const TIMESTAMP_SCALE_NS: u64 = 1_000_000;
 const OPUS_PRE_SKIP: u16 = 312;
 /// A new cluster starts at each keyframe, or once the block offset would leave this range.
 const MAX_CLUSTER_SPAN_MS: i64 = 30_000;
+/// The most cue points a recording keeps (16 bytes each): at one cluster per second, every
+/// cluster of the first 4 minutes has one.
+pub const MAX_CUE_POINTS: usize = 256;
+
+/// Where clusters start (time, offset), for Cues, in bounded memory: every cluster gets a
+/// point until [`MAX_CUE_POINTS`] are kept; then every other point is dropped and only every
+/// 2nd cluster gets one from then on, and so on. The points stay evenly spread over the
+/// recording, one per `stride` clusters.
+#[derive(Debug)]
+struct CuePoints {
+    points: Vec<(u64, u64)>,
+    /// Clusters per point.
+    stride: u64,
+    /// Clusters written so far.
+    clusters: u64,
+}
+
+impl CuePoints {
+    fn new() -> Self {
+        Self {
+            points: Vec::with_capacity(MAX_CUE_POINTS),
+            stride: 1,
+            clusters: 0,
+        }
+    }
+
+    /// A cluster starting at `time` (ms) was written at `offset`.
+    fn cluster_written(&mut self, time: u64, offset: u64) {
+        if self.clusters.is_multiple_of(self.stride) {
+            if self.points.len() == MAX_CUE_POINTS {
+                let mut index = 0;
+                self.points.retain(|_| {
+                    index += 1;
+                    index % 2 == 1
+                });
+                self.stride *= 2;
+            }
+            // Kept points are multiples of the stride, and so is this cluster (MAX_CUE_POINTS
+            // is even).
+            self.points.push((time, offset));
+        }
+        self.clusters += 1;
+    }
+}
 
 /// Track number of the H.264 track.
 pub const VIDEO_TRACK: u64 = 1;
@@ -74,8 +120,8 @@ pub struct MkvWriter {
     cluster: Vec<u8>,
     /// Where the open cluster will be written, relative to the segment data.
     cluster_offset: u64,
-    /// (time, cluster offset) of every written cluster, for Cues.
-    cues: Vec<(u64, u64)>,
+    /// (time, cluster offset) of written clusters, for Cues.
+    cues: CuePoints,
     last_end_ms: i64,
 }
 
@@ -241,7 +287,7 @@ impl MkvWriter {
             cluster_start_ms: None,
             cluster: Vec::new(),
             cluster_offset,
-            cues: Vec::new(),
+            cues: CuePoints::new(),
             last_end_ms: 0,
         })
     }
@@ -289,7 +335,7 @@ impl MkvWriter {
         let cluster = element(0x1F43_B675, &self.cluster);
         self.out.write_all(&cluster)?;
         self.out.flush()?;
-        self.cues.push((start as u64, self.cluster_offset));
+        self.cues.cluster_written(start as u64, self.cluster_offset);
         self.cluster_offset += cluster.len() as u64;
         self.cluster.clear();
         self.cluster_start_ms = None;
@@ -303,6 +349,7 @@ impl MkvWriter {
         let cues_offset = self.cluster_offset;
         let points: Vec<u8> = self
             .cues
+            .points
             .iter()
             .flat_map(|&(time, offset)| {
                 element(
@@ -570,6 +617,39 @@ mod tests {
         let id_len = 4;
         let size_len = segment[position + id_len].leading_zeros() as usize + 1;
         assert_eq!(position + id_len + size_len, cues_at);
+    }
+
+    #[test]
+    fn cue_points_stay_bounded_and_evenly_spread_over_a_long_recording() {
+        let mut cues = CuePoints::new();
+        // Every cluster of a short recording has a point.
+        for i in 0..10u64 {
+            cues.cluster_written(i * 1000, i * 100);
+        }
+        assert_eq!(cues.points.len(), 10);
+        // Ten hours at one cluster per second.
+        for i in 10..36_000u64 {
+            cues.cluster_written(i * 1000, i * 100);
+            assert!(cues.points.len() <= MAX_CUE_POINTS, "at cluster {i}");
+        }
+        assert_eq!(cues.points.capacity(), MAX_CUE_POINTS, "never reallocated");
+        assert!(
+            cues.points.len() > MAX_CUE_POINTS / 2,
+            "{}",
+            cues.points.len()
+        );
+        assert_eq!(cues.points[0], (0, 0));
+        let step = cues.points[1].0 - cues.points[0].0;
+        assert!(
+            cues.points.windows(2).all(|w| w[1].0 - w[0].0 == step),
+            "evenly spread"
+        );
+        assert_eq!(step, cues.stride * 1000);
+        let last = cues.points.last().unwrap().0;
+        assert!(
+            36_000_000 - last <= step,
+            "the last point is near the end: {last}"
+        );
     }
 
     #[test]
