@@ -11,7 +11,9 @@
 //! * Debian packages: installed with apt-get when running as root, else listed for the user.
 //! * Python clients: a virtualenv under `target/test-env/python` (PEP 668 keeps pip out of the
 //!   system Python), put first on the tests' `PATH`.
-//! * npm: `npm ci` in `crates/kvs-emulator/tests/js`, redone only when its lock file changes.
+//! * npm: `npm ci` in `crates/kvs-emulator/tests/js` (the KVS WebRTC JS SDK) and
+//!   `crates/kvs-emulator/player` (hls.js and dash.js for the player tests), each redone only
+//!   when its lock file changes.
 //! * smithy-rs source: `$KVS_SMITHY_RS_SOURCE`, else `../shared/vendor/...` beside the workspace,
 //!   else downloaded from GitHub into `target/test-env`.
 //! * A local Cargo registry server for the publishing test: `cargo-http-registry` (crates.io),
@@ -301,6 +303,7 @@ pub fn provision(project: &Project) -> anyhow::Result<TestEnv> {
         .with_context(|| format!("cannot create {}", env_dir.display()))?;
     let python_bin = ensure_python_clients(&env_dir.join("python"))?;
     ensure_npm_tree(&project.root().join("crates/kvs-emulator/tests/js"))?;
+    ensure_npm_tree(&project.root().join("crates/kvs-emulator/player"))?;
     let smithy_rs_source = ensure_smithy_rs_source(project, &env_dir)?;
     let registry_server = ensure_registry_server(&env_dir)?;
     let c_sdk_master = c_sdk::ensure(project)?;

@@ -94,7 +94,7 @@ pub(crate) fn route(
 }
 
 /// The wall clock in ms since the epoch (the playback operations take time as an input).
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)

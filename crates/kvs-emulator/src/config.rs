@@ -250,6 +250,8 @@ pub struct EmulatorConfig {
     /// (default: [`DEFAULT_ROLE_ALIAS`](crate::DEFAULT_ROLE_ALIAS), 3600 s). Unlike AWS (900 s
     /// to 12 h), any duration of at least 1 s is accepted, so tests can watch credentials expire.
     pub role_aliases: std::collections::BTreeMap<String, Duration>,
+    /// Where the player page gets its player libraries (default: the npm registry).
+    pub player_scripts: crate::PlayerScripts,
 }
 
 /// Which TURN server GetIceServerConfig returns. Its credentials are always time-limited TURN
@@ -311,6 +313,7 @@ impl Default for EmulatorConfig {
                 crate::iot::DEFAULT_ROLE_ALIAS.to_owned(),
                 crate::iot::DEFAULT_CREDENTIAL_DURATION,
             )]),
+            player_scripts: crate::PlayerScripts::default(),
         }
     }
 }

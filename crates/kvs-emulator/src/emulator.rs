@@ -20,6 +20,7 @@ use crate::hosts::AllowedHosts;
 use crate::http_server::{self, Handler, HttpResponse, ListenerConfig};
 use crate::hub::Hub;
 use crate::impairment::{Direction, Impairment};
+use crate::player::scripts::PlayerScripts;
 use crate::registry::{Registry, ResourceRef};
 use crate::sessions::{SessionInfo, Sessions};
 use crate::shared::{Endpoints, Shared};
@@ -178,6 +179,13 @@ impl EmulatorBuilder {
     /// Where streams keep their fragments (default `kvs-emulator-data/streams`).
     pub fn streams_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.config.streams_dir = dir.into();
+        self
+    }
+
+    /// Where the player page (`/_emulator/v1/player.html`) gets hls.js and dash.js (default:
+    /// the npm registry, on first use).
+    pub fn player_scripts(mut self, scripts: PlayerScripts) -> Self {
+        self.config.player_scripts = scripts;
         self
     }
 
@@ -454,6 +462,7 @@ impl EmulatorBuilder {
             external_peers: Default::default(),
             temporary_keys: Default::default(),
             playback_key: crate::playback::token::TokenKey::random(),
+            player_scripts: crate::player::scripts::ScriptCache::default(),
             log_drops: self.log_drops,
             stores: crate::store::StreamStores::new(
                 config.streams_dir.clone(),
@@ -670,6 +679,50 @@ impl EmulatorHandle {
         self.create_storage_channel(name)
     }
 
+    /// The name of the Kinesis video stream that `channel` (a name or ARN) stores its media in,
+    /// when media storage is enabled for it.
+    pub fn storage_stream_name(&self, channel: &str) -> Option<String> {
+        let registry = self.shared.registry();
+        let reference = if channel.starts_with("arn:") {
+            ResourceRef::Arn(channel)
+        } else {
+            ResourceRef::Name(channel)
+        };
+        let stream_arn = registry
+            .channel(reference)
+            .ok()?
+            .storage_stream()?
+            .to_owned();
+        registry
+            .stream(ResourceRef::Arn(&stream_arn))
+            .ok()
+            .map(|s| s.name.clone())
+    }
+
+    /// The player page of `stream` (`/_emulator/v1/player.html`): any browser plays the
+    /// stream there (LIVE over HLS; `&protocol=DASH`, `&mode=ON_DEMAND` change it) beside its
+    /// newest fragments and GetImages thumbnails. A browser that does not trust the emulator's
+    /// CA shows a warning first.
+    pub fn player_page_url(&self, stream: &str) -> String {
+        format!(
+            "{}{}/player.html?stream={}",
+            self.shared.endpoints.control_plane,
+            crate::inspect::PREFIX,
+            crate::sigv4::uri_encode(stream)
+        )
+    }
+
+    /// A LIVE HLS streaming session URL of `stream`, as `GetHLSStreamingSessionURL` answers it:
+    /// VLC, ffplay, Safari or hls.js play it for 12 hours (the longest `Expires`). Reads the stream's index from disk.
+    ///
+    /// # Errors
+    /// The service's error message: no such stream, no media stored in the last 30 s.
+    pub fn live_hls_url(&self, stream: &str) -> Result<String, String> {
+        crate::player::session_url(&self.shared, stream, "HLS", "LIVE")
+            .map(|answer| answer["url"].as_str().unwrap_or_default().to_owned())
+            .map_err(|e| format!("{}: {}", e.code, e.message))
+    }
+
     /// Arm or fire a fault, exactly as `POST /_emulator/v1/faults` with this JSON body does
     /// (see [`crate::inspect`]), and return the reply document.
     ///
@@ -774,6 +827,7 @@ impl EmulatorHandle {
             "secretAccessKey": key.secret_access_key,
             "sessionToken": key.session_token,
             "inspectionUrl": format!("{}{}", self.shared.endpoints.control_plane, crate::inspect::PREFIX),
+            "playerPage": format!("{}{}/player.html", self.shared.endpoints.control_plane, crate::inspect::PREFIX),
             "recordingsDir": self.shared.config.recordings_dir.display().to_string(),
             "turnUris": self.shared.turn.uris(),
             "iotCredentials": self.shared.endpoints.iot_credentials,

@@ -45,6 +45,9 @@
 //! - `GET  /_emulator/v1/storage-peer.html?channel=<name or ARN>`: a page that makes the
 //!   browser showing it the channel's storage peer (it decodes the H.264, receives the Opus
 //!   and reports `getStats()`), served from here so that it is of the emulator's own origin.
+//! - `GET  /_emulator/v1/player.html?stream=<name>`: a page that plays the stream over HLS or
+//!   DASH, lists its fragments and shows GetImages thumbnails, with its helpers under
+//!   `/_emulator/v1/player/` (the crate's `player` module).
 
 use std::sync::Arc;
 
@@ -74,7 +77,7 @@ pub fn set_live_heap_probe(probe: fn() -> usize) {
 }
 
 /// A JSON reply. Deliberately without CORS headers: no web page may read this API.
-fn reply(status: StatusCode, value: Value) -> HttpResponse {
+pub(crate) fn reply(status: StatusCode, value: Value) -> HttpResponse {
     let mut resp = crate::http_server::full_response(http_body_util::Full::new(
         bytes::Bytes::from(value.to_string()),
     ));
@@ -116,6 +119,10 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> HttpR
         (&Method::GET, "/calls") => reply(StatusCode::OK, json!(shared.calls.snapshot())),
         (&Method::GET, "/turn") => reply(StatusCode::OK, shared.turn.allocations().await),
         (&Method::GET, "/storage-peer.html") => storage_peer_page(),
+        (&Method::GET, "/player.html") => crate::player::page(),
+        (&Method::GET, p) if p.starts_with("/player/") => {
+            crate::player::handle(shared.clone(), &p["/player/".len()..], &req.query).await
+        }
         (&Method::GET, p) if stream_fragments_name(p).is_some() => {
             stream_fragments(&shared, stream_fragments_name(p).unwrap_or_default())
         }
@@ -165,13 +172,24 @@ fn stream_fragments(shared: &Shared, stream: &str) -> HttpResponse {
 
 /// The browser storage peer (`storage-peer.html`).
 fn storage_peer_page() -> HttpResponse {
-    let mut resp = crate::http_server::full_response(http_body_util::Full::new(
-        bytes::Bytes::from_static(include_str!("storage/storage-peer.html").as_bytes()),
-    ));
+    static_response(
+        include_str!("storage/storage-peer.html"),
+        "text/html; charset=utf-8",
+    )
+}
+
+/// A page or script of the emulator's own, not cached (it changes with the emulator).
+pub(crate) fn static_response(text: &'static str, content_type: &'static str) -> HttpResponse {
+    bytes_response(bytes::Bytes::from_static(text.as_bytes()), content_type)
+}
+
+/// `body` as `content_type`, not cached.
+pub(crate) fn bytes_response(body: bytes::Bytes, content_type: &'static str) -> HttpResponse {
+    let mut resp = crate::http_server::full_response(http_body_util::Full::new(body));
     let h = resp.headers_mut();
     h.insert(
         http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("text/html; charset=utf-8"),
+        http::HeaderValue::from_static(content_type),
     );
     h.insert(
         http::header::CACHE_CONTROL,

@@ -138,6 +138,11 @@ struct ServeArgs {
     /// fragments are removed, as retention would. Lower it for long runs on a small disk.
     #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=1 << 30))]
     stream_store_mib: u64,
+    /// Serve the player page's hls.js and dash.js from this `node_modules` directory (`npm ci`
+    /// in crates/kvs-emulator/player makes one) instead of fetching them from the npm registry
+    /// on first use.
+    #[arg(long)]
+    player_scripts: Option<PathBuf>,
 }
 
 /// With `live-heap`: the system allocator, counted, so that `/_emulator/v1/process` tells a
@@ -220,6 +225,9 @@ async fn main() -> ExitCode {
         builder = builder.role_alias(name, duration);
     }
     builder = builder.iot_credentials_port(args.iot_port);
+    if let Some(dir) = args.player_scripts {
+        builder = builder.player_scripts(kvs_emulator::PlayerScripts::Directory(dir));
+    }
     if let (Some(id), Some(secret)) = (args.access_key_id, args.secret_access_key) {
         builder = builder.access_key(AccessKey::new(id, secret));
     }
@@ -237,6 +245,10 @@ async fn main() -> ExitCode {
         }
     };
     println!("{}", emulator.startup_info());
+    tracing::info!(
+        "watch a stream in any browser: {}",
+        emulator.player_page_url("STREAM_NAME")
+    );
     let signal = stop_signal().await;
     // Through the lossy log writer like every other line: a stderr that nobody reads must not
     // keep the recordings from being finalized.

@@ -64,6 +64,8 @@ pub(crate) struct Shared {
     pub temporary_keys: crate::temporary_keys::TemporaryKeys,
     /// Signs and checks HLS session tokens.
     pub playback_key: crate::playback::token::TokenKey,
+    /// The player page's libraries, once fetched.
+    pub player_scripts: crate::player::scripts::ScriptCache,
 }
 
 /// Calls per AWS operation (known operation names only, so the map stays small), counted once

@@ -18,13 +18,15 @@
 //! * [`IngestCli`]: the `kvs-ingest` binary run against an emulator the way AWS is reached.
 //! * [`SimTurnServer`]: turn-server-proto's sans-IO TURN server for simulated-time tests.
 //! * [`StoragePeerBrowser`]: headless Chromium on the emulator's storage-peer page, an
-//!   independent WebRTC stack receiving what a device sends.
+//!   independent WebRTC stack receiving what a device sends; [`PageBrowser`]: headless
+//!   Chromium on any emulator page, driven over DevTools (JavaScript, screenshots).
 
 mod browser;
 mod cli;
 mod coturn;
 mod emulator;
 mod ingest;
+mod page_browser;
 mod pki;
 pub mod raw;
 pub mod recording;
@@ -38,6 +40,7 @@ pub use cli::{text, workspace_bin, IngestCli};
 pub use coturn::Coturn;
 pub use emulator::{ingest_client, serve, Service, StorageMaster, TestEmulator, TEST_OFFER_DELAY};
 pub use ingest::{chain, opus_packets, run_to_end, IngestSetup, SampleClip};
+pub use page_browser::PageBrowser;
 pub use pki::TestCa;
 pub use turn_sim::{Sent, SimTurnServer};
 pub use wait::{check, wait_for, wait_for_within, wait_until, wait_until_within, WAIT};

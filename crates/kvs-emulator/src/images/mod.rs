@@ -73,7 +73,8 @@ pub(crate) enum Size {
 }
 
 impl Size {
-    /// The output size for a picture of `width` × `height`.
+    /// The output size for a picture of `width` × `height` (only the renderer asks).
+    #[cfg_attr(not(feature = "images"), allow(dead_code))]
     pub(crate) fn of(self, width: u32, height: u32) -> (u32, u32) {
         match self {
             Self::Source => (width, height),
