@@ -19,8 +19,13 @@ const CHANNEL: &str = "demo-camera";
 #[derive(Debug, Args)]
 pub(crate) struct DemoArgs {
     /// How long to ingest (the 3 s clip loops).
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, default_value_t = 10.0, conflicts_with = "play")]
     duration: f64,
+    /// Ingest until Ctrl-C and print where to watch the stream live: the emulator's player
+    /// page (any browser: hls.js or dash.js, the stream's fragments, GetImages thumbnails) and
+    /// an HLS URL for VLC, ffplay or Safari.
+    #[arg(long)]
+    play: bool,
     /// Where the emulator keeps its CA and the recordings (default: kvs-ingest-demo in the
     /// system's temporary directory). Recordings are never overwritten.
     #[arg(long)]
@@ -105,9 +110,14 @@ pub(crate) async fn run(args: DemoArgs) -> Result<(), Failed> {
         .await
         .map_err(Failed::ingest)?;
     let mut reporter = Reporter::new(args.json);
-    let _ = reporter
-        .follow(&mut session, Some(Instant::now() + duration))
-        .await;
+    let _ = if args.play {
+        let watch = crate::watch::where_to_watch(&emulator, CHANNEL, args.json);
+        reporter.follow_announcing(&mut session, None, watch).await
+    } else {
+        reporter
+            .follow(&mut session, Some(Instant::now() + duration))
+            .await
+    };
     let stats = session.stop().await.map_err(Failed::ingest)?;
     // What follows is printed after the media stopped: it may wait for the reader.
     reporter.finish(Vec::new());
@@ -212,10 +222,14 @@ pub(crate) async fn run(args: DemoArgs) -> Result<(), Failed> {
             })
         );
     } else {
-        println!(
-            "kvs-ingest demo: {} s of the sample clip into channel {CHANNEL}",
-            args.duration
-        );
+        if args.play {
+            println!("kvs-ingest demo: the sample clip into channel {CHANNEL} until Ctrl-C");
+        } else {
+            println!(
+                "kvs-ingest demo: {} s of the sample clip into channel {CHANNEL}",
+                args.duration
+            );
+        }
         match first_frame_ms {
             Some(ms) => println!("  first frame received by the storage peer {ms} ms after start"),
             None => println!("  no frame reached the storage peer"),

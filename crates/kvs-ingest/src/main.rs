@@ -19,6 +19,7 @@ mod join;
 mod output;
 mod report;
 mod run;
+mod watch;
 
 use std::process::ExitCode;
 

@@ -42,6 +42,20 @@ impl Reporter {
         session: &mut IngestSession,
         deadline: Option<Instant>,
     ) -> Result<(), ()> {
+        self.follow_announcing(session, deadline, std::future::pending())
+            .await
+    }
+
+    /// [`Reporter::follow`], printing the lines `announcement` gives when it is ready (among
+    /// the events, above the status line).
+    pub(crate) async fn follow_announcing(
+        &mut self,
+        session: &mut IngestSession,
+        deadline: Option<Instant>,
+        announcement: impl std::future::Future<Output = Vec<(Stream, String)>>,
+    ) -> Result<(), ()> {
+        tokio::pin!(announcement);
+        let mut announced = false;
         let mut stats = session.watch_stats();
         let sleep = async {
             match deadline {
@@ -68,6 +82,12 @@ impl Reporter {
                     }
                     let snapshot = stats.borrow_and_update().clone();
                     self.status(&snapshot);
+                }
+                lines = &mut announcement, if !announced => {
+                    announced = true;
+                    for (stream, line) in lines {
+                        self.output.event(stream, line);
+                    }
                 }
                 _ = &mut sleep => return Err(()),
                 _ = tokio::signal::ctrl_c() => return Err(()),

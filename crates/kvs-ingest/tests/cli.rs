@@ -310,3 +310,77 @@ async fn the_demo_s_stream_reads_back_with_the_commands_it_prints() {
         clip_path.display()
     );
 }
+
+/// `demo --play` ingests until Ctrl-C and, once a fragment is stored, says where to watch: a
+/// LIVE HLS URL that ffprobe reads as the sample's H.264 and the player page. Ctrl-C then ends
+/// it with the usual summary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_with_play_prints_a_live_hls_url_and_the_player_page_until_ctrl_c() {
+    use tokio::io::AsyncBufReadExt as _;
+    let out_dir = tempfile::tempdir().unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_kvs-ingest"))
+        .args(["demo", "--play", "--json", "--out"])
+        .arg(out_dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("kvs-ingest runs");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut next_event = async |name: &str| loop {
+        let line = tokio::time::timeout(kvs_test_support::WAIT, lines.next_line())
+            .await
+            .unwrap_or_else(|_| panic!("no {name} line within {:?}", kvs_test_support::WAIT))
+            .expect("stdout")
+            .unwrap_or_else(|| panic!("stdout ended before the {name} line"));
+        let value: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+        if value["event"] == name {
+            return value;
+        }
+    };
+    let play = next_event("play").await;
+    assert_eq!(play["stream"], "demo-camera-stream", "{play}");
+    let hls = play["hls"].as_str().unwrap_or_else(|| panic!("{play}"));
+    let page = play["playerPage"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{play}"));
+    assert!(
+        page.ends_with("/_emulator/v1/player.html?stream=demo-camera-stream"),
+        "{play}"
+    );
+    // ffprobe does not verify TLS by default; the emulator's CA is still named for players.
+    assert!(play["caCertPath"].as_str().is_some(), "{play}");
+    let probe = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_name,width,height",
+        ])
+        .args(["-of", "compact", hls])
+        .output()
+        .expect("ffprobe runs");
+    let streams = String::from_utf8_lossy(&probe.stdout);
+    assert!(
+        streams.contains("codec_name=h264|width=320|height=240"),
+        "{streams}{}",
+        String::from_utf8_lossy(&probe.stderr)
+    );
+
+    let pid = child.id().expect("running").to_string();
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let summary = next_event("summary").await;
+    assert!(
+        summary["received"]["video"]["frames"].as_u64() > Some(0),
+        "{summary}"
+    );
+    let exit = tokio::time::timeout(kvs_test_support::WAIT, child.wait())
+        .await
+        .expect("the demo ends after Ctrl-C")
+        .unwrap();
+    assert!(exit.success(), "{exit}");
+}
