@@ -123,6 +123,10 @@ pub struct Timings {
     /// a `ResourceNotFoundException`. Tests
     /// shorten it to see the refusal without waiting half a minute.
     pub live_playback_recent_media: Duration,
+    /// The shortest `Expires` that `GetHLSStreamingSessionURL` and
+    /// `GetDASHStreamingSessionURL` accept (AWS: 300 s, also the default when absent).
+    /// Emulator only: tests lower it to watch a session's token expire.
+    pub min_playback_session_expires: Duration,
 }
 
 impl Default for Timings {
@@ -143,6 +147,7 @@ impl Default for Timings {
             get_media_idle_timeout: Duration::from_secs(3),
             get_media_max_duration: Duration::from_secs(3600),
             live_playback_recent_media: Duration::from_secs(30),
+            min_playback_session_expires: Duration::from_secs(300),
         }
     }
 }

@@ -155,6 +155,7 @@ pub mod media_read {
             "cam",
             "arn:aws:kinesisvideo:us-west-2:111122223333:stream/cam/1",
             now_ms,
+            session::MIN_EXPIRES_S,
         )
         .map(|claims| serde_json::to_value(claims).expect("claims serialize"))
         .map_err(|e| e.message)

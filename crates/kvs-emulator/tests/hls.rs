@@ -91,3 +91,69 @@ async fn a_stream_without_audio_plays_as_video_alone() {
     let stored = wait_for_fragments(&emu, "hls-mute-stream", 2).await;
     phase(&emu, "hls-mute-stream", "video_only", Some(&stored)).await;
 }
+
+/// A session's token works until its `Expires` runs out, then every playlist and fragment
+/// request of the session is a 401 `NotAuthorizedException`, as at AWS. The emulator accepts
+/// `Expires` below the service's 300 s only when told to (`min_playback_session_expires`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_stops_playing_when_its_token_expires() {
+    let setup = IngestSetup::start_with("expiring-cam", |b| {
+        b.timings(|t| t.min_playback_session_expires = Duration::from_secs(1))
+    })
+    .await;
+    let session = setup.ingest_looping(setup.emulator.ingest_config()).await;
+    wait_for_fragments(&setup.emulator, "expiring-cam-stream", 1).await;
+    let expires_s = 3;
+    let made = std::time::Instant::now();
+    let url = support::streaming_session_url(
+        &setup.emulator,
+        "getHLSStreamingSessionURL",
+        &format!(
+            r#"{{"StreamName":"expiring-cam-stream","PlaybackMode":"LIVE","Expires":{expires_s}}}"#
+        ),
+    )
+    .await;
+    let (status, playlist) = setup.emulator.http_raw("GET", &url, b"").await;
+    assert_eq!(status, 200, "{playlist}");
+    assert!(
+        made.elapsed() < Duration::from_secs(expires_s),
+        "the first request came too late to count"
+    );
+    assert!(playlist.starts_with("#EXTM3U"), "{playlist}");
+    // Polled (bounded) until the token runs out.
+    let refused = kvs_test_support::wait_for_within(
+        Duration::from_secs(expires_s + 5),
+        "the session's token to expire",
+        || async {
+            let (status, headers, body) = setup.emulator.http_raw_with("GET", &url, &[], b"").await;
+            let error_type = headers
+                .into_iter()
+                .find(|(k, _)| k == "x-amzn-errortype")
+                .map(|(_, v)| v);
+            kvs_test_support::check((status, error_type, body), |(status, ..)| *status == 401)
+        },
+    )
+    .await;
+    assert!(
+        made.elapsed() >= Duration::from_secs(expires_s),
+        "refused before its Expires: {refused:?}"
+    );
+    assert!(
+        refused
+            .1
+            .as_deref()
+            .is_some_and(|t| t.starts_with("NotAuthorizedException")),
+        "{refused:?}"
+    );
+    assert!(refused.2.contains("expired"), "{refused:?}");
+    // The service's minimum still holds for a stream without the emulator-only setting: 0 is
+    // refused here too.
+    let (status, text) = support::archived_media_call(
+        &setup.emulator,
+        "getHLSStreamingSessionURL",
+        r#"{"StreamName":"expiring-cam-stream","PlaybackMode":"LIVE","Expires":0}"#,
+    )
+    .await;
+    assert_eq!(status, 400, "{text}");
+    session.stop().await.expect("a clean stop");
+}

@@ -37,30 +37,6 @@ fn page(query: &str) -> String {
     format!("{}/player.html?{query}", kvs_emulator::inspect::PREFIX)
 }
 
-/// `GetHLSStreamingSessionURL` or `GetDASHStreamingSessionURL` (`operation`) through the
-/// SigV4 API, as a program would ask for it.
-async fn session_url(setup: &IngestSetup, operation: &str, body: &str) -> String {
-    let emulator = &setup.emulator;
-    let url = format!("{}/{operation}", emulator.endpoint);
-    let headers = support::signed_headers(&url, body.as_bytes(), &emulator.key(), &emulator.region);
-    let headers: Vec<(&str, &str)> = headers
-        .iter()
-        .filter(|(k, _)| k != "host" && k != "content-type")
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    let (status, _, text) = emulator
-        .http_raw_with("POST", &url, &headers, body.as_bytes())
-        .await;
-    assert_eq!(status, 200, "{operation}: {text}");
-    let answer: Value = serde_json::from_str(&text).unwrap();
-    answer
-        .as_object()
-        .and_then(|o| o.values().next())
-        .and_then(Value::as_str)
-        .unwrap_or_else(|| panic!("{operation} answered {text}"))
-        .to_owned()
-}
-
 /// What the page's video element and player saw.
 async fn playback(browser: &mut PageBrowser) -> Value {
     browser
@@ -126,7 +102,7 @@ async fn hls_js_and_dash_js_play_live_then_on_demand() {
         ("getHLSStreamingSessionURL", "HLS"),
         ("getDASHStreamingSessionURL", "DASH"),
     ] {
-        let url = session_url(&setup, operation, &live).await;
+        let url = support::streaming_session_url(&setup.emulator, operation, &live).await;
         let query = format!(
             "protocol={protocol}&url={}",
             kvs_test_support::raw::urlencode(&url)

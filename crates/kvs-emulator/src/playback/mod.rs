@@ -135,7 +135,13 @@ fn session_token(
         let stream = registry.stream(crate::registry::ResourceRef::Name(&name))?;
         (stream.arn.clone(), stream.data_retention_in_hours)
     };
-    let claims = session::request_claims(protocol, body, &name, &arn, now_ms)?;
+    let min_expires_s = shared
+        .config
+        .timings
+        .min_playback_session_expires
+        .as_secs()
+        .clamp(1, session::MIN_EXPIRES_S);
+    let claims = session::request_claims(protocol, body, &name, &arn, now_ms, min_expires_s)?;
     if retention == 0 {
         return Err(no_data_retention(&name));
     }

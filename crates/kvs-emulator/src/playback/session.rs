@@ -78,14 +78,15 @@ fn member_names(protocol: Protocol) -> [&'static str; 4] {
 }
 
 /// The claims of a `protocol` session for `body` (already admitted), on the stream `stream`
-/// (`arn`), made at `now_ms`. Checks the request alone; whether the stream has the media is the
-/// caller's.
+/// (`arn`), made at `now_ms`, accepting an `Expires` from `min_expires_s` (the service: 300).
+/// Checks the request alone; whether the stream has the media is the caller's.
 pub(crate) fn request_claims(
     protocol: Protocol,
     body: &Map<String, Value>,
     stream: &str,
     arn: &str,
     now_ms: i64,
+    min_expires_s: u64,
 ) -> Result<Claims, ApiError> {
     let [sel, sel_member, max_field, max_member] = member_names(protocol);
     let mode = match validate::enum_member(
@@ -214,7 +215,7 @@ pub(crate) fn request_claims(
             &["ALWAYS", "NEVER"],
         )? == Some("ALWAYS");
     let expires_s =
-        validate::int_member(body, "Expires", "expires", MIN_EXPIRES_S..=MAX_EXPIRES_S)?
+        validate::int_member(body, "Expires", "expires", min_expires_s..=MAX_EXPIRES_S)?
             .unwrap_or(MIN_EXPIRES_S);
     let max_results =
         validate::int_member(body, max_field, max_member, 1..=MAX_PLAYLIST_FRAGMENTS)?.unwrap_or(
@@ -361,7 +362,14 @@ mod tests {
     }
 
     fn claims_of(v: Value) -> Result<Claims, ApiError> {
-        request_claims(Protocol::Hls, &body(v), "cam", "arn:cam", NOW)
+        request_claims(
+            Protocol::Hls,
+            &body(v),
+            "cam",
+            "arn:cam",
+            NOW,
+            MIN_EXPIRES_S,
+        )
     }
 
     fn on_demand(start: f64, end: f64) -> Value {
@@ -401,7 +409,16 @@ mod tests {
 
     #[test]
     fn dash_requests_use_their_own_member_names() {
-        let dash = |v: Value| request_claims(Protocol::Dash, &body(v), "cam", "arn:cam", NOW);
+        let dash = |v: Value| {
+            request_claims(
+                Protocol::Dash,
+                &body(v),
+                "cam",
+                "arn:cam",
+                NOW,
+                MIN_EXPIRES_S,
+            )
+        };
         let c = dash(json!({
             "PlaybackMode": "ON_DEMAND",
             "DASHFragmentSelector": {
