@@ -336,9 +336,9 @@ fn images_per_second(
         }
         let body = body.to_string();
         let headers = kvs_test_support::raw::signed_headers(&url, body.as_bytes(), key, region);
-        let mut request = agent.post(&url);
+        let mut request = agent.post(&url).content_type("application/json");
         for (name, value) in &headers {
-            if name != "host" {
+            if name != "host" && name != "content-type" {
                 request = request.header(name, value);
             }
         }
