@@ -14,7 +14,7 @@
 //! and patches the Segment size and the Duration in place: the finished file has no
 //! unknown-sized element. A writer's memory does not grow with the recording's length: Cues
 //! point at every cluster up to [`MAX_CUE_POINTS`] clusters, then at every 2nd, 4th, …, evenly
-//! spread ([`CuePoints`]), so a recording of hours holds 4 KiB of them.
+//! spread (`CuePoints`), so a recording of hours holds 4 KiB of them.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Seek, SeekFrom, Write};
