@@ -125,7 +125,8 @@ pub struct Timings {
     pub live_playback_recent_media: Duration,
     /// The shortest `Expires` that `GetHLSStreamingSessionURL` and
     /// `GetDASHStreamingSessionURL` accept (AWS: 300 s, also the default when absent).
-    /// Emulator only: tests lower it to watch a session's token expire.
+    /// Emulator only: tests lower it to watch a session's token expire. Whole seconds from 1
+    /// to 300 count; a value outside is taken as the nearest of them.
     pub min_playback_session_expires: Duration,
 }
 

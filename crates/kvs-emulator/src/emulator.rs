@@ -712,8 +712,9 @@ impl EmulatorHandle {
         )
     }
 
-    /// A LIVE HLS streaming session URL of `stream`, as `GetHLSStreamingSessionURL` answers it:
-    /// VLC, ffplay, Safari or hls.js play it for 12 hours (the longest `Expires`). Reads the stream's index from disk.
+    /// A LIVE HLS streaming session URL of `stream`, as `GetHLSStreamingSessionURL` answers it,
+    /// valid for 12 hours (the longest `Expires`): ffplay, hls.js, and VLC or Safari once they
+    /// trust the emulator's CA, play it. Blocking: it reads the stream's index from disk.
     ///
     /// # Errors
     /// The service's error message: no such stream, no media stored in the last 30 s.

@@ -15,8 +15,8 @@
 //! - `GET  /_emulator/v1/channels`, `/streams`, `/connections`, `/sessions` (the live storage
 //!   sessions, then the last [`Limits::ended_sessions_kept`](crate::Limits::ended_sessions_kept),
 //!   100 by default, that ended, oldest first).
-//! - `GET  /_emulator/v1/streams/<name>/fragments`: the fragments a stream's store keeps, oldest
-//!   first (`fragmentNumber`, producer and server timestamps in ms, length, size and `file`, the
+//! - `GET  /_emulator/v1/streams/<name>/fragments[?newest=N]`: the fragments a stream's store
+//!   keeps (the newest N), oldest first (`fragmentNumber`, producer and server timestamps in ms, length, size and `file`, the
 //!   fragment's Matroska file). Stores are on disk: after a restart the stream's fragments are
 //!   listed even before the stream is created again.
 //! - `GET  /_emulator/v1/process`: `liveHeapBytes`, the bytes the process holds allocated (a
@@ -123,9 +123,11 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> HttpR
         (&Method::GET, p) if p.starts_with("/player/") => {
             crate::player::handle(shared.clone(), &p["/player/".len()..], &req.query).await
         }
-        (&Method::GET, p) if stream_fragments_name(p).is_some() => {
-            stream_fragments(&shared, stream_fragments_name(p).unwrap_or_default())
-        }
+        (&Method::GET, p) if stream_fragments_name(p).is_some() => stream_fragments(
+            &shared,
+            stream_fragments_name(p).unwrap_or_default(),
+            newest(&req.query),
+        ),
         (&Method::POST, "/faults") if !is_json(&req.headers) => reply(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             json!({ "error": "send the fault as Content-Type: application/json" }),
@@ -148,8 +150,17 @@ fn stream_fragments_name(path: &str) -> Option<&str> {
         .filter(|name| !name.is_empty() && !name.contains('/'))
 }
 
-/// A stream's stored fragments, oldest first, each with its Matroska file.
-fn stream_fragments(shared: &Shared, stream: &str) -> HttpResponse {
+/// `?newest=N`: only the newest N fragments.
+fn newest(query: &str) -> Option<usize> {
+    crate::sigv4::decode_query(query)
+        .into_iter()
+        .find(|(k, _)| k == "newest")
+        .and_then(|(_, v)| v.parse().ok())
+}
+
+/// A stream's stored fragments (the newest `newest` of them, when given), oldest first, each
+/// with its Matroska file.
+fn stream_fragments(shared: &Shared, stream: &str, newest: Option<usize>) -> HttpResponse {
     if shared.registry().stream(ResourceRef::Name(stream)).is_err()
         && !shared.stores.has_data(stream)
     {
@@ -159,10 +170,15 @@ fn stream_fragments(shared: &Shared, stream: &str) -> HttpResponse {
         );
     }
     match shared.stores.fragments(stream) {
-        Ok(fragments) => reply(
-            StatusCode::OK,
-            json!({ "stream": stream, "fragments": fragments }),
-        ),
+        Ok(mut fragments) => {
+            if let Some(newest) = newest {
+                fragments.drain(..fragments.len().saturating_sub(newest));
+            }
+            reply(
+                StatusCode::OK,
+                json!({ "stream": stream, "fragments": fragments }),
+            )
+        }
         Err(e) => reply(
             StatusCode::INTERNAL_SERVER_ERROR,
             json!({ "error": format!("the store of {stream} cannot be read: {e}") }),

@@ -28,7 +28,9 @@ pub(crate) async fn where_to_watch(
     let ca = emulator.ca_cert_path();
     let deadline = Instant::now() + FIRST_FRAGMENT_BOUND;
     let hls = loop {
-        match emulator.live_hls_url(&stream) {
+        // Reads the stream's index from disk: off the runtime's scheduling (the CLI's runtime
+        // is multi-threaded).
+        match tokio::task::block_in_place(|| emulator.live_hls_url(&stream)) {
             Ok(url) => break Ok(url),
             Err(e) if Instant::now() >= deadline => break Err(e),
             Err(_) => tokio::time::sleep(POLL).await, // the poll interval
@@ -50,12 +52,14 @@ pub(crate) async fn where_to_watch(
         format!("  in any browser: {page}"),
     ];
     match hls {
-        Ok(url) => lines.push(format!("  HLS for VLC, ffplay or Safari: {url}")),
+        Ok(url) => lines.push(format!(
+            "  HLS (ffplay; VLC or Safari once the CA below is trusted): {url}"
+        )),
         Err(e) => lines.push(format!("  no HLS URL yet: {e}")),
     }
     if let Some(ca) = ca {
         lines.push(format!(
-            "  the emulator's TLS comes from its own CA ({}): a browser warns until you accept it or import the CA as trusted; ffplay plays the URL as it is",
+            "  the emulator's TLS comes from its own CA ({}): a browser warns until you accept it or import the CA as trusted; ffplay plays the URL as it is (it does not verify)",
             ca.display()
         ));
     }

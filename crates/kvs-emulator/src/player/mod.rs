@@ -9,8 +9,8 @@
 //!   `window.kvsPlayer` (`errors`: every error event of the player library), for tests.
 //! - `GET /_emulator/v1/player/session?stream=NAME&protocol=HLS|DASH&mode=LIVE|ON_DEMAND`:
 //!   `{"url": …}`, made by the same code as the two AWS operations (ON_DEMAND: the stored
-//!   fragments of the last 24 hours at most, as the service allows in one session), valid for
-//!   12 hours (the longest `Expires`).
+//!   fragments of the last 24 hours at most, the first 5000 of them, as the service allows in
+//!   one session), valid for 12 hours (the longest `Expires`).
 //! - `GET /_emulator/v1/player/images?stream=NAME`: GetImages' answer for the newest 10 s that
 //!   are stored, one JPEG 90 pixels high every 2 s.
 //! - `GET /_emulator/v1/player/hls.js`, `/player/dash.js`: the player libraries ([`scripts`]).
@@ -67,18 +67,26 @@ pub(crate) async fn handle(shared: Arc<Shared>, rest: &str, query: &str) -> Http
                 })
                 .unwrap_or_else(|e| {
                     tracing::warn!(error = %e, "a player library cannot be served");
-                    error_reply(StatusCode::BAD_GATEWAY, &e.to_string())
+                    let status = match e {
+                        scripts::ScriptError::Directory { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+                        _ => StatusCode::BAD_GATEWAY,
+                    };
+                    error_reply(status, &e.to_string())
                 })
         }
         "session" | "images" => {
             let Some(stream) = stream else {
                 return error_reply(StatusCode::BAD_REQUEST, "name the stream: ?stream=NAME");
             };
-            let answer = if rest == "session" {
-                session_url(&shared, &stream, &protocol, &mode)
-            } else {
-                thumbnails(&shared, &stream)
-            };
+            // The name is checked and the stream looked up as the AWS operations do, before
+            // anything reads the stream's store.
+            let answer = existing_stream(&shared, &stream).and_then(|stream| {
+                if rest == "session" {
+                    session_url(&shared, &stream, &protocol, &mode)
+                } else {
+                    thumbnails(&shared, &stream)
+                }
+            });
             match answer {
                 Ok(value) => crate::inspect::reply(StatusCode::OK, value),
                 Err(e) => error_reply(e.status, &format!("{}: {}", e.code, e.message)),
@@ -91,6 +99,14 @@ pub(crate) async fn handle(shared: Arc<Shared>, rest: &str, query: &str) -> Http
     })
     .await;
     answer.unwrap_or_else(|e| error_reply(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()))
+}
+
+/// `name` if it is a valid stream name of a stream that exists (`InvalidArgumentException`,
+/// `ResourceNotFoundException` otherwise).
+fn existing_stream(shared: &Shared, name: &str) -> Result<String, ApiError> {
+    let mut body = Map::new();
+    body.insert("StreamName".into(), json!(name));
+    crate::archived_media::stream_name(shared, &body)
 }
 
 fn error_reply(status: StatusCode, message: &str) -> HttpResponse {
@@ -124,6 +140,14 @@ pub(crate) fn session_url(
         json!(crate::playback::session::MAX_EXPIRES_S),
     );
     if mode == "ON_DEMAND" {
+        // As many fragments as one session may list (the service's limit: 5000).
+        let most = json!(crate::playback::session::MAX_PLAYLIST_FRAGMENTS);
+        let max_member = if protocol == "HLS" {
+            "MaxMediaPlaylistFragmentResults"
+        } else {
+            "MaxManifestFragmentResults"
+        };
+        body.insert(max_member.into(), most);
         let (oldest, newest_end) = stored_span(shared, stream)?;
         let start = oldest.max(newest_end - ON_DEMAND_MAX_MS);
         body.insert(
@@ -142,12 +166,12 @@ pub(crate) fn session_url(
     } else {
         crate::playback::get_dash_streaming_session_url(shared, &body, now_ms)?
     };
-    let url = answer
-        .as_object()
-        .and_then(|o| o.values().next())
-        .cloned()
-        .unwrap_or(Value::Null);
-    Ok(json!({ "url": url }))
+    let member = if protocol == "HLS" {
+        "HLSStreamingSessionURL"
+    } else {
+        "DASHStreamingSessionURL"
+    };
+    Ok(json!({ "url": answer[member] }))
 }
 
 /// The server timestamps (ms) where the stream's oldest stored fragment starts and its newest

@@ -104,18 +104,14 @@ pub(crate) struct ScriptCache {
 
 impl ScriptCache {
     /// `package`'s file from `source`, fetched on first use. Blocking: call it off the runtime.
+    /// The cache stays locked during a fetch, so pages opened at once download it once.
     pub(crate) fn get(
         &self,
         source: &PlayerScripts,
         package: Package,
     ) -> Result<Bytes, ScriptError> {
-        if let Some((_, bytes)) = self
-            .fetched
-            .lock()
-            .expect("the script cache lock")
-            .iter()
-            .find(|(name, _)| *name == package.served_as)
-        {
+        let mut fetched = self.fetched.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, bytes)) = fetched.iter().find(|(name, _)| *name == package.served_as) {
             return Ok(bytes.clone());
         }
         let bytes = match source {
@@ -127,10 +123,7 @@ impl ScriptCache {
                 file_from_tarball(&url, &tarball, package)?
             }
         };
-        self.fetched
-            .lock()
-            .expect("the script cache lock")
-            .push((package.served_as, bytes.clone()));
+        fetched.push((package.served_as, bytes.clone()));
         Ok(bytes)
     }
 }
