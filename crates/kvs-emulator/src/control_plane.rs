@@ -70,7 +70,10 @@ fn route(shared: &Arc<Shared>, req: &ReadRequest) -> Result<Reply, ApiError> {
         .copied()
         .find(|op| *op == requested)
     {
-        let body = json_api::admit(shared, req, Api::ControlPlane, op, |_| None)?;
+        // Rates per stream (only the playback session operations have one by default).
+        let body = json_api::admit(shared, req, Api::ControlPlane, op, |body| {
+            crate::archived_media::stream_name(shared, body).ok()
+        })?;
         return crate::archived_media::route(shared, op, &body);
     }
     let Some(op) = OPERATIONS.iter().copied().find(|op| *op == requested) else {

@@ -4,7 +4,9 @@
 //! Defaults are the published Kinesis Video Streams WebRTC quotas (protocol notes §8.2):
 //! DescribeSignalingChannel 300/s per account and 5/s per channel, GetSignalingChannelEndpoint
 //! 300/s per account, DescribeMediaStorageConfiguration 50 and 5, UpdateMediaStorageConfiguration
-//! 10 and 5, ConnectAsMaster and ConnectAsViewer 3/s per channel, GetMedia 5/s per stream. The storage API's quotas are not
+//! 10 and 5, ConnectAsMaster and ConnectAsViewer 3/s per channel, GetMedia 5/s per stream,
+//! GetHLSStreamingSessionURL and GetDASHStreamingSessionURL 25/s per stream (the session
+//! creation rate since the 2021 playback quota model). The storage API's quotas are not
 //! published; JoinStorageSession(AsViewer) is unthrottled unless configured.
 
 use std::collections::{BTreeMap, HashMap};
@@ -17,7 +19,7 @@ use crate::api_error::ApiError;
 const THROTTLED: &str = "Your request has been throttled because you have exceeded the limit of allowed client calls. Try making the call later.";
 
 /// The operations the emulator serves, by AWS name: the ones a rate can be set for.
-pub(crate) const OPERATIONS: [&str; 16] = [
+pub(crate) const OPERATIONS: [&str; 18] = [
     "CreateSignalingChannel",
     "DescribeSignalingChannel",
     "DeleteSignalingChannel",
@@ -34,6 +36,8 @@ pub(crate) const OPERATIONS: [&str; 16] = [
     "JoinStorageSession",
     "JoinStorageSessionAsViewer",
     "GetMedia",
+    "GetHLSStreamingSessionURL",
+    "GetDASHStreamingSessionURL",
 ];
 
 /// Buckets kept before idle ones are forgotten.
@@ -85,6 +89,10 @@ impl Throttling {
         // "A client can call GetMedia up to five times per second per stream" (the stream
         // name stands where other operations put the channel).
         t.set("GetMedia", channel(5));
+        // Playback sessions: "session creation rate limits are updated to 25 requests per
+        // second" (per stream, like GetMedia's).
+        t.set("GetHLSStreamingSessionURL", channel(25));
+        t.set("GetDASHStreamingSessionURL", channel(25));
         t.set("UpdateMediaStorageConfiguration", both(10, 5));
         t.set("ConnectAsMaster", channel(3));
         t.set("ConnectAsViewer", channel(3));

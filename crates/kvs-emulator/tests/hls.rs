@@ -14,6 +14,8 @@
 
 mod support;
 
+use futures_util::StreamExt as _;
+
 use std::time::Duration;
 
 use kvs_emulator::SessionState;
@@ -92,9 +94,10 @@ async fn a_stream_without_audio_plays_as_video_alone() {
     phase(&emu, "hls-mute-stream", "video_only", Some(&stored)).await;
 }
 
-/// A session's token works until its `Expires` runs out, then every playlist and fragment
-/// request of the session is a 401 `NotAuthorizedException`, as at AWS. The emulator accepts
-/// `Expires` below the service's 300 s only when told to (`min_playback_session_expires`).
+/// A session's token works until its `Expires` runs out, then its master playlist is a 401
+/// `NotAuthorizedException`, as at AWS (every path of a session checks the token the same
+/// way). The emulator accepts `Expires` below the service's 300 s only when told to
+/// (`min_playback_session_expires`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_stops_playing_when_its_token_expires() {
     let setup = IngestSetup::start_with("expiring-cam", |b| {
@@ -103,7 +106,7 @@ async fn a_session_stops_playing_when_its_token_expires() {
     .await;
     let session = setup.ingest_looping(setup.emulator.ingest_config()).await;
     wait_for_fragments(&setup.emulator, "expiring-cam-stream", 1).await;
-    let expires_s = 3;
+    let expires_s = 10;
     let made = std::time::Instant::now();
     let url = support::streaming_session_url(
         &setup.emulator,
@@ -146,8 +149,7 @@ async fn a_session_stops_playing_when_its_token_expires() {
         "{refused:?}"
     );
     assert!(refused.2.contains("expired"), "{refused:?}");
-    // The service's minimum still holds for a stream without the emulator-only setting: 0 is
-    // refused here too.
+    // Below the lowered minimum is still refused.
     let (status, text) = support::archived_media_call(
         &setup.emulator,
         "getHLSStreamingSessionURL",
@@ -156,4 +158,59 @@ async fn a_session_stops_playing_when_its_token_expires() {
     .await;
     assert_eq!(status, 400, "{text}");
     session.stop().await.expect("a clean stop");
+}
+
+/// Session creation is throttled as at AWS: 25 calls per second per stream, then 400
+/// `ClientLimitExceededException` (checked before the stream's media, so a stream without any
+/// shows it too); another stream keeps its own rate. A default emulator keeps the service's
+/// 300 s minimum `Expires`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_urls_are_throttled_at_25_per_second_per_stream() {
+    let emu = TestEmulator::start().await;
+    emu.create_storage_channel("busy-cam");
+    emu.create_storage_channel("calm-cam");
+    let body = |stream: &str| format!(r#"{{"StreamName":"{stream}","PlaybackMode":"LIVE"}}"#);
+    let busy = body("busy-cam-stream");
+    // 200 calls, 100 per operation: even if they take two seconds, at most 75 of an operation
+    // fit its bucket (25 at once, then 25 a second).
+    let calls = (0..200).map(|i| {
+        let operation = if i % 2 == 0 {
+            "getHLSStreamingSessionURL"
+        } else {
+            "getDASHStreamingSessionURL"
+        };
+        let busy = &busy;
+        let emu = &emu;
+        async move {
+            let (status, text) = support::archived_media_call(emu, operation, busy).await;
+            (operation, status, text)
+        }
+    });
+    // Eight at a time: as fast as the emulator answers, within its listener's backlog.
+    let answers: Vec<(&str, u16, String)> = futures_util::stream::iter(calls)
+        .buffer_unordered(8)
+        .collect()
+        .await;
+    for operation in ["getHLSStreamingSessionURL", "getDASHStreamingSessionURL"] {
+        let of_it = || answers.iter().filter(|(op, ..)| *op == operation);
+        let throttled = of_it()
+            .filter(|(_, status, text)| *status == 400 && text.contains("throttled"))
+            .count();
+        let admitted = of_it().filter(|(_, status, _)| *status == 404).count();
+        assert_eq!(throttled + admitted, 100, "{operation}: {answers:?}");
+        // A bucket of its own: at least its 25 get through, at most 75 in two seconds.
+        assert!(admitted >= 25, "{operation}: {admitted} admitted");
+        assert!(throttled >= 25, "{operation}: {throttled} throttled");
+    }
+    let (status, text) =
+        support::archived_media_call(&emu, "getHLSStreamingSessionURL", &body("calm-cam-stream"))
+            .await;
+    assert_eq!(status, 404, "another stream is not throttled: {text}");
+    let (status, text) = support::archived_media_call(
+        &emu,
+        "getHLSStreamingSessionURL",
+        r#"{"StreamName":"calm-cam-stream","PlaybackMode":"LIVE","Expires":299}"#,
+    )
+    .await;
+    assert_eq!(status, 400, "{text}");
 }
