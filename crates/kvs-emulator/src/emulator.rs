@@ -683,13 +683,8 @@ impl EmulatorHandle {
     /// when media storage is enabled for it.
     pub fn storage_stream_name(&self, channel: &str) -> Option<String> {
         let registry = self.shared.registry();
-        let reference = if channel.starts_with("arn:") {
-            ResourceRef::Arn(channel)
-        } else {
-            ResourceRef::Name(channel)
-        };
         let stream_arn = registry
-            .channel(reference)
+            .channel(ResourceRef::name_or_arn(channel))
             .ok()?
             .storage_stream()?
             .to_owned();

@@ -252,12 +252,7 @@ pub(crate) fn apply_fault(shared: &Shared, body: &Value) -> Result<Value, (Statu
     let Some(channel) = body.get("channel").and_then(Value::as_str) else {
         return bad_request("`channel` (a channel name or ARN) is required");
     };
-    let lookup = if channel.starts_with("arn:") {
-        ResourceRef::Arn(channel)
-    } else {
-        ResourceRef::Name(channel)
-    };
-    let arn = match shared.registry().channel(lookup) {
+    let arn = match shared.registry().channel(ResourceRef::name_or_arn(channel)) {
         Ok(c) => c.arn.clone(),
         Err(_) => return Err((StatusCode::NOT_FOUND, format!("no channel {channel}"))),
     };

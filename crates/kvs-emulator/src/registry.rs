@@ -84,6 +84,18 @@ pub(crate) enum ResourceRef<'a> {
     Arn(&'a str),
 }
 
+impl<'a> ResourceRef<'a> {
+    /// `text` as a name, or as an ARN when it is one (`arn:…`): how the inspection API and
+    /// the emulator's handle take "a channel name or ARN".
+    pub(crate) fn name_or_arn(text: &'a str) -> Self {
+        if text.starts_with("arn:") {
+            Self::Arn(text)
+        } else {
+            Self::Name(text)
+        }
+    }
+}
+
 fn epoch(now: SystemTime) -> (f64, u128) {
     let d = now
         .duration_since(SystemTime::UNIX_EPOCH)

@@ -65,12 +65,10 @@ pub(crate) async fn handle(shared: Arc<Shared>, mut req: Request<Incoming>) -> H
     let Some(channel) = channel else {
         return refuse(StatusCode::BAD_REQUEST, "no ?channel=".into());
     };
-    let lookup = if channel.starts_with("arn:") {
-        ResourceRef::Arn(&channel)
-    } else {
-        ResourceRef::Name(&channel)
-    };
-    let channel_arn = match shared.registry().channel(lookup) {
+    let channel_arn = match shared
+        .registry()
+        .channel(ResourceRef::name_or_arn(&channel))
+    {
         Ok(c) => c.arn.clone(),
         Err(_) => return refuse(StatusCode::NOT_FOUND, format!("no channel {channel}")),
     };
