@@ -714,9 +714,13 @@ impl EmulatorHandle {
     /// # Errors
     /// The service's error message: no such stream, no media stored in the last 30 s.
     pub fn live_hls_url(&self, stream: &str) -> Result<String, String> {
-        crate::player::session_url(&self.shared, stream, "HLS", "LIVE")
-            .map(|answer| answer["url"].as_str().unwrap_or_default().to_owned())
-            .map_err(|e| format!("{}: {}", e.code, e.message))
+        crate::player::session_url(
+            &self.shared,
+            stream,
+            crate::playback::token::Protocol::Hls,
+            "LIVE",
+        )
+        .map_err(|e| format!("{}: {}", e.code, e.message))
     }
 
     /// Arm or fire a fault, exactly as `POST /_emulator/v1/faults` with this JSON body does

@@ -97,13 +97,8 @@ pub(crate) fn get_hls_streaming_session_url(
     body: &Map<String, Value>,
     now_ms: i64,
 ) -> Result<Value, ApiError> {
-    let token = session_token(shared, token::Protocol::Hls, body, now_ms)?;
-    Ok(json!({
-        "HLSStreamingSessionURL": format!(
-            "{}{HLS_PREFIX}getHLSMasterPlaylist.m3u8?SessionToken={token}",
-            shared.endpoints.control_plane
-        )
-    }))
+    let url = streaming_session_url(shared, token::Protocol::Hls, body, now_ms)?;
+    Ok(json!({ "HLSStreamingSessionURL": url }))
 }
 
 /// `GetDASHStreamingSessionURL` at `now_ms`: the manifest's URL.
@@ -112,13 +107,27 @@ pub(crate) fn get_dash_streaming_session_url(
     body: &Map<String, Value>,
     now_ms: i64,
 ) -> Result<Value, ApiError> {
-    let token = session_token(shared, token::Protocol::Dash, body, now_ms)?;
-    Ok(json!({
-        "DASHStreamingSessionURL": format!(
-            "{}{DASH_PREFIX}getDASHManifest.mpd?SessionToken={token}",
-            shared.endpoints.control_plane
-        )
-    }))
+    let url = streaming_session_url(shared, token::Protocol::Dash, body, now_ms)?;
+    Ok(json!({ "DASHStreamingSessionURL": url }))
+}
+
+/// The URL a `protocol` session for `body` starts from (the master playlist or the manifest),
+/// made at `now_ms`: what the two operations answer.
+pub(crate) fn streaming_session_url(
+    shared: &Shared,
+    protocol: token::Protocol,
+    body: &Map<String, Value>,
+    now_ms: i64,
+) -> Result<String, ApiError> {
+    let token = session_token(shared, protocol, body, now_ms)?;
+    let start = match protocol {
+        token::Protocol::Hls => format!("{HLS_PREFIX}getHLSMasterPlaylist.m3u8"),
+        token::Protocol::Dash => format!("{DASH_PREFIX}getDASHManifest.mpd"),
+    };
+    Ok(format!(
+        "{}{start}?SessionToken={token}",
+        shared.endpoints.control_plane
+    ))
 }
 
 /// Validate a session request, check that the stream has what the session would play, and

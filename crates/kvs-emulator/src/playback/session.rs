@@ -60,7 +60,7 @@ fn timestamp_ms(
 
 /// The members a protocol names differently: (selector, its path in validation messages, the
 /// maximum, its path).
-fn member_names(protocol: Protocol) -> [&'static str; 4] {
+pub(crate) fn member_names(protocol: Protocol) -> [&'static str; 4] {
     match protocol {
         Protocol::Hls => [
             "HLSFragmentSelector",

@@ -26,6 +26,7 @@ use serde_json::{json, Map, Value};
 
 use crate::api_error::ApiError;
 use crate::http_server::HttpResponse;
+use crate::playback::token::Protocol;
 use crate::shared::Shared;
 
 /// The longest range one ON_DEMAND session may span (the service's limit: 24 hours).
@@ -82,7 +83,8 @@ pub(crate) async fn handle(shared: Arc<Shared>, rest: &str, query: &str) -> Http
             // anything reads the stream's store.
             let answer = existing_stream(&shared, &stream).and_then(|stream| {
                 if rest == "session" {
-                    session_url(&shared, &stream, &protocol, &mode)
+                    let protocol = protocol_named(&protocol)?;
+                    session_url(&shared, &stream, protocol, &mode).map(|url| json!({ "url": url }))
                 } else {
                     thumbnails(&shared, &stream)
                 }
@@ -113,24 +115,26 @@ fn error_reply(status: StatusCode, message: &str) -> HttpResponse {
     crate::inspect::reply(status, json!({ "error": message }))
 }
 
+/// `protocol` (`HLS` or `DASH`, as the page's `?protocol=` names it).
+fn protocol_named(name: &str) -> Result<Protocol, ApiError> {
+    match name {
+        "HLS" => Ok(Protocol::Hls),
+        "DASH" => Ok(Protocol::Dash),
+        other => Err(ApiError::invalid_argument(format!(
+            "protocol {other:?} is not HLS or DASH"
+        ))),
+    }
+}
+
 /// A streaming session URL for `stream`, as `GetHLSStreamingSessionURL` or
 /// `GetDASHStreamingSessionURL` would answer it.
 pub(crate) fn session_url(
     shared: &Shared,
     stream: &str,
-    protocol: &str,
+    protocol: Protocol,
     mode: &str,
-) -> Result<Value, ApiError> {
-    let now_ms = crate::archived_media::now_ms();
-    let selector_key = match protocol {
-        "HLS" => "HLSFragmentSelector",
-        "DASH" => "DASHFragmentSelector",
-        other => {
-            return Err(ApiError::invalid_argument(format!(
-                "protocol {other:?} is not HLS or DASH"
-            )))
-        }
-    };
+) -> Result<String, ApiError> {
+    let [selector_member, _, max_member, _] = crate::playback::session::member_names(protocol);
     let mut body = Map::new();
     body.insert("StreamName".into(), json!(stream));
     body.insert("PlaybackMode".into(), json!(mode));
@@ -141,17 +145,14 @@ pub(crate) fn session_url(
     );
     if mode == "ON_DEMAND" {
         // As many fragments as one session may list (the service's limit: 5000).
-        let most = json!(crate::playback::session::MAX_PLAYLIST_FRAGMENTS);
-        let max_member = if protocol == "HLS" {
-            "MaxMediaPlaylistFragmentResults"
-        } else {
-            "MaxManifestFragmentResults"
-        };
-        body.insert(max_member.into(), most);
+        body.insert(
+            max_member.into(),
+            json!(crate::playback::session::MAX_PLAYLIST_FRAGMENTS),
+        );
         let (oldest, newest_end) = stored_span(shared, stream)?;
         let start = oldest.max(newest_end - ON_DEMAND_MAX_MS);
         body.insert(
-            selector_key.into(),
+            selector_member.into(),
             json!({
                 "FragmentSelectorType": "SERVER_TIMESTAMP",
                 "TimestampRange": {
@@ -161,17 +162,8 @@ pub(crate) fn session_url(
             }),
         );
     }
-    let answer = if protocol == "HLS" {
-        crate::playback::get_hls_streaming_session_url(shared, &body, now_ms)?
-    } else {
-        crate::playback::get_dash_streaming_session_url(shared, &body, now_ms)?
-    };
-    let member = if protocol == "HLS" {
-        "HLSStreamingSessionURL"
-    } else {
-        "DASHStreamingSessionURL"
-    };
-    Ok(json!({ "url": answer[member] }))
+    let now_ms = crate::archived_media::now_ms();
+    crate::playback::streaming_session_url(shared, protocol, &body, now_ms)
 }
 
 /// The server timestamps (ms) where the stream's oldest stored fragment starts and its newest
