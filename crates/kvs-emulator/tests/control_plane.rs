@@ -821,6 +821,7 @@ async fn a_malformed_chunked_body_is_a_400_with_an_error_type() {
         "POST /describeSignalingChannel HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\nZZZ\r\n{{}}\r\n0\r\n\r\n"
     );
     tls.write_all(request.as_bytes()).await.unwrap();
+    tls.flush().await.unwrap();
     let mut response = Vec::new();
     let _ = tls.read_to_end(&mut response).await;
     let text = String::from_utf8_lossy(&response).to_ascii_lowercase();

@@ -307,6 +307,7 @@ async fn raw_request(emu: &TestEmulator, cert_pem: &str, key_pem: &str) -> Resul
         tls.write_all(request.as_bytes())
             .await
             .map_err(|e| e.to_string())?;
+        tls.flush().await.map_err(|e| e.to_string())?;
         let mut answer = Vec::new();
         tls.read_to_end(&mut answer)
             .await

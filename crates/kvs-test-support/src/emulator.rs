@@ -600,6 +600,9 @@ impl Service {
         tls.write_all(head.as_bytes()).await.expect("write request");
         // The server may answer (and close) before reading a body it refuses.
         let _ = tls.write_all(body).await;
+        // TLS buffers what the socket did not take at once: without a flush the end of the
+        // request may never leave, and the server times the connection out.
+        let _ = tls.flush().await;
         let mut response = Vec::new();
         let _ = tls.read_to_end(&mut response).await;
         let text = String::from_utf8_lossy(&response);
