@@ -33,6 +33,7 @@ use crate::json_api::Reply;
 use crate::registry::ResourceRef;
 use crate::shared::Shared;
 use crate::store::FragmentMeta;
+use crate::throttle::FragmentPoints;
 use crate::validate;
 
 /// The archived-media operations this module serves, by path.
@@ -249,6 +250,14 @@ fn list_fragments(shared: &Shared, body: &Map<String, Value>) -> Result<Value, A
         .map(parse_token)
         .transpose()?;
     let selector = selector(body, "FragmentSelector")?;
+    charge(
+        shared,
+        &stream,
+        FragmentPoints {
+            metadata: max_results as u32,
+            media: 0,
+        },
+    )?;
     let fragments = shared.stores.fragments(&stream).map_err(read_failed)?;
     let mut matching = fragments.iter().map(|f| &f.meta).filter(|m| {
         selector.is_none_or(|s| s.admits(m))
@@ -282,6 +291,14 @@ fn get_media_for_fragment_list(
             ))
         }
     };
+    charge(
+        shared,
+        &stream,
+        FragmentPoints {
+            metadata: 0,
+            media: numbers.len() as u32,
+        },
+    )?;
     let stored = shared.stores.fragments(&stream).map_err(read_failed)?;
     let mut wanted = Vec::with_capacity(numbers.len());
     let mut bytes = 0;
@@ -355,6 +372,15 @@ fn get_clip(shared: &Shared, body: &Map<String, Value>) -> Result<Reply, ApiErro
     }
     let stored = shared.stores.fragments(&stream).map_err(read_failed)?;
     let wanted = clip_fragments(&stream, &stored, selector)?;
+    let fragments = wanted.len() as u32;
+    charge(
+        shared,
+        &stream,
+        FragmentPoints {
+            metadata: fragments,
+            media: fragments,
+        },
+    )?;
     let mut files = Vec::with_capacity(wanted.len());
     for fragment in wanted {
         let file = std::fs::read(&fragment.file).map_err(read_failed)?;
@@ -374,6 +400,18 @@ fn get_clip(shared: &Shared, body: &Map<String, Value>) -> Result<Reply, ApiErro
             Err(read_failed(format!("fragment {number}: {why}")))
         }
     }
+}
+
+/// Take a request's `points` from `stream`'s fragment quotas ([`crate::throttle`]), or refuse it
+/// with ClientLimitExceededException.
+pub(crate) fn charge(
+    shared: &Shared,
+    stream: &str,
+    points: FragmentPoints,
+) -> Result<(), ApiError> {
+    shared
+        .throttle
+        .charge_fragments(stream, points, std::time::Instant::now())
 }
 
 /// The store could not be read: an internal failure, logged.

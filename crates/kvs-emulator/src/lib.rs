@@ -117,4 +117,4 @@ pub use sessions::{SessionInfo, SessionState};
 pub use shared::Endpoints;
 pub use store::feed::StoreStats;
 pub use store::FragmentMeta;
-pub use throttle::{Throttling, TpsLimit};
+pub use throttle::{FragmentQuotas, Throttling, TpsLimit};

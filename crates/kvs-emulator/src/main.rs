@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use kvs_emulator::{AccessKey, Emulator, Throttling, TlsMode, TpsLimit, TurnMode};
+use kvs_emulator::{AccessKey, Emulator, FragmentQuotas, Throttling, TlsMode, TpsLimit, TurnMode};
 
 #[derive(Parser)]
 #[command(
@@ -118,8 +118,13 @@ struct ServeArgs {
     /// (e.g. `--tps JoinStorageSession=-/1`). Repeatable; applied over the AWS defaults.
     #[arg(long, value_parser = Throttling::parse_rule)]
     tps: Vec<(String, TpsLimit)>,
+    /// The archived-media fragment quotas of each stream: METADATA/MEDIA points per second,
+    /// `-` for none (default: the service's 10000/500). ListFragments, GetClip, GetImages,
+    /// GetMediaForFragmentList and the playback paths take points from them.
+    #[arg(long, value_parser = FragmentQuotas::parse)]
+    fragment_quotas: Option<FragmentQuotas>,
     /// Throttle nothing (by default the published AWS quotas apply).
-    #[arg(long, conflicts_with = "tps")]
+    #[arg(long, conflicts_with_all = ["tps", "fragment_quotas"])]
     no_throttling: bool,
     /// Add a role alias to the IoT credentials endpoint, with its credentials' duration in
     /// seconds (default 3600): NAME or NAME=SECONDS. Repeatable. The alias KvsCameraIoTRoleAlias
@@ -216,6 +221,9 @@ async fn main() -> ExitCode {
     };
     for (operation, limit) in &args.tps {
         throttling.set(operation, *limit);
+    }
+    if let Some(quotas) = args.fragment_quotas {
+        throttling.set_fragment_quotas(quotas);
     }
     builder = builder.throttling(throttling).limits(|l| {
         l.storage_enabled_channels = args.storage_channels as usize;

@@ -109,6 +109,8 @@ struct Request {
     end_ms: i64,
     interval_ms: i64,
     page: usize,
+    /// `MaxResults` as asked (what the fragment quotas charge), or the page size.
+    max_results: u32,
     output: Output,
 }
 
@@ -141,6 +143,16 @@ pub(crate) fn get_images(shared: &Shared, body: &Map<String, Value>) -> Result<V
     if retention == 0 {
         return Err(crate::playback::no_data_retention(&stream));
     }
+    // "400 + max number of images requested" metadata points, "max number of images
+    // requested" media points.
+    crate::archived_media::charge(
+        shared,
+        &stream,
+        crate::throttle::FragmentPoints {
+            metadata: 400 + request.max_results,
+            media: request.max_results,
+        },
+    )?;
     let stored = if shared.stores.has_data(&stream) {
         shared
             .stores
@@ -387,8 +399,9 @@ fn parse(body: &Map<String, Value>) -> Result<Request, ApiError> {
             ))
         }
     };
-    let page = validate::int_member(body, "MaxResults", "maxResults", MAX_RESULTS)?
-        .map_or(PAGE, |n| n.min(PAGE));
+    let max_results =
+        validate::int_member(body, "MaxResults", "maxResults", MAX_RESULTS)?.unwrap_or(PAGE);
+    let page = max_results.min(PAGE);
     let from_ms = match validate::optional(body, "NextToken")? {
         Some(token) => parse_token(token, start_ms, end_ms)?,
         None => start_ms,
@@ -400,6 +413,7 @@ fn parse(body: &Map<String, Value>) -> Result<Request, ApiError> {
         end_ms,
         interval_ms,
         page: page as usize,
+        max_results: max_results as u32,
         output: Output { format, size },
     })
 }

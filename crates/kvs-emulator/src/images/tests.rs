@@ -36,6 +36,7 @@ fn a_request_is_read_with_its_defaults() {
             end_ms: 1_010_000,
             interval_ms: DEFAULT_INTERVAL_MS,
             page: 25,
+            max_results: 25,
             output: Output {
                 format: Format::Jpeg { quality: 80 },
                 size: Size::Source,
@@ -56,9 +57,9 @@ fn a_request_is_read_with_its_defaults() {
         }
     );
     assert_eq!(
-        (request.interval_ms, request.page),
-        (200, 25),
-        "pages hold 25 at most"
+        (request.interval_ms, request.page, request.max_results),
+        (200, 25, 100),
+        "pages hold 25 at most; the quotas charge what was asked"
     );
     let request = parse(&with(json!({
         "FormatConfig": {"JPEGQuality": "7"}, "WidthPixels": 3840, "HeightPixels": 2160,
@@ -73,7 +74,7 @@ fn a_request_is_read_with_its_defaults() {
             height: 2160
         }
     );
-    assert_eq!(request.page, 3);
+    assert_eq!((request.page, request.max_results), (3, 3));
 }
 
 #[test]

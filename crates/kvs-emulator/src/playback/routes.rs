@@ -22,6 +22,7 @@ use crate::http_util;
 use crate::shared::Shared;
 use crate::store::clip::ReadFragment;
 use crate::store::StoredFragment;
+use crate::throttle::FragmentPoints;
 
 /// The `Content-Type` of playlists, as the service sends it.
 const PLAYLIST_TYPE: &str = "application/x-mpegURL";
@@ -176,6 +177,8 @@ fn serve(
             claims.protocol
         )));
     }
+    let token = param(query, "SessionToken").unwrap_or_default();
+    admit(shared, &claims, name, token)?;
     if name == "getTSFragment.ts" {
         return Err(ApiError::invalid_argument(
             "MPEG_TS fragments are not supported by the emulator; sessions are FRAGMENTED_MP4.",
@@ -187,7 +190,6 @@ fn serve(
         .map_err(super::read_failed)?;
     let metas: Vec<_> = stored.iter().map(|f| f.meta.clone()).collect();
     let selection = session::select(&claims, &metas, now_ms);
-    let token = param(query, "SessionToken").unwrap_or_default();
     match name {
         "getHLSMasterPlaylist.m3u8" => {
             let (_, read) = codec_fragment(&claims, &stored, &selection)?;
@@ -231,6 +233,29 @@ fn serve(
             .map_err(|e| segment_error(e, &fragment.meta.fragment_number))
         }
     }
+}
+
+/// Admit a request for `name` at its operation's session-level rate, keyed by the session's
+/// `token`, then take its points from the stream's fragment quotas ([`crate::throttle`]).
+fn admit(shared: &Shared, claims: &Claims, name: &str, token: &str) -> Result<(), ApiError> {
+    let operation = name
+        .split_once('.')
+        .map_or(name, |(operation, _)| operation);
+    shared
+        .throttle
+        .admit(operation, Some(token), std::time::Instant::now())?;
+    let points = match operation {
+        "getHLSMediaPlaylist" | "getDASHManifest" => FragmentPoints {
+            metadata: claims.max_results,
+            media: 0,
+        },
+        "getMP4MediaFragment" | "getTSFragment" => FragmentPoints {
+            metadata: 0,
+            media: 1,
+        },
+        _ => return Ok(()),
+    };
+    crate::archived_media::charge(shared, &claims.stream, points)
 }
 
 /// The fragment a media fragment request names, by `FragmentNumber` (HLS) or `SequenceNumber`

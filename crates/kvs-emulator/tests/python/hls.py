@@ -66,6 +66,13 @@ def get(url):
         return err.code, kind, err.read()
 
 
+# A playlist is polled 4 times a second: the service serves a session's playlists at most 5
+# times a second (ClientLimitExceededException beyond), and so does the emulator. For the same
+# reason every player (ffprobe, ffmpeg, a loop over the fragments) gets a session of its own, as
+# real players do: the service serves a session's media fragments at most 20 times a second.
+POLL = 0.25
+
+
 def text(url):
     status, kind, body = get(url)
     assert status == 200, f"{url}: {status} {kind} {body[:300]}"
@@ -211,7 +218,7 @@ def live(am):
         if int(later[-1][0]) > int(entries[-1][0]):
             break
         assert time.monotonic() - asked < 20, f"no new fragment in the live playlist: {later}"
-        time.sleep(0.1)
+        time.sleep(POLL)
     listed_at = time.time()
     started = datetime.datetime.strptime(later[-1][2], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.timezone.utc)
     print(f"live: a new fragment listed {time.monotonic() - asked:.2f} s after the first playlist, "
@@ -221,9 +228,9 @@ def live(am):
     # Audio has its own playlist over the same fragments.
     _, audio_entries, _ = parse_media(text(audio))
     assert audio_entries, audio_entries
-    info = probe(url)
+    info = probe(session_url(am, PlaybackMode="LIVE"))
     assert sorted(s["codec_name"] for s in info["streams"]) == ["aac", "h264"], info
-    decode(url, "-t", "3")
+    decode(session_url(am, PlaybackMode="LIVE"), "-t", "3")
     print("live: ffprobe sees h264 + aac, ffmpeg decodes 3 s silently")
 
     # DASH: a dynamic manifest over the newest fragments.
@@ -232,7 +239,7 @@ def live(am):
     assert root.get("type") == "dynamic", root.attrib
     assert [s[0] for s in sets] == ["video", "audio"], sets
     assert 1 <= len(sets[0][2]) <= 5, sets[0][2]
-    info = probe(mpd)
+    info = probe(dash_url(am, PlaybackMode="LIVE"))
     assert sorted(s["codec_name"] for s in info["streams"]) == ["aac", "h264"], info
     # Every listed segment is served, starting where the timeline says. (No ffmpeg decode of
     # the live manifest: FFmpeg 5.1's dash demuxer, on each manifest refresh, rounds its
@@ -257,8 +264,9 @@ def on_demand(am, kv):
     # botocore sends whole seconds: from the first fragment's second to past the last one's.
     start = expected[0]["producerTimestampMs"] // 1000
     end = math.ceil(expected[-1]["producerTimestampMs"] / 1000) + 1
-    url = session_url(am, PlaybackMode="ON_DEMAND", HLSFragmentSelector=selector(start, end),
-                      DisplayFragmentTimestamp="ALWAYS", Expires=43200)
+    request = dict(PlaybackMode="ON_DEMAND", HLSFragmentSelector=selector(start, end),
+                   DisplayFragmentTimestamp="ALWAYS", Expires=43200)
+    url = session_url(am, **request)
     master, video, audio = variants(url)
     check_master(master)
     for playlist_url in (video, audio):
@@ -269,20 +277,21 @@ def on_demand(am, kv):
         assert [round(e[1] * 1000) for e in entries] == [f["fragmentLengthMs"] for f in expected], entries
         assert [e[2] for e in entries] == [iso(f["producerTimestampMs"]) for f in expected], entries
         assert not any(e[3] for e in entries), "no markers by default for producer timestamps"
-    info = probe(url)
+    info = probe(session_url(am, **request))
     assert sorted(s["codec_name"] for s in info["streams"]) == ["aac", "h264"], info
     video_stream = next(s for s in info["streams"] if s["codec_name"] == "h264")
     assert (video_stream["width"], video_stream["height"]) == (320, 240), video_stream
     duration = float(info["format"]["duration"])
     assert abs(duration - total) < 0.25, f"the playlist lasts {duration} s, the fragments {total} s"
-    decode(url)
+    decode(session_url(am, **request))
     print(f"on-demand: {len(expected)} fragments, {duration:.2f} s; ffprobe sees h264 + aac, ffmpeg decodes silently")
     # How long one fragment takes to serve (read back from Matroska, packaged as fMP4).
     took = []
+    timed = token_of(session_url(am, **request))
     for f in expected:
         for track in (1, 2):
             asked = time.monotonic()
-            status, _, body = get(f"{ENDPOINT}/hls/v1/getMP4MediaFragment.mp4?SessionToken={token_of(url)}"
+            status, _, body = get(f"{ENDPOINT}/hls/v1/getMP4MediaFragment.mp4?SessionToken={timed}"
                                   f"&FragmentNumber={f['fragmentNumber']}&TrackNumber={track}")
             took.append(time.monotonic() - asked)
             assert status == 200 and body[4:8] == b"moof", (status, body[:16])
@@ -335,14 +344,15 @@ def on_demand(am, kv):
     asked = time.monotonic()
     while "#EXT-X-ENDLIST" not in (playlist := text(replay_video)):
         assert time.monotonic() - asked < 10, f"the closed replay never ends: {playlist}"
-        time.sleep(0.1)
+        time.sleep(POLL)
     assert [e[0] for e in parse_media(playlist)[1]] == in_replay[-5:], (in_replay, playlist)
     assert "#EXT-X-PLAYLIST-TYPE:VOD" not in playlist
     print(f"live replay: {len(in_replay)} fragments listed and ended after {time.monotonic() - asked:.2f} s")
 
     # DASH over the same range, with the kvs: attributes.
-    mpd = dash_url(am, PlaybackMode="ON_DEMAND", DASHFragmentSelector=selector(start, end),
-                   DisplayFragmentNumber="ALWAYS", DisplayFragmentTimestamp="ALWAYS")
+    dash_request = dict(PlaybackMode="ON_DEMAND", DASHFragmentSelector=selector(start, end),
+                        DisplayFragmentNumber="ALWAYS", DisplayFragmentTimestamp="ALWAYS")
+    mpd = dash_url(am, **dash_request)
     root, sets = manifest(mpd)
     assert root.get("type") == "static", root.attrib
     assert [s[0] for s in sets] == ["video", "audio"], sets
@@ -352,14 +362,14 @@ def on_demand(am, kv):
         assert [e.get(KVS_NS + "fn") for e in timeline] == [f["fragmentNumber"] for f in expected], timeline
         assert [int(e.get(KVS_NS + "ts")) for e in timeline] == [f["producerTimestampMs"] for f in expected]
         assert [int(e.get("d")) for e in timeline] == [f["fragmentLengthMs"] for f in expected]
-    info = probe(mpd)
+    info = probe(dash_url(am, **dash_request))
     assert sorted(s["codec_name"] for s in info["streams"]) == ["aac", "h264"], info
     declared = root.get("mediaPresentationDuration")
     assert declared == f"PT{int(total)}.{round(total * 1000) % 1000:03d}S", (declared, total)
     # FFmpeg 5.1 reads that duration in whole seconds (dash.c, get_duration_insec).
     dash_duration = float(info["format"]["duration"])
     assert int(total) <= dash_duration <= total + 0.1, f"ffprobe: {dash_duration} s, the fragments {total} s"
-    decode(mpd)
+    decode(dash_url(am, **dash_request))
     plain = dash_url(am, PlaybackMode="ON_DEMAND", DASHFragmentSelector=selector(start, end),
                      MaxManifestFragmentResults=2)
     _, sets = manifest(plain)
@@ -405,7 +415,7 @@ def on_demand(am, kv):
             assert "No fragments found" in err.response["Error"]["Message"], err.response
             break
         assert time.monotonic() - asked < 30, "LIVE is still served long after ingestion ended"
-        time.sleep(0.2)
+        time.sleep(POLL)
     print("refusals: ranges, container, unknown and empty streams, LIVE without recent media")
 
     # Tokens. An altered signature, another session's claims under this signature, none.
@@ -435,7 +445,8 @@ def video_only(am):
     expected = json.loads(os.environ["KVS_EXPECTED"])
     start = expected[0]["producerTimestampMs"] // 1000
     end = math.ceil(expected[-1]["producerTimestampMs"] / 1000) + 1
-    url = session_url(am, PlaybackMode="ON_DEMAND", HLSFragmentSelector=selector(start, end))
+    request = dict(PlaybackMode="ON_DEMAND", HLSFragmentSelector=selector(start, end))
+    url = session_url(am, **request)
     master, video, audio = variants(url)
     check_master(master, audio=False)
     assert audio is None
@@ -443,15 +454,15 @@ def video_only(am):
     # The session may still be storing fragments: those stored when the test looked come first.
     assert [e[0] for e in entries][:len(expected)] == [f["fragmentNumber"] for f in expected], entries
     expect_refusal(video.replace("TrackNumber=1", "TrackNumber=2"), 404, "ResourceNotFoundException")
-    info = probe(url)
+    info = probe(session_url(am, **request))
     assert [s["codec_name"] for s in info["streams"]] == ["h264"], info
-    decode(url)
-    mpd = dash_url(am, PlaybackMode="ON_DEMAND", DASHFragmentSelector=selector(start, end))
-    _, sets = manifest(mpd)
+    decode(session_url(am, **request))
+    dash_request = dict(PlaybackMode="ON_DEMAND", DASHFragmentSelector=selector(start, end))
+    _, sets = manifest(dash_url(am, **dash_request))
     assert [s[0] for s in sets] == ["video"], sets
-    info = probe(mpd)
+    info = probe(dash_url(am, **dash_request))
     assert [s["codec_name"] for s in info["streams"]] == ["h264"], info
-    decode(mpd)
+    decode(dash_url(am, **dash_request))
     print("video only: no audio rendition (HLS) or adaptation set (DASH), ffprobe sees h264 alone, "
           "ffmpeg decodes silently")
 
