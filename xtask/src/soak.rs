@@ -21,7 +21,7 @@ pub struct SoakArgs {
     #[arg(long)]
     pub debug: bool,
     /// Further flags for `kvs-soak` (after `--`): `--fault-every`, `--warm-up`, `--keep-alive`,
-    /// `--json`.
+    /// `--json`, `--samples FILE`.
     #[arg(last = true)]
     pub soak_args: Vec<String>,
 }

@@ -20,6 +20,9 @@
 //!   re-join shows far above it);
 //! * the recordings' total decoded duration against the wall time the sessions ran.
 //!
+//! `--samples FILE` also writes every memory sample as CSV, to see the shape of a trend (a
+//! cache filling up and stopping, or steady growth) and not only its slope.
+//!
 //! The exit code is 0 when every goal is met, 1 otherwise. `cargo xtask soak --minutes M
 //! --sessions N` builds and runs it; the test command runs a 2-minute form.
 
@@ -76,6 +79,11 @@ struct Args {
     /// Print the report as one JSON object.
     #[arg(long)]
     json: bool,
+    /// Also write every memory sample to this CSV file (seconds since the
+    /// warm-up ended; both processes' live heap and RSS in bytes), to see the
+    /// shape of a trend and not only its slope.
+    #[arg(long)]
+    samples: Option<PathBuf>,
 }
 
 /// One fault and what it did.
@@ -219,6 +227,10 @@ async fn soak(args: &Args) -> Result<Value, String> {
         .await
         .map_err(|e| format!("the sampler failed: {e}"))?;
     let ran = streaming_since.elapsed();
+    if let Some(path) = &args.samples {
+        std::fs::write(path, samples.to_csv())
+            .map_err(|e| format!("cannot write the samples to {}: {e}", path.display()))?;
+    }
     stop_all(sessions).await;
     // SIGINT: the emulator finalizes every recording before it exits.
     let _ = std::process::Command::new("kill")
@@ -375,6 +387,42 @@ struct Samples {
     /// Descriptors by kind at the first and the last sample: what grew, when they did.
     sender_kinds: [BTreeMap<String, usize>; 2],
     emulator_kinds: [BTreeMap<String, usize>; 2],
+}
+
+impl Samples {
+    /// One line per sample time; a value missing at that time is left empty.
+    fn to_csv(&self) -> String {
+        let mut times: Vec<Duration> = self
+            .sender_heap
+            .iter()
+            .chain(&self.emulator_heap)
+            .chain(&self.emulator_rss)
+            .map(|(t, _)| *t)
+            .collect();
+        times.sort();
+        times.dedup();
+        let at = |series: &[(Duration, f64)], t: Duration| {
+            series
+                .iter()
+                .find(|(s, _)| *s == t)
+                .map(|(_, v)| format!("{v:.0}"))
+                .unwrap_or_default()
+        };
+        let mut out = String::from(
+            "seconds,sender_heap_bytes,sender_rss_bytes,emulator_heap_bytes,emulator_rss_bytes\n",
+        );
+        for t in times {
+            out.push_str(&format!(
+                "{:.1},{},{},{},{}\n",
+                t.as_secs_f64(),
+                at(&self.sender_heap, t),
+                at(&self.sender_rss, t),
+                at(&self.emulator_heap, t),
+                at(&self.emulator_rss, t),
+            ));
+        }
+        out
+    }
 }
 
 async fn sample_until(
@@ -608,4 +656,28 @@ fn fmt_slope(value: &Value) -> String {
     value
         .as_f64()
         .map_or_else(|| "n/a".to_owned(), |s| format!("{s:+.2}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn samples_are_written_one_line_per_time_with_gaps_left_empty() {
+        let s = |secs: u64| Duration::from_secs(secs);
+        let samples = Samples {
+            sender_heap: vec![(s(0), 100.0), (s(10), 110.0)],
+            sender_rss: vec![(s(0), 1000.0), (s(10), 1010.0)],
+            // The emulator's inspection API did not answer at 10 s.
+            emulator_heap: vec![(s(0), 200.0)],
+            emulator_rss: vec![(s(0), 2000.0), (s(10), 2020.0)],
+            ..Samples::default()
+        };
+        assert_eq!(
+            samples.to_csv(),
+            "seconds,sender_heap_bytes,sender_rss_bytes,emulator_heap_bytes,emulator_rss_bytes\n\
+             0.0,100,1000,200,2000\n\
+             10.0,110,1010,,2020\n"
+        );
+    }
 }

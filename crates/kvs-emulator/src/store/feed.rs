@@ -154,3 +154,58 @@ impl StoreFeed {
         }
     }
 }
+
+#[cfg(all(test, feature = "aac"))]
+mod tests {
+    use super::*;
+    use crate::store::fragmenter::test_params;
+
+    /// A long session through the feed as the storage peer drives it (20 ms Opus packets,
+    /// 25 fps video with a keyframe a second, both on one clock): what the live view keeps
+    /// for GetMedia stays a few fragments, however long the session runs.
+    #[test]
+    fn the_live_view_keeps_a_bounded_number_of_fragments_over_a_long_session() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = StreamStore::open(dir.path()).unwrap();
+        let store = Arc::new(Mutex::new(store));
+        let retention = Retention {
+            hours: 24,
+            max_bytes: 1 << 20,
+        };
+        let mut feed = StoreFeed::new("live-view-bound", store.clone(), retention);
+        let mut encoder =
+            opus::Encoder::new(48_000, opus::Channels::Mono, opus::Application::Audio).unwrap();
+        let packet = encoder.encode_vec(&[0i16; 960], 4000).unwrap();
+        let (mut most_fragments, mut most_bytes) = (0, 0);
+        for step in 0..(120_000 / 20) {
+            let t = 1_000_000 + step * 20;
+            feed.audio(t, t, &packet);
+            if step % 2 == 0 {
+                let keyframe = step % 50 == 0;
+                let params = keyframe.then(test_params);
+                feed.video(t, t, keyframe, params.as_ref(), vec![0x11; 3000]);
+            }
+            let store = store.lock().unwrap();
+            let live = store.live().fragments();
+            most_fragments = most_fragments.max(live.len());
+            let bytes: usize = live
+                .iter()
+                .flat_map(|f| &f.frames)
+                .map(|f| f.data.len())
+                .sum();
+            most_bytes = most_bytes.max(bytes);
+        }
+        assert_eq!(feed.finish(1_120_000).fragments, 120, "a fragment a second");
+        // The 4 stored fragments a reader may still be streaming, the closing one and the
+        // open one.
+        assert!(
+            most_fragments <= 6,
+            "{most_fragments} fragments in the live view"
+        );
+        // A fragment is 25 pictures of 3000 bytes and about 47 AAC frames.
+        assert!(
+            most_bytes < 6 * 90_000,
+            "{most_bytes} bytes in the live view"
+        );
+    }
+}
