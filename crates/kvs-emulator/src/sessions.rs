@@ -86,6 +86,10 @@ impl SessionHandle {
     }
 }
 
+/// The most ended sessions whose room is reserved when the emulator starts (a larger
+/// [`crate::Limits::ended_sessions_kept`] grows the ring as sessions end).
+const RESERVED_ENDED_AT_MOST: usize = 1024;
+
 #[derive(Default)]
 struct State {
     live: HashMap<(String, Role), Arc<SessionHandle>>,
@@ -107,7 +111,12 @@ impl Sessions {
     /// ones ([`crate::Limits::ended_sessions_kept`]).
     pub(crate) fn new(queue: usize, ended_kept: usize) -> Self {
         Self {
-            state: Mutex::new(State::default()),
+            // The history's ring is reserved whole: it grows no more as sessions end (a soak's
+            // memory trend would otherwise show its doublings as growth).
+            state: Mutex::new(State {
+                ended: VecDeque::with_capacity(ended_kept.min(RESERVED_ENDED_AT_MOST)),
+                ..State::default()
+            }),
             next_id: AtomicU64::new(1),
             queue: queue.max(1),
             ended_kept,
@@ -191,9 +200,12 @@ impl Sessions {
                 Instant::now() + slot_hold,
             );
         }
-        state.ended.push_back(info);
-        while state.ended.len() > self.ended_kept {
-            state.ended.pop_front();
+        if self.ended_kept > 0 {
+            // Room first, so that a full ring is not reallocated to take one more.
+            while state.ended.len() >= self.ended_kept {
+                state.ended.pop_front();
+            }
+            state.ended.push_back(info);
         }
     }
 
@@ -354,5 +366,18 @@ mod tests {
         let (h, _rx) = none.begin(CH, "s", Role::Master);
         none.finished(&h, &Role::Master, Duration::ZERO);
         assert!(none.snapshot().is_empty());
+    }
+
+    #[test]
+    fn the_ended_session_history_is_reserved_at_once_and_never_grows() {
+        let sessions = Sessions::new(1, 100);
+        let reserved = sessions.lock().ended.capacity();
+        assert!(reserved >= 100, "{reserved}");
+        for n in 0..250 {
+            let (h, _rx) = sessions.begin(CH, &format!("s{n}"), Role::Master);
+            sessions.finished(&h, &Role::Master, Duration::ZERO);
+            assert_eq!(sessions.lock().ended.capacity(), reserved, "after {n}");
+        }
+        assert_eq!(sessions.snapshot().len(), 100);
     }
 }
