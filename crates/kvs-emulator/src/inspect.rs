@@ -20,9 +20,11 @@
 //!   fragment's Matroska file). Stores are on disk: after a restart the stream's fragments are
 //!   listed even before the stream is created again.
 //! - `GET  /_emulator/v1/process`: `liveHeapBytes`, the bytes the process holds allocated (a
-//!   leak grows it; memory freed but kept by the C allocator does not), or `null` when no probe
-//!   is set ([`set_live_heap_probe`]; `kvs-emulator serve` built with the `live-heap` feature
-//!   sets one, as `cargo xtask soak` builds it).
+//!   leak grows it; memory freed but kept by the C allocator does not), `liveHeapMeanBytes`,
+//!   their mean over the last 10 s of readings every 50 ms (the figure to compare over time:
+//!   [`crate::heap_window`] says why), and `liveHeapMeanSeconds`, the time that mean spans;
+//!   each `null` when no probe is set ([`set_live_heap_probe`]; `kvs-emulator serve` built
+//!   with the `live-heap` feature sets one, as `cargo xtask soak` builds it).
 //! - `GET  /_emulator/v1/calls`: how many times each AWS operation was called (by its path name,
 //!   e.g. `getSignalingChannelEndpoint`, `getIceServerConfig`, `joinStorageSession`, and
 //!   `connectAsMaster`/`connectAsViewer` for signaling upgrade requests, and
@@ -56,6 +58,7 @@ use hyper::body::Incoming;
 use hyper::Request;
 use serde_json::{json, Value};
 
+use crate::heap_window::HeapWindow;
 use crate::http_server::HttpResponse;
 use crate::http_util;
 use crate::impairment::{ArmedImpairment, Direction, Impairment};
@@ -67,13 +70,31 @@ use crate::wire;
 /// Path prefix of the inspection API.
 pub const PREFIX: &str = "/_emulator/v1";
 
-/// What `/process` reports as `liveHeapBytes`.
-static LIVE_HEAP_PROBE: std::sync::OnceLock<fn() -> usize> = std::sync::OnceLock::new();
+/// What `/process` reports: the live heap now and over the last 10 s.
+static LIVE_HEAP: std::sync::OnceLock<Arc<HeapWindow>> = std::sync::OnceLock::new();
 
 /// Let `/process` report the live heap: `probe` returns the bytes allocated and not freed
-/// (a counting global allocator's figure). Set once per process; later calls are ignored.
-pub fn set_live_heap_probe(probe: fn() -> usize) {
-    let _ = LIVE_HEAP_PROBE.set(probe);
+/// (a counting global allocator's figure). From now on a thread of its own reads it every
+/// 50 ms, for the 10-s mean ([`crate::heap_window`]). Set once per process; later calls are
+/// ignored.
+///
+/// # Errors
+/// The reading thread could not be started.
+pub fn set_live_heap_probe(probe: fn() -> usize) -> std::io::Result<()> {
+    if LIVE_HEAP.get().is_none() {
+        let _ = LIVE_HEAP.set(HeapWindow::start(probe)?);
+    }
+    Ok(())
+}
+
+/// `/process`: the live heap now, and its mean over the last [`crate::heap_window::WINDOW`].
+fn process() -> Value {
+    let heap = LIVE_HEAP.get();
+    json!({
+        "liveHeapBytes": heap.map(|h| h.latest()),
+        "liveHeapMeanBytes": heap.and_then(|h| h.mean()),
+        "liveHeapMeanSeconds": heap.map(|h| h.spanned().as_secs_f64()),
+    })
 }
 
 /// A JSON reply. Deliberately without CORS headers: no web page may read this API.
@@ -112,10 +133,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> HttpR
         (&Method::GET, "/streams") => reply(StatusCode::OK, json!(shared.registry().streams())),
         (&Method::GET, "/connections") => reply(StatusCode::OK, json!(shared.hub.connections())),
         (&Method::GET, "/sessions") => reply(StatusCode::OK, json!(shared.sessions.snapshot())),
-        (&Method::GET, "/process") => reply(
-            StatusCode::OK,
-            json!({ "liveHeapBytes": LIVE_HEAP_PROBE.get().map(|probe| probe()) }),
-        ),
+        (&Method::GET, "/process") => reply(StatusCode::OK, process()),
         (&Method::GET, "/calls") => reply(StatusCode::OK, json!(shared.calls.snapshot())),
         (&Method::GET, "/turn") => reply(StatusCode::OK, shared.turn.allocations().await),
         (&Method::GET, "/storage-peer.html") => storage_peer_page(),

@@ -69,6 +69,7 @@ mod faults;
 #[doc(hidden)]
 pub mod fuzzing;
 mod get_media;
+pub mod heap_window;
 mod hosts;
 mod http_server;
 mod http_util;

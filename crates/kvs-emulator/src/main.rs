@@ -159,7 +159,9 @@ static ALLOCATOR: cap::Cap<std::alloc::System> = cap::Cap::new(std::alloc::Syste
 #[tokio::main]
 async fn main() -> ExitCode {
     #[cfg(feature = "live-heap")]
-    kvs_emulator::inspect::set_live_heap_probe(|| ALLOCATOR.allocated());
+    if let Err(e) = kvs_emulator::inspect::set_live_heap_probe(|| ALLOCATOR.allocated()) {
+        eprintln!("kvs-emulator: the live heap is not reported: {e}");
+    }
     // Logs are written by a thread of their own through a bounded, lossy queue: a stderr that
     // is read slowly or not at all (a supervisor's pipe) loses log lines, and never holds up a
     // storage session, an API call or the shutdown.

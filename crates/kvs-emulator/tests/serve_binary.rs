@@ -242,12 +242,29 @@ async fn the_process_endpoint_reports_the_live_heap_of_a_binary_built_to_count_i
     let dir = tempfile::tempdir().unwrap();
     let (mut child, info) = serve_in(dir.path()).await;
     let service = kvs_test_support::Service::from_startup_info(&info);
-    let heap = service.inspect("process").await["liveHeapBytes"].clone();
+    let process = service.inspect("process").await;
+    let heap = process["liveHeapBytes"].clone();
+    let mean = process["liveHeapMeanBytes"].clone();
     if cfg!(feature = "live-heap") {
         // The idle emulator holds its runtime, listeners, CA and registry (about 350 KB).
-        assert!(heap.as_u64().is_some_and(|b| b > 64 << 10), "{heap}");
+        assert!(heap.as_u64().is_some_and(|b| b > 64 << 10), "{process}");
+        // Read since the start, so the mean has readings too, of the same order.
+        assert!(
+            mean.as_u64()
+                .is_some_and(|m| m > 64 << 10 && m < 4 * heap.as_u64().unwrap()),
+            "{process}"
+        );
+        assert!(
+            process["liveHeapMeanSeconds"]
+                .as_f64()
+                .is_some_and(|s| s > 0.0),
+            "{process}"
+        );
     } else {
-        assert!(heap.is_null(), "no probe without the feature: {heap}");
+        assert!(
+            heap.is_null() && mean.is_null(),
+            "no probe without the feature: {process}"
+        );
     }
     child.kill().await.unwrap();
 }

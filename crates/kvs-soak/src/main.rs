@@ -12,7 +12,10 @@
 //!   under 1 % per 10 minutes; meaningful from about 10 minutes on): both count their
 //!   allocations (the `cap` crate wrapping the system allocator; the emulator built with its
 //!   `live-heap` feature reports it at `/_emulator/v1/process`), so a leak grows it, and memory
-//!   freed but kept by the C allocator (its arenas and free lists) does not. The resident
+//!   freed but kept by the C allocator (its arenas and free lists) does not. Each sample is
+//!   the mean of the readings of the last 10 s, taken every 50 ms
+//!   ([`kvs_emulator::heap_window`]); one reading every 10 s aliased the heap's per-fragment
+//!   sawtooth into a false trend of 1-3 % per 10 minutes. The resident
 //!   memory (RSS) and its slope are reported beside it;
 //! * descriptors at the end against the start (goal: no growth beyond
 //!   [`DESCRIPTOR_SLACK`]: the soak's own pooled HTTP connections to the emulator, for the
@@ -34,9 +37,11 @@ mod trend;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use kvs_emulator::heap_window::HeapWindow;
 use kvs_test_support::Service;
 use kvs_webrtc_ingest::{AudioSource, IngestSession, IngestState, VideoSource};
 use serde_json::{json, Value};
@@ -131,6 +136,13 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn soak(args: &Args) -> Result<Value, String> {
+    // Read from now on, so that the window is whole when the samples start.
+    let sender_heap = HeapWindow::start(heap::live_bytes)
+        .map_err(|e| format!("cannot start the heap reader: {e}"))?;
+    let samples_file = match &args.samples {
+        Some(path) => Some((path, create_samples_file(path)?)),
+        None => None,
+    };
     let emulator_binary = match &args.emulator {
         Some(path) => path.clone(),
         None => sibling("kvs-emulator")?,
@@ -201,6 +213,7 @@ async fn soak(args: &Args) -> Result<Value, String> {
     let end = started + Duration::from_secs_f64(args.minutes * 60.0);
     let every = Duration::from_secs(args.fault_every.max(5));
     let sampler = tokio::spawn(sample_until(
+        sender_heap,
         std::process::id(),
         emulator_pid,
         service.clone(),
@@ -227,10 +240,6 @@ async fn soak(args: &Args) -> Result<Value, String> {
         .await
         .map_err(|e| format!("the sampler failed: {e}"))?;
     let ran = streaming_since.elapsed();
-    if let Some(path) = &args.samples {
-        std::fs::write(path, samples.to_csv())
-            .map_err(|e| format!("cannot write the samples to {}: {e}", path.display()))?;
-    }
     stop_all(sessions).await;
     // SIGINT: the emulator finalizes every recording before it exits.
     let _ = std::process::Command::new("kill")
@@ -238,7 +247,34 @@ async fn soak(args: &Args) -> Result<Value, String> {
         .status();
     let _ = tokio::time::timeout(Duration::from_secs(30), emulator.wait()).await;
     let recorded = recorded_seconds(&dir.path().join("recordings"));
-    Ok(report(args, &results, &lost, &samples, recorded, ran))
+    let report = report(args, &results, &lost, &samples, recorded, ran);
+    if let Some((path, file)) = samples_file {
+        // The report matters more than the samples: a failed write is said, not fatal.
+        if let Err(e) = write_samples(file, &samples) {
+            eprintln!(
+                "kvs-soak: warning: cannot write the samples to {}: {e}",
+                path.display()
+            );
+        }
+    }
+    Ok(report)
+}
+
+/// Create the `--samples` file before the soak starts, so that a bad path fails at once and
+/// not after the run.
+fn create_samples_file(path: &Path) -> Result<std::fs::File, String> {
+    std::fs::File::create(path).map_err(|e| {
+        format!(
+            "cannot create the samples file {}: {e} (is its directory there and writable?)",
+            path.display()
+        )
+    })
+}
+
+fn write_samples(mut file: std::fs::File, samples: &Samples) -> std::io::Result<()> {
+    use std::io::Write as _;
+    file.write_all(samples.to_csv().as_bytes())?;
+    file.sync_all()
 }
 
 /// The soak's channels.
@@ -425,7 +461,12 @@ impl Samples {
     }
 }
 
+/// Sample both processes every [`SAMPLE_EVERY`] on a fixed grid from `started` until `end`.
+/// The live heaps are their means over the last 10 s ([`kvs_emulator::heap_window`]: a single
+/// reading lands on a drifting point of the heap's per-fragment sawtooth, and the drift reads
+/// as a trend).
 async fn sample_until(
+    sender_heap: Arc<HeapWindow>,
     sender: u32,
     emulator: u32,
     service: Service,
@@ -433,21 +474,26 @@ async fn sample_until(
     end: Instant,
 ) -> Samples {
     let mut samples = Samples::default();
+    let mut taken: u32 = 0;
     loop {
         let at = started.elapsed();
+        taken += 1;
         if let (Some(rss), Some(fds)) = (proc::rss_bytes(sender), proc::descriptors(sender)) {
             samples.sender_rss.push((at, rss as f64));
-            samples.sender_heap.push((at, heap::live_bytes() as f64));
+            if let Some(mean) = sender_heap.mean() {
+                samples.sender_heap.push((at, mean as f64));
+            }
             samples.sender_fds.push(fds);
         }
         if let (Some(rss), Some(fds)) = (proc::rss_bytes(emulator), proc::descriptors(emulator)) {
             samples.emulator_rss.push((at, rss as f64));
             samples.emulator_fds.push(fds);
         }
-        if let Some(heap) = service.inspect("process").await["liveHeapBytes"].as_f64() {
+        if let Some(heap) = service.inspect("process").await["liveHeapMeanBytes"].as_f64() {
             samples.emulator_heap.push((at, heap));
         }
-        let next = Instant::now() + SAMPLE_EVERY;
+        // On the grid, not after this sample's own time: that would drift.
+        let next = started + SAMPLE_EVERY * taken;
         let last = next > end;
         let first = samples.sender_fds.len() == 1;
         if first || last {
@@ -661,6 +707,28 @@ fn fmt_slope(value: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_samples_path_in_a_missing_directory_fails_before_the_soak_with_the_path_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("no-such-directory").join("soak.csv");
+        let error = create_samples_file(&path).unwrap_err();
+        assert!(error.contains(&path.display().to_string()), "{error}");
+        assert!(error.contains("directory"), "{error}");
+    }
+
+    #[test]
+    fn the_samples_file_created_at_the_start_holds_the_csv_at_the_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("soak.csv");
+        let file = create_samples_file(&path).unwrap();
+        let samples = Samples {
+            sender_heap: vec![(Duration::from_secs(0), 1.0)],
+            ..Samples::default()
+        };
+        write_samples(file, &samples).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), samples.to_csv());
+    }
 
     #[test]
     fn samples_are_written_one_line_per_time_with_gaps_left_empty() {
