@@ -50,8 +50,10 @@
 //! clock, which `clippy.toml` enforces), each tested with simulated time: the session core
 //! (`session.rs`: join, answer, media, re-join, join failures; tested against a real str0m
 //! offerer), pacing (`pacing.rs`), the ICE servers' lifecycle (`ice_servers.rs`), the TURN
-//! relays (`relay.rs`), GSO batching of outgoing datagrams (`batch.rs`), statistics publication
-//! (`publish.rs`) and server-reflexive gathering (`reflexive.rs`). Each takes inputs through
+//! relays (`relay.rs`), H.264 into RTP payloads (`packetize.rs`: str0m runs in RTP mode, as
+//! its frame API scans and copies each frame again), GSO batching of outgoing datagrams
+//! (`batch.rs`), statistics publication (`publish.rs`) and server-reflexive gathering
+//! (`reflexive.rs`). Each takes inputs through
 //! `handle_*` calls and is drained through `poll_output` until it has nothing more, with
 //! `poll_timeout` for its next deadline, as str0m is. The tokio side is three small modules that
 //! only move bytes and time between sockets, channels and the parts: `driver.rs` (the host
@@ -82,6 +84,7 @@ mod media;
 mod net;
 mod outbox;
 mod pacing;
+mod packetize;
 mod publish;
 mod reflexive;
 mod relay;

@@ -21,17 +21,20 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kvs_webrtc_signaling::Backoff;
-use str0m::media::{KeyframeRequestKind, MediaTime, Mid, Pt};
+use str0m::media::{KeyframeRequestKind, Mid};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output as RtcOutput, Rtc};
 
 use crate::error::{BoxError, Error, ErrorKind};
 use crate::event::{IngestEvent, IngestState, JoinReason, Stats, Track};
 use crate::media::{Prepared, VideoPrep};
+use crate::packetize::H264Packetizer;
 use crate::source::Picture;
+use rtp_sender::{random_first_seq_no, RtpSender};
 
 /// Candidates kept while no offer has arrived.
 const MAX_EARLY_CANDIDATES: usize = 64;
@@ -189,14 +192,30 @@ enum Phase {
 /// The WebRTC peer of one storage session.
 struct Peer {
     rtc: Rtc,
-    video: Option<(Mid, Pt)>,
-    audio: Option<(Mid, Pt)>,
+    video: Option<RtpSender>,
+    audio: Option<RtpSender>,
+    packetizer: H264Packetizer,
     offered_at: Instant,
     /// ICE and DTLS are up: media written now is sent.
     connected: bool,
     last_keyframe_sent: Option<Instant>,
     first_video_sent: bool,
     first_audio_sent: bool,
+}
+
+impl Peer {
+    fn video_mid(&self) -> Option<Mid> {
+        self.video.as_ref().map(RtpSender::mid)
+    }
+
+    fn audio_mid(&self) -> Option<Mid> {
+        self.audio.as_ref().map(RtpSender::mid)
+    }
+
+    /// The m-line candidates are trickled for.
+    fn first_mid(&self) -> Option<Mid> {
+        self.video_mid().or(self.audio_mid())
+    }
 }
 
 /// The state machine; see the module docs.
@@ -214,6 +233,8 @@ pub(crate) struct IngestCore {
     local_candidates: Vec<Candidate>,
     peer: Option<Peer>,
     video: VideoPrep,
+    /// A picture's RTP payloads on their way into str0m (kept to reuse its buffer).
+    payloads: Vec<Arc<[u8]>>,
     stats: Stats,
     /// Egress byte counters at the last statistics event, per track, for the bitrate.
     last_egress: [(u64, Option<Instant>); 2],
@@ -243,6 +264,7 @@ impl IngestCore {
             local_candidates: Vec::new(),
             peer: None,
             video: VideoPrep::default(),
+            payloads: Vec::new(),
             stats: Stats::default(),
             last_egress: [(0, None); 2],
             outputs: VecDeque::new(),
@@ -279,7 +301,7 @@ impl IngestCore {
         self.local_candidates.push(candidate.clone());
         self.stats.gathered_candidates += 1;
         if let Some(peer) = &mut self.peer {
-            let mid = peer.video.or(peer.audio).map(|(mid, _)| mid.to_string());
+            let mid = peer.first_mid().map(|mid| mid.to_string());
             peer.rtc.add_local_candidate(candidate);
             if let Some(mid) = mid {
                 self.outputs.push_back(Output::SendCandidate {
@@ -401,9 +423,8 @@ impl IngestCore {
         match self.answer(now, sdp) {
             Ok((peer, answer)) => {
                 let mid = peer
-                    .video
-                    .or(peer.audio)
-                    .map(|(mid, _)| mid.to_string())
+                    .first_mid()
+                    .map(|mid| mid.to_string())
                     .unwrap_or_else(|| "0".into());
                 self.peer = Some(peer);
                 self.sessions_answered += 1;
@@ -574,16 +595,17 @@ impl IngestCore {
             Prepared::Send { data, keyframe } => (data, keyframe),
         };
         let Some(peer) = &mut self.peer else { return };
-        let Some((mid, pt)) = peer.video else { return };
-        let Some(writer) = peer.rtc.writer(mid) else {
+        let Some(sender) = &mut peer.video else {
             return;
         };
         let bytes = data.len() as u64;
-        let rtp_time = MediaTime::from_90khz(duration_in(time, 90_000));
-        if let Err(e) = writer.write(pt, now, rtp_time, data) {
-            self.event(IngestEvent::Warning(format!(
-                "a video frame was not sent: {e}"
-            )));
+        let rtp_time = duration_in(time, 90_000) as u32;
+        self.payloads.clear();
+        peer.packetizer.packetize(&data, &mut self.payloads);
+        if !sender.send_frame(&mut peer.rtc, now, rtp_time, &mut self.payloads) {
+            self.event(IngestEvent::Warning(
+                "a video frame was not sent: its m-line has no send stream".into(),
+            ));
             return;
         }
         let first = !std::mem::replace(&mut peer.first_video_sent, true);
@@ -607,18 +629,16 @@ impl IngestCore {
             return;
         }
         let Some(peer) = &mut self.peer else { return };
-        let Some((mid, pt)) = peer.audio else { return };
-        let Some(writer) = peer.rtc.writer(mid) else {
+        let Some(sender) = &mut peer.audio else {
             return;
         };
-        let rtp_time = MediaTime::new(
-            duration_in(time, 48_000),
-            str0m::media::Frequency::FORTY_EIGHT_KHZ,
-        );
-        if let Err(e) = writer.write(pt, now, rtp_time, packet.to_vec()) {
-            self.event(IngestEvent::Warning(format!(
-                "an audio packet was not sent: {e}"
-            )));
+        let rtp_time = duration_in(time, 48_000) as u32;
+        self.payloads.clear();
+        self.payloads.push(Arc::from(packet));
+        if !sender.send_frame(&mut peer.rtc, now, rtp_time, &mut self.payloads) {
+            self.event(IngestEvent::Warning(
+                "an audio packet was not sent: its m-line has no send stream".into(),
+            ));
             return;
         }
         let first = !std::mem::replace(&mut peer.first_audio_sent, true);
@@ -785,12 +805,18 @@ impl IngestCore {
             self.config.sends_video,
             self.config.sends_audio,
         )?;
+        let sends_video = self.config.sends_video && self.config.side == Side::Master;
         let peer = Peer {
             rtc: answered.rtc,
             video: answered
                 .video
-                .filter(|_| self.config.sends_video && self.config.side == Side::Master),
-            audio: answered.audio.filter(|_| self.config.sends_audio),
+                .filter(|_| sends_video)
+                .map(|(mid, pt)| RtpSender::video(mid, pt, random_first_seq_no())),
+            audio: answered
+                .audio
+                .filter(|_| self.config.sends_audio)
+                .map(|(mid, pt)| RtpSender::audio(mid, pt, random_first_seq_no())),
+            packetizer: H264Packetizer::new(answered.payload_limit),
             offered_at: now,
             connected: false,
             last_keyframe_sent: None,
@@ -819,7 +845,7 @@ impl IngestCore {
             }
             Event::KeyframeRequest(request) => {
                 let Some(peer) = &self.peer else { return };
-                let is_video = peer.video.is_some_and(|(mid, _)| mid == request.mid);
+                let is_video = peer.video_mid() == Some(request.mid);
                 let grace = self.config.timings.keyframe_request_grace;
                 let keyframe_in_flight = peer
                     .last_keyframe_sent
@@ -839,9 +865,9 @@ impl IngestCore {
             }
             Event::MediaEgressStats(s) => {
                 let Some(peer) = &self.peer else { return };
-                let (slot, track) = if peer.video.is_some_and(|(mid, _)| mid == s.mid) {
+                let (slot, track) = if peer.video_mid() == Some(s.mid) {
                     (0, &mut self.stats.video)
-                } else if peer.audio.is_some_and(|(mid, _)| mid == s.mid) {
+                } else if peer.audio_mid() == Some(s.mid) {
                     (1, &mut self.stats.audio)
                 } else {
                     return;
@@ -862,12 +888,16 @@ impl IngestCore {
                 }
             }
             Event::PeerStats(s) if s.rtt.is_some() => self.stats.rtt = s.rtt,
-            Event::MediaData(data) => {
-                let is_audio = self
-                    .peer
-                    .as_ref()
-                    .is_some_and(|p| p.audio.is_none_or(|(mid, _)| mid == data.mid));
-                if is_audio {
+            // In RTP mode what the peer sends arrives as packets; an Opus frame is one.
+            Event::RtpPacket(packet) => {
+                let Some(peer) = &mut self.peer else { return };
+                let audio_mid = peer.audio_mid();
+                let mid = peer
+                    .rtc
+                    .direct_api()
+                    .stream_rx(&packet.header.ssrc)
+                    .map(|stream| stream.mid());
+                if mid.is_some() && audio_mid.is_none_or(|audio| mid == Some(audio)) {
                     self.stats.audio_frames_received += 1;
                 }
             }
@@ -1014,5 +1044,6 @@ fn duration_in(time: Duration, rate: u64) -> u64 {
 }
 
 mod answer;
+mod rtp_sender;
 #[cfg(test)]
 mod tests;

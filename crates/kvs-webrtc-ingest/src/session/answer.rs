@@ -28,7 +28,10 @@ const ALLOWED_H264: [u32; 4] = [0x42e01f, 0x42001f, 0x4d001f, 0x64001f];
 
 /// A peer that accepted the offer.
 pub(super) struct Answered {
+    /// In RTP mode: the session packetizes and numbers packets itself (`packetize.rs`).
     pub(super) rtc: Rtc,
+    /// The largest RTP payload for the peer's MTU.
+    pub(super) payload_limit: usize,
     /// The video m-line and H.264 payload type we send on.
     pub(super) video: Option<(Mid, Pt)>,
     /// The audio m-line and Opus payload type we send on.
@@ -53,6 +56,9 @@ pub(super) fn answer(
         None => ALLOWED_H264.to_vec(),
     };
     let mut config = RtcConfig::new()
+        // We hand str0m finished RTP payloads: its frame API would copy and scan each frame
+        // again (see `packetize.rs`).
+        .set_rtp_mode(true)
         .clear_codecs()
         .set_stats_interval(Some(Duration::from_secs(1)))
         // The packets kept to answer NACKs: a retransmission is asked for within a round
@@ -74,6 +80,7 @@ pub(super) fn answer(
         codecs.add_h264(pt.into(), Some((pt + 1).into()), true, *id);
     }
     enable_audio(codecs, AudioCodec::INGESTED);
+    let payload_limit = crate::packetize::payload_limit(config.mtu());
     let mut rtc = config.build(now);
     let local_ufrag = rtc.direct_api().local_ice_credentials().ufrag;
     check_ice_ufrags(offer_sdp, local_ufrag.len())?;
@@ -93,9 +100,13 @@ pub(super) fn answer(
             MediaKind::Video => Codec::H264,
             MediaKind::Audio => str0m_audio(AudioCodec::INGESTED),
         };
-        let pt = rtc.writer(mid).and_then(|w| {
-            w.payload_params()
-                .find(|p| p.spec().codec == codec)
+        // What `rtc.writer(mid).payload_params()` says, which str0m refuses in RTP mode: our
+        // payload types that the peer accepted on this m-line.
+        let pt = rtc.media(mid).and_then(|media| {
+            rtc.codec_config()
+                .params()
+                .iter()
+                .find(|p| p.spec().codec == codec && media.remote_pts().contains(&p.pt()))
                 .map(|p| p.pt())
         });
         match (kind, pt) {
@@ -122,6 +133,7 @@ pub(super) fn answer(
     }
     Ok(Answered {
         rtc,
+        payload_limit,
         video,
         audio,
         sdp: answer.to_sdp_string(),
