@@ -143,6 +143,11 @@ pub struct Allocation {
     stats: AllocationStats,
     /// Frames the stream of TCP and TLS (unused for UDP).
     framer: StreamFramer,
+    /// Until when the protocol has nothing to do, as its `poll` last said; `None` once the
+    /// protocol was handed something since. Its `poll` is not cheap (it walks every
+    /// permission and channel) and a session asks for the relays' deadline on every wake, so
+    /// it is asked again only after a change or once that time has come.
+    idle_until: Option<Instant>,
 }
 
 impl Allocation {
@@ -181,6 +186,7 @@ impl Allocation {
             channels: HashSet::new(),
             stats: AllocationStats::default(),
             framer: StreamFramer::default(),
+            idle_until: None,
         }
     }
 
@@ -261,6 +267,7 @@ impl Allocation {
 
     /// One datagram, or one whole unpadded frame of a stream.
     fn handle_frame(&mut self, now: Instant, bytes: &[u8]) {
+        self.idle_until = None;
         let at = self.clock.to_proto(now);
         let transport = match self.transport {
             RelayTransport::Udp => TransportType::Udp,
@@ -314,10 +321,16 @@ impl Allocation {
         if self.is_finished() {
             return None;
         }
-        let at = self.clock.to_proto(now);
-        let mut next = match self.client.poll(at) {
-            TurnPollRet::WaitUntil(when) => self.clock.to_std(when),
-            _ => now,
+        let mut next = match self.idle_until.filter(|until| now < *until) {
+            Some(until) => until,
+            None => {
+                let next = match self.client.poll(self.clock.to_proto(now)) {
+                    TurnPollRet::WaitUntil(when) => self.clock.to_std(when),
+                    _ => now,
+                };
+                self.idle_until = Some(next);
+                next
+            }
         };
         if self.state == AllocationState::Allocating {
             next = next.min(self.started + self.allocate_timeout);
@@ -338,7 +351,11 @@ impl Allocation {
             return Some(t.data.as_ref().to_vec());
         }
         // Requests that became due (a retry with credentials, a refresh) are queued by the
-        // protocol's poll.
+        // protocol's poll; none did while it is idle.
+        if self.idle_until.is_some_and(|until| now < until) {
+            return None;
+        }
+        self.idle_until = None;
         let _ = self.client.poll(at);
         self.client
             .poll_transmit(at)
@@ -387,6 +404,7 @@ impl Allocation {
     /// Send indications carry the data.
     fn bind_channel_once(&mut self, at: turn_client_proto::stun::Instant, peer: SocketAddr) {
         if self.channels.insert(peer) {
+            self.idle_until = None;
             if let Err(e) = self.client.bind_channel(TransportType::Udp, peer, at) {
                 tracing::debug!(error = %e, %peer, "no channel; Send indications carry the data");
             }
@@ -410,6 +428,7 @@ impl Allocation {
             return;
         }
         let at = self.clock.to_proto(now);
+        self.idle_until = None;
         match self.client.create_permission(TransportType::Udp, peer, at) {
             Ok(()) => {
                 self.waiting_for_permission.insert(peer, Vec::new());
@@ -424,6 +443,7 @@ impl Allocation {
         if self.is_finished() {
             return;
         }
+        self.idle_until = None;
         if self.relayed().is_some() {
             if let Err(e) = self.client.delete(self.clock.to_proto(now)) {
                 tracing::debug!(error = %e, "deallocation not sent");
@@ -438,6 +458,7 @@ impl Allocation {
         peer: SocketAddr,
         data: &[u8],
     ) -> bool {
+        self.idle_until = None;
         match self.client.send_to(TransportType::Udp, peer, data, at) {
             Ok(transmit) => {
                 if let Some(transmit) = transmit {
@@ -495,6 +516,7 @@ impl Allocation {
 
     /// Turn the protocol's events into ours and notice an ended allocation.
     fn after_input(&mut self, now: Instant) {
+        self.idle_until = None;
         let at = self.clock.to_proto(now);
         while let Some(event) = self.client.poll_event() {
             match event {

@@ -196,6 +196,45 @@ fn a_stale_nonce_is_renewed_and_the_request_retried() {
 }
 
 #[test]
+fn a_request_made_while_the_allocation_idles_is_retransmitted_on_time() {
+    let mut net = Net::new(RelayTransport::Udp, PASSWORD);
+    net.allocated();
+    net.advance(Duration::from_secs(30));
+    // Idle: the next deadline is a refresh minutes away (and is asked for twice, as a
+    // session does on every wake).
+    for _ in 0..2 {
+        let idle_until = net
+            .client
+            .poll_timeout(net.now)
+            .expect("a refresh is planned");
+        assert!(idle_until > net.now + Duration::from_secs(60));
+    }
+    // A permission request that the server never answers must be sent again within the
+    // STUN retransmission time, not when the old deadline comes.
+    net.blackhole = true;
+    let asked = net.now;
+    net.client.create_permission(net.now, net.peer.ip());
+    let mut transmits = Vec::new();
+    while net.now < asked + Duration::from_secs(3) {
+        while net.client.poll_transmit(net.now).is_some() {
+            transmits.push(net.now - asked);
+        }
+        let next = net.client.poll_timeout(net.now).expect("still allocated");
+        assert!(
+            next <= net.now + Duration::from_secs(3),
+            "the retransmission is due at {:?}",
+            next - asked
+        );
+        net.now = next.max(net.now + Duration::from_millis(1));
+        net.client.handle_timeout(net.now);
+    }
+    assert!(
+        transmits.len() >= 3,
+        "the request and its retransmissions went out at {transmits:?}"
+    );
+}
+
+#[test]
 fn close_deallocates() {
     let mut net = Net::new(RelayTransport::Udp, PASSWORD);
     net.allocated();
