@@ -321,15 +321,26 @@ impl Allocation {
         if self.is_finished() {
             return None;
         }
-        let mut next = match self.idle_until.filter(|until| now < *until) {
-            Some(until) => until,
+        let mut next = match self.idle_until {
+            Some(until) if now < until => until,
+            // That time has come: `handle_timeout` lets the protocol act on it (a
+            // retransmission, a request that ran out of them) and takes the events it queues.
+            // Polling here instead would queue them and answer with a deadline minutes away.
+            Some(_) => now,
             None => {
-                let next = match self.client.poll(self.clock.to_proto(now)) {
+                let polled = match self.client.poll(self.clock.to_proto(now)) {
                     TurnPollRet::WaitUntil(when) => self.clock.to_std(when),
                     _ => now,
                 };
-                self.idle_until = Some(next);
-                next
+                self.idle_until = Some(polled);
+                // The poll acts on the timers that came: a request that ran out of
+                // retransmissions fails there, and its event is queued while the answer is
+                // the next refresh, minutes away. Such an event is the caller's now.
+                self.take_protocol_events(now);
+                match self.idle_until {
+                    Some(until) if self.events.is_empty() => until,
+                    _ => now,
+                }
             }
         };
         if self.state == AllocationState::Allocating {
@@ -514,9 +525,26 @@ impl Allocation {
         self.after_input(now);
     }
 
-    /// Turn the protocol's events into ours and notice an ended allocation.
+    /// Turn the protocol's events into ours, let it act on its timers and notice an ended
+    /// allocation.
     fn after_input(&mut self, now: Instant) {
         self.idle_until = None;
+        self.take_protocol_events(now);
+        if self.is_finished() {
+            return;
+        }
+        let at = self.clock.to_proto(now);
+        if self.relayed().is_some() && matches!(self.client.poll(at), TurnPollRet::Closed) {
+            self.fail(AllocationError::Expired);
+            return;
+        }
+        // That poll acts on the timers that came: a request that ran out of retransmissions
+        // is failed there, and its event is ours now, not at the next input.
+        self.take_protocol_events(now);
+    }
+
+    /// Turn the events the protocol queued into ours.
+    fn take_protocol_events(&mut self, now: Instant) {
         let at = self.clock.to_proto(now);
         while let Some(event) = self.client.poll_event() {
             match event {
@@ -552,9 +580,6 @@ impl Allocation {
                 }
                 other => tracing::trace!(event = ?other, "TURN event"),
             }
-        }
-        if self.relayed().is_some() && matches!(self.client.poll(at), TurnPollRet::Closed) {
-            self.fail(AllocationError::Expired);
         }
     }
 

@@ -235,6 +235,42 @@ fn a_request_made_while_the_allocation_idles_is_retransmitted_on_time() {
 }
 
 #[test]
+fn an_unanswered_permission_fails_when_its_request_times_out() {
+    let mut net = Net::new(RelayTransport::Udp, PASSWORD);
+    net.allocated();
+    net.advance(Duration::from_secs(30));
+    net.client
+        .poll_timeout(net.now)
+        .expect("a refresh is planned");
+    net.blackhole = true;
+    let asked = net.now;
+    net.client.create_permission(net.now, net.peer.ip());
+    // Driven as a session drives it: it wakes for media every 20 ms, asks for the deadline,
+    // handles the timeout when that has come, sends what is due and takes the events.
+    let mut failed_after = None;
+    while failed_after.is_none() && net.now < asked + Duration::from_secs(600) {
+        let due = net.client.poll_timeout(net.now).expect("still allocated");
+        if due <= net.now {
+            net.client.handle_timeout(net.now);
+        }
+        while net.client.poll_transmit(net.now).is_some() {}
+        while let Some(event) = net.client.poll_event() {
+            if event == AllocationEvent::PermissionFailed(net.peer.ip()) {
+                failed_after = Some(net.now - asked);
+            }
+        }
+        net.now += Duration::from_millis(20);
+    }
+    let failed_after = failed_after.expect("the permission's failure was reported within 600 s");
+    // STUN over UDP sends a request 7 times, the last 31.5 s after the first with a 500 ms
+    // RTO; stun-proto waits 8 ms more before it gives up (RFC 8489 says 8 s).
+    assert!(
+        failed_after <= Duration::from_secs(40),
+        "reported {failed_after:?} after the request, when it timed out"
+    );
+}
+
+#[test]
 fn close_deallocates() {
     let mut net = Net::new(RelayTransport::Udp, PASSWORD);
     net.allocated();
