@@ -9,15 +9,23 @@
 //! waiting frame plays at that instant.
 //!
 //! A paced frame may leave up to [`SEND_AHEAD`] before its time, so that the frames due close
-//! together (a picture and the audio packet 20 ms after it) leave in one wake-up of the sender
-//! rather than in one each; the storage peer orders media by its RTP timestamps.
+//! together (a picture, the audio packets around it, the next picture) leave in one wake-up of
+//! the sender rather than in one each; the storage peer orders media by its RTP timestamps.
+//! Woken at the earliest waiting frame's time, the sender takes every frame due within the
+//! send-ahead: at 25 fps with 20 ms Opus that is one wake-up every 60 ms.
+//!
+//! [`Pacer::wallclock`] gives the wall-clock instant that goes with a frame's RTP time in the
+//! sender reports. For a paced frame that is its time on the media clock less the send-ahead,
+//! the same offset on both tracks whenever each frame actually left, so that early frames do
+//! not skew the tracks' mappings apart (lip sync), and never in the future (str0m sends no
+//! report for a mapping that lies ahead).
 
 use std::time::{Duration, Instant};
 
 use crate::event::Track;
 
 /// How early a paced frame may leave (see the module docs).
-pub(crate) const SEND_AHEAD: Duration = Duration::from_millis(20);
+pub(crate) const SEND_AHEAD: Duration = Duration::from_millis(40);
 use crate::source::{AudioPacket, Picture};
 
 /// A frame with a presentation time.
@@ -212,6 +220,27 @@ impl Pacer {
         audio.map(|released| released.map_or(Released::Late(Track::Audio), Released::Audio))
     }
 
+    /// The wall-clock instant that goes with the RTP time of a frame of `track` stamped
+    /// `timestamp` and released at `now` (see the module docs): its time on the media clock
+    /// less the send-ahead when paced, `now` when sent as it arrives. A frame stamped before
+    /// the clock's origin gets the origin's instant.
+    pub(crate) fn wallclock(&self, track: Track, timestamp: Duration, now: Instant) -> Instant {
+        let paced = match track {
+            Track::Video => self.video.as_ref().is_some_and(|t| t.paced),
+            Track::Audio => self.audio.as_ref().is_some_and(|t| t.paced),
+        };
+        match self.clock {
+            Some((at, origin)) if paced => {
+                let on_clock = at + timestamp.saturating_sub(origin);
+                on_clock
+                    .checked_sub(self.ahead)
+                    .unwrap_or(on_clock)
+                    .min(now)
+            }
+            _ => now,
+        }
+    }
+
     /// When a waiting frame is next due: now when the clock would start (media flows and a
     /// paced frame waits), `None` when nothing waits or the clock waits for media.
     pub(crate) fn poll_timeout(&self, now: Instant, streaming: bool) -> Option<Instant> {
@@ -355,8 +384,9 @@ mod tests {
         assert!(pacer.is_done());
     }
 
-    /// With the send-ahead, a picture and the audio due 20 ms after it leave together: one
-    /// wake-up per picture instead of one per frame, and nothing later than its time.
+    /// With the send-ahead, the frames due within 40 ms of the earliest leave together: at 25
+    /// fps with 20 ms audio, one wake-up every 60 ms instead of one per frame, and nothing
+    /// later than its time.
     #[test]
     fn frames_due_within_the_send_ahead_leave_together() {
         let t0 = Instant::now();
@@ -366,11 +396,65 @@ mod tests {
         let out = run(&mut pacer, t0, Duration::ZERO, video, audio);
         let wakes: std::collections::BTreeSet<Duration> = out.iter().map(|(at, _)| *at).collect();
         assert_eq!(out.len(), 75, "{out:?}");
-        assert_eq!(wakes.len(), 25, "one wake-up per picture: {wakes:?}");
+        // Frames from 0 to 980 ms: wake-ups at 0, 60, ..., 960.
+        assert_eq!(wakes.len(), 17, "one wake-up per 60 ms: {wakes:?}");
         for (at, released) in &out {
             let ts = timestamp(released).expect("nothing late");
             assert!(*at <= ts && ts - *at <= SEND_AHEAD, "{ts:?} left at {at:?}");
         }
+    }
+
+    /// Sender reports pair each track's RTP time with the wall clock given here: frames that
+    /// left early by different amounts still map onto one timeline, never in the future.
+    #[test]
+    fn the_reports_wallclock_is_the_media_time_less_the_send_ahead_on_both_tracks() {
+        let t0 = Instant::now();
+        let mut pacer = Pacer::new(Some(true), Some(true), Duration::from_secs(1), SEND_AHEAD);
+        let video = (0..25).map(|i| frame(1000 + i * 40)).collect();
+        let audio = (0..50).map(|i| packet(1000 + i * 20)).collect();
+        let out = run(&mut pacer, t0, Duration::ZERO, video, audio);
+        assert_eq!(out.len(), 75, "{out:?}");
+        let mut early = std::collections::BTreeSet::new();
+        for (at, released) in &out {
+            let (track, ts) = match released {
+                Released::Video(f) => (Track::Video, f.timestamp),
+                Released::Audio(p) => (Track::Audio, p.timestamp),
+                Released::Late(_) => panic!("nothing is late: {out:?}"),
+            };
+            let now = t0 + *at;
+            let wallclock = pacer.wallclock(track, ts, now);
+            // The clock started at the first frame (1000 ms) at t0.
+            let on_clock = t0 + (ts - 1000 * MS);
+            assert_eq!(wallclock, on_clock - SEND_AHEAD, "{track:?} {ts:?}");
+            assert!(
+                wallclock <= now,
+                "{track:?} {ts:?} is reported in the future"
+            );
+            early.insert(on_clock - now);
+        }
+        assert!(
+            early.len() > 1,
+            "frames left early by different amounts ({early:?}), and yet map alike"
+        );
+    }
+
+    #[test]
+    fn frames_sent_as_they_arrive_are_reported_at_the_instant_they_leave() {
+        let t0 = Instant::now();
+        let mut pacer = exact(Some(false), Some(true));
+        pacer.push_video(frame(5_000));
+        let now = t0 + Duration::from_secs(3);
+        assert_eq!(
+            pacer.poll_output(now, true),
+            Some(Released::Video(frame(5_000)))
+        );
+        assert_eq!(pacer.wallclock(Track::Video, 5_000 * MS, now), now);
+        let not_started = exact(Some(true), Some(true));
+        assert_eq!(
+            not_started.wallclock(Track::Audio, 20 * MS, now),
+            now,
+            "a paced frame before the clock starts"
+        );
     }
 
     #[test]

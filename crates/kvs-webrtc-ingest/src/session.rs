@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kvs_webrtc_signaling::Backoff;
-use str0m::media::{KeyframeRequestKind, Mid};
+use str0m::media::{KeyframeRequestKind, MediaKind, Mid};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output as RtcOutput, Rtc};
 
@@ -578,8 +578,9 @@ impl IngestCore {
         }
     }
 
-    /// A picture to send now, its timestamp the RTP time (90 kHz).
-    pub(crate) fn write_video(&mut self, now: Instant, picture: Picture) {
+    /// A picture to send now, its timestamp the RTP time (90 kHz); `wallclock` goes with that
+    /// RTP time in the sender reports (see [`crate::pacing::Pacer::wallclock`]).
+    pub(crate) fn write_video(&mut self, now: Instant, wallclock: Instant, picture: Picture) {
         self.tick(now);
         if !self.is_streaming() {
             self.video.observe(&picture);
@@ -602,7 +603,7 @@ impl IngestCore {
         let rtp_time = duration_in(time, 90_000) as u32;
         self.payloads.clear();
         peer.packetizer.packetize(&data, &mut self.payloads);
-        if !sender.send_frame(&mut peer.rtc, now, rtp_time, &mut self.payloads) {
+        if !sender.send_frame(&mut peer.rtc, wallclock, rtp_time, &mut self.payloads) {
             self.event(IngestEvent::Warning(
                 "a video frame was not sent: its m-line has no send stream".into(),
             ));
@@ -621,8 +622,15 @@ impl IngestCore {
         }
     }
 
-    /// An Opus packet to send now with this RTP time (48 kHz).
-    pub(crate) fn write_audio(&mut self, now: Instant, time: Duration, packet: &[u8]) {
+    /// An Opus packet to send now with this RTP time (48 kHz), paired with `wallclock` in the
+    /// sender reports.
+    pub(crate) fn write_audio(
+        &mut self,
+        now: Instant,
+        wallclock: Instant,
+        time: Duration,
+        packet: &[u8],
+    ) {
         self.tick(now);
         if !self.is_streaming() {
             self.stats.audio.dropped_not_connected += 1;
@@ -635,7 +643,7 @@ impl IngestCore {
         let rtp_time = duration_in(time, 48_000) as u32;
         self.payloads.clear();
         self.payloads.push(Arc::from(packet));
-        if !sender.send_frame(&mut peer.rtc, now, rtp_time, &mut self.payloads) {
+        if !sender.send_frame(&mut peer.rtc, wallclock, rtp_time, &mut self.payloads) {
             self.event(IngestEvent::Warning(
                 "an audio packet was not sent: its m-line has no send stream".into(),
             ));
@@ -891,13 +899,13 @@ impl IngestCore {
             // In RTP mode what the peer sends arrives as packets; an Opus frame is one.
             Event::RtpPacket(packet) => {
                 let Some(peer) = &mut self.peer else { return };
-                let audio_mid = peer.audio_mid();
                 let mid = peer
                     .rtc
                     .direct_api()
                     .stream_rx(&packet.header.ssrc)
                     .map(|stream| stream.mid());
-                if mid.is_some() && audio_mid.is_none_or(|audio| mid == Some(audio)) {
+                let kind = mid.and_then(|mid| peer.rtc.media(mid)).map(|m| m.kind());
+                if kind == Some(MediaKind::Audio) {
                     self.stats.audio_frames_received += 1;
                 }
             }

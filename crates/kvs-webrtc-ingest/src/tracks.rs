@@ -85,8 +85,14 @@ impl Tracks {
         self.feed_pacer();
         while let Some(released) = self.pacer.poll_output(now, core.is_streaming()) {
             match released {
-                Released::Video(picture) => core.write_video(now, picture),
-                Released::Audio(packet) => core.write_audio(now, packet.timestamp, &packet.data),
+                Released::Video(picture) => {
+                    let wallclock = self.pacer.wallclock(Track::Video, picture.timestamp, now);
+                    core.write_video(now, wallclock, picture);
+                }
+                Released::Audio(packet) => {
+                    let wallclock = self.pacer.wallclock(Track::Audio, packet.timestamp, now);
+                    core.write_audio(now, wallclock, packet.timestamp, &packet.data);
+                }
                 Released::Late(track) => core.drop_late(track),
             }
             self.feed_pacer();

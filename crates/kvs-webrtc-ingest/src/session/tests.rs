@@ -352,8 +352,8 @@ fn media_written_before_streaming_is_dropped_and_counted() {
     let t0 = Instant::now();
     let mut c = core(t0);
     let aus = kvs_media::h264::access_units(kvs_media::sample::H264);
-    c.write_video(t0, picture(aus[0], Duration::ZERO));
-    c.write_audio(t0, Duration::ZERO, &[0xF8, 0xFF, 0xFE]);
+    c.write_video(t0, t0, picture(aus[0], Duration::ZERO));
+    c.write_audio(t0, t0, Duration::ZERO, &[0xF8, 0xFF, 0xFE]);
     assert_eq!(c.stats().video.dropped_not_connected, 1);
     assert_eq!(c.stats().audio.dropped_not_connected, 1);
     assert_eq!(c.stats().video.frames_sent, 0);
@@ -538,8 +538,9 @@ impl Net {
                 if next_frame < aus.len() && self.now >= due {
                     let time = Duration::from_millis(40 * next_frame as u64);
                     self.core
-                        .write_video(self.now, picture(aus[next_frame], time));
-                    self.core.write_audio(self.now, time, &[0xF8, 0xFF, 0xFE]);
+                        .write_video(self.now, self.now, picture(aus[next_frame], time));
+                    self.core
+                        .write_audio(self.now, self.now, time, &[0xF8, 0xFF, 0xFE]);
                     next_frame += 1;
                     continue;
                 }
@@ -572,7 +573,8 @@ fn a_burst_written_with_only_polls_in_between_is_taken_whole() {
     let mut warnings = Vec::new();
     for i in 0..600u32 {
         let time = Duration::from_secs(10) + Duration::from_millis(20) * i;
-        net.core.write_audio(net.now, time, &[0xF8, 0xFF, 0xFE]);
+        net.core
+            .write_audio(net.now, net.now, time, &[0xF8, 0xFF, 0xFE]);
         loop {
             match net.core.poll_output() {
                 Output::Event(IngestEvent::Warning(w)) => warnings.push(w),
@@ -676,8 +678,9 @@ fn stop_sends_every_frame_written_then_the_close() {
     assert!(written < aus.len() - 10, "{written} written in 2 s");
     for (i, au) in aus.iter().enumerate().skip(written) {
         let time = Duration::from_millis(40 * i as u64);
-        net.core.write_video(net.now, picture(au, time));
-        net.core.write_audio(net.now, time, &[0xF8, 0xFF, 0xFE]);
+        net.core.write_video(net.now, net.now, picture(au, time));
+        net.core
+            .write_audio(net.now, net.now, time, &[0xF8, 0xFF, 0xFE]);
     }
     net.core.stop("the media sources ended");
     let mut ended = false;
@@ -740,8 +743,9 @@ fn finish_answers_nacks_for_the_last_packets_then_closes() {
     let written = net.core.stats().video.frames_sent as usize;
     for (i, au) in aus.iter().enumerate().skip(written) {
         let time = Duration::from_millis(40 * i as u64);
-        net.core.write_video(net.now, picture(au, time));
-        net.core.write_audio(net.now, time, &[0xF8, 0xFF, 0xFE]);
+        net.core.write_video(net.now, net.now, picture(au, time));
+        net.core
+            .write_audio(net.now, net.now, time, &[0xF8, 0xFF, 0xFE]);
     }
     net.core.finish(net.now, "the media sources ended");
     let finished_at = net.now;
