@@ -901,6 +901,29 @@ impl Stopped {
     pub fn clip(&self, stream: &str) -> std::io::Result<Option<Vec<u8>>> {
         crate::store::clip::newest_clip(&self.streams_dir, stream)
     }
+
+    /// The server timestamps of the fragments `stream` kept, oldest first (what ListFragments
+    /// reports as `ServerTimestamp`; empty when the stream kept nothing).
+    ///
+    /// # Errors
+    /// When the stream's index cannot be read.
+    pub fn fragment_server_timestamps(
+        &self,
+        stream: &str,
+    ) -> std::io::Result<Vec<std::time::SystemTime>> {
+        let stores = crate::store::StreamStores::new(self.streams_dir.clone(), u64::MAX);
+        if !stores.has_data(stream) {
+            return Ok(Vec::new());
+        }
+        Ok(stores
+            .fragments(stream)?
+            .iter()
+            .map(|f| {
+                let ms = u64::try_from(f.meta.server_timestamp_ms).unwrap_or(0);
+                std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms)
+            })
+            .collect())
+    }
 }
 
 impl Drop for EmulatorHandle {

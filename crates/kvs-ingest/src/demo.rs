@@ -3,7 +3,7 @@
 //! created, and the bundled sample clip (H.264 + Opus, made by this project) is ingested.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::Args;
 use kvs_emulator::{Emulator, TlsMode};
@@ -51,6 +51,8 @@ pub(crate) async fn run(args: DemoArgs) -> Result<(), Failed> {
         .unwrap_or_else(|| std::env::temp_dir().join("kvs-ingest-demo"));
     let out = std::path::absolute(&out).unwrap_or(out);
     let started = Instant::now();
+    // The fragments this run stores are those the server stamps from now on.
+    let started_wall = SystemTime::now();
     let emulator = Emulator::builder()
         .recordings_dir(out.join("recordings"))
         .streams_dir(out.join("streams"))
@@ -263,7 +265,16 @@ pub(crate) async fn run(args: DemoArgs) -> Result<(), Failed> {
                     clip.display()
                 );
             }
-            print_read_back(&out, &s.stream, this_run_seconds(started.elapsed()));
+            match stopped.fragment_server_timestamps(&s.stream) {
+                Ok(stamps) => print_read_back(
+                    &out,
+                    &s.stream,
+                    ThisRun::new(&stamps, started_wall, SystemTime::now()),
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %e, stream = %s.stream, "the stream's index could not be read");
+                }
+            }
         }
     }
     if video_frames == 0 || audio_frames == 0 {
@@ -275,25 +286,50 @@ pub(crate) async fn run(args: DemoArgs) -> Result<(), Failed> {
     Ok(())
 }
 
+/// The whole UTC seconds that select this run's fragments by server timestamp, and only
+/// those: the AWS CLI sends timestamps in whole seconds, and a demo run before in the same
+/// directory stored fragments into the same stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ThisRun {
+    /// StartTimestamp, epoch seconds.
+    start: u64,
+    /// EndTimestamp, epoch seconds.
+    end: u64,
+    /// A fragment of the run before began in the second this run's first one did: the range
+    /// starts a second later and leaves that first fragment out.
+    first_left_out: bool,
+}
+
+impl ThisRun {
+    /// From the server timestamps of the stream's fragments (`stamps`), the instant this run
+    /// started (it stamps nothing earlier) and `now`, after its last fragment.
+    fn new(stamps: &[SystemTime], started: SystemTime, now: SystemTime) -> Self {
+        let secs = |t: SystemTime| t.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let first_of_run = stamps.iter().filter(|t| **t >= started).min();
+        let last_before = stamps.iter().filter(|t| **t < started).max();
+        let mut start = secs(*first_of_run.unwrap_or(&started)).as_secs();
+        let first_left_out = last_before.is_some_and(|t| secs(*t).as_secs() >= start);
+        if first_left_out {
+            start += 1;
+        }
+        Self {
+            start,
+            end: secs(now).as_secs() + 1,
+            first_left_out,
+        }
+    }
+}
+
 /// How to read the demo's stream back with the AWS CLI, from `kvs-emulator serve` on the
 /// demo's directory (which keeps the channel, the stream and its fragments).
-/// Whole UTC seconds around this run (botocore sends timestamps in whole seconds): the server
-/// timestamps of the fragments it stored lie inside.
-fn this_run_seconds(elapsed: std::time::Duration) -> (String, String) {
+fn print_read_back(out: &std::path::Path, stream: &str, this_run: ThisRun) {
     use aws_sdk_kinesisvideowebrtcstorage::primitives::{DateTime, DateTimeFormat};
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs();
     let at = |secs: u64| {
         DateTime::from_secs(secs as i64)
             .fmt(DateTimeFormat::DateTime)
             .unwrap_or_else(|_| secs.to_string())
     };
-    (at(now.saturating_sub(elapsed.as_secs() + 1)), at(now + 1))
-}
-
-fn print_read_back(out: &std::path::Path, stream: &str, (start, end): (String, String)) {
+    let (start, end) = (at(this_run.start), at(this_run.end));
     let out = out.display();
     println!("  read it back as from AWS (the demo's directory keeps the stream):");
     println!(
@@ -308,4 +344,48 @@ fn print_read_back(out: &std::path::Path, stream: &str, (start, end): (String, S
     println!(
         "    aws kinesis-video-archived-media get-clip --stream-name {stream} \\\n      --endpoint-url https://127.0.0.1:4567 --ca-bundle {out}/ca.pem \\\n      --clip-fragment-selector 'FragmentSelectorType=SERVER_TIMESTAMP,TimestampRange={{StartTimestamp={start},EndTimestamp={end}}}' \\\n      {out}/clips/read-back.mp4    # this run's fragments"
     );
+    if this_run.first_left_out {
+        println!(
+            "    (a fragment of the run before began in the same second as this run's first: the range leaves both out)"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(ms: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_millis(ms)
+    }
+
+    #[test]
+    fn the_range_starts_at_the_second_of_this_run_s_first_fragment() {
+        // The run before: fragments at 100.2 s and 102.2 s; this run started at 104.1 s.
+        let stamps = [at(100_200), at(102_200), at(104_600), at(106_600)];
+        let run = ThisRun::new(&stamps, at(104_100), at(107_900));
+        assert_eq!(
+            run,
+            ThisRun {
+                start: 104,
+                end: 108,
+                first_left_out: false
+            }
+        );
+    }
+
+    #[test]
+    fn a_fragment_of_the_run_before_in_the_same_second_moves_the_start_past_it() {
+        // The run before's last fragment began at 104.05 s, this run's first at 104.6 s.
+        let stamps = [at(102_000), at(104_050), at(104_600), at(106_600)];
+        let run = ThisRun::new(&stamps, at(104_300), at(107_900));
+        assert_eq!(run.start, 105);
+        assert!(run.first_left_out);
+    }
+
+    #[test]
+    fn without_fragments_the_range_starts_when_the_run_did() {
+        let run = ThisRun::new(&[], at(50_700), at(53_100));
+        assert_eq!((run.start, run.end, run.first_left_out), (50, 54, false));
+    }
 }
