@@ -237,6 +237,7 @@ impl Allocation {
         if self.is_finished() || bytes.is_empty() {
             return;
         }
+        let mut changed = false;
         if self.transport == RelayTransport::Udp {
             if !is_whole_datagram(bytes) {
                 tracing::debug!(
@@ -245,12 +246,12 @@ impl Allocation {
                 );
                 return;
             }
-            self.handle_frame(now, bytes);
+            changed = self.handle_frame(now, bytes);
         } else {
             self.framer.push(bytes);
             loop {
                 match self.framer.next_frame() {
-                    Ok(Some(frame)) => self.handle_frame(now, &frame),
+                    Ok(Some(frame)) => changed |= self.handle_frame(now, &frame),
                     Ok(None) => break,
                     Err(error) => {
                         self.fail(error);
@@ -262,30 +263,42 @@ impl Allocation {
                 }
             }
         }
-        self.after_input(now);
+        // Data from peers changes nothing in the protocol: the relayed media flows without
+        // asking it for its events and deadline again.
+        if changed {
+            self.after_input(now);
+        }
     }
 
-    /// One datagram, or one whole unpadded frame of a stream.
-    fn handle_frame(&mut self, now: Instant, bytes: &[u8]) {
-        self.idle_until = None;
+    /// One datagram, or one whole unpadded frame of a stream; whether it may have changed the
+    /// protocol's state (anything but peer data, and what `inspect_ignored` took care of).
+    fn handle_frame(&mut self, now: Instant, bytes: &[u8]) -> bool {
         let at = self.clock.to_proto(now);
         let transport = match self.transport {
             RelayTransport::Udp => TransportType::Udp,
             RelayTransport::Tcp | RelayTransport::Tls => TransportType::Tcp,
         };
         let transmit = Transmit::new(bytes, transport, self.server, self.local);
-        match self.client.recv(transmit, at) {
-            TurnRecvRet::Handled => self.server_answered = true,
+        let changed = match self.client.recv(transmit, at) {
+            TurnRecvRet::Handled => {
+                self.server_answered = true;
+                true
+            }
             TurnRecvRet::PeerData(data) => {
                 self.server_answered = true;
                 self.take_peer_data(data.peer, data.data());
+                false
             }
-            TurnRecvRet::Ignored(ignored) => self.inspect_ignored(now, ignored.data),
-            TurnRecvRet::PeerIcmp { .. } => {}
-        }
+            TurnRecvRet::Ignored(ignored) => {
+                self.inspect_ignored(now, ignored.data);
+                false
+            }
+            TurnRecvRet::PeerIcmp { .. } => false,
+        };
         while let Some(more) = self.client.poll_recv(at) {
             self.take_peer_data(more.peer, more.data());
         }
+        changed
     }
 
     /// The TCP or TLS connection ended or could not be made (`reason` says how).
@@ -357,20 +370,22 @@ impl Allocation {
         if matches!(self.state, AllocationState::Failed(_)) {
             return None;
         }
-        let at = self.clock.to_proto(now);
-        if let Some(t) = self.client.poll_transmit(at) {
-            return Some(t.data.as_ref().to_vec());
-        }
-        // Requests that became due (a retry with credentials, a refresh) are queued by the
-        // protocol's poll; none did while it is idle.
+        // A request is queued when the protocol is handed something (which forgets the kept
+        // deadline) or when its time comes (a refresh, a retransmission: the kept deadline):
+        // while it idles, it has nothing to send.
         if self.idle_until.is_some_and(|until| now < until) {
             return None;
         }
+        let at = self.clock.to_proto(now);
+        let transmit = self.client.poll_transmit(at).or_else(|| {
+            // Requests that became due (a retry with credentials, a refresh) are queued by the
+            // protocol's poll.
+            let _ = self.client.poll(at);
+            self.client.poll_transmit(at)
+        })?;
+        // A request that leaves starts its retransmission timer: a new deadline.
         self.idle_until = None;
-        let _ = self.client.poll(at);
-        self.client
-            .poll_transmit(at)
-            .map(|t| t.data.as_ref().to_vec())
+        Some(transmit.data.as_ref().to_vec())
     }
 
     /// The next event.
@@ -469,7 +484,7 @@ impl Allocation {
         peer: SocketAddr,
         data: &[u8],
     ) -> bool {
-        self.idle_until = None;
+        // Data to a peer (ChannelData, a Send indication) leaves the protocol's timers alone.
         match self.client.send_to(TransportType::Udp, peer, data, at) {
             Ok(transmit) => {
                 if let Some(transmit) = transmit {
