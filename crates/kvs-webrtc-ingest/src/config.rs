@@ -197,10 +197,20 @@ impl Builder {
     /// Finish: make the discovery and signaling clients (unless one was given).
     ///
     /// # Errors
-    /// [`ErrorKind::Config`] when no AWS settings were given, when an extra certificate is not
+    /// [`ErrorKind::Config`] when [`Timings::send_ahead`] is over 1 s, when no AWS settings were given, when an extra certificate is not
     /// valid PEM, when no trusted root can be loaded, or when settings that only apply to the
     /// clients this builder makes are combined with [`Builder::signaling`].
     pub fn build(self) -> Result<Config, Error> {
+        if self.timings.send_ahead > MAX_SEND_AHEAD {
+            return Err(Error::new(
+                ErrorKind::Config,
+                format!(
+                    "Timings::send_ahead is {:?}; at most {MAX_SEND_AHEAD:?} (80 ms, the default, \
+                     already merges two pictures into one wake-up)",
+                    self.timings.send_ahead
+                ),
+            ));
+        }
         let signaling =
             match (self.signaling, self.base) {
                 (Some(_), Some(_)) => return Err(Error::new(
@@ -241,6 +251,10 @@ impl Builder {
         })
     }
 }
+
+/// The longest [`Timings::send_ahead`]: frames sent further ahead would make the sender a
+/// burst source and the sender reports' wall clock stale.
+const MAX_SEND_AHEAD: Duration = Duration::from_secs(1);
 
 /// The discovery and signaling clients over `base`, every TLS connection trusting the system's
 /// roots and `extra_roots`.
@@ -327,6 +341,28 @@ mod tests {
         let err = Config::builder().build().unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Config);
         assert!(err.to_string().contains(".sdk_config("), "{err}");
+    }
+
+    #[test]
+    fn a_send_ahead_over_a_second_is_refused_and_one_second_is_taken() {
+        let mut timings = Timings {
+            send_ahead: Duration::from_millis(1001),
+            ..Timings::default()
+        };
+        let err = Config::builder()
+            .sdk_config(sdk_config())
+            .timings(timings)
+            .build()
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Config);
+        assert!(err.to_string().contains("send_ahead"), "{err}");
+        timings.send_ahead = Duration::from_secs(1);
+        let config = Config::builder()
+            .sdk_config(sdk_config())
+            .timings(timings)
+            .build()
+            .expect("1 s is allowed");
+        assert_eq!(config.timings().send_ahead, Duration::from_secs(1));
     }
 
     #[test]

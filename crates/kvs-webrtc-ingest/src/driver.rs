@@ -72,6 +72,7 @@ pub(crate) async fn start(start: Start) -> Result<IngestSession, Error> {
         start.video,
         start.audio,
         start.config.timings.max_lateness,
+        start.config.timings.send_ahead,
         &mut core,
     );
     let (events_tx, events) = mpsc::channel(start.config.event_queue);

@@ -8,11 +8,12 @@
 //! until [`Pacer::poll_timeout`]. The clock starts when media first flows: the earliest
 //! waiting frame plays at that instant.
 //!
-//! A paced frame may leave up to [`SEND_AHEAD`] before its time, so that the frames due close
-//! together (a picture, the audio packets around it, the next picture) leave in one wake-up of
-//! the sender rather than in one each; the storage peer orders media by its RTP timestamps.
-//! Woken at the earliest waiting frame's time, the sender takes every frame due within the
-//! send-ahead: at 25 fps with 20 ms Opus that is one wake-up every 60 ms.
+//! A paced frame may leave up to [`Timings::send_ahead`](crate::Timings::send_ahead) before its
+//! time, so that the frames due close together (two pictures and the audio packets around
+//! them) leave in one wake-up of the sender rather than in one each; the storage peer orders
+//! media by its RTP timestamps. Woken at the earliest waiting frame's time, the sender takes
+//! every frame due within the send-ahead: with the default 80 ms, at 25 fps with 20 ms Opus,
+//! that is one wake-up every 100 ms.
 //!
 //! [`Pacer::wallclock`] gives the wall-clock instant that goes with a frame's RTP time in the
 //! sender reports. For a paced frame that is its time on the media clock less the send-ahead,
@@ -24,8 +25,8 @@ use std::time::{Duration, Instant};
 
 use crate::event::Track;
 
-/// How early a paced frame may leave (see the module docs).
-pub(crate) const SEND_AHEAD: Duration = Duration::from_millis(40);
+/// How early a paced frame may leave by default (see the module docs).
+pub(crate) const SEND_AHEAD: Duration = Duration::from_millis(80);
 use crate::source::{AudioPacket, Picture};
 
 /// A frame with a presentation time.
@@ -137,7 +138,7 @@ pub(crate) struct Pacer {
 
 impl Pacer {
     /// A pacer for the tracks that are sent (`Some(paced)` each); paced frames leave up to
-    /// `ahead` before their time (the driver uses [`SEND_AHEAD`]).
+    /// `ahead` before their time.
     pub(crate) fn new(
         video: Option<bool>,
         audio: Option<bool>,
@@ -384,8 +385,8 @@ mod tests {
         assert!(pacer.is_done());
     }
 
-    /// With the send-ahead, the frames due within 40 ms of the earliest leave together: at 25
-    /// fps with 20 ms audio, one wake-up every 60 ms instead of one per frame, and nothing
+    /// With the send-ahead, the frames due within 80 ms of the earliest leave together: at 25
+    /// fps with 20 ms audio, one wake-up every 100 ms instead of one per frame, and nothing
     /// later than its time.
     #[test]
     fn frames_due_within_the_send_ahead_leave_together() {
@@ -396,8 +397,8 @@ mod tests {
         let out = run(&mut pacer, t0, Duration::ZERO, video, audio);
         let wakes: std::collections::BTreeSet<Duration> = out.iter().map(|(at, _)| *at).collect();
         assert_eq!(out.len(), 75, "{out:?}");
-        // Frames from 0 to 980 ms: wake-ups at 0, 60, ..., 960.
-        assert_eq!(wakes.len(), 17, "one wake-up per 60 ms: {wakes:?}");
+        // Frames from 0 to 980 ms: wake-ups at 0, 100, ..., 900.
+        assert_eq!(wakes.len(), 10, "one wake-up per 100 ms: {wakes:?}");
         for (at, released) in &out {
             let ts = timestamp(released).expect("nothing late");
             assert!(*at <= ts && ts - *at <= SEND_AHEAD, "{ts:?} left at {at:?}");

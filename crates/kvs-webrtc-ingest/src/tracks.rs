@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::Error;
 use crate::event::Track;
-use crate::pacing::{Pacer, Released, SEND_AHEAD};
+use crate::pacing::{Pacer, Released};
 use crate::session::IngestCore;
 use crate::source::{AudioPacket, Feed, OpenedSource, Picture, SourceItem};
 
@@ -35,6 +35,7 @@ impl Tracks {
         video: Option<OpenedSource<Picture>>,
         audio: Option<OpenedSource<AudioPacket>>,
         max_lateness: Duration,
+        send_ahead: Duration,
         core: &mut IngestCore,
     ) -> Self {
         if let Some(first) = video.as_ref().and_then(|v| v.first.as_ref()) {
@@ -44,7 +45,7 @@ impl Tracks {
             video.as_ref().map(|v| v.paced),
             audio.as_ref().map(|a| a.paced),
             max_lateness,
-            SEND_AHEAD,
+            send_ahead,
         );
         let video = video.map(|mut source| {
             if let Some(first) = source.first.take() {
