@@ -11,7 +11,8 @@
 //!   Mbit/s per core of sender CPU;
 //! * beside each row, the **floor** of this machine for the same traffic: the same number of
 //!   packets per second, of the same sizes, sent the way the sessions send them (a picture's
-//!   packets in one GSO `sendmsg`, each audio packet alone, woken on the same 10 ms grid) by
+//!   packets in one GSO `sendmsg`, each audio packet alone, woken on the same 10 ms grid when
+//!   the earliest frame is due and sending every frame due within the default send-ahead) by
 //!   a bare loop with no WebRTC at all, to a UDP socket that another process reads. On
 //!   loopback the kernel delivers each packet to the receiver on the sender's CPU, so part of
 //!   the floor (and of the sessions' cost) is the storage peer's receive path, which a real
@@ -463,9 +464,10 @@ fn udp_sink() {
 }
 
 /// CPU per packet of the same traffic as `row`, without WebRTC: for each of `n` sessions a
-/// socket that sends, every 40 ms, one picture as one GSO `sendmsg` of 1,200-byte segments and
-/// two audio packets of 100 bytes, woken on a shared 10 ms grid, to a UDP socket that another
-/// process (this bench, started again as a sink) reads.
+/// socket that sends a picture every 40 ms as one GSO `sendmsg` of 1,200-byte segments and
+/// audio packets of 100 bytes alone, to a UDP socket that another process (this bench, started
+/// again as a sink) reads. It wakes as the sessions' pacer does: on a shared 10 ms grid when
+/// its earliest frame is due, and then sends every frame due within the default send-ahead.
 async fn floor(n: usize, row: &Row, window: Duration) -> Duration {
     let mut sink = tokio::process::Command::new(std::env::current_exe().expect("this bench"))
         .env(SINK_ENV, "1")
@@ -486,7 +488,8 @@ async fn floor(n: usize, row: &Row, window: Duration) -> Duration {
     // The sessions' traffic per 40 ms picture: video packets per picture, audio per picture.
     let pictures_per_second = 25.0 * n as f64;
     let video_per_picture = (row.video_packets_per_second / pictures_per_second).max(1.0);
-    let audio_per_picture = (row.audio_packets_per_second / pictures_per_second).round() as usize;
+    let audio_period = Duration::from_secs_f64(n as f64 / row.audio_packets_per_second.max(1.0));
+    let send_ahead = kvs_webrtc_ingest::Timings::default().send_ahead;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mut senders = Vec::with_capacity(n);
@@ -503,37 +506,45 @@ async fn floor(n: usize, row: &Row, window: Duration) -> Duration {
             let video = vec![0x80u8; 1200 * 16];
             let audio = [0x80u8; 100];
             let start = tokio::time::Instant::now() + offset;
+            let epoch = start - offset;
+            let picture_due = |i: u64| start + Duration::from_millis(40) * i as u32;
+            let audio_due = |i: u64| start + audio_period * i as u32;
+            let (mut next_picture, mut next_audio) = (0u64, 0u64);
             let mut carry = 0.0;
-            for picture in 0u64.. {
-                if stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    break;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let earliest = picture_due(next_picture).min(audio_due(next_audio));
+                let ticks = earliest
+                    .duration_since(epoch)
+                    .as_nanos()
+                    .div_ceil(grid.as_nanos()) as u32;
+                let now = epoch + grid * ticks;
+                tokio::time::sleep_until(now).await;
+                let mut packets = 0;
+                while picture_due(next_picture) <= now + send_ahead {
+                    next_picture += 1;
+                    carry += video_per_picture;
+                    let segments = (carry as usize).clamp(1, 16);
+                    carry -= segments as f64;
+                    let transmit = quinn_udp::Transmit {
+                        destination: sink_addr,
+                        ecn: None,
+                        contents: &video[..1200 * segments],
+                        segment_size: (segments > 1).then_some(1200),
+                        src_ip: None,
+                    };
+                    let _ = socket
+                        .async_io(tokio::io::Interest::WRITABLE, || {
+                            state.try_send((&socket).into(), &transmit)
+                        })
+                        .await;
+                    packets += segments;
                 }
-                let due = start + Duration::from_millis(40) * picture as u32;
-                let since = due.duration_since(start - offset);
-                let ticks = since.as_nanos().div_ceil(grid.as_nanos()) as u32;
-                tokio::time::sleep_until(start - offset + grid * ticks).await;
-                carry += video_per_picture;
-                let segments = (carry as usize).clamp(1, 16);
-                carry -= segments as f64;
-                let transmit = quinn_udp::Transmit {
-                    destination: sink_addr,
-                    ecn: None,
-                    contents: &video[..1200 * segments],
-                    segment_size: (segments > 1).then_some(1200),
-                    src_ip: None,
-                };
-                let _ = socket
-                    .async_io(tokio::io::Interest::WRITABLE, || {
-                        state.try_send((&socket).into(), &transmit)
-                    })
-                    .await;
-                for _ in 0..audio_per_picture {
+                while audio_due(next_audio) <= now + send_ahead {
+                    next_audio += 1;
                     let _ = socket.send_to(&audio, sink_addr).await;
+                    packets += 1;
                 }
-                sent.fetch_add(
-                    (segments + audio_per_picture) as u64,
-                    std::sync::atomic::Ordering::Relaxed,
-                );
+                sent.fetch_add(packets as u64, std::sync::atomic::Ordering::Relaxed);
             }
         }));
     }
