@@ -10,7 +10,11 @@
 //!   next keyframe opens the next one;
 //! - audio arrives interleaved with video, not in timestamp order: a fragment that a keyframe
 //!   closed stays open for audio stamped before the cut until audio stamped after it arrives,
-//!   or video has moved [`FragmenterLimits::audio_grace_ms`] past the cut.
+//!   or video has moved [`FragmenterLimits::audio_grace_ms`] past the cut;
+//! - and the other way round: audio stamped at or after the newest video frame is held until
+//!   video passes it, so that audio stamped after a keyframe that has not arrived yet goes into
+//!   the fragment that keyframe opens, not the one before it. Audio more than
+//!   [`FragmenterLimits::audio_grace_ms`] ahead of video (video stalled or ended) is not held.
 
 use std::collections::VecDeque;
 
@@ -74,6 +78,8 @@ pub(crate) struct Fragmenter {
     open: Option<Fragment>,
     /// Closed by a keyframe, still taking audio stamped before `closing_until_ms`.
     closing: Option<Fragment>,
+    /// Audio stamped at or after the newest video frame, in arrival order, until video passes it.
+    audio_ahead: VecDeque<StoredFrame>,
     done: VecDeque<Fragment>,
     last_video_ms: Option<i64>,
     last_video_gap_ms: i64,
@@ -90,6 +96,7 @@ impl Fragmenter {
             limits,
             open: None,
             closing: None,
+            audio_ahead: VecDeque::new(),
             done: VecDeque::new(),
             last_video_ms: None,
             last_video_gap_ms: 40,
@@ -120,6 +127,8 @@ impl Fragmenter {
             }
         }
         self.last_video_ms = Some(timestamp_ms);
+        // Audio stamped before this frame belongs before it, whatever fragment it opens.
+        self.release_audio_ahead(timestamp_ms);
         self.release_closing(timestamp_ms - self.limits.audio_grace_ms);
         let frame = StoredFrame {
             track: VIDEO_TRACK,
@@ -160,6 +169,29 @@ impl Fragmenter {
             keyframe: true,
             data,
         };
+        let past_the_cut = self
+            .closing
+            .as_ref()
+            .is_some_and(|c| timestamp_ms >= c.producer_start_ms + c.duration_ms);
+        if past_the_cut {
+            // Audio comes in timestamp order: none is left for the closed fragment.
+            self.release_closing(i64::MAX);
+        }
+        if self
+            .last_video_ms
+            .is_some_and(|video_ms| timestamp_ms >= video_ms)
+        {
+            // Ahead of video: a keyframe stamped before it may still come.
+            self.audio_ahead.push_back(frame);
+            self.release_audio_ahead(timestamp_ms - self.limits.audio_grace_ms);
+            return;
+        }
+        self.place_audio(frame);
+    }
+
+    /// Puts an audio frame into the fragment its timestamp belongs to.
+    fn place_audio(&mut self, frame: StoredFrame) {
+        let timestamp_ms = frame.timestamp_ms;
         if let Some(closing) = self.closing.as_mut() {
             let cut = closing.producer_start_ms + closing.duration_ms;
             if timestamp_ms < cut {
@@ -178,6 +210,7 @@ impl Fragmenter {
 
     /// The session ended: close what is open.
     pub(crate) fn finish(&mut self) {
+        self.release_audio_ahead(i64::MAX);
         self.release_closing(i64::MAX);
         if let Some(mut open) = self.open.take() {
             let end = open
@@ -244,6 +277,25 @@ impl Fragmenter {
         }
     }
 
+    /// Places the held audio stamped before `before_ms`, in arrival order.
+    fn release_audio_ahead(&mut self, before_ms: i64) {
+        if !self
+            .audio_ahead
+            .iter()
+            .any(|frame| frame.timestamp_ms < before_ms)
+        {
+            return;
+        }
+        let held = std::mem::take(&mut self.audio_ahead);
+        for frame in held {
+            if frame.timestamp_ms < before_ms {
+                self.place_audio(frame);
+            } else {
+                self.audio_ahead.push_back(frame);
+            }
+        }
+    }
+
     /// Release the closing fragment once video has passed `video_horizon_ms` beyond its end.
     fn release_closing(&mut self, video_horizon_ms: i64) {
         let ready = self
@@ -278,14 +330,15 @@ mod tests {
     }
 
     /// Feed `seconds` of 25 fps video with a keyframe every `gop` frames and 20 ms audio frames
-    /// arriving 10 ms after the video they accompany; server time runs 300 ms behind producer time.
-    fn feed(f: &mut Fragmenter, start_ms: i64, seconds: i64, gop: i64) {
+    /// arriving `audio_lead_ms` ahead of the video they accompany (behind it when negative);
+    /// server time runs 300 ms behind producer time.
+    fn feed(f: &mut Fragmenter, start_ms: i64, seconds: i64, gop: i64, audio_lead_ms: i64) {
         let p = params();
         let mut audio_ms = start_ms;
         for i in 0..seconds * 25 {
             let t = start_ms + i * 40;
             f.video(t + 300, t, i % gop == 0, Some(&p), vec![0; 100]);
-            while audio_ms + 10 <= t {
+            while audio_ms <= t + audio_lead_ms && audio_ms < start_ms + seconds * 1000 {
                 f.audio(audio_ms, vec![1; 10]);
                 audio_ms += 20;
             }
@@ -302,10 +355,17 @@ mod tests {
 
     #[test]
     fn fragments_start_at_keyframes_and_last_until_the_next_one() {
-        let mut f = Fragmenter::new(FragmenterLimits::default());
-        feed(&mut f, 1_000_000, 10, 50);
-        f.finish();
-        let fragments = drain(&mut f);
+        // Audio behind video (it waits in the closed fragment), level with it, and ahead of
+        // it by up to a sender's send-ahead (it waits for the keyframe that may come).
+        for audio_lead_ms in [-10, 0, 30, 80] {
+            let mut f = Fragmenter::new(FragmenterLimits::default());
+            feed(&mut f, 1_000_000, 10, 50, audio_lead_ms);
+            f.finish();
+            check_two_second_fragments(&drain(&mut f));
+        }
+    }
+
+    fn check_two_second_fragments(fragments: &[Fragment]) {
         assert_eq!(fragments.len(), 5, "10 s with a keyframe every 2 s");
         for (i, frag) in fragments.iter().enumerate() {
             assert_eq!(frag.producer_start_ms, 1_000_000 + i as i64 * 2000);
@@ -334,6 +394,53 @@ mod tests {
                     .contains(&x.timestamp_ms)));
             assert_eq!(frag.bytes, 50 * 100 + 100 * 10);
         }
+    }
+
+    #[test]
+    fn audio_stamped_after_a_keyframe_that_has_not_come_goes_into_the_fragment_it_opens() {
+        let mut f = Fragmenter::new(FragmenterLimits::default());
+        let p = params();
+        f.video(0, 0, true, Some(&p), vec![0]);
+        f.video(40, 40, false, Some(&p), vec![0]);
+        // Sent ahead: audio up to 100 ms arrives before the keyframe at 80 ms.
+        for t in [20, 40, 60, 80, 100] {
+            f.audio(t, vec![1]);
+        }
+        f.video(80, 80, true, Some(&p), vec![0]);
+        f.video(120, 120, false, Some(&p), vec![0]);
+        f.finish();
+        let audio_of = |frag: &Fragment| -> Vec<i64> {
+            frag.frames
+                .iter()
+                .filter(|x| x.track == AUDIO_TRACK)
+                .map(|x| x.timestamp_ms)
+                .collect()
+        };
+        let fragments = drain(&mut f);
+        assert_eq!(fragments.len(), 2);
+        assert_eq!(audio_of(&fragments[0]), vec![20, 40, 60]);
+        assert_eq!(audio_of(&fragments[1]), vec![80, 100]);
+    }
+
+    #[test]
+    fn audio_ahead_of_stalled_video_waits_no_longer_than_the_grace() {
+        let mut f = Fragmenter::new(FragmenterLimits::default());
+        let p = params();
+        f.video(0, 0, true, Some(&p), vec![0]);
+        for t in (0..=600).step_by(20) {
+            f.audio(t, vec![1]);
+        }
+        // Video stopped at 0 ms: audio 500 ms older than the newest is placed, the rest waits.
+        let placed = f
+            .pending()
+            .flat_map(|frag| frag.frames.iter())
+            .filter(|x| x.track == AUDIO_TRACK)
+            .count();
+        assert_eq!(placed, 5, "0..100 ms");
+        f.finish();
+        let fragments = drain(&mut f);
+        assert_eq!(fragments.len(), 1);
+        assert_eq!(fragments[0].frames.len(), 1 + 31, "nothing lost at the end");
     }
 
     #[test]
