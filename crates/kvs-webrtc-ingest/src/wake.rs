@@ -11,7 +11,7 @@
 //!   statistics) may be a little late: their deadlines move forward to the grid instant at or
 //!   after them (less than one [`WAKE_STEP`] late; a frame's lateness is like network jitter,
 //!   the storage peer orders media by RTP timestamps). Moving frames *back* instead would
-//!   shrink the send-ahead window that merges a picture and the audio after it into one
+//!   shrink the send-ahead window that merges the frames due close together into one
 //!   wake-up, and cost more wake-ups than it saves;
 //! * what must be on time (ICE and DTLS while connecting, join back-offs: they decide the time
 //!   to the first frame) stays where it is.
