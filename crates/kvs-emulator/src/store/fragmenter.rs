@@ -50,6 +50,13 @@ pub(crate) struct Fragment {
     pub bytes: usize,
 }
 
+impl Fragment {
+    /// Producer timestamp where it ends: the next fragment's start, ms since the epoch.
+    pub(crate) fn end_ms(&self) -> i64 {
+        self.producer_start_ms + self.duration_ms
+    }
+}
+
 /// Bounds on one fragment.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct FragmenterLimits {
@@ -129,7 +136,7 @@ impl Fragmenter {
         self.last_video_ms = Some(timestamp_ms);
         // Audio stamped before this frame belongs before it, whatever fragment it opens.
         self.release_audio_ahead(timestamp_ms);
-        self.release_closing(timestamp_ms - self.limits.audio_grace_ms);
+        self.release_closing_once_past(timestamp_ms - self.limits.audio_grace_ms);
         let frame = StoredFrame {
             track: VIDEO_TRACK,
             timestamp_ms,
@@ -169,18 +176,12 @@ impl Fragmenter {
             keyframe: true,
             data,
         };
-        let past_the_cut = self
-            .closing
-            .as_ref()
-            .is_some_and(|c| timestamp_ms >= c.producer_start_ms + c.duration_ms);
-        if past_the_cut {
-            // Audio comes in timestamp order: none is left for the closed fragment.
-            self.release_closing(i64::MAX);
-        }
         if self
             .last_video_ms
             .is_some_and(|video_ms| timestamp_ms >= video_ms)
         {
+            // Audio comes in timestamp order: none is left for a closed fragment it is past.
+            self.release_closing_once_past(timestamp_ms);
             // Ahead of video: a keyframe stamped before it may still come.
             self.audio_ahead.push_back(frame);
             self.release_audio_ahead(timestamp_ms - self.limits.audio_grace_ms);
@@ -193,13 +194,12 @@ impl Fragmenter {
     fn place_audio(&mut self, frame: StoredFrame) {
         let timestamp_ms = frame.timestamp_ms;
         if let Some(closing) = self.closing.as_mut() {
-            let cut = closing.producer_start_ms + closing.duration_ms;
-            if timestamp_ms < cut {
+            if timestamp_ms < closing.end_ms() {
                 closing.bytes += frame.data.len();
                 closing.frames.push(frame);
                 return;
             }
-            self.release_closing(i64::MAX);
+            self.release_closing_once_past(i64::MAX);
         }
         match &self.open {
             Some(open) if timestamp_ms >= open.producer_start_ms => self.append(frame),
@@ -211,7 +211,7 @@ impl Fragmenter {
     /// The session ended: close what is open.
     pub(crate) fn finish(&mut self) {
         self.release_audio_ahead(i64::MAX);
-        self.release_closing(i64::MAX);
+        self.release_closing_once_past(i64::MAX);
         if let Some(mut open) = self.open.take() {
             let end = open
                 .frames
@@ -228,7 +228,7 @@ impl Fragmenter {
                 .unwrap_or(open.producer_start_ms);
             open.duration_ms = end - open.producer_start_ms;
             self.close(open, false);
-            self.release_closing(i64::MAX);
+            self.release_closing_once_past(i64::MAX);
         }
     }
 
@@ -269,7 +269,7 @@ impl Fragmenter {
 
     /// A fragment is finished; one closed by a keyframe may still take late audio.
     fn close(&mut self, fragment: Fragment, await_audio: bool) {
-        self.release_closing(i64::MAX);
+        self.release_closing_once_past(i64::MAX);
         if await_audio {
             self.closing = Some(fragment);
         } else {
@@ -296,12 +296,13 @@ impl Fragmenter {
         }
     }
 
-    /// Release the closing fragment once video has passed `video_horizon_ms` beyond its end.
-    fn release_closing(&mut self, video_horizon_ms: i64) {
+    /// Releases the closing fragment once `horizon_ms` (how far video or audio has come) is at
+    /// or past its end.
+    fn release_closing_once_past(&mut self, horizon_ms: i64) {
         let ready = self
             .closing
             .as_ref()
-            .is_some_and(|c| video_horizon_ms >= c.producer_start_ms + c.duration_ms);
+            .is_some_and(|c| horizon_ms >= c.end_ms());
         if ready {
             if let Some(closing) = self.closing.take() {
                 self.done.push_back(closing);
