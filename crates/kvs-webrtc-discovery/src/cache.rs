@@ -20,7 +20,8 @@ pub struct CacheStats {
     pub hits: u64,
     /// Lookups that went to the service (first use, expiry, invalidation, forced refresh).
     pub misses: u64,
-    /// Entries dropped because an error showed they were stale, or on request.
+    /// Invalidations that dropped an entry: an error showed it stale, or on request. A
+    /// channel looked up by name is cached under its ARN too; both go in one invalidation.
     pub invalidations: u64,
 }
 
@@ -87,21 +88,17 @@ impl<K: Eq + Hash + Clone, V: Clone> ExpiringCache<K, V> {
         Ok((value, Source::Loaded))
     }
 
-    /// Forget `key`; the next lookup loads. A load running now still stores its result.
-    pub(crate) fn invalidate(&self, key: &K) {
-        let slot = self.lock_slots().get(key).cloned();
-        if let Some(slot) = slot {
-            if let Ok(mut entry) = slot.try_lock() {
-                *entry = None;
-            } else {
-                // A load holds the slot; replace the slot so later callers do not see its result.
-                self.lock_slots().remove(key);
-            }
-            self.invalidations.fetch_add(1, Ordering::Relaxed);
-        }
+    /// Store `value` under `key` as well (another name for what was just loaded), unless a load
+    /// for `key` is running now (its result wins).
+    pub(crate) fn insert(&self, key: &K, value: V, expires_at: SystemTime, now: SystemTime) {
+        let slot = self.slot(key, now);
+        if let Ok(mut entry) = slot.try_lock() {
+            *entry = Some(Entry { value, expires_at });
+        };
     }
 
-    /// Forget every key for which `matches` is true.
+    /// Forget every key for which `matches` is true (counted as one invalidation: the keys are
+    /// one thing's several names). A load running now still stores its result.
     pub(crate) fn invalidate_where(&self, matches: impl Fn(&K) -> bool) {
         let keys: Vec<K> = self
             .lock_slots()
@@ -109,9 +106,28 @@ impl<K: Eq + Hash + Clone, V: Clone> ExpiringCache<K, V> {
             .filter(|k| matches(k))
             .cloned()
             .collect();
+        let mut forgot = false;
         for key in keys {
-            self.invalidate(&key);
+            forgot |= self.forget(&key);
         }
+        if forgot {
+            self.invalidations.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Drops `key`'s entry; whether there was a slot for it.
+    fn forget(&self, key: &K) -> bool {
+        let slot = self.lock_slots().get(key).cloned();
+        let Some(slot) = slot else {
+            return false;
+        };
+        if let Ok(mut entry) = slot.try_lock() {
+            *entry = None;
+        } else {
+            // A load holds the slot; replace the slot so later callers do not see its result.
+            self.lock_slots().remove(key);
+        }
+        true
     }
 
     pub(crate) fn stats(&self) -> CacheStats {
@@ -196,10 +212,31 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_value_stored_under_a_second_key_is_served_until_it_expires() {
+        let cache = ExpiringCache::new(8);
+        load_value(&cache, t(0), 1).await;
+        cache.insert(&"alias", 1, t(60), t(0));
+        let alias = |now| {
+            cache.get_or_load::<(), _, _>(
+                &"alias",
+                move || now,
+                false,
+                || async { Ok((9, t(200))) },
+            )
+        };
+        assert_eq!(alias(t(59)).await.unwrap(), (1, Source::Cache));
+        assert_eq!(alias(t(60)).await.unwrap(), (9, Source::Loaded));
+        // Both names of one thing dropped together count once.
+        cache.invalidate_where(|_| true);
+        assert_eq!(cache.stats().invalidations, 1);
+        assert_eq!(load_value(&cache, t(61), 2).await, (2, Source::Loaded));
+    }
+
+    #[tokio::test]
     async fn invalidation_and_refresh_force_a_load() {
         let cache = ExpiringCache::new(8);
         load_value(&cache, t(0), 1).await;
-        cache.invalidate(&"k");
+        cache.invalidate_where(|k| *k == "k");
         assert_eq!(load_value(&cache, t(1), 2).await, (2, Source::Loaded));
         let refreshed = cache
             .get_or_load::<(), _, _>(&"k", || t(2), true, || async { Ok((3, t(100))) })

@@ -13,9 +13,10 @@
 //!    credentials, retry, timeout and HTTP settings;
 //! 5. GetIceServerConfig (TURN) plus the region's STUN URL.
 //!
-//! Lookups are cached per (channel, role) with a TTL; concurrent callers share one lookup; the
-//! errors that show an entry is stale drop it ([`Client::join_storage_session`] then retries
-//! once). ICE servers are cached until their TTL minus a grace period.
+//! Lookups are cached per (channel, role) with a TTL, a lookup by name under the channel's ARN
+//! too (sessions join and reconnect by ARN); concurrent callers share one lookup; the errors
+//! that show an entry is stale drop it ([`Client::join_storage_session`] then retries once).
+//! ICE servers are cached until their TTL minus a grace period.
 //!
 //! The signaling WebSocket client that uses all this is the `kvs-webrtc-signaling` crate.
 //!

@@ -25,7 +25,10 @@ async fn a_channel_resolves_by_name_and_by_arn_to_the_same_endpoints() {
     let client = Client::new(&emu.sdk_config());
 
     let by_name = client.discover().channel("cam-1").send().await.unwrap();
-    let by_arn = client.discover().channel(&arn).send().await.unwrap();
+    // A client that has not seen the name asks the service by ARN.
+    let fresh = Client::new(&emu.sdk_config());
+    let by_arn = fresh.discover().channel(&arn).send().await.unwrap();
+    assert!(!by_name.from_cache() && !by_arn.from_cache());
 
     for found in [&by_name, &by_arn] {
         assert_eq!(found.channel().arn().as_str(), arn);
@@ -44,6 +47,55 @@ async fn a_channel_resolves_by_name_and_by_arn_to_the_same_endpoints() {
     assert_eq!(emu.calls("describeSignalingChannel"), 2);
     assert_eq!(emu.calls("describeMediaStorageConfiguration"), 2);
     assert_eq!(emu.calls("getSignalingChannelEndpoint"), 2);
+}
+
+/// Sessions look a channel up by the name the user gave, then join and reconnect by its ARN:
+/// the name's lookup serves the ARN too, and invalidating either drops both.
+#[tokio::test]
+async fn a_lookup_by_name_also_serves_the_channels_arn() {
+    let emu = TestEmulator::start().await;
+    let arn = emu.create_storage_channel("cam-alias");
+    let client = Client::new(&emu.sdk_config());
+
+    let by_name = client.discover().channel("cam-alias").send().await.unwrap();
+    let by_arn = client.discover().channel(&arn).send().await.unwrap();
+    assert!(!by_name.from_cache());
+    assert!(
+        by_arn.from_cache(),
+        "the ARN is served by the name's lookup"
+    );
+    assert_eq!(by_arn.channel().arn().as_str(), arn);
+    assert_eq!(by_arn.endpoints().wss(), by_name.endpoints().wss());
+    // The viewer's endpoints are not the master's: no alias across roles.
+    let viewer = client
+        .discover()
+        .channel(&arn)
+        .role(Role::Viewer)
+        .send()
+        .await
+        .unwrap();
+    assert!(!viewer.from_cache());
+    assert_eq!(emu.calls("getSignalingChannelEndpoint"), 2);
+
+    // A join by ARN, as the ingestion does after discovering by name, asks nothing again.
+    client
+        .join_storage_session()
+        .channel(&arn)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(emu.calls("describeSignalingChannel"), 2);
+    assert_eq!(emu.calls("getSignalingChannelEndpoint"), 2);
+
+    client.invalidate_endpoints(&kvs_webrtc_discovery::ChannelId::parse("cam-alias").unwrap());
+    assert!(!client
+        .discover()
+        .channel(&arn)
+        .send()
+        .await
+        .unwrap()
+        .from_cache());
+    assert_eq!(emu.calls("getSignalingChannelEndpoint"), 3);
 }
 
 #[tokio::test]

@@ -112,6 +112,17 @@ pub(crate) async fn discover(
             },
         )
         .await?;
+    if source == Source::Loaded && matches!(key.channel, ChannelId::Name(_)) {
+        // Looked up by name, then used by ARN (as joins and reconnects are): one lookup.
+        let by_arn = EndpointKey {
+            channel: ChannelId::Arn(data.channel.arn.clone()),
+            ..key
+        };
+        let expires_at = data.fetched_at + handle.config.endpoint_ttl;
+        handle
+            .endpoints
+            .insert(&by_arn, data.clone(), expires_at, handle.now());
+    }
     tracing::debug!(from_cache = source == Source::Cache, "endpoints ready");
     Ok(Discovery {
         data,
