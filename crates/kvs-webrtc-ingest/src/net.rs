@@ -4,8 +4,12 @@
 //!
 //! Sending goes through [`Batcher`]: a frame's RTP packets leave in one `sendmsg` with UDP
 //! generic segmentation offload where the kernel offers it (quinn-udp, the QUIC stack's
-//! maintained socket layer, sets it up and falls back when a device refuses).
+//! maintained socket layer, sets it up and falls back when a device refuses). quinn-udp also
+//! turns UDP generic receive offload on, so one read may carry several datagrams of a flow
+//! (the kernel coalesces them, and a GSO send arrives whole on loopback): they are read with
+//! their segment size and handed out one by one.
 
+use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::task::Poll;
@@ -17,8 +21,9 @@ use tokio::net::UdpSocket;
 use crate::batch::{Batch, Batcher};
 use crate::error::{Error, ErrorKind};
 
-/// The largest datagram read (str0m's receive limit is below this).
-const MAX_DATAGRAM: usize = 2048;
+/// The most one read takes: quinn-udp turns UDP GRO on, so the kernel may hand over several
+/// datagrams of one flow at once (up to 64 KiB, as a GSO send on loopback arrives).
+const MAX_READ: usize = 65536;
 
 /// A datagram that arrived on one of the sockets.
 #[derive(Debug)]
@@ -47,6 +52,8 @@ pub(crate) struct HostSockets {
     outgoing: Batcher,
     /// Where datagrams are read into.
     buf: Vec<u8>,
+    /// Datagrams read together (GRO) and not handed out yet.
+    received: VecDeque<Datagram>,
 }
 
 impl HostSockets {
@@ -95,7 +102,8 @@ impl HostSockets {
         Ok(Self {
             sockets,
             outgoing: Batcher::new(max_segments),
-            buf: vec![0; MAX_DATAGRAM],
+            buf: vec![0; MAX_READ],
+            received: VecDeque::new(),
         })
     }
 
@@ -114,24 +122,49 @@ impl HostSockets {
 
     /// The next datagram from any socket. Cancel-safe.
     pub(crate) async fn recv(&mut self) -> Datagram {
-        let Self { sockets, buf, .. } = self;
+        let Self {
+            sockets,
+            buf,
+            received,
+            ..
+        } = self;
         std::future::poll_fn(|cx| {
+            if let Some(datagram) = received.pop_front() {
+                return Poll::Ready(datagram);
+            }
             for socket in sockets.iter() {
-                let mut read = tokio::io::ReadBuf::new(buf);
-                match socket.socket.poll_recv_from(cx, &mut read) {
-                    Poll::Ready(Ok(source)) => {
-                        return Poll::Ready(Datagram {
-                            local: socket.local,
-                            source,
-                            contents: read.filled().to_vec(),
-                        })
+                while socket.socket.poll_recv_ready(cx).is_ready() {
+                    let mut meta = [quinn_udp::RecvMeta::default()];
+                    let read = socket.socket.try_io(Interest::READABLE, || {
+                        let mut bufs = [std::io::IoSliceMut::new(buf)];
+                        socket
+                            .state
+                            .recv((&*socket.socket).into(), &mut bufs, &mut meta)
+                    });
+                    match read {
+                        Ok(_) => {
+                            let [meta] = meta;
+                            // `stride` bytes each, the last one possibly shorter.
+                            received.extend(buf[..meta.len].chunks(meta.stride.max(1)).map(
+                                |contents| Datagram {
+                                    local: socket.local,
+                                    source: meta.addr,
+                                    contents: contents.to_vec(),
+                                },
+                            ));
+                            if let Some(datagram) = received.pop_front() {
+                                return Poll::Ready(datagram);
+                            }
+                        }
+                        // Readiness was stale: polling again registers for the next datagram.
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                        // ICMP port unreachable and the like: the next datagram may be fine.
+                        Err(e) => {
+                            tracing::debug!(error = %e, local = %socket.local, "UDP receive failed");
+                            cx.waker().wake_by_ref();
+                            break;
+                        }
                     }
-                    // ICMP port unreachable and the like: the next datagram may be fine.
-                    Poll::Ready(Err(e)) => {
-                        tracing::debug!(error = %e, local = %socket.local, "UDP receive failed");
-                        cx.waker().wake_by_ref();
-                    }
-                    Poll::Pending => {}
                 }
             }
             Poll::Pending
@@ -263,6 +296,7 @@ pub(crate) async fn stun_servers(uris: &[String]) -> Vec<SocketAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[tokio::test]
     async fn stun_servers_come_from_stun_and_udp_turn_uris() {
@@ -280,6 +314,49 @@ mod tests {
             .map(|a| a.to_string())
             .collect();
         assert_eq!(servers, ["127.0.0.1:3478", "127.0.0.2:443"]);
+    }
+
+    /// With UDP GRO on (quinn-udp turns it on), the kernel may hand over several datagrams of
+    /// one flow in one read, as loopback does with a GSO send: each must come out alone.
+    #[tokio::test]
+    async fn datagrams_that_arrive_coalesced_come_out_one_by_one() {
+        let mut sockets = HostSockets::bind(true).await.unwrap();
+        let to = sockets.locals()[0];
+        let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let state = quinn_udp::UdpSocketState::new((&peer).into()).unwrap();
+        if state.max_gso_segments() < 3 {
+            eprintln!("no UDP GSO on this kernel: nothing is coalesced, nothing to check");
+            return;
+        }
+        let contents: Vec<u8> = (0..250u32).map(|i| i as u8).collect();
+        let transmit = quinn_udp::Transmit {
+            destination: to,
+            ecn: None,
+            contents: &contents,
+            segment_size: Some(100),
+            src_ip: None,
+        };
+        state.try_send((&peer).into(), &transmit).unwrap();
+        peer.send_to(b"alone", to).unwrap();
+
+        let mut received = Vec::new();
+        for _ in 0..4 {
+            let datagram = tokio::time::timeout(Duration::from_secs(5), sockets.recv())
+                .await
+                .expect("a datagram within 5 s");
+            assert_eq!(datagram.local, to);
+            assert_eq!(datagram.source, peer.local_addr().unwrap());
+            received.push(datagram.contents);
+        }
+        assert_eq!(
+            received,
+            [
+                contents[..100].to_vec(),
+                contents[100..200].to_vec(),
+                contents[200..].to_vec(),
+                b"alone".to_vec(),
+            ]
+        );
     }
 
     #[test]
