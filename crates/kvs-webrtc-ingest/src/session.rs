@@ -253,6 +253,9 @@ pub(crate) struct IngestCore {
     now: Instant,
     /// Offers answered.
     sessions_answered: u64,
+    /// The peer that answers the next offer, made when a join is accepted (see
+    /// [`answer::Answerer`]).
+    answerer: Option<answer::Answerer>,
     /// The sources ended: stop at this instant, with this reason ([`IngestCore::finish`]).
     finishing: Option<(Instant, String)>,
 }
@@ -280,6 +283,7 @@ impl IngestCore {
             rng,
             now,
             sessions_answered: 0,
+            answerer: None,
             finishing: None,
         }
     }
@@ -395,6 +399,8 @@ impl IngestCore {
         match result {
             Ok(()) => {
                 if self.phase == Phase::Joining {
+                    // Made while the offer is on its way, not once it has come.
+                    self.answerer = Some(answer::Answerer::new(now, self.video.sps()));
                     self.set_phase(Phase::AwaitingOffer(
                         now + self.config.timings.offer_timeout,
                     ));
@@ -813,10 +819,15 @@ impl IngestCore {
     }
 
     fn answer(&mut self, now: Instant, sdp: &str) -> Result<(Peer, String), String> {
-        let answered = answer::answer(
-            now,
+        let sps = self.video.sps();
+        let answerer = match self.answerer.take() {
+            Some(prepared) if prepared.fits(sps) => prepared,
+            // No join accepted yet (an offer that came first), or the source's profile became
+            // known since.
+            _ => answer::Answerer::new(now, sps),
+        };
+        let answered = answerer.answer(
             sdp,
-            self.video.sps(),
             &self.local_candidates,
             self.config.sends_video,
             self.config.sends_audio,

@@ -40,54 +40,115 @@ pub(super) struct Answered {
     pub(super) sdp: String,
 }
 
-/// Accept `offer_sdp`; the error says why the offer cannot be answered.
-pub(super) fn answer(
-    now: Instant,
+/// A str0m peer configured to answer, made before the offer comes: building one takes about a
+/// millisecond (dimpl checks its crypto provider with a few key exchanges and signatures for
+/// every DTLS instance, and a DTLS certificate is made), longer than the rest of the answer.
+pub(super) struct Answerer {
+    rtc: Rtc,
+    payload_limit: usize,
+    /// The H.264 profiles it offers to send: the source's, or every one the service accepts.
+    profiles: Vec<u32>,
+}
+
+impl Answerer {
+    /// A peer that sends H.264 in the profile of `sps` (every allowed one before an SPS is seen).
+    pub(super) fn new(now: Instant, sps: Option<&[u8]>) -> Self {
+        let profiles = profiles_for(sps);
+        let mut config = RtcConfig::new()
+            // We hand str0m finished RTP payloads: its frame API would copy and scan each
+            // frame again (see `packetize.rs`).
+            .set_rtp_mode(true)
+            .clear_codecs()
+            .set_stats_interval(Some(Duration::from_secs(1)))
+            // The packets kept to answer NACKs: a retransmission is asked for within a round
+            // trip, so under a second of video is plenty (str0m keeps 1000 packets, about 5 s
+            // and most of a session's memory at 2 Mbit/s).
+            .set_send_buffer_video(VIDEO_SEND_BUFFER)
+            // No transport-wide congestion control or absolute send time: nothing here
+            // estimates bandwidth, and a peer that may use transport-cc sends its feedback
+            // every few packets (half of what the storage peer sent, each datagram a wake-up).
+            .clear_extension_map()
+            .set_extension(1, Extension::AudioLevel)
+            .set_extension(4, Extension::RtpMid)
+            .set_extension(10, Extension::RtpStreamId)
+            .set_extension(11, Extension::RepairedRtpStreamId)
+            .set_extension(13, Extension::VideoOrientation);
+        let codecs = config.codec_config();
+        for (i, id) in profiles.iter().enumerate() {
+            let pt = 96 + 2 * i as u8;
+            codecs.add_h264(pt.into(), Some((pt + 1).into()), true, *id);
+        }
+        enable_audio(codecs, AudioCodec::INGESTED);
+        let payload_limit = crate::packetize::payload_limit(config.mtu());
+        Self {
+            rtc: config.build(now),
+            payload_limit,
+            profiles,
+        }
+    }
+
+    /// Whether it offers what a peer made for `sps` now would.
+    pub(super) fn fits(&self, sps: Option<&[u8]>) -> bool {
+        self.profiles == profiles_for(sps)
+    }
+
+    /// Its ICE username fragment (shown in the answer).
+    #[cfg(test)]
+    pub(super) fn ufrag(&mut self) -> String {
+        self.rtc.direct_api().local_ice_credentials().ufrag
+    }
+
+    /// Accept `offer_sdp`; the error says why the offer cannot be answered.
+    pub(super) fn answer(
+        self,
+        offer_sdp: &str,
+        local_candidates: &[Candidate],
+        sends_video: bool,
+        sends_audio: bool,
+    ) -> Result<Answered, String> {
+        let Self {
+            mut rtc,
+            payload_limit,
+            profiles,
+        } = self;
+        let offer =
+            SdpOffer::from_sdp_string(offer_sdp).map_err(|e| format!("it does not parse ({e})"))?;
+        let local_ufrag = rtc.direct_api().local_ice_credentials().ufrag;
+        check_ice_ufrags(offer_sdp, local_ufrag.len())?;
+        kvs_media::sdp::check_payload_types(offer_sdp)?;
+        for candidate in local_candidates {
+            rtc.add_local_candidate(candidate.clone());
+        }
+        answer(
+            rtc,
+            offer,
+            offer_sdp,
+            payload_limit,
+            &profiles,
+            sends_video,
+            sends_audio,
+        )
+    }
+}
+
+/// The H.264 profiles to offer for `sps`.
+fn profiles_for(sps: Option<&[u8]>) -> Vec<u32> {
+    match sps.and_then(media::profile_level_id) {
+        Some(id) => vec![id],
+        None => ALLOWED_H264.to_vec(),
+    }
+}
+
+/// `rtc` accepts `offer` and says which m-lines and payload types media goes out on.
+fn answer(
+    mut rtc: Rtc,
+    offer: SdpOffer,
     offer_sdp: &str,
-    sps: Option<&[u8]>,
-    local_candidates: &[Candidate],
+    payload_limit: usize,
+    profiles: &[u32],
     sends_video: bool,
     sends_audio: bool,
 ) -> Result<Answered, String> {
-    let offer =
-        SdpOffer::from_sdp_string(offer_sdp).map_err(|e| format!("it does not parse ({e})"))?;
-    let profiles: Vec<u32> = match sps.and_then(media::profile_level_id) {
-        Some(id) => vec![id],
-        None => ALLOWED_H264.to_vec(),
-    };
-    let mut config = RtcConfig::new()
-        // We hand str0m finished RTP payloads: its frame API would copy and scan each frame
-        // again (see `packetize.rs`).
-        .set_rtp_mode(true)
-        .clear_codecs()
-        .set_stats_interval(Some(Duration::from_secs(1)))
-        // The packets kept to answer NACKs: a retransmission is asked for within a round
-        // trip, so under a second of video is plenty (str0m keeps 1000 packets, about 5 s and
-        // most of a session's memory at 2 Mbit/s).
-        .set_send_buffer_video(VIDEO_SEND_BUFFER)
-        // No transport-wide congestion control or absolute send time: nothing here estimates
-        // bandwidth, and a peer that may use transport-cc sends its feedback every few
-        // packets (half of what the storage peer sent, each datagram a wake-up).
-        .clear_extension_map()
-        .set_extension(1, Extension::AudioLevel)
-        .set_extension(4, Extension::RtpMid)
-        .set_extension(10, Extension::RtpStreamId)
-        .set_extension(11, Extension::RepairedRtpStreamId)
-        .set_extension(13, Extension::VideoOrientation);
-    let codecs = config.codec_config();
-    for (i, id) in profiles.iter().enumerate() {
-        let pt = 96 + 2 * i as u8;
-        codecs.add_h264(pt.into(), Some((pt + 1).into()), true, *id);
-    }
-    enable_audio(codecs, AudioCodec::INGESTED);
-    let payload_limit = crate::packetize::payload_limit(config.mtu());
-    let mut rtc = config.build(now);
-    let local_ufrag = rtc.direct_api().local_ice_credentials().ufrag;
-    check_ice_ufrags(offer_sdp, local_ufrag.len())?;
-    kvs_media::sdp::check_payload_types(offer_sdp)?;
-    for candidate in local_candidates {
-        rtc.add_local_candidate(candidate.clone());
-    }
     let answer = rtc
         .sdp_api()
         .accept_offer(offer)

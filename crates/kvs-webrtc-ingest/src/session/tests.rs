@@ -853,3 +853,59 @@ fn finish_answers_nacks_for_the_last_packets_then_closes() {
         "stopped {lingered:?} after the last frame"
     );
 }
+
+/// Building the answering peer takes longer than the rest of the answer: it is made while the
+/// offer is on its way (when the join is accepted) and answers the offer, unless the source's
+/// H.264 profile became known in between (then the answer is made for it).
+#[test]
+fn the_answering_peer_is_made_when_the_join_is_accepted() {
+    let answer_ufrag = |core: &mut IngestCore| {
+        let (_peer, offer, _) = Offerer::new(core.now);
+        core.handle_offer(core.now, &offer);
+        let answer = std::iter::from_fn(|| match core.poll_output() {
+            Output::Timeout(_) => None,
+            output => Some(output),
+        })
+        .find_map(|output| match output {
+            Output::SendAnswer(sdp) => Some(sdp),
+            _ => None,
+        })
+        .expect("an answer");
+        let ufrag = answer
+            .lines()
+            .find_map(|l| l.trim_end().strip_prefix("a=ice-ufrag:"))
+            .expect("the answer's ufrag")
+            .to_owned();
+        (ufrag, answer)
+    };
+    let t0 = Instant::now();
+    for profile_known_after_the_join in [false, true] {
+        let mut core = core(t0);
+        core.add_local_candidate(Candidate::host(CORE_ADDR.parse().unwrap(), "udp").unwrap());
+        core.handle_signaling_connected(t0, 0);
+        assert!(core.answerer.is_none());
+        core.handle_join_result(t0, Ok(()));
+        let prepared = core
+            .answerer
+            .as_mut()
+            .expect("made when the join is accepted");
+        let prepared_ufrag = prepared.ufrag();
+        if profile_known_after_the_join {
+            // The sample clip's first picture carries its SPS (constrained baseline).
+            let aus = kvs_media::h264::access_units(kvs_media::sample::H264);
+            core.write_video(t0, t0, picture(aus[0], Duration::ZERO));
+        }
+        let (ufrag, answer) = answer_ufrag(&mut core);
+        assert!(core.answerer.is_none(), "used once");
+        if profile_known_after_the_join {
+            assert_ne!(
+                ufrag, prepared_ufrag,
+                "a peer made for the source's profile"
+            );
+            let h264 = answer.lines().filter(|l| l.contains(" H264/90000")).count();
+            assert_eq!(h264, 1, "only the source's profile:\n{answer}");
+        } else {
+            assert_eq!(ufrag, prepared_ufrag, "the prepared peer answered");
+        }
+    }
+}
