@@ -99,6 +99,7 @@ pub(crate) async fn discover(
         role,
         storage: require_storage,
     };
+    let expires_at = |data: &DiscoveryData| data.fetched_at + handle.config.endpoint_ttl;
     let (data, source) = handle
         .endpoints
         .get_or_load(
@@ -107,7 +108,7 @@ pub(crate) async fn discover(
             force_refresh,
             || async {
                 let data = look_up(handle, &key).await?;
-                let expires_at = data.fetched_at + handle.config.endpoint_ttl;
+                let expires_at = expires_at(&data);
                 Ok::<_, Error>((Arc::new(data), expires_at))
             },
         )
@@ -118,10 +119,9 @@ pub(crate) async fn discover(
             channel: ChannelId::Arn(data.channel.arn.clone()),
             ..key
         };
-        let expires_at = data.fetched_at + handle.config.endpoint_ttl;
         handle
             .endpoints
-            .insert(&by_arn, data.clone(), expires_at, handle.now());
+            .insert(&by_arn, data.clone(), expires_at(&data), handle.now());
     }
     tracing::debug!(from_cache = source == Source::Cache, "endpoints ready");
     Ok(Discovery {

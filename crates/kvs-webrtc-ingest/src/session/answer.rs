@@ -119,15 +119,56 @@ impl Answerer {
         for candidate in local_candidates {
             rtc.add_local_candidate(candidate.clone());
         }
-        answer(
+        let answer = rtc
+            .sdp_api()
+            .accept_offer(offer)
+            .map_err(|e| format!("str0m refused it ({e})"))?;
+        let mut video = None;
+        let mut audio = None;
+        for (mid, kind, direction) in media_lines(&rtc, offer_sdp) {
+            let sends = matches!(direction, Direction::SendOnly | Direction::SendRecv);
+            let codec = match kind {
+                MediaKind::Video => Codec::H264,
+                MediaKind::Audio => str0m_audio(AudioCodec::INGESTED),
+            };
+            // What `rtc.writer(mid).payload_params()` says, which str0m refuses in RTP mode: our
+            // payload types that the peer accepted on this m-line.
+            let pt = rtc.media(mid).and_then(|media| {
+                rtc.codec_config()
+                    .params()
+                    .iter()
+                    .find(|p| p.spec().codec == codec && media.remote_pts().contains(&p.pt()))
+                    .map(|p| p.pt())
+            });
+            match (kind, pt) {
+                (MediaKind::Video, Some(pt)) if sends => video = Some((mid, pt)),
+                (MediaKind::Audio, Some(pt)) if sends => audio = Some((mid, pt)),
+                _ => {}
+            }
+        }
+        if sends_video && video.is_none() {
+            return Err(format!(
+                "it has no H.264 video we can send in the source's profile (profile-level-id {})",
+                profiles
+                    .iter()
+                    .map(|p| format!("{p:06x}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        if sends_audio && audio.is_none() {
+            return Err(format!(
+                "it has no {} audio we can send",
+                AudioCodec::INGESTED
+            ));
+        }
+        Ok(Answered {
             rtc,
-            offer,
-            offer_sdp,
             payload_limit,
-            &profiles,
-            sends_video,
-            sends_audio,
-        )
+            video,
+            audio,
+            sdp: answer.to_sdp_string(),
+        })
     }
 }
 
@@ -137,68 +178,6 @@ fn profiles_for(sps: Option<&[u8]>) -> Vec<u32> {
         Some(id) => vec![id],
         None => ALLOWED_H264.to_vec(),
     }
-}
-
-/// `rtc` accepts `offer` and says which m-lines and payload types media goes out on.
-fn answer(
-    mut rtc: Rtc,
-    offer: SdpOffer,
-    offer_sdp: &str,
-    payload_limit: usize,
-    profiles: &[u32],
-    sends_video: bool,
-    sends_audio: bool,
-) -> Result<Answered, String> {
-    let answer = rtc
-        .sdp_api()
-        .accept_offer(offer)
-        .map_err(|e| format!("str0m refused it ({e})"))?;
-    let mut video = None;
-    let mut audio = None;
-    for (mid, kind, direction) in media_lines(&rtc, offer_sdp) {
-        let sends = matches!(direction, Direction::SendOnly | Direction::SendRecv);
-        let codec = match kind {
-            MediaKind::Video => Codec::H264,
-            MediaKind::Audio => str0m_audio(AudioCodec::INGESTED),
-        };
-        // What `rtc.writer(mid).payload_params()` says, which str0m refuses in RTP mode: our
-        // payload types that the peer accepted on this m-line.
-        let pt = rtc.media(mid).and_then(|media| {
-            rtc.codec_config()
-                .params()
-                .iter()
-                .find(|p| p.spec().codec == codec && media.remote_pts().contains(&p.pt()))
-                .map(|p| p.pt())
-        });
-        match (kind, pt) {
-            (MediaKind::Video, Some(pt)) if sends => video = Some((mid, pt)),
-            (MediaKind::Audio, Some(pt)) if sends => audio = Some((mid, pt)),
-            _ => {}
-        }
-    }
-    if sends_video && video.is_none() {
-        return Err(format!(
-            "it has no H.264 video we can send in the source's profile (profile-level-id {})",
-            profiles
-                .iter()
-                .map(|p| format!("{p:06x}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-    }
-    if sends_audio && audio.is_none() {
-        return Err(format!(
-            "it has no {} audio we can send",
-            AudioCodec::INGESTED
-        ));
-    }
-    Ok(Answered {
-        rtc,
-        payload_limit,
-        video,
-        audio,
-        sdp: answer.to_sdp_string(),
-    })
 }
 
 /// Every `a=ice-ufrag` of the offer must be 4 to 256 ICE characters (RFC 8839 §5.4) and short
